@@ -1,0 +1,106 @@
+"""Benchmarks: each measures a candidate and its baseline in the same run.
+
+Figures are throughputs (events/s) from the best of several rounds; what matters is the
+ratio to the baseline, since the machine is shared and noisy. ``--quick`` runs at CI
+size, ``--json`` prints a machine-readable result.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One contender: how many events it handled per second (best round)."""
+
+    name: str
+    events_per_s: float
+    rounds: int
+    events: int
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    bench: str
+    baseline: Measurement
+    contenders: Sequence[Measurement]
+    goal_ratio: float
+    goal_text: str
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def candidate(self) -> Measurement:
+        return self.contenders[0]
+
+    @property
+    def ratio(self) -> float:
+        return self.candidate.events_per_s / self.baseline.events_per_s
+
+    @property
+    def meets_goal(self) -> bool:
+        return self.ratio >= self.goal_ratio
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "bench": self.bench,
+            "baseline": asdict(self.baseline),
+            "contenders": [asdict(m) for m in self.contenders],
+            "ratio": round(self.ratio, 3),
+            "goal_ratio": self.goal_ratio,
+            "goal": self.goal_text,
+            "meets_goal": self.meets_goal,
+            "notes": self.notes,
+            "machine": machine_description(),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+
+def machine_description() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def best_rate(run: Callable[[], int], *, rounds: int) -> Measurement:
+    """Run ``run`` (which returns how many events it handled) and keep the best round."""
+    best = 0.0
+    events = 0
+    for _ in range(rounds):
+        started = time.perf_counter()
+        events = run()
+        elapsed = time.perf_counter() - started
+        best = max(best, events / elapsed)
+    return Measurement(name="", events_per_s=best, rounds=rounds, events=events)
+
+
+def named(name: str, measurement: Measurement) -> Measurement:
+    return Measurement(name, measurement.events_per_s, measurement.rounds, measurement.events)
+
+
+def show(result: BenchResult, *, as_json: bool, console: Console | None = None) -> None:
+    console = console or Console()
+    if as_json:
+        console.print_json(json.dumps(result.as_dict()))
+        return
+    table = Table(title=f"bench {result.bench} — {machine_description()}")
+    table.add_column("contender")
+    table.add_column("events/s", justify="right")
+    table.add_column("× baseline", justify="right")
+    for measurement in (*result.contenders, result.baseline):
+        ratio = measurement.events_per_s / result.baseline.events_per_s
+        table.add_row(measurement.name, f"{measurement.events_per_s:,.0f}", f"{ratio:.2f}×")
+    console.print(table)
+    for key, value in result.notes.items():
+        console.print(f"  {key}: {value}")
+    verdict = "[green]meets[/]" if result.meets_goal else "[red]misses[/]"
+    console.print(f"{result.candidate.name}: {result.ratio:.2f}× baseline — {verdict} the goal "
+                  f"({result.goal_text})")  # fmt: skip

@@ -1,0 +1,25 @@
+"""The ``factorstream`` command. Settings are read here, once, and passed down."""
+
+from __future__ import annotations
+
+import typer
+
+from factorstream.cli import bench, kafka, schemas
+from factorstream.cli.relay import relay
+from factorstream.cli.context import load_into
+
+app = typer.Typer(
+    name="factorstream",
+    help="Event-sourced MFA audit and analytics pipeline.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.callback()(load_into)
+app.add_typer(schemas.app, name="schemas")
+app.add_typer(kafka.app, name="kafka")
+app.add_typer(bench.app, name="bench")
+app.command()(relay)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,28 @@
+"""Shared CLI plumbing: settings on the typer context, one rich console."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from factorstream.settings import Settings, load_settings
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def load_into(ctx: typer.Context) -> None:
+    """Read settings from the environment once, for every subcommand."""
+    ctx.obj = load_settings()
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)  # noqa: S101 - set by load_into
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)

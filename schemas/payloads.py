@@ -1,0 +1,368 @@
+"""Typed ``data`` payloads, one class per event type and version (v1).
+
+A published version never changes in a breaking way (``factorstream schemas check``
+enforces it against ``schemas/json/``): add a v2 class and an upcaster instead.
+Unknown fields are refused, so a misspelt field is an error, not silently lost data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+import msgspec
+
+from schemas.fields import (
+    Channel,
+    Client,
+    Count,
+    CountryCode,
+    Factor,
+    Identifier,
+    LockoutScope,
+    Milliseconds,
+    Name,
+    Outcome,
+    PolicyTier,
+    Record,
+    RiskLevel,
+    Text,
+    check_country,
+    check_ip,
+    personal,
+)
+
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with offset.")]
+Reason = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        max_length=64,
+        description="Machine-readable reason in snake_case, e.g. invalid_code, expired, replayed.",
+    ),
+]
+Destination = (
+    Annotated[
+        str, personal("Phone number (E.164) or e-mail address the code went to.", max_length=320)
+    ]
+    | None
+)
+IpAddress = Annotated[str, personal("IP address (v4 or v6).", max_length=45)]
+
+
+class Payload(Record, kw_only=True):
+    """Base of every payload."""
+
+
+class Activity(Payload, kw_only=True):
+    """Context every user-facing MFA event carries."""
+
+    application: Name | None = None
+    policy_tier: PolicyTier | None = None
+    client: Client | None = None
+
+
+class Authenticator(Record, kw_only=True):
+    """What is known of an authenticator (WebAuthn AAGUID, TOTP algorithm, …)."""
+
+    name: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    aaguid: Annotated[str, msgspec.Meta(max_length=36)] | None = None
+    attestation: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    backup_eligible: bool | None = None
+    user_verifying: bool | None = None
+    algorithm: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+    digits: Annotated[int, msgspec.Meta(ge=4, le=10)] | None = None
+
+
+# -- enrollment --------------------------------------------------------------------------
+
+
+class EnrollmentStarted(Activity, kw_only=True):
+    factor: Factor
+    enrollment_id: Identifier
+    channel: Channel | None = None
+
+
+class EnrollmentCompleted(Activity, kw_only=True):
+    factor: Factor
+    enrollment_id: Identifier
+    channel: Channel | None = None
+    authenticator: Authenticator | None = None
+    destination: Destination = None
+    destination_country: CountryCode | None = None
+    elapsed_ms: Milliseconds | None = None
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
+
+
+class EnrollmentFailed(Activity, kw_only=True):
+    factor: Factor
+    enrollment_id: Identifier
+    reason: Reason
+    detail: Text | None = None
+
+
+class EnrollmentRemoved(Activity, kw_only=True):
+    factor: Factor
+    enrollment_id: Identifier
+    reason: Reason
+    removed_by: Identifier | None = None
+
+
+# -- challenges --------------------------------------------------------------------------
+
+
+class ChallengeIssued(Activity, kw_only=True):
+    factor: Factor
+    challenge_id: Identifier
+    channel: Channel | None = None
+    enrollment_id: Identifier | None = None
+    expires_at: UtcTime | None = None
+    number_match: bool = False
+    max_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+class ChallengeSent(Activity, kw_only=True):
+    factor: Factor
+    challenge_id: Identifier
+    channel: Channel
+    provider: Name
+    destination: Destination = None
+    destination_country: CountryCode | None = None
+    resend: bool = False
+    provider_message_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
+
+
+class ChallengeDeliveryFailed(Activity, kw_only=True):
+    factor: Factor
+    challenge_id: Identifier
+    channel: Channel
+    provider: Name
+    reason: Reason
+    provider_error: Text | None = None
+    destination_country: CountryCode | None = None
+    failover_provider: Name | None = None
+
+    # -- verification ------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
+
+
+class VerificationSucceeded(Activity, kw_only=True):
+    factor: Factor
+    challenge_id: Identifier | None = None
+    enrollment_id: Identifier | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    elapsed_ms: Milliseconds | None = None
+    user_verified: bool | None = None
+    sign_count: Count | None = None
+    authenticator: Authenticator | None = None
+
+
+class VerificationFailed(Activity, kw_only=True):
+    factor: Factor
+    reason: Reason
+    challenge_id: Identifier | None = None
+    enrollment_id: Identifier | None = None
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+    attempts_remaining: Count | None = None
+    elapsed_ms: Milliseconds | None = None
+    sign_count: Count | None = None
+    previous_sign_count: Count | None = None
+
+
+# -- push --------------------------------------------------------------------------------
+
+
+class PushResponse(Activity, kw_only=True):
+    challenge_id: Identifier
+    enrollment_id: Identifier | None = None
+    number_matched: bool | None = None
+    responded_after_ms: Milliseconds | None = None
+    responder: Client | None = None
+
+
+class PushApproved(PushResponse, kw_only=True):
+    pass
+
+
+class PushRejected(PushResponse, kw_only=True):
+    reason: Reason | None = None
+
+
+class PushReportedFraud(PushResponse, kw_only=True):
+    pass
+
+
+class PushExpired(Activity, kw_only=True):
+    challenge_id: Identifier
+    enrollment_id: Identifier | None = None
+    expired_after_ms: Milliseconds | None = None
+
+
+# -- recovery codes ----------------------------------------------------------------------
+
+
+class RecoverySucceeded(Activity, kw_only=True):
+    codes_remaining: Count
+
+
+class RecoveryFailed(Activity, kw_only=True):
+    reason: Reason
+    attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
+
+
+class RecoveryRegenerated(Activity, kw_only=True):
+    code_count: Annotated[int, msgspec.Meta(ge=1)]
+    previous_codes_invalidated: Count = 0
+
+
+# -- login, policy, administration -------------------------------------------------------
+
+
+class LoginAttempted(Activity, kw_only=True):
+    outcome: Outcome
+    method: Name
+    reason: Reason | None = None
+    mfa_required: bool | None = None
+
+
+class MfaRequired(Activity, kw_only=True):
+    required: bool
+    reasons: list[Reason] = []
+    required_factors: list[Factor] = []
+    allowed_factors: list[Factor] = []
+    risk_level: RiskLevel = RiskLevel.NONE
+    role: Name | None = None
+    application_sensitivity: Name | None = None
+
+
+class AdminOverrideRequested(Payload, kw_only=True):
+    request_id: Identifier
+    requested_by: Identifier
+    action: Reason
+    justification: Text
+    factor: Factor | None = None
+    ticket: Identifier | None = None
+
+
+class AdminOverrideApproved(Payload, kw_only=True):
+    request_id: Identifier
+    approved_by: Identifier
+    action: Reason
+    expires_at: UtcTime | None = None
+
+
+class TemporaryAccessGranted(Payload, kw_only=True):
+    grant_id: Identifier
+    granted_by: Identifier
+    expires_at: UtcTime
+    justification: Text
+    scope: Name | None = None
+    request_id: Identifier | None = None
+
+
+# -- derived: lockouts, IP blocks, risk --------------------------------------------------
+
+
+class LockoutApplied(Payload, kw_only=True):
+    scope: LockoutScope
+    reason: Reason
+    failures: Count
+    permanent: bool = False
+    locked_until: UtcTime | None = None
+    lockout_count: Count = 1
+    factor: Factor | None = None
+    ip: Annotated[str, personal("Locked IP address.", max_length=45)] | None = None
+    policy_tier: PolicyTier | None = None
+    trigger_event_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+
+
+class LockoutCleared(Payload, kw_only=True):
+    scope: LockoutScope
+    reason: Reason
+    factor: Factor | None = None
+    ip: Annotated[str, personal("Unlocked IP address.", max_length=45)] | None = None
+    cleared_by: Identifier | None = None
+    trigger_event_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+
+
+class IpBlockApplied(Payload, kw_only=True):
+    ip: IpAddress
+    reason: Reason
+    blocked_until: UtcTime
+    failures: Count
+    distinct_subjects: Count
+    trigger_event_id: Identifier | None = None
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+
+
+class IpBlockReleased(Payload, kw_only=True):
+    ip: IpAddress
+    reason: Reason
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+
+
+class Detection(StrEnum):
+    """Risk detections the stream processors run (see streams/folds)."""
+
+    IMPOSSIBLE_TRAVEL = "impossible_travel"
+    NEW_COUNTRY = "new_country"
+    NEW_DEVICE = "new_device"
+    ANONYMOUS_IP = "anonymous_ip"
+    MALICIOUS_IP = "malicious_ip"
+    PUSH_FATIGUE = "push_fatigue"
+    PASSWORD_SPRAY = "password_spray"
+    OTP_GUESSING = "otp_guessing"
+    RECOVERY_CODE_ABUSE = "recovery_code_abuse"
+    SMS_PUMPING = "sms_pumping"
+    CLONED_AUTHENTICATOR = "cloned_authenticator"
+    FACTOR_RESET_AFTER_RISK = "factor_reset_after_risk"
+
+
+EvidenceValue = str | int | float | bool | None
+
+
+class RiskDetected(Payload, kw_only=True):
+    detection: Detection
+    severity: RiskLevel
+    score: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    summary: Text
+    evidence: dict[Name, EvidenceValue] = {}
+    related_event_ids: list[Identifier] = []
+    client: Client | None = None
+
+
+# -- derived: ledger and privacy ---------------------------------------------------------
+
+
+class CheckpointSigned(Payload, kw_only=True):
+    log_id: Identifier
+    tree_size: Count
+    root_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex.")]
+    key_id: Identifier
+    signature: Annotated[str, msgspec.Meta(max_length=256, description="Base64 Ed25519 sig.")]
+    algorithm: Annotated[str, msgspec.Meta(pattern=r"^ed25519$")] = "ed25519"
+
+
+class SubjectErased(Payload, kw_only=True):
+    requested_by: Identifier
+    reason: Reason
+    ticket: Identifier | None = None
+    key_id: Identifier | None = None

@@ -1,0 +1,1 @@
+"""streams: see DESIGN.md (not built yet)."""

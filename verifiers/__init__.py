@@ -1,0 +1,1 @@
+"""MFA ceremonies, policy tiers, the pure lockout fold and event publishing (the SDK)."""
