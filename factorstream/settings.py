@@ -72,8 +72,8 @@ class Settings(BaseSettings):
         None,
         description="SQLAlchemy URL of the outbox database (default: SQLite in data_dir).",
     )
-    topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
-    relay: RelaySettings = Field(default_factory=RelaySettings)  # type: ignore[arg-type]
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    relay: RelaySettings = Field(default_factory=RelaySettings)
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or f"sqlite:///{(self.data_dir / 'outbox.db').resolve()}"

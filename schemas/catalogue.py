@@ -53,8 +53,10 @@ A published version never changes in a breaking way; a breaking change is a new 
 
 def render() -> str:
     lines = [_HEADER, "## Types", ""]
-    lines += ["| type | v | meaning | emitted by | Auth0 code | OCSF class / activity |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "| type | v | meaning | emitted by | Auth0 code | OCSF class / activity |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind in EVENT_TYPES:
         lines.append(
             f"| [`{kind.name}`](#{kind.name.replace('.', '')}) | {kind.version} | {kind.summary} "

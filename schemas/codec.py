@@ -129,7 +129,7 @@ def _decode_in_two_passes(raw: bytes) -> Event:
         raise _field_error(str(exc), "data") from None
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventDecodeError("data", f"not valid JSON text: {exc}") from None
-    return msgspec.structs.replace(envelope, data=data)  # type: ignore[return-value]
+    return msgspec.structs.replace(envelope, data=data)  # type: ignore[arg-type]
 
 
 def _check_envelope(envelope: CloudEvent[Any]) -> EventType:

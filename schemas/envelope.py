@@ -16,14 +16,12 @@ import msgspec
 from schemas.payloads import Payload, UtcTime
 from schemas.registry import BY_PAYLOAD
 
-SPECVERSION = "1.0"
-DATACONTENTTYPE = "application/json"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 D = TypeVar("D")
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-TOKEN_PATTERN = r"^[\x21-\x7e]+$"
+TOKEN_PATTERN = r"^[\x21-\x7e]+$"  # noqa: S105 - printable ASCII, not a secret
 TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 ATTRIBUTE_PATTERNS = {
@@ -38,9 +36,12 @@ and enforced by the codec in one combined match per event (see ``codec``), which
 several times cheaper than one regex constraint per attribute."""
 
 
-def _attribute(name: str, description: str, **limits: int) -> msgspec.Meta:
+def _attribute(name: str, description: str, *, min_length: int, max_length: int) -> msgspec.Meta:
     return msgspec.Meta(
-        extra_json_schema={"pattern": ATTRIBUTE_PATTERNS[name]}, description=description, **limits
+        extra_json_schema={"pattern": ATTRIBUTE_PATTERNS[name]},
+        description=description,
+        min_length=min_length,
+        max_length=max_length,
     )
 
 
@@ -55,19 +56,27 @@ Source = Annotated[
 EventTypeName = Annotated[str, msgspec.Meta(min_length=3, max_length=64)]
 Subject = Annotated[
     str,
-    _attribute("subject", "Pseudonymous subject (user) id, never an e-mail or a name.",
-               min_length=1, max_length=128),
-]  # fmt: skip
+    _attribute(
+        "subject",
+        "Pseudonymous subject (user) id, never an e-mail or a name.",
+        min_length=1,
+        max_length=128,
+    ),
+]
 Tenant = Annotated[str, _attribute("tenant", "Tenant id.", min_length=1, max_length=64)]
 CorrelationId = Annotated[
-    str, _attribute("correlationid", "One login or enrollment transaction.", min_length=1,
-                    max_length=128)
-]  # fmt: skip
+    str,
+    _attribute(
+        "correlationid", "One login or enrollment transaction.", min_length=1, max_length=128
+    ),
+]
 Traceparent = Annotated[
     str,
-    msgspec.Meta(pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
-                 description="W3C trace context."),
-]  # fmt: skip
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        description="W3C trace context.",
+    ),
+]
 
 
 class CloudEvent(
@@ -126,13 +135,13 @@ def new_event(
         raise ValueError("now must be timezone-aware (UTC)")
     kind = BY_PAYLOAD[type(payload)]
     return CloudEvent(
-        specversion=SPECVERSION,
+        specversion="1.0",
         id=event_id or uuid7(now),
         source=source,
         type=kind.name,
         time=now.astimezone(UTC),
         subject=subject,
-        datacontenttype=DATACONTENTTYPE,
+        datacontenttype="application/json",
         dataschema=kind.dataschema,
         tenant=tenant,
         partitionkey=f"{tenant}/{subject}",

@@ -16,13 +16,18 @@ import msgspec
 PERSONAL_MARK = "x-personal-data"
 
 
-def personal(description: str, **constraints: int | str) -> msgspec.Meta:
+def personal(
+    description: str,
+    *,
+    max_length: int | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> msgspec.Meta:
     """Metadata for a personal-data field (encrypted per subject in the ledger)."""
-    return msgspec.Meta(
-        description=description,
-        extra_json_schema={PERSONAL_MARK: True},
-        **constraints,  # type: ignore[arg-type]
-    )
+    mark = {PERSONAL_MARK: True}
+    if max_length is not None:
+        return msgspec.Meta(description=description, extra_json_schema=mark, max_length=max_length)
+    return msgspec.Meta(description=description, extra_json_schema=mark, ge=ge, le=le)
 
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
@@ -123,7 +128,7 @@ def check_country(field: str, value: str | None) -> None:
         raise ValueError(f"Invalid `{field}`: expected an ISO 3166-1 alpha-2 code like 'DE'")
 
 
-class Geo(Record, kw_only=True):
+class Geo(Record, frozen=True, kw_only=True):
     """Where a request came from, as far as it is known."""
 
     country: CountryCode | None = None
@@ -146,7 +151,7 @@ class Geo(Record, kw_only=True):
         check_country("country", self.country)
 
 
-class Device(Record, kw_only=True):
+class Device(Record, frozen=True, kw_only=True):
     """The device used, as the emitting service saw it."""
 
     id: (
@@ -160,7 +165,7 @@ class Device(Record, kw_only=True):
     trusted: bool | None = None
 
 
-class Client(Record, kw_only=True):
+class Client(Record, frozen=True, kw_only=True):
     """Request context: IP, user agent, device and location."""
 
     ip: Annotated[str, personal("Client IP address (v4 or v6).", max_length=45)] | None = None

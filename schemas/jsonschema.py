@@ -143,7 +143,7 @@ def _compare(
 
 def _accepts_kind(new: Any, old: Any) -> bool:
     if not isinstance(new, dict) or not isinstance(old, dict):
-        return new == old
+        return bool(new == old)
     new_types, old_types = _types(new), _types(old)
     if "any" in new_types:
         return True

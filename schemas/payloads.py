@@ -51,11 +51,11 @@ Destination = (
 IpAddress = Annotated[str, personal("IP address (v4 or v6).", max_length=45)]
 
 
-class Payload(Record, kw_only=True):
+class Payload(Record, frozen=True, kw_only=True):
     """Base of every payload."""
 
 
-class Activity(Payload, kw_only=True):
+class Activity(Payload, frozen=True, kw_only=True):
     """Context every user-facing MFA event carries."""
 
     application: Name | None = None
@@ -63,7 +63,7 @@ class Activity(Payload, kw_only=True):
     client: Client | None = None
 
 
-class Authenticator(Record, kw_only=True):
+class Authenticator(Record, frozen=True, kw_only=True):
     """What is known of an authenticator (WebAuthn AAGUID, TOTP algorithm, …)."""
 
     name: Annotated[str, msgspec.Meta(max_length=128)] | None = None
@@ -78,13 +78,13 @@ class Authenticator(Record, kw_only=True):
 # -- enrollment --------------------------------------------------------------------------
 
 
-class EnrollmentStarted(Activity, kw_only=True):
+class EnrollmentStarted(Activity, frozen=True, kw_only=True):
     factor: Factor
     enrollment_id: Identifier
     channel: Channel | None = None
 
 
-class EnrollmentCompleted(Activity, kw_only=True):
+class EnrollmentCompleted(Activity, frozen=True, kw_only=True):
     factor: Factor
     enrollment_id: Identifier
     channel: Channel | None = None
@@ -97,14 +97,14 @@ class EnrollmentCompleted(Activity, kw_only=True):
         check_country("destination_country", self.destination_country)
 
 
-class EnrollmentFailed(Activity, kw_only=True):
+class EnrollmentFailed(Activity, frozen=True, kw_only=True):
     factor: Factor
     enrollment_id: Identifier
     reason: Reason
     detail: Text | None = None
 
 
-class EnrollmentRemoved(Activity, kw_only=True):
+class EnrollmentRemoved(Activity, frozen=True, kw_only=True):
     factor: Factor
     enrollment_id: Identifier
     reason: Reason
@@ -114,7 +114,7 @@ class EnrollmentRemoved(Activity, kw_only=True):
 # -- challenges --------------------------------------------------------------------------
 
 
-class ChallengeIssued(Activity, kw_only=True):
+class ChallengeIssued(Activity, frozen=True, kw_only=True):
     factor: Factor
     challenge_id: Identifier
     channel: Channel | None = None
@@ -124,7 +124,7 @@ class ChallengeIssued(Activity, kw_only=True):
     max_attempts: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
 
-class ChallengeSent(Activity, kw_only=True):
+class ChallengeSent(Activity, frozen=True, kw_only=True):
     factor: Factor
     challenge_id: Identifier
     channel: Channel
@@ -138,7 +138,7 @@ class ChallengeSent(Activity, kw_only=True):
         check_country("destination_country", self.destination_country)
 
 
-class ChallengeDeliveryFailed(Activity, kw_only=True):
+class ChallengeDeliveryFailed(Activity, frozen=True, kw_only=True):
     factor: Factor
     challenge_id: Identifier
     channel: Channel
@@ -154,7 +154,7 @@ class ChallengeDeliveryFailed(Activity, kw_only=True):
         check_country("destination_country", self.destination_country)
 
 
-class VerificationSucceeded(Activity, kw_only=True):
+class VerificationSucceeded(Activity, frozen=True, kw_only=True):
     factor: Factor
     challenge_id: Identifier | None = None
     enrollment_id: Identifier | None = None
@@ -165,7 +165,7 @@ class VerificationSucceeded(Activity, kw_only=True):
     authenticator: Authenticator | None = None
 
 
-class VerificationFailed(Activity, kw_only=True):
+class VerificationFailed(Activity, frozen=True, kw_only=True):
     factor: Factor
     reason: Reason
     challenge_id: Identifier | None = None
@@ -180,7 +180,7 @@ class VerificationFailed(Activity, kw_only=True):
 # -- push --------------------------------------------------------------------------------
 
 
-class PushResponse(Activity, kw_only=True):
+class PushResponse(Activity, frozen=True, kw_only=True):
     challenge_id: Identifier
     enrollment_id: Identifier | None = None
     number_matched: bool | None = None
@@ -188,19 +188,19 @@ class PushResponse(Activity, kw_only=True):
     responder: Client | None = None
 
 
-class PushApproved(PushResponse, kw_only=True):
+class PushApproved(PushResponse, frozen=True, kw_only=True):
     pass
 
 
-class PushRejected(PushResponse, kw_only=True):
+class PushRejected(PushResponse, frozen=True, kw_only=True):
     reason: Reason | None = None
 
 
-class PushReportedFraud(PushResponse, kw_only=True):
+class PushReportedFraud(PushResponse, frozen=True, kw_only=True):
     pass
 
 
-class PushExpired(Activity, kw_only=True):
+class PushExpired(Activity, frozen=True, kw_only=True):
     challenge_id: Identifier
     enrollment_id: Identifier | None = None
     expired_after_ms: Milliseconds | None = None
@@ -209,16 +209,16 @@ class PushExpired(Activity, kw_only=True):
 # -- recovery codes ----------------------------------------------------------------------
 
 
-class RecoverySucceeded(Activity, kw_only=True):
+class RecoverySucceeded(Activity, frozen=True, kw_only=True):
     codes_remaining: Count
 
 
-class RecoveryFailed(Activity, kw_only=True):
+class RecoveryFailed(Activity, frozen=True, kw_only=True):
     reason: Reason
     attempt: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 
-class RecoveryRegenerated(Activity, kw_only=True):
+class RecoveryRegenerated(Activity, frozen=True, kw_only=True):
     code_count: Annotated[int, msgspec.Meta(ge=1)]
     previous_codes_invalidated: Count = 0
 
@@ -226,14 +226,14 @@ class RecoveryRegenerated(Activity, kw_only=True):
 # -- login, policy, administration -------------------------------------------------------
 
 
-class LoginAttempted(Activity, kw_only=True):
+class LoginAttempted(Activity, frozen=True, kw_only=True):
     outcome: Outcome
     method: Name
     reason: Reason | None = None
     mfa_required: bool | None = None
 
 
-class MfaRequired(Activity, kw_only=True):
+class MfaRequired(Activity, frozen=True, kw_only=True):
     required: bool
     reasons: list[Reason] = []
     required_factors: list[Factor] = []
@@ -243,7 +243,7 @@ class MfaRequired(Activity, kw_only=True):
     application_sensitivity: Name | None = None
 
 
-class AdminOverrideRequested(Payload, kw_only=True):
+class AdminOverrideRequested(Payload, frozen=True, kw_only=True):
     request_id: Identifier
     requested_by: Identifier
     action: Reason
@@ -252,14 +252,14 @@ class AdminOverrideRequested(Payload, kw_only=True):
     ticket: Identifier | None = None
 
 
-class AdminOverrideApproved(Payload, kw_only=True):
+class AdminOverrideApproved(Payload, frozen=True, kw_only=True):
     request_id: Identifier
     approved_by: Identifier
     action: Reason
     expires_at: UtcTime | None = None
 
 
-class TemporaryAccessGranted(Payload, kw_only=True):
+class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
     grant_id: Identifier
     granted_by: Identifier
     expires_at: UtcTime
@@ -271,7 +271,7 @@ class TemporaryAccessGranted(Payload, kw_only=True):
 # -- derived: lockouts, IP blocks, risk --------------------------------------------------
 
 
-class LockoutApplied(Payload, kw_only=True):
+class LockoutApplied(Payload, frozen=True, kw_only=True):
     scope: LockoutScope
     reason: Reason
     failures: Count
@@ -287,7 +287,7 @@ class LockoutApplied(Payload, kw_only=True):
         check_ip("ip", self.ip)
 
 
-class LockoutCleared(Payload, kw_only=True):
+class LockoutCleared(Payload, frozen=True, kw_only=True):
     scope: LockoutScope
     reason: Reason
     factor: Factor | None = None
@@ -299,7 +299,7 @@ class LockoutCleared(Payload, kw_only=True):
         check_ip("ip", self.ip)
 
 
-class IpBlockApplied(Payload, kw_only=True):
+class IpBlockApplied(Payload, frozen=True, kw_only=True):
     ip: IpAddress
     reason: Reason
     blocked_until: UtcTime
@@ -311,7 +311,7 @@ class IpBlockApplied(Payload, kw_only=True):
         check_ip("ip", self.ip)
 
 
-class IpBlockReleased(Payload, kw_only=True):
+class IpBlockReleased(Payload, frozen=True, kw_only=True):
     ip: IpAddress
     reason: Reason
 
@@ -328,7 +328,7 @@ class Detection(StrEnum):
     ANONYMOUS_IP = "anonymous_ip"
     MALICIOUS_IP = "malicious_ip"
     PUSH_FATIGUE = "push_fatigue"
-    PASSWORD_SPRAY = "password_spray"
+    PASSWORD_SPRAY = "password_spray"  # noqa: S105 - a detection name
     OTP_GUESSING = "otp_guessing"
     RECOVERY_CODE_ABUSE = "recovery_code_abuse"
     SMS_PUMPING = "sms_pumping"
@@ -339,7 +339,7 @@ class Detection(StrEnum):
 EvidenceValue = str | int | float | bool | None
 
 
-class RiskDetected(Payload, kw_only=True):
+class RiskDetected(Payload, frozen=True, kw_only=True):
     detection: Detection
     severity: RiskLevel
     score: Annotated[int, msgspec.Meta(ge=0, le=100)]
@@ -352,7 +352,7 @@ class RiskDetected(Payload, kw_only=True):
 # -- derived: ledger and privacy ---------------------------------------------------------
 
 
-class CheckpointSigned(Payload, kw_only=True):
+class CheckpointSigned(Payload, frozen=True, kw_only=True):
     log_id: Identifier
     tree_size: Count
     root_hash: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex.")]
@@ -361,7 +361,7 @@ class CheckpointSigned(Payload, kw_only=True):
     algorithm: Annotated[str, msgspec.Meta(pattern=r"^ed25519$")] = "ed25519"
 
 
-class SubjectErased(Payload, kw_only=True):
+class SubjectErased(Payload, frozen=True, kw_only=True):
     requested_by: Identifier
     reason: Reason
     ticket: Identifier | None = None

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import IN_CI
 
-pytest_plugins = ["tests.kafka_broker"]
+pytest_plugins = ["tests.kafka_broker", "tests.postgres"]
 
 TIERS = ("unit", "wiring", "integration", "e2e")
 

@@ -25,9 +25,10 @@ CLIENT = Client(
     ip="203.0.113.7",
     user_agent="Mozilla/5.0 (X11; Linux x86_64)",
     device=Device(id="dev-1", kind="desktop", os="Linux", browser="Firefox", trusted=True),
-    geo=Geo(country="DE", city="Berlin", latitude=52.52, longitude=13.405, asn=3320,
-            source="client"),
-)  # fmt: skip
+    geo=Geo(
+        country="DE", city="Berlin", latitude=52.52, longitude=13.405, asn=3320, source="client"
+    ),
+)
 CONTEXT: dict[str, Any] = {
     "application": "payroll",
     "policy_tier": PolicyTier.BUSINESS,
@@ -36,79 +37,144 @@ CONTEXT: dict[str, Any] = {
 LATER = T0 + timedelta(minutes=5)
 
 PAYLOADS: dict[str, p.Payload] = {
-    "mfa.enrollment.started": p.EnrollmentStarted(factor=Factor.TOTP, enrollment_id="enr-1",
-                                                  channel=Channel.AUTHENTICATOR_APP, **CONTEXT),
+    "mfa.enrollment.started": p.EnrollmentStarted(
+        factor=Factor.TOTP, enrollment_id="enr-1", channel=Channel.AUTHENTICATOR_APP, **CONTEXT
+    ),
     "mfa.enrollment.completed": p.EnrollmentCompleted(
-        factor=Factor.WEBAUTHN, enrollment_id="enr-2", channel=Channel.SECURITY_KEY,
-        authenticator=p.Authenticator(name="YubiKey 5", aaguid="cb69481e-8ff7-4039-93ec-0a2729a154a8",
-                                      attestation="none", user_verifying=True),
-        elapsed_ms=14_200, **CONTEXT),
-    "mfa.enrollment.failed": p.EnrollmentFailed(factor=Factor.SMS, enrollment_id="enr-3",
-                                                reason="invalid_phone_number", **CONTEXT),
-    "mfa.enrollment.removed": p.EnrollmentRemoved(factor=Factor.SMS, enrollment_id="enr-3",
-                                                  reason="user_request", removed_by="admin-7"),
-    "mfa.challenge.issued": p.ChallengeIssued(factor=Factor.PUSH, challenge_id="ch-1",
-                                              channel=Channel.PUSH, expires_at=LATER,
-                                              number_match=True, max_attempts=3, **CONTEXT),
-    "mfa.challenge.sent": p.ChallengeSent(factor=Factor.SMS, challenge_id="ch-2",
-                                          channel=Channel.SMS, provider="twilio",
-                                          destination="+4915112345678", destination_country="DE",
-                                          **CONTEXT),
+        factor=Factor.WEBAUTHN,
+        enrollment_id="enr-2",
+        channel=Channel.SECURITY_KEY,
+        authenticator=p.Authenticator(
+            name="YubiKey 5",
+            aaguid="cb69481e-8ff7-4039-93ec-0a2729a154a8",
+            attestation="none",
+            user_verifying=True,
+        ),
+        elapsed_ms=14_200,
+        **CONTEXT,
+    ),
+    "mfa.enrollment.failed": p.EnrollmentFailed(
+        factor=Factor.SMS, enrollment_id="enr-3", reason="invalid_phone_number", **CONTEXT
+    ),
+    "mfa.enrollment.removed": p.EnrollmentRemoved(
+        factor=Factor.SMS, enrollment_id="enr-3", reason="user_request", removed_by="admin-7"
+    ),
+    "mfa.challenge.issued": p.ChallengeIssued(
+        factor=Factor.PUSH,
+        challenge_id="ch-1",
+        channel=Channel.PUSH,
+        expires_at=LATER,
+        number_match=True,
+        max_attempts=3,
+        **CONTEXT,
+    ),
+    "mfa.challenge.sent": p.ChallengeSent(
+        factor=Factor.SMS,
+        challenge_id="ch-2",
+        channel=Channel.SMS,
+        provider="twilio",
+        destination="+4915112345678",
+        destination_country="DE",
+        **CONTEXT,
+    ),
     "mfa.challenge.delivery_failed": p.ChallengeDeliveryFailed(
-        factor=Factor.SMS, challenge_id="ch-2", channel=Channel.SMS, provider="twilio",
-        reason="provider_timeout", failover_provider="vonage", destination_country="DE"),
+        factor=Factor.SMS,
+        challenge_id="ch-2",
+        channel=Channel.SMS,
+        provider="twilio",
+        reason="provider_timeout",
+        failover_provider="vonage",
+        destination_country="DE",
+    ),
     "mfa.verification.succeeded": p.VerificationSucceeded(
-        factor=Factor.TOTP, challenge_id="ch-3", enrollment_id="enr-1", elapsed_ms=8_400,
-        **CONTEXT),
-    "mfa.verification.failed": p.VerificationFailed(factor=Factor.TOTP, reason="invalid_code",
-                                                    challenge_id="ch-3", attempt=2,
-                                                    attempts_remaining=3, **CONTEXT),
-    "mfa.push.approved": p.PushApproved(challenge_id="ch-1", number_matched=True,
-                                        responded_after_ms=4_100, **CONTEXT),
+        factor=Factor.TOTP, challenge_id="ch-3", enrollment_id="enr-1", elapsed_ms=8_400, **CONTEXT
+    ),
+    "mfa.verification.failed": p.VerificationFailed(
+        factor=Factor.TOTP,
+        reason="invalid_code",
+        challenge_id="ch-3",
+        attempt=2,
+        attempts_remaining=3,
+        **CONTEXT,
+    ),
+    "mfa.push.approved": p.PushApproved(
+        challenge_id="ch-1", number_matched=True, responded_after_ms=4_100, **CONTEXT
+    ),
     "mfa.push.rejected": p.PushRejected(challenge_id="ch-1", reason="not_me", **CONTEXT),
     "mfa.push.expired": p.PushExpired(challenge_id="ch-1", expired_after_ms=60_000),
     "mfa.push.reported_fraud": p.PushReportedFraud(challenge_id="ch-1", **CONTEXT),
     "mfa.recovery.succeeded": p.RecoverySucceeded(codes_remaining=9, **CONTEXT),
     "mfa.recovery.failed": p.RecoveryFailed(reason="unknown_code", attempt=1, **CONTEXT),
-    "mfa.recovery.regenerated": p.RecoveryRegenerated(code_count=10,
-                                                      previous_codes_invalidated=9),
-    "auth.login.attempted": p.LoginAttempted(outcome=Outcome.FAILURE, method="password",
-                                             reason="invalid_password", **CONTEXT),
-    "mfa.required": p.MfaRequired(required=True, reasons=["privileged_role", "new_country"],
-                                  required_factors=[Factor.WEBAUTHN, Factor.PUSH],
-                                  allowed_factors=[Factor.TOTP], risk_level=RiskLevel.MEDIUM,
-                                  role="admin", **CONTEXT),
+    "mfa.recovery.regenerated": p.RecoveryRegenerated(code_count=10, previous_codes_invalidated=9),
+    "auth.login.attempted": p.LoginAttempted(
+        outcome=Outcome.FAILURE, method="password", reason="invalid_password", **CONTEXT
+    ),
+    "mfa.required": p.MfaRequired(
+        required=True,
+        reasons=["privileged_role", "new_country"],
+        required_factors=[Factor.WEBAUTHN, Factor.PUSH],
+        allowed_factors=[Factor.TOTP],
+        risk_level=RiskLevel.MEDIUM,
+        role="admin",
+        **CONTEXT,
+    ),
     "admin.override.requested": p.AdminOverrideRequested(
-        request_id="req-1", requested_by="admin-7", action="unlock",
+        request_id="req-1",
+        requested_by="admin-7",
+        action="unlock",
         justification="Locked out while travelling; identity verified by phone.",
-        ticket="SEC-1234"),
-    "admin.override.approved": p.AdminOverrideApproved(request_id="req-1",
-                                                       approved_by="admin-9", action="unlock",
-                                                       expires_at=LATER),
+        ticket="SEC-1234",
+    ),
+    "admin.override.approved": p.AdminOverrideApproved(
+        request_id="req-1", approved_by="admin-9", action="unlock", expires_at=LATER
+    ),
     "access.temporary.granted": p.TemporaryAccessGranted(
-        grant_id="tap-1", granted_by="admin-9", expires_at=LATER,
-        justification="Lost phone; temporary access pass for re-enrollment.", scope="enroll"),
-    "lockout.applied": p.LockoutApplied(scope=LockoutScope.SUBJECT, reason="max_failures",
-                                        failures=5, locked_until=LATER, lockout_count=1,
-                                        policy_tier=PolicyTier.BUSINESS,
-                                        trigger_event_id="018f3c1e-0000-7000-8000-000000000001"),
-    "lockout.cleared": p.LockoutCleared(scope=LockoutScope.FACTOR, factor=Factor.SMS,
-                                        reason="expired"),
-    "ip.block.applied": p.IpBlockApplied(ip="198.51.100.23", reason="password_spray",
-                                         blocked_until=LATER, failures=120,
-                                         distinct_subjects=57),
+        grant_id="tap-1",
+        granted_by="admin-9",
+        expires_at=LATER,
+        justification="Lost phone; temporary access pass for re-enrollment.",
+        scope="enroll",
+    ),
+    "lockout.applied": p.LockoutApplied(
+        scope=LockoutScope.SUBJECT,
+        reason="max_failures",
+        failures=5,
+        locked_until=LATER,
+        lockout_count=1,
+        policy_tier=PolicyTier.BUSINESS,
+        trigger_event_id="018f3c1e-0000-7000-8000-000000000001",
+    ),
+    "lockout.cleared": p.LockoutCleared(
+        scope=LockoutScope.FACTOR, factor=Factor.SMS, reason="expired"
+    ),
+    "ip.block.applied": p.IpBlockApplied(
+        ip="198.51.100.23",
+        reason="password_spray",
+        blocked_until=LATER,
+        failures=120,
+        distinct_subjects=57,
+    ),
     "ip.block.released": p.IpBlockReleased(ip="198.51.100.23", reason="expired"),
     "risk.detected": p.RiskDetected(
-        detection=p.Detection.IMPOSSIBLE_TRAVEL, severity=RiskLevel.HIGH, score=85,
+        detection=p.Detection.IMPOSSIBLE_TRAVEL,
+        severity=RiskLevel.HIGH,
+        score=85,
         summary="Berlin to Sydney in 40 minutes",
         evidence={"speed_kmh": 24_000.5, "from_country": "DE", "to_country": "AU"},
-        related_event_ids=["018f3c1e-0000-7000-8000-000000000001"], client=CLIENT),
-    "audit.checkpoint.signed": p.CheckpointSigned(log_id="factorstream-ledger", tree_size=1024,
-                                                  root_hash="ab" * 32, key_id="k-2026-11",
-                                                  signature="c2lnbmF0dXJl"),
-    "privacy.subject.erased": p.SubjectErased(requested_by="dpo-1", reason="gdpr_art17",
-                                              ticket="DSR-77", key_id="dk-1"),
-}  # fmt: skip
+        related_event_ids=["018f3c1e-0000-7000-8000-000000000001"],
+        client=CLIENT,
+    ),
+    "audit.checkpoint.signed": p.CheckpointSigned(
+        log_id="factorstream-ledger",
+        tree_size=1024,
+        root_hash="ab" * 32,
+        key_id="k-2026-11",
+        signature="c2lnbmF0dXJl",
+    ),
+    "privacy.subject.erased": p.SubjectErased(
+        requested_by="dpo-1", reason="gdpr_art17", ticket="DSR-77", key_id="dk-1"
+    ),
+}
 
 
 def sample_event(

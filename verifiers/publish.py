@@ -39,8 +39,12 @@ metadata = sa.MetaData()
 outbox_events = sa.Table(
     "outbox_events",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("event_id", sa.String(36), nullable=False, unique=True),
     sa.Column("partition_key", sa.String(193), nullable=False),
     sa.Column("event_type", sa.String(64), nullable=False),
@@ -48,7 +52,7 @@ outbox_events = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.Index("ix_outbox_events_unsent", "sent_at", "seq"),
-)  # fmt: skip
+)
 
 
 def outbox_engine(url: str) -> sa.Engine:
@@ -225,10 +229,14 @@ class OutboxRelay:
         self._producer = producer
         headers = structured_headers()
         futures = [
-            (row.seq, producer.send(self.topic, value=row.value,
-                                    key=row.partition_key.encode(), headers=headers))
+            (
+                row.seq,
+                producer.send(
+                    self.topic, value=row.value, key=row.partition_key.encode(), headers=headers
+                ),
+            )
             for row in rows
-        ]  # fmt: skip
+        ]
         producer.flush(timeout=self.send_timeout_s)
         delivered = set()
         for seq, future in futures:

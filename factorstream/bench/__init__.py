@@ -102,5 +102,7 @@ def show(result: BenchResult, *, as_json: bool, console: Console | None = None) 
     for key, value in result.notes.items():
         console.print(f"  {key}: {value}")
     verdict = "[green]meets[/]" if result.meets_goal else "[red]misses[/]"
-    console.print(f"{result.candidate.name}: {result.ratio:.2f}× baseline — {verdict} the goal "
-                  f"({result.goal_text})")  # fmt: skip
+    console.print(
+        f"{result.candidate.name}: {result.ratio:.2f}× baseline — {verdict} the goal "
+        f"({result.goal_text})"
+    )

@@ -22,10 +22,19 @@ from schemas import decode, encode
 from schemas.registry import BY_NAME, EVENT_TYPES
 
 _ATTRIBUTES: dict[str, type] = {
-    "specversion": str, "id": str, "source": str, "type": str, "time": str, "subject": str,
-    "datacontenttype": str, "dataschema": str, "tenant": str, "partitionkey": str,
-    "correlationid": str, "data": dict,
-}  # fmt: skip
+    "specversion": str,
+    "id": str,
+    "source": str,
+    "type": str,
+    "time": str,
+    "subject": str,
+    "datacontenttype": str,
+    "dataschema": str,
+    "tenant": str,
+    "partitionkey": str,
+    "correlationid": str,
+    "data": dict,
+}
 _REQUIRED_DATA = {
     kind.name: tuple(f.encode_name for f in msgspec.structs.fields(kind.payload) if f.required)
     for kind in EVENT_TYPES

@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from factorstream.cli import bench, kafka, schemas
-from factorstream.cli.relay import relay
 from factorstream.cli.context import load_into
+from factorstream.cli.docs import docs
+from factorstream.cli.relay import relay
 
 app = typer.Typer(
     name="factorstream",
@@ -19,6 +20,7 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.command()(relay)
+app.command()(docs)
 
 
 def main() -> None:

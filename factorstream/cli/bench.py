@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from factorstream.bench import show
 from factorstream.bench import codec as codec_bench
+from factorstream.bench import show
 from factorstream.cli.context import console, settings_of
 
 app = typer.Typer(help="Benchmarks (each prints its figure beside its baseline).")

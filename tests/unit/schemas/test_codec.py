@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import msgspec
@@ -58,7 +58,7 @@ def test_naive_now_is_refused_when_creating_an_event() -> None:
 
 def test_uuid7_layout_and_ordering() -> None:
     earlier = uuid7(datetime(2026, 1, 1, tzinfo=UTC))
-    later = uuid7(datetime(2026, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc))
+    later = uuid7(datetime(2026, 1, 1, 0, 0, 0, 1000, tzinfo=UTC))
     parsed = UUID(earlier)
     assert parsed.version == 7
     assert parsed.variant == "specified in RFC 4122"
@@ -102,19 +102,28 @@ BAD_INPUTS = {
     "unknown type": (_mutated(type="mfa.teleport.succeeded"), "type", "unknown event type"),
     "dataschema of another type": (
         _mutated(dataschema="urn:factorstream:schema:mfa.verification.succeeded:v1"),
-        "dataschema", "expected a schema of 'mfa.verification.failed'"),
+        "dataschema",
+        "expected a schema of 'mfa.verification.failed'",
+    ),
     "partitionkey mismatch": (_mutated(partitionkey="acme/u-9"), "partitionkey", "tenant/subject"),
     "unknown attribute": (_mutated(colour="red"), "colour", "unknown field"),
     "data missing": (_mutated(data=_DELETE), "data", "missing required field"),
     "data wrong type": (_mutated(data=[1]), "data", "Expected `object`"),
     "payload missing reason": (_mutated(data__reason=_DELETE), "data.reason", "missing required"),
-    "payload unknown enum": (_mutated(data__factor="carrier_pigeon"), "data.factor", "Invalid enum"),
+    "payload unknown enum": (
+        _mutated(data__factor="carrier_pigeon"),
+        "data.factor",
+        "Invalid enum",
+    ),
     "payload wrong type": (_mutated(data__attempt="two"), "data.attempt", "Expected `int`"),
     "payload unknown field": (_mutated(data__pin="1234"), "data.pin", "unknown field"),
     "nested bad ip": (_mutated(data__client__ip="300.1.2.3"), "data.client.ip", "IPv4 or IPv6"),
-    "nested geo out of range": (_mutated(data__client__geo__latitude=123.0),
-                                "data.client.geo.latitude", "<= 90"),
-}  # fmt: skip
+    "nested geo out of range": (
+        _mutated(data__client__geo__latitude=123.0),
+        "data.client.geo.latitude",
+        "<= 90",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

@@ -16,8 +16,9 @@ DOCUMENTS = [json.loads(value) for value in SAMPLES]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -94,6 +95,10 @@ def test_binary_mode_header_mutations(type_name: str, data: st.DataObject) -> No
     name, _ = headers[index]
     headers[index] = (name, data.draw(st.none() | st.binary(max_size=40)))
     if data.draw(st.booleans()):
-        headers.append((data.draw(st.sampled_from(["ce_", "ce_x", "content-type"])),
-                        data.draw(st.binary(max_size=20))))  # fmt: skip
+        headers.append(
+            (
+                data.draw(st.sampled_from(["ce_", "ce_x", "content-type"])),
+                data.draw(st.binary(max_size=20)),
+            )
+        )
     _decode_or_typed_error(value, headers)

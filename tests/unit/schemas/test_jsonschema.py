@@ -117,7 +117,9 @@ def test_an_optional_field_is_compatible_but_stale(
 ) -> None:
     _swap(monkeypatch, WithNewOptionalField)
     problems = check()
-    assert problems == ["mfa.verification.failed.v1.json: stale (run `factorstream schemas export`)"]
+    assert problems == [
+        "mfa.verification.failed.v1.json: stale (run `factorstream schemas export`)"
+    ]
     target = tmp_path / "json"
     shutil.copytree(JSON_DIR, target)
     assert export(target) == ["mfa.verification.failed.v1.json"]
@@ -128,13 +130,17 @@ def test_breaking_changes_between_schema_documents() -> None:
     old = _schema("mfa.verification.failed")
     cases = {
         "type change": (("Client", "ip"), {"type": "integer"}, "no longer accepted"),
-        "tightened": (("Client", "user_agent"),
-                      {"anyOf": [{"type": "string", "maxLength": 10}, {"type": "null"}]},
-                      "maxLength tightened"),
-        "pattern": (("Geo", "country"),
-                    {"anyOf": [{"type": "string", "pattern": "^[A-Z]{3}$"}, {"type": "null"}]},
-                    "pattern changed"),
-    }  # fmt: skip
+        "tightened": (
+            ("Client", "user_agent"),
+            {"anyOf": [{"type": "string", "maxLength": 10}, {"type": "null"}]},
+            "maxLength tightened",
+        ),
+        "pattern": (
+            ("Geo", "country"),
+            {"anyOf": [{"type": "string", "pattern": "^[A-Z]{3}$"}, {"type": "null"}]},
+            "pattern changed",
+        ),
+    }
     for (definition, field), replacement, message in cases.values():
         new = json.loads(json.dumps(old))
         new["$defs"][definition]["properties"][field] = replacement
