@@ -86,6 +86,7 @@ class CloudEvent(
     kw_only=True,
     forbid_unknown_fields=True,
     omit_defaults=True,
+    gc=False,
 ):
     """A CloudEvents 1.0 event in structured mode; ``data`` is the typed payload."""
 

@@ -50,9 +50,18 @@ Milliseconds = Annotated[int, msgspec.Meta(ge=0, description="A duration in mill
 
 
 class Record(
-    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+    msgspec.Struct,
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+    omit_defaults=True,
+    gc=False,
 ):
-    """Base of every struct in the contract: immutable, strict, defaults left off the wire."""
+    """Base of every struct in the contract: immutable, strict, defaults left off the wire.
+
+    ``gc=False``: contract values hold only scalars, strings and other records, so they
+    can never form reference cycles; untracked by the GC they decode markedly faster.
+    """
 
 
 class Factor(StrEnum):

@@ -317,6 +317,10 @@ def kafka_producer_factory(
             "request_timeout_ms": 10_000,
             "delivery_timeout_ms": 30_000,
             "max_block_ms": 10_000,
+            # the relay does its own backoff between rounds; inside one round kafka-python
+            # must not wait up to 30 s between reconnects, or recovery lags the broker
+            "reconnect_backoff_max_ms": 1_000,
+            "bootstrap_timeout_ms": 5_000,
             "client_id": "factorstream-outbox-relay",
         }
         config.update(overrides)

@@ -70,20 +70,20 @@ def machine_description() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def best_rate(run: Callable[[], int], *, rounds: int) -> Measurement:
-    """Run ``run`` (which returns how many events it handled) and keep the best round."""
-    best = 0.0
-    events = 0
+def best_rates(runs: dict[str, Callable[[], int]], *, rounds: int) -> dict[str, Measurement]:
+    """Run each contender once per round, interleaved, and keep each one's best round.
+
+    Interleaving spreads the machine's noise over every contender alike; each ``run``
+    returns how many events it handled.
+    """
+    best = dict.fromkeys(runs, 0.0)
+    events = dict.fromkeys(runs, 0)
     for _ in range(rounds):
-        started = time.perf_counter()
-        events = run()
-        elapsed = time.perf_counter() - started
-        best = max(best, events / elapsed)
-    return Measurement(name="", events_per_s=best, rounds=rounds, events=events)
-
-
-def named(name: str, measurement: Measurement) -> Measurement:
-    return Measurement(name, measurement.events_per_s, measurement.rounds, measurement.events)
+        for name, run in runs.items():
+            started = time.perf_counter()
+            events[name] = run()
+            best[name] = max(best[name], events[name] / (time.perf_counter() - started))
+    return {name: Measurement(name, best[name], rounds, events[name]) for name in runs}
 
 
 def show(result: BenchResult, *, as_json: bool, console: Console | None = None) -> None:

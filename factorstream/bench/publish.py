@@ -10,7 +10,6 @@ outbox is the service's cost, not the relay's, and is not timed.
 from __future__ import annotations
 
 import contextlib
-import socket
 import tempfile
 import time
 import uuid
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.events import synthetic_events
-from factorstream.localkafka import LocalKafka, ensure_topics
+from factorstream.localkafka import LocalKafka, ensure_topics, free_port
 from factorstream.settings import Settings
 from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
@@ -27,7 +26,7 @@ from verifiers.publish import Outbox, OutboxRelay, Producer, kafka_producer_fact
 
 
 def run(*, settings: Settings, quick: bool, bootstrap: str | None) -> BenchResult:
-    count, rounds = (2_000, 1) if quick else (50_000, 3)
+    count, rounds = (2_000, 1) if quick else (20_000, 3)
     events = synthetic_events(count)
     with _broker(settings, bootstrap) as broker:
         prefix = f"bench.publish.{uuid.uuid4().hex[:8]}"
@@ -99,8 +98,8 @@ def _broker(settings: Settings, bootstrap: str | None) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="factorstream-bench-kafka-") as tmp:
         broker = LocalKafka(
             data_dir=Path(tmp),
-            port=_free_port(),
-            controller_port=_free_port(),
+            port=free_port(),
+            controller_port=free_port(),
             cache_dir=settings.cache_dir,
         )
         broker.start()
@@ -108,9 +107,3 @@ def _broker(settings: Settings, bootstrap: str | None) -> Iterator[str]:
             yield broker.bootstrap
         finally:
             broker.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

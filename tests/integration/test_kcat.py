@@ -47,26 +47,29 @@ HAND_WRITTEN = {
 }
 
 
+def _kcat_produce(
+    kcat: str, bootstrap: str, topic: str, *, key: str, value: str, headers: dict[str, str]
+) -> None:
+    """Produce one record with kcat (librdkafka), independently of our code."""
+    header_args = [arg for name, text in headers.items() for arg in ("-H", f"{name}={text}")]
+    subprocess.run(
+        [kcat, "-b", bootstrap, "-t", topic, "-P", "-K", "\t", *header_args],
+        input=f"{key}\t{value}\n".encode(),
+        check=True,
+        timeout=30,
+    )
+
+
 def test_kcat_structured_event_decodes_with_our_codec(
     kcat: str, kafka_broker: KafkaBroker, topic: str
 ) -> None:
-    line = f"globex/u-77\t{json.dumps(HAND_WRITTEN)}\n"
-    subprocess.run(
-        [
-            kcat,
-            "-b",
-            kafka_broker.bootstrap,
-            "-t",
-            topic,
-            "-P",
-            "-K",
-            "\t",
-            "-H",
-            "content-type=application/cloudevents+json",
-        ],
-        input=line.encode(),
-        check=True,
-        timeout=30,
+    _kcat_produce(
+        kcat,
+        kafka_broker.bootstrap,
+        topic,
+        key="globex/u-77",
+        value=json.dumps(HAND_WRITTEN),
+        headers={"content-type": "application/cloudevents+json"},
     )
     (record,) = consume(kafka_broker.bootstrap, topic, at_least=1)
     event = record.event()
@@ -77,31 +80,22 @@ def test_kcat_structured_event_decodes_with_our_codec(
         "u-77",
     )
     assert event.time.isoformat() == "2026-11-27T07:15:30.250000+00:00"
-    assert event.data.client is not None and event.data.client.ip == "2001:db8::7"  # type: ignore[attr-defined]
+    client = event.data.client  # type: ignore[attr-defined]
+    assert client is not None and client.ip == "2001:db8::7"
 
 
 def test_kcat_binary_mode_event_decodes_with_our_codec(
     kcat: str, kafka_broker: KafkaBroker, topic: str
 ) -> None:
     attributes = {k: v for k, v in HAND_WRITTEN.items() if k not in ("data", "datacontenttype")}
-    headers = [arg for name, value in attributes.items() for arg in ("-H", f"ce_{name}={value}")]
-    subprocess.run(
-        [
-            kcat,
-            "-b",
-            kafka_broker.bootstrap,
-            "-t",
-            topic,
-            "-P",
-            "-K",
-            "\t",
-            "-H",
-            "content-type=application/json",
-            *headers,
-        ],
-        input=f"globex/u-77\t{json.dumps(HAND_WRITTEN['data'])}\n".encode(),
-        check=True,
-        timeout=30,
+    headers = {f"ce_{name}": str(value) for name, value in attributes.items()}
+    _kcat_produce(
+        kcat,
+        kafka_broker.bootstrap,
+        topic,
+        key="globex/u-77",
+        value=json.dumps(HAND_WRITTEN["data"]),
+        headers={"content-type": "application/json", **headers},
     )
     (record,) = consume(kafka_broker.bootstrap, topic, at_least=1)
     assert record.event() == decode(json.dumps(HAND_WRITTEN))

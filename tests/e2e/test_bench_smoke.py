@@ -1,0 +1,40 @@
+"""CI smoke-runs the benchmarks at tiny sizes (figures come from full runs, not tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.kafka_broker import KafkaBroker
+
+
+def _bench(*args: str) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "bench", *args, "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    document: dict[str, object] = json.loads(result.stdout)
+    return document
+
+
+def _check(document: dict[str, object], bench: str, goal: float) -> None:
+    assert document["bench"] == bench
+    assert document["goal_ratio"] == goal
+    baseline = document["baseline"]
+    assert isinstance(baseline, dict) and baseline["events_per_s"] > 0
+    assert isinstance(document["ratio"], float) and document["ratio"] > 0
+
+
+def test_bench_codec_quick() -> None:
+    document = _bench("codec")
+    _check(document, "codec", 3.0)
+    assert document["contenders"][0]["events"] == 2_000  # type: ignore[index]
+
+
+def test_bench_publish_quick(kafka_broker: KafkaBroker) -> None:
+    document = _bench("publish", "--bootstrap", kafka_broker.bootstrap)
+    _check(document, "publish", 0.8)
