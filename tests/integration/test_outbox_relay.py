@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from factorstream.bench.events import synthetic_events
@@ -128,3 +128,55 @@ def test_kill_9_of_the_relay_mid_run_loses_nothing(
         f"relay killed after {sent_before_crash} marked sent; "
         f"{len(ids) - TEN_THOUSAND} re-sent duplicates, all with their original id"
     )
+
+
+CRASH_AFTER_SEND = """
+import os, signal, sys
+from factorstream.cli.relay import build_relay
+from factorstream.settings import Settings
+from verifiers.publish import OutboxRelay
+
+send = OutboxRelay._send
+def send_then_die(self, rows):
+    delivered = send(self, rows)   # the broker has acknowledged these rows
+    if self.published > 0:         # second batch: die before marking them sent
+        os.kill(os.getpid(), signal.SIGKILL)
+    return delivered
+OutboxRelay._send = send_then_die
+build_relay(Settings()).drain(timeout_s=60)
+"""
+
+
+def test_kill_9_between_acknowledgement_and_marking_resends_with_the_same_ids(
+    kafka_broker: KafkaBroker, topic: str, tmp_path: Path
+) -> None:
+    database = tmp_path / "service.db"
+    outbox = sqlite_outbox(database)
+    events = synthetic_events(1_000, seed=14, subjects=50)
+    _stage(outbox, events)
+    env = {
+        **os.environ,
+        "FACTORSTREAM_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "FACTORSTREAM_OUTBOX_URL": f"sqlite:///{database}",
+        "FACTORSTREAM_TOPICS__EVENTS": topic,
+        "FACTORSTREAM_RELAY__BATCH_SIZE": "300",
+    }
+    crashed = subprocess.run([sys.executable, "-c", CRASH_AFTER_SEND], env=env, timeout=120)
+    assert crashed.returncode == -signal.SIGKILL
+    assert count_sent(outbox) == 300  # the second batch reached Kafka but is not marked
+
+    restarted = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "relay", "--drain"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert restarted.returncode == 0, restarted.stderr.decode()
+    records = consume(kafka_broker.bootstrap, topic, at_least=1_300)
+    ids = [r.event().id for r in records]
+    assert len(ids) == 1_300  # 300 events were published twice ...
+    second_batch = {e.id for e in events[300:600]}
+    duplicated = {event_id for event_id, n in Counter(ids).items() if n == 2}
+    assert duplicated == second_batch  # ... exactly the unmarked batch, with the same ids
+    by_key = ids_by_key(records)
+    assert {key: first_seen(k) for key, k in by_key.items()} == _expected_by_key(events)
