@@ -99,8 +99,8 @@ class EnrollmentCompleted(Activity, frozen=True, kw_only=True):
 
 class EnrollmentFailed(Activity, frozen=True, kw_only=True):
     factor: Factor
-    enrollment_id: Identifier
     reason: Reason
+    enrollment_id: Identifier | None = None
     detail: Text | None = None
 
 
@@ -162,6 +162,8 @@ class VerificationSucceeded(Activity, frozen=True, kw_only=True):
     elapsed_ms: Milliseconds | None = None
     user_verified: bool | None = None
     sign_count: Count | None = None
+    previous_sign_count: Count | None = None
+    flags: list[Reason] = []
     authenticator: Authenticator | None = None
 
 

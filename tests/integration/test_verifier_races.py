@@ -1,0 +1,130 @@
+"""Races on SQLite and a real PostgreSQL server: the replay guard and the lockout gate."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+from schemas.fields import Client, PolicyTier
+from verifiers import totp
+from verifiers.crypto import SecretBox, new_key
+from verifiers.policy import TIERS, tier_policy
+from verifiers.publish import metadata
+from verifiers.store import Request, Verdict, VerifierStore, store_engine
+
+START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'verifiers.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def _store(url: str, **options: Any) -> VerifierStore:
+    store = VerifierStore(store_engine(url), SecretBox(new_key()), source="https://test", **options)
+    with store.engine.begin() as connection:  # a fresh schema on the shared server
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    store.migrate()
+    return store
+
+
+def _request(
+    now: datetime, subject: str = "u-1", tier: PolicyTier = PolicyTier.BUSINESS
+) -> Request:
+    return Request(
+        tenant="acme",
+        subject=subject,
+        correlationid="race",
+        now=now,
+        tier=tier,
+        application="vpn",
+        client=Client(ip="203.0.113.9"),
+    )
+
+
+def _all_at_once(count: int, attempt: Callable[[], Verdict]) -> list[Verdict]:
+    barrier = threading.Barrier(count)
+
+    def go() -> Verdict:
+        barrier.wait()
+        return attempt()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda _: go(), range(count)))
+
+
+@pytest.fixture
+def enrolled(store_url: str) -> Iterator[tuple[VerifierStore, str]]:
+    store = _store(store_url)
+    enrollment = totp.begin_enrollment(
+        store, _request(START - timedelta(hours=1)), account_name="u-1", issuer="Acme"
+    )
+    secret = pyotp.parse_uri(enrollment.provisioning_uri).secret
+    first = pyotp.TOTP(secret).at(START - timedelta(hours=1))
+    assert totp.confirm_enrollment(
+        store,
+        _request(START - timedelta(hours=1)),
+        enrollment_id=enrollment.enrollment_id,
+        code=first,
+    ).accepted
+    yield store, secret
+    store.engine.dispose()
+
+
+def test_fifty_concurrent_submissions_of_one_code_succeed_once(
+    enrolled: tuple[VerifierStore, str],
+) -> None:
+    store, secret = enrolled
+    code = pyotp.TOTP(secret).at(START)
+    verdicts = _all_at_once(50, lambda: totp.verify(store, _request(START), code=code))
+    outcomes = Counter(v.reason for v in verdicts)
+    assert outcomes[None] == 1  # exactly one acceptance
+    assert sum(outcomes.values()) == 50
+    assert set(outcomes) - {None} <= {"replayed", "locked_out"}
+    assert outcomes["replayed"] >= 1
+
+
+def test_two_hundred_concurrent_guesses_are_held_to_the_tier_limit(store_url: str) -> None:
+    business = tier_policy(PolicyTier.BUSINESS, quick_login_check=timedelta(0))
+    store = _store(store_url, tiers={**TIERS, PolicyTier.BUSINESS: business})
+    enrollment = totp.begin_enrollment(
+        store, _request(START - timedelta(hours=1)), account_name="u-1", issuer="Acme"
+    )
+    secret = pyotp.parse_uri(enrollment.provisioning_uri).secret
+    generator = pyotp.TOTP(secret)
+    assert totp.confirm_enrollment(
+        store,
+        _request(START - timedelta(hours=1)),
+        enrollment_id=enrollment.enrollment_id,
+        code=generator.at(START - timedelta(hours=1)),
+    ).accepted
+    wrong = f"{(int(generator.at(START)) + 1) % 1_000_000:06d}"
+
+    verdicts = _all_at_once(200, lambda: totp.verify(store, _request(START), code=wrong))
+    outcomes = Counter(v.reason for v in verdicts)
+    # the per-factor OTP counter (3 for business) trips before the subject's (5)
+    evaluated = min(business.max_failures, business.otp_max_failures)
+    assert outcomes == {"invalid_code": evaluated, "locked_out": 200 - evaluated}
+
+    while_locked = totp.verify(
+        store,
+        _request(START + timedelta(seconds=30)),
+        code=generator.at(START + timedelta(seconds=30)),
+    )
+    assert (while_locked.accepted, while_locked.reason) == (False, "locked_out")
+    assert while_locked.locked_until is not None
+    after = while_locked.locked_until + timedelta(seconds=1)
+    assert totp.verify(store, _request(after), code=generator.at(after)).accepted
+    store.engine.dispose()

@@ -1,0 +1,550 @@
+"""The pure lockout fold: Keycloak's brute-force detection over factorstream events.
+
+``fold_lockout(state, event, policy) -> (state, derived events)`` runs in the stream (the
+replayable record) and in the verifier's store (the gate); ``lockout_status`` is the gate.
+No I/O and no clock: time is the event's ``time`` or the caller's ``now``.
+
+**Followed:** Keycloak 26.0's ``services/src/main/java/org/keycloak/services/managers/
+DefaultBruteForceProtector.java`` (``failure``/``success``; the generation with
+``BruteForceStrategy`` and ``maxTemporaryLockouts``) and its server-admin guide
+``docs/documentation/server_admin/topics/threat/brute-force.adoc``. On a failure: reset
+the count if the previous failure is older than ``failure_reset`` (never in permanent
+mode); count it; wait = ``wait_increment * (count // max_failures)`` (MULTIPLE) or
+``wait_increment * (1 + count - max_failures)`` (LINEAR); if wait <= 0 and the previous
+failure is closer than ``quick_login_check``, wait = ``min_quick_login_wait`` (a quick-login
+lock, not a temporary lockout); cap the wait at ``max_wait``; a strategy lock counts a
+temporary lockout, and more than ``max_temporary_lockouts`` of them lock permanently;
+``permanent_lockout`` locks permanently at ``max_failures``. A completed login resets the
+count and the temporary lockouts (``success``, called from ``AuthenticationManager.
+logSuccess`` when a flow completes); an administrator's unlock resets everything.
+
+**Deviations**, each deliberate:
+
+* Failures while a lock is in force are *counted* (count, last failure, the per-factor and
+  the NIST counters) but decide nothing: no new wait, no temporary lockout, no event; the
+  next failure after expiry is judged on the higher count. Keycloak never sees them (its
+  authenticators refuse a disabled user before calling ``failedLogin``; the guide: "count
+  does not increment when a temporarily disabled account commits a login failure"), but our
+  log may carry failures from a service that evaluated a code despite the lock, and each was
+  a real guess. Only the NIST cap may escalate a lock to permanent meanwhile. Attempts the
+  gate refused unseen (reason ``locked_out``) are no guesses and are not counted: counting
+  them would let anyone lock any account for good with 100 requests (the NIST cap).
+* A success the gate would refuse (subject locked, or its factor locked) changes nothing: a
+  lock is lifted by time or by an administrator, never by the credential it protects.
+* A first-factor success with ``mfa_required=True`` is not a completed login: it resets
+  nothing, so knowing the password does not buy fresh second-factor guesses.
+* Times keep sub-second precision (Keycloak truncates ``notBefore`` to seconds).
+* Additions: per-factor OTP counters (``OTP_FACTORS``; ``otp_max_failures`` consecutive
+  failures on one factor within ``failure_reset`` lock that factor for ``otp_lockout``; the
+  counter restarts at each factor lock; only a success on that factor resets it), and NIST
+  SP 800-63B §5.2.2: ``consecutive_failure_cap`` failures since the last completed login lock
+  the subject permanently, whatever the windows. Expiry is noticed lazily: the first
+  consumed event at or after ``locked_until`` emits ``lockout.cleared(reason="expired")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from schemas import Event, new_event, uuid7
+from schemas import payloads as p
+from schemas.fields import Factor, LockoutScope, Outcome
+
+SOURCE = "factorstream://lockout"
+OTP_FACTORS = frozenset({Factor.TOTP, Factor.SMS, Factor.VOICE, Factor.EMAIL, Factor.RECOVERY_CODE})
+"""Factors with a guessable code, each with its own failure counter."""
+STATE_VERSION = 1
+OTP_REASON = "otp_max_failures"
+
+
+class LockoutStrategy(StrEnum):
+    """How the wait grows past ``max_failures`` (Keycloak's ``BruteForceStrategy``)."""
+
+    LINEAR = "linear"
+    MULTIPLE = "multiple"
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """Lockout settings; defaults are Keycloak's realm defaults (temporary lockout mode)."""
+
+    max_failures: int = 30
+    """Keycloak ``failureFactor`` ("Max Login Failures")."""
+    wait_increment: timedelta = timedelta(minutes=1)
+    """``waitIncrementSeconds``: the unit of wait the strategy multiplies."""
+    max_wait: timedelta = timedelta(minutes=15)
+    """``maxFailureWaitSeconds``: the longest temporary lockout."""
+    failure_reset: timedelta = timedelta(hours=12)
+    """``maxDeltaTimeSeconds``: a gap longer than this since the last failure resets counts."""
+    quick_login_check: timedelta = timedelta(milliseconds=1000)
+    """``quickLoginCheckMilliSeconds``: failures closer than this are "quick"."""
+    min_quick_login_wait: timedelta = timedelta(minutes=1)
+    """``minimumQuickLoginWaitSeconds``: the lock after a quick failure below the threshold."""
+    strategy: LockoutStrategy = LockoutStrategy.MULTIPLE
+    """``bruteForceStrategy``."""
+    max_temporary_lockouts: int = 0
+    """``maxTemporaryLockouts``: lock permanently after this many temporary lockouts; 0 =
+    never (Keycloak's "Lockout temporarily" mode)."""
+    permanent_lockout: bool = False
+    """Keycloak's "Lockout permanently" mode: permanent at ``max_failures``, no strategy wait.
+    (Keycloak's ``permanentLockout`` flag is this or ``max_temporary_lockouts > 0``.)"""
+    otp_max_failures: int = 5
+    """Consecutive failures on one OTP factor that lock that factor."""
+    otp_lockout: timedelta = timedelta(minutes=15)
+    """How long a factor lock lasts."""
+    consecutive_failure_cap: int = 100
+    """NIST SP 800-63B §5.2.2: failures since the last completed login that lock for good."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", LockoutStrategy(self.strategy))
+        for name in ("max_failures", "otp_max_failures", "consecutive_failure_cap"):
+            _require_int(name, getattr(self, name), minimum=1)
+        _require_int("max_temporary_lockouts", self.max_temporary_lockouts, minimum=0)
+        for name in ("wait_increment", "max_wait", "failure_reset", "otp_lockout"):
+            _require_duration(name, getattr(self, name), positive=True)
+        for name in ("quick_login_check", "min_quick_login_wait"):
+            _require_duration(name, getattr(self, name), positive=False)
+        if self.consecutive_failure_cap > 100:
+            raise ValueError(
+                "consecutive_failure_cap: expected at most 100 (NIST SP 800-63B §5.2.2), "
+                f"found {self.consecutive_failure_cap}"
+            )
+        if self.permanent_lockout and self.max_temporary_lockouts:
+            raise ValueError(
+                "permanent_lockout locks at the first lockout: expected max_temporary_lockouts=0,"
+                f" found {self.max_temporary_lockouts}"
+            )
+
+    @property
+    def can_lock_permanently(self) -> bool:
+        """Keycloak's ``realm.isPermanentLockout()``."""
+        return self.permanent_lockout or self.max_temporary_lockouts > 0
+
+
+@dataclass(frozen=True)
+class FactorLockout:
+    """One OTP factor's failure counter and lock."""
+
+    factor: Factor
+    failures: int = 0
+    last_failure: datetime | None = None
+    locked_until: datetime | None = None
+    lockout_count: int = 0
+    """Factor lockouts since the counter last reset."""
+
+
+@dataclass(frozen=True)
+class LockoutState:
+    """One subject's lockout state; ``LockoutState()`` is a fresh subject."""
+
+    failures: int = 0
+    """Keycloak ``numFailures``: failures since the last reset (success, window, unlock)."""
+    last_failure: datetime | None = None
+    temporary_lockouts: int = 0
+    """Keycloak ``numTemporaryLockouts`` (strategy lockouts; quick-login locks excluded)."""
+    lockout_count: int = 0
+    """All subject lockouts since the last reset, reported in ``lockout.applied``."""
+    consecutive_failures: int = 0
+    """Failures since the last completed login or unlock (the NIST cap; no time window)."""
+    locked_until: datetime | None = None
+    """End of a temporary lock (Keycloak ``failedLoginNotBefore``); may lie in the past."""
+    permanent: bool = False
+    lock_reason: str | None = None
+    factors: tuple[FactorLockout, ...] = ()
+    """Counters of OTP factors that are not fresh, sorted by factor."""
+
+    def factor(self, factor: Factor) -> FactorLockout:
+        """The counter of ``factor`` (a fresh one if it never failed)."""
+        return next((c for c in self.factors if c.factor == factor), FactorLockout(factor))
+
+    def with_factor(self, counter: FactorLockout) -> LockoutState:
+        others = [c for c in self.factors if c.factor != counter.factor]
+        if counter != FactorLockout(counter.factor):
+            others.append(counter)
+        return replace(self, factors=tuple(sorted(others, key=lambda c: c.factor.value)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe builtins (datetimes as RFC 3339 strings), for a DB column or a table."""
+        return {
+            "version": STATE_VERSION,
+            "failures": self.failures,
+            "last_failure": _iso(self.last_failure),
+            "temporary_lockouts": self.temporary_lockouts,
+            "lockout_count": self.lockout_count,
+            "consecutive_failures": self.consecutive_failures,
+            "locked_until": _iso(self.locked_until),
+            "permanent": self.permanent,
+            "lock_reason": self.lock_reason,
+            "factors": {
+                c.factor.value: {
+                    "failures": c.failures,
+                    "last_failure": _iso(c.last_failure),
+                    "locked_until": _iso(c.locked_until),
+                    "lockout_count": c.lockout_count,
+                }
+                for c in self.factors
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LockoutState:
+        """The inverse of :meth:`to_dict`; a malformed value raises ``ValueError``."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"version: expected {STATE_VERSION}, found {data.get('version')!r}")
+        factors = data.get("factors", {})
+        if not isinstance(factors, Mapping):
+            raise ValueError(f"factors: expected an object, found {factors!r}")
+        reason = data.get("lock_reason")
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"lock_reason: expected a string or null, found {reason!r}")
+        state = cls(
+            failures=_count(data, "failures"),
+            last_failure=_time(data, "last_failure"),
+            temporary_lockouts=_count(data, "temporary_lockouts"),
+            lockout_count=_count(data, "lockout_count"),
+            consecutive_failures=_count(data, "consecutive_failures"),
+            locked_until=_time(data, "locked_until"),
+            permanent=_flag(data, "permanent"),
+            lock_reason=reason,
+        )
+        for name, value in factors.items():
+            if not isinstance(value, Mapping):
+                raise ValueError(f"factors.{name}: expected an object, found {value!r}")
+            state = state.with_factor(
+                FactorLockout(
+                    factor=Factor(name),
+                    failures=_count(value, "failures"),
+                    last_failure=_time(value, "last_failure"),
+                    locked_until=_time(value, "locked_until"),
+                    lockout_count=_count(value, "lockout_count"),
+                )
+            )
+        return state
+
+
+@dataclass(frozen=True)
+class LockoutStatus:
+    """The gate's answer: may a code be evaluated for this subject (and factor) now?"""
+
+    locked: bool
+    until: datetime | None = None
+    permanent: bool = False
+    scope: LockoutScope | None = None
+    reason: str | None = None
+    factor: Factor | None = None
+
+
+UNLOCKED = LockoutStatus(locked=False)
+
+
+def lockout_status(
+    state: LockoutState, *, now: datetime, factor: Factor | None = None
+) -> LockoutStatus:
+    """The subject's lock, else ``factor``'s lock, at ``now`` (timezone-aware)."""
+    if now.tzinfo is None:
+        raise ValueError("now: expected a timezone-aware datetime (UTC), found a naive one")
+    if state.permanent:
+        return LockoutStatus(True, None, True, LockoutScope.SUBJECT, state.lock_reason)
+    if state.locked_until is not None and now < state.locked_until:
+        return LockoutStatus(
+            True, state.locked_until, False, LockoutScope.SUBJECT, state.lock_reason
+        )
+    counter = state.factor(factor) if factor is not None and factor in OTP_FACTORS else None
+    if counter is not None and counter.locked_until is not None and now < counter.locked_until:
+        until = counter.locked_until
+        return LockoutStatus(True, until, False, LockoutScope.FACTOR, OTP_REASON, counter.factor)
+    return UNLOCKED
+
+
+class _Attempt(NamedTuple):
+    kind: str  # "failure", "success" or "unlock"
+    factor: Factor | None = None
+    completes_login: bool = False
+
+
+NOT_EVALUATED = frozenset({"locked_out"})
+"""Failure reasons of attempts refused before any credential was checked: not guesses."""
+
+
+def _attempt(data: p.Payload) -> _Attempt | None:
+    if getattr(data, "reason", None) in NOT_EVALUATED:
+        return None  # the gate refused it unseen; counting it would let anyone lock anyone
+    if isinstance(data, p.LoginAttempted):
+        if data.outcome is Outcome.FAILURE:
+            return _Attempt("failure")
+        return _Attempt("success", None, data.mfa_required is not True)
+    if isinstance(data, p.VerificationFailed):
+        return _Attempt("failure", data.factor)
+    if isinstance(data, p.VerificationSucceeded):
+        return _Attempt("success", data.factor, True)
+    if isinstance(data, p.RecoveryFailed):
+        return _Attempt("failure", Factor.RECOVERY_CODE)
+    if isinstance(data, p.RecoverySucceeded):
+        return _Attempt("success", Factor.RECOVERY_CODE, True)
+    if isinstance(data, p.AdminOverrideApproved) and data.action == "unlock":
+        return _Attempt("unlock")
+    return None
+
+
+def fold_lockout(
+    state: LockoutState, event: Event, policy: LockoutPolicy
+) -> tuple[LockoutState, list[Event]]:
+    """Apply one event; return the new state and the derived lockout events (maybe none)."""
+    attempt = _attempt(event.data)
+    if attempt is None:
+        return state, []
+    derived: list[Event] = []
+    state = _expire(state, event, derived)
+    if attempt.kind == "failure":
+        state = _fail(state, event, policy, attempt.factor, derived)
+    elif attempt.kind == "success":
+        gate = lockout_status(state, now=event.time, factor=attempt.factor)
+        if not gate.locked:
+            if attempt.factor is not None and attempt.factor in OTP_FACTORS:
+                state = state.with_factor(FactorLockout(attempt.factor))
+            if attempt.completes_login:
+                state = replace(LockoutState(), factors=state.factors)
+    else:
+        state = _unlock(state, event, derived)
+    return state, derived
+
+
+def _expire(state: LockoutState, event: Event, derived: list[Event]) -> LockoutState:
+    """Notice locks whose time is up: emit ``lockout.cleared(expired)`` and forget them."""
+    if not state.permanent and state.locked_until and event.time >= state.locked_until:
+        derived.append(_cleared(event, LockoutScope.SUBJECT, "expired"))
+        state = replace(state, locked_until=None, lock_reason=None)
+    for counter in state.factors:
+        if counter.locked_until and event.time >= counter.locked_until:
+            derived.append(_cleared(event, LockoutScope.FACTOR, "expired", counter.factor))
+            state = state.with_factor(replace(counter, locked_until=None))
+    return state
+
+
+def _fail(
+    state: LockoutState,
+    event: Event,
+    policy: LockoutPolicy,
+    factor: Factor | None,
+    derived: list[Event],
+) -> LockoutState:
+    subject_locked = lockout_status(state, now=event.time).locked
+    state = _fail_subject(state, event, policy, subject_locked, derived)
+    if factor is not None and factor in OTP_FACTORS:
+        # a factor lock beside a lock of the whole subject adds nothing, unless it outlasts a
+        # temporary subject lock applied by this very failure
+        suppress = subject_locked or state.permanent
+        state = _fail_factor(state, event, policy, state.factor(factor), suppress, derived)
+    return state
+
+
+def _fail_subject(
+    state: LockoutState,
+    event: Event,
+    policy: LockoutPolicy,
+    subject_locked: bool,
+    derived: list[Event],
+) -> LockoutState:
+    now = event.time
+    delta = now - state.last_failure if state.last_failure is not None else None
+    # Keycloak: deltaTime > 0 && deltaTime > maxDelta, except in permanent-only mode
+    if not policy.permanent_lockout and delta is not None and delta > policy.failure_reset:
+        state = replace(state, failures=0, temporary_lockouts=0, lockout_count=0)
+    state = replace(
+        state,
+        failures=state.failures + 1,
+        last_failure=now,
+        consecutive_failures=state.consecutive_failures + 1,
+    )
+    if state.permanent:
+        return state
+    until, permanent, reason = None, False, ""
+    if not subject_locked:
+        state, until, permanent, reason = _keycloak_decision(state, policy, now, delta)
+    failures = state.failures
+    if not permanent and state.consecutive_failures >= policy.consecutive_failure_cap:
+        until, permanent, reason = None, True, "consecutive_failure_cap"
+        failures = state.consecutive_failures
+    if not (permanent or until):
+        return state
+    state = replace(
+        state,
+        locked_until=until,
+        permanent=permanent,
+        lock_reason=reason,
+        lockout_count=state.lockout_count + 1,
+    )
+    applied = p.LockoutApplied(
+        scope=LockoutScope.SUBJECT,
+        reason=reason,
+        failures=failures,
+        permanent=permanent,
+        locked_until=until,
+        lockout_count=state.lockout_count,
+        policy_tier=getattr(event.data, "policy_tier", None),
+        trigger_event_id=event.id,
+    )
+    derived.append(_derive(event, applied, "subject"))
+    return state
+
+
+def _keycloak_decision(
+    state: LockoutState, policy: LockoutPolicy, now: datetime, delta: timedelta | None
+) -> tuple[LockoutState, datetime | None, bool, str]:
+    """``DefaultBruteForceProtector.failure`` after the count: (state, until, permanent, why)."""
+    wait = timedelta(0)
+    if not policy.permanent_lockout:
+        if policy.strategy is LockoutStrategy.MULTIPLE:
+            wait = policy.wait_increment * (state.failures // policy.max_failures)
+        else:
+            wait = policy.wait_increment * (1 + state.failures - policy.max_failures)
+    quick = False
+    if wait <= timedelta(0) and delta is not None and delta < policy.quick_login_check:
+        wait, quick = policy.min_quick_login_wait, True
+    until = None
+    if wait > timedelta(0):
+        if not policy.permanent_lockout:
+            wait = min(policy.max_wait, wait)
+        if not quick:
+            state = replace(state, temporary_lockouts=state.temporary_lockouts + 1)
+        if (
+            quick
+            or state.temporary_lockouts <= policy.max_temporary_lockouts
+            or (not policy.can_lock_permanently)
+        ):
+            until = now + wait
+    if policy.max_temporary_lockouts and state.temporary_lockouts > policy.max_temporary_lockouts:
+        return state, None, True, "max_temporary_lockouts"
+    if policy.permanent_lockout and state.failures >= policy.max_failures:
+        return state, None, True, "max_failures"
+    return state, until, False, "quick_login" if quick else "max_failures"
+
+
+def _fail_factor(
+    state: LockoutState,
+    event: Event,
+    policy: LockoutPolicy,
+    counter: FactorLockout,
+    subject_locked: bool,
+    derived: list[Event],
+) -> LockoutState:
+    now = event.time
+    locked = counter.locked_until is not None and now < counter.locked_until
+    if counter.last_failure is not None and now - counter.last_failure > policy.failure_reset:
+        counter = replace(counter, failures=0, lockout_count=0)
+    counter = replace(counter, failures=counter.failures + 1, last_failure=now)
+    if locked or subject_locked or counter.failures < policy.otp_max_failures:
+        return state.with_factor(counter)
+    failures = counter.failures
+    counter = replace(
+        counter,
+        failures=0,
+        locked_until=now + policy.otp_lockout,
+        lockout_count=counter.lockout_count + 1,
+    )
+    applied = p.LockoutApplied(
+        scope=LockoutScope.FACTOR,
+        reason=OTP_REASON,
+        failures=failures,
+        locked_until=counter.locked_until,
+        lockout_count=counter.lockout_count,
+        factor=counter.factor,
+        policy_tier=getattr(event.data, "policy_tier", None),
+        trigger_event_id=event.id,
+    )
+    derived.append(_derive(event, applied, f"factor/{counter.factor}"))
+    return state.with_factor(counter)
+
+
+def _unlock(state: LockoutState, event: Event, derived: list[Event]) -> LockoutState:
+    """An administrator's approved unlock: clear every lock and counter (Keycloak: enabling
+    the user removes its login-failure record)."""
+    by = event.data.approved_by if isinstance(event.data, p.AdminOverrideApproved) else None
+    if state.permanent or (state.locked_until and event.time < state.locked_until):
+        derived.append(_cleared(event, LockoutScope.SUBJECT, "admin_unlock", cleared_by=by))
+    for counter in state.factors:
+        if counter.locked_until and event.time < counter.locked_until:
+            derived.append(
+                _cleared(event, LockoutScope.FACTOR, "admin_unlock", counter.factor, cleared_by=by)
+            )
+    return LockoutState()
+
+
+def _cleared(
+    trigger: Event,
+    scope: LockoutScope,
+    reason: str,
+    factor: Factor | None = None,
+    *,
+    cleared_by: str | None = None,
+) -> Event:
+    payload = p.LockoutCleared(
+        scope=scope,
+        reason=reason,
+        factor=factor,
+        cleared_by=cleared_by,
+        trigger_event_id=trigger.id,
+    )
+    return _derive(trigger, payload, f"{scope}/{factor or ''}/{reason}")
+
+
+def _derive(trigger: Event, payload: p.Payload, what: str) -> Event:
+    """A derived event whose id depends only on the trigger's id and what was derived."""
+    digest = hashlib.sha256(f"{trigger.id}|{type(payload).__name__}|{what}".encode()).digest()
+    return new_event(
+        payload,
+        source=SOURCE,
+        tenant=trigger.tenant,
+        subject=trigger.subject,
+        correlationid=trigger.correlationid,
+        now=trigger.time,
+        traceparent=trigger.traceparent,
+        event_id=uuid7(trigger.time, random_bits=int.from_bytes(digest[:10], "big") >> 6),
+    )
+
+
+def _require_int(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
+
+
+def _require_duration(name: str, value: object, *, positive: bool) -> None:
+    zero = timedelta(0)
+    if not isinstance(value, timedelta) or value < zero or (positive and value == zero):
+        expected = "a positive timedelta" if positive else "a non-negative timedelta"
+        raise ValueError(f"{name}: expected {expected}, found {value!r}")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _time(data: Mapping[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ValueError(f"{key}: expected an RFC 3339 time with offset, found {value!r}")
+    return parsed
+
+
+def _count(data: Mapping[str, Any], key: str) -> int:
+    value = data.get(key, 0)
+    _require_int(key, value, minimum=0)
+    return int(value)
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}: expected true or false, found {value!r}")
+    return value

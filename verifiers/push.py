@@ -1,0 +1,201 @@
+"""Push approval with number matching (CISA, "Implementing Number Matching in MFA").
+
+The sign-in screen shows a two-digit number; the phone asks the person to type it.
+Approving with the wrong number is refused (it is what a fatigued person tapping
+"approve" on an attacker's prompt does), and every challenge is answered once: approve,
+reject, report fraud, or expire. The context the person saw (application, location,
+time) travels in the events, so an auditor sees what was approved.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from schemas.fields import Channel, Client, Factor
+from schemas.payloads import (
+    ChallengeIssued,
+    PushApproved,
+    PushExpired,
+    PushRejected,
+    PushReportedFraud,
+    VerificationFailed,
+)
+from verifiers.store import Request, Step, Verdict, VerifierStore
+from verifiers.tables import challenges
+
+DEFAULT_TTL = timedelta(seconds=60)
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REPORT_FRAUD = "report_fraud"
+
+
+@dataclass(frozen=True)
+class PushChallenge:
+    """What the sign-in screen shows (``number``) and what the phone shows (``context``)."""
+
+    challenge_id: str
+    number: str
+    expires_at: datetime
+    application: str | None
+    location: str | None
+    requested_at: datetime
+
+
+def send_push(
+    store: VerifierStore,
+    request: Request,
+    *,
+    enrollment_id: str | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+    location: str | None = None,
+) -> PushChallenge:
+    """Start a number-matching push challenge for the subject's device."""
+    number = f"{secrets.randbelow(90) + 10}"
+    challenge_id = f"push-{uuid.uuid4().hex}"
+    expires_at = request.now + ttl
+    salt = secrets.token_bytes(16)
+    with store.step(request, factor=Factor.PUSH, gated=False) as step:
+        step.connection.execute(
+            challenges.insert().values(
+                id=challenge_id,
+                tenant=request.tenant,
+                subject=request.subject,
+                factor=Factor.PUSH,
+                purpose="authenticate",
+                enrollment_id=enrollment_id,
+                code_hash=store.box.code_hash(number, salt),
+                salt=salt,
+                data={"location": location},
+                attempts=0,
+                max_attempts=1,
+                created_at=request.now,
+                expires_at=expires_at,
+            )
+        )
+        step.emit(
+            ChallengeIssued(
+                factor=Factor.PUSH,
+                challenge_id=challenge_id,
+                channel=Channel.PUSH,
+                enrollment_id=enrollment_id,
+                expires_at=expires_at,
+                number_match=True,
+                max_attempts=1,
+            )
+        )
+    return PushChallenge(
+        challenge_id, number, expires_at, request.application, location, request.now
+    )
+
+
+def respond(
+    store: VerifierStore,
+    request: Request,
+    *,
+    challenge_id: str,
+    decision: Decision,
+    number: str | None = None,
+    responder: Client | None = None,
+) -> Verdict:
+    """The person's answer on the phone; only an approval with the right number passes."""
+    with store.step(request, factor=Factor.PUSH) as step:
+        row = _open_challenge(step, challenge_id)
+        if row is None:
+            return _failed(step, challenge_id, "unknown_challenge")
+        if step.lockout.locked:
+            _close(step, challenge_id, "locked_out")
+            return _failed(step, challenge_id, "locked_out")
+        after_ms = _elapsed_ms(row.created_at, request.now)
+        common = {
+            "challenge_id": challenge_id,
+            "enrollment_id": row.enrollment_id,
+            "responded_after_ms": after_ms,
+            "responder": responder,
+        }
+        if request.now >= row.expires_at:
+            _close(step, challenge_id, "expired")
+            event = step.emit(
+                PushExpired(
+                    challenge_id=challenge_id,
+                    enrollment_id=row.enrollment_id,
+                    expired_after_ms=after_ms,
+                )
+            )
+            return Verdict.refused("expired", event, step)
+        if decision is Decision.REPORT_FRAUD:
+            _close(step, challenge_id, "reported_fraud")
+            event = step.emit(PushReportedFraud(**common))
+            return Verdict.refused("reported_fraud", event, step)
+        if decision is Decision.REJECT:
+            _close(step, challenge_id, "rejected")
+            event = step.emit(PushRejected(reason="user_rejected", **common))
+            return Verdict.refused("user_rejected", event, step)
+        matched = number is not None and store.box.code_matches(
+            number.strip(), row.salt, row.code_hash
+        )
+        _close(step, challenge_id, "used" if matched else "number_mismatch")
+        if not matched:
+            event = step.emit(
+                PushRejected(reason="number_mismatch", number_matched=False, **common)
+            )
+            return Verdict.refused("number_mismatch", event, step)
+        event = step.emit(PushApproved(number_matched=True, **common))
+        return Verdict(True, None, event)
+
+
+def expire(store: VerifierStore, request: Request, *, challenge_id: str) -> Verdict:
+    """Close an unanswered challenge whose time ran out (called by a sweeper)."""
+    with store.step(request, factor=Factor.PUSH, gated=False) as step:
+        row = _open_challenge(step, challenge_id)
+        if row is None or request.now < row.expires_at:
+            return Verdict.refused("not_expirable", None)
+        _close(step, challenge_id, "expired")
+        event = step.emit(
+            PushExpired(
+                challenge_id=challenge_id,
+                enrollment_id=row.enrollment_id,
+                expired_after_ms=_elapsed_ms(row.created_at, request.now),
+            )
+        )
+        return Verdict.refused("expired", event)
+
+
+def _open_challenge(step: Step, challenge_id: str) -> sa.Row[tuple[object, ...]] | None:
+    request = step.request
+    return step.connection.execute(
+        sa.select(challenges).where(
+            challenges.c.id == challenge_id,
+            challenges.c.tenant == request.tenant,
+            challenges.c.subject == request.subject,
+            challenges.c.factor == Factor.PUSH,
+            challenges.c.closed_at.is_(None),
+        )
+    ).one_or_none()
+
+
+def _close(step: Step, challenge_id: str, reason: str) -> None:
+    step.connection.execute(
+        challenges.update()
+        .where(challenges.c.id == challenge_id)
+        .values(closed_at=step.request.now, closed_reason=reason, attempts=1)
+    )
+
+
+def _failed(step: Step, challenge_id: str, reason: str) -> Verdict:
+    event = step.emit(
+        VerificationFailed(factor=Factor.PUSH, reason=reason, challenge_id=challenge_id)
+    )
+    return Verdict.refused(reason, event, step)
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))

@@ -1,0 +1,231 @@
+"""The verifier store: one database transaction per ceremony step, gated by the lockout fold.
+
+Every ceremony step runs inside :meth:`VerifierStore.step`. The step
+
+1. takes the subject's row lock (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite every
+   transaction begins ``IMMEDIATE``, which serialises writers), so concurrent attempts
+   for one subject are evaluated one after another and cannot outrun the lockout;
+2. asks the pure lockout fold (:mod:`verifiers.lockout`) whether the subject or factor
+   is locked at ``now``, and whether the stream has locked it (``stream_lockouts``);
+3. lets the ceremony change its tables and emit events; each event is folded into the
+   subject's lockout state and staged in the outbox;
+4. commits the state change, the new lockout state and the events together.
+
+The verifier does not publish the fold's derived ``lockout.*`` events: the stream runs
+the same fold over the same log and is their system of record (DESIGN.md, Lockout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.dialects import postgresql, sqlite
+
+from schemas import Event, new_event
+from schemas.fields import Client, Factor, PolicyTier
+from schemas.payloads import Activity, Payload
+from verifiers.crypto import SecretBox
+from verifiers.lockout import LockoutState, LockoutStatus, fold_lockout, lockout_status
+from verifiers.policy import TIERS, TierPolicy, lockout_policy
+from verifiers.publish import Outbox, outbox_engine
+from verifiers.tables import lockout_states
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+StreamLockouts = Callable[[str, str, Factor | None], LockoutStatus | None]
+"""Asks the stream's lockout API whether (tenant, subject, factor) is locked."""
+
+
+class VerifierError(Exception):
+    """Root of the verifiers' errors: misuse and infrastructure, never a wrong code."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of a verification: accepted, or refused with a machine-readable reason."""
+
+    accepted: bool
+    reason: str | None = None
+    event: Event | None = None
+    locked_until: datetime | None = None
+
+    @classmethod
+    def refused(cls, reason: str, event: Event | None, step: Step | None = None) -> Verdict:
+        """A refusal; ``locked_until`` says whether this step left the subject locked."""
+        status = step.current_lockout() if step is not None else None
+        return cls(False, reason, event, status.until if status and status.locked else None)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who is doing what, when and from where: the context every ceremony step records."""
+
+    tenant: str
+    subject: str
+    correlationid: str
+    now: datetime
+    tier: PolicyTier = PolicyTier.CUSTOMER
+    application: str | None = None
+    client: Client | None = None
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise ValueError("Request.now must be timezone-aware (UTC)")
+
+
+@dataclass
+class Step:
+    """One ceremony step in progress: its connection, lockout status and staged events."""
+
+    connection: sa.Connection
+    request: Request
+    source: str
+    lockout: LockoutStatus
+    state: LockoutState
+    policy: TierPolicy
+    gated: bool
+    factor: Factor | None
+    events: list[Event] = field(default_factory=list)
+
+    def current_lockout(self) -> LockoutStatus:
+        """The lockout status after the events emitted so far in this step."""
+        return lockout_status(self.state, now=self.request.now, factor=self.factor)
+
+    def emit(self, payload: Payload) -> Event:
+        """Record ``payload`` as an event of this step (request context filled in)."""
+        request = self.request
+        if isinstance(payload, Activity):
+            payload = _with_context(payload, request)
+        event = new_event(
+            payload,
+            source=self.source,
+            tenant=request.tenant,
+            subject=request.subject,
+            correlationid=request.correlationid,
+            now=request.now,
+        )
+        if self.gated:
+            self.state, _ = fold_lockout(self.state, event, lockout_policy(self.policy))
+        self.events.append(event)
+        return event
+
+
+def _with_context(payload: Activity, request: Request) -> Activity:
+    return msgspec.structs.replace(
+        payload,
+        application=payload.application or request.application,
+        policy_tier=payload.policy_tier or request.tier,
+        client=payload.client or request.client,
+    )
+
+
+def store_engine(url: str) -> sa.Engine:
+    """An engine for the verifier database; SQLite transactions begin IMMEDIATE."""
+    engine = outbox_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin_immediate(connection: sa.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class VerifierStore:
+    """The service database of the verifiers, with its lockout gate and outbox."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        box: SecretBox,
+        *,
+        source: str,
+        tiers: Mapping[PolicyTier, TierPolicy] = TIERS,
+        stream_lockouts: StreamLockouts | None = None,
+    ) -> None:
+        self.engine = engine
+        self.box = box
+        self.source = source
+        self.tiers = tiers
+        self.stream_lockouts = stream_lockouts
+        self.outbox = Outbox(engine)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema (Alembic, ``verifiers/migrations``)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def step(
+        self, request: Request, *, factor: Factor | None, gated: bool = True
+    ) -> Iterator[Step]:
+        """One ceremony step in one transaction (see the module docstring).
+
+        ``gated`` steps lock the subject's lockout row and fold every event they emit;
+        enrollment bookkeeping that is not an authentication attempt passes ``False``.
+        """
+        policy = self.tiers[request.tier]
+        with self.engine.begin() as connection:
+            state = self._locked_state(connection, request) if gated else LockoutState()
+            status = lockout_status(state, now=request.now, factor=factor)
+            if gated and not status.locked and self.stream_lockouts is not None:
+                status = self.stream_lockouts(request.tenant, request.subject, factor) or status
+            step = Step(connection, request, self.source, status, state, policy, gated, factor)
+            yield step
+            if gated:
+                connection.execute(
+                    lockout_states.update()
+                    .where(
+                        lockout_states.c.tenant == request.tenant,
+                        lockout_states.c.subject == request.subject,
+                    )
+                    .values(state=step.state.to_dict(), updated_at=request.now)
+                )
+            self.outbox.add(connection, step.events)
+
+    def _locked_state(self, connection: sa.Connection, request: Request) -> LockoutState:
+        """The subject's lockout state, with its row locked until the transaction ends."""
+        row = {
+            "tenant": request.tenant,
+            "subject": request.subject,
+            "state": LockoutState().to_dict(),
+        }
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+        connection.execute(dialect.insert(lockout_states).values(row).on_conflict_do_nothing())
+        stored = connection.execute(
+            sa.select(lockout_states.c.state)
+            .where(
+                lockout_states.c.tenant == request.tenant,
+                lockout_states.c.subject == request.subject,
+            )
+            .with_for_update()
+        ).scalar_one()
+        return LockoutState.from_dict(stored)
+
+    def lockout(self, request: Request, *, factor: Factor | None = None) -> LockoutStatus:
+        """The lockout status of a subject at ``request.now`` (read only)."""
+        with self.engine.connect() as connection:
+            stored = connection.execute(
+                sa.select(lockout_states.c.state).where(
+                    lockout_states.c.tenant == request.tenant,
+                    lockout_states.c.subject == request.subject,
+                )
+            ).scalar_one_or_none()
+        state = LockoutState.from_dict(stored) if stored is not None else LockoutState()
+        return lockout_status(state, now=request.now, factor=factor)

@@ -1,0 +1,107 @@
+"""The verifier database: enrollments, challenges, recovery codes, lockout gate, outbox.
+
+One SQLAlchemy ``MetaData`` for the whole service database, so a ceremony's state change
+and its outbox events commit in one transaction. The schema is created and upgraded by
+the Alembic migrations in ``verifiers/migrations`` (``VerifierStore.migrate``).
+
+Nothing secret is stored in clear: ``secret`` and ``destination`` are AES-GCM
+ciphertexts bound to their row, ``code_hash`` is a keyed salted hash, recovery codes
+are scrypt hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from verifiers.publish import metadata, outbox_events
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that goes in and comes out timezone-aware UTC, on SQLite too."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC timestamp column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = UtcDateTime()
+
+enrollments = sa.Table(
+    "enrollments",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("factor", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | active | removed
+    sa.Column("secret", sa.LargeBinary(), nullable=True),  # AES-GCM, bound to the row id
+    sa.Column("destination", sa.LargeBinary(), nullable=True),  # AES-GCM phone or e-mail
+    sa.Column("credential_id", sa.String(1400), nullable=True, unique=True),  # WebAuthn
+    sa.Column("settings", sa.JSON(), nullable=False, default=dict),
+    sa.Column("last_step", sa.BigInteger(), nullable=True),  # TOTP replay guard
+    sa.Column("sign_count", sa.BigInteger(), nullable=True),  # WebAuthn counter
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("confirmed_at", Timestamp, nullable=True),
+    sa.Column("removed_at", Timestamp, nullable=True),
+    sa.Index("ix_enrollments_subject", "tenant", "subject", "factor"),
+)
+
+challenges = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("factor", sa.String(32), nullable=False),
+    sa.Column("purpose", sa.String(16), nullable=False),  # authenticate | enroll
+    sa.Column("enrollment_id", sa.String(64), nullable=True),
+    sa.Column("code_hash", sa.LargeBinary(), nullable=True),
+    sa.Column("salt", sa.LargeBinary(), nullable=True),
+    sa.Column("data", sa.JSON(), nullable=False, default=dict),
+    sa.Column("attempts", sa.Integer(), nullable=False, default=0),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("closed_at", Timestamp, nullable=True),
+    sa.Column("closed_reason", sa.String(32), nullable=True),  # used | superseded | …
+    sa.Index("ix_challenges_open", "tenant", "subject", "factor", "closed_at"),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("set_id", sa.String(64), nullable=False),
+    sa.Column("lookup", sa.LargeBinary(), nullable=False),  # keyed HMAC: finds the row
+    sa.Column("code_hash", sa.String(128), nullable=False),  # scrypt: verifies the code
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Index("ix_recovery_codes_subject", "tenant", "subject"),
+    sa.Index("ix_recovery_codes_lookup", "lookup"),
+)
+
+lockout_states = sa.Table(
+    "lockout_states",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(128), primary_key=True),
+    sa.Column("state", sa.JSON(), nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=True),
+)
+
+ALL_TABLES = (outbox_events, enrollments, challenges, recovery_codes, lockout_states)
