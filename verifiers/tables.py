@@ -75,7 +75,7 @@ challenges = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("closed_at", Timestamp, nullable=True),
-    sa.Column("closed_reason", sa.String(32), nullable=True),  # used | superseded | …
+    sa.Column("closed_reason", sa.String(32), nullable=True),  # used, superseded, expired, …
     sa.Index("ix_challenges_open", "tenant", "subject", "factor", "closed_at"),
 )
 
@@ -105,3 +105,15 @@ lockout_states = sa.Table(
 )
 
 ALL_TABLES = (outbox_events, enrollments, challenges, recovery_codes, lockout_states)
+
+__all__ = [
+    "ALL_TABLES",
+    "Timestamp",
+    "UtcDateTime",
+    "challenges",
+    "enrollments",
+    "lockout_states",
+    "metadata",
+    "outbox_events",
+    "recovery_codes",
+]

@@ -1,0 +1,647 @@
+"""One-time codes over SMS, voice and e-mail: enrollment, sending with failover, checking.
+
+* Phone numbers are normalised to E.164 with ``phonenumbers`` (numbers that cannot take
+  the factor, and premium-rate or shared-cost numbers, are refused); e-mail addresses are
+  syntax-checked. Destinations are AES-GCM ciphertexts at rest; events carry them masked
+  (``+49*********89``, ``j***@example.com``) with the destination's country.
+* A code is 6 digits drawn uniformly with :mod:`secrets`, lives for the tier's
+  ``code_lifetime``, allows the tier's ``otp_max_failures`` answers, and is stored only as
+  :meth:`SecretBox.code_hash`. A new code for the subject supersedes every open one of the
+  same purpose. **The code never appears in an event, a log line, an exception or a
+  return value**; it leaves only inside the message handed to the providers.
+* Sending takes three steps: issue the challenge (gated: a locked subject gets no code),
+  deliver outside any transaction (a slow gateway must not hold the subject's lock), record
+  each provider's outcome. A challenge no provider delivered is closed ``undelivered``.
+
+Reasons: ``send_code`` — ``locked_out``, ``not_enrolled``, ``unknown_enrollment``,
+``delivery_failed``. ``verify_code`` and ``confirm_enrollment`` — ``locked_out``,
+``unknown_challenge`` / ``unknown_enrollment`` / ``no_challenge``, ``expired``,
+``superseded``, ``already_used``, ``undelivered``, ``too_many_attempts``,
+``malformed_code``, ``invalid_code``. Every answer to a challenge counts against its
+attempt cap, well-formed or not; the answer that uses up the cap closes the challenge.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
+
+from schemas import Event
+from schemas.fields import Channel, Factor
+from schemas.payloads import (
+    ChallengeDeliveryFailed,
+    ChallengeIssued,
+    ChallengeSent,
+    EnrollmentCompleted,
+    EnrollmentFailed,
+    EnrollmentStarted,
+    VerificationFailed,
+    VerificationSucceeded,
+)
+from verifiers.delivery import (
+    DeliveryAttempt,
+    FailoverDelivery,
+    Message,
+    NoProviderForChannel,
+)
+from verifiers.store import Request, Step, Verdict, VerifierError, VerifierStore
+from verifiers.tables import challenges, enrollments
+
+log = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+MAX_ANSWER_CHARS = 64
+PHONE_FACTORS = frozenset({Factor.SMS, Factor.VOICE})
+CHANNELS = {Factor.SMS: Channel.SMS, Factor.VOICE: Channel.VOICE, Factor.EMAIL: Channel.EMAIL}
+REFUSED_NUMBER_TYPES = {
+    PhoneNumberType.PREMIUM_RATE: "premium-rate",
+    PhoneNumberType.SHARED_COST: "shared-cost",
+    PhoneNumberType.TOLL_FREE: "toll-free",
+    PhoneNumberType.UAN: "universal access",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+}
+_ID = re.compile(r"^(sms|voice|email)-[0-9a-f]{32}$")
+_CLOSED = {
+    "used": "already_used",
+    "superseded": "superseded",
+    "expired": "expired",
+    "too_many_attempts": "too_many_attempts",
+    "undelivered": "undelivered",
+}
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+class InvalidDestination(VerifierError, ValueError):
+    """A phone number or e-mail address that cannot receive codes; says what is wrong."""
+
+
+class UnsupportedFactor(VerifierError, ValueError):
+    """A factor other than sms, voice or email was asked of this module."""
+
+
+@dataclass(frozen=True)
+class OtpEnrollment:
+    """A pending enrollment; the first code sent to it and confirmed activates it."""
+
+    enrollment_id: str
+    factor: Factor
+    destination: str = field(repr=False)
+    """The normalised destination: E.164 phone number or e-mail address."""
+    masked_destination: str
+    destination_country: str | None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of a request for a code. Never holds the code."""
+
+    sent: bool
+    reason: str | None
+    factor: Factor
+    challenge_id: str | None = None
+    expires_at: datetime | None = None
+    provider: str | None = None
+    resend: bool = False
+    attempts: tuple[DeliveryAttempt, ...] = ()
+    events: tuple[Event, ...] = ()
+    locked_until: datetime | None = None
+
+
+# -- destinations ------------------------------------------------------------------------
+
+
+def normalise_phone(number: str, *, region: str | None = None, factor: Factor = Factor.SMS) -> str:
+    """``number`` in E.164 (``+4915123456789``); national forms need ``region`` (e.g. DE)."""
+    return _phone_destination(number, region, _otp_factor(factor))[0]
+
+
+def normalise_email(address: str) -> str:
+    """``address`` with its domain in lower-case ASCII (IDNA); refused if malformed."""
+    if not isinstance(address, str):
+        raise InvalidDestination(f"e-mail address: expected text, got {type(address).__name__}")
+    address = address.strip()
+    if len(address) > 254:
+        raise InvalidDestination("e-mail address is longer than 254 characters")
+    if not address.isprintable() or any(ch.isspace() for ch in address):
+        raise InvalidDestination("e-mail address contains spaces or control characters")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        raise InvalidDestination("e-mail address: expected local-part@domain")
+    if len(local) > 64:
+        raise InvalidDestination("e-mail local part is longer than 64 characters")
+    if not _LOCAL_PART.match(local):
+        raise InvalidDestination(
+            "e-mail local part: expected letters, digits and !#$%&'*+/=?^_`{|}~.- "
+            "(no leading, trailing or double dots; no non-ASCII characters)"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise InvalidDestination("e-mail domain is not a valid host name") from None
+    labels = ascii_domain.split(".")
+    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+        raise InvalidDestination("e-mail domain: expected a host name with a dot, like example.com")
+    if labels[-1].isdigit():
+        raise InvalidDestination("e-mail domain: expected a host name, not an IP address")
+    return f"{local}@{ascii_domain}"
+
+
+def mask_destination(destination: str) -> str:
+    """What events and screens show: ``+49*********89`` or ``j***@example.com``."""
+    if destination.startswith("+"):
+        number = phonenumbers.parse(destination)
+        national = str(number.national_number)
+        return f"+{number.country_code}{'*' * max(len(national) - 2, 0)}{national[-2:]}"
+    local, _, domain = destination.rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _phone_destination(number: str, region: str | None, factor: Factor) -> tuple[str, str | None]:
+    """(E.164, ISO country or None) of ``number``, or :class:`InvalidDestination`."""
+    if factor not in PHONE_FACTORS:
+        raise UnsupportedFactor(f"phone numbers take factor sms or voice, not {factor}")
+    if not isinstance(number, str):
+        raise InvalidDestination(f"phone number: expected text, got {type(number).__name__}")
+    if region is not None:
+        region = region.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidDestination(
+                f"unknown region {region[:8]!r}: expected an ISO 3166-1 alpha-2 code like 'DE'"
+            )
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except NumberParseException as error:
+        raise InvalidDestination(_parse_problem(error, number, region)) from None
+    region_of_number = phonenumbers.region_code_for_number(
+        parsed
+    ) or phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    where = (
+        f"region {region_of_number}"
+        if _is_country(region_of_number)
+        else f"country code +{parsed.country_code}"
+    )
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if possible == ValidationResult.TOO_SHORT:
+        raise InvalidDestination(f"phone number is too short for {where}")
+    if possible == ValidationResult.TOO_LONG:
+        raise InvalidDestination(f"phone number is too long for {where}")
+    if not phonenumbers.is_valid_number(parsed):
+        raise InvalidDestination(f"not a valid number for {where}")
+    kind = phonenumbers.number_type(parsed)
+    if kind in REFUSED_NUMBER_TYPES:
+        raise InvalidDestination(
+            f"{REFUSED_NUMBER_TYPES[kind]} numbers cannot receive verification codes"
+        )
+    if factor is Factor.SMS and kind == PhoneNumberType.FIXED_LINE:
+        raise InvalidDestination("a fixed-line number cannot receive SMS (use factor voice)")
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    country = phonenumbers.region_code_for_number(parsed)
+    return e164, country if _is_country(country) else None
+
+
+def _is_country(region: str | None) -> bool:
+    """True for ISO 3166-1 alpha-2 codes; False for "001" (non-geographic) and "ZZ"."""
+    return region is not None and region != "ZZ" and len(region) == 2 and region.isalpha()
+
+
+def _parse_problem(error: NumberParseException, number: str, region: str | None) -> str:
+    kind = error.error_type
+    if kind == NumberParseException.INVALID_COUNTRY_CODE:
+        if region is None and not number.lstrip().startswith(("+", "00")):
+            return "phone number has no country code: write +<country code> or pass region="
+        return "phone number has an unknown country calling code"
+    if kind in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
+        return "phone number is too short"
+    if kind == NumberParseException.TOO_LONG:
+        return "phone number is too long"
+    return "phone number is not a number"
+
+
+def _destination(destination: str, factor: Factor, region: str | None) -> tuple[str, str | None]:
+    if factor in PHONE_FACTORS:
+        return _phone_destination(destination, region, factor)
+    return normalise_email(destination), None
+
+
+def _country(destination: str) -> str | None:
+    if not destination.startswith("+"):
+        return None
+    country = phonenumbers.region_code_for_number(phonenumbers.parse(destination))
+    return country if _is_country(country) else None
+
+
+# -- enrollment --------------------------------------------------------------------------
+
+
+def begin_enrollment(
+    store: VerifierStore,
+    request: Request,
+    *,
+    factor: Factor,
+    destination: str,
+    region: str | None = None,
+) -> OtpEnrollment:
+    """Record a pending phone (sms/voice) or e-mail enrollment; send it a code next.
+
+    Raises :class:`InvalidDestination` (what is wrong, never the value) before storing.
+    """
+    factor = _otp_factor(factor)
+    normalised, country = _destination(destination, factor, region)
+    enrollment_id = f"{factor}-{uuid.uuid4().hex}"
+    with store.step(request, factor=factor, gated=False) as step:
+        step.connection.execute(
+            enrollments.insert().values(
+                id=enrollment_id,
+                tenant=request.tenant,
+                subject=request.subject,
+                factor=factor,
+                status="pending",
+                destination=store.box.seal(normalised.encode(), row=f"enrollments:{enrollment_id}"),
+                settings={},
+                created_at=request.now,
+            )
+        )
+        step.emit(
+            EnrollmentStarted(factor=factor, enrollment_id=enrollment_id, channel=CHANNELS[factor])
+        )
+    return OtpEnrollment(enrollment_id, factor, normalised, mask_destination(normalised), country)
+
+
+def confirm_enrollment(
+    store: VerifierStore, request: Request, *, enrollment_id: str, code: str
+) -> Verdict:
+    """Activate a pending enrollment with the latest code sent to it."""
+    factor = _factor_of(enrollment_id)
+    with store.step(request, factor=factor) as step:
+        if factor is None:
+            return Verdict.refused(
+                "locked_out" if step.lockout.locked else "unknown_enrollment", None, step
+            )
+        if step.lockout.locked:
+            return _enrollment_failed(step, factor, enrollment_id, "locked_out")
+        enrollment = step.connection.execute(
+            sa.select(enrollments).where(
+                enrollments.c.id == enrollment_id,
+                enrollments.c.tenant == request.tenant,
+                enrollments.c.subject == request.subject,
+                enrollments.c.status == "pending",
+            )
+        ).one_or_none()
+        if enrollment is None:
+            return _enrollment_failed(step, factor, enrollment_id, "unknown_enrollment")
+        challenge = step.connection.execute(
+            _challenges_of(request)
+            .where(challenges.c.enrollment_id == enrollment_id, challenges.c.purpose == "enroll")
+            .order_by(challenges.c.created_at.desc())
+            .limit(1)
+        ).one_or_none()
+        if challenge is None:
+            return _enrollment_failed(step, factor, enrollment_id, "no_challenge")
+        answer = _answer(step, store, challenge, code)
+        if answer.reason is not None:
+            return _enrollment_failed(step, factor, enrollment_id, answer.reason)
+        step.connection.execute(
+            enrollments.update()
+            .where(enrollments.c.id == enrollment_id)
+            .values(status="active", confirmed_at=request.now)
+        )
+        destination = _open_destination(store, enrollment)
+        event = step.emit(
+            EnrollmentCompleted(
+                factor=factor,
+                enrollment_id=enrollment_id,
+                channel=CHANNELS[factor],
+                destination=mask_destination(destination),
+                destination_country=_country(destination),
+                elapsed_ms=_elapsed_ms(enrollment.created_at, request.now),
+            )
+        )
+        return Verdict(True, None, event)
+
+
+# -- sending -----------------------------------------------------------------------------
+
+
+def send_code(
+    store: VerifierStore,
+    request: Request,
+    *,
+    factor: Factor,
+    delivery: FailoverDelivery,
+    enrollment_id: str | None = None,
+) -> SendResult:
+    """Issue a new code and deliver it (see the module docstring for the steps).
+
+    Without ``enrollment_id`` the subject's most recently confirmed enrollment that can
+    take ``factor`` is used (a phone enrolled for SMS can also take a voice call, and the
+    other way round). A pending enrollment gets an enrollment code for
+    :func:`confirm_enrollment`; an active one a sign-in code for :func:`verify_code`.
+    """
+    factor = _otp_factor(factor)
+    channel = CHANNELS[factor]
+    if not delivery.supports(channel):
+        raise NoProviderForChannel(f"no delivery provider serves channel {channel}")
+    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    salt = secrets.token_bytes(16)
+    challenge_id = f"{factor}-{uuid.uuid4().hex}"
+    with store.step(request, factor=factor) as step:
+        if step.lockout.locked:
+            return SendResult(False, "locked_out", factor, locked_until=step.lockout.until)
+        enrollment = _sendable_enrollment(step, factor, enrollment_id)
+        if enrollment is None:
+            reason = "not_enrolled" if enrollment_id is None else "unknown_enrollment"
+            return SendResult(False, reason, factor)
+        purpose = "enroll" if enrollment.status == "pending" else "authenticate"
+        resend = _supersede(step, purpose)
+        policy = step.policy
+        expires_at = request.now + policy.code_lifetime
+        step.connection.execute(
+            challenges.insert().values(
+                id=challenge_id,
+                tenant=request.tenant,
+                subject=request.subject,
+                factor=factor,
+                purpose=purpose,
+                enrollment_id=enrollment.id,
+                code_hash=store.box.code_hash(code, salt),
+                salt=salt,
+                data={"channel": channel.value},
+                attempts=0,
+                max_attempts=policy.otp_max_failures,
+                created_at=request.now,
+                expires_at=expires_at,
+            )
+        )
+        issued = step.emit(
+            ChallengeIssued(
+                factor=factor,
+                challenge_id=challenge_id,
+                channel=channel,
+                enrollment_id=enrollment.id,
+                expires_at=expires_at,
+                max_attempts=policy.otp_max_failures,
+            )
+        )
+        destination = _open_destination(store, enrollment)
+    log.info("%s challenge %s issued (resend=%s)", factor, challenge_id, resend)
+    message = _message(channel, destination, code, policy.code_lifetime)
+    report = delivery.deliver(message)
+    country = _country(destination)
+    events = [issued]
+    with store.step(request, factor=factor, gated=False) as step:
+        for index, attempt in enumerate(report.attempts):
+            if attempt.delivered:
+                payload: ChallengeSent | ChallengeDeliveryFailed = ChallengeSent(
+                    factor=factor,
+                    challenge_id=challenge_id,
+                    channel=channel,
+                    provider=attempt.provider,
+                    destination=mask_destination(destination),
+                    destination_country=country,
+                    resend=resend,
+                    provider_message_id=attempt.message_id,
+                )
+            else:
+                payload = ChallengeDeliveryFailed(
+                    factor=factor,
+                    challenge_id=challenge_id,
+                    channel=channel,
+                    provider=attempt.provider,
+                    reason=attempt.reason or "provider_error",
+                    provider_error=attempt.detail or None,
+                    destination_country=country,
+                    failover_provider=report.failover_after(index),
+                )
+            events.append(step.emit(payload))
+        delivered = report.delivered
+        if delivered is None:
+            _close(step, challenge_id, "undelivered")
+        else:
+            step.connection.execute(
+                challenges.update()
+                .where(challenges.c.id == challenge_id)
+                .values(data={"channel": channel.value, "provider": delivered.provider})
+            )
+    return SendResult(
+        sent=delivered is not None,
+        reason=None if delivered is not None else "delivery_failed",
+        factor=factor,
+        challenge_id=challenge_id,
+        expires_at=expires_at,
+        provider=delivered.provider if delivered is not None else None,
+        resend=resend,
+        attempts=report.attempts,
+        events=tuple(events),
+    )
+
+
+def _message(channel: Channel, destination: str, code: str, lifetime: timedelta) -> Message:
+    lasts = _duration(lifetime)
+    if channel is Channel.VOICE:
+        spoken = ", ".join(code)
+        text = f"Your verification code is {spoken}. Again: {spoken}. It expires in {lasts}."
+        return Message(channel, destination, text, secrets=(code, spoken))
+    text = f"Your verification code is {code}. It expires in {lasts}. Never share it."
+    if channel is Channel.EMAIL:
+        text += "\n\nIf you did not ask for this code, you can ignore this message.\n"
+    return Message(channel, destination, text, secrets=(code,))
+
+
+def _duration(lifetime: timedelta) -> str:
+    seconds = int(lifetime.total_seconds())
+    if seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def _sendable_enrollment(
+    step: Step, factor: Factor, enrollment_id: str | None
+) -> sa.Row[Any] | None:
+    request = step.request
+    kinds = sorted(PHONE_FACTORS) if factor in PHONE_FACTORS else [factor]
+    query = sa.select(enrollments).where(
+        enrollments.c.tenant == request.tenant,
+        enrollments.c.subject == request.subject,
+        enrollments.c.factor.in_(kinds),
+    )
+    if enrollment_id is not None:
+        query = query.where(
+            enrollments.c.id == enrollment_id, enrollments.c.status.in_(["pending", "active"])
+        )
+    else:
+        query = query.where(enrollments.c.status == "active").order_by(
+            enrollments.c.confirmed_at.desc(), enrollments.c.id
+        )
+    return step.connection.execute(query.limit(1)).one_or_none()
+
+
+def _supersede(step: Step, purpose: str) -> bool:
+    """Close the subject's open codes of ``purpose``; True if a live one was replaced."""
+    now = step.request.now
+    open_codes = (
+        challenges.c.tenant == step.request.tenant,
+        challenges.c.subject == step.request.subject,
+        challenges.c.factor.in_(sorted(CHANNELS)),
+        challenges.c.purpose == purpose,
+        challenges.c.closed_at.is_(None),
+    )
+    step.connection.execute(
+        challenges.update()
+        .where(*open_codes, challenges.c.expires_at <= now)
+        .values(closed_at=now, closed_reason="expired")
+    )
+    replaced = step.connection.execute(
+        challenges.update().where(*open_codes).values(closed_at=now, closed_reason="superseded")
+    )
+    return replaced.rowcount > 0
+
+
+# -- verification ------------------------------------------------------------------------
+
+
+def verify_code(store: VerifierStore, request: Request, *, challenge_id: str, code: str) -> Verdict:
+    """Check a sign-in code: lockout first, then the challenge, then the code.
+
+    An id this module never issues (not ``sms-``/``voice-``/``email-`` and 32 hex digits)
+    names no factor, so its refusal carries no event.
+    """
+    factor = _factor_of(challenge_id)
+    with store.step(request, factor=factor) as step:
+        if factor is None:
+            return Verdict.refused(
+                "locked_out" if step.lockout.locked else "unknown_challenge", None, step
+            )
+        if step.lockout.locked:
+            return _failed(step, factor, "locked_out", challenge_id)
+        row = step.connection.execute(
+            _challenges_of(request).where(
+                challenges.c.id == challenge_id,
+                challenges.c.factor == factor,
+                challenges.c.purpose == "authenticate",
+            )
+        ).one_or_none()
+        if row is None:
+            return _failed(step, factor, "unknown_challenge", challenge_id)
+        answer = _answer(step, store, row, code)
+        if answer.reason is not None:
+            return _failed(
+                step,
+                factor,
+                answer.reason,
+                challenge_id,
+                enrollment_id=row.enrollment_id,
+                attempt=answer.attempt,
+                attempts_remaining=answer.remaining,
+            )
+        event = step.emit(
+            VerificationSucceeded(
+                factor=factor,
+                challenge_id=challenge_id,
+                enrollment_id=row.enrollment_id,
+                attempt=answer.attempt or 1,
+                elapsed_ms=_elapsed_ms(row.created_at, request.now),
+            )
+        )
+        return Verdict(True, None, event)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    reason: str | None
+    attempt: int | None = None
+    remaining: int | None = None
+
+
+def _answer(step: Step, store: VerifierStore, row: Any, code: object) -> _Answer:
+    """Judge ``code`` against challenge ``row`` and record the attempt."""
+    now = step.request.now
+    if row.closed_at is not None:
+        return _Answer(_CLOSED.get(row.closed_reason, "unknown_challenge"))
+    if now >= row.expires_at:
+        _close(step, row.id, "expired")
+        return _Answer("expired")
+    if row.attempts >= row.max_attempts:
+        _close(step, row.id, "too_many_attempts")
+        return _Answer("too_many_attempts", remaining=0)
+    attempt = row.attempts + 1
+    answer = code.strip() if isinstance(code, str) and len(code) <= MAX_ANSWER_CHARS else None
+    well_formed = (
+        answer is not None and len(answer) == CODE_DIGITS and answer.isascii() and answer.isdigit()
+    )
+    if well_formed and store.box.code_matches(str(answer), row.salt, row.code_hash):
+        closed = step.connection.execute(
+            challenges.update()
+            .where(challenges.c.id == row.id, challenges.c.closed_at.is_(None))
+            .values(attempts=attempt, closed_at=now, closed_reason="used")
+        )
+        if closed.rowcount == 1:
+            return _Answer(None, attempt)
+        return _Answer("already_used", attempt)
+    remaining = max(row.max_attempts - attempt, 0)
+    values: dict[str, Any] = {"attempts": attempt}
+    if remaining == 0:
+        values.update(closed_at=now, closed_reason="too_many_attempts")
+    step.connection.execute(challenges.update().where(challenges.c.id == row.id).values(values))
+    return _Answer("invalid_code" if well_formed else "malformed_code", attempt, remaining)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _otp_factor(factor: object) -> Factor:
+    if isinstance(factor, str) and factor in CHANNELS:
+        return Factor(factor)
+    raise UnsupportedFactor(f"expected factor sms, voice or email, got {factor!r}")
+
+
+def _factor_of(identifier: object) -> Factor | None:
+    """The factor an id of this module names (``sms-…``), or None for any other string."""
+    if isinstance(identifier, str) and _ID.match(identifier):
+        return Factor(identifier.partition("-")[0])
+    return None
+
+
+def _challenges_of(request: Request) -> sa.Select[Any]:
+    return sa.select(challenges).where(
+        challenges.c.tenant == request.tenant, challenges.c.subject == request.subject
+    )
+
+
+def _open_destination(store: VerifierStore, enrollment: Any) -> str:
+    return store.box.open(enrollment.destination, row=f"enrollments:{enrollment.id}").decode()
+
+
+def _close(step: Step, challenge_id: str, reason: str) -> None:
+    step.connection.execute(
+        challenges.update()
+        .where(challenges.c.id == challenge_id, challenges.c.closed_at.is_(None))
+        .values(closed_at=step.request.now, closed_reason=reason)
+    )
+
+
+def _elapsed_ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))
+
+
+def _failed(step: Step, factor: Factor, reason: str, challenge_id: str, **details: Any) -> Verdict:
+    known = {name: value for name, value in details.items() if value is not None}
+    event = step.emit(
+        VerificationFailed(factor=factor, reason=reason, challenge_id=challenge_id, **known)
+    )
+    return Verdict.refused(reason, event, step)
+
+
+def _enrollment_failed(step: Step, factor: Factor, enrollment_id: str, reason: str) -> Verdict:
+    event = step.emit(EnrollmentFailed(factor=factor, enrollment_id=enrollment_id, reason=reason))
+    return Verdict.refused(reason, event, step)
