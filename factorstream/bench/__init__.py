@@ -36,6 +36,7 @@ class BenchResult:
     goal_ratio: float
     goal_text: str
     notes: dict[str, str] = field(default_factory=dict)
+    unit: str = "events/s"
 
     @property
     def candidate(self) -> Measurement:
@@ -52,6 +53,7 @@ class BenchResult:
     def as_dict(self) -> dict[str, object]:
         return {
             "bench": self.bench,
+            "unit": self.unit,
             "baseline": asdict(self.baseline),
             "contenders": [asdict(m) for m in self.contenders],
             "ratio": round(self.ratio, 3),
@@ -93,7 +95,7 @@ def show(result: BenchResult, *, as_json: bool, console: Console | None = None) 
         return
     table = Table(title=f"bench {result.bench} — {machine_description()}")
     table.add_column("contender")
-    table.add_column("events/s", justify="right")
+    table.add_column(result.unit, justify="right")
     table.add_column("× baseline", justify="right")
     for measurement in (*result.contenders, result.baseline):
         ratio = measurement.events_per_s / result.baseline.events_per_s

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 from factorstream.bench import codec as codec_bench
@@ -35,3 +37,22 @@ def publish(
     settings = settings_of(ctx)
     result = publish_bench.run(settings=settings, quick=quick, bootstrap=bootstrap)
     show(result, as_json=as_json, console=console)
+
+
+@app.command()
+def verifiers(
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    postgres_url: str | None = typer.Option(
+        None, help="PostgreSQL to use; default: start a private local server for the run."
+    ),
+) -> None:
+    """TOTP and WebAuthn with store writes vs bare pyotp / py_webauthn (goals 0.5×, 0.7×)."""
+    from factorstream.bench import verifiers as verifiers_bench
+
+    results = verifiers_bench.run(quick=quick, postgres_url=postgres_url)
+    if as_json:
+        console.print_json(json.dumps([result.as_dict() for result in results]))
+        return
+    for result in results:
+        show(result, as_json=False, console=console)

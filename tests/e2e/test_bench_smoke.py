@@ -38,3 +38,32 @@ def test_bench_codec_quick() -> None:
 def test_bench_publish_quick(kafka_broker: KafkaBroker) -> None:
     document = _bench("publish", "--bootstrap", kafka_broker.bootstrap)
     _check(document, "publish", 0.8)
+
+
+def test_bench_verifiers_quick(postgres_url: str) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "factorstream.cli",
+            "bench",
+            "verifiers",
+            "--quick",
+            "--json",
+            "--postgres-url",
+            postgres_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    documents = json.loads(result.stdout)
+    assert [d["bench"] for d in documents] == [
+        "verifiers-totp-sqlite",
+        "verifiers-totp-postgresql",
+        "verifiers-webauthn-sqlite",
+    ]
+    for document in documents:
+        assert document["contenders"][0]["events"] == 100
+        assert document["ratio"] > 0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pyotp
 
+from factorstream.softauthn import SoftAuthenticator
 from schemas.fields import Client, PolicyTier
 from tests.integration.records import consume
 from tests.kafka_broker import KafkaBroker
-from tests.softauthn import SoftAuthenticator
 from verifiers import push, recovery_codes, totp, webauthn
 from verifiers.crypto import SecretBox, new_key
 from verifiers.publish import OutboxRelay, kafka_producer_factory

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
 
+from factorstream.softauthn import AuthenticatorRefused, SoftAuthenticator, b64url, unb64url
 from schemas import Event, decode
 from schemas.fields import Channel, PolicyTier
-from tests.softauthn import AuthenticatorRefused, SoftAuthenticator, b64url, unb64url
 from tests.unit.verifiers.conftest import NOW, raw_dump
 from verifiers import webauthn
 from verifiers.store import Request, Verdict, VerifierStore
