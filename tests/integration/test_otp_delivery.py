@@ -30,10 +30,13 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from schemas import decode
 from schemas.fields import Factor, PolicyTier
+from tests.integration.records import consume
+from tests.kafka_broker import KafkaBroker
 from tests.unit.verifiers.conftest import NOW, make_store, raw_dump
 from verifiers import otp
 from verifiers.delivery import FailoverDelivery, HttpSmsProvider, SmtpEmailProvider
 from verifiers.policy import TIERS
+from verifiers.publish import OutboxRelay, kafka_producer_factory
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import outbox_events
 
@@ -468,3 +471,29 @@ def test_no_code_in_logs_events_results_or_rows(
     for code in {*codes, sms_code}:
         for where, text in haystacks.items():
             assert not re.search(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])", text), where
+
+
+def test_email_otp_events_arrive_on_the_broker(
+    store: VerifierStore, mailbox: tuple[Mailbox, int], kafka_broker: KafkaBroker, topic: str
+) -> None:
+    box, port = mailbox
+    smtp = SmtpEmailProvider("127.0.0.1", port, SENDER, timeout=5)
+    _enroll_email(store, smtp, box)
+    sent = otp.send_code(store, _request(), factor=Factor.EMAIL, delivery=FailoverDelivery([smtp]))
+    assert sent.sent and sent.challenge_id is not None
+    assert otp.verify_code(
+        store, _request(seconds=20), challenge_id=sent.challenge_id, code=box.code()
+    ).accepted
+    staged = store.outbox.pending()
+    OutboxRelay(
+        store.outbox, topic=topic, producer_factory=kafka_producer_factory(kafka_broker.bootstrap)
+    ).drain(timeout_s=60)
+    records = consume(kafka_broker.bootstrap, topic, at_least=staged)
+    types = [r.event().type for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+    assert len(types) == staged
+    assert types[-3:] == [
+        "mfa.challenge.issued",
+        "mfa.challenge.sent",
+        "mfa.verification.succeeded",
+    ]
+    assert all(code not in r.value.decode() for r in records for code in [box.code()])
