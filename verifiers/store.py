@@ -144,6 +144,31 @@ def store_engine(url: str) -> sa.Engine:
     return engine
 
 
+def _claim(dialect: Any) -> Any:
+    insert = dialect.insert(lockout_states).values(
+        tenant=sa.bindparam("k_tenant"),
+        subject=sa.bindparam("k_subject"),
+        state=sa.bindparam("fresh", type_=sa.JSON()),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[lockout_states.c.tenant, lockout_states.c.subject],
+        set_={"tenant": insert.excluded.tenant},
+    ).returning(lockout_states.c.state)
+
+
+# Built once: constructing SQLAlchemy statements per step cost more than running them.
+_CLAIM = {"postgresql": _claim(postgresql), "sqlite": _claim(sqlite)}
+_FRESH = LockoutState().to_dict()
+_SAVE_STATE = (
+    lockout_states.update()
+    .where(
+        lockout_states.c.tenant == sa.bindparam("k_tenant"),
+        lockout_states.c.subject == sa.bindparam("k_subject"),
+    )
+    .values(state=sa.bindparam("state", type_=sa.JSON()), updated_at=sa.bindparam("updated_at"))
+)
+
+
 class VerifierStore:
     """The service database of the verifiers, with its lockout gate and outbox."""
 
@@ -190,31 +215,25 @@ class VerifierStore:
             yield step
             if gated:
                 connection.execute(
-                    lockout_states.update()
-                    .where(
-                        lockout_states.c.tenant == request.tenant,
-                        lockout_states.c.subject == request.subject,
-                    )
-                    .values(state=step.state.to_dict(), updated_at=request.now)
+                    _SAVE_STATE,
+                    {
+                        "k_tenant": request.tenant,
+                        "k_subject": request.subject,
+                        "state": step.state.to_dict(),
+                        "updated_at": request.now,
+                    },
                 )
             self.outbox.add(connection, step.events)
 
     def _locked_state(self, connection: sa.Connection, request: Request) -> LockoutState:
-        """The subject's lockout state, with its row locked until the transaction ends."""
-        row = {
-            "tenant": request.tenant,
-            "subject": request.subject,
-            "state": LockoutState().to_dict(),
-        }
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        connection.execute(dialect.insert(lockout_states).values(row).on_conflict_do_nothing())
+        """The subject's lockout state, its row created if need be and locked until commit.
+
+        One statement: an upsert that returns the stored state (on PostgreSQL the upsert
+        takes the row lock; on SQLite the transaction already holds the write lock).
+        """
+        claim = _CLAIM[connection.dialect.name]
         stored = connection.execute(
-            sa.select(lockout_states.c.state)
-            .where(
-                lockout_states.c.tenant == request.tenant,
-                lockout_states.c.subject == request.subject,
-            )
-            .with_for_update()
+            claim, {"k_tenant": request.tenant, "k_subject": request.subject, "fresh": _FRESH}
         ).scalar_one()
         return LockoutState.from_dict(stored)
 

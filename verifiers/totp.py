@@ -143,18 +143,31 @@ def confirm_enrollment(
         return Verdict(True, None, event)
 
 
+# Built once (statement construction costs more than execution on the hot path).
+_ACTIVE = sa.select(enrollments).where(
+    enrollments.c.tenant == sa.bindparam("tenant"),
+    enrollments.c.subject == sa.bindparam("subject"),
+    enrollments.c.factor == Factor.TOTP.value,
+    enrollments.c.status == "active",
+)
+_ADVANCE_STEP = (
+    enrollments.update()
+    .where(
+        enrollments.c.id == sa.bindparam("b_id"),
+        sa.or_(enrollments.c.last_step.is_(None), enrollments.c.last_step < sa.bindparam("step")),
+    )
+    .values(last_step=sa.bindparam("step"))
+)
+"""The replay guard: the stored step only ever moves forward, in one conditional UPDATE."""
+
+
 def verify(store: VerifierStore, request: Request, *, code: str) -> Verdict:
     """Verify a code against the subject's active TOTP enrollments."""
     with store.step(request, factor=Factor.TOTP) as step:
         if step.lockout.locked:
             return _failed(step, "locked_out", None)
         rows = step.connection.execute(
-            sa.select(enrollments).where(
-                enrollments.c.tenant == request.tenant,
-                enrollments.c.subject == request.subject,
-                enrollments.c.factor == Factor.TOTP,
-                enrollments.c.status == "active",
-            )
+            _ACTIVE, {"tenant": request.tenant, "subject": request.subject}
         ).all()
         if not rows:
             return _failed(step, "not_enrolled", None)
@@ -165,14 +178,7 @@ def verify(store: VerifierStore, request: Request, *, code: str) -> Verdict:
             matched = _match(store, row, code, request)
             if matched is None:
                 continue
-            moved = step.connection.execute(
-                enrollments.update()
-                .where(
-                    enrollments.c.id == row.id,
-                    sa.or_(enrollments.c.last_step.is_(None), enrollments.c.last_step < matched),
-                )
-                .values(last_step=matched)
-            )
+            moved = step.connection.execute(_ADVANCE_STEP, {"b_id": row.id, "step": matched})
             if moved.rowcount == 1:
                 event = step.emit(VerificationSucceeded(factor=Factor.TOTP, enrollment_id=row.id))
                 return Verdict(True, None, event)
