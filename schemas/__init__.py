@@ -5,7 +5,7 @@ JSON Schema files in ``schemas/json/`` and the catalogue in ``schemas/README.md`
 """
 
 from schemas.codec import MAX_EVENT_BYTES, decode, encode, encode_binary, kafka_key
-from schemas.envelope import CloudEvent, Event, new_event, uuid7
+from schemas.envelope import CloudEvent, Event, derive_event, new_event, uuid7
 from schemas.errors import BreakingSchemaChange, EventDecodeError, SchemaError
 from schemas.registry import BY_NAME, EVENT_TYPES, EventType, event_type, personal_paths
 
@@ -20,6 +20,7 @@ __all__ = [
     "EventType",
     "SchemaError",
     "decode",
+    "derive_event",
     "encode",
     "encode_binary",
     "event_type",

@@ -6,6 +6,7 @@ one person has a single writer. ``id`` is a UUIDv7, so ids sort by creation time
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
@@ -149,4 +150,33 @@ def new_event(
         correlationid=correlationid,
         traceparent=traceparent,
         data=payload,
+    )
+
+
+def derive_event(
+    trigger: Event,
+    payload: Payload,
+    *,
+    source: str,
+    what: str,
+    subject: str | None = None,
+    tenant: str | None = None,
+) -> Event:
+    """An event the pipeline derives from ``trigger``, with a deterministic id.
+
+    The id depends only on the trigger's id, the payload type and ``what`` (a short
+    description of what was derived), so replaying the log derives identical events and
+    consumers can drop duplicates. Time, correlation and trace come from the trigger;
+    ``subject``/``tenant`` override the trigger's (e.g. events keyed by IP).
+    """
+    digest = hashlib.sha256(f"{trigger.id}|{type(payload).__name__}|{what}".encode()).digest()
+    return new_event(
+        payload,
+        source=source,
+        tenant=tenant or trigger.tenant,
+        subject=subject or trigger.subject,
+        correlationid=trigger.correlationid,
+        now=trigger.time,
+        traceparent=trigger.traceparent,
+        event_id=uuid7(trigger.time, random_bits=int.from_bytes(digest[:10], "big") >> 6),
     )

@@ -44,15 +44,15 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from schemas import Event, new_event, uuid7
+from schemas import Event
 from schemas import payloads as p
+from schemas.envelope import derive_event
 from schemas.fields import Factor, LockoutScope, Outcome
 
 SOURCE = "factorstream://lockout"
@@ -494,18 +494,7 @@ def _cleared(
 
 
 def _derive(trigger: Event, payload: p.Payload, what: str) -> Event:
-    """A derived event whose id depends only on the trigger's id and what was derived."""
-    digest = hashlib.sha256(f"{trigger.id}|{type(payload).__name__}|{what}".encode()).digest()
-    return new_event(
-        payload,
-        source=SOURCE,
-        tenant=trigger.tenant,
-        subject=trigger.subject,
-        correlationid=trigger.correlationid,
-        now=trigger.time,
-        traceparent=trigger.traceparent,
-        event_id=uuid7(trigger.time, random_bits=int.from_bytes(digest[:10], "big") >> 6),
-    )
+    return derive_event(trigger, payload, source=SOURCE, what=what)
 
 
 def _require_int(name: str, value: object, *, minimum: int) -> None:
