@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
-from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 from schemas import Event
 from schemas.fields import Channel, Factor
@@ -53,22 +51,39 @@ from verifiers.delivery import (
     Message,
     NoProviderForChannel,
 )
-from verifiers.store import Request, Step, Verdict, VerifierError, VerifierStore
+from verifiers.destinations import (
+    PHONE_FACTORS,
+    InvalidDestination,
+    UnsupportedFactor,
+    check_destination,
+    destination_country,
+    mask_destination,
+    normalise_email,
+    normalise_phone,
+    otp_factor,
+)
+from verifiers.store import Request, Step, Verdict, VerifierStore
 from verifiers.tables import challenges, enrollments
+
+__all__ = [
+    "InvalidDestination",
+    "OtpEnrollment",
+    "SendResult",
+    "UnsupportedFactor",
+    "begin_enrollment",
+    "confirm_enrollment",
+    "mask_destination",
+    "normalise_email",
+    "normalise_phone",
+    "send_code",
+    "verify_code",
+]
 
 log = logging.getLogger(__name__)
 
 CODE_DIGITS = 6
 MAX_ANSWER_CHARS = 64
-PHONE_FACTORS = frozenset({Factor.SMS, Factor.VOICE})
 CHANNELS = {Factor.SMS: Channel.SMS, Factor.VOICE: Channel.VOICE, Factor.EMAIL: Channel.EMAIL}
-REFUSED_NUMBER_TYPES = {
-    PhoneNumberType.PREMIUM_RATE: "premium-rate",
-    PhoneNumberType.SHARED_COST: "shared-cost",
-    PhoneNumberType.TOLL_FREE: "toll-free",
-    PhoneNumberType.UAN: "universal access",
-    PhoneNumberType.VOICEMAIL: "voicemail",
-}
 _ID = re.compile(r"^(sms|voice|email)-[0-9a-f]{32}$")
 _CLOSED = {
     "used": "already_used",
@@ -77,16 +92,6 @@ _CLOSED = {
     "too_many_attempts": "too_many_attempts",
     "undelivered": "undelivered",
 }
-_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-
-
-class InvalidDestination(VerifierError, ValueError):
-    """A phone number or e-mail address that cannot receive codes; says what is wrong."""
-
-
-class UnsupportedFactor(VerifierError, ValueError):
-    """A factor other than sms, voice or email was asked of this module."""
 
 
 @dataclass(frozen=True)
@@ -120,129 +125,6 @@ class SendResult:
 # -- destinations ------------------------------------------------------------------------
 
 
-def normalise_phone(number: str, *, region: str | None = None, factor: Factor = Factor.SMS) -> str:
-    """``number`` in E.164 (``+4915123456789``); national forms need ``region`` (e.g. DE)."""
-    return _phone_destination(number, region, _otp_factor(factor))[0]
-
-
-def normalise_email(address: str) -> str:
-    """``address`` with its domain in lower-case ASCII (IDNA); refused if malformed."""
-    if not isinstance(address, str):
-        raise InvalidDestination(f"e-mail address: expected text, got {type(address).__name__}")
-    address = address.strip()
-    if len(address) > 254:
-        raise InvalidDestination("e-mail address is longer than 254 characters")
-    if not address.isprintable() or any(ch.isspace() for ch in address):
-        raise InvalidDestination("e-mail address contains spaces or control characters")
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
-        raise InvalidDestination("e-mail address: expected local-part@domain")
-    if len(local) > 64:
-        raise InvalidDestination("e-mail local part is longer than 64 characters")
-    if not _LOCAL_PART.match(local):
-        raise InvalidDestination(
-            "e-mail local part: expected letters, digits and !#$%&'*+/=?^_`{|}~.- "
-            "(no leading, trailing or double dots; no non-ASCII characters)"
-        )
-    try:
-        ascii_domain = domain.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        raise InvalidDestination("e-mail domain is not a valid host name") from None
-    labels = ascii_domain.split(".")
-    if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
-        raise InvalidDestination("e-mail domain: expected a host name with a dot, like example.com")
-    if labels[-1].isdigit():
-        raise InvalidDestination("e-mail domain: expected a host name, not an IP address")
-    return f"{local}@{ascii_domain}"
-
-
-def mask_destination(destination: str) -> str:
-    """What events and screens show: ``+49*********89`` or ``j***@example.com``."""
-    if destination.startswith("+"):
-        number = phonenumbers.parse(destination)
-        national = str(number.national_number)
-        return f"+{number.country_code}{'*' * max(len(national) - 2, 0)}{national[-2:]}"
-    local, _, domain = destination.rpartition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def _phone_destination(number: str, region: str | None, factor: Factor) -> tuple[str, str | None]:
-    """(E.164, ISO country or None) of ``number``, or :class:`InvalidDestination`."""
-    if factor not in PHONE_FACTORS:
-        raise UnsupportedFactor(f"phone numbers take factor sms or voice, not {factor}")
-    if not isinstance(number, str):
-        raise InvalidDestination(f"phone number: expected text, got {type(number).__name__}")
-    if region is not None:
-        region = region.upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
-            raise InvalidDestination(
-                f"unknown region {region[:8]!r}: expected an ISO 3166-1 alpha-2 code like 'DE'"
-            )
-    try:
-        parsed = phonenumbers.parse(number, region)
-    except NumberParseException as error:
-        raise InvalidDestination(_parse_problem(error, number, region)) from None
-    region_of_number = phonenumbers.region_code_for_number(
-        parsed
-    ) or phonenumbers.region_code_for_country_code(parsed.country_code or 0)
-    where = (
-        f"region {region_of_number}"
-        if _is_country(region_of_number)
-        else f"country code +{parsed.country_code}"
-    )
-    possible = phonenumbers.is_possible_number_with_reason(parsed)
-    if possible == ValidationResult.TOO_SHORT:
-        raise InvalidDestination(f"phone number is too short for {where}")
-    if possible == ValidationResult.TOO_LONG:
-        raise InvalidDestination(f"phone number is too long for {where}")
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidDestination(f"not a valid number for {where}")
-    kind = phonenumbers.number_type(parsed)
-    if kind in REFUSED_NUMBER_TYPES:
-        raise InvalidDestination(
-            f"{REFUSED_NUMBER_TYPES[kind]} numbers cannot receive verification codes"
-        )
-    if factor is Factor.SMS and kind == PhoneNumberType.FIXED_LINE:
-        raise InvalidDestination("a fixed-line number cannot receive SMS (use factor voice)")
-    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    country = phonenumbers.region_code_for_number(parsed)
-    return e164, country if _is_country(country) else None
-
-
-def _is_country(region: str | None) -> bool:
-    """True for ISO 3166-1 alpha-2 codes; False for "001" (non-geographic) and "ZZ"."""
-    return region is not None and region != "ZZ" and len(region) == 2 and region.isalpha()
-
-
-def _parse_problem(error: NumberParseException, number: str, region: str | None) -> str:
-    kind = error.error_type
-    if kind == NumberParseException.INVALID_COUNTRY_CODE:
-        if region is None and not number.lstrip().startswith(("+", "00")):
-            return "phone number has no country code: write +<country code> or pass region="
-        return "phone number has an unknown country calling code"
-    if kind in (NumberParseException.TOO_SHORT_NSN, NumberParseException.TOO_SHORT_AFTER_IDD):
-        return "phone number is too short"
-    if kind == NumberParseException.TOO_LONG:
-        return "phone number is too long"
-    return "phone number is not a number"
-
-
-def _destination(destination: str, factor: Factor, region: str | None) -> tuple[str, str | None]:
-    if factor in PHONE_FACTORS:
-        return _phone_destination(destination, region, factor)
-    return normalise_email(destination), None
-
-
-def _country(destination: str) -> str | None:
-    if not destination.startswith("+"):
-        return None
-    country = phonenumbers.region_code_for_number(phonenumbers.parse(destination))
-    return country if _is_country(country) else None
-
-
-# -- enrollment --------------------------------------------------------------------------
-
-
 def begin_enrollment(
     store: VerifierStore,
     request: Request,
@@ -255,8 +137,8 @@ def begin_enrollment(
 
     Raises :class:`InvalidDestination` (what is wrong, never the value) before storing.
     """
-    factor = _otp_factor(factor)
-    normalised, country = _destination(destination, factor, region)
+    factor = otp_factor(factor)
+    normalised, country = check_destination(destination, factor, region)
     enrollment_id = f"{factor}-{uuid.uuid4().hex}"
     with store.step(request, factor=factor, gated=False) as step:
         step.connection.execute(
@@ -322,7 +204,7 @@ def confirm_enrollment(
                 enrollment_id=enrollment_id,
                 channel=CHANNELS[factor],
                 destination=mask_destination(destination),
-                destination_country=_country(destination),
+                destination_country=destination_country(destination),
                 elapsed_ms=_elapsed_ms(enrollment.created_at, request.now),
             )
         )
@@ -347,7 +229,7 @@ def send_code(
     other way round). A pending enrollment gets an enrollment code for
     :func:`confirm_enrollment`; an active one a sign-in code for :func:`verify_code`.
     """
-    factor = _otp_factor(factor)
+    factor = otp_factor(factor)
     channel = CHANNELS[factor]
     if not delivery.supports(channel):
         raise NoProviderForChannel(f"no delivery provider serves channel {channel}")
@@ -396,7 +278,7 @@ def send_code(
     log.info("%s challenge %s issued (resend=%s)", factor, challenge_id, resend)
     message = _message(channel, destination, code, policy.code_lifetime)
     report = delivery.deliver(message)
-    country = _country(destination)
+    country = destination_country(destination)
     events = [issued]
     with store.step(request, factor=factor, gated=False) as step:
         for index, attempt in enumerate(report.attempts):
@@ -597,12 +479,6 @@ def _answer(step: Step, store: VerifierStore, row: Any, code: object) -> _Answer
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-def _otp_factor(factor: object) -> Factor:
-    if isinstance(factor, str) and factor in CHANNELS:
-        return Factor(factor)
-    raise UnsupportedFactor(f"expected factor sms, voice or email, got {factor!r}")
 
 
 def _factor_of(identifier: object) -> Factor | None:
