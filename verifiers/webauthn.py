@@ -11,7 +11,8 @@
   name is ``invalid_response`` (assertion) or ``attestation_invalid`` (registration).
 * A sign counter that does not move forward while either value is non-zero is a
   ``sign_count_regression`` (a cloned authenticator?): refused by default; with
-  ``on_sign_count_regression="allow_and_flag"`` accepted, ``Verdict.reason`` saying so.
+  ``on_sign_count_regression="allow_and_flag"`` accepted, ``Verdict.reason`` and the
+  event's ``flags`` (with ``previous_sign_count``) saying so, for the stream's detection.
 """
 
 from __future__ import annotations
@@ -363,6 +364,8 @@ def finish_authentication(
                 enrollment_id=row.id,
                 user_verified=verified.user_verified,
                 sign_count=count,
+                previous_sign_count=previous,
+                flags=["sign_count_regression"] if regressed else [],
                 authenticator=p.Authenticator(
                     aaguid=row.settings.get("aaguid"),
                     backup_eligible=row.settings.get("backup_eligible"),

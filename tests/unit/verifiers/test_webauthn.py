@@ -478,6 +478,8 @@ def test_sign_count_regression_can_be_allowed_and_flagged(
     assert verdict.accepted and verdict.reason == "sign_count_regression"
     event = last_event(store)
     assert event.type == "mfa.verification.succeeded" and event.data.sign_count == 7
+    assert event.data.flags == ["sign_count_regression"]
+    assert event.data.previous_sign_count == 10
     with store.engine.connect() as connection:  # the counter never moves backwards
         assert connection.execute(sa.select(enrollments.c.sign_count)).scalar_one() == 10
 
