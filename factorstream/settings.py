@@ -8,9 +8,12 @@ settings table is generated from this module and checked by a test.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.fields import PolicyTier
 
 KAFKA_VERSION = "4.1.1"
 """Apache Kafka version provisioned by ``factorstream kafka up`` (pinned)."""
@@ -50,6 +53,59 @@ class RelaySettings(BaseModel):
     linger_ms: int = Field(20, ge=0, description="Producer linger (batching) in milliseconds.")
 
 
+class StreamSettings(BaseModel):
+    """The stream worker (``factorstream worker``, a Faust app)."""
+
+    app_id: str = Field(
+        "factorstream",
+        min_length=1,
+        description="Faust app id: the consumer group, and the prefix of the worker's "
+        "internal topics (`<app_id>-events-ingested`, `<app_id>-<table>-changelog`).",
+    )
+    store: str = Field(
+        "rocksdb://",
+        description="Table store: `rocksdb://` (on disk in `<data_dir>/streams`, via "
+        "rocksdict) or `memory://` (rebuilt from the changelog topics on every start).",
+    )
+    web_bind: str = Field(
+        "127.0.0.1", description="Interface the worker's web server (the lockout API) binds."
+    )
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Host name other workers use to reach this one (table routing of "
+        "lockout API requests).",
+    )
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        "at_least_once",
+        description="`exactly_once`: Kafka transactions tie table writes, derived events "
+        "and offsets together (a crash neither loses nor double-counts an event) at the "
+        "cost of read_committed hops that wait for commit_interval_s. `at_least_once`: no "
+        "wait, but a crash may re-apply the events processed since the last commit.",
+    )
+    commit_interval_s: float = Field(
+        2.8,
+        gt=0,
+        description="How often offsets (and, exactly once, transactions) are committed.",
+    )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each table partition that other workers keep up to "
+        "date, so a partition moving to one of them needs no full table recovery.",
+    )
+    dedupe_window_s: float = Field(
+        3600.0,
+        gt=0,
+        description="An event whose id was seen within this many seconds (windows by event "
+        "time; kept at least this long in wall-clock time) is dropped as a duplicate.",
+    )
+    default_tier: PolicyTier = Field(
+        PolicyTier.CUSTOMER,
+        description="Policy tier of the lockout fold for events that carry no `data.policy_tier`.",
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -74,6 +130,7 @@ class Settings(BaseSettings):
     )
     topics: TopicSettings = Field(default_factory=TopicSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or f"sqlite:///{(self.data_dir / 'outbox.db').resolve()}"

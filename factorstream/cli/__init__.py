@@ -8,6 +8,7 @@ from factorstream.cli import bench, kafka, schemas
 from factorstream.cli.context import load_into
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
+from factorstream.cli.worker import worker
 
 app = typer.Typer(
     name="factorstream",
@@ -21,6 +22,7 @@ app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.command()(relay)
 app.command()(docs)
+app.command()(worker)
 
 
 def main() -> None:

@@ -1,0 +1,110 @@
+"""The lockout API on the worker's web server (Faust), routed to the worker owning the key.
+
+``GET /lockouts/{tenant}/{subject}[?factor=totp][&at=2026-11-02T09:30:00Z]``
+
+Any worker answers for any subject: a request for a key whose lockout-table partition
+another worker owns is proxied to that worker (Faust table routing on the table's
+changelog partitioner, the same murmur2 partitioning the ingested topic is keyed by).
+Answer (200, JSON)::
+
+    {"tenant": "acme", "subject": "u-1001", "factor": "totp" | null,
+     "at": "2026-11-02T09:30:00+00:00",
+     "locked": true, "until": "2026-11-02T09:45:00+00:00" | null,
+     "permanent": false, "scope": "subject" | "factor" | null,
+     "reason": "max_failures" | "otp_max_failures" | ... | null}
+
+``locked`` is the gate's answer (``verifiers.lockout.lockout_status``) at ``at`` (RFC 3339;
+write UTC as ``Z``, since a bare ``+`` in a query string means a space; default: the wall
+clock now, read here at the edge): the subject's lock, else (with ``factor``) that
+factor's lock. A subject the stream never saw is not locked. A bad ``factor`` or ``at``
+is a 400 with ``{"error": ...}``; 503 while the partition owner is not known (rebalance).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from faust.exceptions import SameNode
+from faust.types import TableT
+from faust.web import Request, Response, View
+
+from schemas.fields import Factor
+from verifiers.lockout import LockoutState, lockout_status
+
+PATH = "/lockouts/{tenant}/{subject:.+}"
+"""The route (a subject may contain ``/``: it is the rest of the path)."""
+
+
+def lockout_answer(
+    state: Mapping[str, Any] | None,
+    *,
+    tenant: str,
+    subject: str,
+    at: datetime,
+    factor: Factor | None = None,
+) -> dict[str, Any]:
+    """The API's JSON answer for one subject's table value (``None``: never seen)."""
+    status = lockout_status(
+        LockoutState() if state is None else LockoutState.from_dict(state), now=at, factor=factor
+    )
+    return {
+        "tenant": tenant,
+        "subject": subject,
+        "factor": None if factor is None else factor.value,
+        "at": at.isoformat(),
+        "locked": status.locked,
+        "until": None if status.until is None else status.until.isoformat(),
+        "permanent": status.permanent,
+        "scope": None if status.scope is None else status.scope.value,
+        "reason": status.reason,
+    }
+
+
+def parse_query(query: Mapping[str, str]) -> tuple[Factor | None, datetime | None]:
+    """``factor`` and ``at`` from the query string; ValueError says what is wrong."""
+    factor = query.get("factor")
+    if factor is not None and factor not in Factor._value2member_map_:
+        expected = ", ".join(f.value for f in Factor)
+        raise ValueError(f"factor: expected one of {expected}, found {factor!r}")
+    at_text = query.get("at")
+    at = None
+    if at_text is not None:
+        try:
+            at = datetime.fromisoformat(at_text)
+        except ValueError:
+            at = None
+        if at is None or at.tzinfo is None:
+            raise ValueError(f"at: expected an RFC 3339 time with offset, found {at_text!r}")
+    return (None if factor is None else Factor(factor)), at
+
+
+def register_lockout_api(app: faust.App, table: TableT[bytes, Any]) -> None:
+    """Mount ``GET /lockouts/{tenant}/{subject}`` for the lockout ``table``."""
+
+    class LockoutView(View):
+        async def get(self, request: Request, tenant: str, subject: str) -> Response:
+            key = f"{tenant}/{subject}".encode()  # the table's key: the partitionkey bytes
+            try:
+                routed: Response = await self.app.router.route_req(
+                    table.name, key, self.web, request
+                )
+                return routed
+            except SameNode:
+                pass
+            try:
+                factor, at = parse_query(request.query)
+            except ValueError as error:
+                return self.error(400, str(error))
+            answer = lockout_answer(
+                table.get(key),
+                tenant=tenant,
+                subject=subject,
+                at=(at or datetime.now(UTC)).astimezone(UTC),
+                factor=factor,
+            )
+            return self.json(answer)
+
+    app.page(PATH, name="lockouts")(LockoutView)

@@ -1,0 +1,299 @@
+"""A real ``factorstream worker`` process on the real broker: lockouts, DLQ and the API.
+
+Each test gets its own topics and app id (through ``FACTORSTREAM_*`` variables), so it
+reads only what it wrote; the worker is stopped in a ``finally`` (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaProducer
+
+from factorstream.localkafka import ensure_topics, free_port
+from factorstream.settings import TopicSettings
+from schemas import MAX_EVENT_BYTES, Event, encode, kafka_key
+from schemas import payloads as p
+from schemas.codec import structured_headers
+from schemas.fields import PolicyTier
+from tests.factories import T0, sample_event
+from tests.integration.records import Record, consume
+from tests.kafka_broker import KafkaBroker
+from tests.support import missing
+from verifiers.policy import TIERS
+
+ROOT = Path(__file__).resolve().parents[2]
+BUSINESS = TIERS[PolicyTier.BUSINESS]
+
+
+@pytest.fixture(scope="module")
+def kcat() -> str:
+    path = shutil.which("kcat") or shutil.which("kafkacat")
+    if path is None:
+        missing("kcat", "not on PATH (apt-get install kcat)")
+    return path
+
+
+@pytest.fixture
+def topics(kafka_broker: KafkaBroker) -> TopicSettings:
+    """Fresh pipeline topics for this test (6 event partitions, 3 for the rest)."""
+    unique = uuid.uuid4().hex[:10]
+    names = TopicSettings(
+        events=f"test.worker.{unique}.events",
+        dlq=f"test.worker.{unique}.dlq",
+        lockouts=f"test.worker.{unique}.lockouts",
+        anomalies=f"test.worker.{unique}.anomalies",
+        checkpoints=f"test.worker.{unique}.checkpoints",
+    )
+    ensure_topics(kafka_broker.bootstrap, names.partitions())
+    return names
+
+
+@contextmanager
+def running_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``factorstream worker`` as a child process, always stopped on leaving the block."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "factorstream.cli", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        except BaseException:
+            print(
+                f"--- {log} (last 8000 characters)\n{log.read_text()[-8000:]}"
+            )  # shown on failure
+            raise
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=30)
+
+
+def _worker_env(
+    kafka_broker: KafkaBroker,
+    topics: TopicSettings,
+    data_dir: Path,
+    port: int,
+    app_id: str | None = None,
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")}
+    env.update(
+        {
+            "FACTORSTREAM_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+            "FACTORSTREAM_DATA_DIR": str(data_dir),
+            "FACTORSTREAM_STREAM__APP_ID": app_id or f"test-worker-{uuid.uuid4().hex[:10]}",
+            "FACTORSTREAM_STREAM__WEB_PORT": str(port),
+            "FACTORSTREAM_STREAM__STORE": "rocksdb://",
+            "FACTORSTREAM_STREAM__DEFAULT_TIER": "customer",
+        }
+    )
+    for field, value in topics.model_dump().items():
+        env[f"FACTORSTREAM_TOPICS__{field.upper()}"] = str(value)
+    return env
+
+
+def _kcat_produce(kcat: str, bootstrap: str, topic: str, lines: list[tuple[str, str]]) -> None:
+    """Produce ``(key, value)`` records with kcat (librdkafka), independently of our code."""
+    text = "".join(f"{key}\t{value}\n" for key, value in lines)
+    subprocess.run(
+        [kcat, "-b", bootstrap, "-t", topic, "-P", "-K", "\t", "-H", "origin=kcat"],
+        input=text.encode(),
+        check=True,
+        timeout=30,
+    )
+
+
+def _produce(bootstrap: str, topic: str, events: list[Event]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for event in events:
+            producer.send(
+                topic, key=kafka_key(event), value=encode(event), headers=structured_headers()
+            )
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def _api(port: int, path: str, *, process: subprocess.Popen[bytes], log: Path) -> Any:
+    """GET the worker's lockout API, waiting (while the worker lives) until it answers."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, f"worker exited:\n{log.read_text()[-4000:]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:  # noqa: S310
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError) as error:
+            if time.monotonic() > deadline:
+                tail = log.read_text()[-4000:]
+                raise AssertionError(f"API did not answer: {error}\n{tail}") from error
+            time.sleep(0.3)
+
+
+def _failures(subject: str, n: int, type_name: str = "auth.login.attempted") -> list[Event]:
+    return [
+        sample_event(type_name, subject=subject, now=T0 + timedelta(seconds=10 * i))
+        for i in range(n)
+    ]
+
+
+def _at(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _dlq_headers(record: Record) -> dict[str, str]:
+    return {k: v.decode() for k, v in record.headers if k.startswith("factorstream.dlq.")}
+
+
+def test_worker_locks_dead_letters_junk_and_answers_the_api(
+    kafka_broker: KafkaBroker, topics: TopicSettings, kcat: str, tmp_path: Path
+) -> None:
+    bootstrap, port, log = kafka_broker.bootstrap, free_port(), tmp_path / "worker.log"
+    good = json.loads(encode(sample_event(subject="u-lock")))
+    junk = {
+        "not json": "this is { not json",
+        "unknown type": json.dumps({**good, "type": "mfa.nonsense.happened"}),
+        "wrong schema": json.dumps({**good, "data": {**good["data"], "factor": "pigeon"}}),
+        "huge": json.dumps({**good, "padding": "x" * (3 * MAX_EVENT_BYTES)}),
+    }
+    locked = _failures("u-lock", BUSINESS.max_failures)
+    # a relay's re-send of the 4th failure: dropped, so the 5th (not the re-send) locks
+    scenario = [*locked[:4], locked[3], locked[4]]
+    otp = _failures("u-otp", BUSINESS.otp_max_failures, "mfa.verification.failed")
+    bystanders = [sample_event("mfa.verification.succeeded", subject=f"u-{i}") for i in range(20)]
+
+    with running_worker(_worker_env(kafka_broker, topics, tmp_path, port), log) as process:
+        # junk first, on the locked subject's partition: the good events queue behind it
+        _kcat_produce(kcat, bootstrap, topics.events, [("acme/u-lock", v) for v in junk.values()])
+        _produce(bootstrap, topics.events, [*scenario, *otp, *bystanders])
+
+        lockouts = consume(bootstrap, topics.lockouts, at_least=2, timeout_s=120)
+        dead = consume(bootstrap, topics.dlq, at_least=len(junk), timeout_s=30)
+
+        subject_lock = _api(
+            port, f"/lockouts/acme/u-lock?at={_at(locked[4].time)}", process=process, log=log
+        )
+        factor = f"/lockouts/acme/u-otp?factor=totp&at={_at(otp[-1].time)}"
+        factor_lock = _api(port, factor, process=process, log=log)
+        unknown = _api(port, "/lockouts/acme/never-seen", process=process, log=log)
+        assert process.poll() is None, "the worker keeps running"
+
+    assert len(lockouts) == 2
+    applied = {e.subject: e for e in (r.event() for r in lockouts)}
+    assert {e.type for e in applied.values()} == {"lockout.applied"}
+    assert set(applied) == {"u-lock", "u-otp"}
+    subject_data = applied["u-lock"].data
+    assert isinstance(subject_data, p.LockoutApplied)
+    assert subject_data.trigger_event_id == locked[4].id  # the re-send was not counted
+    assert subject_data.failures == BUSINESS.max_failures
+    until = locked[4].time + BUSINESS.lockout_duration
+    assert subject_data.locked_until == until
+    assert all(r.key == kafka_key(r.event()) for r in lockouts)
+
+    assert len(dead) == len(junk)
+    by_value = {r.value: r for r in dead}
+    for name, value in junk.items():
+        record = by_value[value.encode()]  # the original bytes, unchanged
+        meta = _dlq_headers(record)
+        assert record.key == b"acme/u-lock"
+        assert ("origin", b"kcat") in record.headers
+        assert meta["factorstream.dlq.topic"] == topics.events
+        assert meta["factorstream.dlq.value.length"] == str(len(value.encode()))
+        expected = {
+            "not json": "event: not valid JSON",
+            "unknown type": "type: unknown event type 'mfa.nonsense.happened'",
+            "wrong schema": "data.factor:",
+            "huge": f"event: value of {len(value.encode())} bytes exceeds {MAX_EVENT_BYTES}",
+        }[name]
+        assert meta["factorstream.dlq.reason"].startswith(expected), (name, meta)
+    offsets = sorted(int(_dlq_headers(r)["factorstream.dlq.offset"]) for r in dead)
+    assert offsets == list(range(len(junk)))  # the first records of their partition
+
+    assert subject_lock["locked"] is True, subject_lock
+    assert subject_lock == {
+        **subject_lock,
+        "scope": "subject",
+        "reason": "max_failures",
+        "permanent": False,
+        "until": until.isoformat(),
+    }
+    assert (factor_lock["locked"], factor_lock["scope"], factor_lock["factor"]) == (
+        True,
+        "factor",
+        "totp",
+    )
+    assert unknown["locked"] is False
+
+
+def _owners(port: int, table: str, *, process: subprocess.Popen[bytes], log: Path) -> set[str]:
+    """The workers (canonical URLs) owning some partition of ``table``'s changelog."""
+    metadata = _api(port, "/router/", process=process, log=log)
+    return {host for host, topics in metadata.items() if topics.get(table)}
+
+
+def test_two_workers_share_the_partitions_and_either_answers_for_every_subject(
+    kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
+) -> None:
+    app_id = f"test-workers-{uuid.uuid4().hex[:10]}"
+    changelog = f"{app_id}-lockout-changelog"
+    ports = free_port(), free_port()
+    logs = tmp_path / "a.log", tmp_path / "b.log"
+    subjects = [f"u-{i}" for i in range(12)]
+    failures = [e for s in subjects for e in _failures(s, BUSINESS.max_failures)]
+    env = [
+        _worker_env(kafka_broker, topics, tmp_path / name, port, app_id)
+        for name, port in zip("ab", ports, strict=True)
+    ]
+    for one in env:  # no standby copies: a worker can answer for a key it does not own
+        one["FACTORSTREAM_STREAM__STANDBY_REPLICAS"] = "0"  # only by routing the request
+
+    with (
+        running_worker(env[0], logs[0]) as first,
+        running_worker(env[1], logs[1]) as second,
+    ):
+        workers = list(zip(ports, (first, second), logs, strict=True))
+        deadline = time.monotonic() + 90
+        while any(
+            len(_owners(port, changelog, process=process, log=log)) < 2
+            for port, process, log in workers
+        ):  # both joined the group, and both know it
+            assert time.monotonic() < deadline, "the two workers never shared the partitions"
+            time.sleep(0.5)
+        _produce(kafka_broker.bootstrap, topics.events, failures)
+        lockouts = consume(kafka_broker.bootstrap, topics.lockouts, at_least=len(subjects))
+        at = _at(failures[-1].time)
+        answers = {
+            (port, subject): _api(port, f"/lockouts/acme/{subject}?at={at}", process=p, log=log)
+            for port, p, log in workers
+            for subject in subjects
+        }
+
+    assert sorted(r.event().subject for r in lockouts) == sorted(subjects)
+    assert all(answer["locked"] for answer in answers.values()), answers
+    assert {a["until"] for a in answers.values()} == {
+        (e.time + BUSINESS.lockout_duration).isoformat()
+        for e in failures[BUSINESS.max_failures - 1 :: BUSINESS.max_failures]
+    }
