@@ -65,13 +65,20 @@ def _describe(command: Any, path: list[str], lines: list[str]) -> None:
         return
     usage = " ".join(
         path
-        + [p.human_readable_name.upper() for p in command.params if p.param_type_name == "argument"]
+        + [_argument_name(p).upper() for p in command.params if p.param_type_name == "argument"]
     )
     lines.append(f"- `{usage}` — {(command.help or '').strip().splitlines()[0]}")
     for param in command.params:
         if param.param_type_name == "option" and getattr(param, "help", None):
             flags = ", ".join(f"`{o}`" for o in param.opts + param.secondary_opts)
             lines.append(f"  - {flags}: {param.help}")
+
+
+def _argument_name(param: Any) -> str:
+    """A positional argument's name (click: ``human_readable_name``; the click typer
+    vendors: ``display_name_raw``)."""
+    name = getattr(param, "human_readable_name", None) or getattr(param, "display_name_raw", None)
+    return str(name or param.name)
 
 
 def render(readme: str, command: Any) -> str:

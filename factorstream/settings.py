@@ -53,6 +53,39 @@ class RelaySettings(BaseModel):
     linger_ms: int = Field(20, ge=0, description="Producer linger (batching) in milliseconds.")
 
 
+class EnrichSettings(BaseModel):
+    """Geo/ASN enrichment of ingested events (``streams/enrich.py``), best effort."""
+
+    enabled: bool = Field(
+        True,
+        description="Complete each event's `client.geo` (and a push `responder`'s) from the "
+        "IP address before the folds see it: country from the bundled offline data "
+        "(geoip2fast, GeoLite2 of 2024), coordinates from `mmdb_path` or else the country "
+        "centroid (`geo.source` = `centroid`). Values the service sent are never replaced; "
+        "private and reserved addresses are left alone. `false` forwards events as they came.",
+    )
+    mmdb_path: Path | None = Field(
+        None,
+        description="A MaxMind-format city database (`.mmdb`: GeoIP2/GeoLite2 City or "
+        "compatible) for country, region, city and coordinates (`geo.source` = `mmdb`) of "
+        "public IPs; a record that places an IP only in its country gets the centroid. "
+        "Unset: coordinates are country centroids.",
+    )
+    asn_mmdb_path: Path | None = Field(
+        None,
+        description="A MaxMind-format ASN database (`.mmdb`: GeoLite2 ASN) for `geo.asn`. The "
+        "bundled offline data names a network's owner but has no AS number, so unset (and "
+        "without an AS number in `mmdb_path`) `asn` stays as the service sent it.",
+    )
+    cache_size: int = Field(
+        16384,
+        ge=0,
+        description="Lookups kept in memory, by IP address and the geo an event came with "
+        "(about 300 bytes each; least recently used go first): the events of one sign-in "
+        "share an IP, so most cost one lookup. 0 turns the cache off.",
+    )
+
+
 class StreamSettings(BaseModel):
     """The stream worker (``factorstream worker``, a Faust app)."""
 
@@ -104,6 +137,128 @@ class StreamSettings(BaseModel):
         PolicyTier.CUSTOMER,
         description="Policy tier of the lockout fold for events that carry no `data.policy_tier`.",
     )
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+
+
+# -- detections and per-IP throttling (streams/folds) ------------------------------------
+
+
+class DetectionSettings(BaseModel):
+    """Thresholds of the risk detections (`risk.detected` to the anomalies topic).
+
+    Read into ``streams.folds.DetectionThresholds`` (whose docstrings say each rule
+    exactly); a window counts events within it, inclusive, by event time.
+    """
+
+    cooldown_s: float = Field(
+        3600.0,
+        gt=0,
+        le=90 * 86400,
+        description="Quiet time after a detection fired for a key (subject, IP, tenant).",
+    )
+    travel_max_speed_kmh: float = Field(
+        900.0,
+        gt=0,
+        description="Impossible travel: faster than this between two successful sign-ins.",
+    )
+    travel_min_distance_km: float = Field(
+        100.0, ge=0, description="Impossible travel: shorter hops are geolocation jitter."
+    )
+    learning_sign_ins: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="New country / new device: learning ends after this many successful "
+        "sign-ins of a subject …",
+    )
+    learning_period_days: float = Field(
+        14.0, gt=0, le=90, description="… or this many days after the first, whichever is first."
+    )
+    push_fatigue_count: int = Field(
+        5, ge=1, le=10_000, description="Push fatigue: rejected or expired pushes …"
+    )
+    push_fatigue_window_s: float = Field(
+        600.0, gt=0, le=86400, description="… within this many seconds."
+    )
+    spray_min_subjects: int = Field(
+        10,
+        ge=1,
+        le=10_000,
+        description="Password spray: distinct subjects with a failed login from one IP …",
+    )
+    spray_window_s: float = Field(3600.0, gt=0, le=86400, description="… within this many seconds.")
+    otp_guess_count: int = Field(
+        10, ge=1, le=10_000, description="OTP guessing: wrong codes for one subject …"
+    )
+    otp_guess_window_s: float = Field(
+        3600.0, gt=0, le=86400, description="… within this many seconds."
+    )
+    recovery_failure_count: int = Field(
+        3, ge=1, le=10_000, description="Recovery-code abuse: failed recovery codes …"
+    )
+    recovery_failure_window_s: float = Field(
+        3600.0, gt=0, le=86400, description="… within this many seconds."
+    )
+    recovery_success_count: int = Field(
+        3, ge=1, le=10_000, description="Recovery-code abuse: recovery codes used …"
+    )
+    recovery_success_window_s: float = Field(
+        86400.0, gt=0, le=90 * 86400, description="… within this many seconds."
+    )
+    sms_window_s: float = Field(
+        600.0, gt=0, le=86400, description="SMS pumping: the burst window of both rules."
+    )
+    sms_unusual_count: int = Field(
+        5,
+        ge=1,
+        le=10_000,
+        description="SMS pumping: codes to unusual or premium countries of a tenant in the window.",
+    )
+    sms_burst_count: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="SMS pumping: codes of a tenant in the window (tune to the largest peak).",
+    )
+    sms_premium_countries: list[str] = Field(
+        default_factory=list,
+        description='SMS pumping: destinations always unusual, as JSON (`["CU", "LV"]`).',
+    )
+    reset_window_s: float = Field(
+        86400.0,
+        gt=0,
+        le=90 * 86400,
+        description="Factor reset or removal this soon after a risky sign-in fires.",
+    )
+    anonymous_networks_file: Path | None = Field(
+        None,
+        description="Anonymous IP: a file of IPs and CIDR networks (Tor exits, VPNs, proxies), "
+        "one a line, `#` comments; its name (without suffix) is the evidence's `list`.",
+    )
+    malicious_networks_file: Path | None = Field(
+        None,
+        description="Malicious IP: a file of IPs and CIDR networks (blocklists), same format.",
+    )
+
+
+class IpBlockSettings(BaseModel):
+    """Per-IP throttling: `ip.block.applied|released` to the lockouts topic."""
+
+    min_subjects: int = Field(
+        20,
+        ge=2,
+        le=10_000,
+        description="An IP with failed sign-ins against this many distinct subjects …",
+    )
+    window_s: float = Field(900.0, gt=0, le=86400, description="… within this many seconds …")
+    duration_s: float = Field(
+        900.0, gt=0, le=90 * 86400, description="… is blocked for this many seconds."
+    )
+    exempt_networks_file: Path | None = Field(
+        None,
+        description="A file of IPs and CIDR networks never blocked (NAT gateways many people "
+        "sign in through), one a line, `#` comments.",
+    )
 
 
 class Settings(BaseSettings):
@@ -131,6 +286,8 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     relay: RelaySettings = Field(default_factory=RelaySettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
+    detections: DetectionSettings = Field(default_factory=DetectionSettings)
+    ip_block: IpBlockSettings = Field(default_factory=IpBlockSettings)
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or f"sqlite:///{(self.data_dir / 'outbox.db').resolve()}"

@@ -18,6 +18,19 @@ write UTC as ``Z``, since a bare ``+`` in a query string means a space; default:
 clock now, read here at the edge): the subject's lock, else (with ``factor``) that
 factor's lock. A subject the stream never saw is not locked. A bad ``factor`` or ``at``
 is a 400 with ``{"error": ...}``; 503 while the partition owner is not known (rebalance).
+
+``GET /lockouts/ip/{ip}[?at=2026-11-02T09:30:00Z]`` — per-IP throttling
+(``streams.folds.ipblock``), routed the same way on the ``ip_block`` table, whose key is
+the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case)::
+
+    {"ip": "198.51.100.23", "at": "2026-11-02T09:30:00+00:00",
+     "blocked": true, "until": "2026-11-02T09:45:00+00:00" | null,
+     "since": "2026-11-02T09:30:00+00:00" | null, "reason": "credential_stuffing" | null,
+     "failures": 57 | null, "distinct_subjects": 20 | null}
+
+An IP the stream never saw failing is not blocked; a malformed IP or ``at`` is a 400. The IP
+route is matched before the subject route, so the tenant ``ip`` is reserved: a subject of
+a tenant named ``ip`` whose id looks like an address cannot be asked for.
 """
 
 from __future__ import annotations
@@ -32,10 +45,14 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from schemas.fields import Factor
+from streams.folds.ipblock import IpBlockState, ip_block_status
+from streams.folds.thresholds import parse_ip
 from verifiers.lockout import LockoutState, lockout_status
 
 PATH = "/lockouts/{tenant}/{subject:.+}"
 """The route (a subject may contain ``/``: it is the rest of the path)."""
+IP_PATH = "/lockouts/ip/{ip:[0-9A-Fa-f.:]+}"
+"""The per-IP route (registered first: see the module docstring)."""
 
 
 def lockout_answer(
@@ -108,3 +125,57 @@ def register_lockout_api(app: faust.App, table: TableT[bytes, Any]) -> None:
             return self.json(answer)
 
     app.page(PATH, name="lockouts")(LockoutView)
+
+
+# -- per-IP throttling -------------------------------------------------------------------
+
+
+def canonical_ip(text: str) -> str:
+    """The ``ip_block`` table's key text of an address; ValueError says what is wrong."""
+    try:
+        return str(parse_ip(text))
+    except ValueError:
+        raise ValueError(f"ip: expected an IPv4 or IPv6 address, found {text!r}") from None
+
+
+def ip_block_answer(state: Mapping[str, Any] | None, *, ip: str, at: datetime) -> dict[str, Any]:
+    """The API's JSON answer for one IP's table value (``None``: never seen failing)."""
+    status = ip_block_status(
+        IpBlockState() if state is None else IpBlockState.from_dict(state), now=at
+    )
+    return {
+        "ip": ip,
+        "at": at.isoformat(),
+        "blocked": status.blocked,
+        "until": None if status.until is None else status.until.isoformat(),
+        "since": None if status.since is None else status.since.isoformat(),
+        "reason": status.reason,
+        "failures": status.failures,
+        "distinct_subjects": status.distinct_subjects,
+    }
+
+
+def register_ip_block_api(app: faust.App, table: TableT[bytes, Any]) -> None:
+    """Mount ``GET /lockouts/ip/{ip}`` for the ``ip_block`` table; call it before
+    :func:`register_lockout_api` (routes match in the order they were added)."""
+
+    class IpBlockView(View):
+        async def get(self, request: Request, ip: str) -> Response:
+            try:
+                key = canonical_ip(ip)
+                _, at = parse_query({"at": request.query["at"]} if "at" in request.query else {})
+            except ValueError as error:
+                return self.error(400, str(error))
+            try:
+                routed: Response = await self.app.router.route_req(
+                    table.name, key.encode(), self.web, request
+                )
+                return routed
+            except SameNode:
+                pass
+            answer = ip_block_answer(
+                table.get(key.encode()), ip=key, at=(at or datetime.now(UTC)).astimezone(UTC)
+            )
+            return self.json(answer)
+
+    app.page(IP_PATH, name="ip_blocks")(IpBlockView)

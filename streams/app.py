@@ -3,10 +3,16 @@
 Data flow (DESIGN.md)::
 
     <topics.events> ──ingest──> <topics.dlq>                 (failures, with the reason)
-                      │ dedupe by event id (windowed table "ingest-seen")
+                      │ dedupe by event id (windowed table "ingest-seen"),
+                      │ enrich: geo/ASN from the client IP (streams/enrich.py)
                       └──> <app_id>-events-ingested           (internal, key = partitionkey)
                                ├── lockout fold (table "lockout") ──> <topics.lockouts>
-                               └── detections (one table each)   ──> <topics.anomalies>
+                               ├── detections (one table each)   ──> <topics.anomalies>
+                               └──rekey──> <app_id>-events-by-ip / -events-by-tenant
+                                             (internal, key = client IP / tenant; see
+                                             streams/detection_agents.py: per-IP and
+                                             per-tenant detections, "ip_block" ──>
+                                             <topics.lockouts>, GET /lockouts/ip/{ip})
 
 Every topic carries raw bytes (``raw`` key and value serializers): our codec
 (``schemas``) encodes and decodes events, never Faust's models. Agents run at
@@ -17,7 +23,7 @@ have the events topic's partition count, so a key's table partition is its topic
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import cast
 
@@ -27,7 +33,14 @@ from faust.types import AgentT, TableT, TopicT
 from mode.utils.times import want_seconds
 
 from factorstream.settings import Settings
-from streams.api import register_lockout_api
+from streams.api import register_ip_block_api, register_lockout_api
+from streams.detection_agents import (
+    IP_BLOCK,
+    attach_detections,
+    detection_thresholds,
+    ip_block_policy,
+)
+from streams.enrich import open_enricher
 from streams.ingest import attach_ingest
 from streams.lockout_agent import JsonState, KeyedFold, attach_fold_agent, lockout_fold
 
@@ -47,6 +60,8 @@ class Pipeline:
     seen: WindowWrapper
     tables: Mapping[str, TableT[bytes, JsonState]]
     agents: Mapping[str, AgentT[bytes]]
+    rekeyed: Mapping[str, TopicT] = field(default_factory=dict)
+    """Internal topics re-keyed by IP and by tenant (``streams/rekey.py``), by kind of key."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +80,11 @@ def internal_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
     then skips a topic missing from the consumer's (stale) metadata, for up to
     ``metadata.max.age.ms`` (5 minutes) — seen on a local Kafka 4.1 broker.
     """
-    topics = [pipeline.ingested, *(t.changelog_topic for t in pipeline.app.tables.values())]
+    topics = [
+        pipeline.ingested,
+        *pipeline.rekeyed.values(),
+        *(t.changelog_topic for t in pipeline.app.tables.values()),
+    ]
     specs: dict[str, TopicSpec] = {}
     for topic in topics:
         policy = ",".join(
@@ -90,6 +109,9 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
 
     ``detections`` are the per-key risk detections (``streams/folds/``, pure), each wired
     exactly like the lockout fold, with its derived events going to the anomalies topic.
+    The detections of ``streams/folds/`` and per-IP throttling are always wired, with
+    thresholds from ``settings.detections`` and ``settings.ip_block``
+    (``streams/detection_agents.py``).
     """
     stream, names = settings.stream, settings.topics
     partitions = names.events_partitions
@@ -136,9 +158,28 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
             window, expires=window
         ),
     )
+    # -- enrichment (streams/enrich.py): geo/ASN from the client IP, after dedupe ---------
+    enrich = stream.enrich
+    enricher = (
+        open_enricher(
+            mmdb_path=enrich.mmdb_path,
+            asn_mmdb_path=enrich.asn_mmdb_path,
+            cache_size=enrich.cache_size,
+        )
+        if enrich.enabled
+        else None
+    )
     agents = {
-        "ingest": attach_ingest(app, source=events, dead_letters=dlq, sink=ingested, seen=seen)
+        "ingest": attach_ingest(
+            app,
+            source=events,
+            dead_letters=dlq,
+            sink=ingested,
+            seen=seen,
+            enrich=enricher.enrich if enricher else None,
+        )
     }
+    # -- end of enrichment ------------------------------------------------------------------
     sinks = {"lockouts": lockouts, "anomalies": anomalies}
     tables: dict[str, TableT[bytes, JsonState]] = {}
     for fold in (lockout_fold(stream.default_tier), *detections):
@@ -152,5 +193,22 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
         agents[fold.name] = attach_fold_agent(
             app, fold, source=ingested, table=tables[fold.name], sink=sinks[fold.output]
         )
+    # -- risk detections and per-IP throttling (streams/detection_agents.py) --------------
+    wired = attach_detections(
+        app,
+        app_id=stream.app_id,
+        partitions=partitions,
+        ingested=ingested,
+        sinks=sinks,
+        thresholds=detection_thresholds(settings.detections),
+        policy=ip_block_policy(settings.ip_block),
+        taken=[*tables, *agents],
+    )
+    tables.update(wired.tables)
+    agents.update(wired.agents)
+    register_ip_block_api(app, wired.tables[IP_BLOCK])  # before the subject route: see api.py
+    # -- end of risk detections and per-IP throttling --------------------------------------
     register_lockout_api(app, tables["lockout"])
-    return Pipeline(app, events, ingested, dlq, lockouts, anomalies, seen, tables, agents)
+    return Pipeline(
+        app, events, ingested, dlq, lockouts, anomalies, seen, tables, agents, wired.rekeyed
+    )

@@ -6,7 +6,8 @@ Every record of the events topic is decoded with our codec (structured or binary
 * An event whose ``id`` was already seen (a relay's re-send) is dropped: ids are kept in
   a tumbling windowed table, windowed by the *event's* time (a re-send carries the same
   time, so it always falls in the original's window) and expired by Faust.
-* A good event is re-encoded (structured mode) and forwarded to the internal
+* A good event is enriched (``streams.enrich``: country, ASN and coordinates from the
+  client's IP, best effort), re-encoded (structured mode) and forwarded to the internal
   ``<app_id>-events-ingested`` topic keyed by its ``partitionkey``, where the per-key
   folds read it, whatever key (or partition) the producer used.
 
@@ -35,7 +36,7 @@ headers                                   the original headers, in order, then:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, cast
@@ -142,8 +143,13 @@ def attach_ingest(
     dead_letters: TopicT,
     sink: TopicT,
     seen: WindowWrapper,
+    enrich: Callable[[Event], Event] | None = None,
 ) -> AgentT[bytes]:
-    """The ingest agent (concurrency 1) from ``source`` to ``sink`` and ``dead_letters``."""
+    """The ingest agent (concurrency 1) from ``source`` to ``sink`` and ``dead_letters``.
+
+    ``enrich`` (``Enricher.enrich``, which never raises) completes each new event before it
+    is forwarded; None forwards events as they came.
+    """
 
     async def ingest(stream: StreamT[bytes]) -> AsyncIterator[IngestOutcome]:
         async for record in stream.events():
@@ -160,6 +166,8 @@ def attach_ingest(
                 yield IngestOutcome.DUPLICATE
                 continue
             window[event.id] = True
+            if enrich is not None:
+                event = enrich(event)
             await sink.send(key=kafka_key(event), value=encode(event), headers=structured_headers())
             yield IngestOutcome.FORWARDED
 

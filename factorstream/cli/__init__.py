@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from factorstream.cli import bench, kafka, schemas
+from factorstream.cli import bench, kafka, lockout, schemas
 from factorstream.cli.context import load_into
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
@@ -20,6 +20,7 @@ app.callback()(load_into)
 app.add_typer(schemas.app, name="schemas")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
+app.add_typer(lockout.app, name="lockout")
 app.command()(relay)
 app.command()(docs)
 app.command()(worker)

@@ -185,10 +185,14 @@ def test_internal_topics_are_listed_with_fausts_configs(pipeline: Pipeline) -> N
 
     app_id = pipeline.app.conf.id
     specs = internal_topics(pipeline)
+    detections = {"risk_by_subject", "risk_by_ip", "risk_by_tenant", "ip_block"}
     assert set(specs) == {
         f"{app_id}-events-ingested",
+        f"{app_id}-events-by-ip",
+        f"{app_id}-events-by-tenant",
         f"{app_id}-ingest-seen-changelog",
         f"{app_id}-lockout-changelog",
+        *(f"{app_id}-{name}-changelog" for name in detections),
     }
     assert {spec.partitions for spec in specs.values()} == {6}
     assert specs[f"{app_id}-lockout-changelog"].configs == {"cleanup.policy": "compact"}

@@ -149,7 +149,7 @@ async def test_detections_plug_in_as_keyed_folds_with_their_own_table(
     await _fold(pipeline, "sign-in-count", [sample_event(), sample_event()])
 
     assert pipeline.tables["sign-in-count"][b"acme/u-1001"] == {"seen": 2}
-    assert set(pipeline.agents) == {"ingest", "lockout", "sign-in-count"}
+    assert {"ingest", "lockout", "sign-in-count"} <= set(pipeline.agents)
 
 
 async def test_the_api_answers_from_the_table(
