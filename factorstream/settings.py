@@ -7,10 +7,12 @@ settings table is generated from this module and checked by a test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.fields import PolicyTier
@@ -291,6 +293,27 @@ class Settings(BaseSettings):
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or f"sqlite:///{(self.data_dir / 'outbox.db').resolve()}"
+
+
+ENV_PREFIX = "FACTORSTREAM_"
+
+
+def setting_fields(
+    model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX
+) -> Iterator[tuple[str, FieldInfo]]:
+    """Every setting as (environment variable, field), nested groups flattened with ``__``."""
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            yield from setting_fields(annotation, f"{prefix}{name.upper()}__")
+        else:
+            yield f"{prefix}{name.upper()}", info
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``FACTORSTREAM_*`` variables that name no setting (a typo is otherwise ignored)."""
+    known = {name for name, _ in setting_fields()}
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
 
 
 def load_settings() -> Settings:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 from rich.console import Console
 
-from factorstream.settings import Settings, load_settings
+from factorstream.settings import Settings, load_settings, unknown_environment
 
 console = Console()
 errors = Console(stderr=True)
@@ -13,6 +15,8 @@ errors = Console(stderr=True)
 
 def load_into(ctx: typer.Context) -> None:
     """Read settings from the environment once, for every subcommand."""
+    for name in unknown_environment(os.environ):
+        errors.print(f"[yellow]warning:[/] {name} is not a factorstream setting (a typo?)")
     ctx.obj = load_settings()
 
 
