@@ -148,7 +148,7 @@ def begin_enrollment(
                 subject=request.subject,
                 factor=factor,
                 status="pending",
-                destination=store.box.seal(normalised.encode(), row=f"enrollments:{enrollment_id}"),
+                destination=store.seal_enrollment(enrollment_id, normalised.encode()),
                 settings={},
                 created_at=request.now,
             )
@@ -205,7 +205,7 @@ def confirm_enrollment(
                 channel=CHANNELS[factor],
                 destination=mask_destination(destination),
                 destination_country=destination_country(destination),
-                elapsed_ms=_elapsed_ms(enrollment.created_at, request.now),
+                elapsed_ms=request.ms_since(enrollment.created_at),
             )
         )
         return Verdict(True, None, event)
@@ -307,7 +307,7 @@ def send_code(
             events.append(step.emit(payload))
         delivered = report.delivered
         if delivered is None:
-            _close(step, challenge_id, "undelivered")
+            step.close_challenge(challenge_id, "undelivered")
         else:
             step.connection.execute(
                 challenges.update()
@@ -432,7 +432,7 @@ def verify_code(store: VerifierStore, request: Request, *, challenge_id: str, co
                 challenge_id=challenge_id,
                 enrollment_id=row.enrollment_id,
                 attempt=answer.attempt or 1,
-                elapsed_ms=_elapsed_ms(row.created_at, request.now),
+                elapsed_ms=request.ms_since(row.created_at),
             )
         )
         return Verdict(True, None, event)
@@ -451,10 +451,10 @@ def _answer(step: Step, store: VerifierStore, row: Any, code: object) -> _Answer
     if row.closed_at is not None:
         return _Answer(_CLOSED.get(row.closed_reason, "unknown_challenge"))
     if now >= row.expires_at:
-        _close(step, row.id, "expired")
+        step.close_challenge(row.id, "expired")
         return _Answer("expired")
     if row.attempts >= row.max_attempts:
-        _close(step, row.id, "too_many_attempts")
+        step.close_challenge(row.id, "too_many_attempts")
         return _Answer("too_many_attempts", remaining=0)
     attempt = row.attempts + 1
     answer = code.strip() if isinstance(code, str) and len(code) <= MAX_ANSWER_CHARS else None
@@ -495,19 +495,7 @@ def _challenges_of(request: Request) -> sa.Select[Any]:
 
 
 def _open_destination(store: VerifierStore, enrollment: Any) -> str:
-    return store.box.open(enrollment.destination, row=f"enrollments:{enrollment.id}").decode()
-
-
-def _close(step: Step, challenge_id: str, reason: str) -> None:
-    step.connection.execute(
-        challenges.update()
-        .where(challenges.c.id == challenge_id, challenges.c.closed_at.is_(None))
-        .values(closed_at=step.request.now, closed_reason=reason)
-    )
-
-
-def _elapsed_ms(start: datetime, end: datetime) -> int:
-    return max(0, int((end - start).total_seconds() * 1000))
+    return store.open_enrollment(enrollment.id, enrollment.destination).decode()
 
 
 def _failed(step: Step, factor: Factor, reason: str, challenge_id: str, **details: Any) -> Verdict:

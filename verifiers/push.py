@@ -112,9 +112,9 @@ def respond(
         if row is None:
             return _failed(step, challenge_id, "unknown_challenge")
         if step.lockout.locked:
-            _close(step, challenge_id, "locked_out")
+            step.close_challenge(challenge_id, "locked_out", attempts=1)
             return _failed(step, challenge_id, "locked_out")
-        after_ms = _elapsed_ms(row.created_at, request.now)
+        after_ms = request.ms_since(row.created_at)
         common = {
             "challenge_id": challenge_id,
             "enrollment_id": row.enrollment_id,
@@ -122,7 +122,7 @@ def respond(
             "responder": responder,
         }
         if request.now >= row.expires_at:
-            _close(step, challenge_id, "expired")
+            step.close_challenge(challenge_id, "expired", attempts=1)
             event = step.emit(
                 PushExpired(
                     challenge_id=challenge_id,
@@ -132,17 +132,17 @@ def respond(
             )
             return Verdict.refused("expired", event, step)
         if decision is Decision.REPORT_FRAUD:
-            _close(step, challenge_id, "reported_fraud")
+            step.close_challenge(challenge_id, "reported_fraud", attempts=1)
             event = step.emit(PushReportedFraud(**common))
             return Verdict.refused("reported_fraud", event, step)
         if decision is Decision.REJECT:
-            _close(step, challenge_id, "rejected")
+            step.close_challenge(challenge_id, "rejected", attempts=1)
             event = step.emit(PushRejected(reason="user_rejected", **common))
             return Verdict.refused("user_rejected", event, step)
         matched = number is not None and store.box.code_matches(
             number.strip(), row.salt, row.code_hash
         )
-        _close(step, challenge_id, "used" if matched else "number_mismatch")
+        step.close_challenge(challenge_id, "used" if matched else "number_mismatch", attempts=1)
         if not matched:
             event = step.emit(
                 PushRejected(reason="number_mismatch", number_matched=False, **common)
@@ -158,12 +158,12 @@ def expire(store: VerifierStore, request: Request, *, challenge_id: str) -> Verd
         row = _open_challenge(step, challenge_id)
         if row is None or request.now < row.expires_at:
             return Verdict.refused("not_expirable", None)
-        _close(step, challenge_id, "expired")
+        step.close_challenge(challenge_id, "expired", attempts=1)
         event = step.emit(
             PushExpired(
                 challenge_id=challenge_id,
                 enrollment_id=row.enrollment_id,
-                expired_after_ms=_elapsed_ms(row.created_at, request.now),
+                expired_after_ms=request.ms_since(row.created_at),
             )
         )
         return Verdict.refused("expired", event)
@@ -182,20 +182,8 @@ def _open_challenge(step: Step, challenge_id: str) -> sa.Row[tuple[object, ...]]
     ).one_or_none()
 
 
-def _close(step: Step, challenge_id: str, reason: str) -> None:
-    step.connection.execute(
-        challenges.update()
-        .where(challenges.c.id == challenge_id)
-        .values(closed_at=step.request.now, closed_reason=reason, attempts=1)
-    )
-
-
 def _failed(step: Step, challenge_id: str, reason: str) -> Verdict:
     event = step.emit(
         VerificationFailed(factor=Factor.PUSH, reason=reason, challenge_id=challenge_id)
     )
     return Verdict.refused(reason, event, step)
-
-
-def _elapsed_ms(start: datetime, end: datetime) -> int:
-    return max(0, int((end - start).total_seconds() * 1000))

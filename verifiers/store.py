@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,16 @@ from schemas import Event, new_event
 from schemas.fields import Client, Factor, PolicyTier
 from schemas.payloads import Activity, Payload
 from verifiers.crypto import SecretBox
-from verifiers.lockout import LockoutState, LockoutStatus, fold_lockout, lockout_status
+from verifiers.lockout import (
+    LockoutPolicy,
+    LockoutState,
+    LockoutStatus,
+    fold_lockout,
+    lockout_status,
+)
 from verifiers.policy import TIERS, TierPolicy, lockout_policy
 from verifiers.publish import Outbox, outbox_engine
-from verifiers.tables import lockout_states
+from verifiers.tables import challenges, lockout_states
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -80,6 +86,11 @@ class Request:
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
             raise ValueError("Request.now must be timezone-aware (UTC)")
+        object.__setattr__(self, "now", self.now.astimezone(UTC))
+
+    def ms_since(self, start: datetime) -> int:
+        """Whole milliseconds from ``start`` to ``now`` (never negative)."""
+        return max(0, int((self.now - start).total_seconds() * 1000))
 
 
 @dataclass
@@ -92,6 +103,7 @@ class Step:
     lockout: LockoutStatus
     state: LockoutState
     policy: TierPolicy
+    lockout_policy: LockoutPolicy
     gated: bool
     factor: Factor | None
     events: list[Event] = field(default_factory=list)
@@ -114,9 +126,17 @@ class Step:
             now=request.now,
         )
         if self.gated:
-            self.state, _ = fold_lockout(self.state, event, lockout_policy(self.policy))
+            self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
         self.events.append(event)
         return event
+
+    def close_challenge(self, challenge_id: str, reason: str, **values: Any) -> None:
+        """Close ``challenge_id`` if it is still open (``values``: more columns to set)."""
+        self.connection.execute(
+            challenges.update()
+            .where(challenges.c.id == challenge_id, challenges.c.closed_at.is_(None))
+            .values(closed_at=self.request.now, closed_reason=reason, **values)
+        )
 
 
 def _with_context(payload: Activity, request: Request) -> Activity:
@@ -187,6 +207,14 @@ class VerifierStore:
         self.tiers = tiers
         self.stream_lockouts = stream_lockouts
         self.outbox = Outbox(engine)
+        self._lockout_policies = {tier: lockout_policy(p) for tier, p in tiers.items()}
+
+    def seal_enrollment(self, enrollment_id: str, plaintext: bytes) -> bytes:
+        """Encrypt a secret of one enrollment, bound to its row (it decrypts nowhere else)."""
+        return self.box.seal(plaintext, row=f"enrollments:{enrollment_id}")
+
+    def open_enrollment(self, enrollment_id: str, sealed: bytes) -> bytes:
+        return self.box.open(sealed, row=f"enrollments:{enrollment_id}")
 
     def migrate(self) -> None:
         """Create or upgrade the schema (Alembic, ``verifiers/migrations``)."""
@@ -205,13 +233,15 @@ class VerifierStore:
         ``gated`` steps lock the subject's lockout row and fold every event they emit;
         enrollment bookkeeping that is not an authentication attempt passes ``False``.
         """
-        policy = self.tiers[request.tier]
+        policy, locking = self.tiers[request.tier], self._lockout_policies[request.tier]
         with self.engine.begin() as connection:
             state = self._locked_state(connection, request) if gated else LockoutState()
             status = lockout_status(state, now=request.now, factor=factor)
             if gated and not status.locked and self.stream_lockouts is not None:
                 status = self.stream_lockouts(request.tenant, request.subject, factor) or status
-            step = Step(connection, request, self.source, status, state, policy, gated, factor)
+            step = Step(
+                connection, request, self.source, status, state, policy, locking, gated, factor
+            )
             yield step
             if gated:
                 connection.execute(

@@ -90,7 +90,7 @@ def begin_enrollment(
                 subject=request.subject,
                 factor=Factor.TOTP,
                 status="pending",
-                secret=store.box.seal(secret.encode(), row=f"enrollments:{enrollment_id}"),
+                secret=store.seal_enrollment(enrollment_id, secret.encode()),
                 settings=settings,
                 created_at=request.now,
             )
@@ -212,7 +212,7 @@ def _match(store: VerifierStore, row: Any, code: str, request: Request) -> int |
     """The time step ``code`` matches within the window, or ``None``."""
     if not _well_formed(code, {row.settings["digits"]}):
         return None
-    secret = store.box.open(row.secret, row=f"enrollments:{row.id}").decode()
+    secret = store.open_enrollment(row.id, row.secret).decode()
     totp = _totp(secret, row.settings)
     now_step = totp.timecode(request.now)
     for step in range(now_step - VALID_WINDOW, now_step + VALID_WINDOW + 1):

@@ -22,7 +22,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -132,7 +132,7 @@ def begin_registration(
                 factor=WEBAUTHN,
                 status="pending",
                 settings={"user_handle": user_handle},
-                created_at=_utc(request.now),
+                created_at=request.now,
             )
         )
         _insert_challenge(
@@ -215,11 +215,9 @@ def finish_registration(
             .where(enrollments.c.id == enrollment_id)
             .values(
                 status="active",
-                confirmed_at=_utc(request.now),
+                confirmed_at=request.now,
                 credential_id=credential.id,
-                secret=store.box.seal(
-                    verified.credential_public_key, row=f"enrollments:{enrollment_id}"
-                ),
+                secret=store.seal_enrollment(enrollment_id, verified.credential_public_key),
                 settings=settings,
                 sign_count=verified.sign_count,
             )
@@ -333,7 +331,7 @@ def finish_authentication(
             return fail("unknown_credential")
         if row.subject != request.subject:
             return fail("credential_subject_mismatch")
-        public_key = store.box.open(row.secret, row=f"enrollments:{row.id}")
+        public_key = store.open_enrollment(row.id, row.secret)
         expected = _expected(challenge, origins, rp_id)
         try:
             verified = wa.verify_authentication_response(
@@ -459,7 +457,7 @@ def _settings(
         ) from None
     if not timedelta(seconds=1) <= timeout <= timedelta(hours=1):
         raise WebAuthnSettingsError(f"timeout: expected 1 s to 1 h, got {timeout}")
-    return uv, _utc(request.now) + timeout
+    return uv, request.now + timeout
 
 
 def _origins(expected_origin: str | Sequence[str]) -> list[str]:
@@ -537,7 +535,7 @@ def _insert_challenge(
             data=data if user_handle is None else {**data, "user_handle": user_handle},
             attempts=0,
             max_attempts=1,
-            created_at=_utc(request.now),
+            created_at=request.now,
             expires_at=expires_at,
         )
     )
@@ -563,7 +561,7 @@ def _challenge(step: Step, challenge_id: str, purpose: str) -> tuple[Any, str | 
         return None, "unknown_challenge"
     if row.closed_at is not None:
         return row, "challenge_used"
-    if _utc(request.now) >= _utc(row.expires_at):
+    if request.now >= row.expires_at:
         return row, "challenge_expired"
     return row, None
 
@@ -571,13 +569,4 @@ def _challenge(step: Step, challenge_id: str, purpose: str) -> tuple[Any, str | 
 def _close(step: Step, challenge: Any, reason: str) -> None:
     """Consume ``challenge`` if it is still open: every attempt uses it up."""
     if challenge is not None:
-        step.connection.execute(
-            challenges.update()
-            .where(challenges.c.id == challenge.id, challenges.c.closed_at.is_(None))
-            .values(closed_at=_utc(step.request.now), closed_reason=reason, attempts=1)
-        )
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC; SQLite hands back naive datetimes, and we only ever store UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        step.close_challenge(challenge.id, reason, attempts=1)
