@@ -8,6 +8,7 @@ size, ``--json`` prints a machine-readable result.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -67,8 +68,6 @@ class BenchResult:
 
 
 def machine_description() -> str:
-    import os
-
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from factorstream.localkafka import ensure_topics
 from tests.kafka_broker import KafkaBroker
-from verifiers.publish import Outbox, metadata, outbox_engine
+from verifiers.publish import Outbox, metadata, outbox_engine, outbox_events
 
 
 @pytest.fixture
@@ -44,8 +44,6 @@ def sqlite_outbox(path: Path) -> Outbox:
 
 
 def count_sent(box: Outbox) -> int:
-    from verifiers.publish import outbox_events
-
     with box.engine.connect() as connection:
         query = sa.select(sa.func.count()).where(outbox_events.c.sent_at.is_not(None))
         return int(connection.execute(query).scalar_one())
