@@ -6,6 +6,7 @@ time a test asks for it and removes it after the session.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -17,12 +18,9 @@ from tests.support import missing
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of a fresh PostgreSQL server (database ``postgres``, trust auth)."""
-    try:
-        server = local_postgres()
-        url = server.__enter__()
-    except PostgresUnavailable as error:
-        missing("PostgreSQL server", str(error))
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(local_postgres())
+        except PostgresUnavailable as error:
+            missing("PostgreSQL server", str(error))
         yield url
-    finally:
-        server.__exit__(None, None, None)
