@@ -263,6 +263,88 @@ class IpBlockSettings(BaseModel):
     )
 
 
+# -- compliance ledger (audit/) ------------------------------------------------------------
+
+
+class LedgerSettings(BaseModel):
+    """The compliance ledger: a Merkle tree over every event, with signed checkpoints."""
+
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the ledger database (default: SQLite `ledger.db` in "
+        "data_dir; PostgreSQL in production).",
+    )
+    checkpoint_every: int = Field(
+        1000, ge=1, description="Sign a checkpoint after this many new entries …"
+    )
+    checkpoint_interval_s: float = Field(
+        60.0, gt=0, description="… or this many seconds after the last one, whichever is first."
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs checkpoints (default: "
+        "`keys/ledger-signing.pem` in data_dir, created on first use). Its key id is the "
+        "SHA-256 of the public key; old public keys stay in the database for verification.",
+    )
+    master_key_file: Path | None = Field(
+        None,
+        description="32-byte master key (base64) that wraps the per-subject data keys of "
+        "personal data (default: `keys/ledger-master.key` in data_dir, created on first use).",
+    )
+    batch_size: int = Field(
+        2000, ge=1, description="Events the ledger sink appends per transaction at most."
+    )
+    batch_timeout_s: float = Field(
+        0.5, gt=0, description="Longest wait for a batch to fill before appending it."
+    )
+
+
+# -- lake and SOC access (analytics/) ------------------------------------------------------
+
+
+class LakeSettings(BaseModel):
+    """The Parquet lake (hive-partitioned by date) and the DuckDB views over it."""
+
+    path: Path | None = Field(None, description="Root of the lake (default: `lake` in data_dir).")
+    batch_rows: int = Field(
+        5000, ge=1, description="Rows the lake sink writes per Parquet file at most."
+    )
+    batch_timeout_s: float = Field(
+        2.0, gt=0, description="Longest wait for a micro-batch to fill before writing it."
+    )
+    compact_min_files: int = Field(
+        8, ge=2, description="Compaction merges a date partition once it has this many files."
+    )
+
+
+# -- dashboard (dashboard/) -----------------------------------------------------------------
+
+
+class DashboardSettings(BaseModel):
+    """The Dash dashboard for auditors and SOC analysts."""
+
+    host: str = Field("127.0.0.1", description="Interface the dashboard binds.")
+    port: int = Field(8050, ge=1, le=65535, description="Port of the dashboard.")
+    users_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the dashboard users' database (default: SQLite "
+        "`dashboard.db` in data_dir).",
+    )
+    session_secret_file: Path | None = Field(
+        None,
+        description="Secret that signs session cookies (default: `keys/dashboard-session.key` "
+        "in data_dir, created on first use).",
+    )
+    session_lifetime_s: float = Field(
+        8 * 3600.0, gt=0, description="A session ends this long after sign-in."
+    )
+    secure_cookies: bool = Field(
+        False,
+        description="Mark the session cookie `Secure` (set `true` behind HTTPS; it is always "
+        "`HttpOnly` and `SameSite=Strict`).",
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -290,9 +372,29 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     detections: DetectionSettings = Field(default_factory=DetectionSettings)
     ip_block: IpBlockSettings = Field(default_factory=IpBlockSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     def outbox_database_url(self) -> str:
-        return self.outbox_url or f"sqlite:///{(self.data_dir / 'outbox.db').resolve()}"
+        return self.outbox_url or self.sqlite_url("outbox.db")
+
+    def ledger_database_url(self) -> str:
+        return self.ledger.url or self.sqlite_url("ledger.db")
+
+    def dashboard_database_url(self) -> str:
+        return self.dashboard.users_url or self.sqlite_url("dashboard.db")
+
+    def lake_path(self) -> Path:
+        return self.lake.path or self.data_dir / "lake"
+
+    def key_file(self, configured: Path | None, default_name: str) -> Path:
+        """A key file: the configured one, or ``keys/<default_name>`` in data_dir."""
+        return configured or self.data_dir / "keys" / default_name
+
+    def sqlite_url(self, name: str) -> str:
+        """SQLAlchemy URL of a SQLite database file in data_dir."""
+        return f"sqlite:///{(self.data_dir / name).resolve()}"
 
 
 ENV_PREFIX = "FACTORSTREAM_"
