@@ -47,6 +47,7 @@ from faust.web import Request, Response, View
 from schemas.fields import Factor
 from streams.folds.ipblock import IpBlockState, ip_block_status
 from streams.folds.thresholds import parse_ip
+from streams.positions import fold_state
 from verifiers.lockout import LockoutState, lockout_status
 
 PATH = "/lockouts/{tenant}/{subject:.+}"
@@ -116,7 +117,7 @@ def register_lockout_api(app: faust.App, table: TableT[bytes, Any]) -> None:
             except ValueError as error:
                 return self.error(400, str(error))
             answer = lockout_answer(
-                table.get(key),
+                fold_state(table.get(key)),
                 tenant=tenant,
                 subject=subject,
                 at=(at or datetime.now(UTC)).astimezone(UTC),
@@ -173,9 +174,8 @@ def register_ip_block_api(app: faust.App, table: TableT[bytes, Any]) -> None:
                 return routed
             except SameNode:
                 pass
-            answer = ip_block_answer(
-                table.get(key.encode()), ip=key, at=(at or datetime.now(UTC)).astimezone(UTC)
-            )
+            state = fold_state(table.get(key.encode()))
+            answer = ip_block_answer(state, ip=key, at=(at or datetime.now(UTC)).astimezone(UTC))
             return self.json(answer)
 
     app.page(IP_PATH, name="ip_blocks")(IpBlockView)

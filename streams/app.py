@@ -42,7 +42,8 @@ from streams.detection_agents import (
 )
 from streams.enrich import open_enricher
 from streams.ingest import attach_ingest
-from streams.lockout_agent import JsonState, KeyedFold, attach_fold_agent, lockout_fold
+from streams.lockout_agent import KeyedFold, attach_fold_agent, lockout_fold
+from streams.positions import JsonState
 
 INGESTED_SUFFIX = "events-ingested"
 

@@ -32,7 +32,8 @@ from factorstream.settings import DetectionSettings, IpBlockSettings
 from streams.folds import BY_IP, BY_TENANT, DETECTION_TABLES, subject_key
 from streams.folds.ipblock import IpBlockPolicy, ip_block_key, ip_block_step
 from streams.folds.thresholds import DetectionThresholds, NetworkList
-from streams.lockout_agent import JsonState, KeyedFold, attach_fold_agent
+from streams.lockout_agent import KeyedFold, attach_fold_agent
+from streams.positions import JsonState
 from streams.rekey import (
     KeyOf,
     Rekeying,

@@ -9,7 +9,9 @@ Every record of the events topic is decoded with our codec (structured or binary
 * A good event is enriched (``streams.enrich``: country, ASN and coordinates from the
   client's IP, best effort), re-encoded (structured mode) and forwarded to the internal
   ``<app_id>-events-ingested`` topic keyed by its ``partitionkey``, where the per-key
-  folds read it, whatever key (or partition) the producer used.
+  folds read it, whatever key (or partition) the producer used, with its place in the
+  events topic in a ``factorstream.origin`` header (``streams.positions``: how the folds
+  apply each event once).
 
 **Dead-letter record format** (the Kafka Connect convention: the original record
 unchanged, the error in headers):
@@ -47,6 +49,7 @@ from faust.types import AgentT, EventT, StreamT, TopicT
 
 from schemas import Event, EventDecodeError, decode, encode, kafka_key
 from schemas.codec import structured_headers
+from streams.positions import origin_header
 
 DLQ_HEADER_PREFIX: Final = "factorstream.dlq."
 DLQ_VALUE_LIMIT: Final = 512 * 1024
@@ -168,7 +171,9 @@ def attach_ingest(
             window[event.id] = True
             if enrich is not None:
                 event = enrich(event)
-            await sink.send(key=kafka_key(event), value=encode(event), headers=structured_headers())
+            message = record.message
+            headers = [*structured_headers(), origin_header(message.partition, message.offset)]
+            await sink.send(key=kafka_key(event), value=encode(event), headers=headers)
             yield IngestOutcome.FORWARDED
 
     agent: AgentT[bytes] = app.agent(source, name="ingest", concurrency=1)(ingest)

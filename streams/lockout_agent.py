@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 import faust
 from faust.types import AgentT, StreamT, TableT, TopicT
@@ -24,11 +24,10 @@ from faust.types import AgentT, StreamT, TableT, TopicT
 from schemas import Event, decode, encode, kafka_key
 from schemas.codec import structured_headers
 from schemas.fields import PolicyTier
+from streams.ingest import record_headers
+from streams.positions import JsonState, Position, after, applied, fold_state, position_of
 from verifiers.lockout import LockoutPolicy, LockoutState, fold_lockout
 from verifiers.policy import TIERS, lockout_policy
-
-JsonState = dict[str, Any]
-"""A fold's state as its table stores it (JSON builtins)."""
 
 Step = Callable[[JsonState | None, Event], tuple[JsonState | None, list[Event]]]
 
@@ -64,6 +63,42 @@ def _lockout_step(
     return (state if after == before else after.to_dict()), derived
 
 
+async def apply_event(
+    fold: KeyedFold,
+    *,
+    table: TableT[bytes, JsonState],
+    key: bytes,
+    event: Event,
+    position: Position | None,
+    sink: TopicT,
+) -> list[Event]:
+    """One event through ``fold`` for table key ``key``; the derived events it sent.
+
+    Idempotent by ``position`` (``streams.positions``). Derived events are sent, and
+    acknowledged, *before* the table write: a crash in between re-derives them with the
+    same deterministic ids (downstream keeps one per id) instead of losing them.
+    """
+    value = table.get(key)
+    if value is not None and applied(value, position):
+        # a crash may have kept this value in the local store but not in the changelog
+        table[key] = value
+        return []
+    state = fold_state(value)
+    new, derived = fold.step(state, event)
+    for out in derived:
+        delivery = await sink.send(
+            key=kafka_key(out), value=encode(out), headers=structured_headers()
+        )
+        await delivery
+    if new != state or derived:
+        stored = after(value, new, position)
+        if stored is not None:
+            table[key] = stored
+        elif value is not None:
+            del table[key]
+    return derived
+
+
 def attach_fold_agent(
     app: faust.App,
     fold: KeyedFold,
@@ -78,18 +113,12 @@ def attach_fold_agent(
     """
 
     async def fold_events(stream: StreamT[bytes]) -> AsyncIterator[list[Event]]:
-        async for value in stream:
-            event = decode(value)  # ingest wrote it with our codec: a failure is a bug
-            key = kafka_key(event)
-            state = table.get(key)
-            new, derived = fold.step(state, event)
-            if new is not None and new != state:
-                table[key] = new
-            elif new is None and state is not None:
-                del table[key]
-            for out in derived:
-                await sink.send(key=kafka_key(out), value=encode(out), headers=structured_headers())
-            yield derived
+        async for record in stream.events():
+            event = decode(record.value)  # ingest wrote it with our codec: a failure is a bug
+            position = position_of(record_headers(record.message.headers), via=False)
+            yield await apply_event(
+                fold, table=table, key=kafka_key(event), event=event, position=position, sink=sink
+            )
 
     agent: AgentT[bytes] = app.agent(source, name=fold.name, concurrency=1)(fold_events)
     return agent

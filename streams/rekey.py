@@ -30,9 +30,11 @@ from dataclasses import dataclass
 import faust
 from faust.types import AgentT, StreamT, TableT, TopicT
 
-from schemas import Event, decode, encode, kafka_key
+from schemas import Event, decode
 from schemas.codec import structured_headers
-from streams.lockout_agent import JsonState, KeyedFold
+from streams.ingest import record_headers
+from streams.lockout_agent import KeyedFold, apply_event
+from streams.positions import JsonState, origin_of, position_of, via_header
 
 KeyOf = Callable[[Event], str | None]
 """A fold's key of an event; ``None``: the fold ignores the event."""
@@ -69,13 +71,19 @@ def attach_rekey(
     that has a key for it. It yields the keys it forwarded by, by route name."""
 
     async def rekey(stream: StreamT[bytes]) -> AsyncIterator[dict[str, str]]:
-        async for value in stream:
+        async for record in stream.events():
+            value = record.value
             event = decode(value)  # ingest wrote it with our codec: a failure is a bug
+            headers = [
+                *structured_headers(),
+                *origin_of(record_headers(record.message.headers)),
+                via_header(record.message.partition),
+            ]
             forwarded: dict[str, str] = {}
             for rekeying, topic in routes:
                 key = rekeying.key(event)
                 if key is not None:
-                    await topic.send(key=key.encode(), value=value, headers=structured_headers())
+                    await topic.send(key=key.encode(), value=value, headers=headers)
                     forwarded[rekeying.name] = key
             yield forwarded
 
@@ -104,16 +112,10 @@ def attach_rekeyed_fold_agent(
             if record.key is None or key(event) is None:
                 yield []
                 continue
-            table_key = bytes(record.key)
-            state = table.get(table_key)
-            new, derived = fold.step(state, event)
-            if new is not None and new != state:
-                table[table_key] = new
-            elif new is None and state is not None:
-                del table[table_key]
-            for out in derived:
-                await sink.send(key=kafka_key(out), value=encode(out), headers=structured_headers())
-            yield derived
+            position = position_of(record_headers(record.message.headers), via=True)
+            yield await apply_event(
+                fold, table=table, key=bytes(record.key), event=event, position=position, sink=sink
+            )
 
     agent: AgentT[bytes] = app.agent(source, name=fold.name, concurrency=1)(fold_events)
     return agent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import NoReturn
 
@@ -16,3 +17,10 @@ def missing(component: str, why: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def delivered() -> asyncio.Future[None]:
+    """What a stand-in for ``Topic.send`` returns: a delivery already acknowledged."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    future.set_result(None)
+    return future

@@ -25,7 +25,9 @@ from streams.app import Pipeline, create_pipeline
 from streams.detection_agents import detection_thresholds, ip_block_policy
 from streams.folds import BY_IP, BY_SUBJECT, BY_TENANT, DetectionThresholds
 from streams.folds.ipblock import REASON, IpBlockPolicy, IpBlockState
+from streams.positions import fold_state
 from tests.factories import T0
+from tests.support import delivered
 from tests.unit.streams import MINUTE, SECOND, SYDNEY, Log, client
 
 IP = "198.51.100.23"
@@ -49,9 +51,10 @@ def sent(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> Sent:
     records: Sent = defaultdict(list)
 
     def recorder(name: str) -> Any:
-        async def send(*, key: bytes, value: bytes, headers: Any = None, **_: Any) -> None:
-            assert list(headers) == structured_headers()
+        async def send(*, key: bytes, value: bytes, headers: Any = None, **_: Any) -> Any:
+            assert list(headers)[:1] == structured_headers()
             records[name].append((key, decode(value, headers)))
+            return delivered()
 
         return send
 
@@ -170,7 +173,9 @@ async def test_subject_detections_run_on_the_ingested_topic(pipeline: Pipeline, 
     ((key, risk),) = sent["anomalies"]
     assert isinstance(risk.data, p.RiskDetected)
     assert (risk.data.detection, key) == (Detection.IMPOSSIBLE_TRAVEL, b"acme/u-1001")
-    assert pipeline.tables[BY_SUBJECT.name][b"acme/u-1001"]["travel"]["last"] is not None
+    assert (
+        fold_state(pipeline.tables[BY_SUBJECT.name][b"acme/u-1001"])["travel"]["last"] is not None
+    )
 
 
 async def test_password_spray_runs_per_ip_and_skips_what_it_does_not_read(
@@ -199,8 +204,9 @@ async def test_sms_pumping_runs_per_tenant(tmp_path: Path, monkeypatch: pytest.M
     pipeline = _pipeline(tmp_path, detections=DetectionSettings(sms_premium_countries=["CU"]))
     anomalies: list[Event] = []
 
-    async def send(*, key: bytes, value: bytes, **_: Any) -> None:
+    async def send(*, key: bytes, value: bytes, **_: Any) -> Any:
         anomalies.append(decode(value))
+        return delivered()
 
     monkeypatch.setattr(pipeline.anomalies, "send", send)
     log = Log()
@@ -227,7 +233,7 @@ async def test_ip_block_applies_to_the_lockouts_topic_and_the_api_answers(
     until = applied.data.blocked_until
     assert until == failures[-1].time + IpBlockPolicy().duration
     assert "anomalies" not in sent
-    stored = pipeline.tables["ip_block"][IP.encode()]
+    stored = fold_state(pipeline.tables["ip_block"][IP.encode()])
     assert IpBlockState.from_dict(stored).block is not None
 
     routed: list[tuple[str, bytes]] = []

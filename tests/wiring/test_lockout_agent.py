@@ -21,8 +21,10 @@ from schemas.codec import structured_headers
 from schemas.fields import Factor, LockoutScope, PolicyTier
 from streams.api import lockout_answer, parse_query
 from streams.app import Pipeline, create_pipeline
-from streams.lockout_agent import JsonState, KeyedFold
+from streams.lockout_agent import KeyedFold
+from streams.positions import JsonState, fold_state, origin_header
 from tests.factories import CONTEXT, T0, sample_event
+from tests.support import delivered
 from verifiers.lockout import LockoutState, fold_lockout
 from verifiers.policy import TIERS, lockout_policy
 
@@ -45,11 +47,12 @@ def sent(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[
     records: dict[str, list[Event]] = defaultdict(list)
 
     def recorder(topic: TopicT) -> Any:
-        async def send(*, key: bytes, value: bytes, headers: Any = None, **_: Any) -> None:
+        async def send(*, key: bytes, value: bytes, headers: Any = None, **_: Any) -> Any:
             event = decode(value, headers)
             assert key == kafka_key(event)
             assert list(headers) == structured_headers()
             records[topic.get_topic_name()].append(event)
+            return delivered()
 
         return send
 
@@ -85,8 +88,8 @@ async def test_the_lockout_fold_is_applied_and_its_table_written_back(
         expected, out = fold_lockout(expected, event, lockout_policy(BUSINESS))
         reference += out
     table = pipeline.tables["lockout"]
-    assert table[b"acme/u-1"] == expected.to_dict()
-    assert LockoutState.from_dict(table[b"acme/u-2"]).failures == 2
+    assert fold_state(table[b"acme/u-1"]) == expected.to_dict()
+    assert LockoutState.from_dict(fold_state(table[b"acme/u-2"])).failures == 2
     fifth = events[BUSINESS.max_failures - 1]
     assert expected.locked_until == fifth.time + BUSINESS.lockout_duration
 
@@ -118,7 +121,7 @@ async def test_the_policy_comes_from_the_event_tier_else_the_default_tier(
 
     # the third failure is judged by admin's policy (3 failures lock; business needs 5)
     assert [len(d) for d in derived] == [0, 0, 1]
-    state = LockoutState.from_dict(pipeline.tables["lockout"][b"acme/u-9"])
+    state = LockoutState.from_dict(fold_state(pipeline.tables["lockout"][b"acme/u-9"]))
     assert state.locked_until == events[-1].time + admin.lockout_duration
 
 
@@ -148,7 +151,7 @@ async def test_detections_plug_in_as_keyed_folds_with_their_own_table(
     )
     await _fold(pipeline, "sign-in-count", [sample_event(), sample_event()])
 
-    assert pipeline.tables["sign-in-count"][b"acme/u-1001"] == {"seen": 2}
+    assert fold_state(pipeline.tables["sign-in-count"][b"acme/u-1001"]) == {"seen": 2}
     assert {"ingest", "lockout", "sign-in-count"} <= set(pipeline.agents)
 
 
@@ -222,8 +225,8 @@ def _s(seconds: float) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-async def _discard(**_: Any) -> None:
-    return None
+async def _discard(**_: Any) -> Any:
+    return delivered()
 
 
 def _login_fields() -> dict[str, Any]:
@@ -232,3 +235,27 @@ def _login_fields() -> dict[str, Any]:
 
 def _with_payload(event: Event, payload: p.Payload) -> Event:
     return msgspec.structs.replace(event, data=payload)
+
+
+async def test_a_replayed_event_is_applied_once(
+    pipeline: Pipeline, sent: dict[str, list[Event]]
+) -> None:
+    """After a crash the worker reads again what came after its last commit: the same
+    origin position is skipped, so nothing is counted twice (and no lock is re-derived)."""
+    events = login_failures(BUSINESS.max_failures, subject="u-1")
+    positions = list(range(100, 100 + len(events)))
+    # the first four, then all five again from the start (a replay), then one more
+    order = [*range(4), *range(len(events)), len(events) - 1]
+    async with pipeline.agents["lockout"].test_context() as agent:
+        for i in order:
+            event = events[i]
+            headers = [*structured_headers(), origin_header(0, positions[i])]
+            await agent.put(encode(event), key=kafka_key(event), headers=headers)
+
+    expected = LockoutState()
+    for event in events:  # the pure fold over each event once is the reference
+        expected, _ = fold_lockout(expected, event, lockout_policy(BUSINESS))
+    assert fold_state(pipeline.tables["lockout"][b"acme/u-1"]) == expected.to_dict()
+    assert expected.failures == BUSINESS.max_failures  # not 4 + 5 + 1
+    assert len(sent[pipeline.lockouts.get_topic_name()]) == 1
+    assert pipeline.tables["lockout"][b"acme/u-1"]["applied"] == {"0": positions[-1]}
