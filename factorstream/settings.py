@@ -7,9 +7,10 @@ settings table is generated from this module and checked by a test.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic.fields import FieldInfo
@@ -421,3 +422,22 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
 def load_settings() -> Settings:
     """Read settings from the environment; call once, in ``main()``."""
     return Settings()
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """``settings`` as ``FACTORSTREAM_*`` variables, for a child process (the worker the demo
+    or a benchmark starts) to read back the same settings. Unset (None) values are left
+    out; lists are JSON."""
+    return dict(_flatten(settings.model_dump(mode="json"), ENV_PREFIX))
+
+
+def _flatten(values: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:
+    for name, value in values.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{name.upper()}__")
+        elif isinstance(value, list):
+            yield f"{prefix}{name.upper()}", json.dumps(value)
+        elif isinstance(value, bool):
+            yield f"{prefix}{name.upper()}", "true" if value else "false"
+        elif value is not None:
+            yield f"{prefix}{name.upper()}", str(value)

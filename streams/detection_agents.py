@@ -115,6 +115,18 @@ def ip_block_policy(settings: IpBlockSettings) -> IpBlockPolicy:
     )
 
 
+def detection_folds(
+    thresholds: DetectionThresholds, policy: IpBlockPolicy
+) -> list[tuple[KeyedFold, KeyOf]]:
+    """The risk detections and per-IP throttling as folds, each with its key function."""
+    folds: list[tuple[KeyedFold, KeyOf]] = [
+        (KeyedFold(table.name, table.step(thresholds), "anomalies"), table.key)
+        for table in DETECTION_TABLES
+    ]
+    folds.append((KeyedFold(IP_BLOCK, ip_block_step(policy), "lockouts"), ip_block_key))
+    return folds
+
+
 @dataclass(frozen=True)
 class WiredDetections:
     """What :func:`attach_detections` declared."""
@@ -138,11 +150,7 @@ def attach_detections(
 ) -> WiredDetections:
     """Declare the detection tables, the re-keyed topics and their agents (see the module
     docstring); ``taken``: table and agent names in use already."""
-    folds: list[tuple[KeyedFold, KeyOf]] = [
-        (KeyedFold(table.name, table.step(thresholds), "anomalies"), table.key)
-        for table in DETECTION_TABLES
-    ]
-    folds.append((KeyedFold(IP_BLOCK, ip_block_step(policy), "lockouts"), ip_block_key))
+    folds = detection_folds(thresholds, policy)
     clash = sorted({fold.name for fold, _ in folds} & {*taken, "rekey"})
     if clash:
         raise ValueError(f"fold names must be unique: {clash} are taken by the detections")

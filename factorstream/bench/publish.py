@@ -9,16 +9,16 @@ outbox is the service's cost, not the relay's, and is not timed.
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from factorstream.bench import BenchResult, Measurement
+from factorstream.bench.broker import broker_for
 from factorstream.bench.events import synthetic_events
-from factorstream.localkafka import LocalKafka, ensure_topics, free_port
+from factorstream.localkafka import ensure_topics
 from factorstream.settings import Settings
 from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
@@ -28,7 +28,7 @@ from verifiers.publish import Outbox, OutboxRelay, Producer, kafka_producer_fact
 def run(*, settings: Settings, quick: bool, bootstrap: str | None) -> BenchResult:
     count, rounds = (2_000, 1) if quick else (20_000, 3)
     events = synthetic_events(count)
-    with _broker(settings, bootstrap) as broker:
+    with broker_for(settings, bootstrap) as broker:
         prefix = f"bench.publish.{uuid.uuid4().hex[:8]}"
         ensure_topics(broker, {f"{prefix}.bare": 6, f"{prefix}.relay": 6})
         factory = kafka_producer_factory(broker, linger_ms=settings.relay.linger_ms)
@@ -87,23 +87,3 @@ def _relay_round(factory: Callable[[], Producer], topic: str, events: Sequence[E
         assert outbox.pending() == 0  # noqa: S101 - a benchmark that lost events is void
         outbox.engine.dispose()
         return relay.published / elapsed
-
-
-@contextlib.contextmanager
-def _broker(settings: Settings, bootstrap: str | None) -> Iterator[str]:
-    """The given broker, or a private local one for the duration of the run."""
-    if bootstrap:
-        yield bootstrap
-        return
-    with tempfile.TemporaryDirectory(prefix="factorstream-bench-kafka-") as tmp:
-        broker = LocalKafka(
-            data_dir=Path(tmp),
-            port=free_port(),
-            controller_port=free_port(),
-            cache_dir=settings.cache_dir,
-        )
-        broker.start()
-        try:
-            yield broker.bootstrap
-        finally:
-            broker.stop()

@@ -8,6 +8,7 @@ from factorstream.cli import bench, kafka, lockout, schemas
 from factorstream.cli.context import load_into
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
+from factorstream.cli.replay import replay
 from factorstream.cli.worker import worker
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.add_typer(lockout.app, name="lockout")
 app.command()(relay)
+app.command()(replay)
 app.command()(docs)
 app.command()(worker)
 

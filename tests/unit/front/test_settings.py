@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,3 +50,26 @@ def test_the_cli_warns_about_a_mistyped_setting() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "FACTORSTREAM_KAFAK_BOOTSTRAP is not a factorstream setting" in result.stderr
+
+
+def test_settings_pass_to_a_child_process_through_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What the demo and the benchmarks hand to the worker they start reads back equal."""
+    from factorstream.settings import DetectionSettings, Settings, StreamSettings, environment
+
+    original = Settings(
+        data_dir=tmp_path,
+        kafka_bootstrap="127.0.0.1:1234",
+        stream=StreamSettings(app_id="child", store="memory://", commit_interval_s=0.5),
+        detections=DetectionSettings(sms_premium_countries=["CU", "LV"]),
+    )
+    variables = environment(original)
+    assert variables["FACTORSTREAM_STREAM__APP_ID"] == "child"
+    assert variables["FACTORSTREAM_DETECTIONS__SMS_PREMIUM_COUNTRIES"] == '["CU", "LV"]'
+    for name in list(os.environ):
+        if name.startswith("FACTORSTREAM_"):
+            monkeypatch.delenv(name)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == original
