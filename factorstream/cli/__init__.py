@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from factorstream.cli import bench, kafka, lockout, schemas
+from factorstream.cli import audit, bench, kafka, lockout, schemas
 from factorstream.cli.context import load_into
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
 from factorstream.cli.replay import replay
+from factorstream.cli.simulate import simulate
 from factorstream.cli.worker import worker
 
 app = typer.Typer(
@@ -22,10 +23,12 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.add_typer(lockout.app, name="lockout")
+app.add_typer(audit.app, name="audit")
 app.command()(relay)
 app.command()(replay)
 app.command()(docs)
 app.command()(worker)
+app.command()(simulate)
 
 
 def main() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import typer
 
+from factorstream.bench import BenchResult, show
 from factorstream.bench import codec as codec_bench
-from factorstream.bench import show
-from factorstream.cli.context import console, settings_of
+from factorstream.cli.context import console, errors, settings_of
 
 app = typer.Typer(help="Benchmarks (each prints its figure beside its baseline).")
 
@@ -50,7 +51,51 @@ def verifiers(
     """TOTP and WebAuthn with store writes vs bare pyotp / py_webauthn (goals 0.5×, 0.7×)."""
     from factorstream.bench import verifiers as verifiers_bench
 
-    results = verifiers_bench.run(quick=quick, postgres_url=postgres_url)
+    show_all(verifiers_bench.run(quick=quick, postgres_url=postgres_url), as_json=as_json)
+
+
+@app.command()
+def pipeline(
+    ctx: typer.Context,
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    events: int | None = typer.Option(None, help="Events to push through (default 200,000)."),
+    bootstrap: str | None = typer.Option(
+        None, help="Broker to use; default: start a private local broker for the run."
+    ),
+) -> None:
+    """Worker events/s vs bare aiokafka consume+decode (goal ≥ 0.5×); lockout latency p99."""
+    from factorstream.bench import pipeline as pipeline_bench
+
+    results = pipeline_bench.run(
+        settings=settings_of(ctx),
+        quick=quick,
+        events=events,
+        bootstrap=bootstrap,
+        say=lambda text: errors.log(text),
+    )
+    show_all(results, as_json=as_json)
+
+
+@app.command()
+def ledger(
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    postgres_url: str | None = typer.Option(
+        None,
+        help="PostgreSQL server (a throw-away database is made on it); default: a private "
+        "local server.",
+    ),
+) -> None:
+    """Ledger appends/s with the Merkle tree vs a plain batched INSERT (goal ≥ 0.5×); verify
+    1,000,000 entries (goal < 30 s)."""
+    from factorstream.bench import ledger as ledger_bench
+
+    show_all(ledger_bench.run(quick=quick, postgres_url=postgres_url), as_json=as_json)
+
+
+def show_all(results: Sequence[BenchResult], *, as_json: bool) -> None:
+    """Several results: one JSON list, or one table each."""
     if as_json:
         console.print_json(json.dumps([result.as_dict() for result in results]))
         return

@@ -1,0 +1,200 @@
+"""The canonical encoding of a ledger entry: the bytes each Merkle leaf hashes.
+
+An entry is one JSON object, encoded as UTF-8 JSON with **every object's keys sorted
+by code point, no insignificant whitespace**, numbers in their shortest round-trip
+form and times as RFC 3339 UTC (``msgspec.json.encode(value, order="sorted")``)::
+
+    {
+      "event":       the CloudEvent in structured mode (attributes and "data", fields at
+                     their default left out), every personal-data field removed (or
+                     ``null`` where the schema requires the field),
+      "prev":        hex SHA-256 leaf hash of the previous entry (64 zeros for entry 0),
+      "recorded_at": when the ledger appended it, "YYYY-MM-DDTHH:MM:SS.ffffffZ",
+      "sealed":      present only when the event carried personal data:
+                     {"ct": base64(nonce || AES-256-GCM ciphertext),
+                      "key": id of the subject's data key,
+                      "paths": the dotted paths sealed, sorted},
+      "seq":         0-based position (leaf index) in the ledger,
+      "v":           1
+    }
+
+Personal-data fields are those ``schemas.registry.personal_paths`` names for the event's
+type (``x-personal-data`` in the JSON Schema). The sealed plaintext is the canonical
+JSON object ``{path: value}`` of the fields present; its associated data is
+``"<event id>\\x00<key id>"``. Encrypting *before* hashing is what lets an erasure
+destroy the key while every hash and proof stays valid.
+
+``seq`` and ``prev`` make each entry name its own position and predecessor, so a
+verifier can say exactly which entry was moved, inserted or removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from schemas import Event
+from schemas.registry import BY_NAME, personal_paths
+
+VERSION = 1
+GENESIS = bytes(32)
+
+
+class EntryHead(msgspec.Struct, frozen=True):
+    """The fields a verifier reads of every entry (the rest is skipped while decoding)."""
+
+    seq: int
+    prev: str
+    event: EventHead
+    v: int
+
+
+class EventHead(msgspec.Struct, frozen=True):
+    id: str
+    type: str
+    tenant: str
+    subject: str
+
+
+class Sealed(msgspec.Struct, frozen=True):
+    ct: str
+    key: str
+    paths: list[str]
+
+
+class StoredEntry(msgspec.Struct, frozen=True):
+    """A whole entry as decoded back from its bytes."""
+
+    seq: int
+    prev: str
+    recorded_at: str
+    event: dict[str, Any]
+    v: int
+    sealed: Sealed | None = None
+
+
+_head_decoder = msgspec.json.Decoder(EntryHead)
+_entry_decoder = msgspec.json.Decoder(StoredEntry)
+
+
+def encode(value: Any) -> bytes:
+    """Canonical JSON: sorted keys, compact."""
+    return msgspec.json.encode(value, order="sorted")
+
+
+PathTree = dict[str, "PathTree | None"]
+
+
+@functools.cache
+def path_tree(event_type: str) -> PathTree:
+    """The personal-data paths of a type below ``data``, as a tree (``None`` at a field)."""
+    kind = BY_NAME.get(event_type)
+    tree: PathTree = {}
+    for path in personal_paths(kind) if kind is not None else ():
+        node = tree
+        *parents, name = path.split(".")[1:]
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node[name] = None
+    return tree
+
+
+def split_personal(event: Event) -> tuple[Event, dict[str, Any]]:
+    """The event without its personal fields, and those fields as ``{dotted path: value}``.
+
+    A personal field is set to ``None``: left out of the encoding where that is its
+    default, ``null`` where the schema requires a value (e.g. ``ip.block.*``'s ``ip``).
+    """
+    tree = path_tree(event.type)
+    if not tree:
+        return event, {}
+    taken: dict[str, Any] = {}
+    data = _redact(event.data, tree, "data.", taken)
+    if not taken:
+        return event, taken
+    return msgspec.structs.replace(event, data=data), taken
+
+
+def _redact(node: Any, tree: PathTree, prefix: str, taken: dict[str, Any]) -> Any:
+    changes: dict[str, Any] = {}
+    for name, below in tree.items():
+        value = getattr(node, name, None)
+        if value is None:
+            continue
+        if below is None:
+            taken[prefix + name] = value
+            changes[name] = None
+        else:
+            before = len(taken)
+            child = _redact(value, below, f"{prefix}{name}.", taken)
+            if len(taken) > before:
+                changes[name] = child
+    return msgspec.structs.replace(node, **changes) if changes else node
+
+
+def put_back(event: dict[str, Any], values: Mapping[str, Any]) -> None:
+    """Set each dotted ``path`` of ``values`` in ``event`` (in place)."""
+    for path, value in values.items():
+        parts = path.split(".")
+        parent = event
+        for part in parts[:-1]:
+            parent = parent.setdefault(part, {})
+        parent[parts[-1]] = value
+
+
+Sealer = Callable[[bytes, bytes], bytes]
+"""``seal(plaintext, context)`` under one subject's data key."""
+
+
+def encode_entry(
+    event: Event,
+    *,
+    seq: int,
+    prev: bytes,
+    recorded_at: str,
+    key_id: str | None,
+    seal: Sealer | None,
+    personal: dict[str, Any],
+) -> bytes:
+    """The canonical bytes of one entry.
+
+    ``event`` has had its ``personal`` fields taken (:func:`split_personal`);
+    ``recorded_at`` is formatted by :func:`audit.checkpoints.format_time`.
+    """
+    entry: dict[str, Any] = {
+        "event": event,
+        "prev": prev.hex(),
+        "recorded_at": recorded_at,
+        "seq": seq,
+        "v": VERSION,
+    }
+    if personal:
+        if seal is None or key_id is None:
+            raise ValueError("personal data present but no data key to seal it")
+        context = sealed_context(event.id, key_id)
+        ciphertext = seal(encode(personal), context)
+        entry["sealed"] = {
+            "ct": base64.b64encode(ciphertext).decode(),
+            "key": key_id,
+            "paths": sorted(personal),
+        }
+    return encode(entry)
+
+
+def decode_head(entry: bytes) -> EntryHead:
+    return _head_decoder.decode(entry)
+
+
+def decode_entry(entry: bytes) -> StoredEntry:
+    return _entry_decoder.decode(entry)
+
+
+def sealed_context(event_id: str, key_id: str) -> bytes:
+    return f"{event_id}\x00{key_id}".encode()

@@ -1,0 +1,356 @@
+"""Export ledger entries as JSON Lines, CSV, Parquet or OCSF (see ``audit.ocsf``).
+
+Rows come as :class:`LedgerRow`: the CloudEvent as a JSON object, personal fields
+decrypted or, where the subject's key was destroyed, :data:`ERASED`. Every format marks
+erased paths, and the writers re-apply the mark, so an erased value never leaks.
+
+Table formats (CSV, Parquet) share one column set, derived from the registry's payload
+schemas, so rows of different types line up: ``sequence, recorded_at``, the envelope
+attributes, every dotted ``data.*`` leaf of every registered payload (sorted), then
+``extra`` (JSON of any path no registered payload declares) and ``erased``. Lists and
+open maps are JSON text. In CSV an erased value reads ``[erased]``; in Parquet, whose
+columns are typed, it reads ``[erased]`` in text columns and null in the others (the
+``erased`` column names every erased path either way).
+
+Every format is written to a temporary name beside ``out`` and renamed into place, so a
+failed export never leaves a partial file. JSON Lines and CSV stream row by row; Parquet
+writes row groups of :data:`PARQUET_ROW_GROUP` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.registry import EVENT_TYPES
+
+ERASED = "[erased]"
+"""What an erased personal value reads as, in the event and in every export."""
+
+ExportFormat = Literal["jsonl", "csv", "parquet", "ocsf"]
+ColumnKind = Literal["string", "integer", "number", "boolean", "timestamp", "json"]
+
+PARQUET_ROW_GROUP = 10_000
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    """One ledger entry as the exports see it."""
+
+    sequence: int
+    """0-based leaf index in the tree."""
+    recorded_at: datetime
+    """When the ledger appended the entry (UTC)."""
+    event: dict[str, Any]
+    """The CloudEvent as a JSON object (attributes and ``data``), personal fields decrypted."""
+    erased: tuple[str, ...] = ()
+    """Dotted paths (``data.client.ip``) of personal fields whose subject key was destroyed."""
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which rows to export; every criterion given must match."""
+
+    since: datetime | None = None
+    """Inclusive lower bound on the event's ``time``."""
+    until: datetime | None = None
+    """Exclusive upper bound on the event's ``time``."""
+    tenant: str | None = None
+    subject: str | None = None
+    types: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for bound in (self.since, self.until):
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError("since/until must be timezone-aware (UTC)")
+
+    def matches(self, row: LedgerRow) -> bool:
+        event = row.event
+        if self.tenant is not None and event.get("tenant") != self.tenant:
+            return False
+        if self.subject is not None and event.get("subject") != self.subject:
+            return False
+        if self.types and event.get("type") not in self.types:
+            return False
+        if self.since is None and self.until is None:
+            return True
+        time = event_time(event)
+        if self.since is not None and time < self.since:
+            return False
+        return self.until is None or time < self.until
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
+    """The event's ``time`` attribute as an aware UTC datetime."""
+    value = event["time"]
+    time = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    if time.tzinfo is None:
+        raise ValueError(f"event time {value!r} has no UTC offset")
+    return time.astimezone(UTC)
+
+
+def with_erasures(row: LedgerRow) -> dict[str, Any]:
+    """``row.event`` with every erased path that is present set to :data:`ERASED`.
+
+    Only the dictionaries along erased paths are copied; the row is left untouched.
+    """
+    event = dict(row.event)
+    for path in row.erased:
+        node = event
+        *parents, leaf = path.split(".")
+        for name in parents:
+            child = node.get(name)
+            if not isinstance(child, dict):
+                break
+            copy = dict(child)
+            node[name] = copy
+            node = copy
+        else:
+            if node.get(leaf) is not None:
+                node[leaf] = ERASED
+    return event
+
+
+# -- the table layout -------------------------------------------------------------------
+
+ENVELOPE_COLUMNS: tuple[str, ...] = tuple(
+    "id specversion source type time subject tenant partitionkey correlationid traceparent"
+    " datacontenttype dataschema".split()
+)
+
+
+def _payload_leaves(node: Any, defs: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
+    """(dotted path, column kind) of each leaf of a payload's JSON Schema ``node``."""
+    if "$ref" in node:
+        yield from _payload_leaves(defs[node["$ref"].rsplit("/", 1)[-1]], defs, at)
+        return
+    present = [n for n in node.get("anyOf", ()) if n.get("type") != "null"]
+    if len(present) == 1:
+        yield from _payload_leaves(present[0], defs, at)
+    elif present:
+        yield at, "json"
+    elif node.get("type") == "object" and "properties" in node:
+        for name, child in node["properties"].items():
+            yield from _payload_leaves(child, defs, f"{at}.{name}")
+    elif node.get("type") == "string" or _text_enum(node):
+        yield at, "timestamp" if node.get("format") == "date-time" else "string"
+    elif node.get("type") in ("integer", "number", "boolean"):
+        yield at, node["type"]
+    else:
+        yield at, "json"
+
+
+def _text_enum(node: Mapping[str, Any]) -> bool:
+    values = node.get("enum") or [None]
+    return all(isinstance(value, str) for value in values)
+
+
+def _data_columns() -> dict[str, ColumnKind]:
+    kinds: dict[str, set[str]] = {}
+    for kind in EVENT_TYPES:
+        schema = msgspec.json.schema(kind.payload)
+        for path, leaf in _payload_leaves(schema, schema.get("$defs", {}), "data"):
+            kinds.setdefault(path, set()).add(leaf)
+    merged: dict[str, ColumnKind] = {}
+    for path in sorted(kinds):
+        found = kinds[path]
+        if len(found) == 1:
+            merged[path] = cast(ColumnKind, found.pop())
+        else:  # the same name with different types in two payloads
+            merged[path] = "number" if found == {"integer", "number"} else "json"
+    return merged
+
+
+COLUMNS: Mapping[str, ColumnKind] = {
+    "sequence": "integer",
+    "recorded_at": "timestamp",
+    **{name: "timestamp" if name == "time" else "string" for name in ENVELOPE_COLUMNS},
+    **_data_columns(),
+    "extra": "json",
+    "erased": "json",
+}
+"""Every table column and its kind, in order."""
+_COLUMN_INDEX = {name: index for index, name in enumerate(COLUMNS)}
+
+
+def flatten(row: LedgerRow) -> dict[str, Any]:
+    """``row`` as one table row: column name -> JSON value (erasures applied)."""
+    flat: dict[str, Any] = {"sequence": row.sequence, "recorded_at": _iso(row.recorded_at)}
+    extra: dict[str, Any] = {}
+    for name, value in with_erasures(row).items():
+        _flatten_into(flat, extra, value, name)
+    flat["extra"] = extra or None
+    flat["erased"] = list(row.erased)
+    return flat
+
+
+def _flatten_into(flat: dict[str, Any], extra: dict[str, Any], value: Any, at: str) -> None:
+    if at in COLUMNS and at not in ("sequence", "recorded_at", "extra", "erased"):
+        flat[at] = value
+    elif isinstance(value, dict):
+        for name, child in value.items():
+            _flatten_into(flat, extra, child, f"{at}.{name}")
+    elif value is not None:
+        extra[at] = value
+
+
+def _iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("recorded_at must be timezone-aware (UTC)")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+# -- writers ----------------------------------------------------------------------------
+
+
+def write_export(
+    rows: Iterable[LedgerRow],
+    *,
+    fmt: ExportFormat,
+    out: Path,
+    where: ExportFilter | None = None,
+) -> int:
+    """Write the ``rows`` that match ``where`` to ``out`` in ``fmt``; returns records written.
+
+    For ``ocsf`` only events with an OCSF mapping that ``audit.ocsf`` supports are
+    written, so the count can be lower than the rows matched.
+    """
+    writer = _WRITERS.get(fmt)
+    if writer is None:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {sorted(_WRITERS)}")
+    selected = rows if where is None else (row for row in rows if where.matches(row))
+    handle, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    os.close(handle)
+    partial = Path(name)
+    try:
+        written = writer(selected, partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
+
+
+def _write_jsonl(rows: Iterable[LedgerRow], path: Path) -> int:
+    return _write_lines(path, (_jsonl_record(row) for row in rows))
+
+
+def _jsonl_record(row: LedgerRow) -> dict[str, Any]:
+    return {
+        "sequence": row.sequence,
+        "recorded_at": _iso(row.recorded_at),
+        "event": with_erasures(row),
+        "erased": list(row.erased),
+    }
+
+
+def _write_ocsf(rows: Iterable[LedgerRow], path: Path) -> int:
+    from audit import ocsf  # audit.ocsf builds on this module: import it late
+
+    records = (ocsf.ocsf_record(row) for row in rows)
+    return _write_lines(path, (record for record in records if record is not None))
+
+
+def _write_lines(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    written = 0
+    with path.open("wb") as sink:
+        for record in records:
+            sink.write(_encoder.encode(record) + b"\n")
+            written += 1
+    return written
+
+
+def _write_csv(rows: Iterable[LedgerRow], path: Path) -> int:
+    written = 0
+    with path.open("w", encoding="utf-8", newline="") as sink:
+        table = csv.writer(sink)
+        table.writerow(COLUMNS)
+        blank = [""] * len(COLUMNS)
+        for row in rows:
+            cells = blank.copy()
+            for name, value in flatten(row).items():
+                cells[_COLUMN_INDEX[name]] = _csv_cell(value)
+            table.writerow(cells)
+            written += 1
+    return written
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else _json(value)
+
+
+PARQUET_TYPES: Mapping[ColumnKind, Any] = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "json": pa.string(),
+}
+
+
+def parquet_schema() -> Any:
+    """The Arrow schema of Parquet exports."""
+    fields = [pa.field(name, PARQUET_TYPES[kind]) for name, kind in COLUMNS.items()]
+    fields[-1] = pa.field("erased", pa.list_(pa.string()))
+    return pa.schema(fields)
+
+
+def _parquet_value(kind: ColumnKind, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "json":
+        return _json(value)
+    if value == ERASED and kind != "string":
+        return None  # a typed column cannot hold the mark; the erased column names the path
+    if kind == "timestamp":
+        return datetime.fromisoformat(value) if isinstance(value, str) else value
+    return value
+
+
+def _write_parquet(rows: Iterable[LedgerRow], path: Path) -> int:
+    schema = parquet_schema()
+    flats = (flatten(row) for row in rows)
+    written = 0
+    with pq.ParquetWriter(path, schema) as parquet:
+        while batch := list(itertools.islice(flats, PARQUET_ROW_GROUP)):
+            parquet.write_table(pa.Table.from_pydict(_parquet_columns(batch), schema=schema))
+            written += len(batch)
+    return written
+
+
+def _parquet_columns(batch: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Column-wise values of ``batch``; a column a row lacks is null in that row."""
+    columns: dict[str, list[Any]] = {name: [None] * len(batch) for name in COLUMNS}
+    for index, flat in enumerate(batch):
+        for name, value in flat.items():
+            columns[name][index] = _parquet_value(COLUMNS[name], value)
+        columns["erased"][index] = flat["erased"]
+    return columns
+
+
+_WRITERS: Mapping[str, Callable[[Iterable[LedgerRow], Path], int]] = {
+    "jsonl": _write_jsonl,
+    "csv": _write_csv,
+    "parquet": _write_parquet,
+    "ocsf": _write_ocsf,
+}

@@ -1,0 +1,71 @@
+"""Reading entries back as :class:`audit.export.LedgerRow`, personal data opened.
+
+Filters go into SQL (tenant, subject, types, event time). Rows are read in chunks by
+sequence number (keyset pagination), each chunk in its own short read transaction,
+and the chunk's data keys are looked up once: a key erased meanwhile is never used.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from audit import canonical, database
+from audit.export import ERASED, ExportFilter, LedgerRow
+from audit.keyring import KeyRing
+from audit.shredding import NONCE_BYTES
+from audit.tables import entries
+
+
+def _query(where: ExportFilter) -> sa.Select[Any]:
+    query = sa.select(entries.c.seq, entries.c.recorded_at, entries.c.entry)
+    if where.tenant is not None:
+        query = query.where(entries.c.tenant == where.tenant)
+    if where.subject is not None:
+        query = query.where(entries.c.subject == where.subject)
+    if where.types:
+        query = query.where(entries.c.event_type.in_(sorted(where.types)))
+    if where.since is not None:
+        query = query.where(entries.c.event_time >= where.since)
+    if where.until is not None:
+        query = query.where(entries.c.event_time < where.until)
+    return query
+
+
+def read_rows(
+    engine: sa.Engine, keys: KeyRing, where: ExportFilter, *, chunk: int
+) -> Iterator[LedgerRow]:
+    query, after = _query(where), -1
+    while True:
+        with database.reading(engine) as connection:
+            batch = connection.execute(
+                query.where(entries.c.seq > after).order_by(entries.c.seq).limit(chunk)
+            ).all()
+            stored = [canonical.decode_entry(bytes(row.entry)) for row in batch]
+            wanted = {s.sealed.key for s in stored if s.sealed is not None}
+            ciphers = keys.readable(connection, wanted) if wanted else {}
+        for row, entry in zip(batch, stored, strict=True):
+            yield _row(int(row.seq), row.recorded_at, entry, ciphers)
+        if len(batch) < chunk:
+            return
+        after = int(batch[-1].seq)
+
+
+def _row(seq: int, recorded_at: Any, entry: canonical.StoredEntry, ciphers: Any) -> LedgerRow:
+    event = entry.event
+    sealed = entry.sealed
+    if sealed is None:
+        return LedgerRow(sequence=seq, recorded_at=recorded_at, event=event, erased=())
+    cipher = ciphers.get(sealed.key)
+    if cipher is not None:
+        raw = base64.b64decode(sealed.ct)
+        context = canonical.sealed_context(event["id"], sealed.key)
+        plaintext = cipher.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
+        canonical.put_back(event, msgspec.json.decode(plaintext))
+        return LedgerRow(sequence=seq, recorded_at=recorded_at, event=event, erased=())
+    canonical.put_back(event, dict.fromkeys(sealed.paths, ERASED))
+    return LedgerRow(sequence=seq, recorded_at=recorded_at, event=event, erased=tuple(sealed.paths))

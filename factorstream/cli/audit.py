@@ -1,0 +1,282 @@
+"""``factorstream audit``: verify the ledger, give and check proofs, erase, export.
+
+Exit status is non-zero whenever something does not verify, naming the first bad
+entry or the reason for the refusal.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from audit.checkpoints import (
+    CheckpointError,
+    key_id_of,
+    load_signing_key,
+    public_pem,
+    rotate_signing_key,
+)
+from audit.export import ExportFilter, write_export
+from audit.ledger import Ledger, LedgerError, open_ledger
+from audit.shredding import ShreddingError
+from audit.verify import ProofRefused, check_proof_document, checkpoints_of
+from factorstream.cli.context import console, fail, settings_of
+from factorstream.settings import Settings
+
+app = typer.Typer(
+    help="The compliance ledger: verify, proofs, erasure, exports.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Checkpoint signing keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def signing_key_path(settings: Settings) -> Path:
+    return settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem")
+
+
+def master_key_path(settings: Settings) -> Path:
+    return settings.key_file(settings.ledger.master_key_file, "ledger-master.key")
+
+
+def ledger_of(ctx: typer.Context, *, sign: bool = False, unseal: bool = False) -> Ledger:
+    """The configured ledger; with only the keys the command needs."""
+    settings = settings_of(ctx)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_ledger(
+            url=settings.ledger_database_url(),
+            signing_key_file=signing_key_path(settings) if sign else None,
+            master_key_file=master_key_path(settings) if unseal else None,
+            checkpoint_every=settings.ledger.checkpoint_every,
+            checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
+            create_keys=sign,
+        )
+    except (CheckpointError, ShreddingError) as error:
+        raise fail(str(error)) from None
+
+
+def _emit(document: dict[str, Any], output: Path | None) -> None:
+    text = json.dumps(document, indent=2)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n")
+        console.print(f"wrote [bold]{escape(str(output))}[/]")
+
+
+Output = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")
+CheckpointFiles = typer.Option(
+    [],
+    "--checkpoint-file",
+    help="Also check checkpoints kept elsewhere: a checkpoint or `audit.checkpoint.signed` "
+    "event (JSON, JSON list or JSON Lines, e.g. read off the checkpoints topic).",
+)
+ProofFile = typer.Argument(..., help="A proof file from `prove` or `consistency`.")
+PublicKeys = typer.Option(
+    [],
+    "--public-key",
+    help="Trusted public key (PEM); repeat for rotated keys. Default: the keys kept in "
+    "the ledger database.",
+)
+ExportOutput = typer.Option(..., "--output", "-o", help="File to write.")
+Types = typer.Option([], "--type", help="Only this event type (repeatable).")
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    checkpoint_file: list[Path] = CheckpointFiles,
+) -> None:
+    """Recompute the whole tree and check every signed checkpoint."""
+    ledger = ledger_of(ctx)
+    extra = []
+    for path in checkpoint_file:
+        try:
+            extra += checkpoints_of(path.read_bytes())
+        except OSError as error:
+            raise fail(f"cannot read {path}: {error.strerror}") from None
+        except ProofRefused as error:
+            raise fail(f"{path}: {error}") from None
+    total = ledger.size()
+    with Progress(
+        "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    ) as progress:
+        task = progress.add_task("entries", total=total)
+        report = ledger.verify(
+            progress=lambda done, _: progress.update(task, completed=done),
+            extra_checkpoints=extra,
+        )
+    if not report.ok:
+        for problem in report.problems:
+            console.print(f"[red]✗[/] {escape(problem.message)}")
+        first = report.first_bad_entry
+        named = f"first bad entry: {first}" if first is not None else report.problems[0].message
+        raise fail(f"the ledger does not verify — {named}")
+    console.print(
+        f"[green]✓[/] {report.size} entries and {report.checkpoints} signed checkpoints verify"
+        + (f" ({report.unsigned} newest entries not yet signed)" if report.unsigned else "")
+    )
+
+
+@app.command()
+def prove(
+    ctx: typer.Context,
+    event_id: str = typer.Argument(..., help="Id of the event to prove."),
+    checkpoint: int | None = typer.Option(
+        None, "--checkpoint", help="Tree size of the checkpoint (default: the newest)."
+    ),
+    output: Path | None = Output,
+) -> None:
+    """An inclusion proof of one event against a signed checkpoint (JSON)."""
+    try:
+        document = ledger_of(ctx).prove(event_id, checkpoint=checkpoint)
+    except LedgerError as error:
+        raise fail(str(error)) from None
+    _emit(document, output)
+
+
+@app.command()
+def consistency(
+    ctx: typer.Context,
+    old: int = typer.Argument(..., help="Tree size of the older checkpoint."),
+    new: int | None = typer.Argument(None, help="Tree size of the newer one (default: newest)."),
+    output: Path | None = Output,
+) -> None:
+    """A consistency proof between two checkpoints (JSON)."""
+    try:
+        document = ledger_of(ctx).consistency(old, new)
+    except LedgerError as error:
+        raise fail(str(error)) from None
+    _emit(document, output)
+
+
+@app.command("check-proof")
+def check_proof(
+    ctx: typer.Context,
+    file: Path = ProofFile,
+    public_key: list[Path] = PublicKeys,
+) -> None:
+    """Verify a proof offline: needs only the proof file and the public key."""
+    try:
+        text = file.read_bytes()
+        pems = [path.read_bytes() for path in public_key]
+    except OSError as error:
+        raise fail(f"cannot read {error.filename}: {error.strerror}") from None
+    if not pems:
+        pems = [public_pem(key) for key in ledger_of(ctx).public_keys().values()]
+    try:
+        verified = check_proof_document(text, public_keys=pems)
+    except ProofRefused as error:
+        raise fail(f"proof refused: {error}") from None
+    console.print(f"[green]✓[/] {escape(verified.summary)}")
+
+
+@app.command()
+def checkpoint(ctx: typer.Context) -> None:
+    """Sign a checkpoint of the ledger now (if entries were added since the last one)."""
+    signed = ledger_of(ctx, sign=True).tick(now=datetime.now(UTC), force=True)
+    for made in signed:
+        console.print(f"signed checkpoint of size {made.tree_size} (key {made.key_id[:16]}…)")
+    if not signed:
+        console.print("no new entries since the last checkpoint")
+
+
+@app.command()
+def erase(
+    ctx: typer.Context,
+    tenant: str = typer.Argument(..., help="The tenant."),
+    subject: str = typer.Argument(..., help="The subject whose personal data to erase."),
+    requested_by: str = typer.Option(..., help="Who asked (recorded in the event)."),
+    reason: str = typer.Option("subject_request", help="Reason, snake_case."),
+    ticket: str | None = typer.Option(None, help="Ticket or request reference."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Crypto-shred a subject's personal data (destroys its keys; cannot be undone)."""
+    if not yes and not typer.confirm(f"Erase the personal data of {tenant}/{subject} for good?"):
+        raise fail("not erased")
+    try:
+        erasure = ledger_of(ctx, sign=True).erase(
+            tenant,
+            subject,
+            now=datetime.now(UTC),
+            requested_by=requested_by,
+            reason=reason,
+            ticket=ticket,
+        )
+    except (LedgerError, ValueError) as error:
+        raise fail(str(error)) from None
+    console.print(
+        f"erased {escape(tenant)}/{escape(subject)}: {len(erasure.key_ids)} data key(s) "
+        f"destroyed; recorded event {erasure.event.id}"
+    )
+
+
+def _moment(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise fail(f"--{name}: not an ISO 8601 date or time: {value!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv, parquet or ocsf."),
+    output: Path = ExportOutput,
+    since: str | None = typer.Option(None, help="Events at or after (ISO 8601, UTC if bare)."),
+    until: str | None = typer.Option(None, help="Events before (ISO 8601, UTC if bare)."),
+    tenant: str | None = typer.Option(None, help="Only this tenant."),
+    subject: str | None = typer.Option(None, help="Only this subject."),
+    types: list[str] = Types,
+) -> None:
+    """Export ledger entries; erased personal data is marked, never shown."""
+    if fmt not in ("jsonl", "csv", "parquet", "ocsf"):
+        raise fail(f"--format must be jsonl, csv, parquet or ocsf, not {fmt!r}")
+    where = ExportFilter(
+        since=_moment(since, "since"),
+        until=_moment(until, "until"),
+        tenant=tenant,
+        subject=subject,
+        types=frozenset(types),
+    )
+    settings = settings_of(ctx)
+    if not master_key_path(settings).exists():
+        raise fail(f"no master key at {master_key_path(settings)}: personal data cannot be read")
+    ledger = ledger_of(ctx, unseal=True)
+    try:  # the filters go into SQL; write_export applies them again, as it documents
+        written = write_export(ledger.rows(where), fmt=fmt, out=output, where=where)  # type: ignore[arg-type]
+    except (OSError, ValueError) as error:
+        raise fail(f"export failed: {error}") from None
+    console.print(f"wrote {written} records to [bold]{escape(str(output))}[/]")
+
+
+@keys_app.command("show")
+def keys_show(ctx: typer.Context) -> None:
+    """Print every public key that signed checkpoints (PEM), newest configured first."""
+    for key_id, key in ledger_of(ctx).public_keys().items():
+        console.print(f"# key id {key_id}")
+        print(public_pem(key).decode(), end="")
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Replace the signing key; the old public key stays in the database."""
+    settings = settings_of(ctx)
+    path = signing_key_path(settings)
+    ledger = ledger_of(ctx, sign=True)  # registers nothing yet; makes the key if missing
+    now = datetime.now(UTC)
+    with ledger.engine.begin() as connection:  # the old key is kept before it goes
+        ledger.register_key(connection, load_signing_key(path).public_key(), now=now)
+    new = rotate_signing_key(path)
+    with ledger.engine.begin() as connection:
+        ledger.register_key(connection, new.public_key(), now=now)
+    console.print(f"new signing key {key_id_of(new.public_key())} in {escape(str(path))}")
