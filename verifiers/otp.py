@@ -4,10 +4,10 @@
   the factor, and premium-rate or shared-cost numbers, are refused); e-mail addresses are
   syntax-checked. Destinations are AES-GCM ciphertexts at rest; events carry them masked
   (``+49*********89``, ``j***@example.com``) with the destination's country.
-* A code is 6 digits drawn uniformly with :mod:`secrets`, lives for the tier's
-  ``code_lifetime``, allows the tier's ``otp_max_failures`` answers, and is stored only as
-  :meth:`SecretBox.code_hash`. A new code for the subject supersedes every open one of the
-  same purpose. **The code never appears in an event, a log line, an exception or a
+* A code is 6 digits drawn uniformly from the store's entropy (:mod:`secrets`), lives for
+  the tier's ``code_lifetime``, allows the tier's ``otp_max_failures`` answers, and is
+  stored only as :meth:`SecretBox.code_hash`. A new code for the subject supersedes every
+  open one of the same purpose. **The code never appears in an event, a log line, an exception or a
   return value**; it leaves only inside the message handed to the providers.
 * Sending takes three steps: issue the challenge (gated: a locked subject gets no code),
   deliver outside any transaction (a slow gateway must not hold the subject's lock), record
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -139,7 +138,7 @@ def begin_enrollment(
     """
     factor = otp_factor(factor)
     normalised, country = check_destination(destination, factor, region)
-    enrollment_id = f"{factor}-{uuid.uuid4().hex}"
+    enrollment_id = f"{factor}-{store.entropy.identifier()}"
     with store.step(request, factor=factor, gated=False) as step:
         step.connection.execute(
             enrollments.insert().values(
@@ -233,9 +232,9 @@ def send_code(
     channel = CHANNELS[factor]
     if not delivery.supports(channel):
         raise NoProviderForChannel(f"no delivery provider serves channel {channel}")
-    code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    code = f"{store.entropy.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     salt = secrets.token_bytes(16)
-    challenge_id = f"{factor}-{uuid.uuid4().hex}"
+    challenge_id = f"{factor}-{store.entropy.identifier()}"
     with store.step(request, factor=factor) as step:
         if step.lockout.locked:
             return SendResult(False, "locked_out", factor, locked_until=step.lockout.until)

@@ -10,7 +10,6 @@ time) travels in the events, so an auditor sees what was approved.
 from __future__ import annotations
 
 import secrets
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -59,8 +58,8 @@ def send_push(
     location: str | None = None,
 ) -> PushChallenge:
     """Start a number-matching push challenge for the subject's device."""
-    number = f"{secrets.randbelow(90) + 10}"
-    challenge_id = f"push-{uuid.uuid4().hex}"
+    number = f"{store.entropy.randbelow(90) + 10}"
+    challenge_id = f"push-{store.entropy.identifier()}"
     expires_at = request.now + ttl
     salt = secrets.token_bytes(16)
     with store.step(request, factor=Factor.PUSH, gated=False) as step:

@@ -9,9 +9,6 @@ the subject's gated step, so guesses count towards the lockout like any other fa
 
 from __future__ import annotations
 
-import secrets
-import uuid
-
 import sqlalchemy as sa
 
 from schemas.fields import Factor
@@ -41,9 +38,10 @@ def regenerate(store: VerifierStore, request: Request) -> list[str]:
     The returned codes are shown to the person once; nothing else ever sees them.
     """
     codes = [
-        "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH)) for _ in range(CODE_COUNT)
+        "".join(store.entropy.choice(ALPHABET) for _ in range(CODE_LENGTH))
+        for _ in range(CODE_COUNT)
     ]
-    set_id = uuid.uuid4().hex
+    set_id = store.entropy.identifier()
     with store.step(request, factor=Factor.RECOVERY_CODE, gated=False) as step:
         revoked = step.connection.execute(
             recovery_codes.update()

@@ -34,6 +34,7 @@ from schemas import Event, new_event
 from schemas.fields import Client, Factor, PolicyTier
 from schemas.payloads import Activity, Payload
 from verifiers.crypto import SecretBox
+from verifiers.entropy import SYSTEM, Entropy
 from verifiers.lockout import (
     LockoutPolicy,
     LockoutState,
@@ -107,6 +108,7 @@ class Step:
     gated: bool
     factor: Factor | None
     events: list[Event] = field(default_factory=list)
+    entropy: Entropy = SYSTEM
 
     def current_lockout(self) -> LockoutStatus:
         """The lockout status after the events emitted so far in this step."""
@@ -124,6 +126,7 @@ class Step:
             subject=request.subject,
             correlationid=request.correlationid,
             now=request.now,
+            event_id=self.entropy.event_id(request.now),
         )
         if self.gated:
             self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
@@ -200,12 +203,16 @@ class VerifierStore:
         source: str,
         tiers: Mapping[PolicyTier, TierPolicy] = TIERS,
         stream_lockouts: StreamLockouts | None = None,
+        entropy: Entropy = SYSTEM,
     ) -> None:
+        """``entropy``: where ids and one-time values come from (:mod:`verifiers.entropy`;
+        only a simulation replaying a seed passes anything but the default)."""
         self.engine = engine
         self.box = box
         self.source = source
         self.tiers = tiers
         self.stream_lockouts = stream_lockouts
+        self.entropy = entropy
         self.outbox = Outbox(engine)
         self._lockout_policies = {tier: lockout_policy(p) for tier, p in tiers.items()}
 
@@ -240,7 +247,16 @@ class VerifierStore:
             if gated and not status.locked and self.stream_lockouts is not None:
                 status = self.stream_lockouts(request.tenant, request.subject, factor) or status
             step = Step(
-                connection, request, self.source, status, state, policy, locking, gated, factor
+                connection,
+                request,
+                self.source,
+                status,
+                state,
+                policy,
+                locking,
+                gated,
+                factor,
+                entropy=self.entropy,
             )
             yield step
             if gated:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
     "SHA512": hashlib.sha512,
 }
 VALID_WINDOW = 1
+BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 MIN_SECRET_BYTES = 16  # 128 bits (RFC 4226 §4 asks for at least 128, recommends 160)
 
 
@@ -77,10 +77,10 @@ def begin_enrollment(
             f"expected algorithm in {sorted(ALGORITHMS)}, digits 6 or 8 and a period of "
             f"15–120 s; got {algorithm!r}, {digits}, {period}"
         )
-    secret = secret or pyotp.random_base32(32)
+    secret = secret or "".join(store.entropy.choice(BASE32) for _ in range(32))
     if len(_decoded(secret)) < MIN_SECRET_BYTES:
         raise TotpSettingsError(f"a TOTP secret needs at least {MIN_SECRET_BYTES * 8} bits")
-    enrollment_id = f"totp-{uuid.uuid4().hex}"
+    enrollment_id = f"totp-{store.entropy.identifier()}"
     settings = {"algorithm": algorithm, "digits": digits, "period": period}
     with store.step(request, factor=Factor.TOTP, gated=False) as step:
         step.connection.execute(

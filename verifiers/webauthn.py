@@ -18,8 +18,6 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -104,11 +102,13 @@ def begin_registration(
     ``user_verification`` defaults by tier (:data:`TIER_USER_VERIFICATION`).
     """
     uv, expires_at = _settings(request, user_verification, timeout)
-    enrollment_id, challenge_id = f"webauthn-{uuid.uuid4().hex}", f"wac-{uuid.uuid4().hex}"
+    enrollment_id = f"webauthn-{store.entropy.identifier()}"
+    challenge_id = f"wac-{store.entropy.identifier()}"
     with store.step(request, factor=WEBAUTHN, gated=False) as step:
         rows = _enrollments(step)
         handles = [r.settings["user_handle"] for r in rows if "user_handle" in r.settings]
-        user_handle = handles[0] if handles else wh.bytes_to_base64url(secrets.token_bytes(32))
+        fresh = store.entropy.token_bytes(32)
+        user_handle = handles[0] if handles else wh.bytes_to_base64url(fresh)
         try:
             options = wa.generate_registration_options(
                 rp_id=rp_id,
@@ -245,7 +245,7 @@ def begin_authentication(
 ) -> AuthenticationOptions:
     """A challenge that any of the subject's active credentials can answer."""
     uv, expires_at = _settings(request, user_verification, timeout)
-    challenge_id = f"wac-{uuid.uuid4().hex}"
+    challenge_id = f"wac-{store.entropy.identifier()}"
     with store.step(request, factor=WEBAUTHN, gated=False) as step:
         rows = [r for r in _enrollments(step) if r.status == "active"]
         if not rows:
