@@ -1,1 +1,8 @@
-"""analytics: see DESIGN.md (not built yet)."""
+"""analytics: the Parquet lake SOC teams query with DuckDB.
+
+``tables``/``columns`` flatten events into the lake's tables; ``lake`` writes complete,
+hive-partitioned files idempotently by event id; ``compaction`` merges small files
+atomically for readers; ``views`` gives DuckDB views over the files (and the read-only
+``analytics.duckdb``); ``queries`` holds the named metric queries; ``sink`` is the Faust
+agent that feeds the lake.
+"""

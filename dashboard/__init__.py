@@ -1,1 +1,8 @@
-"""dashboard: see DESIGN.md (not built yet)."""
+"""dashboard: the Dash Pages app auditors and SOC analysts sign in to (password + TOTP).
+
+``create_app(settings)`` (:mod:`dashboard.app`) wires the sign-in gate (:mod:`dashboard.gate`,
+:mod:`dashboard.auth`, :mod:`dashboard.users`), the metrics over the lake
+(:mod:`dashboard.data` on ``analytics.queries``), the ledger (:mod:`dashboard.ledger` on
+``audit``) and one module per page in ``dashboard/pages``; figures are pure functions in
+:mod:`dashboard.figures`.
+"""

@@ -8,11 +8,15 @@ Data flow (DESIGN.md)::
                       └──> <app_id>-events-ingested           (internal, key = partitionkey)
                                ├── lockout fold (table "lockout") ──> <topics.lockouts>
                                ├── detections (one table each)   ──> <topics.anomalies>
-                               └──rekey──> <app_id>-events-by-ip / -events-by-tenant
+                               ├──rekey──> <app_id>-events-by-ip / -events-by-tenant
                                              (internal, key = client IP / tenant; see
                                              streams/detection_agents.py: per-IP and
                                              per-tenant detections, "ip_block" ──>
                                              <topics.lockouts>, GET /lockouts/ip/{ip})
+                               └── with <topics.lockouts> and <topics.anomalies>:
+                                   ledger sink (audit/sink.py) ──> ledger database,
+                                       signed checkpoints ──> <topics.checkpoints>
+                                   lake sink (analytics/sink.py) ──> <lake>/<table>/date=…
 
 Every topic carries raw bytes (``raw`` key and value serializers): our codec
 (``schemas``) encodes and decodes events, never Faust's models. Agents run at
@@ -32,6 +36,9 @@ from faust.tables.wrappers import WindowWrapper
 from faust.types import AgentT, TableT, TopicT
 from mode.utils.times import want_seconds
 
+from analytics.sink import attach_lake_compaction, attach_lake_sink
+from audit.ledger import Ledger, open_ledger
+from audit.sink import attach_ledger_sink
 from factorstream.settings import Settings
 from streams.api import register_ip_block_api, register_lockout_api
 from streams.detection_agents import (
@@ -98,6 +105,18 @@ def internal_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
         partitions = topic.partitions or pipeline.app.conf.topic_partitions
         specs[topic.get_topic_name()] = TopicSpec(partitions, configs)
     return specs
+
+
+def open_ledger_of(settings: Settings) -> Ledger:
+    """The ledger the settings name, with its keys (created on first use)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_ledger(
+        url=settings.ledger_database_url(),
+        signing_key_file=settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem"),
+        master_key_file=settings.key_file(settings.ledger.master_key_file, "ledger-master.key"),
+        checkpoint_every=settings.ledger.checkpoint_every,
+        checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
+    )
 
 
 def create_app(settings: Settings, *, detections: Sequence[KeyedFold] = ()) -> faust.App:
@@ -210,6 +229,26 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
     register_ip_block_api(app, wired.tables[IP_BLOCK])  # before the subject route: see api.py
     # -- end of risk detections and per-IP throttling --------------------------------------
     register_lockout_api(app, tables["lockout"])
+    # -- sinks: every event, raw and derived, into the ledger and the lake -----------------
+    everything = (ingested.get_topic_name(), names.lockouts, names.anomalies)
+    agents["ledger"] = attach_ledger_sink(
+        app,
+        source=app.topic(*everything, key_type=bytes, value_type=bytes),
+        ledger=open_ledger_of(settings),
+        batch_size=settings.ledger.batch_size,
+        batch_timeout_s=settings.ledger.batch_timeout_s,
+        checkpoints=topic(names.checkpoints, count=1),
+    )
+    agents["lake"] = attach_lake_sink(
+        app,
+        source=app.topic(*everything, key_type=bytes, value_type=bytes),
+        lake_path=settings.lake_path(),
+        batch_rows=settings.lake.batch_rows,
+        batch_timeout_s=settings.lake.batch_timeout_s,
+    )
+    attach_lake_compaction(
+        app, lake_path=settings.lake_path(), min_files=settings.lake.compact_min_files
+    )
     return Pipeline(
         app, events, ingested, dlq, lockouts, anomalies, seen, tables, agents, wired.rekeyed
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from factorstream.cli import audit, bench, kafka, lockout, schemas
+from factorstream.cli import audit, bench, dashboard, kafka, lockout, schemas
+from factorstream.cli import sql as sql_cli
 from factorstream.cli.context import load_into
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
@@ -24,11 +25,15 @@ app.add_typer(kafka.app, name="kafka")
 app.add_typer(bench.app, name="bench")
 app.add_typer(lockout.app, name="lockout")
 app.add_typer(audit.app, name="audit")
+app.add_typer(dashboard.app, name="users")
+app.add_typer(sql_cli.app, name="lake")
 app.command()(relay)
 app.command()(replay)
 app.command()(docs)
 app.command()(worker)
+app.command()(dashboard.dashboard)
 app.command()(simulate)
+app.command()(sql_cli.sql)
 
 
 def main() -> None:

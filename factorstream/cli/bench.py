@@ -94,6 +94,23 @@ def ledger(
     show_all(ledger_bench.run(quick=quick, postgres_url=postgres_url), as_json=as_json)
 
 
+@app.command()
+def analytics(
+    ctx: typer.Context,
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    rows: int | None = typer.Option(
+        None, "--rows", min=1, help="Synthetic events (default 10,000,000; --quick 20,000)."
+    ),
+) -> None:
+    """Lake ingest rows/s vs bare pyarrow write_table (goal ≥ 0.7×); each dashboard query's
+    p50 vs a bare count(*) (goal ≤ 300 ms)."""
+    from factorstream.bench import analytics as analytics_bench
+
+    batch_rows = settings_of(ctx).lake.batch_rows
+    show_all(analytics_bench.run(quick=quick, rows=rows, batch_rows=batch_rows), as_json=as_json)
+
+
 def show_all(results: Sequence[BenchResult], *, as_json: bool) -> None:
     """Several results: one JSON list, or one table each."""
     if as_json:

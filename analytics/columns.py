@@ -1,0 +1,149 @@
+"""The lake's tables as Arrow schemas, and which event types feed each typed table.
+
+``analytics.tables`` flattens events into rows of these schemas; every file of a table has
+exactly its schema (compaction casts older files to it). The hive partition column
+``date`` is the directory, never a column of the files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import pyarrow as pa
+
+_TS = pa.timestamp("us", tz="UTC")
+_S, _I, _F, _B = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+ENVELOPE: Final = [
+    ("id", _S),
+    ("time", _TS),
+    ("type", _S),
+    ("tenant", _S),
+    ("subject", _S),
+    ("correlationid", _S),
+]
+GEO: Final = [("ip", _S), ("country", _S), ("city", _S), ("latitude", _F), ("longitude", _F)]
+DEVICE: Final = [("device_id", _S), ("device_kind", _S), ("device_os", _S), ("device_browser", _S)]
+
+SCHEMAS: Final[Mapping[str, pa.Schema]] = {
+    "events": pa.schema(
+        [
+            *ENVELOPE,
+            ("source", _S),
+            ("dataschema", _S),
+            ("traceparent", _S),
+            ("application", _S),
+            ("policy_tier", _S),
+            ("factor", _S),
+            ("channel", _S),
+            ("reason", _S),
+            ("outcome", _S),
+            ("challenge_id", _S),
+            ("enrollment_id", _S),
+            ("attempt", _I),
+            ("elapsed_ms", _I),
+            *GEO,
+            ("asn", _I),
+            ("geo_source", _S),
+            *DEVICE,
+            ("device_trusted", _B),
+            ("role", _S),
+            ("reasons", pa.list_(_S)),
+            ("risk_level", _S),
+            ("detection", _S),
+            ("severity", _S),
+            ("score", _I),
+            ("data", _S),
+        ]
+    ),
+    "verifications": pa.schema(
+        [
+            *ENVELOPE,
+            ("application", _S),
+            ("policy_tier", _S),
+            ("factor", _S),
+            ("success", _B),
+            ("reason", _S),
+            ("attempt", _I),
+            ("elapsed_ms", _I),
+            ("challenge_id", _S),
+            ("enrollment_id", _S),
+            ("country", _S),
+            ("device_kind", _S),
+        ]
+    ),
+    "challenges": pa.schema(
+        [
+            *ENVELOPE,
+            ("application", _S),
+            ("policy_tier", _S),
+            ("factor", _S),
+            ("status", _S),
+            ("challenge_id", _S),
+            ("channel", _S),
+            ("provider", _S),
+            ("reason", _S),
+            ("destination_country", _S),
+            ("resend", _B),
+        ]
+    ),
+    "enrollments": pa.schema(
+        [
+            *ENVELOPE,
+            ("application", _S),
+            ("policy_tier", _S),
+            ("factor", _S),
+            ("status", _S),
+            ("enrollment_id", _S),
+            ("channel", _S),
+            ("reason", _S),
+            ("removed_by", _S),
+        ]
+    ),
+    "lockouts": pa.schema(
+        [
+            *ENVELOPE,
+            ("action", _S),
+            ("scope", _S),
+            ("reason", _S),
+            ("factor", _S),
+            ("ip", _S),
+            ("policy_tier", _S),
+            ("failures", _I),
+            ("permanent", _B),
+            ("locked_until", _TS),
+            ("lockout_count", _I),
+            ("distinct_subjects", _I),
+        ]
+    ),
+    "risk_detections": pa.schema(
+        [
+            *ENVELOPE,
+            ("detection", _S),
+            ("severity", _S),
+            ("score", _I),
+            ("summary", _S),
+            ("evidence", _S),
+            ("related_event_ids", pa.list_(_S)),
+            *GEO,
+        ]
+    ),
+}
+TABLES: Final = tuple(SCHEMAS)
+
+VERIFICATION_TYPES: Final = frozenset(
+    {
+        "mfa.verification.succeeded",
+        "mfa.verification.failed",
+        "mfa.push.approved",
+        "mfa.push.rejected",
+        "mfa.push.expired",
+        "mfa.push.reported_fraud",
+        "mfa.recovery.succeeded",
+        "mfa.recovery.failed",
+    }
+)
+SUCCESS_TYPES: Final = frozenset(
+    {"mfa.verification.succeeded", "mfa.push.approved", "mfa.recovery.succeeded"}
+)

@@ -1,0 +1,105 @@
+"""Compaction: merge a date partition's small files into one, atomically for readers.
+
+For each table and date partition with at least ``min_files`` files, under the lake's
+exclusive lock (writers wait): read the partition's files, drop repeated event ids, write
+the merged file into a *new* generation directory (temporary name, then rename), point the
+partition's ``date=`` link at it with one ``rename``, and delete the old generation. A
+reader lists either the old files or the merged file, never both; one that listed the old
+files just before the swap fails to open them and retries (``analytics.views.fetch``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analytics.columns import SCHEMAS, TABLES
+from analytics.lake import (
+    GENERATIONS,
+    batch_name,
+    lake_lock,
+    new_generation,
+    parquet_files,
+    point_link,
+    write_file,
+)
+
+
+@dataclass(frozen=True)
+class Compacted:
+    """One merged partition: how many files became one file of ``rows`` rows."""
+
+    table: str
+    day: date
+    files: int
+    rows: int
+
+
+def _partitions(lake: Path, table: str) -> list[tuple[date, Path]]:
+    found = []
+    for link in sorted((lake / table).glob("date=*")):
+        if link.is_symlink():
+            found.append((date.fromisoformat(link.name.removeprefix("date=")), link))
+    return found
+
+
+def merge(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """Concatenate ``tables`` into ``schema`` (missing columns null), one row per id, by time."""
+    merged = pa.concat_tables(
+        [t.select([n for n in schema.names if n in t.column_names]) for t in tables],
+        promote_options="permissive",
+    )
+    for name in schema.names:
+        if name not in merged.column_names:
+            merged = merged.append_column(name, pa.nulls(merged.num_rows, schema.field(name).type))
+    merged = merged.select(schema.names).cast(schema)
+    merged = merged.take(pc.sort_indices(merged, [("time", "ascending"), ("id", "ascending")]))
+    ids = merged.column("id").to_pylist()
+    first = {event_id: index for index, event_id in reversed(list(enumerate(ids)))}
+    if len(first) < len(ids):
+        merged = merged.take(pa.array(sorted(first.values()), pa.int64()))
+    return merged
+
+
+def compact_partition(lake: Path, table: str, day: date, link: Path, *, min_files: int) -> int:
+    """Merge one partition if it holds at least ``min_files`` files; the files merged."""
+    with lake_lock(lake, exclusive=True):
+        old = link.resolve(strict=True)
+        files = parquet_files(old)
+        if len(files) < min_files:
+            return 0
+        merged = merge([pq.ParquetFile(path).read() for path in files], SCHEMAS[table])
+        generation = new_generation(lake, table, day)
+        write_file(generation, batch_name(merged.column("id").to_pylist()), merged)
+        point_link(link, generation)
+        shutil.rmtree(old)
+    return len(files)
+
+
+def compact(lake: Path, *, min_files: int) -> list[Compacted]:
+    """Compact every table's partitions that hold at least ``min_files`` files."""
+    done = []
+    for table in TABLES:
+        for day, link in _partitions(lake, table):
+            merged = compact_partition(lake, table, day, link, min_files=min_files)
+            if merged:
+                rows = pq.read_metadata(next(iter(parquet_files(link.resolve())))).num_rows
+                done.append(Compacted(table, day, merged, rows))
+    _remove_orphans(lake)
+    return done
+
+
+def _remove_orphans(lake: Path) -> None:
+    """Delete generation directories no link points to (left by a crash mid-compaction)."""
+    with lake_lock(lake, exclusive=True):
+        for table in TABLES:
+            live = {link.resolve() for _, link in _partitions(lake, table)}
+            for generation in (lake / table / GENERATIONS).glob("date=*"):
+                if generation.resolve() not in live:
+                    shutil.rmtree(generation)

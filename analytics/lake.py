@@ -1,0 +1,250 @@
+"""Writing the lake: hive-partitioned Parquet, complete files only, idempotent by event id.
+
+Layout, as every reader sees it::
+
+    <lake>/<table>/date=YYYY-MM-DD/<name>.parquet
+
+``date=YYYY-MM-DD`` is a symbolic link to a *generation* directory
+``<lake>/<table>/.generations/date=YYYY-MM-DD.<token>/``. Writers add files to the current
+generation; compaction (``analytics/compaction.py``) writes the merged file into a new
+generation and swaps the link with one ``rename``, so a reader lists either the small files
+or the merged one, never both (no double counting, no view-level dedupe needed).
+
+Complete files only: a file is written under a dot-prefixed temporary name (``.x.tmp``,
+which the readers' ``*.parquet`` glob never matches) and renamed into place.
+
+Idempotent by event id: before writing, a partition's rows whose ``id`` is already in that
+partition are dropped. The writer remembers each partition's ids and file names; files it
+did not write itself (another worker's, a compaction's, or a previous run's) are read
+(``id`` column only) the first time they are seen. So a batch Kafka re-delivers after a
+crash or a rebalance, however differently it is cut, adds no row twice. Remembered
+partitions are evicted least-recently-used (``max_partitions``), bounding memory.
+
+Writers and compaction coordinate with ``flock`` on ``<lake>/.lake.lock``: writers share
+it, a compaction of a partition holds it exclusively (a local file system is assumed;
+object storage would need a table format with a manifest instead).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Final
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics.columns import TABLES
+from analytics.tables import empty, flatten, split_by_date
+from schemas import Event
+
+LOCK_FILE: Final = ".lake.lock"
+GENERATIONS: Final = ".generations"
+SEED_DATE: Final = date(1970, 1, 1)
+"""Each table holds an empty ``schema.parquet`` here, so its view exists (typed) before
+any event arrives: DuckDB refuses a glob that matches no file."""
+SEED_FILE: Final = "schema.parquet"
+
+
+@contextmanager
+def lake_lock(lake: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the lake's lock: shared for writers, exclusive for a compaction swap."""
+    lake.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lake / LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def partition_link(lake: Path, table: str, day: date) -> Path:
+    """The path readers see for ``table``'s partition of ``day`` (a symbolic link)."""
+    return lake / table / f"date={day.isoformat()}"
+
+
+def new_generation(lake: Path, table: str, day: date) -> Path:
+    """A fresh, empty generation directory for ``table``'s partition of ``day``."""
+    directory = lake / table / GENERATIONS / f"date={day.isoformat()}.{uuid.uuid4().hex[:12]}"
+    directory.mkdir(parents=True)
+    return directory
+
+
+def point_link(link: Path, generation: Path) -> None:
+    """Point ``link`` at ``generation`` atomically (a relative link: the lake can move)."""
+    temporary = link.with_name(f".{link.name}.{uuid.uuid4().hex[:8]}.link")
+    os.symlink(os.path.relpath(generation, link.parent), temporary)
+    os.replace(temporary, link)
+
+
+def current_generation(lake: Path, table: str, day: date) -> Path:
+    """The generation directory of ``table``'s partition of ``day``, created if missing."""
+    link = partition_link(lake, table, day)
+    try:
+        return link.parent / os.readlink(link)
+    except FileNotFoundError:
+        pass
+    generation = new_generation(lake, table, day)
+    try:
+        os.symlink(os.path.relpath(generation, link.parent), link)
+    except FileExistsError:  # another writer created it first: use theirs
+        generation.rmdir()
+        return link.parent / os.readlink(link)
+    return generation
+
+
+def write_file(directory: Path, name: str, table: pa.Table) -> Path:
+    """Write ``table`` as ``directory/name`` under a temporary name, then rename it."""
+    target = directory / name
+    temporary = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+    pq.write_table(table, temporary)
+    os.replace(temporary, target)
+    return target
+
+
+def parquet_names(directory: Path) -> list[str]:
+    """Names of the complete data files of a generation (temporary names are dot-prefixed)."""
+    return sorted(
+        name for name in os.listdir(directory) if name.endswith(".parquet") and name[0] != "."
+    )
+
+
+def parquet_files(directory: Path) -> list[Path]:
+    """The complete data files of a generation."""
+    return [directory / name for name in parquet_names(directory)]
+
+
+def ensure_lake(lake: Path) -> None:
+    """Create the lake and each table's seed partition (an empty, typed file)."""
+    with lake_lock(lake, exclusive=False):
+        for table in TABLES:
+            if (lake / table).is_dir() and any((lake / table).glob("date=*")):
+                continue
+            generation = current_generation(lake, table, SEED_DATE)
+            if not (generation / SEED_FILE).exists():
+                write_file(generation, SEED_FILE, empty(table))
+
+
+def batch_name(ids: list[str]) -> str:
+    """A file name determined by the rows' ids: the same rows always make the same name."""
+    digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+    return f"{digest[:32]}.parquet"
+
+
+@dataclass
+class PartitionIds:
+    """What the writer knows to be in one partition generation: file names and ids."""
+
+    generation: Path
+    files: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
+
+    def refresh(self) -> None:
+        """Learn the ids of files in the generation this writer has not seen yet."""
+        for name in parquet_names(self.generation):
+            if name not in self.files:
+                column = pq.ParquetFile(self.generation / name).read(columns=["id"]).column("id")
+                self.ids.update(column.to_pylist())
+                self.files.add(name)
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """Rows written and rows dropped as already present, per table, and the files written."""
+
+    written: Mapping[str, int]
+    duplicates: Mapping[str, int]
+    files: tuple[Path, ...]
+
+
+class LakeWriter:
+    """Appends micro-batches of table rows to the lake (see the module docstring)."""
+
+    def __init__(self, lake: Path, *, max_partitions: int = 16) -> None:
+        self.lake = lake
+        self.max_partitions = max_partitions
+        self._known: OrderedDict[tuple[str, date], PartitionIds] = OrderedDict()
+        ensure_lake(lake)
+
+    def _partition(self, table: str, day: date) -> PartitionIds:
+        generation = current_generation(self.lake, table, day)
+        key = (table, day)
+        known = self._known.get(key)
+        if known is None or known.generation != generation:
+            known = PartitionIds(generation)
+        self._known[key] = known
+        self._known.move_to_end(key)
+        while len(self._known) > self.max_partitions:
+            self._known.popitem(last=False)
+        known.refresh()
+        return known
+
+    def write_events(self, events: Iterable[Event]) -> WriteReport:
+        """Flatten decoded ``events`` into the lake's tables and append them."""
+        return self.write(flatten(events))
+
+    def write(self, tables: Mapping[str, pa.Table]) -> WriteReport:
+        """Append each table's rows to their date partitions; rows already there are dropped."""
+        written = dict.fromkeys(tables, 0)
+        duplicates = dict.fromkeys(tables, 0)
+        files: list[Path] = []
+        with lake_lock(self.lake, exclusive=False):
+            for table, rows in tables.items():
+                for day, part in split_by_date(rows):
+                    fresh, ids, known = self._claim(table, day, part)
+                    duplicates[table] += part.num_rows - fresh.num_rows
+                    if fresh.num_rows == 0:
+                        continue
+                    try:
+                        path = write_file(known.generation, batch_name(ids), fresh)
+                    except BaseException:  # its ids are claimed but not written: forget them
+                        self._known.pop((table, day), None)
+                        raise
+                    known.files.add(path.name)
+                    written[table] += fresh.num_rows
+                    files.append(path)
+        return WriteReport(written, duplicates, tuple(files))
+
+    def _claim(
+        self, table: str, day: date, part: pa.Table
+    ) -> tuple[pa.Table, list[str], PartitionIds]:
+        """The rows of ``part`` not yet in the partition, their ids (now remembered as
+        written), and the partition.
+
+        The usual case costs one set update: if the set grew by as many ids as the batch
+        holds, none was there before. Otherwise the partition's ids are read again from
+        its files (the set was just polluted) and the batch is filtered row by row.
+        """
+        known = self._partition(table, day)
+        ids: list[str] = part.column("id").to_pylist()
+        before = len(known.ids)
+        known.ids.update(ids)
+        if len(known.ids) - before == len(ids):
+            return part, ids, known
+        self._known.pop((table, day), None)
+        known = self._partition(table, day)
+        fresh, ids = _new_rows(part, ids, known.ids)
+        known.ids.update(ids)
+        return fresh, ids, known
+
+
+def _new_rows(part: pa.Table, ids: list[str], seen: set[str]) -> tuple[pa.Table, list[str]]:
+    """``part`` (whose ids are ``ids``) without rows whose id is in ``seen`` or repeats an
+    earlier row's id, and the ids of the rows kept."""
+    keep: list[int] = []
+    batch: set[str] = set()
+    for index, event_id in enumerate(ids):
+        if event_id not in seen and event_id not in batch:
+            batch.add(event_id)
+            keep.append(index)
+    if len(keep) == len(ids):
+        return part, ids
+    return part.take(pa.array(keep, pa.int64())), [ids[index] for index in keep]

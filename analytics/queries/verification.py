@@ -1,0 +1,97 @@
+"""Verification outcomes: success rates, time to complete, failure reasons, SMS delivery.
+
+Conventions (bound filters, columns, days) in ``analytics.queries``.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from analytics.queries.filters import ALL, NO_FACTOR, Filters
+from analytics.views import fetch
+
+
+def verification_success_rate(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Verification outcomes by tenant, application and factor.
+
+    Columns: ``tenant``, ``application``, ``factor``, ``verifications``, ``succeeded``,
+    ``failed``, ``success_rate`` (succeeded / verifications).
+    """
+    sql = """
+    SELECT tenant, application, factor, count(*) AS verifications,
+        count(*) FILTER (WHERE success) AS succeeded,
+        count(*) FILTER (WHERE NOT success) AS failed,
+        count(*) FILTER (WHERE success) / count(*) AS success_rate
+    FROM lake_verifications
+    WHERE ($tenant IS NULL OR tenant = $tenant)
+      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+      AND ($factor IS NULL OR factor = $factor)
+      AND ($application IS NULL OR application = $application)
+    GROUP BY ALL ORDER BY tenant, application, factor
+    """
+    return fetch(con, sql, filters.bind(*ALL))
+
+
+def time_to_complete(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Time from challenge to successful verification, by factor (see the ``verifications``
+    view for how the challenge is found).
+
+    Columns: ``factor``, ``completions`` (successes with a known challenge time),
+    ``p50_ms``, ``p95_ms`` (``quantile_cont``: linear interpolation between ranks).
+    """
+    sql = """
+    SELECT factor, count(*) AS completions,
+        quantile_cont(time_to_complete_ms, 0.5) AS p50_ms,
+        quantile_cont(time_to_complete_ms, 0.95) AS p95_ms
+    FROM verifications
+    WHERE success AND time_to_complete_ms IS NOT NULL
+      AND ($tenant IS NULL OR tenant = $tenant)
+      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+      AND ($factor IS NULL OR factor = $factor)
+      AND ($application IS NULL OR application = $application)
+    GROUP BY factor ORDER BY factor
+    """
+    return fetch(con, sql, filters.bind(*ALL))
+
+
+def failure_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """Why verifications failed.
+
+    Columns: ``factor``, ``reason``, ``failures``, ``share`` (of all failures selected).
+    Ordered by ``failures``, most first.
+    """
+    sql = """
+    SELECT factor, reason, count(*) AS failures,
+        count(*) / sum(count(*)) OVER () AS share
+    FROM lake_verifications
+    WHERE NOT success
+      AND ($tenant IS NULL OR tenant = $tenant)
+      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+      AND ($factor IS NULL OR factor = $factor)
+      AND ($application IS NULL OR application = $application)
+    GROUP BY ALL ORDER BY failures DESC, factor, reason
+    """
+    return fetch(con, sql, filters.bind(*ALL))
+
+
+def sms_delivery_failure_rate(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """SMS challenges providers failed to deliver, per day and provider.
+
+    Columns: ``day`` (date), ``provider``, ``attempted`` (distinct SMS challenges sent or
+    failed), ``failed`` (with ``mfa.challenge.delivery_failed``), ``failure_rate``.
+    """
+    sql = """
+    SELECT date AS day, provider,
+        count(DISTINCT challenge_id) AS attempted,
+        count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed') AS failed,
+        count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed')
+            / count(DISTINCT challenge_id) AS failure_rate
+    FROM lake_challenges
+    WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
+      AND ($tenant IS NULL OR tenant = $tenant)
+      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+      AND ($application IS NULL OR application = $application)
+    GROUP BY ALL ORDER BY day, provider
+    """
+    return fetch(con, sql, filters.bind(*NO_FACTOR))

@@ -1,0 +1,137 @@
+"""DuckDB over the lake: views on the Parquet files, and the read-only ``analytics.duckdb``.
+
+Readers never open a database file a writer holds: the lake is plain Parquet, and each
+reader gets its own in-memory DuckDB (:func:`connect`) with views over the files, or opens
+the views file read-only (``duckdb.connect(path, read_only=True)``; many processes may).
+
+Views (one per table, all columns of the files plus ``date`` from the partition):
+
+* ``events``, ``challenges``, ``enrollments``, ``lockouts``, ``risk_detections``;
+* ``verifications``: its rows plus ``challenged_at`` and ``time_to_complete_ms``, the time
+  from the first ``mfa.challenge.issued`` of the same factor in the same transaction
+  (tenant + correlation id) to the verification, else from the transaction's first
+  ``mfa.required`` (TOTP and WebAuthn prompts issue no challenge of their own);
+* ``lake_<table>`` for each table: the bare files, without the time-to-complete join.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pandas as pd
+
+from analytics.columns import TABLES
+from analytics.lake import ensure_lake
+
+VIEWS_FILE: Final = "analytics.duckdb"
+VIEWS_STORAGE_VERSION: Final = "v1.0.0"
+"""Storage format of the views file: readable by DuckDB 1.0 and later, so an older duckdb
+CLI than the library writing it (e.g. PyPI ``duckdb-cli`` 1.5) opens it too."""
+RETRIES: Final = 3
+
+_VERIFICATIONS: Final = """
+CREATE OR REPLACE VIEW verifications AS
+WITH issued AS (
+    SELECT tenant, correlationid, factor, min(time) AS issued_at
+    FROM lake_challenges WHERE status = 'issued' GROUP BY ALL
+), prompted AS (
+    SELECT tenant, correlationid, min(time) AS prompted_at
+    FROM lake_challenges WHERE status = 'required' GROUP BY ALL
+), joined AS (
+    SELECT v.*,
+        CASE WHEN i.issued_at <= v.time THEN i.issued_at
+             WHEN p.prompted_at <= v.time THEN p.prompted_at END AS challenged_at
+    FROM lake_verifications v
+    LEFT JOIN issued i
+        ON i.tenant = v.tenant AND i.correlationid = v.correlationid AND i.factor = v.factor
+    LEFT JOIN prompted p ON p.tenant = v.tenant AND p.correlationid = v.correlationid
+)
+SELECT *, date_diff('millisecond', challenged_at, time) AS time_to_complete_ms FROM joined
+"""
+
+
+def table_glob(lake: Path, table: str) -> str:
+    """The glob of ``table``'s files (through the ``date=`` links; temporary names excluded)."""
+    return str(lake.resolve() / table / "date=*" / "*.parquet")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def view_statements(lake: Path) -> list[str]:
+    """``CREATE VIEW`` statements for every table of the lake at ``lake``."""
+    statements = []
+    for table in TABLES:
+        # the glob is a path from settings, quoted as a literal; table names are constants
+        source = (
+            f"read_parquet({_literal(table_glob(lake, table))}, hive_partitioning = true, "
+            "hive_types = {'date': DATE}, union_by_name = true)"
+        )
+        statements.append(f"CREATE OR REPLACE VIEW lake_{table} AS SELECT * FROM {source}")  # noqa: S608 - constant names, quoted path
+        if table != "verifications":
+            statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM lake_{table}")  # noqa: S608 - constant names
+    statements.append(_VERIFICATIONS)
+    return statements
+
+
+def connect(lake: Path) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB with the lake's views (UTC time zone, its cursors too)."""
+    ensure_lake(lake)
+    con = duckdb.connect(":memory:")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors of the connection too
+    # Parquet footers cached across queries: files are never rewritten in place (a name is
+    # fixed by the rows it holds), and the cache checks each file's modification time
+    con.execute("SET GLOBAL parquet_metadata_cache = true")
+    # no progress bar: it would be printed into `factorstream sql`'s CSV/JSON and the logs
+    con.execute("SET enable_progress_bar = false")
+    for statement in view_statements(lake):
+        con.execute(statement)
+    return con
+
+
+def write_views_file(lake: Path, path: Path) -> Path:
+    """Write ``path``: a DuckDB database holding only the lake's views.
+
+    Built under a temporary name and renamed, so a reader opens either the old file or the
+    new one, complete. Open it read-only: ``duckdb.connect(str(path), read_only=True)``.
+    """
+    ensure_lake(lake)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    con = duckdb.connect(
+        str(temporary), config={"storage_compatibility_version": VIEWS_STORAGE_VERSION}
+    )
+    try:
+        for statement in view_statements(lake):
+            con.execute(statement)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(temporary, path)
+    return path
+
+
+def fetch(
+    con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None
+) -> pd.DataFrame:
+    """Run ``sql`` with bound ``params`` and return a DataFrame.
+
+    A compaction that swaps a partition between DuckDB listing the files and opening them
+    makes the read fail with an I/O error; the query is then run again (at most
+    ``RETRIES`` times), and sees the merged file instead.
+    """
+    for attempt in range(RETRIES):
+        try:
+            return con.execute(sql, dict(params or {})).df()
+        except duckdb.IOException:
+            if attempt == RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,110 @@
+"""The Dash Pages app: ``create_app(settings)`` wires users, the gate, data and pages.
+
+Settings are read by the caller (``factorstream dashboard``) and passed in as a value;
+``now`` is the clock of the HTTP edge (sign-in times, session expiry), replaceable in tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import dash
+import flask
+from dash import Dash
+
+from dashboard import layout
+from dashboard.context import DashboardContext
+from dashboard.data import LakeMetrics
+from dashboard.gate import SessionPolicy, install_gate
+from dashboard.keys import read_or_create
+from dashboard.ledger import LedgerAccess, open_ledger
+from dashboard.users import User, UserDirectory
+from verifiers.crypto import SecretBox, new_key
+from verifiers.store import VerifierStore, store_engine
+
+if TYPE_CHECKING:
+    from factorstream.settings import Settings
+
+HERE = Path(__file__).resolve().parent
+PAGES = HERE / "pages"
+ASSETS = HERE / "assets"
+SOURCE = "urn:factorstream:dashboard"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_directory(settings: Settings) -> UserDirectory:
+    """The dashboard users' database (its verifier store and tables), migrated."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secrets_key = read_or_create(
+        settings.key_file(None, "dashboard-secrets.key"), lambda: new_key().encode()
+    )
+    store = VerifierStore(
+        store_engine(settings.dashboard_database_url()),
+        SecretBox(secrets_key.decode()),
+        source=SOURCE,
+    )
+    directory = UserDirectory(store)
+    directory.migrate()
+    return directory
+
+
+def session_policy(settings: Settings) -> SessionPolicy:
+    path = settings.key_file(settings.dashboard.session_secret_file, "dashboard-session.key")
+    secret = read_or_create(path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(48)))
+    return SessionPolicy(
+        secret=secret,
+        lifetime=timedelta(seconds=settings.dashboard.session_lifetime_s),
+        secure=settings.dashboard.secure_cookies,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    now: Callable[[], datetime] = utc_now,
+    metrics: LakeMetrics | None = None,
+    ledger: LedgerAccess | None = None,
+) -> Dash:
+    """The dashboard for ``settings``; ``metrics``/``ledger`` replace the configured ones."""
+    directory = open_directory(settings)
+    context = DashboardContext(
+        metrics=metrics or LakeMetrics(settings.lake_path()),
+        ledger=ledger if ledger is not None else open_ledger(settings),
+        now=now,
+    )
+    app = Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(PAGES),
+        assets_folder=str(ASSETS),
+        title="factorstream · MFA audit",
+        update_title="",
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    app.server.extensions["factorstream_dashboard"] = context
+    install_gate(app.server, directory=directory, policy=session_policy(settings), now=now)
+
+    def shell() -> object:
+        user = flask.g.get("dashboard_user") if flask.has_request_context() else None
+        if not isinstance(user, User):  # Dash validating the layout: the ids suffice
+            return layout.shell(None, tenants=[], applications=[])
+        return layout.shell(
+            user,
+            tenants=context.metrics.options("tenants"),
+            applications=context.metrics.options("applications"),
+        )
+
+    app.layout = shell
+    for page in dash.page_registry.values():  # the page modules Dash just (re)loaded
+        sys.modules[page["module"]].register_callbacks(app, context)
+    return app

@@ -1,0 +1,85 @@
+"""Exports of the audit trail, for the roles that may take them (checked here, server-side).
+
+The dashboard's export buttons end in :func:`export_bytes`; a role without the right is
+refused before the ledger is read, whatever the browser sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import tempfile
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from audit.export import ExportFilter, ExportFormat, LedgerRow
+from dashboard.filters import DashboardFilters
+from dashboard.ledger import LedgerAccess
+from dashboard.users import User, may_export
+
+FORMATS: Final[Mapping[ExportFormat, str]] = {
+    "jsonl": "jsonl",
+    "csv": "csv",
+    "parquet": "parquet",
+    "ocsf": "ocsf.jsonl",
+}
+"""Export formats and their file suffixes."""
+
+
+class ExportRefused(PermissionError):
+    """The signed-in user's role may not export."""
+
+
+def export_filter(
+    filters: DashboardFilters, *, subject: str | None = None, event_type: str | None = None
+) -> ExportFilter:
+    """The ledger filter of the page's controls (pure)."""
+    return ExportFilter(
+        since=filters.start,
+        until=filters.end,
+        tenant=filters.tenant,
+        subject=(subject or "").strip()[:128] or None,
+        types=frozenset({event_type}) if event_type else frozenset(),
+    )
+
+
+def export_bytes(
+    user: User,
+    ledger: LedgerAccess,
+    where: ExportFilter,
+    *,
+    fmt: ExportFormat,
+    now: datetime,
+) -> tuple[str, bytes, int]:
+    """``(file name, content, records)`` of an export, if ``user`` may export."""
+    if not may_export(user.role):
+        raise ExportRefused(f"role {user.role} may not export the audit trail")
+    if fmt not in FORMATS:
+        raise ValueError(f"expected a format in {sorted(FORMATS)}, found {fmt!r}")
+    name = f"factorstream-audit-{now:%Y%m%dT%H%M%SZ}.{FORMATS[fmt]}"
+    with tempfile.TemporaryDirectory(prefix="factorstream-export-") as directory:
+        out = Path(directory) / name
+        records = ledger.export(where, fmt=fmt, out=out)
+        return name, out.read_bytes(), records
+
+
+def send_bytes(content: bytes, name: str) -> dict[str, Any]:
+    """What ``dcc.Download`` takes: ``content`` as a file called ``name`` (base64 inside)."""
+    return {"content": base64.b64encode(content).decode(), "filename": name, "base64": True}
+
+
+def grid_row(row: LedgerRow) -> dict[str, Any]:
+    """One ledger row as the audit grid shows it (pure)."""
+    event = row.event
+    return {
+        "sequence": row.sequence,
+        "recorded_at": row.recorded_at.isoformat(timespec="seconds"),
+        "time": str(event.get("time", "")),
+        "type": event.get("type"),
+        "tenant": event.get("tenant"),
+        "subject": event.get("subject"),
+        "correlationid": event.get("correlationid"),
+        "source": event.get("source"),
+        "erased": ", ".join(row.erased),
+    }

@@ -1,0 +1,180 @@
+"""The HTTP edge of sign-in: a session on every request, the login form, logout.
+
+A Flask ``before_request`` hook on the Dash server refuses every request without a live
+session: pages redirect to ``/login``; Dash's JSON endpoints (``/_dash-update-component``,
+``/_dash-layout``, …) and anything else under ``/_`` answer 401. Only the login form
+and the stylesheets under ``/assets/`` it needs are public.
+
+The cookie is Flask's signed session holding nothing but a session id (256 random bits,
+new at every sign-in); the id names a row in ``dashboard_sessions``, so logging out or
+disabling the user ends the session on the server, and it expires after
+``session_lifetime_s`` whatever the browser does. The cookie is ``HttpOnly``,
+``SameSite=Strict`` (which also keeps other sites from driving callbacks with it) and
+``Secure`` when the settings say so.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import quote
+
+import flask
+from werkzeug.wrappers import Response
+
+from dashboard.auth import LOCKED, sign_in
+from dashboard.users import User, UserDirectory
+from schemas.fields import Client
+
+COOKIE = "factorstream_session"
+SESSION_ID = "sid"
+PUBLIC_PREFIXES = ("/assets/",)
+LOGIN, LOGOUT = "/login", "/logout"
+
+LOGIN_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · factorstream</title>
+<link rel="stylesheet" href="/assets/bootstrap.min.css">
+<link rel="stylesheet" href="/assets/dashboard.css">
+</head><body class="login-body">
+<main class="login-card card shadow-sm">
+  <div class="card-body p-4">
+    <h1 class="h4 mb-1">factorstream</h1>
+    <p class="text-muted mb-4">MFA audit dashboard · sign in with your password and
+      the code from your authenticator app</p>
+    {% if message %}<div class="alert alert-danger" role="alert" id="login-error">
+      {{ message }}</div>{% endif %}
+    <form method="post" action="/login" autocomplete="off">
+      <input type="hidden" name="next" value="{{ next }}">
+      <div class="mb-3"><label class="form-label" for="name">User</label>
+        <input class="form-control" id="name" name="name" required autofocus
+               autocomplete="username" value="{{ name }}"></div>
+      <div class="mb-3"><label class="form-label" for="password">Password</label>
+        <input class="form-control" id="password" name="password" type="password" required
+               autocomplete="current-password"></div>
+      <div class="mb-4"><label class="form-label" for="code">Authenticator code</label>
+        <input class="form-control" id="code" name="code" required inputmode="numeric"
+               pattern="[0-9]{6,8}" maxlength="8" autocomplete="one-time-code"></div>
+      <button class="btn btn-primary w-100" id="sign-in" type="submit">Sign in</button>
+    </form>
+  </div>
+</main></body></html>
+"""
+
+MESSAGES = {
+    LOCKED: "Too many failed attempts: this account is locked for now. Try again later or "
+    "ask an administrator.",
+}
+REFUSED = "Sign-in refused: wrong user, password or code."
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    secret: bytes
+    lifetime: timedelta
+    secure: bool
+
+
+def current_user() -> User:
+    """The signed-in user of this request (set by the gate; callbacks call this)."""
+    user = flask.g.get("dashboard_user")
+    if not isinstance(user, User):
+        flask.abort(401)
+    return user
+
+
+def install_gate(
+    server: flask.Flask,
+    *,
+    directory: UserDirectory,
+    policy: SessionPolicy,
+    now: Callable[[], datetime],
+) -> None:
+    """Configure the session cookie and add the gate, ``/login`` and ``/logout``."""
+    server.secret_key = policy.secret
+    server.config.update(
+        SESSION_COOKIE_NAME=COOKIE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=policy.secure,
+        PERMANENT_SESSION_LIFETIME=policy.lifetime,
+        SESSION_REFRESH_EACH_REQUEST=False,
+    )
+
+    def gate() -> Response | None:
+        path = flask.request.path
+        if path == LOGIN or path.startswith(PUBLIC_PREFIXES):
+            return None
+        session_id = flask.session.get(SESSION_ID)
+        user = (
+            directory.session_user(session_id, now=now()) if isinstance(session_id, str) else None
+        )
+        if user is not None:
+            flask.g.dashboard_user = user
+            flask.g.dashboard_session = session_id
+            return None
+        if path.startswith("/_") or flask.request.method != "GET":
+            return flask.make_response(flask.jsonify(error="sign-in required"), 401)
+        return flask.redirect(f"{LOGIN}?next={quote(_safe_next(path))}")
+
+    def login() -> Response | str:
+        if flask.request.method != "POST":
+            return _page(next_=_safe_next(flask.request.args.get("next", "/")))
+        form = flask.request.form
+        name, next_ = form.get("name", "")[:64], _safe_next(form.get("next", "/"))
+        result = sign_in(
+            directory,
+            name=name,
+            password=form.get("password", "")[:1024],
+            code=form.get("code", "")[:16],
+            now=now(),
+            client=_client(),
+        )
+        if result.user is None:
+            message = MESSAGES.get(result.reason or "", REFUSED)
+            return flask.make_response(_page(next_=next_, name=name, message=message), 401)
+        old = flask.session.get(SESSION_ID)
+        at = now()
+        if isinstance(old, str):
+            directory.end_session(old, now=at)
+        flask.session.clear()  # a new session id at every sign-in (no fixation)
+        flask.session[SESSION_ID] = directory.open_session(
+            result.user.name, now=at, expires_at=at + policy.lifetime
+        )
+        flask.session.permanent = True
+        return flask.redirect(next_)
+
+    def logout() -> Response:
+        session_id = flask.session.get(SESSION_ID)
+        if isinstance(session_id, str):
+            directory.end_session(session_id, now=now())
+        flask.session.clear()
+        return flask.redirect(LOGIN)
+
+    server.before_request(gate)
+    server.add_url_rule(LOGIN, "factorstream_login", login, methods=["GET", "POST"])
+    server.add_url_rule(LOGOUT, "factorstream_logout", logout, methods=["POST"])
+
+
+def _page(*, next_: str, name: str = "", message: str | None = None) -> str:
+    return flask.render_template_string(LOGIN_PAGE, next=next_, name=name, message=message)
+
+
+def _safe_next(target: str) -> str:
+    """Only a local path: never another host (``//evil``, ``/\\evil``, ``https://…``)."""
+    if not target.startswith("/") or target.startswith(("//", "/\\")) or target == LOGOUT:
+        return "/"
+    return target if target.isprintable() and len(target) <= 256 else "/"
+
+
+def _client() -> Client | None:
+    address = flask.request.remote_addr
+    try:
+        ip = str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        ip = None
+    agent = flask.request.headers.get("User-Agent", "")[:1024] or None
+    return Client(ip=ip, user_agent=agent)

@@ -1,0 +1,91 @@
+"""The audit trail as the dashboard reads it: recent rows, the latest checkpoint, verify,
+export. A thin layer over :class:`audit.ledger.Ledger` and :func:`audit.export.write_export`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from audit.checkpoints import Checkpoint
+from audit.export import ExportFilter, ExportFormat, LedgerRow, write_export
+from audit.ledger import Ledger
+
+if TYPE_CHECKING:
+    from factorstream.settings import Settings
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of recomputing the tree and checking every signed checkpoint."""
+
+    ok: bool
+    summary: str
+
+
+class LedgerAccess(Protocol):
+    def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]: ...
+
+    def latest_checkpoint(self) -> Checkpoint | None: ...
+
+    def size(self) -> int: ...
+
+    def verify(self) -> Verification: ...
+
+    def export(self, where: ExportFilter, *, fmt: ExportFormat, out: Path) -> int: ...
+
+
+class AuditLedger:
+    """:class:`LedgerAccess` over one ledger database (read only: nothing is appended)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]:
+        """The last ``limit`` matching rows, newest first."""
+        last: deque[LedgerRow] = deque(self.ledger.rows(where), maxlen=limit)
+        return list(reversed(last))
+
+    def latest_checkpoint(self) -> Checkpoint | None:
+        checkpoints = self.ledger.checkpoints()
+        return max(checkpoints, key=lambda c: c.tree_size) if checkpoints else None
+
+    def size(self) -> int:
+        return self.ledger.size()
+
+    def verify(self) -> Verification:
+        report = self.ledger.verify()
+        if not report.ok:
+            return Verification(False, "; ".join(p.message for p in report.problems[:3]))
+        summary = (
+            f"{report.size:,} entries recomputed; {report.checkpoints} signed checkpoints "
+            "match their roots and signatures"
+        )
+        if report.unsigned:
+            summary += f" ({report.unsigned:,} entries after the newest checkpoint)"
+        return Verification(True, summary)
+
+    def export(self, where: ExportFilter, *, fmt: ExportFormat, out: Path) -> int:
+        return write_export(self.ledger.rows(where), fmt=fmt, out=out)
+
+
+def open_ledger(settings: Settings) -> LedgerAccess | None:
+    """The configured ledger, read only (no migration, no key created), or ``None`` while
+    its SQLite file does not exist. Personal data opens with the master key, if present."""
+    from audit import ledger
+
+    url = settings.ledger_database_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    master = settings.key_file(settings.ledger.master_key_file, "ledger-master.key")
+    return AuditLedger(
+        ledger.open_ledger(
+            url=url,
+            signing_key_file=None,
+            master_key_file=master if master.exists() else None,
+            create_keys=False,
+            migrate=False,
+        )
+    )

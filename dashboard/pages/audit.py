@@ -1,0 +1,231 @@
+"""Audit trail: the ledger in a grid, its latest signed checkpoint, verify, exports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, dcc, html, no_update
+
+from dashboard.context import DashboardContext
+from dashboard.exports import (
+    FORMATS,
+    ExportRefused,
+    export_bytes,
+    export_filter,
+    grid_row,
+    send_bytes,
+)
+from dashboard.gate import current_user
+from dashboard.layout import FILTER_INPUTS, filters_of, page_header, register_page
+from dashboard.users import may_export
+from schemas.registry import EVENT_TYPES
+
+register_page(
+    __name__, path="/audit", name="Audit trail", order=5, title="Audit trail · factorstream"
+)
+
+GRID_COLUMNS = (
+    "sequence",
+    "recorded_at",
+    "time",
+    "type",
+    "tenant",
+    "subject",
+    "correlationid",
+    "source",
+    "erased",
+)
+GRID_LIMIT = 500
+FILTER_STATES = [State(i.component_id, i.component_property) for i in FILTER_INPUTS]
+
+
+def _controls() -> dbc.Row:
+    can_export = may_export(current_user().role)
+    buttons = [
+        dbc.Button(
+            f"Export {fmt.upper()}",
+            id=f"audit-export-{fmt}",
+            color="primary",
+            outline=True,
+            size="sm",
+            class_name="me-2",
+            disabled=not can_export,
+        )
+        for fmt in FORMATS
+    ]
+    return dbc.Row(
+        [
+            dbc.Col(
+                dbc.Input(id="audit-subject", placeholder="Subject", debounce=True, type="text"),
+                md=3,
+            ),
+            dbc.Col(
+                dcc.Dropdown(
+                    id="audit-type",
+                    options=[{"label": t.name, "value": t.name} for t in EVENT_TYPES],
+                    placeholder="Any event type",
+                ),
+                md=3,
+            ),
+            dbc.Col(buttons + [dcc.Download(id="audit-download")], md=6),
+        ],
+        class_name="g-2 mb-2 align-items-center",
+    )
+
+
+def layout(**_: object) -> html.Div:
+    return html.Div(
+        [
+            page_header(
+                "Audit trail",
+                "Every event in the Merkle-tree ledger, newest first; signed checkpoints "
+                "and a full verification on demand.",
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(
+                        dbc.Card(
+                            dbc.CardBody(
+                                [
+                                    html.H3("Latest signed checkpoint", className="h6"),
+                                    html.Div(id="audit-checkpoint"),
+                                ]
+                            ),
+                            class_name="chart-card shadow-sm mb-3",
+                        ),
+                        md=7,
+                    ),
+                    dbc.Col(
+                        dbc.Card(
+                            dbc.CardBody(
+                                [
+                                    html.H3("Verification", className="h6"),
+                                    dbc.Button(
+                                        "Verify the ledger now",
+                                        id="audit-verify",
+                                        size="sm",
+                                        color="secondary",
+                                    ),
+                                    dcc.Loading(
+                                        html.Div(id="audit-verify-status", className="mt-2")
+                                    ),
+                                ]
+                            ),
+                            class_name="chart-card shadow-sm mb-3",
+                        ),
+                        md=5,
+                    ),
+                ]
+            ),
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        _controls(),
+                        html.Div(id="audit-export-status"),
+                        dag.AgGrid(
+                            id="audit-grid",
+                            columnDefs=[{"field": c} for c in GRID_COLUMNS],
+                            rowData=[],
+                            defaultColDef={
+                                "sortable": True,
+                                "resizable": True,
+                                "filter": True,
+                                "flex": 1,
+                            },
+                            dashGridOptions={"pagination": True, "paginationPageSize": 20},
+                            style={"height": "520px"},
+                            className="ag-theme-alpine",
+                        ),
+                    ]
+                ),
+                class_name="chart-card shadow-sm",
+            ),
+        ]
+    )
+
+
+def _checkpoint_card(context: DashboardContext) -> Any:
+    if context.ledger is None:
+        return html.P("No ledger database yet.", className="text-muted mb-0")
+    checkpoint = context.ledger.latest_checkpoint()
+    if checkpoint is None:
+        return html.P(
+            f"{context.ledger.size():,} entries, no signed checkpoint yet.",
+            className="text-muted mb-0",
+        )
+    return html.Dl(
+        [
+            html.Dt("Tree size"),
+            html.Dd(f"{checkpoint.tree_size:,} of {context.ledger.size():,} entries"),
+            html.Dt("Root hash"),
+            html.Dd(checkpoint.root_hash.hex(), className="mono"),
+            html.Dt("Signed at"),
+            html.Dd(checkpoint.time.isoformat(timespec="seconds")),
+            html.Dt("Key id"),
+            html.Dd(checkpoint.key_id, className="mono"),
+        ],
+        className="mb-0",
+    )
+
+
+def register_callbacks(app: Dash, context: DashboardContext) -> None:
+    @app.callback(
+        [Output("audit-grid", "rowData"), Output("audit-checkpoint", "children")],
+        [*FILTER_INPUTS, Input("audit-subject", "value"), Input("audit-type", "value")],
+    )
+    def update(*values: Any) -> list[Any]:
+        filters, (subject, event_type) = filters_of(*values[:5]), values[5:]
+        if context.ledger is None:
+            return [[], _checkpoint_card(context)]
+        where = export_filter(filters, subject=subject, event_type=event_type)
+        rows = context.ledger.recent(where, limit=GRID_LIMIT)
+        return [[grid_row(r) for r in rows], _checkpoint_card(context)]
+
+    @app.callback(
+        Output("audit-verify-status", "children"),
+        Input("audit-verify", "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def verify(_clicks: Any) -> Any:
+        if context.ledger is None:
+            return html.Span("No ledger database yet.", className="text-muted")
+        result = context.ledger.verify()
+        status = "Verified" if result.ok else "FAILED"
+        return html.Div(
+            [
+                html.Span(status, className="status-ok" if result.ok else "status-bad"),
+                html.Span(f" · {result.summary}"),
+            ],
+            id="audit-verify-result",
+        )
+
+    @app.callback(
+        [Output("audit-download", "data"), Output("audit-export-status", "children")],
+        [Input(f"audit-export-{fmt}", "n_clicks") for fmt in FORMATS],
+        [*FILTER_STATES, State("audit-subject", "value"), State("audit-type", "value")],
+        prevent_initial_call=True,
+    )
+    def export(*values: Any) -> list[Any]:
+        trigger = dash.ctx.triggered_id
+        fmt = str(trigger).removeprefix("audit-export-")
+        states = values[len(FORMATS) :]
+        filters, (subject, event_type) = filters_of(*states[:5]), states[5:]
+        if context.ledger is None:
+            return [no_update, dbc.Alert("No ledger database yet.", color="warning")]
+        try:
+            name, content, records = export_bytes(
+                current_user(),
+                context.ledger,
+                export_filter(filters, subject=subject, event_type=event_type),
+                fmt=fmt,  # type: ignore[arg-type]  # checked by export_bytes
+                now=context.now(),
+            )
+        except ExportRefused as refused:
+            return [no_update, dbc.Alert(str(refused), color="danger", id="audit-export-refused")]
+        except ValueError as error:
+            return [no_update, dbc.Alert(str(error), color="danger")]
+        note = dbc.Alert(f"Exported {records:,} records as {name}.", color="success", duration=6000)
+        return [send_bytes(content, name), note]

@@ -1,0 +1,111 @@
+"""``factorstream dashboard`` serves the Dash app; ``factorstream users`` manages its users.
+
+Dashboard users sign in with a password and a TOTP code (``dashboard/auth.py``). ``users
+add`` prints the TOTP secret once, as an ``otpauth://`` URI, a terminal QR code and the
+base32 secret; the first good code at sign-in activates the enrollment.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import segno
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from factorstream.cli.context import console, fail, settings_of
+
+app = typer.Typer(help="Dashboard users (password + TOTP sign-in).", no_args_is_help=True)
+
+
+def dashboard(
+    ctx: typer.Context,
+    host: str | None = typer.Option(None, help="Interface to bind (default: the settings)."),
+    port: int | None = typer.Option(None, help="Port (default: the settings)."),
+) -> None:
+    """Serve the dashboard until stopped; every page asks for a password and a TOTP code."""
+    from dashboard.app import create_app
+
+    settings = settings_of(ctx)
+    bind = host or settings.dashboard.host
+    listen = port or settings.dashboard.port
+    dash_app = create_app(settings)
+    console.print(
+        f"dashboard on [bold]http://{bind}:{listen}/[/] (lake {settings.lake_path()}, "
+        f"users {settings.dashboard_database_url()})"
+    )
+    dash_app.run(host=bind, port=str(listen), debug=False)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="User name (what they type at sign-in)."),
+    role: str = typer.Option(
+        ..., "--role", help="auditor (read, export), soc (read only) or admin (read, export)."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password from standard input (one line)."
+    ),
+) -> None:
+    """Add a user; prints the TOTP secret (URI, QR code, base32) once."""
+    from dashboard.app import open_directory
+    from dashboard.users import Role, UserError
+
+    if role not in {r.value for r in Role}:
+        raise fail(f"--role must be one of {', '.join(r.value for r in Role)}, not {role!r}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    directory = open_directory(settings_of(ctx))
+    try:
+        created = directory.add(name, role=role, password=password, now=datetime.now(UTC))
+    except UserError as error:
+        raise fail(str(error)) from None
+    console.print(f"added [bold]{escape(created.user.name)}[/] ({created.user.role})")
+    console.print("Scan this with an authenticator app; it is shown only now:")
+    segno.make(created.provisioning_uri, error="m").terminal(compact=True)
+    console.print(f"otpauth URI: {escape(created.provisioning_uri)}", soft_wrap=True)
+    console.print(f"secret (base32): {created.secret}")
+    console.print("The first sign-in with a current code activates the authenticator.")
+
+
+@app.command("list")
+def list_users(ctx: typer.Context) -> None:
+    """List users: role, authenticator state, lockout, created, disabled."""
+    from dashboard.app import open_directory
+    from dashboard.auth import account_status
+
+    directory = open_directory(settings_of(ctx))
+    table = Table("name", "role", "authenticator", "lockout", "created", "disabled")
+    now = datetime.now(UTC)
+    for user in directory.all():
+        status = account_status(directory, user, now=now)
+        table.add_row(
+            escape(user.name),
+            str(user.role),
+            status.totp,
+            status.lockout,
+            user.created_at.isoformat(timespec="seconds"),
+            user.disabled_at.isoformat(timespec="seconds") if user.disabled_at else "",
+        )
+    console.print(table)
+
+
+@app.command("disable")
+def disable(
+    ctx: typer.Context, name: str = typer.Argument(..., help="The user to disable.")
+) -> None:
+    """Disable a user and end their sessions."""
+    from dashboard.app import open_directory
+    from dashboard.users import UserError
+
+    directory = open_directory(settings_of(ctx))
+    try:
+        directory.disable(name, now=datetime.now(UTC))
+    except UserError as error:
+        raise fail(str(error)) from None
+    console.print(f"disabled [bold]{escape(name)}[/]; their sessions are over")

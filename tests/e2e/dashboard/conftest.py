@@ -1,0 +1,151 @@
+"""The dashboard served on a free port over a demo lake and ledger, and headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from analytics.lake import LakeWriter
+from analytics.tables import flatten
+from audit.checkpoints import load_signing_key
+from audit.database import ledger_engine
+from audit.ledger import Ledger
+from audit.shredding import load_master_key
+from dashboard.app import create_app, open_directory
+from dashboard.users import NewUser, UserDirectory
+from factorstream.settings import Settings
+from tests.support import missing
+from tests.unit.dashboard.demo import demo_events
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PASSWORD = "e2e passphrase, long enough"
+DEMO_START = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+@dataclass
+class Served:
+    url: str
+    settings: Settings
+    directory: UserDirectory
+    auditor: NewUser
+    victim: NewUser
+    downloads: Path
+
+
+def _demo_ledger(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(
+        ledger_engine(settings.ledger_database_url()),
+        signing_key=load_signing_key(
+            settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem")
+        ),
+        master_key=load_master_key(
+            settings.key_file(settings.ledger.master_key_file, "ledger-master.key")
+        ),
+        checkpoint_every=100,
+    )
+    ledger.migrate()
+    ledger.append(demo_events(start=DEMO_START), now=datetime.now(UTC))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    root = tmp_path_factory.mktemp("dashboard-e2e")
+    settings = Settings(data_dir=root / "data")
+    LakeWriter(settings.lake_path()).write(flatten(demo_events(start=DEMO_START)))
+    _demo_ledger(settings)
+    directory = open_directory(settings)
+    now = datetime.now(UTC)
+    auditor = directory.add("auditor-ann", role="auditor", password=PASSWORD, now=now)
+    victim = directory.add("victim-vic", role="auditor", password=PASSWORD, now=now)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    downloads = root / "downloads"
+    downloads.mkdir()
+    try:
+        yield Served(
+            f"http://127.0.0.1:{server.server_port}",
+            settings,
+            directory,
+            auditor,
+            victim,
+            downloads,
+        )
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(served: Served) -> Iterator[object]:
+    """Headless Debian Chromium through Debian's chromedriver (no Selenium Manager)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        missing("chromium", f"{CHROMIUM} and {CHROMEDRIVER} are needed (apt: chromium-driver)")
+    os.environ.setdefault("SE_OFFLINE", "true")
+    from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,900",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(argument)
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(served.downloads),
+            "download.prompt_for_download": False,
+        },
+    )
+    try:
+        driver = webdriver.Chrome(
+            service=Service(executable_path=str(CHROMEDRIVER)), options=options
+        )
+    except WebDriverException as error:
+        missing("chromium", f"chromedriver did not start: {error.msg}")
+    driver.execute_cdp_cmd(  # the screenshots' size, whatever the window decorations take
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+    )
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior",
+        {"behavior": "allow", "downloadPath": str(served.downloads)},
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+README_SCREENSHOTS = Path(__file__).resolve().parents[3] / "dashboard" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each page's screenshot goes: a temporary directory, or the README's
+    (``dashboard/screenshots``) when ``UPDATE_SCREENSHOTS=1`` — a test run leaves the
+    checkout as it was unless asked."""
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return README_SCREENSHOTS
+    return tmp_path_factory.mktemp("screenshots")

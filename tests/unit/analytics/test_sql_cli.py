@@ -1,0 +1,84 @@
+"""``factorstream sql`` and ``factorstream lake``: output formats, DuckDB errors, compaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from analytics.lake import LakeWriter
+from factorstream.cli import sql as sql_cli
+from factorstream.cli.context import load_into
+from tests.factories import PAYLOADS, sample_event
+
+
+def _app() -> typer.Typer:
+    """The commands as the ``factorstream`` app registers them."""
+    app = typer.Typer()
+    app.callback()(load_into)
+    app.command()(sql_cli.sql)
+    app.add_typer(sql_cli.app, name="lake")
+    return app
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("FACTORSTREAM_DATA_DIR", str(tmp_path))
+    LakeWriter(tmp_path / "lake").write_events([sample_event(name) for name in PAYLOADS])
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(_app(), list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_sql_prints_a_table(data_dir: Path) -> None:
+    code, out, _ = run("sql", "SELECT type, count(*) AS n FROM lockouts GROUP BY type ORDER BY 1")
+    assert code == 0
+    assert "lockout.applied" in out and "ip.block.released" in out and "4 rows" in out
+
+
+def test_sql_prints_csv_and_json(data_dir: Path) -> None:
+    statement = "SELECT factor, count(*) AS n FROM verifications GROUP BY 1 ORDER BY 1"
+    code, out, _ = run("sql", statement, "--format", "csv")
+    assert code == 0
+    assert out.splitlines() == ["factor,n", "push,4", "recovery_code,2", "totp,2"]
+    code, out, _ = run("sql", "SELECT id, time FROM events ORDER BY id LIMIT 2", "-f", "json")
+    assert code == 0
+    records = json.loads(out)
+    assert len(records) == 2 and records[0]["time"].startswith("2026-11-02T09:30:00")
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        ("SELEC 1", "Parser Error"),
+        ("SELECT * FROM no_such_table", "Catalog Error"),
+        ("SELECT nope FROM events", "Binder Error"),
+    ],
+)
+def test_sql_errors_print_duckdbs_message_and_exit_non_zero(
+    data_dir: Path, statement: str, message: str
+) -> None:
+    code, out, err = run("sql", statement)
+    assert code == 1
+    assert message in err and "error:" in err
+    assert out == ""
+
+
+def test_lake_compact_and_views(data_dir: Path) -> None:
+    lake = data_dir / "lake"
+    LakeWriter(lake).write_events([sample_event("auth.login.attempted") for _ in range(3)])
+    code, out, _ = run("lake", "compact", "--min-files", "2")
+    assert code == 0 and "events 2026-11-02: 2 files → 1 (31 rows)" in out
+    assert len(list((lake / "events" / "date=2026-11-02").glob("*.parquet"))) == 1
+    code, out, _ = run("lake", "views")
+    assert code == 0
+    con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone() == (31,)
+    con.close()

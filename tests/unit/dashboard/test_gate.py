@@ -1,0 +1,160 @@
+"""Every page and callback needs a session; the cookie is locked down; sessions end."""
+
+from __future__ import annotations
+
+import dash
+import pytest
+from dash import Dash
+from flask.testing import FlaskClient
+
+from dashboard.gate import COOKIE
+from tests.unit.dashboard.conftest import AddUser, Clock, callback_body, sign_in
+
+DASH_ENDPOINTS = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash", "/_favicon.ico")
+
+
+def _page_paths(app: Dash) -> list[str]:
+    paths = [page["relative_path"] for page in dash.page_registry.values()]
+    assert len(paths) == 7, paths
+    return paths
+
+
+def _update_body() -> dict[str, object]:
+    return {
+        "output": "..kpi-verifications.children...overview-daily.figure..",
+        "outputs": [{"id": "overview-daily", "property": "figure"}],
+        "inputs": [{"id": "filter-tenant", "property": "value", "value": "acme"}],
+        "changedPropIds": ["filter-tenant.value"],
+        "state": [],
+    }
+
+
+def test_without_a_session_pages_redirect_and_dash_endpoints_answer_401(
+    app: Dash, client: FlaskClient
+) -> None:
+    for path in [*_page_paths(app), "/no-such-page"]:
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/login?next=")
+    for path in DASH_ENDPOINTS:
+        assert client.get(path).status_code == 401, path
+    response = client.post("/_dash-update-component", json=_update_body())
+    assert response.status_code == 401
+    assert b"figure" not in response.data
+    assert client.get("/_dash-component-suites/dash/dcc/dash_core_components.js").status_code == 401
+    assert client.get("/login").status_code == 200
+    assert client.head("/login").status_code == 200
+    for sneaky in ("/assets/../_dash-layout", "/assets/%2e%2e/_dash-layout", "/login/../audit"):
+        response = client.get(sneaky)
+        assert response.status_code in (302, 401, 404), sneaky
+        assert b"page-container" not in response.data and b"filter-tenant" not in response.data
+    assert client.get("/assets/bootstrap.min.css").status_code == 200
+
+
+def test_sign_in_sets_a_locked_down_cookie_and_opens_every_page(
+    app: Dash, client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    account = add_user()
+    response = sign_in(client, account, clock())
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+    for path in _page_paths(app):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/_dash-layout").status_code == 200
+    body = callback_body(app, "overview-daily", {"filter-tenant.value": "acme"})
+    response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200 and b"overview-daily" in response.data
+
+
+def test_secure_cookies_when_the_settings_say_so(
+    settings: object, lake: object, clock: Clock, add_user: AddUser
+) -> None:
+    from dashboard.app import create_app
+
+    settings.dashboard.secure_cookies = True  # type: ignore[attr-defined]
+    app = create_app(settings, now=clock)  # type: ignore[arg-type]
+    with app.server.test_client() as client:
+        response = sign_in(client, add_user(), clock())
+        assert "Secure" in response.headers["Set-Cookie"]
+
+
+def test_a_wrong_code_in_the_form_is_refused_with_401(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    account = add_user()
+    response = client.post(
+        "/login",
+        data={"name": account.name, "password": account.password, "code": "000000"},
+    )
+    assert response.status_code == 401
+    assert b"Sign-in refused" in response.data
+    assert COOKIE not in response.headers.get("Set-Cookie", "")
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_logout_ends_the_session_on_the_server(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    sign_in(client, add_user(), clock())
+    stolen = client.get_cookie(COOKIE)
+    assert stolen is not None
+    assert client.post("/logout").status_code == 302
+    assert client.get("/_dash-layout").status_code == 401
+    client.set_cookie(COOKIE, stolen.value)  # the old cookie, replayed
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_session_id_is_rotated_at_sign_in(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    account = add_user()
+    sign_in(client, account, clock())
+    first = client.get_cookie(COOKIE)
+    clock.advance(seconds=31)
+    sign_in(client, account, clock())
+    second = client.get_cookie(COOKIE)
+    assert first is not None and second is not None and first.value != second.value
+    client.set_cookie(COOKIE, first.value)  # the session before the new sign-in is over
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_sessions_expire_after_their_lifetime(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    sign_in(client, add_user(), clock())
+    clock.advance(hours=7, minutes=59)
+    assert client.get("/_dash-layout").status_code == 200
+    clock.advance(minutes=2)
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_forged_or_tampered_cookies_are_refused(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    sign_in(client, add_user(), clock())
+    cookie = client.get_cookie(COOKIE)
+    assert cookie is not None
+    payload, rest = cookie.value.split(".", 1)
+    client.set_cookie(COOKIE, payload[:-2] + "xx." + rest)
+    assert client.get("/_dash-layout").status_code == 401
+    client.set_cookie(COOKIE, "eyJzaWQiOiJhZG1pbiJ9.AAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAA")
+    assert client.get("/_dash-layout").status_code == 401
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil"])
+def test_next_never_leaves_the_site(
+    client: FlaskClient, add_user: AddUser, clock: Clock, target: str
+) -> None:
+    account = add_user()
+    response = client.post(
+        "/login",
+        data={
+            "name": account.name,
+            "password": account.password,
+            "code": account.code(clock()),
+            "next": target,
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
