@@ -86,8 +86,9 @@ async def apply_event(
     state = fold_state(value)
     new, derived = fold.step(state, event)
     for out in derived:
+        # force: not attached to the source offset (Faust would hold it until the commit)
         delivery = await sink.send(
-            key=kafka_key(out), value=encode(out), headers=structured_headers()
+            key=kafka_key(out), value=encode(out), headers=structured_headers(), force=True
         )
         await delivery
     if new != state or derived:
