@@ -7,6 +7,7 @@ import typer
 from factorstream.cli import audit, bench, dashboard, kafka, lockout, schemas
 from factorstream.cli import sql as sql_cli
 from factorstream.cli.context import load_into
+from factorstream.cli.demo import demo
 from factorstream.cli.docs import docs
 from factorstream.cli.relay import relay
 from factorstream.cli.replay import replay
@@ -27,6 +28,7 @@ app.add_typer(lockout.app, name="lockout")
 app.add_typer(audit.app, name="audit")
 app.add_typer(dashboard.app, name="users")
 app.add_typer(sql_cli.app, name="lake")
+app.command()(demo)
 app.command()(relay)
 app.command()(replay)
 app.command()(docs)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -80,30 +82,27 @@ def simulate(
                 f"{error} (start one with `factorstream kafka up`, or use --jsonl)"
             ) from None
     digest, sink = StreamDigest(), _sink(settings, jsonl, broker, fast=fast)
-    relay, relay_thread, stop_relay = None, None, threading.Event()
-    if fast:
-        simulation, service = fast_simulation(plan)
-        pump = driver.fast_pump(service, digest, sink)
-    else:
-        store = verifier_store(settings.data_dir / "simulator" / "verifiers.db", seed=seed)
-        simulation = verifier_simulation(plan, store)
-        pump = driver.outbox_pump(store, digest, sink)
-        if jsonl is None:
-            relay = OutboxRelay(
-                store.outbox,
-                topic=settings.topics.events,
-                producer_factory=kafka_producer_factory(broker),
-            )
-            relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), daemon=True)
-            relay_thread.start()
     target = str(jsonl) if jsonl else f"{settings.topics.events} on {broker}"
     console.print(
         f"simulating [bold]{users}[/] people over [bold]{days}[/] days "
         f"({'fast' if fast else 'verifiers'}; scenarios: {', '.join(chosen) or 'none'}) → {target}"
     )
-    try:
+    with contextlib.ExitStack() as stack:
+        if sink is not None:
+            stack.callback(sink.close)
+        if fast:
+            simulation, service = fast_simulation(plan)
+            pump = driver.fast_pump(service, digest, sink)
+        elif jsonl is None:
+            simulation, pump = stack.enter_context(
+                published_traffic(settings, plan, broker, digest=digest)
+            )
+        else:
+            store = verifier_store(settings.data_dir / "simulator" / "verifiers.db", seed=seed)
+            simulation = verifier_simulation(plan, store)
+            pump = driver.outbox_pump(store, digest, sink)
         started = time.perf_counter()
-        _backfill(simulation, pump, digest)
+        show_backfill(simulation, pump, digest)
         seconds = time.perf_counter() - started
         console.print(
             f"backfill: [bold]{digest.count}[/] events in {seconds:.1f}s "
@@ -112,14 +111,32 @@ def simulate(
         if rate > 0:
             _live(simulation, pump, rate)
             console.print(f"live: {digest.count} events in all; digest sha256:{digest.hexdigest()}")
+
+
+@contextlib.contextmanager
+def published_traffic(
+    settings: Settings, plan: SimulationPlan, broker: str, *, digest: StreamDigest
+) -> Iterator[tuple[Simulation, driver.Pump]]:
+    """The plan's simulation through the real verifiers (their database recreated in
+    data_dir), its outbox published to the events topic by a relay thread; what is left
+    is drained on leaving."""
+    store = verifier_store(settings.data_dir / "simulator" / "verifiers.db", seed=plan.seed)
+    simulation = verifier_simulation(plan, store)
+    relay = OutboxRelay(
+        store.outbox,
+        topic=settings.topics.events,
+        producer_factory=kafka_producer_factory(broker),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield simulation, driver.outbox_pump(store, digest, None)
     finally:
-        if relay is not None and relay_thread is not None:
-            stop_relay.set()
-            relay_thread.join()
-            relay.drain(timeout_s=300)  # what the relay thread had not sent yet
-            console.print(f"published {relay.published} events to {target}")
-        if sink is not None:
-            sink.close()
+        stop.set()
+        thread.join()
+        relay.drain(timeout_s=300)  # what the relay thread had not sent yet
+        console.print(f"published {relay.published} events to {settings.topics.events}")
 
 
 def _scenarios(named: list[str], switch: str) -> tuple[str, ...]:
@@ -142,7 +159,8 @@ def _sink(settings: Settings, jsonl: Path | None, broker: str, *, fast: bool) ->
     return None  # the outbox relay publishes
 
 
-def _backfill(simulation: Simulation, pump: driver.Pump, digest: StreamDigest) -> None:
+def show_backfill(simulation: Simulation, pump: driver.Pump, digest: StreamDigest) -> None:
+    """The backfill, with a rich progress bar."""
     start, end = simulation.plan.start, simulation.plan.until
     total = max((end - start).total_seconds(), 1.0)
     with Progress(

@@ -1,0 +1,199 @@
+"""``factorstream demo``: the whole pipeline live on this machine, with a simulated company.
+
+1. a Kafka broker: the configured one when it answers, else a local one it starts
+   (``<data_dir>/kafka``, stopped again at the end);
+2. the stream worker and the dashboard, as child processes (logs in ``<data_dir>/demo``);
+3. the simulator through the real verifiers: days of history (backfill, with progress),
+   then a live trickle; the demo is *ready* once the worker has folded the backfill
+   into the lockouts, the ledger and the lake;
+4. the dashboard's URL and the demo auditor's sign-in: name, password and the current
+   TOTP code (``factorstream demo --code`` shows it again from another terminal).
+
+Ctrl-C stops everything it started — traffic, dashboard, worker, broker — in that order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from factorstream.cli.context import console, fail, settings_of
+from factorstream.cli.simulate import published_traffic, show_backfill
+from factorstream.demo import (
+    Child,
+    DemoAuditor,
+    ensure_demo_auditor,
+    read_demo_auditor,
+    start_child,
+)
+from factorstream.localkafka import KafkaUnavailable, LocalKafka, ensure_topics, provision
+from factorstream.settings import Settings
+from factorstream.simulator import driver
+from factorstream.simulator.output import StreamDigest
+from factorstream.simulator.run import SimulationPlan
+from factorstream.simulator.scenarios import SCENARIOS
+from streams.logs import group_lag
+
+
+def demo(
+    ctx: typer.Context,
+    users: Annotated[int, typer.Option(min=2, help="People in the simulated company.")] = 200,
+    days: Annotated[int, typer.Option(min=1, help="Days of history to backfill.")] = 30,
+    rate: Annotated[float, typer.Option(min=0, help="Live events/s after the backfill.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated company.")] = 7,
+    code: Annotated[
+        bool, typer.Option("--code", help="Only show the demo auditor's current TOTP code.")
+    ] = False,
+) -> None:
+    """Run the demo: local Kafka, the worker, simulated traffic and the dashboard."""
+    settings = settings_of(ctx)
+    if code:
+        auditor = read_demo_auditor(settings)
+        if auditor is None:
+            raise fail("no demo auditor in this data dir yet: run `factorstream demo` first")
+        console.print(auditor.code(datetime.now(UTC)))
+        return
+    try:
+        _run(settings, users=users, days=days, rate=rate, seed=seed)
+    except KeyboardInterrupt:
+        console.print("stopped; nothing the demo started is left running")
+
+
+def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -> None:
+    started = time.monotonic()
+    stop = threading.Event()
+    logging.getLogger("verifiers").setLevel(logging.ERROR)  # simulated delivery failures
+    with contextlib.ExitStack() as stack:
+        try:
+            settings = stack.enter_context(_broker(settings))
+        except KafkaUnavailable as error:
+            raise fail(str(error)) from None
+        logs = settings.data_dir / "demo"
+        worker = start_child("worker", ["worker"], settings=settings, log=logs / "worker.log")
+        stack.callback(_stopping, worker)
+        board = start_child("dashboard", ["dashboard"], settings=settings, log=logs / "dash.log")
+        stack.callback(_stopping, board)
+        auditor = ensure_demo_auditor(settings, now=datetime.now(UTC))
+        plan = SimulationPlan(
+            until=datetime.now(UTC), seed=seed, users=users, days=days, scenarios=tuple(SCENARIOS)
+        )
+        digest = StreamDigest()
+        simulation, pump = stack.enter_context(
+            published_traffic(settings, plan, settings.kafka_bootstrap, digest=digest)
+        )
+        console.print(f"[bold]backfill[/]: {users} people, {days} days, every attack scenario")
+        show_backfill(simulation, pump, digest)
+        live = threading.Thread(
+            target=driver.live,
+            args=(simulation, pump),
+            kwargs={"events_per_s": rate, "clock": _now, "stop": stop},
+            daemon=True,
+        )
+        if rate > 0:
+            live.start()
+            stack.callback(live.join)
+        stack.callback(stop.set)  # runs first: the live thread stops before the relay
+        url = f"http://{settings.dashboard.host}:{settings.dashboard.port}/"
+        with console.status("the worker folds the backfill into lockouts, ledger and lake…"):
+            _wait_ready(settings, url, digest.count, children=(worker, board))
+        console.print(
+            f"[green]✓[/] ready in [bold]{time.monotonic() - started:.0f} s[/]: "
+            f"{digest.count:,} events over {days} days in the ledger and the lake"
+        )
+        _show_sign_in(url, auditor, children=(worker, board))
+
+
+@contextlib.contextmanager
+def _broker(settings: Settings) -> Iterator[Settings]:
+    """The configured broker if it answers, else a local one started (and stopped) here;
+    the settings to use, with the pipeline's topics created."""
+    try:
+        ensure_topics(settings.kafka_bootstrap, settings.topics.partitions(), timeout=5)
+        yield settings
+        return
+    except KafkaUnavailable:
+        pass
+    broker = LocalKafka(
+        data_dir=settings.data_dir / "kafka",
+        port=settings.kafka_port,
+        controller_port=None,
+        cache_dir=settings.cache_dir,
+    )
+    with console.status(f"provisioning Apache Kafka {broker.version} (Maven)…"):
+        provision(broker.version, broker.cache_dir)
+    with console.status(f"starting Kafka on {broker.bootstrap}…"):
+        broker.start()
+    try:
+        local = settings.model_copy(update={"kafka_bootstrap": broker.status().bootstrap})
+        ensure_topics(local.kafka_bootstrap, local.topics.partitions())
+        yield local
+    finally:
+        with console.status("stopping Kafka…"):
+            broker.stop()
+
+
+def _stopping(child: Child) -> None:
+    child.stop()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "login", timeout=3) as response:  # noqa: S310 - local
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _wait_ready(settings: Settings, url: str, events: int, *, children: tuple[Child, ...]) -> None:
+    """Until the dashboard answers and the worker's group has committed every event and
+    every derived event it fed the ledger and the lake from."""
+    app_id, names = settings.stream.app_id, settings.topics
+    topics = [names.events, f"{app_id}-events-ingested", names.lockouts, names.anomalies]
+    while True:
+        for child in children:
+            if not child.alive():
+                raise fail(f"the {child.name} stopped:\n{child.tail()}")
+        if _answers(url) and group_lag(settings.kafka_bootstrap, app_id, topics) == 0:
+            return
+        time.sleep(1)
+
+
+def _show_sign_in(url: str, auditor: DemoAuditor, *, children: tuple[Child, ...]) -> None:
+    """The URL and the sign-in, the code refreshed each second, until Ctrl-C."""
+
+    def panel() -> Panel:
+        now = _now()
+        table = Table.grid(padding=(0, 2))
+        table.add_row("dashboard", f"[bold]{url}[/]")
+        table.add_row("user", f"[bold]{auditor.name}[/] (auditor)")
+        table.add_row("password", f"[bold]{auditor.password}[/]")
+        table.add_row(
+            "TOTP code",
+            f"[bold green]{auditor.code(now)}[/] (next in {auditor.seconds_left(now)} s; "
+            f"or add secret {auditor.secret} to an authenticator app)",
+        )
+        return Panel(table, title="factorstream demo — Ctrl-C stops everything", expand=False)
+
+    with Live(panel(), console=console, refresh_per_second=2) as live:
+        while True:
+            for child in children:
+                if not child.alive():
+                    raise fail(f"the {child.name} stopped:\n{child.tail()}")
+            time.sleep(0.5)
+            live.update(panel())
