@@ -67,3 +67,34 @@ def test_bench_verifiers_quick(postgres_url: str) -> None:
     for document in documents:
         assert document["contenders"][0]["events"] == 100
         assert document["ratio"] > 0
+
+
+def _bench_list(*args: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "bench", *args, "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    documents: list[dict[str, object]] = json.loads(result.stdout)
+    return documents
+
+
+def test_bench_ledger_quick(postgres_url: str) -> None:
+    documents = _bench_list("ledger", "--postgres-url", postgres_url)
+    assert [d["bench"] for d in documents] == [
+        "ledger-append-sqlite",
+        "ledger-append-postgresql",
+        "ledger-verify-sqlite",
+    ]
+    _check(documents[0], "ledger-append-sqlite", 0.5)
+    _check(documents[1], "ledger-append-postgresql", 0.5)
+
+
+def test_bench_analytics_quick() -> None:
+    ingest, queries = _bench_list("analytics")
+    assert ingest["goal_ratio"] == 0.7
+    assert isinstance(ingest["ratio"], float) and ingest["ratio"] > 0
+    contenders = queries["contenders"]
+    assert isinstance(contenders, list) and len(contenders) == 14
