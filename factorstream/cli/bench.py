@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import typer
 
 from factorstream.bench import BenchResult, show
 from factorstream.bench import codec as codec_bench
-from factorstream.cli.context import console, errors, settings_of
+from factorstream.cli.context import console, errors, fail, settings_of
 
 app = typer.Typer(help="Benchmarks (each prints its figure beside its baseline).")
 
@@ -118,3 +119,61 @@ def show_all(results: Sequence[BenchResult], *, as_json: bool) -> None:
         return
     for result in results:
         show(result, as_json=False, console=console)
+
+
+BENCHES = ("codec", "publish", "verifiers", "ledger", "analytics", "pipeline")
+
+
+ResultsFile = typer.Option(
+    None, help="Where to write every result as JSON (default: bench-results.json in data_dir)."
+)
+Skip = typer.Option([], help="Leave out a benchmark: " + ", ".join(BENCHES) + ".")
+
+
+@app.command("all")
+def all_benches(
+    ctx: typer.Context,
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    output: Path | None = ResultsFile,
+    skip: list[str] = Skip,
+) -> None:
+    """Every benchmark in one run (one private broker and one PostgreSQL for all); the
+    figures go to a JSON file, which the README's benchmark table is written from."""
+    from factorstream.bench import analytics as analytics_bench
+    from factorstream.bench import ledger as ledger_bench
+    from factorstream.bench import pipeline as pipeline_bench
+    from factorstream.bench import publish as publish_bench
+    from factorstream.bench import verifiers as verifiers_bench
+    from factorstream.bench.broker import broker_for
+    from factorstream.localpostgres import local_postgres
+
+    settings = settings_of(ctx)
+    unknown = sorted(set(skip) - set(BENCHES))
+    if unknown:
+        raise fail(f"--skip: unknown benchmark(s) {', '.join(unknown)}")
+    results: list[BenchResult] = []
+    with broker_for(settings, None) as broker, local_postgres() as postgres:
+        runs = {
+            "codec": lambda: [codec_bench.run(quick=quick)],
+            "publish": lambda: [
+                publish_bench.run(settings=settings, quick=quick, bootstrap=broker)
+            ],
+            "verifiers": lambda: verifiers_bench.run(quick=quick, postgres_url=postgres),
+            "ledger": lambda: ledger_bench.run(quick=quick, postgres_url=postgres),
+            "analytics": lambda: analytics_bench.run(
+                quick=quick, rows=None, batch_rows=settings.lake.batch_rows
+            ),
+            "pipeline": lambda: pipeline_bench.run(
+                settings=settings, quick=quick, events=None, bootstrap=broker
+            ),
+        }
+        for name in BENCHES:
+            if name not in skip:
+                errors.log(f"bench {name}{' --quick' if quick else ''}")
+                results += runs[name]()
+    path = output or settings.data_dir / "bench-results.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([result.as_dict() for result in results], indent=2) + "\n")
+    show_all(results, as_json=as_json)
+    errors.log(f"wrote {len(results)} results to {path}")
