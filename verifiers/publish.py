@@ -20,9 +20,10 @@ of the first, so it cannot reorder events).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -265,6 +266,20 @@ class OutboxRelay:
             if count == 0:
                 stop.wait(self.poll_interval_s)
         self._reset_producer()
+
+    @contextlib.contextmanager
+    def in_background(self, *, drain_timeout_s: float = 300.0) -> Iterator[OutboxRelay]:
+        """Relay in a thread while the block runs; on leaving, stop it and publish what
+        is left (:meth:`drain`)."""
+        stop = threading.Event()
+        thread = threading.Thread(target=self.run, args=(stop,), daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            self.drain(timeout_s=drain_timeout_s)
 
     def drain(self, *, timeout_s: float) -> None:
         """Relay until the outbox is empty (for tests, benchmarks and shutdown)."""

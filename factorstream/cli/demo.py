@@ -29,6 +29,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from dashboard.app import open_directory
 from factorstream.cli.context import console, fail, settings_of
 from factorstream.cli.simulate import published_traffic, show_backfill
 from factorstream.demo import (
@@ -45,6 +46,7 @@ from factorstream.simulator.output import StreamDigest
 from factorstream.simulator.run import SimulationPlan
 from factorstream.simulator.scenarios import SCENARIOS
 from streams.logs import group_lag
+from verifiers.publish import OutboxRelay, kafka_producer_factory
 
 
 def demo(
@@ -86,6 +88,13 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
         board = start_child("dashboard", ["dashboard"], settings=settings, log=logs / "dash.log")
         stack.callback(_stopping, board)
         auditor = ensure_demo_auditor(settings, now=datetime.now(UTC))
+        # the dashboard's own events (failed sign-ins, lockouts of its users) join the log
+        relay = OutboxRelay(
+            open_directory(settings).store.outbox,
+            topic=settings.topics.events,
+            producer_factory=kafka_producer_factory(settings.kafka_bootstrap),
+        )
+        stack.enter_context(relay.in_background())
         plan = SimulationPlan(
             until=datetime.now(UTC), seed=seed, users=users, days=days, scenarios=tuple(SCENARIOS)
         )

@@ -127,16 +127,9 @@ def published_traffic(
         topic=settings.topics.events,
         producer_factory=kafka_producer_factory(broker),
     )
-    stop = threading.Event()
-    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
+    with relay.in_background():
         yield simulation, driver.outbox_pump(store, digest, None)
-    finally:
-        stop.set()
-        thread.join()
-        relay.drain(timeout_s=300)  # what the relay thread had not sent yet
-        console.print(f"published {relay.published} events to {settings.topics.events}")
+    console.print(f"published {relay.published} events to {settings.topics.events}")
 
 
 def _scenarios(named: list[str], switch: str) -> tuple[str, ...]:
