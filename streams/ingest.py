@@ -5,7 +5,9 @@ Every record of the events topic is decoded with our codec (structured or binary
 * A record that fails goes to the dead-letter topic and the worker keeps going.
 * An event whose ``id`` was already seen (a relay's re-send) is dropped: ids are kept in
   a tumbling windowed table, windowed by the *event's* time (a re-send carries the same
-  time, so it always falls in the original's window) and expired by Faust.
+  time, so it always falls in the original's window) and expired by Faust. Each id is
+  kept with the place (partition, offset) of its first record, so that record read again
+  after a crash is forwarded again, not dropped (``streams/positions.py``).
 * A good event is enriched (``streams.enrich``: country, ASN and coordinates from the
   client's IP, best effort), re-encoded (structured mode) and forwarded to the internal
   ``<app_id>-events-ingested`` topic keyed by its ``partitionkey``, where the per-key
@@ -164,14 +166,18 @@ def attach_ingest(
                 await dead_letters.send(key=letter.key, value=letter.value, headers=headers)
                 yield IngestOutcome.DEAD_LETTERED
                 continue
+            message = record.message
             window = seen.relative_to(event.time.timestamp())  # event time, never the clock
-            if event.id in window:
+            # the first record of an id is remembered by its place in the log: the same
+            # record read again after a crash is no duplicate (its forward, held by Faust
+            # until the offset commits, may be lost; the folds skip it if not)
+            place = f"{message.partition}:{message.offset}"
+            if event.id in window and window[event.id].value() != place:
                 yield IngestOutcome.DUPLICATE
                 continue
-            window[event.id] = True
+            window[event.id] = place
             if enrich is not None:
                 event = enrich(event)
-            message = record.message
             headers = [*structured_headers(), origin_header(message.partition, message.offset)]
             await sink.send(key=kafka_key(event), value=encode(event), headers=headers)
             yield IngestOutcome.FORWARDED

@@ -18,7 +18,7 @@ from schemas import MAX_EVENT_BYTES, decode, encode, encode_binary, kafka_key
 from schemas.codec import structured_headers
 from streams.app import Pipeline, create_pipeline
 from streams.ingest import DLQ_VALUE_LIMIT, IngestOutcome
-from streams.positions import position_of
+from streams.positions import Position, position_of
 from tests.factories import sample_event
 
 
@@ -172,6 +172,28 @@ async def test_duplicates_by_event_id_are_dropped(
     ]
     forwarded = sent[pipeline.ingested.get_topic_name()]
     assert [decode(f.value or b"").id for f in forwarded] == [event.id, other.id]
+
+
+async def test_the_same_record_read_again_after_a_crash_is_no_duplicate(
+    pipeline: Pipeline, sent: dict[str, list[Sent]]
+) -> None:
+    """A restart re-reads records after the last commit; their forwards (held by Faust
+    until that commit) may be lost, so the first record of an id must pass again."""
+    event = sample_event()
+    record = (kafka_key(event), encode(event), structured_headers())
+    async with pipeline.agents["ingest"].test_context() as agent:
+        outcomes = []
+        for offset in (7, 7, 8):  # the record, read again at its offset, then a re-send
+            agent.sent_offset = offset
+            await agent.put(record[1], key=record[0], headers=record[2])
+            outcomes.append(agent.results[len(outcomes)])
+    assert outcomes == [
+        IngestOutcome.FORWARDED,
+        IngestOutcome.FORWARDED,
+        IngestOutcome.DUPLICATE,
+    ]
+    forwarded = sent[pipeline.ingested.get_topic_name()]
+    assert [position_of(f.headers, via=False) for f in forwarded] == [Position("0", 7)] * 2
 
 
 def test_fold_names_must_be_unique(tmp_path: Path) -> None:

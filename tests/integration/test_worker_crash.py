@@ -1,0 +1,170 @@
+"""``kill -9`` the worker three times during a run: nothing lost, nothing
+counted twice — its tables end equal to the pure folds over the whole input.
+
+The worker runs at-least-once with its on-disk (RocksDB) tables, as in production; a
+restart re-reads what came after its last commit (``streams/positions.py`` makes that
+harmless). Every subject signs in from its own IP, so the per-IP tables see one
+partition's order too, and all tables are comparable with the replay; there are no SMS
+events, so the per-tenant table stays empty.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+
+from audit.ledger import open_ledger
+from factorstream.localkafka import free_port
+from factorstream.settings import Settings, TopicSettings
+from schemas import Event, encode, kafka_key
+from streams.digest import state_digest
+from streams.logs import group_lag, read_changelogs, read_partitions, read_to_end
+from streams.replay import merge_partitions, replay_settings
+from tests.factories import T0, sample_event
+from tests.integration.records import consume
+from tests.integration.test_worker import (  # the worker harness, shared
+    _worker_env,
+    kcat,  # noqa: F401 - fixture
+    running_worker,
+    topics,  # noqa: F401 - fixture
+)
+from tests.kafka_broker import KafkaBroker
+
+EVENTS = int(os.environ.get("CRASH_TEST_EVENTS", "10000"))
+"""The issue asks for 100,000; the worker folds ~200 events/s here (bench pipeline) and
+each restart waits for the group to rebalance, so CI runs 10,000 (4–6 minutes) and
+``CRASH_TEST_EVENTS=100000`` runs the full size."""
+SUBJECTS = EVENTS // 50
+KILLS_AT = (0.2, 0.5, 0.8)
+TYPES = (
+    "auth.login.attempted",  # failed password (business tier: 5 failures lock)
+    "mfa.verification.failed",
+    "mfa.verification.failed",
+    "mfa.verification.succeeded",
+    "mfa.push.rejected",
+    "mfa.recovery.failed",
+)
+
+
+def crash_input(seed: int = 7) -> list[Event]:
+    """``EVENTS`` events of ``SUBJECTS`` subjects, interleaved like live traffic, each
+    subject's 10 s apart, each subject from its own IP."""
+    rng = random.Random(seed)
+    per_subject = EVENTS // SUBJECTS
+    events = []
+    for n in range(per_subject):
+        for s in range(SUBJECTS):
+            template = sample_event(
+                rng.choice(TYPES),
+                tenant=("acme", "globex")[s % 2],
+                subject=f"u-{s}",
+                now=T0 + timedelta(seconds=10 * n + s / 1000),
+                correlationid=f"login-{s}-{n}",
+            )
+            client = getattr(template.data, "client", None)
+            if client is not None:
+                ip = f"198.51.{100 + s // 250}.{s % 250}"
+                data = msgspec.structs.replace(
+                    template.data, client=msgspec.structs.replace(client, ip=ip)
+                )
+                template = msgspec.structs.replace(template, data=data)
+            events.append(template)
+    return events
+
+
+def _kcat_produce(kcat_path: str, bootstrap: str, topic: str, events: list[Event]) -> None:
+    """kcat (librdkafka) produces fast; keyed by partitionkey like the outbox relay."""
+    lines = b"".join(kafka_key(e) + b"\t" + encode(e) + b"\n" for e in events)
+    subprocess.run(
+        [kcat_path, "-b", bootstrap, "-t", topic, "-P", "-K", "\t", "-z", "lz4"],
+        input=lines,
+        check=True,
+        timeout=300,
+    )
+
+
+def test_kill_9_three_times_loses_nothing_and_counts_nothing_twice(
+    kafka_broker: KafkaBroker,
+    topics: TopicSettings,  # noqa: F811
+    kcat: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    events = crash_input()
+    _kcat_produce(kcat, kafka_broker.bootstrap, topics.events, events)
+    env = _worker_env(kafka_broker, topics, tmp_path / "data", free_port())
+    app_id = env["FACTORSTREAM_STREAM__APP_ID"]
+    sources = [
+        topics.events,
+        f"{app_id}-events-ingested",
+        f"{app_id}-events-by-ip",
+        topics.lockouts,  # the ledger and lake sinks read the derived topics too
+        topics.anomalies,
+    ]
+
+    kills = 0
+    for number, at in enumerate((*KILLS_AT, None)):
+        log = tmp_path / f"worker-{number}.log"
+        with running_worker(env, log) as worker:
+            deadline = time.monotonic() + 600
+            while True:
+                time.sleep(0.5)
+                assert worker.poll() is None, log.read_text()[-4000:]
+                lag = group_lag(kafka_broker.bootstrap, app_id, [topics.events])
+                if lag is None:
+                    continue
+                if at is not None and lag <= EVENTS * (1 - at):
+                    worker.kill()  # SIGKILL: no shutdown, no final commit
+                    worker.wait(timeout=30)
+                    kills += 1
+                    break
+                if at is None and group_lag(kafka_broker.bootstrap, app_id, sources) == 0:
+                    break
+                assert time.monotonic() < deadline, f"worker stalled at lag {lag}"
+    assert kills == len(KILLS_AT)
+
+    # the worker's tables, from their changelogs, against the pure folds over the input
+    settings = Settings(topics=topics, kafka_bootstrap=kafka_broker.bootstrap)
+    log_records = read_to_end(kafka_broker.bootstrap, topics.events)
+    replayed = replay_settings(merge_partitions(read_partitions(log_records)), settings)
+    assert replayed.records == EVENTS and replayed.dead_lettered == replayed.duplicates == 0
+    expected = state_digest(replayed.tables, positions=False)
+    tables = read_changelogs(kafka_broker.bootstrap, app_id=app_id, tables=expected.tables)
+    found = state_digest(tables, positions=True)
+    assert found.entries == expected.entries
+    assert found.tables == expected.tables
+    assert expected.entries["lockout"] > SUBJECTS // 2  # the run really folded something
+
+    # every derived lockout.applied reached its topic (re-sends keep their ids)
+    applied = replayed.derived["lockout.applied"]
+    assert applied > 0
+    records = consume(kafka_broker.bootstrap, topics.lockouts, at_least=applied)
+    ids = {e.id for e in (r.event() for r in records) if e.type == "lockout.applied"}
+    assert len(ids) == applied
+
+    # the ledger holds every input and derived event exactly once, in a valid tree
+    derived = {
+        r.event().id
+        for name in (topics.lockouts, topics.anomalies)
+        for r in consume(kafka_broker.bootstrap, name, at_least=0)
+    }
+    ledger = open_ledger(
+        url=f"sqlite:///{tmp_path / 'data' / 'ledger.db'}",
+        signing_key_file=None,
+        master_key_file=None,
+        migrate=False,
+    )
+    held = [row.event["id"] for row in ledger.rows()]
+    expected_ids = {e.id for e in events} | derived
+    assert len(held) == len(set(held)) == ledger.size()  # each once
+    assert set(held) == expected_ids, (
+        sorted(expected_ids - set(held))[:5],
+        sorted(set(held) - expected_ids)[:5],
+    )
+    report = ledger.verify()
+    assert report.ok, report.problems[:3]
