@@ -100,8 +100,10 @@ async def publish_checkpoints(ledger: Ledger, topic: TopicT, *, clock: Clock) ->
     pending = await asyncio.to_thread(ledger.unpublished)
     for checkpoint in pending:
         event = checkpoint_event(checkpoint, source=ledger.source)
+        # force: not attached to the agent's current event, which noack_take may not
+        # have acknowledged yet (the send would wait for a commit that waits for this)
         sent: Any = await topic.send(
-            key=kafka_key(event), value=encode(event), headers=structured_headers()
+            key=kafka_key(event), value=encode(event), headers=structured_headers(), force=True
         )
         if isinstance(sent, Awaitable):
             await sent

@@ -94,9 +94,9 @@ def _kcat_produce(kcat_path: str, bootstrap: str, topic: str, events: list[Event
 
 @pytest.mark.xfail(
     strict=False,
-    reason="known, open: after a restart the worker can stop committing one partition of "
-    "the ingested topic (an event is never acknowledged), seen once in four runs; when "
-    "it does not stall, every assertion below holds",
+    reason="after a restart the worker once stopped committing one partition of the "
+    "ingested topic (an event never acknowledged); the likely cause, the ledger sink's "
+    "checkpoint send attached to an unacknowledged event, is fixed, but unproven by runs",
 )
 def test_kill_9_three_times_loses_nothing_and_counts_nothing_twice(
     kafka_broker: KafkaBroker,
