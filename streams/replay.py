@@ -57,7 +57,13 @@ class Replayed:
     dead_lettered: int = 0
     duplicates: int = 0
     derived: Counter[str] = field(default_factory=Counter)
-    """Derived events by type."""
+    """Derived events by :func:`derived_label` (type, and for risks the detection)."""
+
+
+def derived_label(event: Event) -> str:
+    """``risk.detected/<detection>`` for a risk, else the event's type."""
+    detection = getattr(event.data, "detection", None)
+    return f"{event.type}/{detection}" if event.type == "risk.detected" else event.type
 
 
 def pipeline_folds(settings: Settings) -> list[tuple[KeyedFold, KeyOf]]:
@@ -123,7 +129,7 @@ def replay(
                     table.pop(table_key, None)
                 else:
                     table[table_key] = new
-                result.derived.update(out.type for out in derived)
+                result.derived.update(derived_label(out) for out in derived)
             clock.lap(fold.name)
     return result
 

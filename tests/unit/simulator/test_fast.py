@@ -8,7 +8,7 @@ from factorstream.simulator.run import SimulationPlan, fast_simulation
 from factorstream.simulator.scenarios import EXPECTED, SCENARIOS
 from schemas import Event, decode, encode
 from tests.unit.simulator.conftest import BENIGN, UNTIL
-from tests.unit.simulator.pipeline import derive, labels
+from tests.unit.simulator.pipeline import derived_labels
 
 CHANCE = {
     "mfa.challenge.delivery_failed",
@@ -42,6 +42,6 @@ def test_fast_mode_records_the_event_types_the_verifiers_do(benign_events: list[
 
 
 def test_fast_scenarios_set_off_their_detections_too() -> None:
-    found = labels(derive(decode(v) for v in _fast(scenarios=tuple(SCENARIOS))))
+    found = derived_labels(decode(v) for v in _fast(scenarios=tuple(SCENARIOS)))
     expected = set().union(*EXPECTED.values())
     assert expected <= set(found)

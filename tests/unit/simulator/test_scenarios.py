@@ -12,7 +12,7 @@ from schemas import Event
 from schemas import payloads as p
 from schemas.fields import Factor
 from tests.unit.simulator.conftest import Simulate
-from tests.unit.simulator.pipeline import derive, labels
+from tests.unit.simulator.pipeline import derived_labels
 
 ALARMS = ("risk.detected", "lockout.applied", "ip.block.applied")
 
@@ -29,7 +29,7 @@ def test_every_scenario_states_what_it_must_set_off() -> None:
 def test_a_scenario_alone_sets_off_its_detections_and_no_others(
     simulate: Simulate, name: str
 ) -> None:
-    found = _alarms(labels(derive(simulate(scenarios=(name,)))))
+    found = _alarms(derived_labels(simulate(scenarios=(name,))))
     assert EXPECTED[name] <= found
     assert found <= EXPECTED[name] | ALSO_POSSIBLE[name]
 
@@ -37,7 +37,7 @@ def test_a_scenario_alone_sets_off_its_detections_and_no_others(
 def test_benign_traffic_sets_off_nothing(benign_events: list[Event]) -> None:
     """Three days of an organisation rolling MFA out: no attack detection, no lockout, no
     IP block, and no new-device/new-country noise either (people keep their devices)."""
-    assert _alarms(labels(derive(benign_events))) == set()
+    assert _alarms(derived_labels(benign_events)) == set()
     assert len(benign_events) > 300
 
 
