@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from factorstream.simulator.actions import Answer
 from factorstream.simulator.behaviour import FACTORS, think
@@ -142,9 +142,13 @@ def completed_sign_in(
 def ensure_enrolled(world: World, person: Person, factor: Factor, t: datetime) -> Episode:
     """``person`` sets up MFA at home now if they had not yet — their own factors and
     recovery codes, and ``factor`` — so no set-up of theirs follows the attack (a set-up
-    after a risk is what the factor-reset detection looks for)."""
+    after a risk is what the factor-reset detection looks for). After a set-up, the next
+    step comes minutes later."""
     session = home_session(world, person)
+    start = t
     t = yield from enroll(world, session, t)
     if not world.service.enrolled(person, factor):
         t = yield from enroll(world, session, t, (factor,))
+    if t > start:  # back to work before signing in: a TOTP code in the step that confirmed
+        t += timedelta(minutes=world.rng.uniform(2, 10))  # the set-up is refused as a replay
     return t
