@@ -8,7 +8,10 @@
   aiokafka consumer and decodes every record with our codec, nothing else.
 * **Latency.** Under a steady background of synthetic traffic, each probe produces five
   failed sign-ins of a fresh business-tier subject (five lock it) and polls the lockout
-  API until it answers ``locked``: the time from producing to seeing the lock.
+  API until it answers ``locked`` as of the last failure's time (the events carry
+  historical times; the API's default is the clock now): the time from producing to
+  seeing the lock. Measured under the goal's 2,000 events/s and under a light 50 events/s,
+  which shows the latency of a worker that keeps up.
 * **Profile.** The same folds in one process without Kafka (``streams/replay.py``), timed
   per stage; what the worker spends beyond that is Faust, Kafka and the changelogs.
 """
@@ -27,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +60,9 @@ Record = tuple[bytes, bytes]
 class Sizes:
     events: int
     probes: int
-    background_per_s: int
+    background_per_s: tuple[int, ...]
+    """Latency is measured under each of these rates of background traffic, lightest first
+    (the last is the goal's; a lighter one shows the latency when the worker keeps up)."""
     profile_events: int
 
 
@@ -68,7 +74,7 @@ def run(
     bootstrap: str | None,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[BenchResult]:
-    sizes = Sizes(2_000, 5, 200, 2_000) if quick else Sizes(200_000, 100, 2_000, 20_000)
+    sizes = Sizes(2_000, 5, (20,), 2_000) if quick else Sizes(200_000, 100, (50, 2_000), 20_000)
     if events is not None:
         sizes = Sizes(events, sizes.probes, sizes.background_per_s, min(events, 20_000))
     sample = synthetic_events(sizes.events, subjects=5_000)
@@ -100,9 +106,10 @@ def run(
             say(f"producing {len(records):,} events; waiting for the worker to commit them all")
             worker_rate = _worker_round(worker_settings, records)
             say(f"worker: {worker_rate:,.0f} events/s; latency probes under background traffic")
-            latencies, timeouts, achieved = _latency_probes(
-                worker_settings, port, sizes.probes, sizes.background_per_s
-            )
+            probed = [
+                (rate, *_latency_probes(worker_settings, port, sizes.probes, rate))
+                for rate in sizes.background_per_s
+            ]
         say("bare aiokafka consume + decode, 3 rounds")
         bare_rate = max(
             asyncio.run(_bare_round(broker, topics.events, topics.events_partitions, len(records)))
@@ -124,21 +131,31 @@ def run(
             "broker": broker,
         },
     )
+    return [throughput, *(_latency_result(*measured) for measured in probed)]
+
+
+def _latency_result(
+    rate: int, latencies: list[float], timeouts: int, achieved: float
+) -> BenchResult:
     p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
-    latency = BenchResult(
+    return BenchResult(
         bench="pipeline-latency",
         baseline=Measurement("goal: p99 ≤ 50 ms (as a rate: 20/s)", 1000 / 50, 1, 0),
         contenders=[Measurement("p99 failure → lockout API shows it (1/s)", 1000 / p99, 1, 0)],
         goal_ratio=1.0,
-        goal_text="p99 ≤ 50 ms under 2,000 events/s of background traffic",
+        goal_text=f"p99 ≤ 50 ms under {rate:,} events/s of background traffic",
         unit="1 / latency (s⁻¹)",
         notes={
-            "probes": f"{len(latencies)} (timed out after 30 s: {timeouts})",
+            "probes": f"{len(latencies)} (timed out after 30 s: {timeouts})"
+            + (
+                f"; stopped after {timeouts} timeouts in a row"
+                if timeouts == len(latencies)
+                else ""
+            ),
             "latency ms": f"p50 {p50:.0f}, p99 {p99:.0f}, max {max(latencies):.0f}",
-            "background": f"{achieved:,.0f} events/s achieved of {sizes.background_per_s:,}",
+            "background": f"{achieved:,.0f} events/s achieved of {rate:,}",
         },
     )
-    return [throughput, latency]
 
 
 # -- the worker ----------------------------------------------------------------------------
@@ -241,6 +258,10 @@ async def _bare_round(bootstrap: str, topic: str, partitions: int, count: int) -
 # -- latency under background traffic -------------------------------------------------------
 
 
+GIVE_UP_AFTER = 3
+"""Latency probes stop at a background rate once this many in a row timed out."""
+
+
 def _latency_probes(
     settings: Settings, port: int, probes: int, rate: int
 ) -> tuple[list[float], int, float]:
@@ -258,15 +279,19 @@ def _latency_probes(
     try:
         time.sleep(2)  # let the background settle
         for number in range(probes):
-            subject = f"probe-{number}"
+            if timeouts >= GIVE_UP_AFTER and timeouts == len(latencies):
+                break  # the worker is not keeping up: more probes would only wait 30 s each
+            subject = f"probe-{rate}-{number}"
             sent = time.perf_counter()
-            for event in _failures(subject):
+            failures = _failures(subject)
+            at = urllib.parse.quote(failures[-1].time.isoformat())  # locked as of the last
+            for event in failures:
                 producer.send(
                     topic, key=kafka_key(event), value=encode(event), headers=structured_headers()
                 )
             producer.flush()
             while True:
-                answer = _get(port, f"/lockouts/bench/{subject}")
+                answer = _get(port, f"/lockouts/bench/{subject}?at={at}")
                 if answer is not None and answer.get("locked"):
                     latencies.append((time.perf_counter() - sent) * 1000)
                     break

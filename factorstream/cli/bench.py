@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,6 +138,14 @@ def all_benches(
     as_json: bool = AsJson,
     output: Path | None = ResultsFile,
     skip: list[str] = Skip,
+    bootstrap: str | None = typer.Option(
+        None, help="Broker to use; default: start a private local broker for the run."
+    ),
+    postgres_url: str | None = typer.Option(
+        None,
+        help="PostgreSQL server (throw-away databases are made on it); default: a private "
+        "local server.",
+    ),
 ) -> None:
     """Every benchmark in one run (one private broker and one PostgreSQL for all); the
     figures go to a JSON file, which the README's benchmark table is written from."""
@@ -153,7 +162,10 @@ def all_benches(
     if unknown:
         raise fail(f"--skip: unknown benchmark(s) {', '.join(unknown)}")
     results: list[BenchResult] = []
-    with broker_for(settings, None) as broker, local_postgres() as postgres:
+    with (
+        broker_for(settings, bootstrap) as broker,
+        contextlib.nullcontext(postgres_url) if postgres_url else local_postgres() as postgres,
+    ):
         runs = {
             "codec": lambda: [codec_bench.run(quick=quick)],
             "publish": lambda: [

@@ -1,100 +1,71 @@
-"""CI smoke-runs the benchmarks at tiny sizes (figures come from full runs, not tests)."""
+"""CI smoke-runs ``factorstream bench all --quick``: every benchmark at tiny sizes, on the
+test session's broker and PostgreSQL (figures come from full runs, not tests)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.kafka_broker import KafkaBroker
 
-
-def _bench(*args: str) -> dict[str, object]:
-    result = subprocess.run(
-        [sys.executable, "-m", "factorstream.cli", "bench", *args, "--quick", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    document: dict[str, object] = json.loads(result.stdout)
-    return document
+Document = dict[str, object]
 
 
-def _check(document: dict[str, object], bench: str, goal: float) -> None:
-    assert document["bench"] == bench
+def _check(document: Document, goal: float, events: int | None = None) -> None:
+    """A result that compares a measured contender with a measured baseline."""
     assert document["goal_ratio"] == goal
-    baseline = document["baseline"]
+    baseline, contenders = document["baseline"], document["contenders"]
     assert isinstance(baseline, dict) and baseline["events_per_s"] > 0
+    assert isinstance(contenders, list) and contenders[0]["events_per_s"] > 0
     assert isinstance(document["ratio"], float) and document["ratio"] > 0
+    if events is not None:
+        assert contenders[0]["events"] == events
 
 
-def test_bench_codec_quick() -> None:
-    document = _bench("codec")
-    _check(document, "codec", 3.0)
-    assert document["contenders"][0]["events"] == 2_000  # type: ignore[index]
-
-
-def test_bench_publish_quick(kafka_broker: KafkaBroker) -> None:
-    document = _bench("publish", "--bootstrap", kafka_broker.bootstrap)
-    _check(document, "publish", 0.8)
-
-
-def test_bench_verifiers_quick(postgres_url: str) -> None:
+def test_bench_all_quick_writes_every_figure(
+    kafka_broker: KafkaBroker, postgres_url: str, tmp_path: Path
+) -> None:
+    output = tmp_path / "bench-results.json"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "factorstream.cli",
-            "bench",
-            "verifiers",
-            "--quick",
-            "--json",
-            "--postgres-url",
-            postgres_url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    documents = json.loads(result.stdout)
-    assert [d["bench"] for d in documents] == [
-        "verifiers-totp-sqlite",
-        "verifiers-totp-postgresql",
-        "verifiers-webauthn-sqlite",
-    ]
-    for document in documents:
-        assert document["contenders"][0]["events"] == 100
-        assert document["ratio"] > 0
-
-
-def _bench_list(*args: str) -> list[dict[str, object]]:
-    result = subprocess.run(
-        [sys.executable, "-m", "factorstream.cli", "bench", *args, "--quick", "--json"],
+        [sys.executable, "-m", "factorstream.cli", "bench", "all", "--quick", "--json"]
+        + ["--output", str(output), "--bootstrap", kafka_broker.bootstrap]
+        + ["--postgres-url", postgres_url],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert result.returncode == 0, result.stderr
-    documents: list[dict[str, object]] = json.loads(result.stdout)
-    return documents
-
-
-def test_bench_ledger_quick(postgres_url: str) -> None:
-    documents = _bench_list("ledger", "--postgres-url", postgres_url)
-    assert [d["bench"] for d in documents] == [
+    documents: list[Document] = json.loads(result.stdout)
+    assert json.loads(output.read_text()) == documents  # the file the README table is from
+    by_name = {str(d["bench"]): d for d in documents}
+    assert list(by_name) == [
+        "codec",
+        "publish",
+        "verifiers-totp-sqlite",
+        "verifiers-totp-postgresql",
+        "verifiers-webauthn-sqlite",
         "ledger-append-sqlite",
         "ledger-append-postgresql",
         "ledger-verify-sqlite",
+        "analytics ingest",
+        "analytics queries over 20,000 events",
+        "pipeline",
+        "pipeline-latency",
     ]
-    _check(documents[0], "ledger-append-sqlite", 0.5)
-    _check(documents[1], "ledger-append-postgresql", 0.5)
-
-
-def test_bench_analytics_quick() -> None:
-    ingest, queries = _bench_list("analytics")
-    assert ingest["goal_ratio"] == 0.7
-    assert isinstance(ingest["ratio"], float) and ingest["ratio"] > 0
-    contenders = queries["contenders"]
-    assert isinstance(contenders, list) and len(contenders) == 14
+    _check(by_name["codec"], 3.0, events=2_000)
+    _check(by_name["publish"], 0.8)
+    for name in ("verifiers-totp-sqlite", "verifiers-totp-postgresql"):
+        _check(by_name[name], 0.5, events=100)
+    _check(by_name["verifiers-webauthn-sqlite"], 0.7, events=100)
+    _check(by_name["ledger-append-sqlite"], 0.5)
+    _check(by_name["ledger-append-postgresql"], 0.5)
+    _check(by_name["analytics ingest"], 0.7)
+    queries = by_name["analytics queries over 20,000 events"]["contenders"]
+    assert isinstance(queries, list) and len(queries) == 14
+    _check(by_name["pipeline"], 0.5, events=2_000)
+    latency = by_name["pipeline-latency"]
+    _check(latency, 1.0)
+    notes = latency["notes"]
+    assert isinstance(notes, dict) and notes["probes"] == "5 (timed out after 30 s: 0)"
