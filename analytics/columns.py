@@ -132,6 +132,17 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
 }
 TABLES: Final = tuple(SCHEMAS)
 
+PERSONAL: Final[Mapping[str, frozenset[str]]] = {
+    "events": frozenset({"ip", "city", "latitude", "longitude", "device_id", "data"}),
+    "lockouts": frozenset({"ip"}),
+    "risk_detections": frozenset({"ip", "city", "latitude", "longitude", "summary", "evidence"}),
+}
+"""Columns that can hold a subject's personal data, by table (``analytics/erasure.py``
+redacts them when the subject is erased): the columns flattened from the fields the schemas
+mark as personal (``x-personal-data``: IP, city, coordinates, device id, a risk detection's
+summary and evidence). ``data`` (the payload as JSON) holds them too, and keeps its other
+fields. A test checks that no personal value of any event type survives a redaction."""
+
 VERIFICATION_TYPES: Final = frozenset(
     {
         "mfa.verification.succeeded",

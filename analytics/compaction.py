@@ -41,7 +41,8 @@ class Compacted:
     rows: int
 
 
-def _partitions(lake: Path, table: str) -> list[tuple[date, Path]]:
+def partitions(lake: Path, table: str) -> list[tuple[date, Path]]:
+    """``table``'s date partitions: each day and the link readers see for it."""
     found = []
     for link in sorted((lake / table).glob("date=*")):
         if link.is_symlink():
@@ -75,18 +76,25 @@ def compact_partition(lake: Path, table: str, day: date, link: Path, *, min_file
         if len(files) < min_files:
             return 0
         merged = merge([pq.ParquetFile(path).read() for path in files], SCHEMAS[table])
-        generation = new_generation(lake, table, day)
-        write_file(generation, batch_name(merged.column("id").to_pylist()), merged)
-        point_link(link, generation)
-        shutil.rmtree(old)
+        replace_partition(lake, table, day, link, merged)
     return len(files)
+
+
+def replace_partition(lake: Path, table: str, day: date, link: Path, rows: pa.Table) -> None:
+    """Swap the partition behind ``link`` for one file of ``rows`` (a new generation; the
+    old one deleted). The caller holds the lake's lock exclusively."""
+    old = link.resolve(strict=True)
+    generation = new_generation(lake, table, day)
+    write_file(generation, batch_name(rows.column("id").to_pylist()), rows)
+    point_link(link, generation)
+    shutil.rmtree(old)
 
 
 def compact(lake: Path, *, min_files: int) -> list[Compacted]:
     """Compact every table's partitions that hold at least ``min_files`` files."""
     done = []
     for table in TABLES:
-        for day, link in _partitions(lake, table):
+        for day, link in partitions(lake, table):
             merged = compact_partition(lake, table, day, link, min_files=min_files)
             if merged:
                 rows = pq.read_metadata(next(iter(parquet_files(link.resolve())))).num_rows
@@ -99,7 +107,7 @@ def _remove_orphans(lake: Path) -> None:
     """Delete generation directories no link points to (left by a crash mid-compaction)."""
     with lake_lock(lake, exclusive=True):
         for table in TABLES:
-            live = {link.resolve() for _, link in _partitions(lake, table)}
+            live = {link.resolve() for _, link in partitions(lake, table)}
             for generation in (lake / table / GENERATIONS).glob("date=*"):
                 if generation.resolve() not in live:
                     shutil.rmtree(generation)

@@ -5,7 +5,9 @@ It takes up to ``batch_rows`` events or whatever arrived within ``batch_timeout_
 appends one file per table and date (``analytics.lake.LakeWriter``: complete files only,
 idempotent by event id, so Kafka's at-least-once re-delivery adds no duplicate rows).
 ``concurrency=1`` (faust-streaming issue #606); the writer runs in a thread so the event
-loop keeps serving while Parquet is written.
+loop keeps serving while Parquet is written. A ``privacy.subject.erased`` event redacts the
+subject's personal data in the whole lake (``analytics/erasure.py``) once its batch is
+written.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import faust
 from faust.types import AgentT, StreamT, TopicT
 
 from analytics.compaction import compact
+from analytics.erasure import redact_subject
 from analytics.lake import LakeWriter, WriteReport
 from analytics.tables import flatten
 from schemas import decode
+from schemas.payloads import SubjectErased
 
 AGENT_NAME = "lake-sink"
 COMPACTION_INTERVAL_S = 300.0
@@ -47,7 +51,11 @@ def attach_lake_sink(
         async for values in stream.take(batch_rows, within=batch_timeout_s):
             events = [decode(value) for value in values]  # ingest wrote them: a failure is a bug
             tables = flatten(events)
-            yield await asyncio.to_thread(writer.write, tables)
+            report = await asyncio.to_thread(writer.write, tables)
+            for event in events:  # after the write: the batch may hold the subject's events
+                if isinstance(event.data, SubjectErased):
+                    await asyncio.to_thread(redact_subject, lake_path, event.tenant, event.subject)
+            yield report
 
     agent: AgentT[bytes] = app.agent(source, name=name, concurrency=1)(write_lake)
     return agent

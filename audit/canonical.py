@@ -31,14 +31,13 @@ verifier can say exactly which entry was moved, inserted or removed.
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
 from schemas import Event
-from schemas.registry import BY_NAME, personal_paths
+from schemas.registry import PathTree, personal_tree
 
 VERSION = 1
 GENESIS = bytes(32)
@@ -86,33 +85,13 @@ def encode(value: Any) -> bytes:
     return msgspec.json.encode(value, order="sorted")
 
 
-PathTree = dict[str, "PathTree | None"]
-
-
-@functools.cache
-def path_tree(event_type: str) -> PathTree:
-    """The personal-data paths of a type below ``data``, as a tree (``None`` at a field)."""
-    kind = BY_NAME.get(event_type)
-    tree: PathTree = {}
-    for path in personal_paths(kind) if kind is not None else ():
-        node = tree
-        *parents, name = path.split(".")[1:]
-        for part in parents:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            node = child
-        node[name] = None
-    return tree
-
-
 def split_personal(event: Event) -> tuple[Event, dict[str, Any]]:
     """The event without its personal fields, and those fields as ``{dotted path: value}``.
 
     A personal field is set to ``None``: left out of the encoding where that is its
     default, ``null`` where the schema requires a value (e.g. ``ip.block.*``'s ``ip``).
     """
-    tree = path_tree(event.type)
+    tree = personal_tree(event.type)
     if not tree:
         return event, {}
     taken: dict[str, Any] = {}

@@ -345,8 +345,17 @@ class RiskDetected(Payload, frozen=True, kw_only=True):
     detection: Detection
     severity: RiskLevel
     score: Annotated[int, msgspec.Meta(ge=0, le=100)]
-    summary: Text
-    evidence: dict[Name, EvidenceValue] = {}
+    summary: Annotated[
+        str,
+        personal(
+            "What was seen, for people: names the places, addresses and devices involved.",
+            max_length=1024,
+        ),
+    ]
+    evidence: Annotated[
+        dict[Name, EvidenceValue],
+        personal("The figures behind the detection (may hold addresses and coordinates)."),
+    ] = {}
     related_event_ids: list[Identifier] = []
     client: Client | None = None
 

@@ -8,6 +8,7 @@ this list.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,3 +310,25 @@ def _personal_paths(node: Any, defs: Mapping[str, Any], at: str) -> Iterator[str
         yield from _personal_paths(alternative, defs, at)
     for name, child in node.get("properties", {}).items():
         yield from _personal_paths(child, defs, f"{at}.{name}")
+
+
+PathTree = dict[str, "PathTree | None"]
+"""Dotted paths as nested names: ``{"client": {"ip": None}}`` for ``data.client.ip``."""
+
+
+@functools.cache
+def personal_tree(event_type: str) -> PathTree:
+    """The personal-data paths of a type below ``data``, as a tree (``None`` at a field);
+    empty for a type not in the registry."""
+    kind = BY_NAME.get(event_type)
+    tree: PathTree = {}
+    for path in personal_paths(kind) if kind is not None else ():
+        node = tree
+        *parents, name = path.split(".")[1:]
+        for part in parents:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            node = child
+        node[name] = None
+    return tree

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
-from schemas import Event, decode, encode
+from schemas import Event, decode, encode, kafka_key
 from schemas.codec import structured_headers
 
 log = logging.getLogger(__name__)
@@ -343,3 +343,32 @@ def kafka_producer_factory(
         return producer
 
     return create
+
+
+def publish_now(
+    events: Sequence[Event], *, bootstrap: str, topic: str, timeout_s: float = 30.0
+) -> None:
+    """Publish ``events`` straight to ``topic`` and wait until the broker has each one
+    (for the few events a command records itself, e.g. ``audit erase``; services use the
+    outbox). Raises on the first that is not acknowledged within ``timeout_s``."""
+    from kafka.errors import KafkaError
+
+    try:
+        producer = kafka_producer_factory(bootstrap, linger_ms=0)()
+    except KafkaError as error:
+        raise PublishFailed(f"no broker at {bootstrap}: {error}") from error
+    try:
+        headers = structured_headers()
+        futures = [
+            producer.send(topic, value=encode(e), key=kafka_key(e), headers=headers) for e in events
+        ]
+        for future in futures:
+            future.get(timeout=timeout_s)
+    except KafkaError as error:
+        raise PublishFailed(f"{topic} on {bootstrap}: {error}") from error
+    finally:
+        producer.close(timeout=5)
+
+
+class PublishFailed(RuntimeError):
+    """An event was not acknowledged by the broker."""

@@ -28,6 +28,7 @@ from audit.shredding import ShreddingError
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of
 from factorstream.cli.context import console, fail, settings_of
 from factorstream.settings import Settings
+from verifiers.publish import PublishFailed, publish_now
 
 app = typer.Typer(
     help="The compliance ledger: verify, proofs, erasure, exports.", no_args_is_help=True
@@ -196,8 +197,16 @@ def erase(
     reason: str = typer.Option("subject_request", help="Reason, snake_case."),
     ticket: str | None = typer.Option(None, help="Ticket or request reference."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    publish: bool = typer.Option(
+        True,
+        help="Publish the erasure event to the events topic, so the worker forgets the "
+        "subject and the lake redacts it (--no-publish: the ledger only).",
+    ),
 ) -> None:
-    """Crypto-shred a subject's personal data (destroys its keys; cannot be undone)."""
+    """Crypto-shred a subject's personal data everywhere (cannot be undone).
+
+    Destroys the subject's data keys in the ledger and publishes the erasure event to the
+    events topic: the worker forgets the subject and the lake sink redacts the lake."""
     if not yes and not typer.confirm(f"Erase the personal data of {tenant}/{subject} for good?"):
         raise fail("not erased")
     try:
@@ -215,6 +224,20 @@ def erase(
         f"erased {escape(tenant)}/{escape(subject)}: {len(erasure.key_ids)} data key(s) "
         f"destroyed; recorded event {erasure.event.id}"
     )
+    if not publish:
+        return
+    settings = settings_of(ctx)
+    try:
+        publish_now(
+            [erasure.event], bootstrap=settings.kafka_bootstrap, topic=settings.topics.events
+        )
+    except PublishFailed as error:
+        raise fail(
+            f"the ledger is erased, but the event was not published ({error}): the worker and "
+            "the lake keep the subject's data until it is. Run this command again once the "
+            "broker is up (it records and publishes a new erasure event)."
+        ) from None
+    console.print(f"published the erasure to {escape(settings.topics.events)}")
 
 
 def _moment(value: str | None, name: str) -> datetime | None:

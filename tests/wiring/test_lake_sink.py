@@ -113,3 +113,22 @@ async def test_batch_rows_bounds_each_file(tmp_path: Path, rows: int) -> None:
         await _until(lambda: _count(lake, "events") == 5)
     files = list((lake / "events" / f"date={T0.date().isoformat()}").glob("*.parquet"))
     assert len(files) == (5 if rows == 1 else 1)
+
+
+async def test_an_erasure_event_redacts_the_subject_in_the_whole_lake(tmp_path: Path) -> None:
+    """``privacy.subject.erased`` after the subject's events, one in the same batch: the
+    subject's IP is in no row afterwards; another subject keeps theirs."""
+    app, topic = _app()
+    lake = tmp_path / "lake"
+    earlier = [sample_event("mfa.verification.failed", subject=s, now=T0) for s in ("u-1", "u-2")]
+    LakeWriter(lake).write_events(earlier)  # written by an earlier batch
+    late = sample_event("mfa.verification.failed", subject="u-1", now=T0 + timedelta(days=1))
+    erased = sample_event("privacy.subject.erased", subject="u-1", now=T0 + timedelta(days=1))
+    agent = attach_lake_sink(app, source=topic, lake_path=lake, batch_rows=10, batch_timeout_s=0.2)
+    async with agent.test_context() as context:
+        for event in (late, erased):
+            await context.put(encode(event), key=kafka_key(event), wait=False)
+        await _until(lambda: len(context.results) >= 1)
+    con = connect(lake)
+    rows = con.execute("SELECT subject, ip FROM events ORDER BY subject, time").fetchall()
+    assert rows == [("u-1", None), ("u-1", None), ("u-1", None), ("u-2", "203.0.113.7")]

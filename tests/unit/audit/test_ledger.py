@@ -15,6 +15,7 @@ from audit.export import ERASED, ExportFilter
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.tables import subject_keys
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of
+from factorstream.localkafka import free_port
 from schemas import encode
 from tests.factories import T0, sample_event
 from tests.unit.audit.ledger_support import (
@@ -268,9 +269,12 @@ def test_the_cli_erases_and_exports_mark_the_erased_data(
     env = settings_env(tmp_path, url)
     refused = run_cli(env, "erase", "acme", "u-0", "--requested-by", "dpo-1", input="n\n")
     assert refused.exit_code == 1 and "not erased" in flat(refused)
-    erased = run_cli(env, "erase", "acme", "u-0", "--requested-by", "dpo-1", "--yes")
+    erased = run_cli(
+        env, "erase", "acme", "u-0", "--requested-by", "dpo-1", "--yes", "--no-publish"
+    )
     assert erased.exit_code == 0, erased.output
     assert "1 data key(s) destroyed" in flat(erased)
+    assert "published" not in flat(erased)  # the ledger only
 
     out = tmp_path / "u0.jsonl"
     exported = run_cli(env, "export", "--format", "jsonl", "--subject", "u-0", "-o", str(out))
@@ -323,3 +327,18 @@ def test_without_the_master_key_personal_data_reads_as_erased(
     assert len(rows) == 5 and all(CLIENT_IP not in json.dumps(r.event) for r in rows)
     assert any(r.erased and _at(r.event, r.erased[0]) == ERASED for r in rows)
     assert reader.verify().ok
+
+
+def test_erase_says_so_when_the_event_cannot_be_published(
+    ledger: Ledger, tmp_path: Path, url: str
+) -> None:
+    """No broker: the ledger is erased all the same, and the command fails saying that the
+    worker and the lake still hold the data and what to do."""
+    ledger.append(events(4, subjects=1), now=T0)
+    env = settings_env(tmp_path, url, FACTORSTREAM_KAFKA_BOOTSTRAP=f"127.0.0.1:{free_port()}")
+    result = run_cli(env, "erase", "acme", "u-0", "--requested-by", "dpo-1", "--yes")
+    assert result.exit_code == 1
+    said = flat(result)
+    assert "1 data key(s) destroyed" in said
+    assert "the ledger is erased, but the event was not published" in said
+    assert "Run this command again once the broker is up" in said
