@@ -11,11 +11,20 @@ disabling the user ends the session on the server, and it expires after
 ``session_lifetime_s`` whatever the browser does. The cookie is ``HttpOnly``,
 ``SameSite=Strict`` (which also keeps other sites from driving callbacks with it) and
 ``Secure`` when the settings say so.
+
+The login form carries a token bound to a random value in a cookie of its own
+(``factorstream_login``: ``HttpOnly``, ``SameSite=Strict``, only for ``/login``), as the
+HMAC of that value under the session secret. Another site can neither read the token nor
+have the browser send the cookie with its post, so it cannot sign a victim into the
+attacker's account (login CSRF). A post without a matching token is refused with 400 and
+is not a failed sign-in. The session cookie exists only once someone has signed in.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,6 +58,7 @@ LOGIN_PAGE = """<!doctype html>
       {{ message }}</div>{% endif %}
     <form method="post" action="/login" autocomplete="off">
       <input type="hidden" name="next" value="{{ next }}">
+      <input type="hidden" name="csrf" value="{{ csrf }}">
       <div class="mb-3"><label class="form-label" for="name">User</label>
         <input class="form-control" id="name" name="name" required autofocus
                autocomplete="username" value="{{ name }}"></div>
@@ -69,6 +79,8 @@ MESSAGES = {
     "ask an administrator.",
 }
 REFUSED = "Sign-in refused: wrong user, password or code."
+STALE_FORM = "The sign-in form expired or did not come from this site: please sign in again."
+CSRF_FIELD, FORM_COOKIE = "csrf", "factorstream_login"
 
 
 @dataclass(frozen=True)
@@ -120,11 +132,15 @@ def install_gate(
             return flask.make_response(flask.jsonify(error="sign-in required"), 401)
         return flask.redirect(f"{LOGIN}?next={quote(_safe_next(path))}")
 
-    def login() -> Response | str:
+    def login() -> Response:
         if flask.request.method != "POST":
-            return _page(next_=_safe_next(flask.request.args.get("next", "/")))
+            return _page(policy, next_=_safe_next(flask.request.args.get("next", "/")))
         form = flask.request.form
         name, next_ = form.get("name", "")[:64], _safe_next(form.get("next", "/"))
+        bound = flask.request.cookies.get(FORM_COOKIE, "")
+        given = form.get(CSRF_FIELD, "")[:128]
+        if not bound or not hmac.compare_digest(_form_token(policy, bound), given):
+            return _page(policy, next_=next_, name=name, message=STALE_FORM, status=400)
         result = sign_in(
             directory,
             name=name,
@@ -135,7 +151,7 @@ def install_gate(
         )
         if result.user is None:
             message = MESSAGES.get(result.reason or "", REFUSED)
-            return flask.make_response(_page(next_=next_, name=name, message=message), 401)
+            return _page(policy, next_=next_, name=name, message=message, status=401)
         old = flask.session.get(SESSION_ID)
         at = now()
         if isinstance(old, str):
@@ -159,8 +175,35 @@ def install_gate(
     server.add_url_rule(LOGOUT, "factorstream_logout", logout, methods=["POST"])
 
 
-def _page(*, next_: str, name: str = "", message: str | None = None) -> str:
-    return flask.render_template_string(LOGIN_PAGE, next=next_, name=name, message=message)
+def _page(
+    policy: SessionPolicy,
+    *,
+    next_: str,
+    name: str = "",
+    message: str | None = None,
+    status: int = 200,
+) -> Response:
+    """The login form, its token bound to this browser's form cookie (made if missing)."""
+    bound = flask.request.cookies.get(FORM_COOKIE, "")
+    if not 32 <= len(bound) <= 64:
+        bound = secrets.token_urlsafe(32)
+    html = flask.render_template_string(
+        LOGIN_PAGE, next=next_, name=name, message=message, csrf=_form_token(policy, bound)
+    )
+    response = flask.make_response(html, status)
+    response.set_cookie(
+        FORM_COOKIE,
+        bound,
+        path=LOGIN,
+        httponly=True,
+        samesite="Strict",
+        secure=policy.secure,
+    )
+    return response
+
+
+def _form_token(policy: SessionPolicy, bound: str) -> str:
+    return hmac.new(policy.secret, b"login-form:" + bound.encode(), "sha256").hexdigest()
 
 
 def _safe_next(target: str) -> str:

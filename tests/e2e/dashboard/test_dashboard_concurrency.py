@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import re
 import threading
 import urllib.parse
 import urllib.request
@@ -49,8 +50,16 @@ def test_queries_while_the_sink_writes(served: Served) -> None:
     user = served.directory.add("reader-rita", role="soc", password=PASSWORD, now=datetime.now(UTC))
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(served.url + "/login", timeout=30).read().decode()
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token, "the login form carries no token"
     form = urllib.parse.urlencode(
-        {"name": "reader-rita", "password": PASSWORD, "code": pyotp.TOTP(user.secret).now()}
+        {
+            "csrf": token.group(1),
+            "name": "reader-rita",
+            "password": PASSWORD,
+            "code": pyotp.TOTP(user.secret).now(),
+        }
     ).encode()
     opener.open(served.url + "/login", data=form, timeout=30).read()
     assert any(cookie.name == "factorstream_session" for cookie in jar)

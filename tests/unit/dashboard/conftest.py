@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -111,15 +112,26 @@ def client(app: Dash) -> Iterator[FlaskClient]:
         yield client
 
 
+def form_token(client: FlaskClient) -> str:
+    """The login form's token for this browser, read from the form as a browser would."""
+    page = client.get("/login").get_data(as_text=True)
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the login form carries no token"
+    return found.group(1)
+
+
+def post_login(client: FlaskClient, **fields: str) -> Any:
+    """Fill in and post the login form (``fields``: name, password, code, next)."""
+    return client.post("/login", data={"csrf": form_token(client), **fields})
+
+
 def sign_in(client: FlaskClient, account: Account, at: datetime, *, steps: int = 0) -> Any:
-    return client.post(
-        "/login",
-        data={
-            "name": account.name,
-            "password": account.password,
-            "code": account.code(at, steps=steps),
-            "next": "/",
-        },
+    return post_login(
+        client,
+        name=account.name,
+        password=account.password,
+        code=account.code(at, steps=steps),
+        next="/",
     )
 
 

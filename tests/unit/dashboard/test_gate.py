@@ -8,7 +8,14 @@ from dash import Dash
 from flask.testing import FlaskClient
 
 from dashboard.gate import COOKIE
-from tests.unit.dashboard.conftest import AddUser, Clock, callback_body, sign_in
+from tests.unit.dashboard.conftest import (
+    AddUser,
+    Clock,
+    callback_body,
+    form_token,
+    post_login,
+    sign_in,
+)
 
 DASH_ENDPOINTS = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash", "/_favicon.ico")
 
@@ -84,10 +91,7 @@ def test_a_wrong_code_in_the_form_is_refused_with_401(
     client: FlaskClient, add_user: AddUser, clock: Clock
 ) -> None:
     account = add_user()
-    response = client.post(
-        "/login",
-        data={"name": account.name, "password": account.password, "code": "000000"},
-    )
+    response = post_login(client, name=account.name, password=account.password, code="000000")
     assert response.status_code == 401
     assert b"Sign-in refused" in response.data
     assert COOKIE not in response.headers.get("Set-Cookie", "")
@@ -148,13 +152,49 @@ def test_next_never_leaves_the_site(
     client: FlaskClient, add_user: AddUser, clock: Clock, target: str
 ) -> None:
     account = add_user()
+    response = post_login(
+        client,
+        name=account.name,
+        password=account.password,
+        code=account.code(clock()),
+        next=target,
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_a_login_post_without_the_forms_token_is_refused_and_not_counted(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    """Login CSRF: a post that did not come from our form gets 400; it is not a failed
+    sign-in either (four wrong passwords would lock an admin, whose limit is three)."""
+    account = add_user("root", role="admin")
+    for _ in range(4):
+        response = client.post(
+            "/login", data={"name": account.name, "password": "wrong", "code": "123456"}
+        )
+        assert response.status_code == 400
+        assert b"did not come from this site" in response.data
+    assert sign_in(client, account, clock()).status_code == 302
+
+
+def test_a_token_from_another_browser_is_refused(
+    app: Dash, client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    """The attacker reads a token from their own browser and has the victim's browser post
+    the attacker's credentials with it: refused, and the victim gets no session."""
+    attacker_account = add_user("mallory")
+    with app.server.test_client() as attacker:
+        stolen = form_token(attacker)
+    form_token(client)  # the victim has visited the login page before: a token of their own
     response = client.post(
         "/login",
         data={
-            "name": account.name,
-            "password": account.password,
-            "code": account.code(clock()),
-            "next": target,
+            "csrf": stolen,
+            "name": attacker_account.name,
+            "password": attacker_account.password,
+            "code": attacker_account.code(clock()),
         },
     )
-    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.status_code == 400
+    assert client.get("/_dash-layout").status_code == 401
+    assert post_login(client, name="mallory", password="x", code="1").status_code == 401
