@@ -25,7 +25,12 @@ def dashboard(
     host: str | None = typer.Option(None, help="Interface to bind (default: the settings)."),
     port: int | None = typer.Option(None, help="Port (default: the settings)."),
 ) -> None:
-    """Serve the dashboard until stopped; every page asks for a password and a TOTP code."""
+    """Serve the dashboard until stopped; every page asks for a password and a TOTP code.
+
+    Served by waitress (a production WSGI server, several threads), not Flask's
+    development server."""
+    from waitress import serve
+
     from dashboard.app import create_app
 
     settings = settings_of(ctx)
@@ -36,7 +41,7 @@ def dashboard(
         f"dashboard on [bold]http://{bind}:{listen}/[/] (lake {settings.lake_path()}, "
         f"users {settings.dashboard_database_url()})"
     )
-    dash_app.run(host=bind, port=str(listen), debug=False)
+    serve(dash_app.server, host=bind, port=listen, threads=8, ident="factorstream")
 
 
 @app.command("add")

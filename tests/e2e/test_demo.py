@@ -69,6 +69,7 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
         dashboard = f"http://127.0.0.1:{env['FACTORSTREAM_DASHBOARD__PORT']}/login"
         with urllib.request.urlopen(dashboard, timeout=10) as response:  # noqa: S310
             assert response.status == 200
+            assert response.headers["Server"] == "factorstream"  # waitress, not Flask's dev server
         assert _ours(data_dir), "the demo's children should be running now"
 
         # what the dashboard shows: every scenario's detection in the anomaly feed, the
