@@ -275,9 +275,14 @@ class Ledger:
         database.checkpoint_wal(self.engine)  # SQLite: the old key pages leave the WAL too
         return Erasure(tenant, subject, key_ids, event)
 
-    def rows(self, where: ExportFilter | None = None, *, chunk: int = 1000) -> Iterator[LedgerRow]:
-        """Entries in ledger order, personal data opened where its key still exists."""
-        yield from read_rows(self.engine, self.keys, where or ExportFilter(), chunk=chunk)
+    def rows(
+        self, where: ExportFilter | None = None, *, chunk: int = 1000, newest_first: bool = False
+    ) -> Iterator[LedgerRow]:
+        """Entries in ledger order (or newest first), personal data opened where its key
+        still exists."""
+        yield from read_rows(
+            self.engine, self.keys, where or ExportFilter(), chunk=chunk, newest_first=newest_first
+        )
 
 
 def _present(connection: sa.Connection, ids: list[str]) -> set[str]:

@@ -1,8 +1,9 @@
 """Reading entries back as :class:`audit.export.LedgerRow`, personal data opened.
 
 Filters go into SQL (tenant, subject, types, event time). Rows are read in chunks by
-sequence number (keyset pagination), each chunk in its own short read transaction,
-and the chunk's data keys are looked up once: a key erased meanwhile is never used.
+sequence number (keyset pagination, oldest or newest first), each chunk in its own short
+read transaction, and the chunk's data keys are looked up once: a key erased meanwhile is
+never used.
 """
 
 from __future__ import annotations
@@ -37,14 +38,19 @@ def _query(where: ExportFilter) -> sa.Select[Any]:
 
 
 def read_rows(
-    engine: sa.Engine, keys: KeyRing, where: ExportFilter, *, chunk: int
+    engine: sa.Engine, keys: KeyRing, where: ExportFilter, *, chunk: int, newest_first: bool = False
 ) -> Iterator[LedgerRow]:
-    query, after = _query(where), -1
+    """Matching rows in ledger order (``newest_first``: the reverse; the first chunk then
+    costs what the newest ``chunk`` rows cost, however long the ledger)."""
+    query, bound = _query(where), None
+    seq = entries.c.seq
     while True:
+        page = query
+        if bound is not None:
+            page = page.where(seq < bound if newest_first else seq > bound)
+        page = page.order_by(seq.desc() if newest_first else seq).limit(chunk)
         with database.reading(engine) as connection:
-            batch = connection.execute(
-                query.where(entries.c.seq > after).order_by(entries.c.seq).limit(chunk)
-            ).all()
+            batch = connection.execute(page).all()
             stored = [canonical.decode_entry(bytes(row.entry)) for row in batch]
             wanted = {s.sealed.key for s in stored if s.sealed is not None}
             ciphers = keys.readable(connection, wanted) if wanted else {}
@@ -52,7 +58,7 @@ def read_rows(
             yield _row(int(row.seq), row.recorded_at, entry, ciphers)
         if len(batch) < chunk:
             return
-        after = int(batch[-1].seq)
+        bound = int(batch[-1].seq)
 
 
 def _row(seq: int, recorded_at: Any, entry: canonical.StoredEntry, ciphers: Any) -> LedgerRow:

@@ -4,8 +4,8 @@ export. A thin layer over :class:`audit.ledger.Ledger` and :func:`audit.export.w
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,9 +44,8 @@ class AuditLedger:
         self.ledger = ledger
 
     def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]:
-        """The last ``limit`` matching rows, newest first."""
-        last: deque[LedgerRow] = deque(self.ledger.rows(where), maxlen=limit)
-        return list(reversed(last))
+        """The last ``limit`` matching rows, newest first (read from the newest end)."""
+        return list(islice(self.ledger.rows(where, chunk=limit, newest_first=True), limit))
 
     def latest_checkpoint(self) -> Checkpoint | None:
         checkpoints = self.ledger.checkpoints()

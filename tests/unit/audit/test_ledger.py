@@ -62,6 +62,18 @@ def test_appends_are_idempotent_by_event_id(ledger: Ledger) -> None:
     assert ledger.verify().ok
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_rows_read_newest_first_in_chunks_with_filters(ledger: Ledger, chunk: int) -> None:
+    batch = events(12, subjects=2)
+    ledger.append(batch, now=T0)
+    newest = [row.event["id"] for row in ledger.rows(chunk=chunk, newest_first=True)]
+    assert newest == [e.id for e in reversed(batch)]
+    only = ledger.rows(ExportFilter(subject="u-1"), chunk=chunk, newest_first=True)
+    assert [row.event["id"] for row in only] == [
+        e.id for e in reversed(batch) if e.subject == "u-1"
+    ]
+
+
 def test_checkpoints_every_n_entries_and_after_the_interval(ledger: Ledger) -> None:
     result = ledger.append(events(25), now=T0)
     assert [c.tree_size for c in result.checkpoints] == [10, 20]
