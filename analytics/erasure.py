@@ -13,15 +13,20 @@ counts, rates and detections of the dashboard do not change); only who, where an
 device go.
 
 Redacting again changes nothing and rewrites nothing, so a re-delivered erasure event is
-harmless; an event of the subject re-delivered after the erasure is not written again
-(the lake writer drops ids a partition already holds).
+harmless. Events of the subject that reach the sink *after* the erasure but happened
+before it — a lockout or risk detection derived late, Kafka re-delivering after a crash —
+are redacted before they are written: the sink keeps the erased subjects
+(:class:`ErasedSubjects`, read back from the lake's own ``privacy.subject.erased`` rows
+when it starts) with the time of their erasure. What a subject does after its erasure is
+new data, and is kept.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,8 +37,10 @@ import pyarrow.parquet as pq
 from analytics.columns import PERSONAL, SCHEMAS
 from analytics.compaction import merge, partitions, replace_partition
 from analytics.lake import lake_lock, parquet_files
+from analytics.views import connect, fetch
 from schemas.registry import PathTree, personal_tree
 
+ERASURE_TYPE: Final = "privacy.subject.erased"
 ERASED: Final = "[personal data erased]"
 """What an erased subject's risk detections say instead of their summary."""
 
@@ -66,7 +73,7 @@ def _redact_partition(
         if not any(_holds(path, tenant, subject) for path in files):
             return 0
         merged = merge([pq.ParquetFile(path).read() for path in files], SCHEMAS[table])
-        redacted, rows = redact_rows(table, merged, tenant, subject)
+        redacted, rows = redact_rows(table, merged, subject_mask(merged, tenant, subject))
         if rows:
             replace_partition(lake, table, day, link, redacted)
         return rows
@@ -74,18 +81,18 @@ def _redact_partition(
 
 def _holds(path: Path, tenant: str, subject: str) -> bool:
     keys = pq.ParquetFile(path).read(columns=["tenant", "subject"])
-    return bool(pc.any(_mask(keys, tenant, subject)).as_py())
+    return bool(pc.any(subject_mask(keys, tenant, subject)).as_py())
 
 
-def _mask(rows: pa.Table, tenant: str, subject: str) -> pa.ChunkedArray:
+def subject_mask(rows: pa.Table, tenant: str, subject: str) -> pa.ChunkedArray:
+    """Which of ``rows`` are ``tenant``/``subject``'s."""
     same = pc.and_(pc.equal(rows["tenant"], tenant), pc.equal(rows["subject"], subject))
     return pc.fill_null(same, False)
 
 
-def redact_rows(table: str, rows: pa.Table, tenant: str, subject: str) -> tuple[pa.Table, int]:
-    """``rows`` of ``table`` with the subject's personal columns redacted, and how many of
-    the subject's rows changed (0: ``rows`` is returned as it was)."""
-    mask = _mask(rows, tenant, subject)
+def redact_rows(table: str, rows: pa.Table, mask: pa.ChunkedArray) -> tuple[pa.Table, int]:
+    """``rows`` of ``table`` with the personal columns of the rows ``mask`` selects
+    redacted, and how many rows changed (0: ``rows`` is returned as it was)."""
     if not pc.any(mask).as_py():
         return rows, 0
     redacted = rows
@@ -109,6 +116,65 @@ def redact_rows(table: str, rows: pa.Table, tenant: str, subject: str) -> tuple[
         if before != after
     )
     return redacted, changed
+
+
+class ErasedSubjects:
+    """The subjects erased so far and when: what the lake sink must not write in clear."""
+
+    def __init__(self, erased: Mapping[tuple[str, str], datetime] | None = None) -> None:
+        self._at: dict[str, datetime] = {
+            _key(tenant, subject): at for (tenant, subject), at in (erased or {}).items()
+        }
+
+    @classmethod
+    def of_lake(cls, lake: Path) -> ErasedSubjects:
+        """The erasures the lake already holds (its ``privacy.subject.erased`` rows)."""
+        con = connect(lake)
+        try:
+            found = fetch(
+                con,
+                "SELECT tenant, subject, max(time) AS at FROM events "
+                "WHERE type = $type GROUP BY tenant, subject",
+                {"type": ERASURE_TYPE},
+            )
+        finally:
+            con.close()
+        return cls(
+            {
+                (str(tenant), str(subject)): at.to_pydatetime()
+                for tenant, subject, at in found.itertuples(index=False)
+            }
+        )
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def add(self, tenant: str, subject: str, at: datetime) -> None:
+        key = _key(tenant, subject)
+        self._at[key] = max(at, self._at.get(key, at))
+
+    def mask(self, rows: pa.Table) -> pa.ChunkedArray:
+        """Which of ``rows`` belong to an erased subject and happened before its erasure."""
+        if not self._at or rows.num_rows == 0:
+            return pa.chunked_array([pa.array([False] * rows.num_rows, pa.bool_())])
+        keys = pc.binary_join_element_wise(rows["tenant"], rows["subject"], "\0")
+        hits = pc.fill_null(pc.is_in(keys, value_set=pa.array(list(self._at))), False)
+        if not pc.any(hits).as_py():
+            return hits
+        times = rows["time"].to_pylist()
+        flags = [
+            bool(hit) and times[index] <= self._at[key]
+            for index, (hit, key) in enumerate(zip(hits.to_pylist(), keys.to_pylist(), strict=True))
+        ]
+        return pa.chunked_array([pa.array(flags, pa.bool_())])
+
+    def redact(self, tables: Mapping[str, pa.Table]) -> dict[str, pa.Table]:
+        """``tables`` (a batch about to be written) with erased subjects' rows redacted."""
+        return {name: redact_rows(name, rows, self.mask(rows))[0] for name, rows in tables.items()}
+
+
+def _key(tenant: str, subject: str) -> str:
+    return f"{tenant}\0{subject}"
 
 
 def _redact_payloads(

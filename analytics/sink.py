@@ -6,8 +6,8 @@ appends one file per table and date (``analytics.lake.LakeWriter``: complete fil
 idempotent by event id, so Kafka's at-least-once re-delivery adds no duplicate rows).
 ``concurrency=1`` (faust-streaming issue #606); the writer runs in a thread so the event
 loop keeps serving while Parquet is written. A ``privacy.subject.erased`` event redacts the
-subject's personal data in the whole lake (``analytics/erasure.py``) once its batch is
-written.
+subject's personal data in the whole lake (``analytics/erasure.py``), and rows of erased
+subjects from before their erasure are redacted before they are written.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import faust
 from faust.types import AgentT, StreamT, TopicT
 
 from analytics.compaction import compact
-from analytics.erasure import redact_subject
+from analytics.erasure import ErasedSubjects, redact_subject
 from analytics.lake import LakeWriter, WriteReport
 from analytics.tables import flatten
 from schemas import decode
@@ -48,13 +48,16 @@ def attach_lake_sink(
 
     async def write_lake(stream: StreamT[bytes]) -> AsyncIterator[WriteReport]:
         writer = await asyncio.to_thread(LakeWriter, lake_path)  # creates the lake if new
+        erased = await asyncio.to_thread(ErasedSubjects.of_lake, lake_path)
         async for values in stream.take(batch_rows, within=batch_timeout_s):
             events = [decode(value) for value in values]  # ingest wrote them: a failure is a bug
-            tables = flatten(events)
+            erasures = [e for e in events if isinstance(e.data, SubjectErased)]
+            for event in erasures:
+                erased.add(event.tenant, event.subject, event.time)
+            tables = erased.redact(flatten(events)) if erased else flatten(events)
             report = await asyncio.to_thread(writer.write, tables)
-            for event in events:  # after the write: the batch may hold the subject's events
-                if isinstance(event.data, SubjectErased):
-                    await asyncio.to_thread(redact_subject, lake_path, event.tenant, event.subject)
+            for event in erasures:  # what earlier batches wrote
+                await asyncio.to_thread(redact_subject, lake_path, event.tenant, event.subject)
             yield report
 
     agent: AgentT[bytes] = app.agent(source, name=name, concurrency=1)(write_lake)

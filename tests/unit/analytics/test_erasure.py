@@ -13,7 +13,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics.columns import TABLES
-from analytics.erasure import ERASED, redact_payload, redact_rows, redact_subject
+from analytics.erasure import (
+    ERASED,
+    ERASURE_TYPE,
+    ErasedSubjects,
+    redact_payload,
+    redact_rows,
+    redact_subject,
+    subject_mask,
+)
 from analytics.lake import LakeWriter
 from analytics.tables import flatten
 from analytics.views import connect, fetch
@@ -164,4 +172,25 @@ def test_every_payload_keeps_its_fields_but_the_personal_ones(kind: str) -> None
 
 def test_rows_of_no_matching_subject_come_back_unchanged() -> None:
     rows = flatten(_events(KEPT, days=1))["events"]
-    assert redact_rows("events", rows, "acme", GONE) == (rows, 0)
+    assert redact_rows("events", rows, subject_mask(rows, "acme", GONE)) == (rows, 0)
+
+
+def test_erased_subjects_are_read_back_from_the_lake_with_the_time_of_their_erasure(
+    tmp_path: Path,
+) -> None:
+    erasure = sample_event("privacy.subject.erased", subject=GONE, now=T0 + timedelta(hours=1))
+    others = [e for e in _events(KEPT, days=1) if e.type != ERASURE_TYPE]
+    LakeWriter(tmp_path).write_events([*others, erasure])
+    erased = ErasedSubjects.of_lake(tmp_path)
+    assert len(erased) == 1
+    late = [  # reach the sink after the erasure: a derived lockout, and later activity
+        sample_event("lockout.applied", subject=GONE, now=T0 + timedelta(minutes=59)),
+        sample_event("lockout.applied", subject=GONE, now=T0 + timedelta(hours=2)),
+        sample_event("lockout.applied", subject=KEPT, now=T0 + timedelta(minutes=59)),
+        sample_event("lockout.applied", tenant="globex", subject=GONE, now=T0),
+    ]
+    rows = flatten(late)["lockouts"]
+    assert erased.mask(rows).to_pylist() == [True, False, False, False]
+    redacted = erased.redact(flatten(late))
+    assert redacted["lockouts"]["ip"].to_pylist() == [None, *rows["ip"].to_pylist()[1:]]
+    assert ErasedSubjects.of_lake(tmp_path / "empty").mask(rows).to_pylist() == [False] * 4
