@@ -1,11 +1,15 @@
-"""The README sections generated from code: the settings table and the CLI reference.
+"""The README sections generated from code and data: the settings table, the CLI
+reference and the benchmark table (from the figures ``factorstream bench all`` wrote to
+:data:`BENCH_RESULTS`).
 
 ``factorstream docs`` rewrites them between their markers; a test fails when they are
-stale, so a setting or a command cannot go undocumented.
+stale, so a setting or a command cannot go undocumented, and the README's figures are
+the ones in the results file.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +20,8 @@ from pydantic.fields import FieldInfo
 from factorstream.settings import setting_fields
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+BENCH_RESULTS = Path(__file__).resolve().parent / "bench" / "results.json"
+"""The full run's figures: ``factorstream bench all --output`` this file."""
 ENV_PREFIX = "FACTORSTREAM_"
 
 
@@ -76,9 +82,53 @@ def _argument_name(param: Any) -> str:
     return str(name or param.name)
 
 
+def bench_section(results: list[dict[str, Any]]) -> str:
+    """The benchmark table, and each benchmark's other contenders and notes, as Markdown."""
+    days = sorted({str(r["measured_at"])[:10] for r in results})
+    machines = sorted({str(r["machine"]) for r in results})
+    lines = [
+        f"Measured {' and '.join(days)} by `factorstream bench all` on {'; '.join(machines)}"
+        " (this project's shared development machine; Apache Kafka and PostgreSQL on the same"
+        " two cores). Each ratio compares the candidate with its baseline measured in the"
+        " same run.",
+        "",
+        "| benchmark | candidate | baseline | ratio | goal |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        unit, candidate, baseline = r["unit"], r["contenders"][0], r["baseline"]
+        verdict = f"**{r['ratio']:.2f}×**" if r["meets_goal"] else f"{r['ratio']:.3g}× (misses)"
+        lines.append(
+            f"| `{r['bench']}` | {candidate['name']}: {_rate(candidate['events_per_s'])} {unit}"
+            f" | {baseline['name']}: {_rate(baseline['events_per_s'])} | {verdict}"
+            f" | {r['goal']} |"
+        )
+    lines += ["", "Details, per benchmark:", ""]
+    for r in results:
+        details = [f"{m['name']} {_rate(m['events_per_s'])}" for m in r["contenders"][1:]]
+        details = ([f"also measured: {', '.join(details)}"] if details else []) + [
+            f"{key}: {value}" for key, value in r["notes"].items() if key != "broker"
+        ]
+        if details:
+            lines.append(f"- `{r['bench']}` — " + "; ".join(details).replace("|", "\\|"))
+    return "\n".join(lines)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def bench_results(path: Path = BENCH_RESULTS) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = json.loads(path.read_text())
+    return results
+
+
 def render(readme: str, command: Any) -> str:
     """``readme`` with its generated sections brought up to date."""
-    for name, body in (("settings", settings_table()), ("cli", cli_reference(command))):
+    sections = [("settings", settings_table()), ("cli", cli_reference(command))]
+    if BENCH_RESULTS.exists():
+        sections.append(("bench", bench_section(bench_results())))
+    for name, body in sections:
         start, end = _markers(name)
         pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
         if not pattern.search(readme):

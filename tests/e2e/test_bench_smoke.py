@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from factorstream import docs
 from tests.kafka_broker import KafkaBroker
 
 Document = dict[str, object]
@@ -69,3 +70,7 @@ def test_bench_all_quick_writes_every_figure(
     _check(latency, 1.0)
     notes = latency["notes"]
     assert isinstance(notes, dict) and notes["probes"] == "5 (timed out after 30 s: 0)"
+
+    table = docs.bench_section(documents)  # what `factorstream docs` puts in the README
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == list(by_name)
