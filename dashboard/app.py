@@ -19,7 +19,7 @@ import flask
 from dash import Dash
 
 from dashboard import layout
-from dashboard.context import DashboardContext
+from dashboard.context import DashboardContext, once_opened
 from dashboard.data import LakeMetrics
 from dashboard.gate import SessionPolicy, install_gate
 from dashboard.keys import read_or_create
@@ -78,7 +78,7 @@ def create_app(
     directory = open_directory(settings)
     context = DashboardContext(
         metrics=metrics or LakeMetrics(settings.lake_path()),
-        ledger=ledger if ledger is not None else open_ledger(settings),
+        open_ledger=once_opened(lambda: ledger if ledger is not None else open_ledger(settings)),
         now=now,
     )
     app = Dash(

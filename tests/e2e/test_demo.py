@@ -1,6 +1,7 @@
 """``factorstream demo`` from outside: it starts Kafka, the worker, the simulator and the
 dashboard on an empty data dir; every attack scenario reaches the lake (what the
-dashboard's anomaly feed and lockout pages show); SIGINT leaves no process behind."""
+dashboard's anomaly feed and lockout pages show); the demo auditor signs in (password and
+TOTP) and every page shows data in headless Chromium; SIGINT leaves no process behind."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from pathlib import Path
 
 from analytics.queries import QUERIES, Filters
 from analytics.views import connect, fetch
+from factorstream.demo import read_demo_auditor
 from factorstream.localkafka import free_port
+from factorstream.settings import Settings
 from factorstream.simulator.scenarios import EXPECTED
+from tests.e2e.dashboard.conftest import PAGES, chromium, wait_for, wait_for_page_data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,6 +89,28 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
             if expected - seen - types
         }
         assert not missing, (missing, sorted(seen), sorted(types))
+
+        # every page shows data to the demo auditor, signed in with password and TOTP
+        auditor = read_demo_auditor(Settings(data_dir=data_dir))
+        assert auditor is not None
+        url = dashboard.removesuffix("/login")
+        with chromium(tmp_path / "downloads") as browser:
+            browser.get(url + "/login")
+            for field, value in (
+                ("name", auditor.name),
+                ("password", auditor.password),
+                ("code", auditor.code(datetime.now(UTC))),
+            ):
+                browser.find_element("id", field).send_keys(value)
+            browser.find_element("id", "sign-in").click()
+            wait_for(lambda: browser.find_elements("id", "signed-in-user"), what="the dashboard")
+            for path in PAGES:
+                browser.get(url + path)
+                try:
+                    wait_for_page_data(browser, path)
+                except AssertionError:  # what the page showed instead, kept with the test
+                    browser.save_screenshot(str(tmp_path / "page-without-data.png"))
+                    raise
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from werkzeug.serving import make_server
@@ -28,6 +31,63 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "e2e passphrase, long enough"
 DEMO_START = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+PAGES = {  # path: (screenshot name, charts expected)
+    "/": ("overview", 2),
+    "/adoption": ("adoption", 2),
+    "/verification": ("verification", 4),
+    "/geo": ("geo", 2),
+    "/lockouts": ("lockouts", 2),
+    "/audit": ("audit", 0),
+    "/compliance": ("compliance", 2),
+}
+CHART_POINTS = """
+return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (g) {
+  var n = 0;
+  (g.data || []).forEach(function (t) { n += (t.y || t.values || t.lat || []).length; });
+  var holder = g.closest('.dash-graph');
+  return {id: holder ? holder.id : '', points: n, data: JSON.stringify(g.data || [])};
+});
+"""
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def charts(driver: Any) -> list[dict[str, Any]]:
+    charts: list[dict[str, Any]] = driver.execute_script(CHART_POINTS)
+    return charts
+
+
+def wait_for_page_data(driver: Any, path: str) -> list[dict[str, Any]]:
+    """Wait until the open page ``path`` shows data: its expected number of charts, each
+    with data points (their descriptions are returned), or, on the audit trail, ledger
+    rows in the grid."""
+    from selenium.webdriver.common.by import By
+
+    expected = PAGES[path][1]
+    if not expected:
+        wait_for(
+            lambda: len(driver.find_elements(By.CSS_SELECTOR, "#audit-grid .ag-row")) > 5,
+            what="ledger rows in the grid",
+        )
+        return []
+    found: list[dict[str, Any]] = wait_for(
+        lambda: (
+            (c := charts(driver)) and len(c) == expected and all(x["points"] > 0 for x in c) and c
+        ),
+        what=f"{expected} charts with data on {path}",
+    )
+    return found
 
 
 @dataclass
@@ -86,9 +146,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser(served: Served) -> Iterator[object]:
-    """Headless Debian Chromium through Debian's chromedriver (no Selenium Manager)."""
+@contextlib.contextmanager
+def chromium(downloads: Path) -> Iterator[Any]:
+    """Headless Debian Chromium through Debian's chromedriver (no Selenium Manager),
+    downloading into ``downloads``."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         missing("chromium", f"{CHROMIUM} and {CHROMEDRIVER} are needed (apt: chromium-driver)")
     os.environ.setdefault("SE_OFFLINE", "true")
@@ -112,10 +173,7 @@ def browser(served: Served) -> Iterator[object]:
         options.add_argument(argument)
     options.add_experimental_option(
         "prefs",
-        {
-            "download.default_directory": str(served.downloads),
-            "download.prompt_for_download": False,
-        },
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
     )
     try:
         driver = webdriver.Chrome(
@@ -128,13 +186,18 @@ def browser(served: Served) -> Iterator[object]:
         {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False},
     )
     driver.execute_cdp_cmd(
-        "Browser.setDownloadBehavior",
-        {"behavior": "allow", "downloadPath": str(served.downloads)},
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )
     try:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(served: Served) -> Iterator[object]:
+    with chromium(served.downloads) as driver:
+        yield driver
 
 
 README_SCREENSHOTS = Path(__file__).resolve().parents[3] / "dashboard" / "screenshots"

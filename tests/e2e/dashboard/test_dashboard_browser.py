@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,37 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.users import NewUser
-from tests.e2e.dashboard.conftest import PASSWORD, Served
+from tests.e2e.dashboard.conftest import PAGES, PASSWORD, Served, wait_for, wait_for_page_data
+from tests.e2e.dashboard.conftest import charts as _charts
 from verifiers.tables import lockout_states
-
-PAGES = {  # path: (screenshot name, charts expected)
-    "/": ("overview", 2),
-    "/adoption": ("adoption", 2),
-    "/verification": ("verification", 4),
-    "/geo": ("geo", 2),
-    "/lockouts": ("lockouts", 2),
-    "/audit": ("audit", 0),
-    "/compliance": ("compliance", 2),
-}
-CHART_POINTS = """
-return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (g) {
-  var n = 0;
-  (g.data || []).forEach(function (t) { n += (t.y || t.values || t.lat || []).length; });
-  var holder = g.closest('.dash-graph');
-  return {id: holder ? holder.id : '', points: n, data: JSON.stringify(g.data || [])};
-});
-"""
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _fill_login(driver: Any, served: Served, user: NewUser, code: str) -> None:
@@ -64,11 +35,6 @@ def _failures(served: Served, user: NewUser) -> int:
             sa.select(lockout_states.c.state).where(lockout_states.c.subject == user.user.subject)
         ).scalar_one_or_none()
     return int(state["failures"]) if state else 0
-
-
-def _charts(driver: Any) -> list[dict[str, Any]]:
-    charts: list[dict[str, Any]] = driver.execute_script(CHART_POINTS)
-    return charts
 
 
 def test_a_wrong_totp_code_is_refused_and_counted(
@@ -109,22 +75,9 @@ def test_every_page_shows_data(
 
     name, expected = PAGES[path]
     signed_in.get(served.url + path)
-    if expected:
-        charts = wait_for(
-            lambda: (
-                (c := _charts(signed_in))
-                and len(c) == expected
-                and all(chart["points"] > 0 for chart in c)
-                and c
-            ),
-            what=f"{expected} charts with data on {path}",
-        )
-        assert all(chart["points"] > 0 for chart in charts), charts
-    else:  # the audit trail: grid rows and the signed checkpoint
-        wait_for(
-            lambda: len(signed_in.find_elements(By.CSS_SELECTOR, "#audit-grid .ag-row")) > 5,
-            what="ledger rows in the grid",
-        )
+    found = wait_for_page_data(signed_in, path)
+    assert len(found) == expected and all(chart["points"] > 0 for chart in found), found
+    if not expected:  # the audit trail: the signed checkpoint, and verify on demand
         checkpoint = signed_in.find_element(By.ID, "audit-checkpoint").text
         assert "Root hash" in checkpoint
         signed_in.find_element(By.ID, "audit-verify").click()
