@@ -158,3 +158,5 @@ VERIFICATION_TYPES: Final = frozenset(
 SUCCESS_TYPES: Final = frozenset(
     {"mfa.verification.succeeded", "mfa.push.approved", "mfa.recovery.succeeded"}
 )
+SIGN_IN_TYPES: Final = frozenset({"auth.login.attempted"}) | VERIFICATION_TYPES
+"""What counts as a sign-in step: the password attempt and every verification outcome."""

@@ -11,6 +11,7 @@ Views (one per table, all columns of the files plus ``date`` from the partition)
   from the first ``mfa.challenge.issued`` of the same factor in the same transaction
   (tenant + correlation id) to the verification, else from the transaction's first
   ``mfa.required`` (TOTP and WebAuthn prompts issue no challenge of their own);
+* ``sign_ins``: the ``events`` rows of sign-in steps (:data:`analytics.columns.SIGN_IN_TYPES`);
 * ``lake_<table>`` for each table: the bare files, without the time-to-complete join.
 """
 
@@ -26,7 +27,7 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics.columns import TABLES
+from analytics.columns import SIGN_IN_TYPES, TABLES
 from analytics.lake import ensure_lake
 
 VIEWS_FILE: Final = "analytics.duckdb"
@@ -78,6 +79,10 @@ def view_statements(lake: Path) -> list[str]:
         if table != "verifications":
             statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM lake_{table}")  # noqa: S608 - constant names
     statements.append(_VERIFICATIONS)
+    kinds = ", ".join(_literal(kind) for kind in sorted(SIGN_IN_TYPES))
+    statements.append(
+        f"CREATE OR REPLACE VIEW sign_ins AS SELECT * FROM lake_events WHERE type IN ({kinds})"  # noqa: S608 - constant names
+    )
     return statements
 
 

@@ -23,12 +23,8 @@ def mfa_adoption(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
     """
     sql = """
     WITH active AS (
-        SELECT DISTINCT date AS day, tenant, subject FROM lake_events
-        WHERE type IN ('auth.login.attempted', 'mfa.verification.succeeded',
-            'mfa.verification.failed', 'mfa.push.approved', 'mfa.push.rejected',
-            'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.succeeded',
-            'mfa.recovery.failed')
-          AND ($tenant IS NULL OR tenant = $tenant)
+        SELECT DISTINCT date AS day, tenant, subject FROM sign_ins
+        WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
           AND ($application IS NULL OR application = $application)
     ), spans AS (

@@ -21,12 +21,8 @@ def device_distribution(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.
     SELECT coalesce(device_kind, 'unknown') AS device_kind,
         coalesce(device_os, 'unknown') AS device_os,
         count(*) AS sign_ins, count(DISTINCT (tenant, subject)) AS subjects
-    FROM lake_events
-    WHERE type IN ('auth.login.attempted', 'mfa.verification.succeeded',
-        'mfa.verification.failed', 'mfa.push.approved', 'mfa.push.rejected',
-        'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.succeeded',
-        'mfa.recovery.failed')
-      AND ($tenant IS NULL OR tenant = $tenant)
+    FROM sign_ins
+    WHERE ($tenant IS NULL OR tenant = $tenant)
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
       AND ($factor IS NULL OR factor = $factor)
       AND ($application IS NULL OR application = $application)
@@ -48,12 +44,8 @@ def sign_in_geography(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
             'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.failed')
             OR outcome = 'failure') AS failures,
         count(DISTINCT (tenant, subject)) AS subjects
-    FROM lake_events
-    WHERE type IN ('auth.login.attempted', 'mfa.verification.succeeded',
-        'mfa.verification.failed', 'mfa.push.approved', 'mfa.push.rejected',
-        'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.succeeded',
-        'mfa.recovery.failed')
-      AND latitude IS NOT NULL AND longitude IS NOT NULL
+    FROM sign_ins
+    WHERE latitude IS NOT NULL AND longitude IS NOT NULL
       AND ($tenant IS NULL OR tenant = $tenant)
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
       AND ($factor IS NULL OR factor = $factor)
@@ -71,12 +63,8 @@ def policy_tiers(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
     sql = """
     SELECT coalesce(policy_tier, 'unknown') AS policy_tier, count(*) AS sign_ins,
         count(DISTINCT (tenant, subject)) AS subjects
-    FROM lake_events
-    WHERE type IN ('auth.login.attempted', 'mfa.verification.succeeded',
-        'mfa.verification.failed', 'mfa.push.approved', 'mfa.push.rejected',
-        'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.succeeded',
-        'mfa.recovery.failed')
-      AND ($tenant IS NULL OR tenant = $tenant)
+    FROM sign_ins
+    WHERE ($tenant IS NULL OR tenant = $tenant)
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
       AND ($factor IS NULL OR factor = $factor)
       AND ($application IS NULL OR application = $application)
