@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import NoReturn
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import pytest
 
@@ -24,3 +26,23 @@ def delivered() -> asyncio.Future[None]:
     future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     future.set_result(None)
     return future
+
+
+def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
+    """Call ``check`` until it returns something truthy, and return that; fail after
+    ``timeout`` seconds naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.2)
+    return value
+
+
+async def until(check: Callable[[], object], *, timeout: float = 10, what: str = "") -> None:
+    """:func:`wait_for` inside an event loop: other tasks run while it waits."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.02)

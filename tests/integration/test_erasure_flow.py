@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from factorstream.settings import TopicSettings
 from tests.factories import CLIENT, T0, sample_event
 from tests.integration.test_worker import ROOT, _produce, _worker_env, running_worker, topics
 from tests.kafka_broker import KafkaBroker
+from tests.support import wait_for
 
 __all__ = ["topics"]  # the fixture, re-used from test_worker
 
@@ -57,14 +57,6 @@ def _clues_of(lake: Path, subject: str) -> int:
         con.close()
 
 
-def _wait(condition: object, what: str, timeout_s: float = 120) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(1)
-
-
 def test_an_erased_subject_leaves_no_personal_data_in_the_lake_and_the_ledger_verifies(
     kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
 ) -> None:
@@ -78,7 +70,11 @@ def test_an_erased_subject_leaves_no_personal_data_in_the_lake_and_the_ledger_ve
     ]
     with running_worker(env, tmp_path / "worker.log"):
         _produce(kafka_broker.bootstrap, topics.events, sign_ins)
-        _wait(lambda: _clues_of(lake, "u-gone") == 6, "the subject's sign-ins in the lake")
+        wait_for(
+            lambda: _clues_of(lake, "u-gone") == 6,
+            what="the subject's sign-ins in the lake",
+            timeout=120,
+        )
 
         erased = _factorstream(
             env, "audit", "erase", "acme", "u-gone", "--requested-by", "dpo-1", "--yes"
@@ -86,7 +82,7 @@ def test_an_erased_subject_leaves_no_personal_data_in_the_lake_and_the_ledger_ve
         assert erased.returncode == 0, erased.stdout + erased.stderr
         assert "published the erasure" in " ".join(erased.stdout.split())
 
-        _wait(lambda: _clues_of(lake, "u-gone") == 0, "the lake redacted")
+        wait_for(lambda: _clues_of(lake, "u-gone") == 0, what="the lake redacted", timeout=120)
         rows = _sql(env, "SELECT subject, type, ip, data FROM events ORDER BY time, subject")
     gone = [row for row in rows if row["subject"] == "u-gone"]
     assert len(gone) == 7  # six sign-in events and the erasure: rows stay, counts too

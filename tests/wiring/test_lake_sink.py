@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from analytics.sink import attach_lake_sink
 from analytics.views import connect
 from schemas import Event, encode, kafka_key
 from tests.factories import T0, sample_event
+from tests.support import until
 
 
 def _app() -> tuple[faust.App, TopicT]:
@@ -41,14 +41,6 @@ def _events(n: int, *, start: int = 0) -> list[Event]:
     ]
 
 
-async def _until(predicate: object, timeout: float = 5.0) -> None:
-    assert callable(predicate)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
 def _count(lake: Path, table: str) -> int:
     con = connect(lake)
     try:
@@ -68,7 +60,7 @@ async def test_the_sink_writes_full_batches_and_the_remainder_within_the_timeout
     async with agent.test_context() as context:
         for event in events:
             await context.put(encode(event), key=kafka_key(event), wait=False)
-        await _until(lambda: len(context.results) >= 3)
+        await until(lambda: len(context.results) >= 3)
         reports = [context.results[k] for k in sorted(context.results)]
     assert all(isinstance(r, WriteReport) for r in reports)
     assert [r.written["events"] for r in reports] == [3, 3, 1]
@@ -90,7 +82,7 @@ async def test_a_redelivered_batch_adds_no_rows_however_it_is_cut(tmp_path: Path
     async with agent.test_context() as context:
         for event in replay:
             await context.put(encode(event), key=kafka_key(event), wait=False)
-        await _until(lambda: len(context.results) >= 2)
+        await until(lambda: len(context.results) >= 2)
         reports = [context.results[k] for k in sorted(context.results)]
     assert sum(r.duplicates["events"] for r in reports) == 2
     assert sum(r.written["events"] for r in reports) == 3
@@ -110,7 +102,7 @@ async def test_batch_rows_bounds_each_file(tmp_path: Path, rows: int) -> None:
     async with agent.test_context() as context:
         for event in _events(5):
             await context.put(encode(event), key=kafka_key(event), wait=False)
-        await _until(lambda: _count(lake, "events") == 5)
+        await until(lambda: _count(lake, "events") == 5)
     files = list((lake / "events" / f"date={T0.date().isoformat()}").glob("*.parquet"))
     assert len(files) == (5 if rows == 1 else 1)
 
@@ -128,7 +120,7 @@ async def test_an_erasure_event_redacts_the_subject_in_the_whole_lake(tmp_path: 
     async with agent.test_context() as context:
         for event in (late, erased):
             await context.put(encode(event), key=kafka_key(event), wait=False)
-        await _until(lambda: len(context.results) >= 1, timeout=30)
+        await until(lambda: len(context.results) >= 1, timeout=30)
     con = connect(lake)
     rows = con.execute("SELECT subject, ip FROM events ORDER BY subject, time").fetchall()
     assert rows == [("u-1", None), ("u-1", None), ("u-1", None), ("u-2", "203.0.113.7")]
@@ -153,7 +145,7 @@ async def test_late_events_of_an_erased_subject_are_written_redacted_also_after_
         async with agent.test_context() as context:
             for event in batch:
                 await context.put(encode(event), key=kafka_key(event), wait=False)
-            await _until(lambda: len(context.results) >= 1, timeout=30)
+            await until(lambda: len(context.results) >= 1, timeout=30)
     con = connect(lake)
     rows = con.execute("SELECT id, ip FROM events WHERE type = $1 ORDER BY time", [late.type])
     assert rows.fetchall() == [(late.id, None), (later.id, "203.0.113.7")]

@@ -22,6 +22,7 @@ from audit.verify import ProofRefused, verify_checkpoint
 from schemas import Event, decode, encode, kafka_key
 from schemas.payloads import CheckpointSigned
 from tests.factories import T0
+from tests.support import until
 from tests.unit.audit.ledger_support import events, open_test_ledger
 
 
@@ -62,14 +63,6 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Callable[[TopicT], list[Event]]:
     return recorder
 
 
-async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 async def _put_all(agent: AgentT[Any], values: list[Event]) -> list[EventT]:
     return [await agent.put(encode(e), key=kafka_key(e), wait=False) for e in values]
 
@@ -91,7 +84,7 @@ async def test_every_event_is_appended_once_in_batches_and_checkpoints_published
     batch = events(10)
     async with agent.test_context() as running:
         await _put_all(running, [*batch, batch[2], batch[7]])  # two replays
-        await _until(lambda: ledger.size() == 10 and sum(running.results.values()) == 10)
+        await until(lambda: ledger.size() == 10 and sum(running.results.values()) == 10)
         await asyncio.sleep(0.2)  # anything more would show up now
     assert ledger.size() == 10
     assert [row.event["id"] for row in ledger.rows()] == [e.id for e in batch]
@@ -119,12 +112,12 @@ async def test_offsets_are_acked_only_after_the_batch_is_durable(
     )
     async with agent.test_context() as running:
         put = await _put_all(running, events(3))
-        await _until(entered.is_set)
+        await until(entered.is_set)
         await asyncio.sleep(0.1)
         assert not any(event.message.acked for event in put)  # appending: nothing acked
         assert ledger.size() == 0
         release.set()
-        await _until(lambda: all(event.message.acked for event in put))
+        await until(lambda: all(event.message.acked for event in put))
         assert ledger.size() == 3  # acked after the commit
 
 
@@ -147,7 +140,7 @@ async def test_database_errors_are_retried_without_acking(
     )
     async with agent.test_context() as running:
         put = await _put_all(running, events(5))
-        await _until(lambda: all(event.message.acked for event in put))
+        await until(lambda: all(event.message.acked for event in put))
     assert failures[0] == 2
     assert ledger.size() == 5 and ledger.verify().ok
 
@@ -169,7 +162,7 @@ async def test_a_batch_that_cannot_be_appended_is_never_acked(
     )
     async with agent.test_context() as running:
         put = await _put_all(running, events(3))
-        await _until(called.is_set)
+        await until(called.is_set)
         await asyncio.sleep(0.3)
         assert not any(event.message.acked for event in put)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +23,7 @@ from audit.shredding import load_master_key
 from dashboard.app import create_app, open_directory
 from dashboard.users import NewUser, UserDirectory
 from factorstream.settings import Settings
-from tests.support import missing
+from tests.support import missing, wait_for
 from tests.unit.dashboard.demo import demo_events
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,17 +49,6 @@ return Array.from(document.querySelectorAll('.js-plotly-plot')).map(function (g)
   return {id: holder ? holder.id : '', points: n, data: JSON.stringify(g.data || [])};
 });
 """
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def charts(driver: Any) -> list[dict[str, Any]]:
