@@ -41,6 +41,18 @@ def _choices(values: list[str], every: str) -> list[dict[str, str]]:
     return [{"label": every, "value": ALL}] + [{"label": v, "value": v} for v in values]
 
 
+def _filter_dropdown(component_id: str, values: list[str], every: str) -> dcc.Dropdown:
+    """A filter of the bar: ``every`` (all) or one of ``values``, kept for the session."""
+    return dcc.Dropdown(
+        id=component_id,
+        options=_choices(values, every),
+        value=ALL,
+        clearable=False,
+        persistence=True,
+        persistence_type="session",
+    )
+
+
 def filter_bar(*, tenants: list[str], applications: list[str]) -> dbc.Card:
     def labelled(label: str, control: Any, width: int) -> dbc.Col:
         return dbc.Col([dbc.Label(label, class_name="filter-label"), control], md=width)
@@ -51,14 +63,7 @@ def filter_bar(*, tenants: list[str], applications: list[str]) -> dbc.Card:
                 [
                     labelled(
                         "Tenant",
-                        dcc.Dropdown(
-                            id="filter-tenant",
-                            options=_choices(tenants, "All tenants"),
-                            value=ALL,
-                            clearable=False,
-                            persistence=True,
-                            persistence_type="session",
-                        ),
+                        _filter_dropdown("filter-tenant", tenants, "All tenants"),
                         3,
                     ),
                     labelled(
@@ -74,26 +79,12 @@ def filter_bar(*, tenants: list[str], applications: list[str]) -> dbc.Card:
                     ),
                     labelled(
                         "Factor",
-                        dcc.Dropdown(
-                            id="filter-factor",
-                            options=_choices(list(FACTORS), "All factors"),
-                            value=ALL,
-                            clearable=False,
-                            persistence=True,
-                            persistence_type="session",
-                        ),
+                        _filter_dropdown("filter-factor", list(FACTORS), "All factors"),
                         3,
                     ),
                     labelled(
                         "Application",
-                        dcc.Dropdown(
-                            id="filter-application",
-                            options=_choices(applications, "All applications"),
-                            value=ALL,
-                            clearable=False,
-                            persistence=True,
-                            persistence_type="session",
-                        ),
+                        _filter_dropdown("filter-application", applications, "All applications"),
                         3,
                     ),
                 ],
