@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from psycopg import sql as psycopg_sql
 
 from audit.merkle import Frontier
 from audit.tables import head
@@ -87,6 +88,39 @@ def locked_head(engine: sa.Engine) -> Iterator[tuple[sa.Connection, sa.Row[Any]]
         if row is None:
             raise LookupError("the ledger has no head row: run Ledger.migrate() first")
         yield connection, row
+
+
+def bulk_insert(
+    connection: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Insert ``rows`` (dicts with every column of ``table``) in the connection's transaction.
+
+    PostgreSQL: one ``COPY … FROM STDIN`` (psycopg), several times faster than an
+    ``INSERT`` per row, which is what an executemany is there. Elsewhere an executemany.
+    Values go in as the columns' own bind processing would pass them: timestamps are
+    timezone-aware (``UtcDateTime``), binaries are bytes.
+    """
+    if not rows:
+        return
+    if connection.dialect.name != "postgresql":
+        connection.execute(table.insert(), list(rows))
+        return
+    columns = [column.name for column in table.columns]
+    types = [_copy_type(column, connection.dialect) for column in table.columns]
+    statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        psycopg_sql.Identifier(table.name),
+        psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name in columns),
+    )
+    driver: Any = connection.connection.driver_connection  # psycopg.Connection
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row([row[name] for name in columns])
+
+
+def _copy_type(column: sa.Column[Any], dialect: sa.Dialect) -> str:
+    """The PostgreSQL type name of ``column`` for a binary COPY (``VARCHAR(36)`` → varchar)."""
+    return column.type.compile(dialect=dialect).split("(")[0].strip().lower()
 
 
 def frontier_of(row: sa.Row[Any]) -> Frontier:

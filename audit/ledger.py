@@ -129,10 +129,8 @@ class Ledger:
         if frontier.size > cp_size and now - cp_at >= self.checkpoint_interval:
             signed.append(self._sign(connection, row.log_id, frontier.size, frontier.root(), now))
             cp_size, cp_at = frontier.size, now
-        if entry_rows:
-            connection.execute(entries.insert(), entry_rows)
-        if node_rows:
-            connection.execute(nodes.insert(), node_rows)
+        database.bulk_insert(connection, entries, entry_rows)
+        database.bulk_insert(connection, nodes, node_rows)
         if signed:
             _store_checkpoints(connection, signed)
         if entry_rows or signed:
