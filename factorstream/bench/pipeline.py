@@ -12,8 +12,11 @@
   historical times; the API's default is the clock now): the time from producing to
   seeing the lock. Measured under the goal's 2,000 events/s and under a light 50 events/s,
   which shows the latency of a worker that keeps up.
-* **Profile.** The same folds in one process without Kafka (``streams/replay.py``), timed
-  per stage; what the worker spends beyond that is Faust, Kafka and the changelogs.
+* **Where the time goes.** Two Faust floors over the same events on the same broker
+  (``factorstream.bench.faust_floor``): one agent that only decodes, and one that also
+  forwards each event and writes one table key — one hop. Beside them, the records the
+  worker wrote per event (each a Faust send). And the same folds in one process without
+  Kafka (``streams/replay.py``), timed per stage.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
 
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
+from factorstream.bench.faust_floor import MODES, Mode, floor_environment, floor_internal_topics
 from factorstream.localkafka import ensure_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
 from schemas import Event, decode, encode, kafka_key, new_event
@@ -105,11 +110,16 @@ def run(
             _wait_for_api(port, log)
             say(f"producing {len(records):,} events; waiting for the worker to commit them all")
             worker_rate = _worker_round(worker_settings, records)
+            hops = _records_written(broker, worker_settings) / len(records)
             say(f"worker: {worker_rate:,.0f} events/s; latency probes under background traffic")
             probed = [
                 (rate, *_latency_probes(worker_settings, port, sizes.probes, rate))
                 for rate in sizes.background_per_s
             ]
+        floors = []
+        for mode in MODES:
+            say(f"the Faust floor: one agent that does '{mode}' per event")
+            floors.append(_floor_round(broker, unique, mode, records, Path(tmp)))
         say("bare aiokafka consume + decode, 3 rounds")
         bare_rate = max(
             asyncio.run(_bare_round(broker, topics.events, topics.events_partitions, len(records)))
@@ -121,13 +131,19 @@ def run(
         bench="pipeline",
         baseline=Measurement("bare aiokafka consume + decode", bare_rate, 3, len(records)),
         contenders=[
-            Measurement("factorstream worker (all agents, RocksDB)", worker_rate, 1, len(records))
+            Measurement("factorstream worker (all agents, RocksDB)", worker_rate, 1, len(records)),
+            *(
+                Measurement(FLOOR_NAMES[mode], rate, 1, len(records))
+                for mode, rate in zip(MODES, floors, strict=True)
+            ),
         ],
         goal_ratio=0.5,
         goal_text="worker ≥ 0.5× bare consume + decode",
         notes={
             "events": f"{len(records):,} synthetic sign-in events, 6 partitions, 5,000 subjects",
             "profile (pure folds, one process)": stages,
+            "records the worker wrote per event": f"{hops:.1f} (forwards, re-keys, changelogs,"
+            " derived events, checkpoints): each is a Faust send, whose cost the floors show",
             "broker": broker,
         },
     )
@@ -210,11 +226,128 @@ def _worker_round(settings: Settings, records: Sequence[Record]) -> float:
         f"{app_id}-events-by-ip",
         f"{app_id}-events-by-tenant",
     ]
+    return _timed_until_committed(settings.kafka_bootstrap, names.events, records, app_id, sources)
+
+
+STALL_S = 120
+"""A consumer group that commits nothing for this long has stalled: the round fails."""
+
+
+def _timed_until_committed(
+    bootstrap: str, topic: str, records: Sequence[Record], group: str, sources: Sequence[str]
+) -> float:
+    """Events/s from producing ``records`` to ``topic`` until ``group`` committed all of
+    ``sources``. Polled every 0.5 s: each poll opens clients, which costs CPU the broker
+    and the worker share on this machine."""
     started = time.perf_counter()
-    asyncio.run(_produce(settings.kafka_bootstrap, names.events, records))
-    while group_lag(settings.kafka_bootstrap, app_id, sources) != 0:
-        time.sleep(0.1)
+    asyncio.run(_produce(bootstrap, topic, records))
+    last, progressed = None, time.monotonic()
+    while (lag := group_lag(bootstrap, group, sources)) != 0:
+        if lag != last:
+            last, progressed = lag, time.monotonic()
+        elif time.monotonic() - progressed > STALL_S:
+            raise RuntimeError(f"{group} made no progress for {STALL_S} s ({lag} behind)")
+        time.sleep(0.5)
     return len(records) / (time.perf_counter() - started)
+
+
+def _records_written(bootstrap: str, settings: Settings) -> int:
+    """Records in every topic the worker writes: its internal topics and changelogs
+    (``<app_id>-…``) and the lockouts, anomalies, dead-letter and checkpoint topics."""
+    names, prefix = settings.topics, f"{settings.stream.app_id}-"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        outputs = {names.lockouts, names.anomalies, names.dlq, names.checkpoints}
+        topics = [t for t in admin.list_topics() if t.startswith(prefix) or t in outputs]
+        partitions = [
+            KafkaTopicPartition(t, n)
+            for t in topics
+            for n in consumer.partitions_for_topic(t) or ()
+        ]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+        admin.close()
+
+
+# -- the Faust floor -------------------------------------------------------------------------
+
+
+FLOOR_NAMES: dict[Mode, str] = {
+    "decode": "Faust floor: one agent, decode only",
+    "forward": "Faust floor: one agent, decode + 1 forward + 1 table write",
+}
+
+
+def _floor_round(
+    bootstrap: str, unique: str, mode: Mode, records: Sequence[Record], workdir: Path
+) -> float:
+    """Events/s of a floor worker (``factorstream.bench.faust_floor``) over ``records``."""
+    topic, app_id, port = (
+        f"bench.pipeline.{unique}.floor-{mode}",
+        f"bench-floor-{mode}-{unique}",
+        free_port(),
+    )
+    partitions = TopicSettings().events_partitions
+    # every topic before the worker starts (see streams.app.internal_topics: a topic
+    # created after the consumer's first metadata stays unknown to it for minutes)
+    ensure_topics(
+        bootstrap,
+        {name: partitions for name in (topic, *floor_internal_topics(app_id))},
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORSTREAM_", "FLOOR_"))}
+    env.update(
+        floor_environment(
+            app_id=app_id,
+            bootstrap=bootstrap,
+            topic=topic,
+            partitions=partitions,
+            mode=mode,
+            port=port,
+        )
+    )
+    log = workdir / f"floor-{mode}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "faust",
+                "-A",
+                "factorstream.bench.faust_floor",
+                "worker",
+                "-l",
+                "warn",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+        )
+    try:
+        _wait_for_web(port, process, log)
+        # one record first, so the group has joined and been assigned before the clock runs
+        _timed_until_committed(bootstrap, topic, records[:1], app_id, [topic])
+        return _timed_until_committed(bootstrap, topic, records, app_id, [topic])
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def _wait_for_web(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):  # noqa: S310 - local http
+                return
+        except urllib.error.HTTPError:
+            return  # it answers: up
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the Faust floor did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
 
 
 async def _produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None:

@@ -25,6 +25,12 @@ def _check(document: Document, goal: float, events: int | None = None) -> None:
         assert contenders[0]["events"] == events
 
 
+def _names(document: Document) -> list[str]:
+    contenders = document["contenders"]
+    assert isinstance(contenders, list)
+    return [str(m["name"]) for m in contenders]
+
+
 def test_bench_all_quick_writes_every_figure(
     kafka_broker: KafkaBroker, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -62,10 +68,23 @@ def test_bench_all_quick_writes_every_figure(
     _check(by_name["verifiers-webauthn-sqlite"], 0.7, events=100)
     _check(by_name["ledger-append-sqlite"], 0.5)
     _check(by_name["ledger-append-postgresql"], 0.5)
+    assert _names(by_name["ledger-append-postgresql"])[1].startswith("plain binary COPY")
+    for name in ("verifiers-totp-sqlite", "verifiers-totp-postgresql", "verifiers-webauthn-sqlite"):
+        assert _names(by_name[name])[1].startswith("durable floor:")
     _check(by_name["analytics ingest"], 0.7)
     queries = by_name["analytics queries over 20,000 events"]["contenders"]
     assert isinstance(queries, list) and len(queries) == 14
     _check(by_name["pipeline"], 0.5, events=2_000)
+    # where the worker's time goes: the Faust floors, measured, and the records it wrote
+    pipeline = by_name["pipeline"]
+    floors = _names(pipeline)[1:]
+    assert floors == [
+        "Faust floor: one agent, decode only",
+        "Faust floor: one agent, decode + 1 forward + 1 table write",
+    ]
+    assert all(m["events_per_s"] > 0 for m in pipeline["contenders"][1:])  # type: ignore[index]
+    written = pipeline["notes"]["records the worker wrote per event"]  # type: ignore[index]
+    assert float(written.split()[0]) > 1  # at least the forward to the ingested topic
     latency = by_name["pipeline-latency"]
     _check(latency, 1.0)
     notes = latency["notes"]
