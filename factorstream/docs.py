@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic.fields import FieldInfo
 
+from factorstream.bench import bench_family
 from factorstream.settings import setting_fields
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -84,10 +85,20 @@ def _argument_name(param: Any) -> str:
 
 def bench_section(results: list[dict[str, Any]]) -> str:
     """The benchmark table, and each benchmark's other contenders and notes, as Markdown."""
-    days = sorted({str(r["measured_at"])[:10] for r in results})
+    runs: dict[str, list[str]] = {}
+    for r in results:
+        families = runs.setdefault(str(r["measured_at"])[:16].replace("T", " "), [])
+        if (family := bench_family(str(r["bench"]))) not in families:
+            families.append(family)
+    when = (
+        f"on {next(iter(runs))} UTC"
+        if len(runs) == 1
+        else "in runs of "
+        + "; ".join(f"{at} UTC ({', '.join(names)})" for at, names in sorted(runs.items()))
+    )
     machines = sorted({str(r["machine"]) for r in results})
     lines = [
-        f"Measured {' and '.join(days)} by `factorstream bench all` on {'; '.join(machines)}"
+        f"Measured by `factorstream bench all` {when}, on {'; '.join(machines)}"
         " (this project's shared development machine; Apache Kafka and PostgreSQL on the same"
         " two cores). Each ratio compares the candidate with its baseline measured in the"
         " same run.",

@@ -67,6 +67,12 @@ class BenchResult:
         }
 
 
+def bench_family(result_name: str) -> str:
+    """The benchmark (``factorstream bench NAME``) a result belongs to:
+    ``ledger-append-sqlite`` → ``ledger``, ``analytics queries over …`` → ``analytics``."""
+    return result_name.replace(" ", "-").split("-")[0]
+
+
 def machine_description() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 

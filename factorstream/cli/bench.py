@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from factorstream.bench import BenchResult, show
+from factorstream.bench import BenchResult, bench_family, show
 from factorstream.bench import codec as codec_bench
 from factorstream.cli.context import console, errors, fail, settings_of
 
@@ -138,6 +138,15 @@ def all_benches(
     as_json: bool = AsJson,
     output: Path | None = ResultsFile,
     skip: list[str] = Skip,
+    update: bool = typer.Option(
+        False,
+        "--update",
+        help="Keep the results of the benchmarks left out (--skip) from the output file, "
+        "replacing only those run now.",
+    ),
+    pipeline_events: int | None = typer.Option(
+        None, min=1, help="Events bench pipeline pushes through (default 200,000)."
+    ),
     bootstrap: str | None = typer.Option(
         None, help="Broker to use; default: start a private local broker for the run."
     ),
@@ -161,6 +170,9 @@ def all_benches(
     unknown = sorted(set(skip) - set(BENCHES))
     if unknown:
         raise fail(f"--skip: unknown benchmark(s) {', '.join(unknown)}")
+    path = output or settings.data_dir / "bench-results.json"
+    kept = _kept_results(path, skip) if update else {}
+    documents: list[dict[str, object]] = []
     results: list[BenchResult] = []
     with (
         broker_for(settings, bootstrap) as broker,
@@ -177,15 +189,34 @@ def all_benches(
                 quick=quick, rows=None, batch_rows=settings.lake.batch_rows
             ),
             "pipeline": lambda: pipeline_bench.run(
-                settings=settings, quick=quick, events=None, bootstrap=broker
+                settings=settings, quick=quick, events=pipeline_events, bootstrap=broker
             ),
         }
         for name in BENCHES:
-            if name not in skip:
-                errors.log(f"bench {name}{' --quick' if quick else ''}")
-                results += runs[name]()
-    path = output or settings.data_dir / "bench-results.json"
+            if name in skip:
+                documents += kept.get(name, [])
+                continue
+            errors.log(f"bench {name}{' --quick' if quick else ''}")
+            ran = runs[name]()
+            results += ran
+            documents += [result.as_dict() for result in ran]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps([result.as_dict() for result in results], indent=2) + "\n")
+    path.write_text(json.dumps(documents, indent=2) + "\n")
     show_all(results, as_json=as_json)
-    errors.log(f"wrote {len(results)} results to {path}")
+    errors.log(f"wrote {len(documents)} results to {path} ({len(results)} measured now)")
+
+
+def _kept_results(path: Path, skip: Sequence[str]) -> dict[str, list[dict[str, object]]]:
+    """The results in ``path`` of the benchmarks in ``skip``, by benchmark."""
+    if not path.exists():
+        raise fail(f"--update: {path} does not exist")
+    try:
+        documents = json.loads(path.read_text())
+    except ValueError as error:
+        raise fail(f"--update: {path} is not a results file: {error}") from None
+    kept: dict[str, list[dict[str, object]]] = {}
+    for document in documents:
+        family = bench_family(str(document["bench"]))
+        if family in skip:
+            kept.setdefault(family, []).append(document)
+    return kept
