@@ -6,7 +6,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from schemas import Event, decode
 
@@ -65,3 +65,13 @@ def ids_by_key(records: list[Record]) -> dict[str, list[str]]:
 def first_seen(ids: list[str]) -> list[str]:
     """``ids`` with re-sent duplicates dropped, as a deduplicating consumer would."""
     return list(dict.fromkeys(ids))
+
+
+def group_offsets(bootstrap: str, group: str) -> dict[str, int]:
+    """The consumer group's committed offsets, as ``{"topic[partition]": offset}``."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+        return {f"{tp.topic}[{tp.partition}]": meta.offset for tp, meta in sorted(offsets.items())}
+    finally:
+        admin.close()
