@@ -14,7 +14,7 @@ from alembic.config import Config
 from psycopg import sql as psycopg_sql
 
 from audit.merkle import Frontier
-from audit.tables import head
+from audit.tables import UtcDateTime, head
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 HEAD_ID = 1
@@ -97,8 +97,8 @@ def bulk_insert(
 
     PostgreSQL: one ``COPY … FROM STDIN`` (psycopg), several times faster than an
     ``INSERT`` per row, which is what an executemany is there. Elsewhere an executemany.
-    Values go in as the columns' own bind processing would pass them: timestamps are
-    timezone-aware (``UtcDateTime``), binaries are bytes.
+    COPY skips the columns' bind processing, so its one check is made here: a naive
+    timestamp for a ``UtcDateTime`` column is refused (ValueError) as the column would.
     """
     if not rows:
         return
@@ -111,6 +111,12 @@ def bulk_insert(
         psycopg_sql.Identifier(table.name),
         psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(name) for name in columns),
     )
+    utc = [c.name for c in table.columns if isinstance(c.type, UtcDateTime)]
+    for row in rows:
+        for name in utc:
+            value = row[name]
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"naive datetime given for {table.name}.{name}")
     driver: Any = connection.connection.driver_connection  # psycopg.Connection
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types(types)

@@ -7,11 +7,13 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from audit.checkpoints import public_pem
+from audit.database import bulk_insert, ledger_engine
 from audit.export import ERASED, ExportFilter
-from audit.tables import entries, subject_keys
+from audit.tables import entries, metadata, subject_keys
 from audit.verify import check_proof_document
 from tests.factories import T0
 from tests.unit.audit.ledger_support import CLIENT_IP, DEVICE_ID, events, open_test_ledger
@@ -78,3 +80,34 @@ def test_concurrent_writers_append_every_event_exactly_once(
     assert sorted(ids) == sorted(e.id for e in batch)
     for writer in writers:
         writer.engine.dispose()
+
+
+def test_bulk_insert_stores_rows_as_given_and_refuses_naive_times(ledger_url: str) -> None:
+    """The ledger's write path (a binary COPY on PostgreSQL, an executemany elsewhere)."""
+    engine = ledger_engine(ledger_url)
+    metadata.create_all(engine)
+    row = {
+        "seq": 0,
+        "event_id": "e-0",
+        "tenant": "acme",
+        "subject": "u-0",
+        "event_type": "auth.login.attempted",
+        "event_time": T0,
+        "recorded_at": T0 + timedelta(seconds=1),
+        "entry": b"\x00entry\xff",
+        "leaf_hash": bytes(range(32)),
+    }
+    with engine.begin() as connection:
+        bulk_insert(connection, entries, [row])
+    with engine.connect() as connection:
+        stored = dict(connection.execute(sa.select(entries)).mappings().one())
+    assert {
+        **stored,
+        "entry": bytes(stored["entry"]),
+        "leaf_hash": bytes(stored["leaf_hash"]),
+    } == row
+
+    naive = {**row, "seq": 1, "event_id": "e-1", "event_time": T0.replace(tzinfo=None)}
+    with pytest.raises((ValueError, sa.exc.StatementError)), engine.begin() as connection:
+        bulk_insert(connection, entries, [naive])
+    engine.dispose()
