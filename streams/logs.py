@@ -95,6 +95,15 @@ def read_changelogs(
     return contents
 
 
+def end_offsets(consumer: KafkaConsumer, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The end offset of every partition of ``topics`` (a topic not known yet: none)."""
+    partitions = [
+        TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
+    ]
+    ends: dict[TopicPartition, int] = consumer.end_offsets(partitions)
+    return ends
+
+
 def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
     """Records of ``topics`` the consumer group has not committed yet; ``None`` while that
     cannot be known (no coordinator for the group yet, a broker error: ask again)."""
@@ -102,10 +111,7 @@ def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
         committed = admin.list_group_offsets(group).get(group, {})
-        partitions = [
-            TopicPartition(t, n) for t in topics for n in consumer.partitions_for_topic(t) or ()
-        ]
-        ends = consumer.end_offsets(partitions)
+        ends = end_offsets(consumer, topics)
         lag: int = sum(
             end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
         )

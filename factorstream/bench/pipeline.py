@@ -43,7 +43,6 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
-from kafka import TopicPartition as KafkaTopicPartition
 
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.broker import broker_for
@@ -55,7 +54,7 @@ from schemas import Event, decode, encode, kafka_key, new_event
 from schemas import payloads as p
 from schemas.codec import structured_headers
 from schemas.fields import Client, Outcome, PolicyTier
-from streams.logs import group_lag
+from streams.logs import end_offsets, group_lag
 from streams.replay import LogRecord, replay_settings
 
 Record = tuple[bytes, bytes]
@@ -178,18 +177,19 @@ def _latency_result(
 
 
 @contextlib.contextmanager
-def _worker(settings: Settings, log: Path) -> Iterator[Path]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")}
-    env.update(environment(settings))
+def _child(
+    command: Sequence[str], env: dict[str, str], log: Path, *, cwd: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` as a child process writing to ``log``, with ``env`` added to this
+    process's environment minus its ``FACTORSTREAM_`` settings; stopped (SIGTERM, then
+    SIGKILL after 30 s) on leaving the block."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")}
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "factorstream.cli", "worker", "--loglevel", "warning"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        process = subprocess.Popen(  # noqa: S603 - our interpreter, our modules
+            list(command), env=base | env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
         )
     try:
-        yield log
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -197,6 +197,13 @@ def _worker(settings: Settings, log: Path) -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def _worker(settings: Settings, log: Path) -> Iterator[Path]:
+    command = [sys.executable, "-m", "factorstream.cli", "worker", "--loglevel", "warning"]
+    with _child(command, environment(settings), log):
+        yield log
 
 
 def _get(port: int, path: str) -> dict[str, object] | None:
@@ -260,12 +267,7 @@ def _records_written(bootstrap: str, settings: Settings) -> int:
     try:
         outputs = {names.lockouts, names.anomalies, names.dlq, names.checkpoints}
         topics = [t for t in admin.list_topics() if t.startswith(prefix) or t in outputs]
-        partitions = [
-            KafkaTopicPartition(t, n)
-            for t in topics
-            for n in consumer.partitions_for_topic(t) or ()
-        ]
-        return sum(consumer.end_offsets(partitions).values())
+        return sum(end_offsets(consumer, topics).values())
     finally:
         consumer.close()
         admin.close()
@@ -296,43 +298,16 @@ def _floor_round(
         bootstrap,
         {name: partitions for name in (topic, *floor_internal_topics(app_id))},
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACTORSTREAM_", "FLOOR_"))}
-    env.update(
-        floor_environment(
-            app_id=app_id,
-            bootstrap=bootstrap,
-            topic=topic,
-            partitions=partitions,
-            mode=mode,
-            port=port,
-        )
+    env = floor_environment(
+        app_id=app_id, bootstrap=bootstrap, topic=topic, partitions=partitions, mode=mode, port=port
     )
+    command = [sys.executable, "-m", "faust", "-A", "factorstream.bench.faust_floor", "worker"]
     log = workdir / f"floor-{mode}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "faust",
-                "-A",
-                "factorstream.bench.faust_floor",
-                "worker",
-                "-l",
-                "warn",
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-        )
-    try:
+    with _child([*command, "-l", "warn"], env, log, cwd=workdir) as process:
         _wait_for_web(port, process, log)
         # one record first, so the group has joined and been assigned before the clock runs
         _timed_until_committed(bootstrap, topic, records[:1], app_id, [topic])
         return _timed_until_committed(bootstrap, topic, records, app_id, [topic])
-    finally:
-        process.kill()
-        process.wait(timeout=30)
 
 
 def _wait_for_web(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
