@@ -22,6 +22,9 @@ Every topic carries raw bytes (``raw`` key and value serializers): our codec
 (``schemas``) encodes and decodes events, never Faust's models. Agents run at
 ``concurrency=1`` (faust-streaming issue #606). All per-key tables and the internal topic
 have the events topic's partition count, so a key's table partition is its topic partition.
+The app's Kafka consumer is Faust's, made to deliver each partition without holes
+(``streams/consumer.py``): Faust's own can skip records after a rebalance and commit
+past them.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from audit.ledger import Ledger, open_ledger
 from audit.sink import attach_ledger_sink
 from factorstream.settings import Settings
 from streams.api import register_ip_block_api, register_lockout_api
+from streams.consumer import App
 from streams.detection_agents import (
     IP_BLOCK,
     attach_detections,
@@ -135,7 +139,7 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
     """
     stream, names = settings.stream, settings.topics
     partitions = names.events_partitions
-    app = faust.App(
+    app = App(  # faust.App with a consumer that delivers without holes
         stream.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         store=stream.store,

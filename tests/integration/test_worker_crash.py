@@ -2,8 +2,8 @@
 counted twice — its tables end equal to the pure folds over the whole input.
 
 The worker runs at-least-once with its on-disk (RocksDB) tables, as in production; a
-restart re-reads what came after its last commit (``streams/positions.py`` makes that
-harmless). Every subject signs in from its own IP, so the per-IP tables see one
+restart re-reads what came after its last commit: all of it (``streams/consumer.py``), and
+harmlessly (``streams/positions.py``). Every subject signs in from its own IP, so the per-IP tables see one
 partition's order too, and all tables are comparable with the replay; there are no SMS
 events, so the per-tenant table stays empty.
 """
@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
-import pytest
 
 from audit.ledger import open_ledger
 from factorstream.localkafka import free_port
@@ -94,16 +93,6 @@ def _kcat_produce(kcat_path: str, bootstrap: str, topic: str, events: list[Event
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky: on 2026-11-28 it passed at 100,000 events and twice at 10,000, and failed "
-    "3 times at 10,000 — twice the ledger missed derived events whose offsets the group had "
-    "committed (e.g. anomalies[1]@41-42), once three tables differed from the pure folds. "
-    "Cause seen with a probe on faust's Consumer: after a restart the first record delivered "
-    "per partition lies 6-15 offsets past the committed one, and faust's _add_gap counts the "
-    "skipped offsets as acknowledged, so records some agent had not finished are never seen "
-    "again (issue 4)",
-)
 def test_kill_9_three_times_loses_nothing_and_counts_nothing_twice(
     kafka_broker: KafkaBroker,
     topics: TopicSettings,  # noqa: F811

@@ -1,0 +1,163 @@
+"""The worker's consumer delivers every record of a partition, in order, on a real broker.
+
+Each test runs ``tests/integration/inorder_app.py`` (one agent writing the offsets it
+sees) as a real Faust worker against the session's broker. Losing fetched records is
+what Faust itself does when its ``getmany`` breaks off a batch at a rebalance (see
+``streams/delivery.py``); the app reproduces it on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from factorstream.localkafka import ensure_topics, free_port
+from tests.integration.records import group_offsets
+from tests.kafka_broker import KafkaBroker
+from tests.support import wait_for
+
+RECORDS = 30
+
+
+@dataclass
+class TestApp:
+    __test__ = False  # not a pytest class
+
+    seen: Path
+    group: str
+    process: subprocess.Popen[bytes]
+
+    def saw(self, offset: int) -> bool:
+        """Whether the agent has seen ``offset`` yet (fails if the app has exited)."""
+        assert self.process.poll() is None, "the test app exited; its log is printed below"
+        return offset in offsets_seen(self.seen)
+
+
+@contextmanager
+def inorder_worker(
+    broker: KafkaBroker, tmp_path: Path, *, topic: str, consumer: str, lose: str = ""
+) -> Iterator[TestApp]:
+    """The test app as a worker process."""
+    group, seen, log = f"inorder-{uuid.uuid4().hex[:8]}", tmp_path / "seen.txt", tmp_path / "log"
+    env = {
+        "INORDER_APP_ID": group,
+        "INORDER_BOOTSTRAP": broker.bootstrap,
+        "INORDER_TOPIC": topic,
+        "INORDER_CONSUMER": consumer,
+        "INORDER_LOSE": lose,
+        "INORDER_OUT": str(seen),
+        "INORDER_PORT": str(free_port()),
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    command = [sys.executable, "-m", "faust", "-A", "tests.integration.inorder_app"]
+    command += ["worker", "--loglevel", "info", "--without-web"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 - our interpreter, our test app
+            [*command], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
+    try:
+        yield TestApp(seen, group, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        print(log.read_text(errors="replace")[-4000:])
+
+
+def offsets_seen(seen: Path) -> list[int]:
+    """The offsets the app's agent saw, in order."""
+    text = seen.read_text() if seen.exists() else ""
+    return [int(line.split()[1]) for line in text.splitlines()]
+
+
+def produce(bootstrap: str, topic: str, transactions: list[int] | None = None) -> None:
+    """``RECORDS`` plain records, or (``transactions``) that many records per transaction,
+    each transaction ending in a commit marker that takes an offset of its own."""
+
+    async def run() -> None:
+        txn = transactions is not None
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            **({"transactional_id": f"inorder-{uuid.uuid4().hex[:8]}"} if txn else {}),
+        )
+        await producer.start()
+        try:
+            for size in transactions or [RECORDS]:
+                if txn:
+                    await producer.begin_transaction()
+                for n in range(size):
+                    await producer.send(topic, f"record {n}".encode(), partition=0)
+                if txn:
+                    await producer.commit_transaction()
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str) -> None:
+    """Wait until the app's agent has seen the last record and its group committed it."""
+    wait_for(lambda: app.saw(RECORDS - 1), timeout=120, what="the last record")
+    wait_for(
+        lambda: group_offsets(broker.bootstrap, app.group).get(f"{topic}[0]") == RECORDS,
+        timeout=30,
+        what="the group's commit of the whole partition",
+    )
+
+
+def new_topic(broker: KafkaBroker) -> str:
+    name = f"inorder-{uuid.uuid4().hex[:8]}"
+    ensure_topics(broker.bootstrap, {name: 1})
+    return name
+
+
+def test_faust_own_consumer_skips_records_it_fetched_and_dropped(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """The fault the worker's consumer guards against, reproduced: Faust's consumer
+    never delivers offsets 5-9 and its group still commits past them."""
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic)
+    with inorder_worker(kafka_broker, tmp_path, topic=topic, consumer="faust", lose="5-9") as app:
+        read_and_committed(kafka_broker, app, topic)
+    assert offsets_seen(app.seen) == [n for n in range(RECORDS) if not 5 <= n <= 9]
+
+
+def test_worker_consumer_reads_again_what_was_fetched_and_dropped(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic)
+    with inorder_worker(kafka_broker, tmp_path, topic=topic, consumer="inorder", lose="5-9") as app:
+        read_and_committed(kafka_broker, app, topic)
+    assert offsets_seen(app.seen) == list(range(RECORDS)), "each offset once, in order"
+    assert "seeking back to 5" in (tmp_path / "log").read_text()
+
+
+def test_worker_consumer_goes_on_over_real_holes_in_the_log(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Transaction commit markers take offsets no consumer ever reads: the consumer
+    checks once that the hole is real and goes on, rather than seeking back forever."""
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic, transactions=[5, 5, 5])  # markers at 5, 11, 17
+    with inorder_worker(kafka_broker, tmp_path, topic=topic, consumer="inorder") as app:
+        wait_for(lambda: app.saw(16), timeout=120, what="the last record")
+    assert offsets_seen(app.seen) == [*range(0, 5), *range(6, 11), *range(12, 17)]
+    log = (tmp_path / "log").read_text()
+    assert "offsets 5..5 are not in the log" in log
+    assert "offsets 11..11 are not in the log" in log
+    assert log.count("seeking back") == 2, "one check per hole"

@@ -1,0 +1,64 @@
+"""The in-order delivery decision (streams/delivery.py), record by record."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.delivery import Probe, Step, next_step
+
+
+def test_the_due_offset_is_delivered() -> None:
+    assert next_step(7, 7, None) is Step.DELIVER
+
+
+def test_without_a_known_position_the_first_record_is_delivered() -> None:
+    assert next_step(None, 1234, None) is Step.DELIVER
+
+
+@pytest.mark.parametrize("offset", [0, 5, 6])
+def test_an_offset_already_delivered_is_dropped(offset: int) -> None:
+    assert next_step(7, offset, None) is Step.DROP
+
+
+@pytest.mark.parametrize("offset", [8, 20])
+def test_an_offset_past_the_due_one_sends_the_consumer_back(offset: int) -> None:
+    assert next_step(7, offset, None) is Step.REWIND
+
+
+def test_the_same_offset_again_after_going_back_is_a_real_hole() -> None:
+    assert next_step(5, 6, Probe(expected=5, seen=6)) is Step.DELIVER
+
+
+def test_a_different_offset_after_going_back_is_another_loss_not_a_hole() -> None:
+    """Losing records twice in a row must not pass for a hole in the log."""
+    assert next_step(5, 9, Probe(expected=5, seen=6)) is Step.REWIND
+
+
+def test_a_probe_from_another_place_proves_nothing_here() -> None:
+    assert next_step(12, 13, Probe(expected=5, seen=13)) is Step.REWIND
+
+
+def test_a_partition_read_through_holes_and_losses_delivers_each_record_once() -> None:
+    """Drive the decision over a simulated partition: markers at 3 and 8 (never
+    readable), and a fetch that loses 10-12 once (read again after going back)."""
+    log = [n for n in range(15) if n not in (3, 8)]
+    lost_once = {10, 11, 12}
+    position, due, probe, delivered, rewinds = 0, 0, None, [], 0
+    while position < 15:
+        batch = [n for n in log if n >= position][:4]
+        if not batch:
+            break
+        position = batch[-1] + 1
+        for offset in batch:
+            if offset in lost_once:
+                lost_once.discard(offset)
+                continue
+            step = next_step(due, offset, probe)
+            if step is Step.DELIVER:
+                delivered.append(offset)
+                due, probe = offset + 1, None
+            elif step is Step.REWIND:
+                probe, position, rewinds = Probe(due, offset), due, rewinds + 1
+                break
+    assert delivered == log
+    assert rewinds == 3  # one per marker, one for the loss
