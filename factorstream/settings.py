@@ -117,7 +117,9 @@ class StreamSettings(BaseModel):
         description="`exactly_once`: Kafka transactions tie table writes, derived events "
         "and offsets together (a crash neither loses nor double-counts an event) at the "
         "cost of read_committed hops that wait for commit_interval_s. `at_least_once`: no "
-        "wait, but a crash may re-apply the events processed since the last commit.",
+        "wait; after a crash the worker reads every event since its last commit again and "
+        "each fold skips those it had applied, so none is lost or counted twice (the kill -9 "
+        "test); derived events may be sent twice, and the ledger and lake keep one per id.",
     )
     commit_interval_s: float = Field(
         2.8,
