@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import faust
+from faust import transport
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, TransportT
@@ -56,9 +57,10 @@ class InOrderConsumer(faust_aiokafka.Consumer):
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         rewound: set[TP] = set()
         async for tp, message in super().getmany(timeout):
-            if tp in rewound or not self._guarded(tp):
-                if tp not in rewound:
-                    yield tp, message
+            if tp in rewound:
+                continue  # to be read again from the offset due
+            if not self._guarded(tp):
+                yield tp, message
                 continue
             expected = self._due.get(tp)
             step = next_step(expected, message.offset, self._probes.get(tp))
@@ -89,7 +91,6 @@ class App(faust.App):
     """``faust.App`` whose Kafka consumer delivers each partition in order, without holes."""
 
     def _new_transport(self) -> TransportT:
-        transport = super()._new_transport()
-        if type(transport) is faust_aiokafka.Transport:
+        if transport.by_url(self.conf.broker_consumer[0]) is faust_aiokafka.Transport:
             return InOrderTransport(self.conf.broker_consumer, self)
-        return transport
+        return super()._new_transport()

@@ -17,6 +17,7 @@ from factorstream.settings import Settings, StreamSettings
 from schemas import MAX_EVENT_BYTES, decode, encode, encode_binary, kafka_key
 from schemas.codec import structured_headers
 from streams.app import Pipeline, create_pipeline
+from streams.consumer import InOrderConsumer
 from streams.ingest import DLQ_VALUE_LIMIT, IngestOutcome
 from streams.positions import Position, position_of
 from tests.factories import sample_event
@@ -226,3 +227,10 @@ def test_internal_topics_are_listed_with_fausts_configs(pipeline: Pipeline) -> N
     assert specs[f"{app_id}-lockout-changelog"].configs == {"cleanup.policy": "compact"}
     seen = specs[f"{app_id}-ingest-seen-changelog"].configs
     assert seen == {"cleanup.policy": "compact,delete", "retention.ms": "3600000"}
+
+
+def test_the_worker_reads_kafka_through_the_in_order_consumer(pipeline: Pipeline) -> None:
+    """Faust's own consumer can commit past records it never delivered
+    (tests/integration/test_inorder_delivery.py); the worker must not use it."""
+    assert pipeline.app.transport.Consumer is InOrderConsumer
+    assert isinstance(pipeline.app.consumer, InOrderConsumer)
