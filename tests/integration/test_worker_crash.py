@@ -2,10 +2,10 @@
 counted twice — its tables end equal to the pure folds over the whole input.
 
 The worker runs at-least-once with its on-disk (RocksDB) tables, as in production; a
-restart re-reads what came after its last commit: all of it (``streams/consumer.py``), and
-harmlessly (``streams/positions.py``). Every subject signs in from its own IP, so the per-IP tables see one
-partition's order too, and all tables are comparable with the replay; there are no SMS
-events, so the per-tenant table stays empty.
+restart re-reads what came after its last commit: all of it (``streams/consumer.py``),
+and harmlessly (``streams/positions.py``). Every subject signs in from its own IP, so the
+per-IP tables see one partition's order too, and all tables are comparable with the
+replay; there are no SMS events, so the per-tenant table stays empty.
 """
 
 from __future__ import annotations
