@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analytics.columns import PERSONAL, SCHEMAS
+from analytics.columns import PERSONAL
 from analytics.compaction import merge, partitions, replace_partition
 from analytics.lake import lake_lock, parquet_files
 from analytics.views import connect, fetch
@@ -72,7 +72,7 @@ def _redact_partition(
         files = parquet_files(link.resolve(strict=True))
         if not any(_holds(path, tenant, subject) for path in files):
             return 0
-        merged = merge([pq.ParquetFile(path).read() for path in files], SCHEMAS[table])
+        merged = merge([pq.ParquetFile(path).read() for path in files], table)
         redacted, rows = redact_rows(table, merged, subject_mask(merged, tenant, subject))
         if rows:
             replace_partition(lake, table, day, link, redacted)

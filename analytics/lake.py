@@ -101,13 +101,23 @@ def current_generation(lake: Path, table: str, day: date) -> Path:
     return generation
 
 
-def write_file(directory: Path, name: str, table: pa.Table) -> Path:
-    """Write ``table`` as ``directory/name`` under a temporary name, then rename it."""
-    target = directory / name
-    temporary = directory / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-    pq.write_table(table, temporary)
-    os.replace(temporary, target)
-    return target
+def write_file(
+    directory: Path, name: str, table: pa.Table, *, row_group_rows: int | None = None
+) -> Path:
+    """Write ``table`` as ``directory/name`` under a temporary name, then rename it.
+
+    Micro-batches are written with pyarrow's defaults (one row group). ``row_group_rows``
+    is for merged files: smaller row groups, each with min/max statistics and a page index,
+    let DuckDB skip what a filter excludes and share a file between its threads.
+    """
+    folder = os.fspath(directory)  # plain strings: this runs once per file of every batch
+    temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    if row_group_rows is None:
+        pq.write_table(table, temporary)
+    else:
+        pq.write_table(table, temporary, row_group_size=row_group_rows, write_page_index=True)
+    os.replace(temporary, os.path.join(folder, name))
+    return directory / name
 
 
 def parquet_names(directory: Path) -> list[str]:
@@ -141,17 +151,34 @@ def batch_name(ids: list[str]) -> str:
 
 @dataclass
 class PartitionIds:
-    """What the writer knows to be in one partition generation: file names and ids."""
+    """What the writer knows to be in one partition generation: file names and ids.
 
-    generation: Path
+    ``link`` is the partition's ``date=`` link and ``target`` where it pointed when the
+    generation was learnt: a different target later means a compaction swapped it.
+    """
+
+    link: str
+    target: str
     files: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
 
+    @property
+    def generation(self) -> Path:
+        return Path(os.path.dirname(self.link), self.target)
+
+    def is_current(self) -> bool:
+        """Whether the link still points at this generation."""
+        try:
+            return os.readlink(self.link) == self.target
+        except FileNotFoundError:
+            return False
+
     def refresh(self) -> None:
         """Learn the ids of files in the generation this writer has not seen yet."""
-        for name in parquet_names(self.generation):
+        generation = self.generation
+        for name in parquet_names(generation):
             if name not in self.files:
-                column = pq.ParquetFile(self.generation / name).read(columns=["id"]).column("id")
+                column = pq.ParquetFile(generation / name).read(columns=["id"]).column("id")
                 self.ids.update(column.to_pylist())
                 self.files.add(name)
 
@@ -175,11 +202,12 @@ class LakeWriter:
         ensure_lake(lake)
 
     def _partition(self, table: str, day: date) -> PartitionIds:
-        generation = current_generation(self.lake, table, day)
         key = (table, day)
         known = self._known.get(key)
-        if known is None or known.generation != generation:
-            known = PartitionIds(generation)
+        if known is None or not known.is_current():
+            current_generation(self.lake, table, day)  # creates the partition if missing
+            link = os.fspath(partition_link(self.lake, table, day))
+            known = PartitionIds(link, os.readlink(link))
         self._known[key] = known
         self._known.move_to_end(key)
         while len(self._known) > self.max_partitions:

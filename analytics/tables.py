@@ -44,6 +44,9 @@ _FIXED_REASONS: Final = {
 }
 
 Row = dict[str, Any]
+_TIME: Final = pa.timestamp("us", tz="UTC")
+_DAY_US: Final = 86_400_000_000
+_EPOCH: Final = date(1970, 1, 1).toordinal()
 
 
 def factor_of(event: Event) -> str | None:
@@ -234,13 +237,19 @@ def empty(table: str) -> pa.Table:
 
 
 def split_by_date(table: pa.Table) -> list[tuple[date, pa.Table]]:
-    """``table``'s rows grouped by the UTC date of ``time`` (the hive partition), by date."""
+    """``table``'s rows grouped by the UTC date of ``time`` (the hive partition), by date.
+
+    A micro-batch almost always falls within one day: that case compares the first and
+    last day as integers (microseconds // a day), the cheapest test per batch; only a batch
+    that crosses midnight casts every row.
+    """
     if table.num_rows == 0:
         return []
-    bounds = pc.min_max(table.column("time"))
-    first, last = bounds["min"].as_py(), bounds["max"].as_py()
-    if first.date() == last.date():  # the usual case: skip casting every row
-        return [(first.date(), table)]
-    days = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.date32())
+    times = table.column("time").cast(_TIME)
+    bounds = pc.min_max(times)
+    first, last = bounds["min"].value // _DAY_US, bounds["max"].value // _DAY_US
+    if first == last:
+        return [(date.fromordinal(_EPOCH + first), table)]
+    days = times.cast(pa.date32())
     unique: Sequence[date] = sorted(days.unique().to_pylist())
     return [(day, table.filter(pc.equal(days, pa.scalar(day, pa.date32())))) for day in unique]

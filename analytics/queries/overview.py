@@ -29,11 +29,15 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
     ), v AS (
         SELECT count(*) AS verifications,
-            count(*) FILTER (WHERE success) / nullif(count(*), 0) AS success_rate,
-            quantile_cont(time_to_complete_ms, 0.5) FILTER (WHERE success)
-                AS p50_time_to_complete_ms
-        FROM verifications
+            count(*) FILTER (WHERE success) / nullif(count(*), 0) AS success_rate
+        FROM lake_verifications
         WHERE ($tenant IS NULL OR tenant = $tenant)
+          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+          AND ($application IS NULL OR application = $application)
+    ), ttc AS (  -- only successes pay for the view's challenge join
+        SELECT quantile_cont(time_to_complete_ms, 0.5) AS p50_time_to_complete_ms
+        FROM verifications
+        WHERE success AND ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
           AND ($application IS NULL OR application = $application)
     ), l AS (
@@ -46,14 +50,18 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
         FROM lake_risk_detections
         WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-    ), s AS (
-        SELECT count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed')
-            / nullif(count(DISTINCT challenge_id), 0) AS sms_delivery_failure_rate
+    ), sms AS (  -- one row per SMS challenge: did any delivery of it fail?
+        SELECT challenge_id, bool_or(status = 'delivery_failed') AS delivery_failed
         FROM lake_challenges
         WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
           AND ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+        GROUP BY challenge_id
+    ), s AS (
+        SELECT count(challenge_id) FILTER (WHERE delivery_failed)
+            / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate
+        FROM sms
     )
-    SELECT * FROM e, v, l, r, s
+    SELECT * FROM e, v, ttc, l, r, s
     """
     return fetch(con, sql, filters.bind(*NO_FACTOR))

@@ -80,18 +80,26 @@ def sms_delivery_failure_rate(con: duckdb.DuckDBPyConnection, filters: Filters) 
 
     Columns: ``day`` (date), ``provider``, ``attempted`` (distinct SMS challenges sent or
     failed), ``failed`` (with ``mfa.challenge.delivery_failed``), ``failure_rate``.
+
+    Each challenge is first reduced to one row per day and provider (did any of its
+    deliveries fail?), then counted: one aggregation instead of a distinct count per column
+    (``count(challenge_id)`` skips a null id, as ``count(DISTINCT …)`` did).
     """
     sql = """
-    SELECT date AS day, provider,
-        count(DISTINCT challenge_id) AS attempted,
-        count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed') AS failed,
-        count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed')
-            / count(DISTINCT challenge_id) AS failure_rate
-    FROM lake_challenges
-    WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
-      AND ($tenant IS NULL OR tenant = $tenant)
-      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-      AND ($application IS NULL OR application = $application)
+    WITH challenge AS (
+        SELECT date AS day, provider, challenge_id,
+            bool_or(status = 'delivery_failed') AS delivery_failed
+        FROM lake_challenges
+        WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
+          AND ($tenant IS NULL OR tenant = $tenant)
+          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+          AND ($application IS NULL OR application = $application)
+        GROUP BY ALL
+    )
+    SELECT day, provider, count(challenge_id) AS attempted,
+        count(challenge_id) FILTER (WHERE delivery_failed) AS failed,
+        count(challenge_id) FILTER (WHERE delivery_failed) / count(challenge_id) AS failure_rate
+    FROM challenge
     GROUP BY ALL ORDER BY day, provider
     """
     return fetch(con, sql, filters.bind(*NO_FACTOR))
