@@ -73,6 +73,11 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 self._due[tp] = message.offset + 1
                 self._probes.pop(tp, None)
                 yield tp, message
+            elif step is Step.DROP:
+                log.info(
+                    "%s[%d]: dropped offset %d, read already (%d is due)",
+                    tp.topic, tp.partition, message.offset, expected
+                )  # fmt: skip
             elif step is Step.REWIND and expected is not None:
                 log.info(  # after each rebalance, as Faust drops the batch it had fetched
                     "%s[%d]: read offset %d while %d is due; seeking back to %d",
