@@ -112,13 +112,19 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
+    in_order_delivery: bool = Field(
+        False,
+        description="Consume through streams/consumer.py, which re-reads records Faust's "
+        "consumer skips after a rebalance (the cause of the kill -9 test's losses). Off by "
+        "default while a failure of the two-worker test with it on is unexplained.",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",
         description="`exactly_once`: Kafka transactions tie table writes, derived events "
         "and offsets together (a crash neither loses nor double-counts an event) at the "
         "cost of read_committed hops that wait for commit_interval_s. `at_least_once`: no "
-        "wait; after a crash the worker reads every event since its last commit again and "
-        "each fold skips those it had applied, so none is lost or counted twice (the kill -9 "
+        "wait; after a crash the worker reads the events since its last commit again and each "
+        "fold skips those it had applied (with in_order_delivery, none is lost: the kill -9 "
         "test); derived events may be sent twice, and the ledger and lake keep one per id.",
     )
     commit_interval_s: float = Field(

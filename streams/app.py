@@ -22,9 +22,9 @@ Every topic carries raw bytes (``raw`` key and value serializers): our codec
 (``schemas``) encodes and decodes events, never Faust's models. Agents run at
 ``concurrency=1`` (faust-streaming issue #606). All per-key tables and the internal topic
 have the events topic's partition count, so a key's table partition is its topic partition.
-The app's Kafka consumer is Faust's, made to deliver each partition without holes
-(``streams/consumer.py``): Faust's own can skip records after a rebalance and commit
-past them.
+With ``stream.in_order_delivery`` the app's Kafka consumer is Faust's, made to deliver
+each partition without holes (``streams/consumer.py``): Faust's own can skip records after
+a rebalance and commit past them.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
     """
     stream, names = settings.stream, settings.topics
     partitions = names.events_partitions
-    app = App(  # faust.App with a consumer that delivers without holes
+    app_class = App if stream.in_order_delivery else faust.App  # App: delivers without holes
+    app = app_class(
         stream.app_id,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         store=stream.store,

@@ -229,8 +229,12 @@ def test_internal_topics_are_listed_with_fausts_configs(pipeline: Pipeline) -> N
     assert seen == {"cleanup.policy": "compact,delete", "retention.ms": "3600000"}
 
 
-def test_the_worker_reads_kafka_through_the_in_order_consumer(pipeline: Pipeline) -> None:
+def test_in_order_delivery_makes_the_worker_read_through_the_in_order_consumer(
+    tmp_path: Path,
+) -> None:
     """Faust's own consumer can commit past records it never delivered
-    (tests/integration/test_inorder_delivery.py); the worker must not use it."""
-    assert pipeline.app.transport.Consumer is InOrderConsumer
-    assert isinstance(pipeline.app.consumer, InOrderConsumer)
+    (tests/integration/test_inorder_delivery.py); the setting swaps it out."""
+    stream = StreamSettings(store="memory://", app_id="wiring-inorder", in_order_delivery=True)
+    app = create_pipeline(Settings(data_dir=tmp_path, stream=stream)).app
+    assert app.transport.Consumer is InOrderConsumer
+    assert isinstance(app.consumer, InOrderConsumer)
