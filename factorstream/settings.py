@@ -113,10 +113,11 @@ class StreamSettings(BaseModel):
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
     in_order_delivery: bool = Field(
-        False,
-        description="Consume through streams/consumer.py, which re-reads records Faust's "
-        "consumer skips after a rebalance (the cause of the kill -9 test's losses). Off by "
-        "default while a failure of the two-worker test with it on is unexplained.",
+        True,
+        description="Consume through streams/consumer.py, which delivers every record of "
+        "each partition once, in order, and never lets a commit pass one the agents have not "
+        "acknowledged; Faust's own consumer can skip records after a rebalance or a restart and "
+        "commit over them (the kill -9 test's losses). `false` falls back to Faust's consumer.",
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         "at_least_once",

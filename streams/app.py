@@ -22,9 +22,10 @@ Every topic carries raw bytes (``raw`` key and value serializers): our codec
 (``schemas``) encodes and decodes events, never Faust's models. Agents run at
 ``concurrency=1`` (faust-streaming issue #606). All per-key tables and the internal topic
 have the events topic's partition count, so a key's table partition is its topic partition.
-With ``stream.in_order_delivery`` the app's Kafka consumer is Faust's, made to deliver
-each partition without holes (``streams/consumer.py``): Faust's own can skip records after
-a rebalance and commit past them.
+The app's Kafka consumer is Faust's, made to deliver each partition without holes and
+never to commit over a record the agents have not acknowledged (``streams/consumer.py``):
+Faust's own can skip records after a rebalance and commit past them. Turning
+``stream.in_order_delivery`` off falls back to Faust's.
 """
 
 from __future__ import annotations

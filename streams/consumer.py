@@ -1,19 +1,27 @@
 """The worker's Kafka consumer: Faust's aiokafka consumer, delivering without holes.
 
-See ``streams/delivery.py`` for why and for the decisions. This module only keeps, per
+See ``streams/delivery.py`` for why and for the decisions. This module keeps, per
 partition of an acknowledged topic (the agents' sources; not the table changelogs, which
 Faust reads itself and which compaction leaves with holes), the offset due next:
 
-* after every seek to the committed offsets (each rebalance), from those offsets; a
-  partition the group never committed is first sent back to the start of its log, as
-  ``auto_offset_reset=earliest`` promises, instead of wherever an earlier fetch left it;
+* none from the moment the partition is revoked or assigned until the seek that ends the
+  rebalance (records fetched meanwhile are held back: the seek reads them again);
+* at that seek, the committed offset, or for a partition the group never committed the
+  start of its log (``auto_offset_reset=earliest``; its end for ``latest``), and every
+  partition is sought there explicitly, wherever an earlier fetch left it;
 * after each delivered record, its offset + 1.
+
+Faust's own bookkeeping is kept in step, so that it neither drops nor commits over a
+record this consumer delivers: the last offset its fetch loop handed over is set to each
+record's offset as it is delivered, a real hole in the log is recorded as a gap of
+exactly the missing offsets, and a commit waits while the record at the committed offset
+is not acknowledged (Faust would take ``committed + 1`` for it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar
 
 import faust
@@ -38,21 +46,49 @@ class InOrderConsumer(faust_aiokafka.Consumer):
     def _guarded(self, tp: TP) -> bool:
         return bool(self.app.topics.acks_enabled_for(tp.topic))
 
+    def _forget(self, partitions: Iterable[TP]) -> None:
+        for tp in partitions:
+            self._due.pop(tp, None)
+            self._probes.pop(tp, None)
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self._forget(revoked)  # before any await: no record of theirs is delivered now
+        await super().on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._forget(assigned)
+        await super().on_partitions_assigned(assigned, generation_id)
+
     async def perform_seek(self) -> None:
         await super().perform_seek()  # sets _read_offset to the committed offsets
         assigned = [tp for tp in self.assignment() if self._guarded(tp)]
-        never_committed = [tp for tp in assigned if self._read_offset.get(tp) is None]
         due = {tp: offset for tp in assigned if (offset := self._read_offset.get(tp)) is not None}
-        if never_committed and self.app.conf.consumer_auto_offset_reset == "earliest":
-            earliest = dict(await self.earliest_offsets(*never_committed))
-            await self.seek_wait(earliest)
-            due.update(earliest)
+        never_committed = [tp for tp in assigned if tp not in due]
+        if never_committed:
+            if self.app.conf.consumer_auto_offset_reset == "earliest":
+                due.update(await self.earliest_offsets(*never_committed))
+            else:
+                due.update(await self.highwaters(*never_committed))
+        if due:
+            await self.seek_wait(due)  # aiokafka's seek to committed skips offset 0
         self._due = due
         self._probes = {}
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
         self._due[partition] = offset
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit, but never past an unacknowledged ``committed``."""
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        if committed is not None and acked and self._guarded(tp):
+            gap = self._gap.get(tp)
+            lowest = min(min(acked), gap.begin()) if gap else min(acked)
+            if lowest > committed:
+                return None
+        result: int | None = super()._new_offset(tp)
+        return result
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         rewound: set[TP] = set()
@@ -64,14 +100,19 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 continue
             expected = self._due.get(tp)
             step = next_step(expected, message.offset, self._probes.get(tp))
-            if step is Step.DELIVER:
-                if expected is not None and message.offset != expected:
+            if step is Step.DELIVER and expected is not None:
+                if message.offset != expected:
                     log.warning(
                         "%s[%d]: offsets %d..%d are not in the log; going on at %d",
                         tp.topic, tp.partition, expected, message.offset - 1, message.offset
                     )  # fmt: skip
+                    self._gap[tp].addi(expected, message.offset)  # exactly the missing ones
+                    self._gap[tp].merge_overlaps()
                 self._due[tp] = message.offset + 1
                 self._probes.pop(tp, None)
+                # Faust's fetch loop drops a record below the last offset it handed over,
+                # which a seek racing a hand-over can leave too high: this one is due.
+                self._read_offset[tp] = message.offset
                 yield tp, message
             elif step is Step.DROP:
                 log.info(
@@ -86,6 +127,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 self._probes[tp] = Probe(expected, message.offset)
                 rewound.add(tp)
                 await self.seek_wait({tp: expected})
+            # Step.HOLD: assigned and not yet sought; the seek reads it again
 
 
 class InOrderTransport(faust_aiokafka.Transport):

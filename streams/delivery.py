@@ -1,18 +1,30 @@
 """In-order delivery: each partition's records reach the agents without holes (pure).
 
-Faust (faust-streaming 0.15) can skip records after a rebalance or a restart: its
-``getmany`` drops the rest of a fetched batch when the flow stops, the consumer
-generation changes or a partition is paused mid-batch, although the Kafka consumer's
-position has already moved past them; and aiokafka leaves the position of a partition
-with no committed offset where the last fetch left it. The next record Faust reads then
-lies past the one it expects, and Faust records the offsets in between as a "gap" that
-its commit treats as acknowledged. A ``kill -9`` soon after loses those records for any
-agent that had not handled them yet (seen in the crash test: derived events missing
-from the ledger although their offsets were committed).
+Faust (faust-streaming 0.15) can skip records after a rebalance or a restart:
 
-So the worker's consumer (``streams/consumer.py``) checks every record against the
-offset it expects next on that partition and asks this module what to do:
+* its ``getmany`` drops the rest of a fetched batch when the flow stops, the consumer
+  generation changes or a partition is paused mid-batch, although the Kafka consumer's
+  position has already moved past them, and aiokafka leaves the position of a partition
+  with no committed offset where the last fetch left it: the next record Faust reads lies
+  past the one it expects, and Faust records the offsets in between as a "gap" that its
+  commit treats as acknowledged;
+* its fetch loop remembers the last offset it handed to the agents and silently drops any
+  record below it; when the seek to the committed offsets that ends a rebalance runs while
+  a record fetched before it is still being handed over, that offset is remembered *after*
+  the seek, and the records read again from the committed offset are dropped;
+* its commit takes ``committed + 1`` for the offset due after ``committed`` (which is
+  already the offset due): one record that never reached the agents is committed over.
 
+A ``kill -9`` soon after loses those records for any agent that had not handled them yet
+(seen in the crash test: derived events missing from the ledger although their offsets
+were committed).
+
+So the worker's consumer (``streams/consumer.py``) positions every partition itself at
+the end of each rebalance, checks every record against the offset it expects next on
+that partition, and asks this module what to do:
+
+* no expected offset yet (the partition was assigned, and the seek that ends the
+  rebalance has not run) → hold it back: the seek reads it again;
 * the expected offset → deliver it;
 * an earlier one → drop it (already delivered since the last seek);
 * a later one → rewind: seek back to the expected offset and read again, dropping the
@@ -29,6 +41,7 @@ from dataclasses import dataclass
 
 
 class Step(enum.Enum):
+    HOLD = "hold"
     DELIVER = "deliver"
     DROP = "drop"
     REWIND = "rewind"
@@ -45,10 +58,12 @@ class Probe:
 def next_step(expected: int | None, offset: int, probe: Probe | None) -> Step:
     """What to do with the record at ``offset`` when ``expected`` is due next.
 
-    ``expected`` is ``None`` while the partition has no known position (the first
-    record then sets it); ``probe`` is the partition's last rewind, if any.
+    ``expected`` is ``None`` while the partition has no position of ours (assigned, not
+    yet sought); ``probe`` is the partition's last rewind, if any.
     """
-    if expected is None or offset == expected:
+    if expected is None:
+        return Step.HOLD
+    if offset == expected:
         return Step.DELIVER
     if offset < expected:
         return Step.DROP

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import faust
 from faust.transport.consumer import RecordMap
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TP, StreamT
+from faust.types import TP, Message, StreamT
 from faust.types.transports import ConsumerT, TransportT
 
 from streams.consumer import InOrderConsumer
@@ -26,15 +26,15 @@ from streams.consumer import InOrderConsumer
 env = os.environ
 
 
-def _to_lose() -> set[int]:
-    first, _, last = env.get("INORDER_LOSE", "").partition("-")
+def _offsets(name: str) -> set[int]:
+    first, _, last = env.get(name, "").partition("-")
     return set(range(int(first), int(last) + 1)) if first else set()
 
 
 class LosesFetchedRecords:
     """Drops the ``INORDER_LOSE`` offsets of partition 0 from the first fetch holding them."""
 
-    _to_lose: set[int] = _to_lose()
+    _to_lose: set[int] = _offsets("INORDER_LOSE")
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
         records: RecordMap = await super()._getmany(active_partitions, timeout)  # type: ignore[misc]
@@ -51,11 +51,35 @@ class FaustConsumer(LosesFetchedRecords, faust_aiokafka.Consumer):
     pass
 
 
-class WorkerConsumer(LosesFetchedRecords, InOrderConsumer):
+class LosesDeliveredRecords(InOrderConsumer):
+    """Drops the ``INORDER_LOSE_DELIVERED`` offsets of partition 0 once, after delivery."""
+
+    _to_lose_delivered: set[int] = _offsets("INORDER_LOSE_DELIVERED")
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        async for tp, message in super().getmany(timeout):
+            if tp.partition == 0 and message.offset in self._to_lose_delivered:
+                self._to_lose_delivered.discard(message.offset)
+                continue
+            yield tp, message
+
+
+class WorkerConsumer(LosesFetchedRecords, LosesDeliveredRecords):
     pass
 
 
-CONSUMERS: dict[str, type[ConsumerT]] = {"faust": FaustConsumer, "inorder": WorkerConsumer}
+class LenientWorkerConsumer(WorkerConsumer):
+    """The worker's consumer with Faust's own commit rule (``committed + 1`` taken for
+    the offset due after ``committed``), to show what the stricter rule prevents."""
+
+    _new_offset = faust_aiokafka.Consumer._new_offset
+
+
+CONSUMERS: dict[str, type[ConsumerT]] = {
+    "faust": FaustConsumer,
+    "inorder": WorkerConsumer,
+    "lenient": LenientWorkerConsumer,
+}
 
 
 class Transport(faust_aiokafka.Transport):

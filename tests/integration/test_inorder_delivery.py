@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,16 +44,25 @@ class TestApp:
 
 @contextmanager
 def inorder_worker(
-    broker: KafkaBroker, tmp_path: Path, *, topic: str, consumer: str, lose: str = ""
+    broker: KafkaBroker,
+    tmp_path: Path,
+    *,
+    topic: str,
+    consumer: str,
+    lose: str = "",
+    lose_delivered: str = "",
+    group: str | None = None,
 ) -> Iterator[TestApp]:
-    """The test app as a worker process."""
-    group, seen, log = f"inorder-{uuid.uuid4().hex[:8]}", tmp_path / "seen.txt", tmp_path / "log"
+    """The test app as a worker process (its agent appends to ``tmp_path/seen.txt``)."""
+    group = group or f"inorder-{uuid.uuid4().hex[:8]}"
+    seen, log = tmp_path / "seen.txt", tmp_path / "log"
     env = {
         "INORDER_APP_ID": group,
         "INORDER_BOOTSTRAP": broker.bootstrap,
         "INORDER_TOPIC": topic,
         "INORDER_CONSUMER": consumer,
         "INORDER_LOSE": lose,
+        "INORDER_LOSE_DELIVERED": lose_delivered,
         "INORDER_OUT": str(seen),
         "INORDER_PORT": str(free_port()),
         "PATH": "/usr/bin:/bin",
@@ -60,7 +70,7 @@ def inorder_worker(
     }
     command = [sys.executable, "-m", "faust", "-A", "tests.integration.inorder_app"]
     command += ["worker", "--loglevel", "info", "--without-web"]
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(  # noqa: S603 - our interpreter, our test app
             [*command], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
         )
@@ -108,11 +118,16 @@ def produce(bootstrap: str, topic: str, transactions: list[int] | None = None) -
     asyncio.run(run())
 
 
-def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str) -> None:
+def committed(broker: KafkaBroker, app: TestApp, topic: str) -> int | None:
+    """The app's group's committed offset of ``topic``'s partition 0."""
+    return group_offsets(broker.bootstrap, app.group).get(f"{topic}[0]")
+
+
+def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str, end: int = RECORDS) -> None:
     """Wait until the app's agent has seen the last record and its group committed it."""
     wait_for(lambda: app.saw(RECORDS - 1), timeout=120, what="the last record")
     wait_for(
-        lambda: group_offsets(broker.bootstrap, app.group).get(f"{topic}[0]") == RECORDS,
+        lambda: committed(broker, app, topic) == end,
         timeout=30,
         what="the group's commit of the whole partition",
     )
@@ -156,8 +171,50 @@ def test_worker_consumer_goes_on_over_real_holes_in_the_log(
     produce(kafka_broker.bootstrap, topic, transactions=[5, 5, 5])  # markers at 5, 11, 17
     with inorder_worker(kafka_broker, tmp_path, topic=topic, consumer="inorder") as app:
         wait_for(lambda: app.saw(16), timeout=120, what="the last record")
+        wait_for(
+            lambda: committed(kafka_broker, app, topic) == 17,
+            timeout=30,
+            what="the group's commit past the holes (the last marker is at 17)",
+        )
     assert offsets_seen(app.seen) == [*range(0, 5), *range(6, 11), *range(12, 17)]
     log = (tmp_path / "log").read_text()
     assert "offsets 5..5 are not in the log" in log
     assert "offsets 11..11 are not in the log" in log
     assert log.count("seeking back") == 2, "one check per hole"
+
+
+def test_a_delivered_record_the_agent_never_saw_is_never_committed_over(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Offset 5 is delivered by the consumer and lost before the agent (as Faust's fetch
+    loop drops it when a seek races a hand-over). The worker's consumer holds the commit
+    at 5, so a restart reads 5 again: nothing is lost."""
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic)
+    with inorder_worker(
+        kafka_broker, tmp_path, topic=topic, consumer="inorder", lose_delivered="5-5"
+    ) as first:
+        wait_for(lambda: first.saw(RECORDS - 1), timeout=120, what="the last record")
+        wait_for(lambda: committed(kafka_broker, first, topic) == 5, timeout=30, what="commit")
+        time.sleep(3)  # six more commit intervals: the commit must stay at 5
+        assert committed(kafka_broker, first, topic) == 5
+    assert offsets_seen(first.seen) == [n for n in range(RECORDS) if n != 5]
+    with inorder_worker(
+        kafka_broker, tmp_path, topic=topic, consumer="inorder", group=first.group
+    ) as second:
+        read_and_committed(kafka_broker, second, topic)
+    assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(5, RECORDS)), "read again"
+
+
+def test_faust_commit_rule_commits_over_a_delivered_record_the_agent_never_saw(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """The same loss under Faust's own commit rule: after committing 5 it takes the
+    acknowledged 6 for the offset due and commits the whole partition; 5 is lost."""
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic)
+    with inorder_worker(
+        kafka_broker, tmp_path, topic=topic, consumer="lenient", lose_delivered="5-5"
+    ) as app:
+        read_and_committed(kafka_broker, app, topic)
+    assert offsets_seen(app.seen) == [n for n in range(RECORDS) if n != 5]

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -127,15 +128,45 @@ def _kcat_produce(kcat: str, bootstrap: str, topic: str, lines: list[tuple[str, 
 
 
 def _produce(bootstrap: str, topic: str, events: list[Event]) -> None:
+    """Produce ``events`` and wait until the broker has acknowledged every one."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
-        for event in events:
+        sent = [
             producer.send(
                 topic, key=kafka_key(event), value=encode(event), headers=structured_headers()
             )
+            for event in events
+        ]
         producer.flush(timeout=30)
+        for future in sent:
+            future.get(timeout=30)  # raises the send's error, if any
     finally:
         producer.close()
+
+
+def _subjects_on(bootstrap: str, topic: str) -> Counter[str]:
+    """How many events of each subject ``topic`` holds now."""
+    return Counter(r.event().subject for r in consume(bootstrap, topic, at_least=0))
+
+
+def _where_events_stopped(
+    bootstrap: str, topics: TopicSettings, app_id: str, logs: tuple[Path, ...]
+) -> str:
+    """For a failed run: each stage's events per subject, and the workers' delivery log."""
+    stages = {
+        "produced": topics.events,
+        "ingested": f"{app_id}-events-ingested",
+        "lockouts": topics.lockouts,
+    }
+    counts = {stage: _subjects_on(bootstrap, topic) for stage, topic in stages.items()}
+    lines = [f"{stage}: {dict(sorted(count.items()))}" for stage, count in counts.items()]
+    for log in logs:
+        lines += [
+            f"{log.name}: {line}"
+            for line in log.read_text().splitlines()
+            if "seeking back" in line or "dropped offset" in line or "not in the log" in line
+        ]
+    return "\n".join(lines)
 
 
 def _api(port: int, path: str, *, process: subprocess.Popen[bytes], log: Path) -> Any:
@@ -283,7 +314,11 @@ def test_two_workers_share_the_partitions_and_either_answers_for_every_subject(
             assert time.monotonic() < deadline, "the two workers never shared the partitions"
             time.sleep(0.5)
         _produce(kafka_broker.bootstrap, topics.events, failures)
-        lockouts = consume(kafka_broker.bootstrap, topics.lockouts, at_least=len(subjects))
+        try:
+            lockouts = consume(kafka_broker.bootstrap, topics.lockouts, at_least=len(subjects))
+        except AssertionError as error:
+            trace = _where_events_stopped(kafka_broker.bootstrap, topics, app_id, logs)
+            raise AssertionError(f"{error}\n{trace}") from error
         at = _at(failures[-1].time)
         answers = {
             (port, subject): _api(port, f"/lockouts/acme/{subject}?at={at}", process=p, log=log)

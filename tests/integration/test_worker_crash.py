@@ -102,7 +102,6 @@ def test_kill_9_three_times_loses_nothing_and_counts_nothing_twice(
     events = crash_input()
     _kcat_produce(kcat, kafka_broker.bootstrap, topics.events, events)
     env = _worker_env(kafka_broker, topics, tmp_path / "data", free_port())
-    env["FACTORSTREAM_STREAM__IN_ORDER_DELIVERY"] = "true"  # streams/consumer.py
     app_id = env["FACTORSTREAM_STREAM__APP_ID"]
     sources = [
         topics.events,

@@ -229,12 +229,15 @@ def test_internal_topics_are_listed_with_fausts_configs(pipeline: Pipeline) -> N
     assert seen == {"cleanup.policy": "compact,delete", "retention.ms": "3600000"}
 
 
-def test_in_order_delivery_makes_the_worker_read_through_the_in_order_consumer(
+def test_the_worker_reads_through_the_in_order_consumer_unless_told_not_to(
     tmp_path: Path,
 ) -> None:
     """Faust's own consumer can commit past records it never delivered
-    (tests/integration/test_inorder_delivery.py); the setting swaps it out."""
-    stream = StreamSettings(store="memory://", app_id="wiring-inorder", in_order_delivery=True)
+    (tests/integration/test_inorder_delivery.py): the worker's is the default."""
+    stream = StreamSettings(store="memory://", app_id="wiring-inorder")
     app = create_pipeline(Settings(data_dir=tmp_path, stream=stream)).app
     assert app.transport.Consumer is InOrderConsumer
     assert isinstance(app.consumer, InOrderConsumer)
+    plain = stream.model_copy(update={"app_id": "wiring-plain", "in_order_delivery": False})
+    app = create_pipeline(Settings(data_dir=tmp_path / "plain", stream=plain)).app
+    assert not isinstance(app.consumer, InOrderConsumer)

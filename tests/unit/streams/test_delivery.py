@@ -11,8 +11,12 @@ def test_the_due_offset_is_delivered() -> None:
     assert next_step(7, 7, None) is Step.DELIVER
 
 
-def test_without_a_known_position_the_first_record_is_delivered() -> None:
-    assert next_step(None, 1234, None) is Step.DELIVER
+@pytest.mark.parametrize("offset", [0, 1234])
+def test_a_record_read_before_the_partition_is_sought_is_held_back(offset: int) -> None:
+    """Between an assignment and the seek that ends the rebalance nothing is delivered:
+    the seek reads it again from the committed offset."""
+    assert next_step(None, offset, None) is Step.HOLD
+    assert next_step(None, offset, Probe(expected=0, seen=offset)) is Step.HOLD
 
 
 @pytest.mark.parametrize("offset", [0, 5, 6])
