@@ -33,6 +33,7 @@ import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -47,6 +48,8 @@ from analytics.tables import empty, flatten, split_by_date
 from schemas import Event
 
 LOCK_FILE: Final = ".lake.lock"
+WRITE_THREADS: Final = min(4, os.cpu_count() or 1)
+"""Files of one batch written at once (one per table and date)."""
 GENERATIONS: Final = ".generations"
 SEED_DATE: Final = date(1970, 1, 1)
 """Each table holds an empty ``schema.parquet`` here, so its view exists (typed) before
@@ -199,7 +202,12 @@ class LakeWriter:
         self.lake = lake
         self.max_partitions = max_partitions
         self._known: OrderedDict[tuple[str, date], PartitionIds] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-write")
         ensure_lake(lake)
+
+    def close(self) -> None:
+        """Stop the writer's threads (a writer is also usable until it is collected)."""
+        self._pool.shutdown(wait=True)
 
     def _partition(self, table: str, day: date) -> PartitionIds:
         key = (table, day)
@@ -220,25 +228,38 @@ class LakeWriter:
         return self.write(flatten(events))
 
     def write(self, tables: Mapping[str, pa.Table]) -> WriteReport:
-        """Append each table's rows to their date partitions; rows already there are dropped."""
+        """Append each table's rows to their date partitions; rows already there are dropped.
+
+        The batch's files (one per table and date) are written concurrently: pyarrow
+        encodes and writes without holding the GIL.
+        """
         written = dict.fromkeys(tables, 0)
         duplicates = dict.fromkeys(tables, 0)
-        files: list[Path] = []
+        claims: list[tuple[str, date, PartitionIds, str, pa.Table]] = []
         with lake_lock(self.lake, exclusive=False):
             for table, rows in tables.items():
                 for day, part in split_by_date(rows):
                     fresh, ids, known = self._claim(table, day, part)
                     duplicates[table] += part.num_rows - fresh.num_rows
-                    if fresh.num_rows == 0:
-                        continue
-                    try:
-                        path = write_file(known.generation, batch_name(ids), fresh)
-                    except BaseException:  # its ids are claimed but not written: forget them
-                        self._known.pop((table, day), None)
-                        raise
-                    known.files.add(path.name)
-                    written[table] += fresh.num_rows
-                    files.append(path)
+                    if fresh.num_rows:
+                        claims.append((table, day, known, batch_name(ids), fresh))
+            outcomes = list(
+                self._pool.map(
+                    _written_or_error,
+                    [(known.generation, name, rows) for _, _, known, name, rows in claims],
+                )
+            )
+            files: list[Path] = []
+            for (table, day, known, name, rows), outcome in zip(claims, outcomes, strict=True):
+                if isinstance(outcome, BaseException):  # claimed, not written: forget the ids
+                    self._known.pop((table, day), None)
+                    continue
+                known.files.add(name)
+                written[table] += rows.num_rows
+                files.append(outcome)
+            failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failed:
+                raise failed[0]
         return WriteReport(written, duplicates, tuple(files))
 
     def _claim(
@@ -262,6 +283,16 @@ class LakeWriter:
         fresh, ids = _new_rows(part, ids, known.ids)
         known.ids.update(ids)
         return fresh, ids, known
+
+
+def _written_or_error(job: tuple[Path, str, pa.Table]) -> Path | BaseException:
+    """``write_file`` for the pool: its path, or the error (raised by ``write`` after
+    every file of the batch has settled)."""
+    directory, name, rows = job
+    try:
+        return write_file(directory, name, rows)
+    except Exception as error:  # noqa: BLE001 - handed back to the caller, not swallowed
+        return error
 
 
 def _new_rows(part: pa.Table, ids: list[str], seen: set[str]) -> tuple[pa.Table, list[str]]:

@@ -167,3 +167,30 @@ def test_split_by_date_groups_rows_by_utc_day() -> None:
 def test_connections_and_their_cursors_use_utc(tmp_path: Path) -> None:
     con = connect(tmp_path)
     assert con.cursor().execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+
+
+def test_a_file_that_fails_to_write_is_written_by_the_retry_and_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's files are written concurrently; when one fails, the others stand, the
+    error reaches the caller, and the redelivered batch writes only the missing rows."""
+    events = [sample_event(name, subject=f"u-{i}") for i, name in enumerate(PAYLOADS)]
+    writer = LakeWriter(tmp_path)
+    real = write_file
+
+    def fails_for_verifications(directory: Path, name: str, table: object) -> Path:
+        if "/verifications/" in str(directory):
+            raise OSError("disk full")
+        return real(directory, name, table)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("analytics.lake.write_file", fails_for_verifications)
+    with pytest.raises(OSError, match="disk full"):
+        writer.write_events(events)
+    assert count(tmp_path, "lake_verifications") == 0
+    assert count(tmp_path, "events") == len(events)
+
+    monkeypatch.setattr("analytics.lake.write_file", real)
+    report = writer.write_events(events)
+    assert report.written["verifications"] == 8 and report.written["events"] == 0
+    assert report.duplicates["events"] == len(events)
+    assert count(tmp_path, "lake_verifications") == 8
