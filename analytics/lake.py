@@ -205,10 +205,6 @@ class LakeWriter:
         self._pool = ThreadPoolExecutor(max_workers=WRITE_THREADS, thread_name_prefix="lake-write")
         ensure_lake(lake)
 
-    def close(self) -> None:
-        """Stop the writer's threads (a writer is also usable until it is collected)."""
-        self._pool.shutdown(wait=True)
-
     def _partition(self, table: str, day: date) -> PartitionIds:
         key = (table, day)
         known = self._known.get(key)
@@ -250,16 +246,17 @@ class LakeWriter:
                 )
             )
             files: list[Path] = []
+            error: BaseException | None = None
             for (table, day, known, name, rows), outcome in zip(claims, outcomes, strict=True):
                 if isinstance(outcome, BaseException):  # claimed, not written: forget the ids
                     self._known.pop((table, day), None)
+                    error = error or outcome
                     continue
                 known.files.add(name)
                 written[table] += rows.num_rows
                 files.append(outcome)
-            failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-            if failed:
-                raise failed[0]
+            if error is not None:
+                raise error
         return WriteReport(written, duplicates, tuple(files))
 
     def _claim(

@@ -123,11 +123,11 @@ def committed(broker: KafkaBroker, app: TestApp, topic: str) -> int | None:
     return group_offsets(broker.bootstrap, app.group).get(f"{topic}[0]")
 
 
-def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str, end: int = RECORDS) -> None:
+def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str) -> None:
     """Wait until the app's agent has seen the last record and its group committed it."""
     wait_for(lambda: app.saw(RECORDS - 1), timeout=120, what="the last record")
     wait_for(
-        lambda: committed(broker, app, topic) == end,
+        lambda: committed(broker, app, topic) == RECORDS,
         timeout=30,
         what="the group's commit of the whole partition",
     )
