@@ -30,25 +30,43 @@ def anomalies(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
 
 
 def impossible_travel_arcs(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """Impossible-travel detections as arcs: from the previous sign-in (the detection's
-    second-to-last related event) to the sign-in that fired it.
+    """Impossible-travel detections as arcs: from the previous sign-in to the sign-in that
+    fired it.
+
+    The start is read from the detection's evidence (``from_country``, ``from_latitude``,
+    ``from_longitude``), so the query reads no event but the detections. A detection whose
+    evidence lacks the coordinates (recorded before they were added) takes them from its
+    second-to-last related event, by id: the only case that reads ``events``.
 
     Columns: ``time``, ``id``, ``tenant``, ``subject``, ``from_country``,
     ``from_latitude``, ``from_longitude``, ``to_country``, ``to_latitude``,
     ``to_longitude``, ``speed_kmh``, ``severity``. Filters: tenant, since, until.
     """
     sql = """
-    SELECT r.time, r.id, r.tenant, r.subject,
-        e.country AS from_country, e.latitude AS from_latitude, e.longitude AS from_longitude,
-        r.country AS to_country, r.latitude AS to_latitude, r.longitude AS to_longitude,
-        TRY_CAST(json_extract(r.evidence, '$.speed_kmh') AS DOUBLE) AS speed_kmh, r.severity
-    FROM lake_risk_detections r
-    JOIN lake_events e ON e.id = r.related_event_ids[-2]
-    WHERE r.detection = 'impossible_travel' AND len(r.related_event_ids) >= 2
-      AND r.latitude IS NOT NULL AND e.latitude IS NOT NULL
-      AND ($tenant IS NULL OR r.tenant = $tenant)
-      AND ($since IS NULL OR r.time >= $since) AND ($until IS NULL OR r.time < $until)
-    ORDER BY r.time, r.id
+    WITH travel AS (
+        SELECT time, id, tenant, subject, severity, related_event_ids,
+            country AS to_country, latitude AS to_latitude, longitude AS to_longitude,
+            json_extract_string(evidence, '$.from_country') AS from_country,
+            TRY_CAST(json_extract(evidence, '$.from_latitude') AS DOUBLE) AS from_latitude,
+            TRY_CAST(json_extract(evidence, '$.from_longitude') AS DOUBLE) AS from_longitude,
+            TRY_CAST(json_extract(evidence, '$.speed_kmh') AS DOUBLE) AS speed_kmh
+        FROM lake_risk_detections
+        WHERE detection = 'impossible_travel' AND latitude IS NOT NULL
+          AND ($tenant IS NULL OR tenant = $tenant)
+          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+    ), located AS (
+        SELECT * FROM travel WHERE from_latitude IS NOT NULL AND from_longitude IS NOT NULL
+    ), unlocated AS (  -- older detections: the start from the previous sign-in's event
+        SELECT t.* REPLACE (e.country AS from_country, e.latitude AS from_latitude,
+            e.longitude AS from_longitude)
+        FROM travel t JOIN lake_events e ON e.id = t.related_event_ids[-2]
+        WHERE (t.from_latitude IS NULL OR t.from_longitude IS NULL)
+          AND len(t.related_event_ids) >= 2 AND e.latitude IS NOT NULL
+    )
+    SELECT time, id, tenant, subject, from_country, from_latitude, from_longitude,
+        to_country, to_latitude, to_longitude, speed_kmh, severity
+    FROM (SELECT * FROM located UNION ALL SELECT * FROM unlocated)
+    ORDER BY time, id
     """
     return fetch(con, sql, filters.bind(*WHEN))
 

@@ -211,7 +211,8 @@ def typed_tables(events: pa.Table) -> dict[str, pa.Table]:
             cols["failures"] = pc.if_else(applied, 5, None)
         elif table == "risk_detections":
             ids = rows.column("id").combine_chunks()
-            previous = pc.take(events.column("id"), _previous(events, mask))
+            before = _previous(events, mask)
+            previous = pc.take(events.column("id"), before)
             values = pa.concat_arrays([previous.combine_chunks(), ids]).take(
                 pa.array(np.arange(2 * n).reshape(2, n).T.ravel())
             )
@@ -219,9 +220,30 @@ def typed_tables(events: pa.Table) -> dict[str, pa.Table]:
                 pa.array(np.arange(0, 2 * n + 1, 2), pa.int32()), values
             )
             cols["summary"] = rows.column("detection")
-            cols["evidence"] = pa.repeat('{"speed_kmh": 1500.0}', n)
+            cols["evidence"] = _travel_evidence(events, rows, before)
         out[table] = _shape(table, cols, n)
     return out
+
+
+def _travel_evidence(events: pa.Table, rows: pa.Table, before: pa.Array) -> pa.Array:
+    """Evidence as the travel fold writes it: the speed and where the trip started, the
+    previous event's place (the detection's own where that event has none: the fold only
+    compares located sign-ins, so its evidence always names a start)."""
+
+    def start(name: str) -> pa.Array:
+        previous = pc.take(events.column(name), before)
+        return pc.coalesce(previous, rows.column(name).combine_chunks())
+
+    return pc.binary_join_element_wise(
+        '{"speed_kmh": 1500.0, "from_country": "',
+        start("country"),
+        '", "from_latitude": ',
+        start("latitude").cast(pa.string()),
+        ', "from_longitude": ',
+        start("longitude").cast(pa.string()),
+        "}",
+        "",
+    )
 
 
 def _previous(events: pa.Table, mask: pa.ChunkedArray) -> pa.Array:

@@ -10,6 +10,8 @@ least ``travel_min_elapsed``: it fires when ``d >= travel_min_distance_km`` and
 are never compared. Score 70 (high), 10 more per doubling of the speed over the limit, at
 most 85 (VPNs make it noisy, so alone it never reaches critical). Cool-down: ``cooldown``
 per subject; the reference point moves on with every located sign-in all the same.
+The evidence names where the trip started (country and coordinates) next to the speed, so
+the detection alone draws its arc on a map; the sign-in that fired it is the event's client.
 """
 
 from __future__ import annotations
@@ -155,6 +157,8 @@ def fold_impossible_travel(
         "uncertainty_km": round(distance - effective, 1),
         "elapsed_seconds": int(elapsed.total_seconds()),
         "from_country": previous.country,
+        "from_latitude": previous.latitude,
+        "from_longitude": previous.longitude,
         "to_country": point.country,
         "previous_sign_in_at": previous.at.isoformat(),
     }

@@ -7,6 +7,7 @@ three micro-batches through the lake writer, and checked both as written and com
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -16,7 +17,9 @@ from analytics import queries as q
 from analytics.compaction import compact
 from analytics.lake import LakeWriter
 from analytics.views import connect
-from tests.unit.analytics.golden import D1, D2, at, golden_events
+from schemas import payloads as p
+from schemas.fields import RiskLevel
+from tests.unit.analytics.golden import D1, D2, SYDNEY, at, ev, golden_events
 from verifiers import policy
 
 DAY1, DAY2 = pd.Timestamp(D1), pd.Timestamp(D2)  # DuckDB DATE → pandas datetime64
@@ -165,6 +168,41 @@ def test_anomalies_feed_and_impossible_travel_arcs(con: duckdb.DuckDBPyConnectio
         ("acme", "alice", "DE", 52.52, 13.405, "AU", -33.87, 151.21, 700.0, "high")
     ]
     assert q.impossible_travel_arcs(con, q.Filters(tenant="globex")).empty
+
+
+def test_an_arc_starts_where_the_evidence_says_and_needs_no_event(tmp_path: Path) -> None:
+    """A detection with the start's coordinates in its evidence is drawn from them alone:
+    its previous sign-in is not in the lake (erased, or older than the lake)."""
+    lake = tmp_path / "lake"
+    evidence = {
+        "speed_kmh": 1200.0,
+        "from_country": "FR",
+        "from_latitude": 48.86,
+        "from_longitude": 2.35,
+    }
+    detected = ev(
+        p.RiskDetected(
+            detection=p.Detection.IMPOSSIBLE_TRAVEL,
+            severity=RiskLevel.HIGH,
+            score=72,
+            summary="Paris to Sydney",
+            evidence=evidence,
+            related_event_ids=[
+                "0190a000-0000-7000-8000-00000000dead",
+                "0190a000-0000-7000-8000-00000000beef",
+            ],
+            client=SYDNEY,
+        ),
+        "alice",
+        at(D2, "09:00:06"),
+        "k9",
+    )
+    LakeWriter(lake).write_events([detected])
+    with connect(lake) as connection:
+        arcs = q.impossible_travel_arcs(connection, ALL)
+    assert rows(arcs.drop(columns=["time"])) == [
+        (detected.id, "acme", "alice", "FR", 48.86, 2.35, "AU", -33.87, 151.21, 1200.0, "high")
+    ]
 
 
 def test_lockouts_over_time(con: duckdb.DuckDBPyConnection) -> None:

@@ -106,6 +106,10 @@ def test_impossible_travel_fires_above_the_speed_limit(speed: float, fires: bool
         assert risk.evidence["speed_kmh"] == pytest.approx(speed, abs=0.2)
         assert risk.evidence["distance_km"] == pytest.approx(877.5, abs=0.5)
         assert (risk.evidence["from_country"], risk.evidence["to_country"]) == ("DE", "FR")
+        assert (risk.evidence["from_latitude"], risk.evidence["from_longitude"]) == (
+            BERLIN.latitude,
+            BERLIN.longitude,
+        )
         assert risk.related_event_ids == [events[0].id, events[1].id]
         assert risk.severity is RiskLevel.HIGH and risk.score == 70
         assert risk.client == events[1].data.client  # type: ignore[attr-defined]
