@@ -135,11 +135,20 @@ def parquet_files(directory: Path) -> list[Path]:
     return [directory / name for name in parquet_names(directory)]
 
 
+def _has_partitions(lake: Path, table: str) -> bool:
+    return (lake / table).is_dir() and any((lake / table).glob("date=*"))
+
+
+def lake_ready(lake: Path) -> bool:
+    """Whether every table of the lake has a partition (its views can be made)."""
+    return all(_has_partitions(lake, table) for table in TABLES)
+
+
 def ensure_lake(lake: Path) -> None:
     """Create the lake and each table's seed partition (an empty, typed file)."""
     with lake_lock(lake, exclusive=False):
         for table in TABLES:
-            if (lake / table).is_dir() and any((lake / table).glob("date=*")):
+            if _has_partitions(lake, table):
                 continue
             generation = current_generation(lake, table, SEED_DATE)
             if not (generation / SEED_FILE).exists():

@@ -3,6 +3,8 @@
 Readers never open a database file a writer holds: the lake is plain Parquet, and each
 reader gets its own in-memory DuckDB (:func:`connect`) with views over the files, or opens
 the views file read-only (``duckdb.connect(path, read_only=True)``; many processes may).
+Readers write nothing into a lake that is set up (no lock, no file): a read-only mount or
+copy of it can be queried. Only a new lake gets its empty seed files first.
 
 Views (one per table, all columns of the files plus ``date`` from the partition):
 
@@ -28,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from analytics.columns import SIGN_IN_TYPES, TABLES
-from analytics.lake import ensure_lake
+from analytics.lake import ensure_lake, lake_ready
 
 VIEWS_FILE: Final = "analytics.duckdb"
 VIEWS_STORAGE_VERSION: Final = "v1.0.0"
@@ -86,9 +88,15 @@ def view_statements(lake: Path) -> list[str]:
     return statements
 
 
+def _readable(lake: Path) -> None:
+    """Make a new lake's seed files; leave a set-up lake untouched (it may be read-only)."""
+    if not lake_ready(lake):
+        ensure_lake(lake)
+
+
 def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     """A private in-memory DuckDB with the lake's views (UTC time zone, its cursors too)."""
-    ensure_lake(lake)
+    _readable(lake)
     con = duckdb.connect(":memory:")
     con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors of the connection too
     # Parquet footers cached across queries: files are never rewritten in place (a name is
@@ -107,7 +115,7 @@ def write_views_file(lake: Path, path: Path) -> Path:
     Built under a temporary name and renamed, so a reader opens either the old file or the
     new one, complete. Open it read-only: ``duckdb.connect(str(path), read_only=True)``.
     """
-    ensure_lake(lake)
+    _readable(lake)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     con = duckdb.connect(

@@ -10,7 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from analytics.lake import LakeWriter
+from analytics.lake import LOCK_FILE, LakeWriter, lake_ready
+from analytics.queries import QUERIES, Filters
+from analytics.views import connect
 from factorstream.cli import sql as sql_cli
 from factorstream.cli.context import load_into
 from tests.factories import PAYLOADS, sample_event
@@ -69,6 +71,36 @@ def test_sql_errors_print_duckdbs_message_and_exit_non_zero(
     assert code == 1
     assert message in err and "error:" in err
     assert out == ""
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root`` with its mode, size and modification time (links as such)."""
+    return {
+        str(path.relative_to(root)): (stat.st_mode, stat.st_size, stat.st_mtime_ns)
+        for path in [root, *root.rglob("*")]
+        for stat in [path.lstat()]
+    }
+
+
+def test_sql_and_the_queries_write_nothing_into_the_lake(data_dir: Path) -> None:
+    """A SOC analyst may have a read-only copy or mount of the lake: reading it takes no
+    lock file and creates, changes or removes nothing."""
+    lake = data_dir / "lake"
+    (lake / LOCK_FILE).unlink()
+    before = _tree(lake)
+    code, out, _ = run("sql", "SELECT count(*) AS n FROM events", "-f", "csv")
+    assert code == 0 and out.splitlines() == ["n", str(len(PAYLOADS))]
+    with connect(lake) as con:
+        for query in QUERIES.values():
+            query(con, Filters())
+    assert _tree(lake) == before
+
+
+def test_sql_on_a_new_lake_sets_it_up_first(data_dir: Path) -> None:
+    lake = data_dir / "new-lake"
+    with connect(lake) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
+    assert lake_ready(lake)
 
 
 def test_lake_compact_and_views(data_dir: Path) -> None:
