@@ -60,10 +60,9 @@ def cli_reference(command: Any) -> str:
 
 
 def _describe(command: Any, path: list[str], lines: list[str]) -> None:
-    subcommands = getattr(command, "commands", None)
-    if subcommands is not None:
-        for name in sorted(subcommands):
-            _describe(subcommands[name], [*path, name], lines)
+    if hasattr(command, "list_commands"):  # a group (``factorstream``'s loads them on demand)
+        for name in sorted(command.list_commands(None)):
+            _describe(command.get_command(None, name), [*path, name], lines)
         return
     usage = " ".join(
         path

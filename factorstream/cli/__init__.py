@@ -1,41 +1,74 @@
-"""The ``factorstream`` command. Settings are read here, once, and passed down."""
+"""The ``factorstream`` command. Settings are read here, once, and passed down.
+
+Each command's module is imported when the command runs (or help lists it), not before:
+``factorstream sql`` loads DuckDB, not Faust, Dash and the ledger as well.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+from collections.abc import Mapping
+from typing import Any, Final
 
-from factorstream.cli import audit, bench, dashboard, kafka, lockout, schemas
-from factorstream.cli import sql as sql_cli
+import typer
+from typer.core import TyperGroup
+
 from factorstream.cli.context import load_into
-from factorstream.cli.demo import demo
-from factorstream.cli.docs import docs
-from factorstream.cli.relay import relay
-from factorstream.cli.replay import replay
-from factorstream.cli.simulate import simulate
-from factorstream.cli.worker import worker
+
+COMMANDS: Final[Mapping[str, str]] = {
+    "schemas": "factorstream.cli.schemas:app",
+    "kafka": "factorstream.cli.kafka:app",
+    "bench": "factorstream.cli.bench:app",
+    "lockout": "factorstream.cli.lockout:app",
+    "audit": "factorstream.cli.audit:app",
+    "users": "factorstream.cli.dashboard:app",
+    "lake": "factorstream.cli.sql:app",
+    "demo": "factorstream.cli.demo:demo",
+    "relay": "factorstream.cli.relay:relay",
+    "replay": "factorstream.cli.replay:replay",
+    "docs": "factorstream.cli.docs:docs",
+    "worker": "factorstream.cli.worker:worker",
+    "dashboard": "factorstream.cli.dashboard:dashboard",
+    "simulate": "factorstream.cli.simulate:simulate",
+    "sql": "factorstream.cli.sql:sql",
+}
+"""Every command (or group of commands) by name: ``module:attribute``, a Typer app or a
+function, in the order help lists them."""
+
+
+def load_command(name: str) -> Any:
+    """The click command ``name`` stands for, its module imported now."""
+    module, attribute = COMMANDS[name].split(":")
+    target = getattr(importlib.import_module(module), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False)
+    single.command(name=name)(target)
+    return typer.main.get_command(single)
+
+
+class LazyCommands(TyperGroup):
+    """A command group that imports a command's module the first time it is asked for."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*COMMANDS, *(name for name in super().list_commands(ctx) if name not in COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            self.add_command(load_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
     name="factorstream",
     help="Event-sourced MFA audit and analytics pipeline.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    cls=LazyCommands,
 )
 app.callback()(load_into)
-app.add_typer(schemas.app, name="schemas")
-app.add_typer(kafka.app, name="kafka")
-app.add_typer(bench.app, name="bench")
-app.add_typer(lockout.app, name="lockout")
-app.add_typer(audit.app, name="audit")
-app.add_typer(dashboard.app, name="users")
-app.add_typer(sql_cli.app, name="lake")
-app.command()(demo)
-app.command()(relay)
-app.command()(replay)
-app.command()(docs)
-app.command()(worker)
-app.command()(dashboard.dashboard)
-app.command()(simulate)
-app.command()(sql_cli.sql)
 
 
 def main() -> None:
