@@ -15,7 +15,9 @@ Faust's own bookkeeping is kept in step, so that it neither drops nor commits ov
 record this consumer delivers: the last offset its fetch loop handed over is set to each
 record's offset as it is delivered, a real hole in the log is recorded as a gap of
 exactly the missing offsets, and a commit waits while the record at the committed offset
-is not acknowledged (Faust would take ``committed + 1`` for it).
+is not acknowledged (Faust would take ``committed + 1`` for it). Before a partition's first
+commit the offset it was sought to stands for the committed one (Faust checks nothing
+there, and would commit over a lost first record).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._due: dict[TP, int] = {}
         self._probes: dict[TP, Probe] = {}
+        self._sought: dict[TP, int] = {}  # partitions never committed: where reading began
 
     def _guarded(self, tp: TP) -> bool:
         return bool(self.app.topics.acks_enabled_for(tp.topic))
@@ -50,6 +53,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         for tp in partitions:
             self._due.pop(tp, None)
             self._probes.pop(tp, None)
+            self._sought.pop(tp, None)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._forget(revoked)  # before any await: no record of theirs is delivered now
@@ -73,14 +77,18 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             await self.seek_wait(due)  # aiokafka's seek to committed skips offset 0
         self._due = due
         self._probes = {}
+        self._sought = {tp: due[tp] for tp in never_committed if tp in due}
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
         self._due[partition] = offset
 
     def _new_offset(self, tp: TP) -> int | None:
-        """Faust's next offset to commit, but never past an unacknowledged ``committed``."""
+        """Faust's next offset to commit, but never past an unacknowledged ``committed``
+        (before the first commit: the offset the partition was sought to)."""
         committed = self._committed_offset[tp]
+        if committed is None:
+            committed = self._sought.get(tp)
         acked = self._acked[tp]
         if committed is not None and acked and self._guarded(tp):
             gap = self._gap.get(tp)

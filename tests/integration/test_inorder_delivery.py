@@ -206,6 +206,28 @@ def test_a_delivered_record_the_agent_never_saw_is_never_committed_over(
     assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(5, RECORDS)), "read again"
 
 
+def test_a_lost_first_record_of_a_partition_never_committed_is_not_committed_over(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Before a group's first commit of a partition there is no committed offset to hold
+    at (Faust's rule checks nothing then): the consumer holds at the offset it sought to,
+    the start of the log, so losing offset 0 leaves the partition uncommitted."""
+    topic = new_topic(kafka_broker)
+    produce(kafka_broker.bootstrap, topic)
+    with inorder_worker(
+        kafka_broker, tmp_path, topic=topic, consumer="inorder", lose_delivered="0-0"
+    ) as first:
+        wait_for(lambda: first.saw(RECORDS - 1), timeout=120, what="the last record")
+        time.sleep(3)  # six commit intervals: nothing may be committed
+        assert committed(kafka_broker, first, topic) is None
+    assert offsets_seen(first.seen) == list(range(1, RECORDS))
+    with inorder_worker(
+        kafka_broker, tmp_path, topic=topic, consumer="inorder", group=first.group
+    ) as second:
+        read_and_committed(kafka_broker, second, topic)
+    assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(RECORDS)), "read again"
+
+
 def test_faust_commit_rule_commits_over_a_delivered_record_the_agent_never_saw(
     kafka_broker: KafkaBroker, tmp_path: Path
 ) -> None:
