@@ -17,7 +17,9 @@ record's offset as it is delivered, a real hole in the log is recorded as a gap 
 exactly the missing offsets, and a commit waits while the record at the committed offset
 is not acknowledged (Faust would take ``committed + 1`` for it). Before a partition's first
 commit the offset it was sought to stands for the committed one (Faust checks nothing
-there, and would commit over a lost first record).
+there, and would commit over a lost first record). A commit held that way for
+:data:`HELD_COMMITS_BEFORE_WARNING` commits in a row is logged as a warning, again at each
+further such run: the partition's lag grows, and a restart reads from that offset again.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ from streams.delivery import Probe, Step, next_step
 
 log = logging.getLogger(__name__)
 
+HELD_COMMITS_BEFORE_WARNING = 20
+"""Commits in a row held at one offset before the consumer warns about it."""
+
 
 class InOrderConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer whose ``getmany`` never yields past a missing record."""
@@ -45,6 +50,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         self._due: dict[TP, int] = {}
         self._probes: dict[TP, Probe] = {}
         self._sought: dict[TP, int] = {}  # partitions never committed: where reading began
+        self._held: dict[TP, tuple[int, int]] = {}  # offset a commit waits at, commits held
 
     def _guarded(self, tp: TP) -> bool:
         return bool(self.app.topics.acks_enabled_for(tp.topic))
@@ -54,6 +60,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             self._due.pop(tp, None)
             self._probes.pop(tp, None)
             self._sought.pop(tp, None)
+            self._held.pop(tp, None)
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._forget(revoked)  # before any await: no record of theirs is delivered now
@@ -94,9 +101,22 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             gap = self._gap.get(tp)
             lowest = min(min(acked), gap.begin()) if gap else min(acked)
             if lowest > committed:
+                self._hold(tp, committed)
                 return None
+        self._held.pop(tp, None)
         result: int | None = super()._new_offset(tp)
         return result
+
+    def _hold(self, tp: TP, offset: int) -> None:
+        held_at, times = self._held.get(tp, (offset, 0))
+        times = times + 1 if held_at == offset else 1
+        self._held[tp] = (offset, times)
+        if times % HELD_COMMITS_BEFORE_WARNING == 0:
+            log.warning(
+                "%s[%d]: commit held at offset %d for %d commits: that record was never "
+                "acknowledged; a restart or rebalance reads from it again",
+                tp.topic, tp.partition, offset, times
+            )  # fmt: skip
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         rewound: set[TP] = set()

@@ -21,6 +21,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from factorstream.localkafka import ensure_topics, free_port
+from streams.consumer import HELD_COMMITS_BEFORE_WARNING
 from tests.integration.records import group_offsets
 from tests.kafka_broker import KafkaBroker
 from tests.support import wait_for
@@ -35,6 +36,11 @@ class TestApp:
     seen: Path
     group: str
     process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        """What the app's worker has logged so far."""
+        return self.log_path.read_text(errors="replace")
 
     def saw(self, offset: int) -> bool:
         """Whether the agent has seen ``offset`` yet (fails if the app has exited)."""
@@ -75,7 +81,7 @@ def inorder_worker(
             [*command], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path
         )
     try:
-        yield TestApp(seen, group, process)
+        yield TestApp(seen, group, process, log)
     finally:
         process.terminate()
         try:
@@ -198,6 +204,12 @@ def test_a_delivered_record_the_agent_never_saw_is_never_committed_over(
         wait_for(lambda: committed(kafka_broker, first, topic) == 5, timeout=30, what="commit")
         time.sleep(3)  # six more commit intervals: the commit must stay at 5
         assert committed(kafka_broker, first, topic) == 5
+        warning = f"{topic}[0]: commit held at offset 5 for {HELD_COMMITS_BEFORE_WARNING} commits"
+        wait_for(  # the operator is told
+            lambda: warning in first.log(),
+            timeout=30,
+            what="the warning about the held commit",
+        )
     assert offsets_seen(first.seen) == [n for n in range(RECORDS) if n != 5]
     with inorder_worker(
         kafka_broker, tmp_path, topic=topic, consumer="inorder", group=first.group
