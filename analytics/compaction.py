@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analytics import rollups
 from analytics.columns import SCHEMAS, TABLES
 from analytics.lake import (
     GENERATIONS,
@@ -30,6 +31,7 @@ from analytics.lake import (
     lake_lock,
     new_generation,
     parquet_files,
+    partitions,
     point_link,
     write_file,
 )
@@ -43,15 +45,6 @@ class Compacted:
     day: date
     files: int
     rows: int
-
-
-def partitions(lake: Path, table: str) -> list[tuple[date, Path]]:
-    """``table``'s date partitions: each day and the link readers see for it."""
-    found = []
-    for link in sorted((lake / table).glob("date=*")):
-        if link.is_symlink():
-            found.append((date.fromisoformat(link.name.removeprefix("date=")), link))
-    return found
 
 
 MERGED_ROW_GROUP_ROWS: Final = 32_768
@@ -117,7 +110,8 @@ def replace_partition(lake: Path, table: str, day: date, link: Path, rows: pa.Ta
 
 
 def compact(lake: Path, *, min_files: int) -> list[Compacted]:
-    """Compact every table's partitions that hold at least ``min_files`` files."""
+    """Compact every table's partitions that hold at least ``min_files`` files, then bring
+    the sign-in rollups up to date (``analytics.rollups``)."""
     done = []
     for table in TABLES:
         for day, link in partitions(lake, table):
@@ -126,6 +120,7 @@ def compact(lake: Path, *, min_files: int) -> list[Compacted]:
                 rows = pq.read_metadata(next(iter(parquet_files(link.resolve())))).num_rows
                 done.append(Compacted(table, day, merged, rows))
     _remove_orphans(lake)
+    rollups.refresh(lake)
     return done
 
 

@@ -10,7 +10,8 @@ are merged (as compaction does), the subject's rows get ``null`` in every person
 names them), a risk detection's ``summary`` becomes :data:`ERASED` — and the result
 replaces the partition as a new generation, swapped in with one ``rename``. Rows stay (the
 counts, rates and detections of the dashboard do not change); only who, where and which
-device go.
+device go. The sign-in rollups (``analytics.rollups``) name subjects and places: they are
+deleted, and the next compaction builds them again from the redacted partitions.
 
 Redacting again changes nothing and rewrites nothing, so a re-delivered erasure event is
 harmless. Events of the subject that reach the sink *after* the erasure but happened
@@ -34,9 +35,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analytics import rollups
 from analytics.columns import PERSONAL
-from analytics.compaction import merge, partitions, replace_partition
-from analytics.lake import lake_lock, parquet_files
+from analytics.compaction import merge, replace_partition
+from analytics.lake import lake_lock, parquet_files, partitions
 from analytics.views import connect, fetch
 from schemas.registry import PathTree, personal_tree
 
@@ -76,6 +78,8 @@ def _redact_partition(
         redacted, rows = redact_rows(table, merged, subject_mask(merged, tenant, subject))
         if rows:
             replace_partition(lake, table, day, link, redacted)
+            if table == "events":  # the rollups name subjects and places: built again later
+                rollups.remove(lake)
         return rows
 
 

@@ -69,6 +69,15 @@ def lake_lock(lake: Path, *, exclusive: bool) -> Iterator[None]:
         os.close(fd)  # closing releases the lock
 
 
+def partitions(lake: Path, table: str) -> list[tuple[date, Path]]:
+    """``table``'s date partitions: each day and the link readers see for it."""
+    found = []
+    for link in sorted((lake / table).glob("date=*")):
+        if link.is_symlink():
+            found.append((date.fromisoformat(link.name.removeprefix("date=")), link))
+    return found
+
+
 def partition_link(lake: Path, table: str, day: date) -> Path:
     """The path readers see for ``table``'s partition of ``day`` (a symbolic link)."""
     return lake / table / f"date={day.isoformat()}"

@@ -14,7 +14,9 @@ Views (one per table, all columns of the files plus ``date`` from the partition)
   (tenant + correlation id) to the verification, else from the transaction's first
   ``mfa.required`` (TOTP and WebAuthn prompts issue no challenge of their own);
 * ``sign_ins``: the ``events`` rows of sign-in steps (:data:`analytics.columns.SIGN_IN_TYPES`);
-* ``lake_<table>`` for each table: the bare files, without the time-to-complete join.
+* ``lake_<table>`` for each table: the bare files, without the time-to-complete join;
+* ``lake_location``: the lake's directory (``lake``), for queries that plan which files
+  to read (``analytics.rollups``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -59,13 +61,22 @@ SELECT *, date_diff('millisecond', challenged_at, time) AS time_to_complete_ms F
 """
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+SIGN_IN: Final = f"type IN ({', '.join(_literal(kind) for kind in sorted(SIGN_IN_TYPES))})"
+"""SQL condition on an ``events`` row: a sign-in step (the ``sign_ins`` view)."""
+FAILED_SIGN_IN: Final = (
+    "(type IN ('mfa.verification.failed', 'mfa.push.rejected', 'mfa.push.expired', "
+    "'mfa.push.reported_fraud', 'mfa.recovery.failed') OR outcome = 'failure')"
+)
+"""SQL condition on a sign-in: it failed or was refused."""
+
+
 def table_glob(lake: Path, table: str) -> str:
     """The glob of ``table``'s files (through the ``date=`` links; temporary names excluded)."""
     return str(lake.resolve() / table / "date=*" / "*.parquet")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def view_statements(lake: Path) -> list[str]:
@@ -81,10 +92,11 @@ def view_statements(lake: Path) -> list[str]:
         if table != "verifications":
             statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM lake_{table}")  # noqa: S608 - constant names
     statements.append(_VERIFICATIONS)
-    kinds = ", ".join(_literal(kind) for kind in sorted(SIGN_IN_TYPES))
     statements.append(
-        f"CREATE OR REPLACE VIEW sign_ins AS SELECT * FROM lake_events WHERE type IN ({kinds})"  # noqa: S608 - constant names
+        f"CREATE OR REPLACE VIEW lake_location AS SELECT {_literal(str(lake.resolve()))} AS lake"  # noqa: S608 - quoted path
     )
+    sign_ins = f"CREATE OR REPLACE VIEW sign_ins AS SELECT * FROM lake_events WHERE {SIGN_IN}"  # noqa: S608 - constant names
+    statements.append(sign_ins)
     return statements
 
 
@@ -131,6 +143,14 @@ def write_views_file(lake: Path, path: Path) -> Path:
     return path
 
 
+def lake_of(con: duckdb.DuckDBPyConnection) -> Path:
+    """The directory of the lake ``con``'s views read."""
+    row = con.execute("SELECT lake FROM lake_location").fetchone()
+    if row is None:  # pragma: no cover - the view has one row
+        raise LookupError("the connection has no lake_location view (analytics.views.connect)")
+    return Path(row[0])
+
+
 def fetch(
     con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object] | None = None
 ) -> pd.DataFrame:
@@ -140,9 +160,18 @@ def fetch(
     makes the read fail with an I/O error; the query is then run again (at most
     ``RETRIES`` times), and sees the merged file instead.
     """
+    return fetch_planned(con, lambda: (sql, params or {}))
+
+
+def fetch_planned(
+    con: duckdb.DuckDBPyConnection, plan: Callable[[], tuple[str, Mapping[str, object]]]
+) -> pd.DataFrame:
+    """:func:`fetch` for a query whose text and parameters (file lists) ``plan`` makes:
+    after an I/O error it is planned again, then run."""
     for attempt in range(RETRIES):
+        sql, params = plan()
         try:
-            return con.execute(sql, dict(params or {})).df()
+            return con.execute(sql, dict(params)).df()
         except duckdb.IOException:
             if attempt == RETRIES - 1:
                 raise

@@ -1,15 +1,114 @@
 """Where and how people sign in: devices, geography, policy tiers in force.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``.
+Conventions (bound filters, columns, days) in ``analytics.queries``. These three count
+distinct subjects over every sign-in of the window: whole days the monthly rollups cover
+are read from them (``analytics.rollups``), the others from the sign-ins themselves, and
+the answer is the same either way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Final
+
 import duckdb
 import pandas as pd
 
-from analytics.queries.filters import ALL, Filters
-from analytics.views import fetch
+from analytics import rollups
+from analytics.queries.filters import Filters
+from analytics.views import FAILED_SIGN_IN, SIGN_IN, fetch_planned, lake_of
+
+_RAW: Final = (
+    "read_parquet($raw, hive_partitioning = true, hive_types = {'date': DATE}, "
+    "union_by_name = true)"
+)
+_FILTERS: Final = """($tenant IS NULL OR tenant = $tenant)
+      AND ($factor IS NULL OR factor = $factor)
+      AND ($application IS NULL OR application = $application)"""
+
+
+@dataclass(frozen=True)
+class _Summary:
+    """Sign-ins grouped by ``groups`` (``expression AS name``, over sign-in columns or the
+    rollups' equal ones), keeping the rows ``where`` holds: sign-ins, failed sign-ins and
+    distinct subjects per group, in ``order``."""
+
+    groups: tuple[str, ...]
+    where: str
+    columns: tuple[str, ...]
+    order: str
+
+    def sql(self, *, rolled: bool) -> str:
+        groups = ", ".join(self.groups)
+        names = [group.rsplit(" AS ", 1)[1] for group in self.groups]
+        listed = ", ".join(names)
+        same = " AND ".join(f"c.{name} IS NOT DISTINCT FROM s.{name}" for name in names)
+        raw = f"""SELECT {groups}, tenant, subject,
+        CASE WHEN {FAILED_SIGN_IN} THEN 1 ELSE 0 END AS failures
+    FROM {_RAW}
+    WHERE {SIGN_IN} AND {self.where} AND {_FILTERS}
+      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608 - constant text
+        who = f"SELECT {listed}, tenant, subject FROM raw"  # noqa: S608 - constant text
+        counts = f"SELECT {listed}, 1 AS sign_ins, failures FROM raw"  # noqa: S608 - constant text
+        if rolled:
+            who += f"""
+    UNION ALL SELECT {groups}, tenant, subject
+    FROM read_parquet($presence, hive_partitioning = false) p
+    JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) m ON p.month = m.month
+    WHERE p.days & m.mask <> 0 AND {self.where} AND {_FILTERS}"""  # noqa: S608 - constant text
+            counts += f"""
+    UNION ALL SELECT {groups}, sign_ins, failures
+    FROM read_parquet($counts, hive_partitioning = false)
+    WHERE list_contains($days, date) AND {self.where} AND {_FILTERS}"""  # noqa: S608 - constant text
+        return f"""
+    WITH raw AS NOT MATERIALIZED ({raw}),  -- read once per use: cheaper than keeping it
+    subjects AS (  -- distinct first, then count: faster than count(DISTINCT …) here
+        SELECT {listed}, count(*) AS subjects FROM (SELECT DISTINCT * FROM ({who}))
+        GROUP BY ALL
+    ), counted AS (
+        SELECT {listed}, sum(sign_ins)::BIGINT AS sign_ins, sum(failures)::BIGINT AS failures
+        FROM ({counts}) GROUP BY ALL
+    )
+    SELECT c.*, s.subjects FROM counted c JOIN subjects s ON {same}
+    ORDER BY {self.order}
+    """  # noqa: S608 - constant text: the filter values are bound
+
+    def run(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+        lake = lake_of(con)
+
+        def planned() -> tuple[str, dict[str, object]]:
+            plan = rollups.plan(lake, filters.since, filters.until)
+            params = filters.bind("tenant", "since", "until", "factor", "application")
+            return self.sql(rolled=plan.rolled), {**params, **plan.params()}
+
+        return fetch_planned(con, planned)[list(self.columns)]
+
+
+_DEVICES: Final = _Summary(
+    groups=(
+        "coalesce(device_kind, 'unknown') AS device_kind",
+        "coalesce(device_os, 'unknown') AS device_os",
+    ),
+    where="true",
+    columns=("device_kind", "device_os", "sign_ins", "subjects"),
+    order="sign_ins DESC, device_kind, device_os",
+)
+_GEOGRAPHY: Final = _Summary(
+    groups=(
+        "country AS country",
+        "round(latitude, 1) AS latitude",
+        "round(longitude, 1) AS longitude",
+    ),
+    where="latitude IS NOT NULL AND longitude IS NOT NULL",
+    columns=("country", "latitude", "longitude", "sign_ins", "failures", "subjects"),
+    order="sign_ins DESC, country, latitude, longitude",
+)
+_TIERS: Final = _Summary(
+    groups=("coalesce(policy_tier, 'unknown') AS policy_tier",),
+    where="true",
+    columns=("policy_tier", "sign_ins", "subjects"),
+    order="sign_ins DESC, policy_tier",
+)
 
 
 def device_distribution(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -17,18 +116,7 @@ def device_distribution(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.
 
     Columns: ``device_kind``, ``device_os``, ``sign_ins``, ``subjects``; most first.
     """
-    sql = """
-    SELECT coalesce(device_kind, 'unknown') AS device_kind,
-        coalesce(device_os, 'unknown') AS device_os,
-        count(*) AS sign_ins, count(DISTINCT (tenant, subject)) AS subjects
-    FROM sign_ins
-    WHERE ($tenant IS NULL OR tenant = $tenant)
-      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-      AND ($factor IS NULL OR factor = $factor)
-      AND ($application IS NULL OR application = $application)
-    GROUP BY ALL ORDER BY sign_ins DESC, device_kind, device_os
-    """
-    return fetch(con, sql, filters.bind(*ALL))
+    return _DEVICES.run(con, filters)
 
 
 def sign_in_geography(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -37,22 +125,7 @@ def sign_in_geography(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     Columns: ``country``, ``latitude``, ``longitude``, ``sign_ins``, ``failures``
     (failed or refused sign-ins), ``subjects``. Sign-ins without coordinates are left out.
     """
-    sql = """
-    SELECT country, round(latitude, 1) AS latitude, round(longitude, 1) AS longitude,
-        count(*) AS sign_ins,
-        count(*) FILTER (WHERE type IN ('mfa.verification.failed', 'mfa.push.rejected',
-            'mfa.push.expired', 'mfa.push.reported_fraud', 'mfa.recovery.failed')
-            OR outcome = 'failure') AS failures,
-        count(DISTINCT (tenant, subject)) AS subjects
-    FROM sign_ins
-    WHERE latitude IS NOT NULL AND longitude IS NOT NULL
-      AND ($tenant IS NULL OR tenant = $tenant)
-      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-      AND ($factor IS NULL OR factor = $factor)
-      AND ($application IS NULL OR application = $application)
-    GROUP BY ALL ORDER BY sign_ins DESC, country, latitude, longitude
-    """
-    return fetch(con, sql, filters.bind(*ALL))
+    return _GEOGRAPHY.run(con, filters)
 
 
 def policy_tiers(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -60,14 +133,4 @@ def policy_tiers(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
 
     Columns: ``policy_tier``, ``sign_ins``, ``subjects``.
     """
-    sql = """
-    SELECT coalesce(policy_tier, 'unknown') AS policy_tier, count(*) AS sign_ins,
-        count(DISTINCT (tenant, subject)) AS subjects
-    FROM sign_ins
-    WHERE ($tenant IS NULL OR tenant = $tenant)
-      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-      AND ($factor IS NULL OR factor = $factor)
-      AND ($application IS NULL OR application = $application)
-    GROUP BY ALL ORDER BY sign_ins DESC, policy_tier
-    """
-    return fetch(con, sql, filters.bind(*ALL))
+    return _TIERS.run(con, filters)

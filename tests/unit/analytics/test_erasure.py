@@ -12,7 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from analytics import rollups
 from analytics.columns import TABLES
+from analytics.compaction import compact
 from analytics.erasure import (
     ERASED,
     ERASURE_TYPE,
@@ -120,6 +122,38 @@ def test_no_personal_value_survives_in_any_file_and_other_subjects_keep_theirs(
         {"s": GONE},
     )["data"]
     assert json.loads(data[0])["destination_country"] == "DE"  # the rest of the payload stays
+
+
+def test_the_rollups_lose_the_subjects_places_and_come_back_without_them(
+    tmp_path: Path,
+) -> None:
+    """The sign-in rollups name subjects and where they signed in: an erasure deletes
+    them, and the next compaction builds them from the redacted partitions."""
+    gone, kept = _events(GONE, days=3), _events(KEPT, days=3)
+    writer = LakeWriter(tmp_path)
+    for start in range(0, len(gone), 7):
+        writer.write_events(gone[start : start + 7] + kept[start : start + 7])
+    assert compact(tmp_path, min_files=2)
+    assert len(rollups.months(tmp_path)) == 1
+    rolled = [p for p in (tmp_path / rollups.ROLLUPS).rglob(rollups.PRESENCE)]
+    assert _leaks(_rows_of(rolled, GONE), {52.5}), "the rollup holds the place before"
+
+    redact_subject(tmp_path, "acme", GONE)
+    assert not (tmp_path / rollups.ROLLUPS).exists()
+    assert compact(tmp_path, min_files=2) == [] and rollups.months(tmp_path)
+    rolled = [p for p in (tmp_path / rollups.ROLLUPS).rglob(rollups.PRESENCE)]
+    assert rolled and _rows_of(rolled, KEPT)
+    assert _leaks(_rows_of(rolled, GONE), {52.5}) == []
+
+
+def _rows_of(paths: list[Path], subject: str) -> list[object]:
+    return [
+        v
+        for p in paths
+        for r in pq.read_table(p).to_pylist()
+        if r["subject"] == subject
+        for v in r.values()
+    ]
 
 
 def test_redacting_again_rewrites_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,313 @@
+"""Sign-in rollups: what the subject-counting queries read instead of every sign-in.
+
+Counting distinct subjects over millions of sign-ins is what makes the device, policy-tier
+and geography queries slow; a rollup per *day* would not help (a subject signs in about
+once a day), a rollup per *month* does. For each month of the lake, compaction builds
+(:func:`refresh`), from that month's ``events`` partitions:
+
+* ``presence``: one row per month, subject and values of the :data:`DIMENSIONS` (tenant,
+  application, factor, policy tier, device kind and OS, country, coordinates rounded to
+  0.1°), with ``days``: a bit per day of the month on which the subject signed in with
+  those values. The subjects of any set of whole days are the rows with ``days & mask``
+  not zero: an exact distinct count from a fifth of the rows.
+* ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
+* ``coverage``: per day, the digest of the partition it was built from
+  (:attr:`Listing.digest`).
+
+Readers take a day from the rollup only when the query's window holds the whole day and
+the partition's digest is unchanged (:func:`plan`); every other day of the window (the
+lake's newest day, which is still being written and never rolled up; a day a late event,
+a compaction or an erasure changed since; a day cut by ``since``/``until``) is read from
+the ``events`` files themselves. So an answer equals the one from the raw files alone,
+whatever state the rollups are in (``tests/unit/analytics/test_rollups.py``).
+
+Layout: ``<lake>/_rollups/month=YYYY-MM-01`` is a link to a generation directory
+``<lake>/_rollups/.generations/…`` holding the three files, swapped with one ``rename``
+like a table's partition. Erasure removes every rollup (:func:`remove`): they name
+subjects and places; the next compaction builds them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time as time_module
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analytics.lake import SEED_DATE, lake_lock, parquet_names, partitions, point_link, write_file
+from analytics.views import FAILED_SIGN_IN, SIGN_IN
+
+ROLLUPS: Final = "_rollups"
+GENERATIONS: Final = ".generations"
+PRESENCE, COUNTS, COVERAGE = "presence.parquet", "counts.parquet", "coverage.parquet"
+DIMENSIONS: Final = (
+    "tenant",
+    "application",
+    "factor",
+    "policy_tier",
+    "device_kind",
+    "device_os",
+    "country",
+    "latitude",
+    "longitude",
+)
+"""What the rolled-up sign-ins keep besides the subject (coordinates rounded to 0.1°)."""
+_SOURCE: Final = (
+    "read_parquet($files, hive_partitioning = true, hive_types = {'date': DATE}, "
+    "union_by_name = true)"
+)
+_VALUES: Final = ", ".join(
+    f"round({name}, 1) AS {name}" if name in ("latitude", "longitude") else name
+    for name in DIMENSIONS
+)
+_PRESENCE_SQL: Final = f"""
+SELECT $month::DATE AS month, subject, {_VALUES},
+    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+FROM {_SOURCE} WHERE {SIGN_IN}
+GROUP BY ALL ORDER BY tenant, subject
+"""  # noqa: S608 - constant text
+_COUNTS_SQL: Final = f"""
+SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIGN_IN}) AS failures
+FROM {_SOURCE} WHERE {SIGN_IN}
+GROUP BY ALL ORDER BY date
+"""  # noqa: S608 - constant text
+PRESENCE_ROW_GROUP_ROWS: Final = 131_072
+ORPHAN_AGE_S: Final = 3600
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a date partition of ``events`` holds now: its generation and its files."""
+
+    day: date
+    link: Path
+    generation: Path
+    names: tuple[str, ...]
+
+    @property
+    def digest(self) -> str:
+        """Changes whenever the partition's rows may have: files are immutable, and a
+        compaction or an erasure writes a new generation."""
+        text = "\n".join([self.generation.name, *self.names])
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def files(self) -> list[str]:
+        """The files, through the partition's link (whose name DuckDB reads ``date`` from);
+        one swapped away meanwhile fails to open, and the reader plans again."""
+        return [os.fspath(self.link / name) for name in self.names]
+
+
+def listings(lake: Path) -> dict[date, Listing]:
+    """Every date partition of ``events`` (the seed partition included), as it is now."""
+    found = {}
+    for day, link in partitions(lake, "events"):
+        try:
+            generation = link.resolve(strict=True)
+            found[day] = Listing(day, link, generation, tuple(parquet_names(generation)))
+        except FileNotFoundError:  # swapped while listed: the next call sees the new one
+            continue
+    return found
+
+
+def month_of(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _month_link(lake: Path, month: date) -> Path:
+    return lake / ROLLUPS / f"month={month.isoformat()}"
+
+
+def coverage(generation: Path) -> dict[date, str]:
+    """The days a month's rollup was built from, with their partitions' digests."""
+    table = pq.read_table(generation / COVERAGE)
+    return dict(
+        zip(table.column("day").to_pylist(), table.column("digest").to_pylist(), strict=True)
+    )
+
+
+def months(lake: Path) -> dict[date, Path]:
+    """Each rolled-up month and the generation directory its link points to."""
+    found = {}
+    for link in sorted((lake / ROLLUPS).glob("month=*")):
+        try:
+            found[date.fromisoformat(link.name.removeprefix("month="))] = link.resolve(strict=True)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def refresh(lake: Path) -> list[date]:
+    """Build the rollup of every month whose partitions changed since it was built (all
+    days but the lake's newest); the months built."""
+    days = {day: listing for day, listing in listings(lake).items() if day != SEED_DATE}
+    if len(days) < 2:
+        return []
+    newest = max(days)
+    by_month: dict[date, dict[date, Listing]] = defaultdict(dict)
+    for day, listing in days.items():
+        if day != newest:
+            by_month[month_of(day)][day] = listing
+    _remove_orphans(lake)
+    built = []
+    existing = months(lake)
+    for month, month_days in sorted(by_month.items()):
+        wanted = {day: listing.digest for day, listing in month_days.items()}
+        if month in existing and coverage(existing[month]) == wanted:
+            continue
+        if _build(lake, month, month_days):
+            built.append(month)
+    return built
+
+
+def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
+    """Build one month's rollup from exactly the files listed. Nothing is built when a
+    file was swapped away meanwhile, or when a partition changed before the swap (an
+    erasure: its places must not come back); the next refresh builds it."""
+    files = [name for listing in days.values() for name in listing.files]
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
+        presence = con.sql(_PRESENCE_SQL, params={"files": files, "month": month})
+        presence_rows = presence.to_arrow_table()
+        counts_rows = con.sql(_COUNTS_SQL, params={"files": files}).to_arrow_table()
+    except duckdb.IOException:
+        return False
+    finally:
+        con.close()
+    covered = pa.table(
+        {
+            "day": pa.array(sorted(days), pa.date32()),
+            "digest": pa.array([days[day].digest for day in sorted(days)], pa.string()),
+        }
+    )
+    generation = lake / ROLLUPS / GENERATIONS / f"month={month.isoformat()}.{uuid.uuid4().hex[:12]}"
+    generation.mkdir(parents=True)
+    write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
+    write_file(generation, COUNTS, counts_rows)
+    write_file(generation, COVERAGE, covered)
+    with lake_lock(lake, exclusive=True):
+        now = listings(lake)
+        if any(day not in now or now[day].digest != days[day].digest for day in days):
+            shutil.rmtree(generation)
+            return False
+        link = _month_link(lake, month)
+        old = link.resolve() if link.is_symlink() else None
+        if old is None:
+            os.symlink(os.path.relpath(generation, link.parent), link)
+        else:
+            point_link(link, generation)
+            shutil.rmtree(old, ignore_errors=True)
+    return True
+
+
+def _remove_orphans(lake: Path) -> None:
+    """Delete generations no month links to, left by a crash an hour or more ago (a
+    younger one may be another compaction's, still being written)."""
+    live = set(months(lake).values())
+    for generation in (lake / ROLLUPS / GENERATIONS).glob("month=*"):
+        try:
+            stale = time_module.time() - generation.stat().st_mtime > ORPHAN_AGE_S
+        except FileNotFoundError:
+            continue
+        if stale and generation.resolve() not in live:
+            shutil.rmtree(generation, ignore_errors=True)
+
+
+def remove(lake: Path) -> None:
+    """Delete every rollup (the caller holds the lake's lock exclusively)."""
+    shutil.rmtree(lake / ROLLUPS, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a query over sign-ins reads each day of its window from."""
+
+    presence: list[str]
+    counts: list[str]
+    months: list[date]
+    masks: list[int]
+    days: list[date]
+    """Days answered by the rollups (whole days of the window)."""
+    raw: list[str]
+    """``events`` files of every other day of the window, and the seed file (so that the
+    list is never empty)."""
+
+    @property
+    def rolled(self) -> bool:
+        return bool(self.days)
+
+    def params(self) -> dict[str, object]:
+        """The files and masks as query parameters (``$raw``; with rolled days also
+        ``$presence``, ``$counts``, ``$months``, ``$masks``, ``$days``)."""
+        if not self.rolled:
+            return {"raw": self.raw}
+        return {
+            "raw": self.raw,
+            "presence": self.presence,
+            "counts": self.counts,
+            "months": self.months,
+            "masks": self.masks,
+            "days": self.days,
+        }
+
+
+def _whole_day_inside(day: date, since: datetime | None, until: datetime | None) -> bool:
+    start = datetime.combine(day, time(), UTC)
+    return (since is None or since <= start) and (
+        until is None or start + timedelta(days=1) <= until
+    )
+
+
+def _touches(day: date, since: datetime | None, until: datetime | None) -> bool:
+    start = datetime.combine(day, time(), UTC)
+    return (since is None or since < start + timedelta(days=1)) and (until is None or start < until)
+
+
+def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
+    """Which days of ``[since, until)`` the rollups answer, and the files of the others."""
+    now = listings(lake)
+    rolled: dict[date, Path] = {}
+    for month, generation in months(lake).items():
+        try:
+            built = coverage(generation)
+        except FileNotFoundError:  # rebuilt while read: those days are read raw this time
+            continue
+        for day, digest in built.items():
+            listing = now.get(day)
+            if (
+                month_of(day) == month
+                and listing is not None
+                and listing.digest == digest
+                and _whole_day_inside(day, since, until)
+            ):
+                rolled[day] = generation
+    raw = [name for name in now[SEED_DATE].files] if SEED_DATE in now else []
+    for day, listing in sorted(now.items()):
+        if day != SEED_DATE and day not in rolled and _touches(day, since, until):
+            raw.extend(listing.files)
+    used: dict[date, tuple[Path, int]] = {}
+    for day, generation in rolled.items():
+        _, mask = used.get(month_of(day), (generation, 0))
+        used[month_of(day)] = (generation, mask | 1 << (day.day - 1))
+    ordered = sorted(used)
+    return Plan(
+        presence=[os.fspath(used[m][0] / PRESENCE) for m in ordered],
+        counts=[os.fspath(used[m][0] / COUNTS) for m in ordered],
+        months=ordered,
+        masks=[used[m][1] for m in ordered],
+        days=sorted(rolled),
+        raw=raw,
+    )
