@@ -10,6 +10,8 @@ once a day), a rollup per *month* does. For each month of the lake, compaction b
   0.1°), with ``days``: a bit per day of the month on which the subject signed in with
   those values. The subjects of any set of whole days are the rows with ``days & mask``
   not zero: an exact distinct count from a fifth of the rows.
+* ``active``: the same with only tenant, subject and application: each subject's sign-in
+  days, small enough for the per-day questions (adoption).
 * ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
 * ``coverage``: per day, the digest of the partition it was built from
   (:attr:`Listing.digest`).
@@ -22,7 +24,7 @@ the ``events`` files themselves. So an answer equals the one from the raw files 
 whatever state the rollups are in (``tests/unit/analytics/test_rollups.py``).
 
 Layout: ``<lake>/_rollups/month=YYYY-MM-01`` is a link to a generation directory
-``<lake>/_rollups/.generations/…`` holding the three files, swapped with one ``rename``
+``<lake>/_rollups/.generations/…`` holding the four files, swapped with one ``rename``
 like a table's partition. Erasure removes every rollup (:func:`remove`): they name
 subjects and places; the next compaction builds them again.
 """
@@ -50,7 +52,8 @@ from analytics.views import FAILED_SIGN_IN, SIGN_IN
 
 ROLLUPS: Final = "_rollups"
 GENERATIONS: Final = ".generations"
-PRESENCE, COUNTS, COVERAGE = "presence.parquet", "counts.parquet", "coverage.parquet"
+PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
+COVERAGE: Final = "coverage.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -77,11 +80,20 @@ SELECT $month::DATE AS month, subject, {_VALUES},
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY tenant, subject
 """  # noqa: S608 - constant text
+_ACTIVE_SQL: Final = f"""
+SELECT $month::DATE AS month, tenant, subject, application,
+    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+FROM {_SOURCE} WHERE {SIGN_IN}
+GROUP BY ALL ORDER BY tenant, subject
+"""  # noqa: S608 - constant text
 _COUNTS_SQL: Final = f"""
 SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIGN_IN}) AS failures
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY date
 """  # noqa: S608 - constant text
+FORMAT: Final = 2
+"""The rollups' layout; in every digest, so rollups of another layout are neither read nor
+kept (the next refresh builds them anew)."""
 PRESENCE_ROW_GROUP_ROWS: Final = 131_072
 ORPHAN_AGE_S: Final = 3600
 
@@ -99,7 +111,7 @@ class Listing:
     def digest(self) -> str:
         """Changes whenever the partition's rows may have: files are immutable, and a
         compaction or an erasure writes a new generation."""
-        text = "\n".join([self.generation.name, *self.names])
+        text = "\n".join([f"rollups v{FORMAT}", self.generation.name, *self.names])
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
@@ -182,6 +194,8 @@ def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
         con.execute("SET enable_progress_bar = false")
         presence = con.sql(_PRESENCE_SQL, params={"files": files, "month": month})
         presence_rows = presence.to_arrow_table()
+        active = con.sql(_ACTIVE_SQL, params={"files": files, "month": month})
+        active_rows = active.to_arrow_table()
         counts_rows = con.sql(_COUNTS_SQL, params={"files": files}).to_arrow_table()
     except duckdb.IOException:
         return False
@@ -196,6 +210,7 @@ def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
     generation = lake / ROLLUPS / GENERATIONS / f"month={month.isoformat()}.{uuid.uuid4().hex[:12]}"
     generation.mkdir(parents=True)
     write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
+    write_file(generation, ACTIVE, active_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, COUNTS, counts_rows)
     write_file(generation, COVERAGE, covered)
     with lake_lock(lake, exclusive=True):
@@ -236,6 +251,7 @@ class Plan:
     """Where a query over sign-ins reads each day of its window from."""
 
     presence: list[str]
+    active: list[str]
     counts: list[str]
     months: list[date]
     masks: list[int]
@@ -251,12 +267,13 @@ class Plan:
 
     def params(self) -> dict[str, object]:
         """The files and masks as query parameters (``$raw``; with rolled days also
-        ``$presence``, ``$counts``, ``$months``, ``$masks``, ``$days``)."""
+        ``$presence``, ``$active``, ``$counts``, ``$months``, ``$masks``, ``$days``)."""
         if not self.rolled:
             return {"raw": self.raw}
         return {
             "raw": self.raw,
             "presence": self.presence,
+            "active": self.active,
             "counts": self.counts,
             "months": self.months,
             "masks": self.masks,
@@ -305,6 +322,7 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     ordered = sorted(used)
     return Plan(
         presence=[os.fspath(used[m][0] / PRESENCE) for m in ordered],
+        active=[os.fspath(used[m][0] / ACTIVE) for m in ordered],
         counts=[os.fspath(used[m][0] / COUNTS) for m in ordered],
         months=ordered,
         masks=[used[m][1] for m in ordered],

@@ -167,11 +167,12 @@ def fetch_planned(
     con: duckdb.DuckDBPyConnection, plan: Callable[[], tuple[str, Mapping[str, object]]]
 ) -> pd.DataFrame:
     """:func:`fetch` for a query whose text and parameters (file lists) ``plan`` makes:
-    after an I/O error it is planned again, then run."""
+    after an I/O error it is planned again, then run. Parameters the text does not name
+    are left out (DuckDB refuses them)."""
     for attempt in range(RETRIES):
         sql, params = plan()
         try:
-            return con.execute(sql, dict(params)).df()
+            return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).df()
         except duckdb.IOException:
             if attempt == RETRIES - 1:
                 raise

@@ -15,7 +15,13 @@ import pytest
 from analytics import rollups
 from analytics.compaction import compact
 from analytics.lake import LakeWriter, partitions
-from analytics.queries import Filters, device_distribution, policy_tiers, sign_in_geography
+from analytics.queries import (
+    Filters,
+    device_distribution,
+    mfa_adoption,
+    policy_tiers,
+    sign_in_geography,
+)
 from analytics.views import connect
 from factorstream.bench.lake_data import START, batches, events_table
 from schemas import new_event
@@ -24,7 +30,7 @@ from schemas.fields import Outcome
 from tests.factories import CLIENT
 
 DAYS = 5
-QUERIES = (device_distribution, sign_in_geography, policy_tiers)
+QUERIES = (device_distribution, sign_in_geography, policy_tiers, mfa_adoption)
 D0 = START
 WINDOWS = [
     (None, None),
@@ -99,6 +105,8 @@ def test_every_query_answers_the_same_with_and_without_the_rollups(
     _same(with_rollups, without)
     assert any(not frame.empty for frame in with_rollups)
     assert with_rollups[0]["sign_ins"].sum() > 10_000
+    adoption = with_rollups[QUERIES.index(mfa_adoption)]  # the whole lake, no filter
+    assert adoption["enrolled_subjects"].sum() > 0 and adoption["day"].nunique() == DAYS
 
 
 def test_a_late_event_on_a_rolled_up_day_is_counted_once(
