@@ -149,6 +149,13 @@ def coverage(generation: Path) -> dict[date, str]:
     )
 
 
+def _covers(generation: Path, wanted: Mapping[date, str]) -> bool:
+    try:
+        return coverage(generation) == wanted
+    except FileNotFoundError:  # another refresh replaced it just now
+        return False
+
+
 def months(lake: Path) -> dict[date, Path]:
     """Each rolled-up month and the generation directory its link points to."""
     found = {}
@@ -176,7 +183,7 @@ def refresh(lake: Path) -> list[date]:
     existing = months(lake)
     for month, month_days in sorted(by_month.items()):
         wanted = {day: listing.digest for day, listing in month_days.items()}
-        if month in existing and coverage(existing[month]) == wanted:
+        if month in existing and _covers(existing[month], wanted):
             continue
         if _build(lake, month, month_days):
             built.append(month)
@@ -311,7 +318,7 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
                 and _whole_day_inside(day, since, until)
             ):
                 rolled[day] = generation
-    raw = [name for name in now[SEED_DATE].files] if SEED_DATE in now else []
+    raw = list(now[SEED_DATE].files) if SEED_DATE in now else []
     for day, listing in sorted(now.items()):
         if day != SEED_DATE and day not in rolled and _touches(day, since, until):
             raw.extend(listing.files)
