@@ -48,12 +48,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics.lake import SEED_DATE, lake_lock, parquet_names, partitions, point_link, write_file
-from analytics.views import FAILED_SIGN_IN, SIGN_IN
+from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed
 
 ROLLUPS: Final = "_rollups"
 GENERATIONS: Final = ".generations"
 PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
-COVERAGE: Final = "coverage.parquet"
+COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -91,9 +91,17 @@ SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIG
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY date
 """  # noqa: S608 - constant text
-FORMAT: Final = 2
+FORMAT: Final = 3
 """The rollups' layout; in every digest, so rollups of another layout are neither read nor
 kept (the next refresh builds them anew)."""
+_VERIFIED: Final = _SOURCE.replace("$files", "$verifications")
+_CHALLENGED: Final = _SOURCE.replace("$files", "$challenges")
+_COMPLETIONS_SQL: Final = f"""
+SELECT date, tenant, application, factor, time_to_complete_ms
+FROM ({completed(_VERIFIED, _CHALLENGED)})
+WHERE success AND time_to_complete_ms IS NOT NULL
+ORDER BY factor, date
+"""  # noqa: S608 - constant text
 PRESENCE_ROW_GROUP_ROWS: Final = 131_072
 ORPHAN_AGE_S: Final = 3600
 
@@ -121,10 +129,10 @@ class Listing:
         return [os.fspath(self.link / name) for name in self.names]
 
 
-def listings(lake: Path) -> dict[date, Listing]:
-    """Every date partition of ``events`` (the seed partition included), as it is now."""
+def listings(lake: Path, table: str = "events") -> dict[date, Listing]:
+    """Every date partition of ``table`` (the seed partition included), as it is now."""
     found = {}
-    for day, link in partitions(lake, "events"):
+    for day, link in partitions(lake, table):
         try:
             generation = link.resolve(strict=True)
             found[day] = Listing(day, link, generation, tuple(parquet_names(generation)))
@@ -169,32 +177,37 @@ def months(lake: Path) -> dict[date, Path]:
 
 def refresh(lake: Path) -> list[date]:
     """Build the rollup of every month whose partitions changed since it was built (all
-    days but the lake's newest); the months built."""
+    days but the lake's newest, and for the completions every day before them); the
+    months built."""
     days = {day: listing for day, listing in listings(lake).items() if day != SEED_DATE}
     if len(days) < 2:
         return []
     newest = max(days)
-    by_month: dict[date, dict[date, Listing]] = defaultdict(dict)
-    for day, listing in days.items():
+    by_month: dict[date, list[date]] = defaultdict(list)
+    for day in sorted(days):
         if day != newest:
-            by_month[month_of(day)][day] = listing
+            by_month[month_of(day)].append(day)
     _remove_orphans(lake)
     built = []
     existing = months(lake)
     for month, month_days in sorted(by_month.items()):
-        wanted = {day: listing.digest for day, listing in month_days.items()}
+        upto = {day: days[day] for day in days if day <= month_days[-1]}
+        wanted = {day: listing.digest for day, listing in upto.items()}
         if month in existing and _covers(existing[month], wanted):
             continue
-        if _build(lake, month, month_days):
+        if _build(lake, month, month_days, upto):
             built.append(month)
     return built
 
 
-def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
-    """Build one month's rollup from exactly the files listed. Nothing is built when a
-    file was swapped away meanwhile, or when a partition changed before the swap (an
-    erasure: its places must not come back); the next refresh builds it."""
-    files = [name for listing in days.values() for name in listing.files]
+def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing]) -> bool:
+    """Build one month's rollup of the days ``own`` from exactly the files listed (``upto``:
+    every day up to the last of them, whose challenges the completions look up). Nothing is
+    built when a file was swapped away meanwhile, or when a partition changed before the
+    swap (an erasure: its places must not come back); the next refresh builds it."""
+    files = [name for day in own for name in upto[day].files]
+    verifications = _files(lake, "verifications", set(own))
+    challenges = _files(lake, "challenges", set(upto))
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -204,14 +217,19 @@ def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
         active = con.sql(_ACTIVE_SQL, params={"files": files, "month": month})
         active_rows = active.to_arrow_table()
         counts_rows = con.sql(_COUNTS_SQL, params={"files": files}).to_arrow_table()
+        completions = con.sql(
+            _COMPLETIONS_SQL,
+            params={"verifications": verifications, "challenges": challenges},
+        )
+        completion_rows = completions.to_arrow_table()
     except duckdb.IOException:
         return False
     finally:
         con.close()
     covered = pa.table(
         {
-            "day": pa.array(sorted(days), pa.date32()),
-            "digest": pa.array([days[day].digest for day in sorted(days)], pa.string()),
+            "day": pa.array(sorted(upto), pa.date32()),
+            "digest": pa.array([upto[day].digest for day in sorted(upto)], pa.string()),
         }
     )
     generation = lake / ROLLUPS / GENERATIONS / f"month={month.isoformat()}.{uuid.uuid4().hex[:12]}"
@@ -219,10 +237,11 @@ def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
     write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, ACTIVE, active_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, COUNTS, counts_rows)
+    write_file(generation, COMPLETIONS, completion_rows)
     write_file(generation, COVERAGE, covered)
     with lake_lock(lake, exclusive=True):
         now = listings(lake)
-        if any(day not in now or now[day].digest != days[day].digest for day in days):
+        if any(day not in now or now[day].digest != upto[day].digest for day in upto):
             shutil.rmtree(generation)
             return False
         link = _month_link(lake, month)
@@ -233,6 +252,16 @@ def _build(lake: Path, month: date, days: Mapping[date, Listing]) -> bool:
             point_link(link, generation)
             shutil.rmtree(old, ignore_errors=True)
     return True
+
+
+def _files(lake: Path, table: str, days: set[date]) -> list[str]:
+    """``table``'s files of ``days``, and its seed file (so that the list is never empty)."""
+    return [
+        name
+        for day, listing in listings(lake, table).items()
+        if day in days or day == SEED_DATE
+        for name in listing.files
+    ]
 
 
 def _remove_orphans(lake: Path) -> None:
@@ -260,6 +289,12 @@ class Plan:
     presence: list[str]
     active: list[str]
     counts: list[str]
+    completions: list[str]
+    completed: list[date]
+    """Days whose completions the rollups answer: rolled days none of whose earlier days
+    (where their challenges are) changed since."""
+    verifications: list[str]
+    """``verifications`` files of every other day of the window, and the seed file."""
     months: list[date]
     masks: list[int]
     days: list[date]
@@ -273,12 +308,16 @@ class Plan:
         return bool(self.days)
 
     def params(self) -> dict[str, object]:
-        """The files and masks as query parameters (``$raw``; with rolled days also
-        ``$presence``, ``$active``, ``$counts``, ``$months``, ``$masks``, ``$days``)."""
+        """The files and masks as query parameters (``$raw``, ``$verifications``; with
+        rolled days also ``$presence``, ``$active``, ``$counts``, ``$months``, ``$masks``,
+        ``$days``, and ``$completions``, ``$completed``)."""
+        raw: dict[str, object] = {"raw": self.raw, "verifications": self.verifications}
+        if self.completed:
+            raw.update(completions=self.completions, completed=self.completed)
         if not self.rolled:
-            return {"raw": self.raw}
+            return dict(raw)
         return {
-            "raw": self.raw,
+            **raw,
             "presence": self.presence,
             "active": self.active,
             "counts": self.counts,
@@ -304,29 +343,27 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     """Which days of ``[since, until)`` the rollups answer, and the files of the others."""
     now = listings(lake)
     rolled: dict[date, Path] = {}
+    completed: dict[date, Path] = {}
     for month, generation in months(lake).items():
         try:
             built = coverage(generation)
         except FileNotFoundError:  # rebuilt while read: those days are read raw this time
             continue
-        for day, digest in built.items():
+        unchanged = True  # every day so far, the month's own and the earlier ones
+        for day, digest in sorted(built.items()):
             listing = now.get(day)
-            if (
-                month_of(day) == month
-                and listing is not None
-                and listing.digest == digest
-                and _whole_day_inside(day, since, until)
-            ):
+            same = listing is not None and listing.digest == digest
+            unchanged = unchanged and same
+            if month_of(day) == month and same and _whole_day_inside(day, since, until):
                 rolled[day] = generation
-    raw = list(now[SEED_DATE].files) if SEED_DATE in now else []
-    for day, listing in sorted(now.items()):
-        if day != SEED_DATE and day not in rolled and _touches(day, since, until):
-            raw.extend(listing.files)
+                if unchanged:
+                    completed[day] = generation
     used: dict[date, tuple[Path, int]] = {}
     for day, generation in rolled.items():
         _, mask = used.get(month_of(day), (generation, 0))
         used[month_of(day)] = (generation, mask | 1 << (day.day - 1))
     ordered = sorted(used)
+    finished = sorted({generation for generation in completed.values()})
     return Plan(
         presence=[os.fspath(used[m][0] / PRESENCE) for m in ordered],
         active=[os.fspath(used[m][0] / ACTIVE) for m in ordered],
@@ -334,5 +371,19 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
         months=ordered,
         masks=[used[m][1] for m in ordered],
         days=sorted(rolled),
-        raw=raw,
+        raw=_window_files(now, set(rolled), since, until),
+        completions=[os.fspath(generation / COMPLETIONS) for generation in finished],
+        completed=sorted(completed),
+        verifications=_window_files(listings(lake, "verifications"), set(completed), since, until),
     )
+
+
+def _window_files(
+    now: Mapping[date, Listing], rolled: set[date], since: datetime | None, until: datetime | None
+) -> list[str]:
+    """The files of the partitions of the window's days not ``rolled``, and the seed."""
+    files = list(now[SEED_DATE].files) if SEED_DATE in now else []
+    for day, listing in sorted(now.items()):
+        if day != SEED_DATE and day not in rolled and _touches(day, since, until):
+            files.extend(listing.files)
+    return files

@@ -40,25 +40,37 @@ VIEWS_STORAGE_VERSION: Final = "v1.0.0"
 CLI than the library writing it (e.g. PyPI ``duckdb-cli`` 1.5) opens it too."""
 RETRIES: Final = 3
 
-_VERIFICATIONS: Final = """
-CREATE OR REPLACE VIEW verifications AS
+
+def completed(verifications: str, challenges: str) -> str:
+    """SQL: the rows of ``verifications`` with ``challenged_at`` and ``time_to_complete_ms``,
+    their challenge looked up in ``challenges`` (two table expressions of those tables'
+    columns): the first ``issued`` challenge of the same factor in the transaction (tenant +
+    correlation id), else its first ``mfa.required``, if at or before the verification.
+    Only challenges up to a verification's time count, so a day's answers depend on the
+    challenges of that day and the days before it only."""
+    return f"""
 WITH issued AS (
     SELECT tenant, correlationid, factor, min(time) AS issued_at
-    FROM lake_challenges WHERE status = 'issued' GROUP BY ALL
+    FROM {challenges} WHERE status = 'issued' GROUP BY ALL
 ), prompted AS (
     SELECT tenant, correlationid, min(time) AS prompted_at
-    FROM lake_challenges WHERE status = 'required' GROUP BY ALL
+    FROM {challenges} WHERE status = 'required' GROUP BY ALL
 ), joined AS (
     SELECT v.*,
         CASE WHEN i.issued_at <= v.time THEN i.issued_at
              WHEN p.prompted_at <= v.time THEN p.prompted_at END AS challenged_at
-    FROM lake_verifications v
+    FROM {verifications} v
     LEFT JOIN issued i
         ON i.tenant = v.tenant AND i.correlationid = v.correlationid AND i.factor = v.factor
     LEFT JOIN prompted p ON p.tenant = v.tenant AND p.correlationid = v.correlationid
 )
 SELECT *, date_diff('millisecond', challenged_at, time) AS time_to_complete_ms FROM joined
-"""
+"""  # noqa: S608 - table expressions of our own
+
+
+_VERIFICATIONS: Final = "CREATE OR REPLACE VIEW verifications AS " + completed(
+    "lake_verifications", "lake_challenges"
+)
 
 
 def _literal(text: str) -> str:

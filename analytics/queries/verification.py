@@ -8,8 +8,9 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from analytics.queries.completions import completions, planner
 from analytics.queries.filters import ALL, NO_FACTOR, Filters
-from analytics.views import fetch
+from analytics.views import fetch, fetch_planned, lake_of
 
 
 def verification_success_rate(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -35,24 +36,23 @@ def verification_success_rate(con: duckdb.DuckDBPyConnection, filters: Filters) 
 
 def time_to_complete(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
     """Time from challenge to successful verification, by factor (see the ``verifications``
-    view for how the challenge is found).
+    view for how the challenge is found; ``analytics.queries.completions`` for where).
 
     Columns: ``factor``, ``completions`` (successes with a known challenge time),
     ``p50_ms``, ``p95_ms`` (``quantile_cont``: linear interpolation between ranks).
     """
-    sql = """
+
+    def sql(_rolled: bool, done: bool) -> str:
+        return f"""
     SELECT factor, count(*) AS completions,
         quantile_cont(time_to_complete_ms, 0.5) AS p50_ms,
         quantile_cont(time_to_complete_ms, 0.95) AS p95_ms
-    FROM verifications
-    WHERE success AND time_to_complete_ms IS NOT NULL
-      AND ($tenant IS NULL OR tenant = $tenant)
-      AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-      AND ($factor IS NULL OR factor = $factor)
-      AND ($application IS NULL OR application = $application)
+    FROM {completions(rolled=done)}
+    WHERE $factor IS NULL OR factor = $factor
     GROUP BY factor ORDER BY factor
-    """
-    return fetch(con, sql, filters.bind(*ALL))
+    """  # noqa: S608 - constant text: the filter values are bound
+
+    return fetch_planned(con, planner(lake_of(con), filters, sql, ALL))
 
 
 def failure_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:

@@ -21,16 +21,17 @@ from analytics.queries import (
     mfa_adoption,
     policy_tiers,
     sign_in_geography,
+    time_to_complete,
 )
 from analytics.views import connect
 from factorstream.bench.lake_data import START, batches, events_table
 from schemas import new_event
 from schemas import payloads as p
-from schemas.fields import Outcome
+from schemas.fields import Factor, Outcome
 from tests.factories import CLIENT
 
 DAYS = 5
-QUERIES = (device_distribution, sign_in_geography, policy_tiers, mfa_adoption)
+QUERIES = (device_distribution, sign_in_geography, policy_tiers, mfa_adoption, time_to_complete)
 D0 = START
 WINDOWS = [
     (None, None),
@@ -93,6 +94,7 @@ def test_the_rollups_cover_every_day_but_the_newest(lakes: tuple[Path, Path]) ->
     plan = rollups.plan(rolled, None, None)
     assert plan.days == days[:-1] and len(days) == DAYS
     assert plan.months == [D0.date()] and plan.masks == [0b1111]
+    assert plan.completed == plan.days
     cut = rollups.plan(rolled, D0 + timedelta(hours=30), D0 + timedelta(days=3, hours=5))
     assert cut.days == [days[2]]  # only the whole day inside the window
 
@@ -107,6 +109,7 @@ def test_every_query_answers_the_same_with_and_without_the_rollups(
     assert with_rollups[0]["sign_ins"].sum() > 10_000
     adoption = with_rollups[QUERIES.index(mfa_adoption)]  # the whole lake, no filter
     assert adoption["enrolled_subjects"].sum() > 0 and adoption["day"].nunique() == DAYS
+    assert with_rollups[QUERIES.index(time_to_complete)]["completions"].sum() > 100
 
 
 def test_a_late_event_on_a_rolled_up_day_is_counted_once(
@@ -125,9 +128,29 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
         correlationid="late-1",
         now=datetime.combine(D0.date() + timedelta(days=1), datetime.min.time(), UTC),
     )
+    # ... and a late challenge of a verification two days on: its time to complete grows
+    con = connect(raw)
+    tenant, subject, correlation, factor, at = con.execute(
+        "SELECT tenant, subject, correlationid, factor, time FROM verifications "
+        "WHERE success AND time_to_complete_ms IS NOT NULL AND date = $day ORDER BY id LIMIT 1",
+        {"day": D0.date() + timedelta(days=2)},
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    challenge = new_event(
+        p.ChallengeIssued(factor=Factor(factor), challenge_id="ch-late", application="app-0"),
+        source="https://login.example.com/mfa",
+        tenant=tenant,
+        subject=subject,
+        correlationid=correlation,
+        now=at - timedelta(days=1),
+    )
     for lake in (rolled, raw):
-        LakeWriter(lake).write_events([late])
-    assert D0.date() + timedelta(days=1) not in rollups.plan(rolled, None, None).days
+        LakeWriter(lake).write_events([late, challenge])
+    stale = rollups.plan(rolled, None, None)
+    late_day = D0.date() + timedelta(days=1)
+    assert late_day not in stale.days and D0.date() in stale.days
+    # its challenges may be looked up by any later day's verifications: those wait too
+    assert stale.completed == [D0.date()]
     _same(_answers(rolled), _answers(raw))
     assert rollups.refresh(rolled) == [D0.date()]
     assert D0.date() + timedelta(days=1) in rollups.plan(rolled, None, None).days
