@@ -12,6 +12,7 @@ once a day), a rollup per *month* does. For each month of the lake, compaction b
   not zero: an exact distinct count from a fifth of the rows.
 * ``active``: the same with only tenant, subject and application: each subject's sign-in
   days, small enough for the per-day questions (adoption).
+* ``activity``: each subject's days with any event at all (tenant, subject, days).
 * ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
 * ``coverage``: per day, the digest of the partition it was built from
   (:attr:`Listing.digest`).
@@ -24,7 +25,7 @@ the ``events`` files themselves. So an answer equals the one from the raw files 
 whatever state the rollups are in (``tests/unit/analytics/test_rollups.py``).
 
 Layout: ``<lake>/_rollups/month=YYYY-MM-01`` is a link to a generation directory
-``<lake>/_rollups/.generations/…`` holding the four files, swapped with one ``rename``
+``<lake>/_rollups/.generations/…`` holding these files, swapped with one ``rename``
 like a table's partition. Erasure removes every rollup (:func:`remove`): they name
 subjects and places; the next compaction builds them again.
 """
@@ -53,6 +54,7 @@ from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed
 ROLLUPS: Final = "_rollups"
 GENERATIONS: Final = ".generations"
 PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
+ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
 DIMENSIONS: Final = (
     "tenant",
@@ -86,12 +88,18 @@ SELECT $month::DATE AS month, tenant, subject, application,
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY tenant, subject
 """  # noqa: S608 - constant text
+_ACTIVITY_SQL: Final = f"""
+SELECT $month::DATE AS month, tenant, subject,
+    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+FROM {_SOURCE}
+GROUP BY ALL ORDER BY tenant, subject
+"""  # noqa: S608 - constant text
 _COUNTS_SQL: Final = f"""
 SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIGN_IN}) AS failures
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY date
 """  # noqa: S608 - constant text
-FORMAT: Final = 3
+FORMAT: Final = 4
 """The rollups' layout; in every digest, so rollups of another layout are neither read nor
 kept (the next refresh builds them anew)."""
 _VERIFIED: Final = _SOURCE.replace("$files", "$verifications")
@@ -216,6 +224,8 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
         presence_rows = presence.to_arrow_table()
         active = con.sql(_ACTIVE_SQL, params={"files": files, "month": month})
         active_rows = active.to_arrow_table()
+        activity = con.sql(_ACTIVITY_SQL, params={"files": files, "month": month})
+        activity_rows = activity.to_arrow_table()
         counts_rows = con.sql(_COUNTS_SQL, params={"files": files}).to_arrow_table()
         completions = con.sql(
             _COMPLETIONS_SQL,
@@ -236,6 +246,7 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
     generation.mkdir(parents=True)
     write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, ACTIVE, active_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
+    write_file(generation, ACTIVITY, activity_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, COUNTS, counts_rows)
     write_file(generation, COMPLETIONS, completion_rows)
     write_file(generation, COVERAGE, covered)
@@ -288,6 +299,7 @@ class Plan:
 
     presence: list[str]
     active: list[str]
+    activity: list[str]
     counts: list[str]
     completions: list[str]
     completed: list[date]
@@ -308,9 +320,9 @@ class Plan:
         return bool(self.days)
 
     def params(self) -> dict[str, object]:
-        """The files and masks as query parameters (``$raw``, ``$verifications``; with
-        rolled days also ``$presence``, ``$active``, ``$counts``, ``$months``, ``$masks``,
-        ``$days``, and ``$completions``, ``$completed``)."""
+        """The files and masks as query parameters: ``$raw``, ``$verifications``; with
+        rolled days also ``$presence``, ``$active``, ``$activity``, ``$counts``,
+        ``$months``, ``$masks``, ``$days``, and ``$completions``, ``$completed``."""
         raw: dict[str, object] = {"raw": self.raw, "verifications": self.verifications}
         if self.completed:
             raw.update(completions=self.completions, completed=self.completed)
@@ -320,6 +332,7 @@ class Plan:
             **raw,
             "presence": self.presence,
             "active": self.active,
+            "activity": self.activity,
             "counts": self.counts,
             "months": self.months,
             "masks": self.masks,
@@ -367,6 +380,7 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     return Plan(
         presence=[os.fspath(used[m][0] / PRESENCE) for m in ordered],
         active=[os.fspath(used[m][0] / ACTIVE) for m in ordered],
+        activity=[os.fspath(used[m][0] / ACTIVITY) for m in ordered],
         counts=[os.fspath(used[m][0] / COUNTS) for m in ordered],
         months=ordered,
         masks=[used[m][1] for m in ordered],

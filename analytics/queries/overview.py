@@ -1,15 +1,20 @@
 """Headline figures for the overview page.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``.
+Conventions (bound filters, columns, days) in ``analytics.queries``. Active subjects and
+the time to complete come from the monthly rollups for the whole days they answer
+(``analytics.rollups``, ``analytics.queries.completions``), from the events otherwise.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 import duckdb
 import pandas as pd
 
+from analytics.queries.completions import completions, planner
 from analytics.queries.filters import NO_FACTOR, Filters
-from analytics.views import fetch
+from analytics.views import fetch_planned, lake_of
 
 
 def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -21,12 +26,33 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
     ``lockouts_applied``, ``risk_detections``, ``high_risk_detections`` (high or
     critical), ``sms_delivery_failure_rate`` (null without SMS deliveries).
     """
-    sql = """
+
+    def sql(rolled: bool, done: bool) -> str:
+        active = _ACTIVE + (_ACTIVE_ROLLED if rolled else "")
+        return _OVERVIEW.format(active=active, completions=completions(rolled=done))
+
+    return fetch_planned(con, planner(lake_of(con), filters, sql, NO_FACTOR))
+
+
+_ACTIVE: Final = """
+            SELECT tenant, subject
+            FROM read_parquet($raw, hive_partitioning = true, hive_types = {'date': DATE},
+                union_by_name = true)
+            WHERE ($tenant IS NULL OR tenant = $tenant)
+              AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""
+_ACTIVE_ROLLED: Final = """
+            UNION ALL SELECT a.tenant, a.subject
+            FROM read_parquet($activity, hive_partitioning = false) a
+            JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) w
+                ON a.month = w.month
+            WHERE a.days & w.mask <> 0 AND ($tenant IS NULL OR a.tenant = $tenant)"""
+_OVERVIEW: Final = """
     WITH e AS (
-        SELECT count(*) AS events, count(DISTINCT (tenant, subject)) AS active_subjects
-        FROM lake_events
+        SELECT count(*) AS events FROM lake_events
         WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+    ), a AS (  -- subjects with any event: the rollups' days, the other days' events
+        SELECT count(*) AS active_subjects FROM (SELECT DISTINCT * FROM ({active}))
     ), v AS (
         SELECT count(*) AS verifications,
             count(*) FILTER (WHERE success) / nullif(count(*), 0) AS success_rate
@@ -34,12 +60,9 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
         WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
           AND ($application IS NULL OR application = $application)
-    ), ttc AS (  -- only successes pay for the view's challenge join
+    ), ttc AS (
         SELECT quantile_cont(time_to_complete_ms, 0.5) AS p50_time_to_complete_ms
-        FROM verifications
-        WHERE success AND ($tenant IS NULL OR tenant = $tenant)
-          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-          AND ($application IS NULL OR application = $application)
+        FROM {completions}
     ), l AS (
         SELECT count(*) AS lockouts_applied FROM lake_lockouts
         WHERE action = 'applied' AND ($tenant IS NULL OR tenant = $tenant)
@@ -62,6 +85,5 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
             / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate
         FROM sms
     )
-    SELECT * FROM e, v, ttc, l, r, s
+    SELECT e.events, a.active_subjects, v.*, ttc.*, l.*, r.*, s.* FROM e, a, v, ttc, l, r, s
     """
-    return fetch(con, sql, filters.bind(*NO_FACTOR))
