@@ -1,9 +1,10 @@
-"""Sign-in rollups: what the subject-counting queries read instead of every sign-in.
+"""Monthly rollups: what the dashboard's heavy queries read instead of every event.
 
-Counting distinct subjects over millions of sign-ins is what makes the device, policy-tier
-and geography queries slow; a rollup per *day* would not help (a subject signs in about
-once a day), a rollup per *month* does. For each month of the lake, compaction builds
-(:func:`refresh`), from that month's ``events`` partitions:
+Counting distinct subjects over millions of sign-ins is what makes the device, policy-tier,
+geography, adoption and overview queries slow; a rollup per *day* would not help (a
+subject signs in about once a day), a rollup per *month* does. And the time to complete
+needs each verification's challenge, a join over every challenge. For each month of the
+lake, compaction builds (:func:`refresh`), from that month's partitions:
 
 * ``presence``: one row per month, subject and values of the :data:`DIMENSIONS` (tenant,
   application, factor, policy tier, device kind and OS, country, coordinates rounded to
@@ -14,15 +15,19 @@ once a day), a rollup per *month* does. For each month of the lake, compaction b
   days, small enough for the per-day questions (adoption).
 * ``activity``: each subject's days with any event at all (tenant, subject, days).
 * ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
-* ``coverage``: per day, the digest of the partition it was built from
-  (:attr:`Listing.digest`).
+* ``completions``: each successful verification's time to complete, looked up as the
+  ``verifications`` view does (``analytics.views.completed``).
+* ``coverage``: per day, the digest of the ``events`` partition it was built from
+  (:attr:`Listing.digest`): the month's days, and every day before them, whose
+  challenges the completions may have looked up.
 
 Readers take a day from the rollup only when the query's window holds the whole day and
-the partition's digest is unchanged (:func:`plan`); every other day of the window (the
-lake's newest day, which is still being written and never rolled up; a day a late event,
-a compaction or an erasure changed since; a day cut by ``since``/``until``) is read from
-the ``events`` files themselves. So an answer equals the one from the raw files alone,
-whatever state the rollups are in (``tests/unit/analytics/test_rollups.py``).
+the partition's digest is unchanged, and its completions only when no earlier day changed
+either (:func:`plan`); every other day of the window (the lake's newest day, which is
+still being written and never rolled up; a day a late event, a compaction or an erasure
+changed since; a day cut by ``since``/``until``) is read from the files themselves. So an
+answer equals the one from the raw files alone, whatever state the rollups are in
+(``tests/unit/analytics/test_rollups.py``).
 
 Layout: ``<lake>/_rollups/month=YYYY-MM-01`` is a link to a generation directory
 ``<lake>/_rollups/.generations/…`` holding these files, swapped with one ``rename``
@@ -76,21 +81,20 @@ _VALUES: Final = ", ".join(
     f"round({name}, 1) AS {name}" if name in ("latitude", "longitude") else name
     for name in DIMENSIONS
 )
+_DAYS: Final = "bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days"
+"""The days of the month the grouped rows fall on: bit 0 for the first."""
 _PRESENCE_SQL: Final = f"""
-SELECT $month::DATE AS month, subject, {_VALUES},
-    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+SELECT $month::DATE AS month, subject, {_VALUES}, {_DAYS}
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY tenant, subject
 """  # noqa: S608 - constant text
 _ACTIVE_SQL: Final = f"""
-SELECT $month::DATE AS month, tenant, subject, application,
-    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+SELECT $month::DATE AS month, tenant, subject, application, {_DAYS}
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY tenant, subject
 """  # noqa: S608 - constant text
 _ACTIVITY_SQL: Final = f"""
-SELECT $month::DATE AS month, tenant, subject,
-    bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days
+SELECT $month::DATE AS month, tenant, subject, {_DAYS}
 FROM {_SOURCE}
 GROUP BY ALL ORDER BY tenant, subject
 """  # noqa: S608 - constant text
@@ -116,7 +120,7 @@ ORPHAN_AGE_S: Final = 3600
 
 @dataclass(frozen=True)
 class Listing:
-    """What a date partition of ``events`` holds now: its generation and its files."""
+    """What a date partition of a table holds now: its generation and its files."""
 
     day: date
     link: Path
