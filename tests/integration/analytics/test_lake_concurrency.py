@@ -204,7 +204,11 @@ def test_readers_never_lock_or_see_partial_files_while_the_sink_writes(tmp_path:
 @pytest.fixture(autouse=True)
 def _sql_command_is_wired() -> None:
     """``factorstream sql`` must be registered on the ``factorstream`` app."""
-    from factorstream.cli import app
+    import typer
 
-    names = {c.name or getattr(c.callback, "__name__", "") for c in app.registered_commands}
-    assert "sql" in names, "register factorstream.cli.sql.sql as the `sql` command"
+    from factorstream.cli import COMMANDS, app
+
+    command = typer.main.get_command(app).get_command(None, "sql")  # type: ignore[attr-defined]
+    assert COMMANDS.get("sql") == "factorstream.cli.sql:sql" and command is not None, (
+        "register factorstream.cli.sql.sql as the `sql` command"
+    )
