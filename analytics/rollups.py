@@ -54,7 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics.lake import SEED_DATE, lake_lock, parquet_names, partitions, point_link, write_file
-from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed
+from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed, lake_files
 
 ROLLUPS: Final = "_rollups"
 GENERATIONS: Final = ".generations"
@@ -73,10 +73,7 @@ DIMENSIONS: Final = (
     "longitude",
 )
 """What the rolled-up sign-ins keep besides the subject (coordinates rounded to 0.1°)."""
-_SOURCE: Final = (
-    "read_parquet($files, hive_partitioning = true, hive_types = {'date': DATE}, "
-    "union_by_name = true)"
-)
+_SOURCE: Final = lake_files("$files")
 _VALUES: Final = ", ".join(
     f"round({name}, 1) AS {name}" if name in ("latitude", "longitude") else name
     for name in DIMENSIONS
@@ -106,8 +103,8 @@ GROUP BY ALL ORDER BY date
 FORMAT: Final = 4
 """The rollups' layout; in every digest, so rollups of another layout are neither read nor
 kept (the next refresh builds them anew)."""
-_VERIFIED: Final = _SOURCE.replace("$files", "$verifications")
-_CHALLENGED: Final = _SOURCE.replace("$files", "$challenges")
+_VERIFIED: Final = lake_files("$verifications")
+_CHALLENGED: Final = lake_files("$challenges")
 _COMPLETIONS_SQL: Final = f"""
 SELECT date, tenant, application, factor, time_to_complete_ms
 FROM ({completed(_VERIFIED, _CHALLENGED)})

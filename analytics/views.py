@@ -91,15 +91,21 @@ def table_glob(lake: Path, table: str) -> str:
     return str(lake.resolve() / table / "date=*" / "*.parquet")
 
 
+def lake_files(files: str) -> str:
+    """SQL reading the lake files ``files`` names (a glob literal or a ``$parameter`` list):
+    their columns, and ``date`` from each partition's ``date=`` directory."""
+    return (
+        f"read_parquet({files}, hive_partitioning = true, hive_types = {{'date': DATE}}, "
+        "union_by_name = true)"
+    )
+
+
 def view_statements(lake: Path) -> list[str]:
     """``CREATE VIEW`` statements for every table of the lake at ``lake``."""
     statements = []
     for table in TABLES:
         # the glob is a path from settings, quoted as a literal; table names are constants
-        source = (
-            f"read_parquet({_literal(table_glob(lake, table))}, hive_partitioning = true, "
-            "hive_types = {'date': DATE}, union_by_name = true)"
-        )
+        source = lake_files(_literal(table_glob(lake, table)))
         statements.append(f"CREATE OR REPLACE VIEW lake_{table} AS SELECT * FROM {source}")  # noqa: S608 - constant names, quoted path
         if table != "verifications":
             statements.append(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM lake_{table}")  # noqa: S608 - constant names

@@ -13,9 +13,9 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics import rollups
 from analytics.queries.filters import ALL, Filters
-from analytics.views import SIGN_IN, fetch_planned, lake_of
+from analytics.queries.planned import run_planned
+from analytics.views import SIGN_IN, lake_files
 
 _RAW: Final = f"""spans AS (
         SELECT tenant, subject, factor, enrollment_id,
@@ -28,8 +28,7 @@ _RAW: Final = f"""spans AS (
         GROUP BY ALL
     ), active AS (
         SELECT DISTINCT date AS day, tenant, subject
-        FROM read_parquet($raw, hive_partitioning = true, hive_types = {{'date': DATE}},
-            union_by_name = true)
+        FROM {lake_files("$raw")}
         WHERE {SIGN_IN}
           AND ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
@@ -104,10 +103,4 @@ def mfa_adoption(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
     ``adoption_rate`` (enrolled / active). Every day with sign-ins × every factor ever
     enrolled. ``application`` filters the sign-ins; ``factor`` the enrollments.
     """
-    lake = lake_of(con)
-
-    def planned() -> tuple[str, dict[str, object]]:
-        plan = rollups.plan(lake, filters.since, filters.until)
-        return _sql(rolled=plan.rolled), {**filters.bind(*ALL), **plan.params()}
-
-    return fetch_planned(con, planned)
+    return run_planned(con, filters, lambda rolled, _: _sql(rolled=rolled), ALL)

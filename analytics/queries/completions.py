@@ -8,33 +8,26 @@ transactions only. Shared by the time-to-complete and overview queries.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Final
 
-from analytics import rollups
-from analytics.queries.filters import Filters
-from analytics.views import completed
+from analytics.views import completed, lake_files
 
-_VERIFICATIONS: Final = (
-    "read_parquet($verifications, hive_partitioning = true, hive_types = {'date': DATE}, "
-    "union_by_name = true)"
-)
+_VERIFICATIONS: Final = lake_files("$verifications")
 _THEIR_CHALLENGES: Final = (
     "(SELECT * FROM lake_challenges WHERE correlationid IN "
     "(SELECT correlationid FROM read_parquet($verifications, hive_partitioning = false)))"
 )
-_WINDOW: Final = """($tenant IS NULL OR tenant = $tenant)
+_SCOPE: Final = """($tenant IS NULL OR tenant = $tenant)
       AND ($application IS NULL OR application = $application)"""
 _LOOKED_UP: Final = f"""
     SELECT tenant, application, factor, time_to_complete_ms
     FROM ({completed(_VERIFICATIONS, _THEIR_CHALLENGES)})
-    WHERE success AND time_to_complete_ms IS NOT NULL AND {_WINDOW}
+    WHERE success AND time_to_complete_ms IS NOT NULL AND {_SCOPE}
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
 _ROLLED_UP: Final = f"""
     UNION ALL SELECT tenant, application, factor, time_to_complete_ms
     FROM read_parquet($completions, hive_partitioning = false)
-    WHERE list_contains($completed, date) AND {_WINDOW}"""  # noqa: S608
+    WHERE list_contains($completed, date) AND {_SCOPE}"""  # noqa: S608
 
 
 def completions(*, rolled: bool) -> str:
@@ -43,17 +36,3 @@ def completions(*, rolled: bool) -> str:
     ``$since``, ``$until``, ``$application`` and the plan's files
     (:meth:`analytics.rollups.Plan.params`)."""
     return f"({_LOOKED_UP}{_ROLLED_UP if rolled else ''})"
-
-
-def planner(
-    lake: Path, filters: Filters, sql: Callable[[bool, bool], str], names: tuple[str, ...]
-) -> Callable[[], tuple[str, dict[str, object]]]:
-    """A plan for :func:`analytics.views.fetch_planned`: ``sql(rolled, completed)`` with
-    the filters ``names`` and the files of a fresh :func:`analytics.rollups.plan`."""
-
-    def planned() -> tuple[str, dict[str, object]]:
-        plan = rollups.plan(lake, filters.since, filters.until)
-        text = sql(plan.rolled, bool(plan.completed))
-        return text, {**filters.bind(*names), **plan.params()}
-
-    return planned

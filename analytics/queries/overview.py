@@ -12,9 +12,10 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics.queries.completions import completions, planner
+from analytics.queries.completions import completions
 from analytics.queries.filters import NO_FACTOR, Filters
-from analytics.views import fetch_planned, lake_of
+from analytics.queries.planned import run_planned
+from analytics.views import lake_files
 
 
 def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -31,15 +32,13 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
         active = _ACTIVE + (_ACTIVE_ROLLED if rolled else "")
         return _OVERVIEW.format(active=active, completions=completions(rolled=done))
 
-    return fetch_planned(con, planner(lake_of(con), filters, sql, NO_FACTOR))
+    return run_planned(con, filters, sql, NO_FACTOR)
 
 
-_ACTIVE: Final = """
-            SELECT tenant, subject
-            FROM read_parquet($raw, hive_partitioning = true, hive_types = {'date': DATE},
-                union_by_name = true)
+_ACTIVE: Final = f"""
+            SELECT tenant, subject FROM {lake_files("$raw")}
             WHERE ($tenant IS NULL OR tenant = $tenant)
-              AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""
+              AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
 _ACTIVE_ROLLED: Final = """
             UNION ALL SELECT a.tenant, a.subject
             FROM read_parquet($activity, hive_partitioning = false) a

@@ -14,14 +14,11 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics import rollups
-from analytics.queries.filters import Filters
-from analytics.views import FAILED_SIGN_IN, SIGN_IN, fetch_planned, lake_of
+from analytics.queries.filters import ALL, Filters
+from analytics.queries.planned import run_planned
+from analytics.views import FAILED_SIGN_IN, SIGN_IN, lake_files
 
-_RAW: Final = (
-    "read_parquet($raw, hive_partitioning = true, hive_types = {'date': DATE}, "
-    "union_by_name = true)"
-)
+_RAW: Final = lake_files("$raw")
 _FILTERS: Final = """($tenant IS NULL OR tenant = $tenant)
       AND ($factor IS NULL OR factor = $factor)
       AND ($application IS NULL OR application = $application)"""
@@ -74,14 +71,8 @@ class _Summary:
     """  # noqa: S608 - constant text: the filter values are bound
 
     def run(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-        lake = lake_of(con)
-
-        def planned() -> tuple[str, dict[str, object]]:
-            plan = rollups.plan(lake, filters.since, filters.until)
-            params = filters.bind("tenant", "since", "until", "factor", "application")
-            return self.sql(rolled=plan.rolled), {**params, **plan.params()}
-
-        return fetch_planned(con, planned)[list(self.columns)]
+        frame = run_planned(con, filters, lambda rolled, _: self.sql(rolled=rolled), ALL)
+        return frame[list(self.columns)]
 
 
 _DEVICES: Final = _Summary(

@@ -8,9 +8,10 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from analytics.queries.completions import completions, planner
+from analytics.queries.completions import completions
 from analytics.queries.filters import ALL, NO_FACTOR, Filters
-from analytics.views import fetch, fetch_planned, lake_of
+from analytics.queries.planned import run_planned
+from analytics.views import fetch
 
 
 def verification_success_rate(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def time_to_complete(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Dat
     GROUP BY factor ORDER BY factor
     """  # noqa: S608 - constant text: the filter values are bound
 
-    return fetch_planned(con, planner(lake_of(con), filters, sql, ALL))
+    return run_planned(con, filters, sql, ALL)
 
 
 def failure_reasons(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:

@@ -1,0 +1,36 @@
+"""Queries that read the monthly rollups: their files are planned at each call.
+
+Which days the rollups answer changes as compaction runs, so such a query's text and file
+lists come from a fresh :func:`analytics.rollups.plan` each time it runs, and again if a
+file was swapped away before it was read (:func:`analytics.views.fetch_planned`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+import pandas as pd
+
+from analytics import rollups
+from analytics.queries.filters import Filters
+from analytics.views import fetch_planned, lake_of
+
+SqlFor = Callable[[bool, bool], str]
+"""The query's text for a plan: ``sql(rolled, completed)``, whether any day of the window
+comes from the rollups (``$presence``, ``$active``, ``$activity``, ``$counts``), and
+whether any day's completions do (``$completions``)."""
+
+
+def run_planned(
+    con: duckdb.DuckDBPyConnection, filters: Filters, sql: SqlFor, names: tuple[str, ...]
+) -> pd.DataFrame:
+    """Run ``sql`` over the lake of ``con`` with the filters ``names`` and the plan's files."""
+    lake = lake_of(con)
+
+    def planned() -> tuple[str, dict[str, object]]:
+        plan = rollups.plan(lake, filters.since, filters.until)
+        text = sql(plan.rolled, bool(plan.completed))
+        return text, {**filters.bind(*names), **plan.params()}
+
+    return fetch_planned(con, planned)
