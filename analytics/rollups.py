@@ -29,9 +29,9 @@ changed since; a day cut by ``since``/``until``) is read from the files themselv
 answer equals the one from the raw files alone, whatever state the rollups are in
 (``tests/unit/analytics/test_rollups.py``).
 
-Layout: ``<lake>/_rollups/month=YYYY-MM-01`` is a link to a generation directory
-``<lake>/_rollups/.generations/…`` holding these files, swapped with one ``rename``
-like a table's partition. Erasure removes every rollup (:func:`remove`): they name
+Layout: as a table's (``analytics.lake``): ``<lake>/_rollups/date=YYYY-MM-01``, one per
+month, is a link to a generation directory ``<lake>/_rollups/.generations/…`` holding
+these files, swapped with one ``rename``. Erasure removes every rollup (:func:`remove`): they name
 subjects and places; the next compaction builds them again.
 """
 
@@ -41,9 +41,8 @@ import hashlib
 import os
 import shutil
 import time as time_module
-import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -53,11 +52,22 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics.lake import SEED_DATE, lake_lock, parquet_names, partitions, point_link, write_file
+from analytics.lake import (
+    GENERATIONS,
+    SEED_DATE,
+    lake_lock,
+    new_generation,
+    parquet_names,
+    partition_link,
+    partitions,
+    point_link,
+    write_file,
+)
 from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed, lake_files
 
 ROLLUPS: Final = "_rollups"
-GENERATIONS: Final = ".generations"
+"""Laid out like a table (``analytics.lake``): one partition per month, named by its first
+day, and its generations."""
 PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
 ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
@@ -100,7 +110,7 @@ SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIG
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY date
 """  # noqa: S608 - constant text
-FORMAT: Final = 4
+FORMAT: Final = 5
 """The rollups' layout; in every digest, so rollups of another layout are neither read nor
 kept (the next refresh builds them anew)."""
 _VERIFIED: Final = lake_files("$verifications")
@@ -119,7 +129,6 @@ ORPHAN_AGE_S: Final = 3600
 class Listing:
     """What a date partition of a table holds now: its generation and its files."""
 
-    day: date
     link: Path
     generation: Path
     names: tuple[str, ...]
@@ -144,7 +153,7 @@ def listings(lake: Path, table: str = "events") -> dict[date, Listing]:
     for day, link in partitions(lake, table):
         try:
             generation = link.resolve(strict=True)
-            found[day] = Listing(day, link, generation, tuple(parquet_names(generation)))
+            found[day] = Listing(link, generation, tuple(parquet_names(generation)))
         except FileNotFoundError:  # swapped while listed: the next call sees the new one
             continue
     return found
@@ -152,10 +161,6 @@ def listings(lake: Path, table: str = "events") -> dict[date, Listing]:
 
 def month_of(day: date) -> date:
     return day.replace(day=1)
-
-
-def _month_link(lake: Path, month: date) -> Path:
-    return lake / ROLLUPS / f"month={month.isoformat()}"
 
 
 def coverage(generation: Path) -> dict[date, str]:
@@ -176,9 +181,9 @@ def _covers(generation: Path, wanted: Mapping[date, str]) -> bool:
 def months(lake: Path) -> dict[date, Path]:
     """Each rolled-up month and the generation directory its link points to."""
     found = {}
-    for link in sorted((lake / ROLLUPS).glob("month=*")):
+    for month, link in partitions(lake, ROLLUPS):
         try:
-            found[date.fromisoformat(link.name.removeprefix("month="))] = link.resolve(strict=True)
+            found[month] = link.resolve(strict=True)
         except FileNotFoundError:
             continue
     return found
@@ -215,8 +220,8 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
     built when a file was swapped away meanwhile, or when a partition changed before the
     swap (an erasure: its places must not come back); the next refresh builds it."""
     files = [name for day in own for name in upto[day].files]
-    verifications = _files(lake, "verifications", set(own))
-    challenges = _files(lake, "challenges", set(upto))
+    verifications = _files(listings(lake, "verifications"), lambda day: day in own)
+    challenges = _files(listings(lake, "challenges"), lambda day: day in upto)
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -243,8 +248,7 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
             "digest": pa.array([upto[day].digest for day in sorted(upto)], pa.string()),
         }
     )
-    generation = lake / ROLLUPS / GENERATIONS / f"month={month.isoformat()}.{uuid.uuid4().hex[:12]}"
-    generation.mkdir(parents=True)
+    generation = new_generation(lake, ROLLUPS, month)
     write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, ACTIVE, active_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
     write_file(generation, ACTIVITY, activity_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
@@ -256,22 +260,21 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
         if any(day not in now or now[day].digest != upto[day].digest for day in upto):
             shutil.rmtree(generation)
             return False
-        link = _month_link(lake, month)
+        link = partition_link(lake, ROLLUPS, month)
         old = link.resolve() if link.is_symlink() else None
-        if old is None:
-            os.symlink(os.path.relpath(generation, link.parent), link)
-        else:
-            point_link(link, generation)
+        point_link(link, generation)
+        if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return True
 
 
-def _files(lake: Path, table: str, days: set[date]) -> list[str]:
-    """``table``'s files of ``days``, and its seed file (so that the list is never empty)."""
+def _files(listed: Mapping[date, Listing], keep: Callable[[date], bool]) -> list[str]:
+    """The files of the partitions whose day ``keep`` holds, and the seed file (so that the
+    list is never empty)."""
     return [
         name
-        for day, listing in listings(lake, table).items()
-        if day in days or day == SEED_DATE
+        for day, listing in sorted(listed.items())
+        if day == SEED_DATE or keep(day)
         for name in listing.files
     ]
 
@@ -280,7 +283,7 @@ def _remove_orphans(lake: Path) -> None:
     """Delete generations no month links to, left by a crash an hour or more ago (a
     younger one may be another compaction's, still being written)."""
     live = set(months(lake).values())
-    for generation in (lake / ROLLUPS / GENERATIONS).glob("month=*"):
+    for generation in (lake / ROLLUPS / GENERATIONS).glob("date=*"):
         try:
             stale = time_module.time() - generation.stat().st_mtime > ORPHAN_AGE_S
         except FileNotFoundError:
@@ -386,19 +389,11 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
         months=ordered,
         masks=[used[m][1] for m in ordered],
         days=sorted(rolled),
-        raw=_window_files(now, set(rolled), since, until),
+        raw=_files(now, lambda day: day not in rolled and _touches(day, since, until)),
         completions=[os.fspath(generation / COMPLETIONS) for generation in finished],
         completed=sorted(completed),
-        verifications=_window_files(listings(lake, "verifications"), set(completed), since, until),
+        verifications=_files(
+            listings(lake, "verifications"),
+            lambda day: day not in completed and _touches(day, since, until),
+        ),
     )
-
-
-def _window_files(
-    now: Mapping[date, Listing], rolled: set[date], since: datetime | None, until: datetime | None
-) -> list[str]:
-    """The files of the partitions of the window's days not ``rolled``, and the seed."""
-    files = list(now[SEED_DATE].files) if SEED_DATE in now else []
-    for day, listing in sorted(now.items()):
-        if day != SEED_DATE and day not in rolled and _touches(day, since, until):
-            files.extend(listing.files)
-    return files

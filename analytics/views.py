@@ -31,7 +31,7 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics.columns import SIGN_IN_TYPES, TABLES
+from analytics.columns import SIGN_IN_TYPES, SUCCESS_TYPES, TABLES, VERIFICATION_TYPES
 from analytics.lake import ensure_lake, lake_ready
 
 VIEWS_FILE: Final = "analytics.duckdb"
@@ -77,12 +77,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-SIGN_IN: Final = f"type IN ({', '.join(_literal(kind) for kind in sorted(SIGN_IN_TYPES))})"
+def _type_in(types: frozenset[str]) -> str:
+    return f"type IN ({', '.join(_literal(kind) for kind in sorted(types))})"
+
+
+SIGN_IN: Final = _type_in(SIGN_IN_TYPES)
 """SQL condition on an ``events`` row: a sign-in step (the ``sign_ins`` view)."""
-FAILED_SIGN_IN: Final = (
-    "(type IN ('mfa.verification.failed', 'mfa.push.rejected', 'mfa.push.expired', "
-    "'mfa.push.reported_fraud', 'mfa.recovery.failed') OR outcome = 'failure')"
-)
+FAILED_SIGN_IN: Final = f"({_type_in(VERIFICATION_TYPES - SUCCESS_TYPES)} OR outcome = 'failure')"
 """SQL condition on a sign-in: it failed or was refused."""
 
 

@@ -139,6 +139,18 @@ def read_and_committed(broker: KafkaBroker, app: TestApp, topic: str) -> None:
     )
 
 
+def assert_a_restart_reads_again(
+    broker: KafkaBroker, tmp_path: Path, topic: str, first: TestApp, *, start: int
+) -> None:
+    """A second worker of ``first``'s group reads ``start``… again (after the
+    ``RECORDS - 1`` records ``first`` saw) and commits the whole partition."""
+    with inorder_worker(
+        broker, tmp_path, topic=topic, consumer="inorder", group=first.group
+    ) as second:
+        read_and_committed(broker, second, topic)
+    assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(start, RECORDS)), "read again"
+
+
 def new_topic(broker: KafkaBroker) -> str:
     name = f"inorder-{uuid.uuid4().hex[:8]}"
     ensure_topics(broker.bootstrap, {name: 1})
@@ -211,11 +223,7 @@ def test_a_delivered_record_the_agent_never_saw_is_never_committed_over(
             what="the warning about the held commit",
         )
     assert offsets_seen(first.seen) == [n for n in range(RECORDS) if n != 5]
-    with inorder_worker(
-        kafka_broker, tmp_path, topic=topic, consumer="inorder", group=first.group
-    ) as second:
-        read_and_committed(kafka_broker, second, topic)
-    assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(5, RECORDS)), "read again"
+    assert_a_restart_reads_again(kafka_broker, tmp_path, topic, first, start=5)
 
 
 def test_a_lost_first_record_of_a_partition_never_committed_is_not_committed_over(
@@ -233,11 +241,7 @@ def test_a_lost_first_record_of_a_partition_never_committed_is_not_committed_ove
         time.sleep(3)  # six commit intervals: nothing may be committed
         assert committed(kafka_broker, first, topic) is None
     assert offsets_seen(first.seen) == list(range(1, RECORDS))
-    with inorder_worker(
-        kafka_broker, tmp_path, topic=topic, consumer="inorder", group=first.group
-    ) as second:
-        read_and_committed(kafka_broker, second, topic)
-    assert offsets_seen(second.seen)[RECORDS - 1 :] == list(range(RECORDS)), "read again"
+    assert_a_restart_reads_again(kafka_broker, tmp_path, topic, first, start=0)
 
 
 def test_faust_commit_rule_commits_over_a_delivered_record_the_agent_never_saw(
