@@ -160,3 +160,7 @@ SUCCESS_TYPES: Final = frozenset(
 )
 SIGN_IN_TYPES: Final = frozenset({"auth.login.attempted"}) | VERIFICATION_TYPES
 """What counts as a sign-in step: the password attempt and every verification outcome."""
+PRIVILEGED_ROLES: Final = ("admin", "administrator", "root", "security_admin", "superuser")
+"""Roles that count as privileged (``verifiers.policy.PRIVILEGED_ROLES``)."""
+PHISHING_RESISTANT: Final = ("webauthn",)
+"""Phishing-resistant factors (``verifiers.policy.PHISHING_RESISTANT``)."""

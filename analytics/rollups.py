@@ -17,6 +17,10 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
 * ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
 * ``completions``: each successful verification's time to complete, looked up as the
   ``verifications`` view does (``analytics.views.completed``).
+* ``privileged``: per day and subject shown privileged that day
+  (``analytics.views.PRIVILEGED``), the privileged role, the policy tiers and the last such
+  event (for the privileged-role coverage).
+* ``verified``: per day, subject and factor, the successful verifications.
 * ``coverage``: per day, the digest of the ``events`` partition it was built from
   (:attr:`Listing.digest`): the month's days, and every day before them, whose
   challenges the completions may have looked up.
@@ -52,6 +56,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analytics.columns import PRIVILEGED_ROLES
 from analytics.lake import (
     GENERATIONS,
     SEED_DATE,
@@ -63,7 +68,14 @@ from analytics.lake import (
     point_link,
     write_file,
 )
-from analytics.views import FAILED_SIGN_IN, SIGN_IN, completed, lake_files
+from analytics.views import (
+    FAILED_SIGN_IN,
+    PRIVILEGED,
+    PRIVILEGED_ROLE,
+    SIGN_IN,
+    completed,
+    lake_files,
+)
 
 ROLLUPS: Final = "_rollups"
 """Laid out like a table (``analytics.lake``): one partition per month, named by its first
@@ -71,6 +83,7 @@ day, and its generations."""
 PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
 ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
+PRIVILEGED_FILE, VERIFIED = "privileged.parquet", "verified.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -110,9 +123,18 @@ SELECT date, {_VALUES}, count(*) AS sign_ins, count(*) FILTER (WHERE {FAILED_SIG
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY date
 """  # noqa: S608 - constant text
-FORMAT: Final = 5
-"""The rollups' layout; in every digest, so rollups of another layout are neither read nor
-kept (the next refresh builds them anew)."""
+_PRIVILEGED_SQL: Final = f"""
+SELECT date, tenant, subject, max({PRIVILEGED_ROLE}) AS role,
+    bool_or(policy_tier = 'admin') AS admin_tier, max(policy_tier) AS policy_tier,
+    max(time) AS last_seen
+FROM {_SOURCE} WHERE {PRIVILEGED}
+GROUP BY ALL ORDER BY tenant, subject, date
+"""  # noqa: S608 - constant text
+FORMAT: Final = 6
+"""The rollups' layout; in every digest (with the privileged roles, which the ``privileged``
+rollup applies), so rollups of another layout are neither read nor kept (the next refresh
+builds them anew)."""
+_LAYOUT: Final = f"rollups v{FORMAT} privileged {','.join(sorted(PRIVILEGED_ROLES))}"
 _VERIFIED: Final = lake_files("$verifications")
 _CHALLENGED: Final = lake_files("$challenges")
 _COMPLETIONS_SQL: Final = f"""
@@ -120,6 +142,11 @@ SELECT date, tenant, application, factor, time_to_complete_ms
 FROM ({completed(_VERIFIED, _CHALLENGED)})
 WHERE success AND time_to_complete_ms IS NOT NULL
 ORDER BY factor, date
+"""  # noqa: S608 - constant text
+_VERIFIED_SQL: Final = f"""
+SELECT date, tenant, subject, factor, count(*) AS successes
+FROM {_VERIFIED} WHERE success
+GROUP BY ALL ORDER BY tenant, subject, date
 """  # noqa: S608 - constant text
 PRESENCE_ROW_GROUP_ROWS: Final = 131_072
 ORPHAN_AGE_S: Final = 3600
@@ -137,7 +164,7 @@ class Listing:
     def digest(self) -> str:
         """Changes whenever the partition's rows may have: files are immutable, and a
         compaction or an erasure writes a new generation."""
-        text = "\n".join([f"rollups v{FORMAT}", self.generation.name, *self.names])
+        text = "\n".join([_LAYOUT, self.generation.name, *self.names])
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
@@ -222,39 +249,41 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
     files = [name for day in own for name in upto[day].files]
     verifications = _files(listings(lake, "verifications"), lambda day: day in own)
     challenges = _files(listings(lake, "challenges"), lambda day: day in upto)
+    own_files = {"files": files, "month": month}
+    queries: dict[str, tuple[str, dict[str, object]]] = {
+        PRESENCE: (_PRESENCE_SQL, own_files),
+        ACTIVE: (_ACTIVE_SQL, own_files),
+        ACTIVITY: (_ACTIVITY_SQL, own_files),
+        COUNTS: (_COUNTS_SQL, {"files": files}),
+        PRIVILEGED_FILE: (_PRIVILEGED_SQL, {"files": files}),
+        VERIFIED: (_VERIFIED_SQL, {"verifications": verifications}),
+        COMPLETIONS: (
+            _COMPLETIONS_SQL,
+            {"verifications": verifications, "challenges": challenges},
+        ),
+    }
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET enable_progress_bar = false")
-        presence = con.sql(_PRESENCE_SQL, params={"files": files, "month": month})
-        presence_rows = presence.to_arrow_table()
-        active = con.sql(_ACTIVE_SQL, params={"files": files, "month": month})
-        active_rows = active.to_arrow_table()
-        activity = con.sql(_ACTIVITY_SQL, params={"files": files, "month": month})
-        activity_rows = activity.to_arrow_table()
-        counts_rows = con.sql(_COUNTS_SQL, params={"files": files}).to_arrow_table()
-        completions = con.sql(
-            _COMPLETIONS_SQL,
-            params={"verifications": verifications, "challenges": challenges},
-        )
-        completion_rows = completions.to_arrow_table()
+        tables = {
+            name: con.sql(sql, params=params).to_arrow_table()
+            for name, (sql, params) in queries.items()
+        }
     except duckdb.IOException:
         return False
     finally:
         con.close()
-    covered = pa.table(
+    tables[COVERAGE] = pa.table(
         {
             "day": pa.array(sorted(upto), pa.date32()),
             "digest": pa.array([upto[day].digest for day in sorted(upto)], pa.string()),
         }
     )
     generation = new_generation(lake, ROLLUPS, month)
-    write_file(generation, PRESENCE, presence_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
-    write_file(generation, ACTIVE, active_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
-    write_file(generation, ACTIVITY, activity_rows, row_group_rows=PRESENCE_ROW_GROUP_ROWS)
-    write_file(generation, COUNTS, counts_rows)
-    write_file(generation, COMPLETIONS, completion_rows)
-    write_file(generation, COVERAGE, covered)
+    for name, table in tables.items():
+        big = name in (PRESENCE, ACTIVE, ACTIVITY, VERIFIED)
+        write_file(generation, name, table, row_group_rows=PRESENCE_ROW_GROUP_ROWS if big else None)
     with lake_lock(lake, exclusive=True):
         now = listings(lake)
         if any(day not in now or now[day].digest != upto[day].digest for day in upto):
@@ -305,12 +334,15 @@ class Plan:
     active: list[str]
     activity: list[str]
     counts: list[str]
+    privileged: list[str]
+    verified: list[str]
     completions: list[str]
     completed: list[date]
     """Days whose completions the rollups answer: rolled days none of whose earlier days
     (where their challenges are) changed since."""
-    verifications: list[str]
-    """``verifications`` files of every other day of the window, and the seed file."""
+    lookups: list[str]
+    """``verifications`` files of every other day of the window (whose completions are
+    looked up now), and the seed file."""
     months: list[date]
     masks: list[int]
     days: list[date]
@@ -318,16 +350,23 @@ class Plan:
     raw: list[str]
     """``events`` files of every other day of the window, and the seed file (so that the
     list is never empty)."""
+    raw_verifications: list[str]
+    """``verifications`` files of the same days, and the seed file."""
 
     @property
     def rolled(self) -> bool:
         return bool(self.days)
 
     def params(self) -> dict[str, object]:
-        """The files and masks as query parameters: ``$raw``, ``$verifications``; with
-        rolled days also ``$presence``, ``$active``, ``$activity``, ``$counts``,
-        ``$months``, ``$masks``, ``$days``, and ``$completions``, ``$completed``."""
-        raw: dict[str, object] = {"raw": self.raw, "verifications": self.verifications}
+        """The files and masks as query parameters: ``$raw``, ``$raw_verifications``,
+        ``$lookups``; with rolled days also ``$presence``, ``$active``, ``$activity``,
+        ``$counts``, ``$privileged``, ``$verified``, ``$months``, ``$masks``, ``$days``,
+        and ``$completions``, ``$completed``."""
+        raw: dict[str, object] = {
+            "raw": self.raw,
+            "raw_verifications": self.raw_verifications,
+            "lookups": self.lookups,
+        }
         if self.completed:
             raw.update(completions=self.completions, completed=self.completed)
         if not self.rolled:
@@ -338,6 +377,8 @@ class Plan:
             "active": self.active,
             "activity": self.activity,
             "counts": self.counts,
+            "privileged": self.privileged,
+            "verified": self.verified,
             "months": self.months,
             "masks": self.masks,
             "days": self.days,
@@ -381,19 +422,29 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
         used[month_of(day)] = (generation, mask | 1 << (day.day - 1))
     ordered = sorted(used)
     finished = sorted({generation for generation in completed.values()})
+    verifications = listings(lake, "verifications")
+
+    def rollup(name: str) -> list[str]:
+        return [os.fspath(used[month][0] / name) for month in ordered]
+
+    def unrolled(day: date) -> bool:
+        return day not in rolled and _touches(day, since, until)
+
     return Plan(
-        presence=[os.fspath(used[m][0] / PRESENCE) for m in ordered],
-        active=[os.fspath(used[m][0] / ACTIVE) for m in ordered],
-        activity=[os.fspath(used[m][0] / ACTIVITY) for m in ordered],
-        counts=[os.fspath(used[m][0] / COUNTS) for m in ordered],
+        presence=rollup(PRESENCE),
+        active=rollup(ACTIVE),
+        activity=rollup(ACTIVITY),
+        counts=rollup(COUNTS),
+        privileged=rollup(PRIVILEGED_FILE),
+        verified=rollup(VERIFIED),
         months=ordered,
         masks=[used[m][1] for m in ordered],
         days=sorted(rolled),
-        raw=_files(now, lambda day: day not in rolled and _touches(day, since, until)),
+        raw=_files(now, unrolled),
+        raw_verifications=_files(verifications, unrolled),
         completions=[os.fspath(generation / COMPLETIONS) for generation in finished],
         completed=sorted(completed),
-        verifications=_files(
-            listings(lake, "verifications"),
-            lambda day: day not in completed and _touches(day, since, until),
+        lookups=_files(
+            verifications, lambda day: day not in completed and _touches(day, since, until)
         ),
     )

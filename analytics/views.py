@@ -31,7 +31,13 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-from analytics.columns import SIGN_IN_TYPES, SUCCESS_TYPES, TABLES, VERIFICATION_TYPES
+from analytics.columns import (
+    PRIVILEGED_ROLES,
+    SIGN_IN_TYPES,
+    SUCCESS_TYPES,
+    TABLES,
+    VERIFICATION_TYPES,
+)
 from analytics.lake import ensure_lake, lake_ready
 
 VIEWS_FILE: Final = "analytics.duckdb"
@@ -85,6 +91,16 @@ SIGN_IN: Final = _type_in(SIGN_IN_TYPES)
 """SQL condition on an ``events`` row: a sign-in step (the ``sign_ins`` view)."""
 FAILED_SIGN_IN: Final = f"({_type_in(VERIFICATION_TYPES - SUCCESS_TYPES)} OR outcome = 'failure')"
 """SQL condition on a sign-in: it failed or was refused."""
+_ROLES: Final = ", ".join(_literal(role) for role in PRIVILEGED_ROLES)
+PRIVILEGED: Final = (
+    f"((type = 'mfa.required' AND (lower(role) IN ({_ROLES}) "
+    "OR list_contains(reasons, 'privileged_role'))) OR policy_tier = 'admin')"
+)
+"""SQL condition on an ``events`` row: it shows its subject privileged (an ``mfa.required``
+for a privileged role, or for the ``privileged_role`` reason; any event under the ``admin``
+policy tier)."""
+PRIVILEGED_ROLE: Final = f"CASE WHEN lower(role) IN ({_ROLES}) THEN lower(role) END"
+"""SQL: an ``events`` row's role, lower-cased, if privileged (else null)."""
 
 
 def table_glob(lake: Path, table: str) -> str:

@@ -18,15 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from analytics.columns import PHISHING_RESISTANT, PRIVILEGED_ROLES
 from analytics.queries.adoption import mfa_adoption
 from analytics.queries.compliance import privileged_role_coverage
-from analytics.queries.filters import (
-    FEED_LIMIT,
-    PHISHING_RESISTANT,
-    PRIVILEGED_ROLES,
-    Filters,
-    Query,
-)
+from analytics.queries.filters import FEED_LIMIT, Filters, Query
 from analytics.queries.overview import overview_kpis
 from analytics.queries.risk import (
     anomalies,

@@ -12,16 +12,16 @@ from typing import Final
 
 from analytics.views import completed, lake_files
 
-_VERIFICATIONS: Final = lake_files("$verifications")
+_LOOKUPS: Final = lake_files("$lookups")
 _THEIR_CHALLENGES: Final = (
     "(SELECT * FROM lake_challenges WHERE correlationid IN "
-    "(SELECT correlationid FROM read_parquet($verifications, hive_partitioning = false)))"
+    "(SELECT correlationid FROM read_parquet($lookups, hive_partitioning = false)))"
 )
 _SCOPE: Final = """($tenant IS NULL OR tenant = $tenant)
       AND ($application IS NULL OR application = $application)"""
 _LOOKED_UP: Final = f"""
     SELECT tenant, application, factor, time_to_complete_ms
-    FROM ({completed(_VERIFICATIONS, _THEIR_CHALLENGES)})
+    FROM ({completed(_LOOKUPS, _THEIR_CHALLENGES)})
     WHERE success AND time_to_complete_ms IS NOT NULL AND {_SCOPE}
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
 _ROLLED_UP: Final = f"""

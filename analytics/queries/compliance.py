@@ -1,58 +1,69 @@
 """SOC 2 evidence: MFA coverage of privileged roles.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``.
+Conventions (bound filters, columns, days) in ``analytics.queries``. Whole days the monthly
+rollups cover come from their per-day ``privileged`` and ``verified`` rows
+(``analytics.rollups``), the other days from the events and verifications themselves; a day
+is counted from one or the other, so the answer is the same either way.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 import duckdb
 import pandas as pd
 
-from analytics.queries.filters import PHISHING_RESISTANT, PRIVILEGED_ROLES, WHEN, Filters
-from analytics.views import fetch
+from analytics.columns import PHISHING_RESISTANT
+from analytics.queries.filters import WHEN, Filters
+from analytics.queries.planned import run_planned
+from analytics.views import PRIVILEGED, PRIVILEGED_ROLE, lake_files
 
-
-def privileged_role_coverage(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-    """SOC 2 evidence: privileged subjects and whether they hold phishing-resistant MFA.
-
-    Privileged: within the period, an ``mfa.required`` with a privileged ``role`` (or the
-    ``privileged_role`` reason), or any event under the ``admin`` policy tier. Enrolled
-    factors are those completed before ``until`` and not removed since (all history).
-
-    Columns: ``tenant``, ``subject``, ``role`` (null if only the tier says privileged),
-    ``policy_tier``, ``phishing_resistant`` (a WebAuthn factor enrolled),
-    ``enrolled_factors`` (sorted, comma-separated), ``phishing_resistant_sign_ins``,
-    ``other_sign_ins`` (successful verifications in the period), ``last_seen``.
-    Uncovered subjects first. Filters: tenant, since, until.
-    """
-    sql = """
-    WITH privileged AS (
-        SELECT tenant, subject,
-            max(lower(role)) FILTER (WHERE list_contains($roles, lower(role))) AS role,
-            CASE WHEN bool_or(policy_tier = 'admin') THEN 'admin' ELSE max(policy_tier) END
-                AS policy_tier,
+_TENANT: Final = "($tenant IS NULL OR tenant = $tenant)"
+_PERIOD: Final = "($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"
+_FLAGGED: Final = f"""
+        SELECT tenant, subject, max({PRIVILEGED_ROLE}) AS role,
+            bool_or(policy_tier = 'admin') AS admin_tier, max(policy_tier) AS policy_tier,
             max(time) AS last_seen
-        FROM lake_events
-        WHERE ((type = 'mfa.required' AND (list_contains($roles, lower(role))
-                OR list_contains(reasons, 'privileged_role'))) OR policy_tier = 'admin')
-          AND ($tenant IS NULL OR tenant = $tenant)
-          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-        GROUP BY ALL
+        FROM {lake_files("$raw")}
+        WHERE {PRIVILEGED} AND {_TENANT} AND {_PERIOD}
+        GROUP BY ALL"""  # noqa: S608 - constant text
+_FLAGGED_ROLLED: Final = f"""
+        UNION ALL SELECT tenant, subject, role, admin_tier, policy_tier, last_seen
+        FROM read_parquet($privileged, hive_partitioning = false)
+        WHERE list_contains($days, date) AND {_TENANT}"""  # noqa: S608 - constant text
+_SUCCESSES: Final = f"""
+        SELECT tenant, subject, factor, count(*) AS successes
+        FROM {lake_files("$raw_verifications")}
+        WHERE success AND {_TENANT} AND {_PERIOD}
+        GROUP BY ALL"""  # noqa: S608 - constant text
+_SUCCESSES_ROLLED: Final = f"""
+        UNION ALL SELECT tenant, subject, factor, successes
+        FROM read_parquet($verified, hive_partitioning = false)
+        WHERE list_contains($days, date) AND {_TENANT}"""  # noqa: S608 - constant text
+_COVERAGE: Final = """
+    WITH flagged AS ({flagged}
+    ), privileged AS (
+        SELECT tenant, subject, max(role) AS role,
+            CASE WHEN bool_or(admin_tier) THEN 'admin' ELSE max(policy_tier) END AS policy_tier,
+            max(last_seen) AS last_seen
+        FROM flagged GROUP BY tenant, subject
     ), held AS (
         SELECT tenant, subject, list_sort(list(DISTINCT factor)) AS factors FROM (
-            SELECT tenant, subject, factor, enrollment_id FROM lake_enrollments
-            WHERE status IN ('completed', 'removed')
-              AND ($tenant IS NULL OR tenant = $tenant) AND ($until IS NULL OR time < $until)
+            SELECT e.tenant, e.subject, e.factor, e.enrollment_id
+            FROM lake_enrollments e
+            SEMI JOIN privileged p ON p.tenant = e.tenant AND p.subject = e.subject
+            WHERE e.status IN ('completed', 'removed')
+              AND ($tenant IS NULL OR e.tenant = $tenant) AND ($until IS NULL OR e.time < $until)
             GROUP BY ALL
-            HAVING bool_or(status = 'completed') AND NOT bool_or(status = 'removed')
+            HAVING bool_or(e.status = 'completed') AND NOT bool_or(e.status = 'removed')
         ) GROUP BY ALL
     ), used AS (
-        SELECT tenant, subject,
-            count(*) FILTER (WHERE list_contains($strong, factor)) AS phishing_resistant_sign_ins,
-            count(*) FILTER (WHERE NOT list_contains($strong, factor)) AS other_sign_ins
-        FROM lake_verifications
-        WHERE success AND ($tenant IS NULL OR tenant = $tenant)
-          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
+        SELECT s.tenant, s.subject,
+            sum(s.successes) FILTER (WHERE s.strong)::BIGINT AS phishing_resistant_sign_ins,
+            sum(s.successes) FILTER (WHERE NOT s.strong)::BIGINT AS other_sign_ins
+        FROM (SELECT *, coalesce(list_contains($strong, factor), false) AS strong
+            FROM ({successes})) s
+        SEMI JOIN privileged p ON p.tenant = s.tenant AND p.subject = s.subject
         GROUP BY ALL
     )
     SELECT p.tenant, p.subject, p.role, p.policy_tier,
@@ -65,9 +76,28 @@ def privileged_role_coverage(con: duckdb.DuckDBPyConnection, filters: Filters) -
     LEFT JOIN used u ON u.tenant = p.tenant AND u.subject = p.subject
     ORDER BY phishing_resistant, p.tenant, p.subject
     """
-    params = {
-        **filters.bind(*WHEN),
-        "roles": list(PRIVILEGED_ROLES),
-        "strong": list(PHISHING_RESISTANT),
-    }
-    return fetch(con, sql, params)
+
+
+def _sql(rolled: bool, _completed: bool) -> str:
+    """The query: days read raw, and with ``rolled`` those the rollups answer too."""
+    flagged = _FLAGGED + (_FLAGGED_ROLLED if rolled else "")
+    successes = _SUCCESSES + (_SUCCESSES_ROLLED if rolled else "")
+    return _COVERAGE.format(flagged=flagged, successes=successes)
+
+
+def privileged_role_coverage(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
+    """SOC 2 evidence: privileged subjects and whether they hold phishing-resistant MFA.
+
+    Privileged: within the period, an ``mfa.required`` with a privileged ``role`` (or the
+    ``privileged_role`` reason), or any event under the ``admin`` policy tier
+    (``analytics.views.PRIVILEGED``). Enrolled factors are those completed before
+    ``until`` and not removed since (all history).
+
+    Columns: ``tenant``, ``subject``, ``role`` (null if only the tier says privileged),
+    ``policy_tier``, ``phishing_resistant`` (a WebAuthn factor enrolled),
+    ``enrolled_factors`` (sorted, comma-separated), ``phishing_resistant_sign_ins``,
+    ``other_sign_ins`` (successful verifications in the period: with a phishing-resistant
+    factor, with any other, a recovery code included), ``last_seen``.
+    Uncovered subjects first. Filters: tenant, since, until.
+    """
+    return run_planned(con, filters, _sql, WHEN, strong=list(PHISHING_RESISTANT))

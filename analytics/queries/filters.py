@@ -10,10 +10,6 @@ from typing import Final
 import duckdb
 import pandas as pd
 
-PRIVILEGED_ROLES: Final = ("admin", "administrator", "root", "security_admin", "superuser")
-"""Roles that count as privileged (``verifiers.policy.PRIVILEGED_ROLES``)."""
-PHISHING_RESISTANT: Final = ("webauthn",)
-"""Phishing-resistant factors (``verifiers.policy.PHISHING_RESISTANT``)."""
 FEED_LIMIT: Final = 1000
 """Most rows of the anomaly and push-fatigue feeds (newest first)."""
 

@@ -23,14 +23,19 @@ whether any day's completions do (``$completions``)."""
 
 
 def run_planned(
-    con: duckdb.DuckDBPyConnection, filters: Filters, sql: SqlFor, names: tuple[str, ...]
+    con: duckdb.DuckDBPyConnection,
+    filters: Filters,
+    sql: SqlFor,
+    names: tuple[str, ...],
+    **constants: object,
 ) -> pd.DataFrame:
-    """Run ``sql`` over the lake of ``con`` with the filters ``names`` and the plan's files."""
+    """Run ``sql`` over the lake of ``con`` with the filters ``names``, the plan's files and
+    the query's ``constants``, all bound."""
     lake = lake_of(con)
 
     def planned() -> tuple[str, dict[str, object]]:
         plan = rollups.plan(lake, filters.since, filters.until)
         text = sql(plan.rolled, bool(plan.completed))
-        return text, {**filters.bind(*names), **plan.params()}
+        return text, {**filters.bind(*names), **plan.params(), **constants}
 
     return fetch_planned(con, planned)

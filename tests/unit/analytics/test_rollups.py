@@ -21,6 +21,7 @@ from analytics.queries import (
     mfa_adoption,
     overview_kpis,
     policy_tiers,
+    privileged_role_coverage,
     sign_in_geography,
     time_to_complete,
 )
@@ -39,6 +40,7 @@ QUERIES = (
     mfa_adoption,
     time_to_complete,
     overview_kpis,
+    privileged_role_coverage,
 )
 D0 = START
 Window = tuple[datetime | None, datetime | None]
@@ -119,6 +121,9 @@ def test_every_query_answers_the_same_with_and_without_the_rollups(
     adoption = with_rollups[QUERIES.index(mfa_adoption)]  # the whole lake, no filter
     assert adoption["enrolled_subjects"].sum() > 0 and adoption["day"].nunique() == DAYS
     assert with_rollups[QUERIES.index(time_to_complete)]["completions"].sum() > 100
+    coverage = with_rollups[QUERIES.index(privileged_role_coverage)]
+    assert len(coverage) > 10 and coverage["other_sign_ins"].sum() > 0
+    assert coverage["role"].notna().any() and coverage["role"].isna().any()  # tier only
 
 
 def test_a_late_event_on_a_rolled_up_day_is_counted_once(
@@ -137,6 +142,7 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
         correlationid="late-1",
         now=datetime.combine(D0.date() + timedelta(days=1), datetime.min.time(), UTC),
     )
+    late_day = D0.date() + timedelta(days=1)
     # ... and a late challenge of a verification two days on: its time to complete grows
     con = connect(raw)
     tenant, subject, correlation, factor, at = con.execute(
@@ -153,14 +159,38 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
         correlationid=correlation,
         now=at - timedelta(days=1),
     )
+    # ... and a late privileged prompt of a subject who signed in on the other days: their
+    # sign-ins there, which the rollups hold, count for the privileged-role coverage
+    con = connect(raw)
+    promoted, successes = con.execute(
+        "SELECT subject, count(*) FROM verifications WHERE success AND tenant = 'tenant-1' "
+        "AND subject NOT IN (SELECT subject FROM events WHERE policy_tier = 'admin' "
+        "OR role IS NOT NULL) GROUP BY subject "
+        "HAVING count(DISTINCT date) >= 2 AND bool_or(date < $late) ORDER BY subject LIMIT 1",
+        {"late": late_day},
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    prompt = new_event(
+        p.MfaRequired(required=True, role="Root", application="app-0"),
+        source="https://login.example.com/mfa",
+        tenant="tenant-1",
+        subject=promoted,
+        correlationid="late-2",
+        now=datetime.combine(late_day, datetime.min.time(), UTC) + timedelta(hours=2),
+    )
     for lake in (rolled, raw):
-        LakeWriter(lake).write_events([late, challenge])
+        LakeWriter(lake).write_events([late, challenge, prompt])
     stale = rollups.plan(rolled, None, None)
-    late_day = D0.date() + timedelta(days=1)
     assert late_day not in stale.days and D0.date() in stale.days
     # its challenges may be looked up by any later day's verifications: those wait too
     assert stale.completed == [D0.date()]
     _same(_answers(rolled, WINDOWS[:4]), _answers(raw, WINDOWS[:4]))
+    con = connect(rolled)
+    coverage = privileged_role_coverage(con, Filters(tenant="tenant-1"))
+    con.close()
+    row = coverage.set_index("subject").loc[promoted]
+    assert row["role"] == "root"
+    assert row["phishing_resistant_sign_ins"] + row["other_sign_ins"] == successes
     assert rollups.refresh(rolled) == [D0.date()]
     assert D0.date() + timedelta(days=1) in rollups.plan(rolled, None, None).days
     _same(_answers(rolled, WINDOWS[:4]), _answers(raw, WINDOWS[:4]))
