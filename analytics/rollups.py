@@ -21,6 +21,10 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
   (``analytics.views.PRIVILEGED``), the privileged role, the policy tiers and the last such
   event (for the privileged-role coverage).
 * ``verified``: per day, subject and factor, the successful verifications.
+* ``transactions``: per day, a hash of each transaction (tenant + correlation id) with a
+  challenge or prompt that day: which days may hold the challenges of verifications whose
+  time to complete is looked up at query time (:func:`challenges_to_look_up`). A hash
+  collision only adds a day to read.
 * ``coverage``: per day, the digest of the ``events`` partition it was built from
   (:attr:`Listing.digest`): the month's days, and every day before them, whose
   challenges the completions may have looked up.
@@ -84,6 +88,7 @@ PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet
 ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
 PRIVILEGED_FILE, VERIFIED = "privileged.parquet", "verified.parquet"
+TRANSACTIONS: Final = "transactions.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -131,10 +136,12 @@ FROM {_SOURCE} WHERE {PRIVILEGED}
 GROUP BY ALL ORDER BY tenant, subject, date
 """  # noqa: S608 - constant text
 FORMAT: Final = 6
-"""The rollups' layout; in every digest (with the privileged roles, which the ``privileged``
-rollup applies), so rollups of another layout are neither read nor kept (the next refresh
-builds them anew)."""
-_LAYOUT: Final = f"rollups v{FORMAT} privileged {','.join(sorted(PRIVILEGED_ROLES))}"
+"""The rollups' layout; in every digest, with the privileged roles (which the ``privileged``
+rollup applies) and DuckDB's version (whose ``hash`` keys the ``transactions``), so rollups
+of another layout are neither read nor kept (the next refresh builds them anew)."""
+_LAYOUT: Final = (
+    f"rollups v{FORMAT} privileged {','.join(sorted(PRIVILEGED_ROLES))} duckdb {duckdb.__version__}"
+)
 _VERIFIED: Final = lake_files("$verifications")
 _CHALLENGED: Final = lake_files("$challenges")
 _COMPLETIONS_SQL: Final = f"""
@@ -142,6 +149,13 @@ SELECT date, tenant, application, factor, time_to_complete_ms
 FROM ({completed(_VERIFIED, _CHALLENGED)})
 WHERE success AND time_to_complete_ms IS NOT NULL
 ORDER BY factor, date
+"""  # noqa: S608 - constant text
+_TRANSACTION: Final = "hash(tenant, correlationid)"
+"""SQL: the key of a row's transaction in the ``transactions`` rollup."""
+_TRANSACTIONS_SQL: Final = f"""
+SELECT DISTINCT date, {_TRANSACTION} AS key
+FROM {_CHALLENGED} WHERE status IN ('issued', 'required')
+ORDER BY key
 """  # noqa: S608 - constant text
 _VERIFIED_SQL: Final = f"""
 SELECT date, tenant, subject, factor, count(*) AS successes
@@ -248,7 +262,8 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
     swap (an erasure: its places must not come back); the next refresh builds it."""
     files = [name for day in own for name in upto[day].files]
     verifications = _files(listings(lake, "verifications"), lambda day: day in own)
-    challenges = _files(listings(lake, "challenges"), lambda day: day in upto)
+    challenged = listings(lake, "challenges")
+    challenges = _files(challenged, lambda day: day in upto)
     own_files = {"files": files, "month": month}
     queries: dict[str, tuple[str, dict[str, object]]] = {
         PRESENCE: (_PRESENCE_SQL, own_files),
@@ -257,6 +272,7 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
         COUNTS: (_COUNTS_SQL, {"files": files}),
         PRIVILEGED_FILE: (_PRIVILEGED_SQL, {"files": files}),
         VERIFIED: (_VERIFIED_SQL, {"verifications": verifications}),
+        TRANSACTIONS: (_TRANSACTIONS_SQL, {"challenges": _files(challenged, own.__contains__)}),
         COMPLETIONS: (
             _COMPLETIONS_SQL,
             {"verifications": verifications, "challenges": challenges},
@@ -352,6 +368,11 @@ class Plan:
     list is never empty)."""
     raw_verifications: list[str]
     """``verifications`` files of the same days, and the seed file."""
+    transactions: list[str]
+    indexed: list[date]
+    """Days whose transactions the ``transactions`` rollups index (unchanged since)."""
+    challenges: dict[date, list[str]]
+    """Each day's ``challenges`` files (:func:`challenges_to_look_up`)."""
 
     @property
     def rolled(self) -> bool:
@@ -402,6 +423,7 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     now = listings(lake)
     rolled: dict[date, Path] = {}
     completed: dict[date, Path] = {}
+    indexed: dict[date, Path] = {}
     for month, generation in months(lake).items():
         try:
             built = coverage(generation)
@@ -412,6 +434,8 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
             listing = now.get(day)
             same = listing is not None and listing.digest == digest
             unchanged = unchanged and same
+            if month_of(day) == month and same:
+                indexed[day] = generation
             if month_of(day) == month and same and _whole_day_inside(day, since, until):
                 rolled[day] = generation
                 if unchanged:
@@ -447,4 +471,30 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
         lookups=_files(
             verifications, lambda day: day not in completed and _touches(day, since, until)
         ),
+        transactions=[os.fspath(g / TRANSACTIONS) for g in sorted(set(indexed.values()))],
+        indexed=sorted(indexed),
+        challenges={day: listing.files for day, listing in listings(lake, "challenges").items()},
     )
+
+
+def challenges_to_look_up(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[str]:
+    """The ``challenges`` files the completions looked up now (``plan.lookups``) may need:
+    every day the ``transactions`` rollups do not index (the newest, a changed one), and
+    of the others those holding a transaction of a successful verification looked up."""
+    holding: set[date] = set()
+    if plan.indexed:
+        rows = con.execute(
+            f"""SELECT DISTINCT date FROM read_parquet($transactions, hive_partitioning = false)
+            WHERE list_contains($indexed, date) AND key IN (
+                SELECT {_TRANSACTION} FROM read_parquet($lookups, hive_partitioning = false)
+                WHERE success)""",  # noqa: S608 - constant text
+            {"transactions": plan.transactions, "indexed": plan.indexed, "lookups": plan.lookups},
+        ).fetchall()
+        holding = {row[0] for row in rows}
+    indexed = set(plan.indexed)
+    return [
+        name
+        for day, names in sorted(plan.challenges.items())
+        if day == SEED_DATE or day not in indexed or day in holding
+        for name in names
+    ]

@@ -205,8 +205,8 @@ def fetch_planned(
     after an I/O error it is planned again, then run. Parameters the text does not name
     are left out (DuckDB refuses them)."""
     for attempt in range(RETRIES):
-        sql, params = plan()
         try:
+            sql, params = plan()
             return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql}).df()
         except duckdb.IOException:
             if attempt == RETRIES - 1:

@@ -2,8 +2,9 @@
 
 Whole days the monthly rollups answer for completions come from them (the time to complete
 was looked up when the month was rolled up, ``analytics.rollups``); every other day of the
-window is looked up now, as the ``verifications`` view does, in the challenges of the same
-transactions only. Shared by the time-to-complete and overview queries.
+window is looked up now, as the ``verifications`` view does, in the challenges of the days
+that may hold them (``analytics.rollups.challenges_to_look_up``). Shared by the
+time-to-complete and overview queries.
 """
 
 from __future__ import annotations
@@ -12,17 +13,13 @@ from typing import Final
 
 from analytics.views import completed, lake_files
 
-_LOOKUPS: Final = lake_files("$lookups")
-_THEIR_CHALLENGES: Final = (
-    "(SELECT * FROM lake_challenges WHERE correlationid IN "
-    "(SELECT correlationid FROM read_parquet($lookups, hive_partitioning = false)))"
-)
+_SUCCESSES: Final = f"(SELECT * FROM {lake_files('$lookups')} WHERE success)"  # noqa: S608
 _SCOPE: Final = """($tenant IS NULL OR tenant = $tenant)
       AND ($application IS NULL OR application = $application)"""
 _LOOKED_UP: Final = f"""
     SELECT tenant, application, factor, time_to_complete_ms
-    FROM ({completed(_LOOKUPS, _THEIR_CHALLENGES)})
-    WHERE success AND time_to_complete_ms IS NOT NULL AND {_SCOPE}
+    FROM ({completed(_SUCCESSES, lake_files("$looked_up_challenges"))})
+    WHERE time_to_complete_ms IS NOT NULL AND {_SCOPE}
       AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
 _ROLLED_UP: Final = f"""
     UNION ALL SELECT tenant, application, factor, time_to_complete_ms

@@ -36,6 +36,9 @@ def run_planned(
     def planned() -> tuple[str, dict[str, object]]:
         plan = rollups.plan(lake, filters.since, filters.until)
         text = sql(plan.rolled, bool(plan.completed))
-        return text, {**filters.bind(*names), **plan.params(), **constants}
+        params = {**filters.bind(*names), **plan.params(), **constants}
+        if "$looked_up_challenges" in text:
+            params["looked_up_challenges"] = rollups.challenges_to_look_up(con, plan)
+        return text, params
 
     return fetch_planned(con, planned)

@@ -195,3 +195,41 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
     assert D0.date() + timedelta(days=1) in rollups.plan(rolled, None, None).days
     _same(_answers(rolled, WINDOWS[:4]), _answers(raw, WINDOWS[:4]))
     assert rollups.refresh(rolled) == []  # nothing changed since: nothing built
+
+
+def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
+    lakes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The newest day's completions are looked up at query time, in the challenges of the
+    days the ``transactions`` rollup names: a verification on the newest day of a
+    transaction challenged on the first day finds that challenge."""
+    rolled, raw = (tmp_path / "rolled", tmp_path / "raw")
+    shutil.copytree(lakes[0], rolled, symlinks=True)
+    shutil.copytree(lakes[1], raw, symlinks=True)
+    con = connect(raw)
+    tenant, subject, correlation, factor, issued = con.execute(
+        "SELECT tenant, subject, correlationid, factor, time FROM challenges "
+        "WHERE status = 'issued' AND date = $day ORDER BY id LIMIT 1",
+        {"day": D0.date()},
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    newest = datetime.combine(D0.date() + timedelta(days=DAYS - 1), datetime.min.time(), UTC)
+    verified = new_event(
+        p.VerificationSucceeded(factor=Factor(factor), application="app-late"),
+        source="https://login.example.com/mfa",
+        tenant=tenant,
+        subject=subject,
+        correlationid=correlation,
+        now=newest + timedelta(hours=1),
+    )
+    for lake in (rolled, raw):
+        LakeWriter(lake).write_events([verified])
+    plan = rollups.plan(rolled, None, None)
+    assert D0.date() in plan.indexed and newest.date() not in plan.indexed
+    con = connect(rolled)
+    assert any(D0.date().isoformat() in name for name in rollups.challenges_to_look_up(con, plan))
+    (answer,) = time_to_complete(con, Filters(application="app-late")).itertuples()
+    con.close()
+    assert answer.completions == 1
+    assert answer.p50_ms == pytest.approx((verified.time - issued).total_seconds() * 1000, abs=1)
+    _same(_answers(rolled, WINDOWS[:2]), _answers(raw, WINDOWS[:2]))
