@@ -13,6 +13,8 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
   not zero: an exact distinct count from a fifth of the rows.
 * ``active``: the same with only tenant, subject and application: each subject's sign-in
   days, small enough for the per-day questions (adoption).
+* ``held``: the same with the factor, and ``days`` only those on which the subject held
+  that factor at the end of the day (``analytics.spans``): adoption's enrolled subjects.
 * ``activity``: each subject's days with any event at all (tenant, subject, days).
 * ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
 * ``completions``: each successful verification's time to complete, looked up as the
@@ -21,6 +23,8 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
   (``analytics.views.PRIVILEGED``), the privileged role, the policy tiers and the last such
   event (for the privileged-role coverage).
 * ``verified``: per day, subject and factor, the successful verifications.
+* ``deliveries``: per day, each SMS challenge sent or failed that day and whether a
+  delivery of it failed (``challenge_id`` kept: a challenge's deliveries may span days).
 * ``transactions``: per day, a hash of each transaction (tenant + correlation id) with a
   challenge or prompt that day: which days may hold the challenges of verifications whose
   time to complete is looked up at query time (:func:`challenges_to_look_up`). A hash
@@ -50,7 +54,7 @@ import os
 import shutil
 import time as time_module
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -72,6 +76,7 @@ from analytics.lake import (
     point_link,
     write_file,
 )
+from analytics.spans import held_days, spans
 from analytics.views import (
     FAILED_SIGN_IN,
     PRIVILEGED,
@@ -85,10 +90,11 @@ ROLLUPS: Final = "_rollups"
 """Laid out like a table (``analytics.lake``): one partition per month, named by its first
 day, and its generations."""
 PRESENCE, ACTIVE, COUNTS = "presence.parquet", "active.parquet", "counts.parquet"
+HELD: Final = "held.parquet"
 ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
 PRIVILEGED_FILE, VERIFIED = "privileged.parquet", "verified.parquet"
-TRANSACTIONS: Final = "transactions.parquet"
+TRANSACTIONS, DELIVERIES = "transactions.parquet", "deliveries.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -106,8 +112,8 @@ _VALUES: Final = ", ".join(
     f"round({name}, 1) AS {name}" if name in ("latitude", "longitude") else name
     for name in DIMENSIONS
 )
-_DAYS: Final = "bit_or((1::UINTEGER) << (day(date) - 1)::UINTEGER) AS days"
-"""The days of the month the grouped rows fall on: bit 0 for the first."""
+_DAYS: Final = "bit_or((1::UINTEGER) << date_diff('day', $month::DATE, date)::UINTEGER) AS days"
+"""The days of the rollup the grouped rows fall on: bit 0 for its first (``$month``)."""
 _PRESENCE_SQL: Final = f"""
 SELECT $month::DATE AS month, subject, {_VALUES}, {_DAYS}
 FROM {_SOURCE} WHERE {SIGN_IN}
@@ -117,6 +123,21 @@ _ACTIVE_SQL: Final = f"""
 SELECT $month::DATE AS month, tenant, subject, application, {_DAYS}
 FROM {_SOURCE} WHERE {SIGN_IN}
 GROUP BY ALL ORDER BY tenant, subject
+"""  # noqa: S608 - constant text
+_HELD_SQL: Final = f"""
+WITH spans AS ({spans(lake_files("$enrollments"))}
+), active AS (
+    SELECT tenant, subject, application, {_DAYS}
+    FROM {_SOURCE} WHERE {SIGN_IN}
+    GROUP BY ALL
+)
+SELECT $month::DATE AS month, a.tenant, a.subject, a.application, s.factor,
+    (a.days & bit_or({held_days("$month::DATE", "s")}))::UINTEGER AS days
+FROM active a JOIN spans s ON s.tenant = a.tenant AND s.subject = a.subject
+WHERE s.enrolled_on IS NOT NULL
+GROUP BY a.tenant, a.subject, a.application, s.factor, a.days
+HAVING (a.days & bit_or({held_days("$month::DATE", "s")})) <> 0
+ORDER BY a.tenant, a.subject
 """  # noqa: S608 - constant text
 _ACTIVITY_SQL: Final = f"""
 SELECT $month::DATE AS month, tenant, subject, {_DAYS}
@@ -135,12 +156,27 @@ SELECT date, tenant, subject, max({PRIVILEGED_ROLE}) AS role,
 FROM {_SOURCE} WHERE {PRIVILEGED}
 GROUP BY ALL ORDER BY tenant, subject, date
 """  # noqa: S608 - constant text
-FORMAT: Final = 6
-"""The rollups' layout; in every digest, with the privileged roles (which the ``privileged``
-rollup applies) and DuckDB's version (whose ``hash`` keys the ``transactions``), so rollups
-of another layout are neither read nor kept (the next refresh builds them anew)."""
+FORMAT: Final = 8
+"""The rollups' layout: bump it when a file's content changes. In every digest, with the
+files' names, the privileged roles (which the ``privileged`` rollup applies) and DuckDB's
+version (whose ``hash`` keys the ``transactions``), so rollups of another layout are
+neither read nor kept (the next refresh builds them anew)."""
+FILES: Final = (
+    PRESENCE,
+    ACTIVE,
+    HELD,
+    ACTIVITY,
+    COUNTS,
+    PRIVILEGED_FILE,
+    VERIFIED,
+    TRANSACTIONS,
+    DELIVERIES,
+    COMPLETIONS,
+    COVERAGE,
+)
 _LAYOUT: Final = (
-    f"rollups v{FORMAT} privileged {','.join(sorted(PRIVILEGED_ROLES))} duckdb {duckdb.__version__}"
+    f"rollups v{FORMAT} {' '.join(FILES)} privileged {','.join(sorted(PRIVILEGED_ROLES))} "
+    f"duckdb {duckdb.__version__}"
 )
 _VERIFIED: Final = lake_files("$verifications")
 _CHALLENGED: Final = lake_files("$challenges")
@@ -156,6 +192,13 @@ _TRANSACTIONS_SQL: Final = f"""
 SELECT DISTINCT date, {_TRANSACTION} AS key
 FROM {_CHALLENGED} WHERE status IN ('issued', 'required')
 ORDER BY key
+"""  # noqa: S608 - constant text
+SMS_DELIVERY: Final = "channel = 'sms' AND status IN ('sent', 'delivery_failed')"
+"""SQL condition on a ``challenges`` row: an SMS delivery, made or failed."""
+_DELIVERIES_SQL: Final = f"""
+SELECT date, tenant, challenge_id, bool_or(status = 'delivery_failed') AS delivery_failed
+FROM {_CHALLENGED} WHERE {SMS_DELIVERY}
+GROUP BY ALL ORDER BY date, tenant, challenge_id
 """  # noqa: S608 - constant text
 _VERIFIED_SQL: Final = f"""
 SELECT date, tenant, subject, factor, count(*) AS successes
@@ -204,75 +247,101 @@ def month_of(day: date) -> date:
     return day.replace(day=1)
 
 
-def coverage(generation: Path) -> dict[date, str]:
-    """The days a month's rollup was built from, with their partitions' digests."""
-    table = pq.read_table(generation / COVERAGE)
-    return dict(
-        zip(table.column("day").to_pylist(), table.column("digest").to_pylist(), strict=True)
-    )
+@dataclass(frozen=True)
+class Covered:
+    """A day a rollup was built from: its partition's digest then, and whether the rollup
+    answers for the day (its own days) or only looked up its challenges and enrollments."""
+
+    digest: str
+    own: bool
 
 
-def _covers(generation: Path, wanted: Mapping[date, str]) -> bool:
+def coverage(generation: Path) -> dict[date, Covered]:
+    """The days a rollup was built from."""
+    table = pq.read_table(generation / COVERAGE).to_pydict()
+    return {
+        day: Covered(digest, own)
+        for day, digest, own in zip(table["day"], table["digest"], table["own"], strict=True)
+    }
+
+
+def _covers(generation: Path, wanted: Mapping[date, Covered]) -> bool:
     try:
         return coverage(generation) == wanted
-    except FileNotFoundError:  # another refresh replaced it just now
+    except (FileNotFoundError, KeyError):  # replaced just now; an older layout
         return False
 
 
-def months(lake: Path) -> dict[date, Path]:
-    """Each rolled-up month and the generation directory its link points to."""
+def generations(lake: Path) -> dict[date, Path]:
+    """Each rollup, by its first day, and the generation directory its link points to."""
     found = {}
-    for month, link in partitions(lake, ROLLUPS):
+    for start, link in partitions(lake, ROLLUPS):
         try:
-            found[month] = link.resolve(strict=True)
+            found[start] = link.resolve(strict=True)
         except FileNotFoundError:
             continue
     return found
 
 
 def refresh(lake: Path) -> list[date]:
-    """Build the rollup of every month whose partitions changed since it was built (all
-    days but the lake's newest, and for the completions every day before them); the
-    months built."""
+    """Build every rollup whose partitions changed since it was built: one per month for
+    its days but the lake's newest, one for the newest day (the completions of each also
+    read every day before); delete rollups no longer wanted. The first days of those built.
+    """
     days = {day: listing for day, listing in listings(lake).items() if day != SEED_DATE}
-    if len(days) < 2:
-        return []
-    newest = max(days)
-    by_month: dict[date, list[date]] = defaultdict(list)
-    for day in sorted(days):
-        if day != newest:
-            by_month[month_of(day)].append(day)
+    wanted: dict[date, list[date]] = defaultdict(list)
+    if days:
+        newest = max(days)
+        for day in sorted(days):
+            wanted[newest if day == newest else month_of(day)].append(day)
     _remove_orphans(lake)
+    _remove_unwanted(lake, set(wanted))
     built = []
-    existing = months(lake)
-    for month, month_days in sorted(by_month.items()):
-        upto = {day: days[day] for day in days if day <= month_days[-1]}
-        wanted = {day: listing.digest for day, listing in upto.items()}
-        if month in existing and _covers(existing[month], wanted):
+    existing = generations(lake)
+    for start, own in sorted(wanted.items()):
+        upto = {day: days[day] for day in days if day <= own[-1]}
+        covered = {day: Covered(listing.digest, day in own) for day, listing in upto.items()}
+        if start in existing and _covers(existing[start], covered):
             continue
-        if _build(lake, month, month_days, upto):
-            built.append(month)
+        if _build(lake, start, own, upto):
+            built.append(start)
     return built
 
 
-def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing]) -> bool:
-    """Build one month's rollup of the days ``own`` from exactly the files listed (``upto``:
-    every day up to the last of them, whose challenges the completions look up). Nothing is
-    built when a file was swapped away meanwhile, or when a partition changed before the
-    swap (an erasure: its places must not come back); the next refresh builds it."""
+def _remove_unwanted(lake: Path, wanted: set[date]) -> None:
+    """Delete the rollups of days that are no longer a rollup's first (yesterday's newest
+    day, now in its month's rollup)."""
+    with lake_lock(lake, exclusive=True):
+        for start, link in partitions(lake, ROLLUPS):
+            if start not in wanted:
+                generation = link.resolve()
+                link.unlink()
+                shutil.rmtree(generation, ignore_errors=True)
+
+
+def _build(lake: Path, start: date, own: list[date], upto: Mapping[date, Listing]) -> bool:
+    """Build the rollup of the days ``own`` (from ``start``) from exactly the files listed
+    (``upto``: every day up to the last of them, whose challenges the completions look up).
+    Nothing is built when a file was swapped away meanwhile, or when a partition changed
+    before the swap (an erasure: its places must not come back); the next refresh builds
+    it."""
     files = [name for day in own for name in upto[day].files]
     verifications = _files(listings(lake, "verifications"), lambda day: day in own)
     challenged = listings(lake, "challenges")
     challenges = _files(challenged, lambda day: day in upto)
-    own_files = {"files": files, "month": month}
+    own_files: dict[str, object] = {"files": files, "month": start}
+    own_challenges: dict[str, object] = {"challenges": _files(challenged, own.__contains__)}
+    enrollments = _files(listings(lake, "enrollments"), upto.__contains__)
     queries: dict[str, tuple[str, dict[str, object]]] = {
         PRESENCE: (_PRESENCE_SQL, own_files),
         ACTIVE: (_ACTIVE_SQL, own_files),
+        HELD: (_HELD_SQL, {**own_files, "enrollments": enrollments}),
         ACTIVITY: (_ACTIVITY_SQL, own_files),
         COUNTS: (_COUNTS_SQL, {"files": files}),
         PRIVILEGED_FILE: (_PRIVILEGED_SQL, {"files": files}),
         VERIFIED: (_VERIFIED_SQL, {"verifications": verifications}),
-        TRANSACTIONS: (_TRANSACTIONS_SQL, {"challenges": _files(challenged, own.__contains__)}),
+        TRANSACTIONS: (_TRANSACTIONS_SQL, own_challenges),
+        DELIVERIES: (_DELIVERIES_SQL, own_challenges),
         COMPLETIONS: (
             _COMPLETIONS_SQL,
             {"verifications": verifications, "challenges": challenges},
@@ -294,18 +363,19 @@ def _build(lake: Path, month: date, own: list[date], upto: Mapping[date, Listing
         {
             "day": pa.array(sorted(upto), pa.date32()),
             "digest": pa.array([upto[day].digest for day in sorted(upto)], pa.string()),
+            "own": pa.array([day in own for day in sorted(upto)], pa.bool_()),
         }
     )
-    generation = new_generation(lake, ROLLUPS, month)
+    generation = new_generation(lake, ROLLUPS, start)
     for name, table in tables.items():
-        big = name in (PRESENCE, ACTIVE, ACTIVITY, VERIFIED)
+        big = name in (PRESENCE, ACTIVE, HELD, ACTIVITY, VERIFIED)
         write_file(generation, name, table, row_group_rows=PRESENCE_ROW_GROUP_ROWS if big else None)
     with lake_lock(lake, exclusive=True):
         now = listings(lake)
         if any(day not in now or now[day].digest != upto[day].digest for day in upto):
             shutil.rmtree(generation)
             return False
-        link = partition_link(lake, ROLLUPS, month)
+        link = partition_link(lake, ROLLUPS, start)
         old = link.resolve() if link.is_symlink() else None
         point_link(link, generation)
         if old is not None:
@@ -327,7 +397,7 @@ def _files(listed: Mapping[date, Listing], keep: Callable[[date], bool]) -> list
 def _remove_orphans(lake: Path) -> None:
     """Delete generations no month links to, left by a crash an hour or more ago (a
     younger one may be another compaction's, still being written)."""
-    live = set(months(lake).values())
+    live = set(generations(lake).values())
     for generation in (lake / ROLLUPS / GENERATIONS).glob("date=*"):
         try:
             stale = time_module.time() - generation.stat().st_mtime > ORPHAN_AGE_S
@@ -348,10 +418,12 @@ class Plan:
 
     presence: list[str]
     active: list[str]
+    held: list[str]
     activity: list[str]
     counts: list[str]
     privileged: list[str]
     verified: list[str]
+    deliveries: list[str]
     completions: list[str]
     completed: list[date]
     """Days whose completions the rollups answer: rolled days none of whose earlier days
@@ -361,13 +433,19 @@ class Plan:
     looked up now), and the seed file."""
     months: list[date]
     masks: list[int]
+    complete_masks: list[int]
+    """Per month, the days of ``masks`` also in ``completed``."""
     days: list[date]
     """Days answered by the rollups (whole days of the window)."""
+    raw_days: list[date]
+    """Every other day of the window (read from the files themselves)."""
     raw: list[str]
-    """``events`` files of every other day of the window, and the seed file (so that the
-    list is never empty)."""
+    """``events`` files of those days, and the seed file (so that the list is never
+    empty)."""
     raw_verifications: list[str]
     """``verifications`` files of the same days, and the seed file."""
+    raw_challenges: list[str]
+    """``challenges`` files of the same days, and the seed file."""
     transactions: list[str]
     indexed: list[date]
     """Days whose transactions the ``transactions`` rollups index (unchanged since)."""
@@ -376,16 +454,25 @@ class Plan:
 
     @property
     def rolled(self) -> bool:
+        """Whether the rollups answer any day of the window."""
         return bool(self.days)
+
+    @property
+    def all_completed(self) -> bool:
+        """Whether the rollups answer the completions (and held factors) of every day they
+        answer."""
+        return len(self.completed) == len(self.days)
 
     def params(self) -> dict[str, object]:
         """The files and masks as query parameters: ``$raw``, ``$raw_verifications``,
-        ``$lookups``; with rolled days also ``$presence``, ``$active``, ``$activity``,
-        ``$counts``, ``$privileged``, ``$verified``, ``$months``, ``$masks``, ``$days``,
-        and ``$completions``, ``$completed``."""
+        ``$raw_challenges``, ``$lookups``; with rolled days also ``$presence``,
+        ``$active``, ``$held``, ``$activity``, ``$counts``, ``$privileged``,
+        ``$verified``, ``$deliveries``, ``$months``, ``$masks``, ``$complete_masks``,
+        ``$days``, and ``$completions``, ``$completed``."""
         raw: dict[str, object] = {
             "raw": self.raw,
             "raw_verifications": self.raw_verifications,
+            "raw_challenges": self.raw_challenges,
             "lookups": self.lookups,
         }
         if self.completed:
@@ -400,8 +487,11 @@ class Plan:
             "counts": self.counts,
             "privileged": self.privileged,
             "verified": self.verified,
+            "deliveries": self.deliveries,
             "months": self.months,
             "masks": self.masks,
+            "complete_masks": self.complete_masks,
+            "held": self.held,
             "days": self.days,
         }
 
@@ -418,35 +508,41 @@ def _touches(day: date, since: datetime | None, until: datetime | None) -> bool:
     return (since is None or since < start + timedelta(days=1)) and (until is None or start < until)
 
 
+def _mask(start: date, days: Iterable[date]) -> int:
+    """The days of the rollup from ``start`` as bits: bit 0 for ``start``."""
+    return sum({1 << (day - start).days for day in days})
+
+
 def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     """Which days of ``[since, until)`` the rollups answer, and the files of the others."""
     now = listings(lake)
-    rolled: dict[date, Path] = {}
-    completed: dict[date, Path] = {}
-    indexed: dict[date, Path] = {}
-    for month, generation in months(lake).items():
+    rolled: dict[date, tuple[date, Path]] = {}  # day: the first day of its rollup, and that
+    completed: dict[date, tuple[date, Path]] = {}
+    indexed: dict[date, tuple[date, Path]] = {}
+    for start, generation in generations(lake).items():
         try:
             built = coverage(generation)
-        except FileNotFoundError:  # rebuilt while read: those days are read raw this time
-            continue
-        unchanged = True  # every day so far, the month's own and the earlier ones
-        for day, digest in sorted(built.items()):
+        except (FileNotFoundError, KeyError):  # rebuilt while read (those days are read raw
+            continue  # this time); an older layout
+        unchanged = True  # every day so far, the rollup's own and the earlier ones
+        for day, covered in sorted(built.items()):
             listing = now.get(day)
-            same = listing is not None and listing.digest == digest
+            same = listing is not None and listing.digest == covered.digest
             unchanged = unchanged and same
-            if month_of(day) == month and same:
-                indexed[day] = generation
-            if month_of(day) == month and same and _whole_day_inside(day, since, until):
-                rolled[day] = generation
-                if unchanged:
-                    completed[day] = generation
+            if covered.own and same:
+                indexed[day] = (start, generation)
+                if _whole_day_inside(day, since, until):
+                    rolled[day] = (start, generation)
+                    if unchanged:
+                        completed[day] = (start, generation)
     used: dict[date, tuple[Path, int]] = {}
-    for day, generation in rolled.items():
-        _, mask = used.get(month_of(day), (generation, 0))
-        used[month_of(day)] = (generation, mask | 1 << (day.day - 1))
+    for day, (start, generation) in rolled.items():
+        _, mask = used.get(start, (generation, 0))
+        used[start] = (generation, mask | _mask(start, [day]))
     ordered = sorted(used)
-    finished = sorted({generation for generation in completed.values()})
+    finished = sorted({generation for _, generation in completed.values()})
     verifications = listings(lake, "verifications")
+    challenges = listings(lake, "challenges")
 
     def rollup(name: str) -> list[str]:
         return [os.fspath(used[month][0] / name) for month in ordered]
@@ -457,23 +553,33 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     return Plan(
         presence=rollup(PRESENCE),
         active=rollup(ACTIVE),
+        held=rollup(HELD),
         activity=rollup(ACTIVITY),
         counts=rollup(COUNTS),
         privileged=rollup(PRIVILEGED_FILE),
         verified=rollup(VERIFIED),
+        deliveries=rollup(DELIVERIES),
         months=ordered,
         masks=[used[m][1] for m in ordered],
+        complete_masks=[
+            _mask(start, [day for day, (first, _) in completed.items() if first == start])
+            for start in ordered
+        ],
         days=sorted(rolled),
+        raw_days=sorted(day for day in now if day != SEED_DATE and unrolled(day)),
         raw=_files(now, unrolled),
         raw_verifications=_files(verifications, unrolled),
+        raw_challenges=_files(challenges, unrolled),
         completions=[os.fspath(generation / COMPLETIONS) for generation in finished],
         completed=sorted(completed),
         lookups=_files(
             verifications, lambda day: day not in completed and _touches(day, since, until)
         ),
-        transactions=[os.fspath(g / TRANSACTIONS) for g in sorted(set(indexed.values()))],
+        transactions=[
+            os.fspath(g / TRANSACTIONS) for g in sorted({g for _, g in indexed.values()})
+        ],
         indexed=sorted(indexed),
-        challenges={day: listing.files for day, listing in listings(lake, "challenges").items()},
+        challenges={day: listing.files for day, listing in challenges.items()},
     )
 
 

@@ -15,18 +15,17 @@ import pandas as pd
 
 from analytics.queries.filters import ALL, Filters
 from analytics.queries.planned import run_planned
+from analytics.rollups import Plan
+from analytics.spans import held_days, spans
 from analytics.views import SIGN_IN, lake_files
 
-_RAW: Final = f"""spans AS (
-        SELECT tenant, subject, factor, enrollment_id,
-            min(date) FILTER (WHERE status = 'completed') AS enrolled_on,
-            min(date) FILTER (WHERE status = 'removed') AS removed_on
-        FROM lake_enrollments
-        WHERE status IN ('completed', 'removed')
-          AND ($tenant IS NULL OR tenant = $tenant) AND ($until IS NULL OR time < $until)
-          AND ($factor IS NULL OR factor = $factor)
-        GROUP BY ALL
-    ), active AS (
+_SPANS: Final = spans(
+    "lake_enrollments",
+    "($tenant IS NULL OR tenant = $tenant) AND ($until IS NULL OR time < $until) "
+    "AND ($factor IS NULL OR factor = $factor)",
+)
+_RAW: Final = f""",
+    active AS (
         SELECT DISTINCT date AS day, tenant, subject
         FROM {lake_files("$raw")}
         WHERE {SIGN_IN}
@@ -42,26 +41,24 @@ _RAW: Final = f"""spans AS (
         SELECT day, count(*) AS active_subjects FROM active GROUP BY day
     )"""  # noqa: S608 - constant text
 _ROLLED: Final = """,
-    windows AS (SELECT unnest($months) AS month, unnest($masks) AS mask),
-    subject_days AS (  -- per month, each subject's sign-in days of the window, as bits
+    windows AS (
+        SELECT unnest($months) AS month, unnest($masks) AS mask,
+            unnest($complete_masks) AS complete
+    ), subject_days AS (  -- per month, each subject's sign-in days of the window, as bits
         SELECT a.month, a.tenant, a.subject, bit_or(a.days) & any_value(w.mask) AS days
         FROM read_parquet($active, hive_partitioning = false) a
         JOIN windows w ON a.month = w.month
         WHERE ($tenant IS NULL OR a.tenant = $tenant)
           AND ($application IS NULL OR a.application = $application)
         GROUP BY a.month, a.tenant, a.subject
-    ), held AS (  -- ... and the days of those on which the subject held each factor
-        SELECT month, factor, days & bit_or(CASE WHEN first < stop
-            THEN (1::UBIGINT << stop) - (1::UBIGINT << first) ELSE 0::UBIGINT END) AS days
-        FROM (
-            SELECT d.month, d.tenant, d.subject, d.days, s.factor,
-                greatest(0, date_diff('day', d.month, s.enrolled_on)) AS first,
-                CASE WHEN s.removed_on IS NULL THEN 31
-                    ELSE least(31, greatest(0, date_diff('day', d.month, s.removed_on)))
-                END AS stop
-            FROM subject_days d JOIN spans s ON s.tenant = d.tenant AND s.subject = d.subject
-            WHERE s.enrolled_on IS NOT NULL
-        ) GROUP BY month, factor, tenant, subject, days
+    ), held AS (  -- ... and of those the days the subject held each factor: from the rollup
+        SELECT h.month, h.factor, bit_or(h.days) & any_value(w.complete) AS days
+        FROM read_parquet($held, hive_partitioning = false) h
+        JOIN windows w ON h.month = w.month
+        WHERE ($tenant IS NULL OR h.tenant = $tenant)
+          AND ($application IS NULL OR h.application = $application)
+          AND ($factor IS NULL OR h.factor = $factor)
+        GROUP BY h.month, h.factor, h.tenant, h.subject{uncompleted}
     ), numbers AS (SELECT range AS bit FROM range(0, 31)),
     rolled_days AS (
         SELECT d.month + n.bit::INTEGER AS day, count(*) AS active_subjects
@@ -70,6 +67,16 @@ _ROLLED: Final = """,
         SELECT h.month + n.bit::INTEGER AS day, h.factor, count(*) AS enrolled_subjects
         FROM held h, numbers n WHERE (h.days >> n.bit) & 1 = 1 GROUP BY ALL
     )"""
+_UNCOMPLETED: Final = f"""
+        UNION ALL  -- ... or, on days whose earlier enrollments changed since, from the spans
+        SELECT month, factor, days & bit_or({held_days("month", "s")}) AS days
+        FROM (
+            SELECT d.month, d.tenant, d.subject, d.days & ~w.complete AS days, s.factor,
+                s.enrolled_on, s.removed_on
+            FROM subject_days d JOIN windows w ON d.month = w.month
+            JOIN spans s ON s.tenant = d.tenant AND s.subject = d.subject
+            WHERE s.enrolled_on IS NOT NULL AND d.days & ~w.complete <> 0
+        ) s GROUP BY month, factor, tenant, subject, days"""  # noqa: S608 - constant text
 _ANSWER: Final = """
     SELECT d.day, f.factor, coalesce(e.enrolled_subjects, 0) AS enrolled_subjects,
         d.active_subjects,
@@ -80,17 +87,35 @@ _ANSWER: Final = """
     """
 
 
-def _sql(*, rolled: bool) -> str:
-    """The query: days counted raw, and with ``rolled`` those the rollups answer too."""
-    days, enrolled = ["raw_days"], ["raw_enrolled"]
-    if rolled:
+_NONE: Final = """,
+    none_days AS (SELECT NULL::DATE AS day, NULL::BIGINT AS active_subjects WHERE false),
+    none_enrolled AS (
+        SELECT NULL::DATE AS day, NULL::VARCHAR AS factor, NULL::BIGINT AS enrolled_subjects
+        WHERE false
+    )"""
+
+
+def _sql(plan: Plan) -> str:
+    """The query: the days read raw, and those the rollups answer (only the parts the plan
+    needs: the spans of every enrollment are the costliest)."""
+    days, enrolled, parts = ["none_days"], ["none_enrolled"], _NONE
+    if plan.raw_days:
+        days.append("raw_days")
+        enrolled.append("raw_enrolled")
+        parts += _RAW
+    if plan.rolled:
         days.append("rolled_days")
         enrolled.append("rolled_enrolled")
+        parts += _ROLLED.format(uncompleted="" if plan.all_completed else _UNCOMPLETED)
     per_day = " UNION ALL ".join(f"SELECT * FROM {name}" for name in days)  # noqa: S608
     held = " UNION ALL ".join(f"SELECT * FROM {name}" for name in enrolled)  # noqa: S608
-    return f"""WITH {_RAW}{_ROLLED if rolled else ""},
+    return f"""WITH spans AS ({_SPANS}){parts},
     per_day AS ({per_day}), enrolled AS ({held}),
-    factors AS (SELECT DISTINCT factor FROM spans WHERE enrolled_on IS NOT NULL)
+    factors AS (  -- every factor ever enrolled (before until)
+        SELECT DISTINCT factor FROM lake_enrollments
+        WHERE status = 'completed' AND ($tenant IS NULL OR tenant = $tenant)
+          AND ($until IS NULL OR time < $until) AND ($factor IS NULL OR factor = $factor)
+    )
     {_ANSWER}"""  # noqa: S608 - constant text: the filter values are bound
 
 
@@ -103,4 +128,4 @@ def mfa_adoption(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFra
     ``adoption_rate`` (enrolled / active). Every day with sign-ins × every factor ever
     enrolled. ``application`` filters the sign-ins; ``factor`` the enrollments.
     """
-    return run_planned(con, filters, lambda rolled, _: _sql(rolled=rolled), ALL)
+    return run_planned(con, filters, _sql, ALL)

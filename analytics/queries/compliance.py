@@ -16,6 +16,7 @@ import pandas as pd
 from analytics.columns import PHISHING_RESISTANT
 from analytics.queries.filters import WHEN, Filters
 from analytics.queries.planned import run_planned
+from analytics.rollups import Plan
 from analytics.views import PRIVILEGED, PRIVILEGED_ROLE, lake_files
 
 _TENANT: Final = "($tenant IS NULL OR tenant = $tenant)"
@@ -78,8 +79,9 @@ _COVERAGE: Final = """
     """
 
 
-def _sql(rolled: bool, _completed: bool) -> str:
-    """The query: days read raw, and with ``rolled`` those the rollups answer too."""
+def _sql(plan: Plan) -> str:
+    """The query: days read raw, and those the rollups answer."""
+    rolled = plan.rolled
     flagged = _FLAGGED + (_FLAGGED_ROLLED if rolled else "")
     successes = _SUCCESSES + (_SUCCESSES_ROLLED if rolled else "")
     return _COVERAGE.format(flagged=flagged, successes=successes)

@@ -1,8 +1,9 @@
 """Headline figures for the overview page.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``. Active subjects and
-the time to complete come from the monthly rollups for the whole days they answer
-(``analytics.rollups``, ``analytics.queries.completions``), from the events otherwise.
+Conventions (bound filters, columns, days) in ``analytics.queries``. Active subjects, the
+time to complete and the SMS deliveries come from the monthly rollups for the whole days
+they answer (``analytics.rollups``, ``analytics.queries.completions``), from the events
+otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pandas as pd
 from analytics.queries.completions import completions
 from analytics.queries.filters import NO_FACTOR, Filters
 from analytics.queries.planned import run_planned
+from analytics.rollups import SMS_DELIVERY, Plan
 from analytics.views import lake_files
 
 
@@ -28,9 +30,12 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
     critical), ``sms_delivery_failure_rate`` (null without SMS deliveries).
     """
 
-    def sql(rolled: bool, done: bool) -> str:
-        active = _ACTIVE + (_ACTIVE_ROLLED if rolled else "")
-        return _OVERVIEW.format(active=active, completions=completions(rolled=done))
+    def sql(plan: Plan) -> str:
+        return _OVERVIEW.format(
+            active=_ACTIVE + (_ACTIVE_ROLLED if plan.rolled else ""),
+            deliveries=_DELIVERIES + (_DELIVERIES_ROLLED if plan.rolled else ""),
+            completions=completions(rolled=bool(plan.completed)),
+        )
 
     return run_planned(con, filters, sql, NO_FACTOR)
 
@@ -45,6 +50,15 @@ _ACTIVE_ROLLED: Final = """
             JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) w
                 ON a.month = w.month
             WHERE a.days & w.mask <> 0 AND ($tenant IS NULL OR a.tenant = $tenant)"""
+_DELIVERIES: Final = f"""
+            SELECT challenge_id, status = 'delivery_failed' AS delivery_failed
+            FROM {lake_files("$raw_challenges")}
+            WHERE {SMS_DELIVERY} AND ($tenant IS NULL OR tenant = $tenant)
+              AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
+_DELIVERIES_ROLLED: Final = """
+            UNION ALL SELECT challenge_id, delivery_failed
+            FROM read_parquet($deliveries, hive_partitioning = false)
+            WHERE list_contains($days, date) AND ($tenant IS NULL OR tenant = $tenant)"""
 _OVERVIEW: Final = """
     WITH e AS (
         SELECT count(*) AS events FROM lake_events
@@ -73,12 +87,8 @@ _OVERVIEW: Final = """
         WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
     ), sms AS (  -- one row per SMS challenge: did any delivery of it fail?
-        SELECT challenge_id, bool_or(status = 'delivery_failed') AS delivery_failed
-        FROM lake_challenges
-        WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
-          AND ($tenant IS NULL OR tenant = $tenant)
-          AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-        GROUP BY challenge_id
+        SELECT challenge_id, bool_or(delivery_failed) AS delivery_failed
+        FROM ({deliveries}) GROUP BY challenge_id
     ), s AS (
         SELECT count(challenge_id) FILTER (WHERE delivery_failed)
             / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate

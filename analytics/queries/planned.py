@@ -16,10 +16,9 @@ from analytics import rollups
 from analytics.queries.filters import Filters
 from analytics.views import fetch_planned, lake_of
 
-SqlFor = Callable[[bool, bool], str]
-"""The query's text for a plan: ``sql(rolled, completed)``, whether any day of the window
-comes from the rollups (``$presence``, ``$active``, ``$activity``, ``$counts``), and
-whether any day's completions do (``$completions``)."""
+SqlFor = Callable[[rollups.Plan], str]
+"""The query's text for a plan: which parts it reads depends on what the rollups answer
+(:attr:`~analytics.rollups.Plan.rolled`, :attr:`~analytics.rollups.Plan.completed`)."""
 
 
 def run_planned(
@@ -35,7 +34,7 @@ def run_planned(
 
     def planned() -> tuple[str, dict[str, object]]:
         plan = rollups.plan(lake, filters.since, filters.until)
-        text = sql(plan.rolled, bool(plan.completed))
+        text = sql(plan)
         params = {**filters.bind(*names), **plan.params(), **constants}
         if "$looked_up_challenges" in text:
             params["looked_up_challenges"] = rollups.challenges_to_look_up(con, plan)

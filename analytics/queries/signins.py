@@ -71,7 +71,7 @@ class _Summary:
     """  # noqa: S608 - constant text: the filter values are bound
 
     def run(self, con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
-        frame = run_planned(con, filters, lambda rolled, _: self.sql(rolled=rolled), ALL)
+        frame = run_planned(con, filters, lambda plan: self.sql(rolled=plan.rolled), ALL)
         return frame[list(self.columns)]
 
 

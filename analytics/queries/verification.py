@@ -11,6 +11,7 @@ import pandas as pd
 from analytics.queries.completions import completions
 from analytics.queries.filters import ALL, NO_FACTOR, Filters
 from analytics.queries.planned import run_planned
+from analytics.rollups import Plan
 from analytics.views import fetch
 
 
@@ -43,12 +44,12 @@ def time_to_complete(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Dat
     ``p50_ms``, ``p95_ms`` (``quantile_cont``: linear interpolation between ranks).
     """
 
-    def sql(_rolled: bool, done: bool) -> str:
+    def sql(plan: Plan) -> str:
         return f"""
     SELECT factor, count(*) AS completions,
         quantile_cont(time_to_complete_ms, 0.5) AS p50_ms,
         quantile_cont(time_to_complete_ms, 0.95) AS p95_ms
-    FROM {completions(rolled=done)}
+    FROM {completions(rolled=bool(plan.completed))}
     WHERE $factor IS NULL OR factor = $factor
     GROUP BY factor ORDER BY factor
     """  # noqa: S608 - constant text: the filter values are bound

@@ -134,13 +134,13 @@ def test_the_rollups_lose_the_subjects_places_and_come_back_without_them(
     for start in range(0, len(gone), 7):
         writer.write_events(gone[start : start + 7] + kept[start : start + 7])
     assert compact(tmp_path, min_files=2)
-    assert len(rollups.months(tmp_path)) == 1
+    assert len(rollups.generations(tmp_path)) == 2  # the month, and the newest day
     rolled = [p for p in (tmp_path / rollups.ROLLUPS).rglob(rollups.PRESENCE)]
     assert _leaks(_rows_of(rolled, GONE), {52.5}), "the rollup holds the place before"
 
     redact_subject(tmp_path, "acme", GONE)
     assert not (tmp_path / rollups.ROLLUPS).exists()
-    assert compact(tmp_path, min_files=2) == [] and rollups.months(tmp_path)
+    assert compact(tmp_path, min_files=2) == [] and rollups.generations(tmp_path)
     rolled = [p for p in (tmp_path / rollups.ROLLUPS).rglob(rollups.PRESENCE)]
     assert rolled and _rows_of(rolled, KEPT)
     assert _leaks(_rows_of(rolled, GONE), {52.5}) == []

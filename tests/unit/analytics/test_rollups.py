@@ -99,15 +99,45 @@ def _same(left: list[pd.DataFrame], right: list[pd.DataFrame]) -> None:
         pd.testing.assert_frame_equal(a, b, check_dtype=False)
 
 
-def test_the_rollups_cover_every_day_but_the_newest(lakes: tuple[Path, Path]) -> None:
+def test_the_rollups_cover_every_day_the_newest_in_its_own(lakes: tuple[Path, Path]) -> None:
     rolled, _ = lakes
     days = [day for day, _ in partitions(rolled, "events")][1:]  # the seed day first
     plan = rollups.plan(rolled, None, None)
-    assert plan.days == days[:-1] and len(days) == DAYS
-    assert plan.months == [D0.date()] and plan.masks == [0b1111]
-    assert plan.completed == plan.days
+    assert plan.days == days and len(days) == DAYS
+    # the month's days but the newest, and the newest day (still being written) on its own
+    assert plan.months == [D0.date(), days[-1]] and plan.masks == [0b1111, 1]
+    assert plan.completed == plan.days and plan.complete_masks == plan.masks
+    assert plan.raw == [name for name in plan.raw if "1970-01-01" in name]  # the seed only
+    for generation in rollups.generations(rolled).values():
+        assert sorted(path.name for path in generation.iterdir()) == sorted(rollups.FILES)
     cut = rollups.plan(rolled, D0 + timedelta(hours=30), D0 + timedelta(days=3, hours=5))
     assert cut.days == [days[2]]  # only the whole day inside the window
+
+
+def test_yesterdays_rollup_goes_into_its_month_when_a_new_day_begins(
+    lakes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    rolled = tmp_path / "rolled"
+    shutil.copytree(lakes[0], rolled, symlinks=True)
+    newest = D0.date() + timedelta(days=DAYS - 1)
+    tomorrow = datetime.combine(newest + timedelta(days=1), datetime.min.time(), UTC)
+    LakeWriter(rolled).write_events(
+        [
+            new_event(
+                p.LoginAttempted(outcome=Outcome.SUCCESS, method="password", client=CLIENT),
+                source="https://login.example.com/mfa",
+                tenant="tenant-1",
+                subject="u-tomorrow",
+                correlationid="tomorrow-1",
+                now=tomorrow,
+            )
+        ]
+    )
+    assert rollups.refresh(rolled) == [D0.date(), tomorrow.date()]
+    assert sorted(rollups.generations(rolled)) == [D0.date(), tomorrow.date()]
+    plan = rollups.plan(rolled, None, None)
+    assert plan.masks == [0b11111, 1] and plan.completed == plan.days
+    assert rollups.refresh(rolled) == []
 
 
 def test_every_query_answers_the_same_with_and_without_the_rollups(
@@ -191,7 +221,8 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
     row = coverage.set_index("subject").loc[promoted]
     assert row["role"] == "root"
     assert row["phishing_resistant_sign_ins"] + row["other_sign_ins"] == successes
-    assert rollups.refresh(rolled) == [D0.date()]
+    # the month's rollup, and the newest day's (whose completions read the days before)
+    assert rollups.refresh(rolled) == [D0.date(), D0.date() + timedelta(days=DAYS - 1)]
     assert D0.date() + timedelta(days=1) in rollups.plan(rolled, None, None).days
     _same(_answers(rolled, WINDOWS[:4]), _answers(raw, WINDOWS[:4]))
     assert rollups.refresh(rolled) == []  # nothing changed since: nothing built
@@ -222,8 +253,37 @@ def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
         correlationid=correlation,
         now=newest + timedelta(hours=1),
     )
+    # ... and the late failure of an SMS sent on the first day: one challenge, now failed
+    con = connect(raw)
+    sms_tenant, sms_subject, sms_id, provider = con.execute(
+        "SELECT tenant, subject, challenge_id, provider FROM challenges WHERE channel = 'sms' "
+        "AND status = 'sent' AND date = $day AND challenge_id NOT IN (SELECT challenge_id "
+        "FROM challenges WHERE status = 'delivery_failed') ORDER BY id LIMIT 1",
+        {"day": D0.date()},
+    ).fetchone()  # type: ignore[misc]
+    attempted, failures = con.execute(
+        "SELECT count(DISTINCT challenge_id), "
+        "count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed') FROM challenges "
+        "WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed') AND tenant = $tenant",
+        {"tenant": sms_tenant},
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    failed = new_event(
+        p.ChallengeDeliveryFailed(
+            factor=Factor.SMS, challenge_id=sms_id, channel="sms", provider=provider, reason="late"
+        ),
+        source="https://login.example.com/mfa",
+        tenant=sms_tenant,
+        subject=sms_subject,
+        correlationid="late-3",
+        now=newest + timedelta(hours=2),
+    )
     for lake in (rolled, raw):
-        LakeWriter(lake).write_events([verified])
+        LakeWriter(lake).write_events([verified, failed])
+    con = connect(rolled)
+    after = overview_kpis(con, Filters(tenant=sms_tenant))["sms_delivery_failure_rate"][0]
+    con.close()
+    assert after == pytest.approx((failures + 1) / attempted)  # the same challenge, once
     plan = rollups.plan(rolled, None, None)
     assert D0.date() in plan.indexed and newest.date() not in plan.indexed
     con = connect(rolled)
