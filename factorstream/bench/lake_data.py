@@ -72,16 +72,20 @@ def _where(mask: np.ndarray, values: pa.Array) -> pa.Array:
     return pc.if_else(pa.array(mask), values, pa.scalar(None, values.type))
 
 
-def events_table(rows: int, *, seed: int = 7, days: int = 30) -> pa.Table:
-    """``rows`` events in time order, with the ``events`` schema."""
+def events_table(
+    rows: int, *, seed: int = 7, days: int = 30, start: datetime = START, first: int = 0
+) -> pa.Table:
+    """``rows`` events in time order over ``days`` days from ``start``, with the ``events``
+    schema; ids and transactions numbered from ``first`` (so that a later table can follow
+    an earlier one without sharing any)."""
     rng = np.random.default_rng(seed)
     weights = np.array(list(TYPES.values()))
     kind = rng.choice(len(NAMES), size=rows, p=weights / weights.sum())
-    index = np.arange(rows)
+    index = np.arange(first, first + rows)
     transaction = index // 4
     subject_of = rng.integers(0, 200_000, size=transaction[-1] + 1)[transaction]
     span_us = days * 86_400_000_000
-    times = np.sort(rng.integers(0, span_us, size=rows)) + int(START.timestamp() * 1_000_000)
+    times = np.sort(rng.integers(0, span_us, size=rows)) + int(start.timestamp() * 1_000_000)
 
     def of(*prefixes: str) -> np.ndarray:
         """Per row: whether its type starts with one of ``prefixes`` (a full name matches)."""
