@@ -25,6 +25,11 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
 * ``verified``: per day, subject and factor, the successful verifications.
 * ``deliveries``: per day, each SMS challenge sent or failed that day and whether a
   delivery of it failed (``challenge_id`` kept: a challenge's deliveries may span days).
+* ``sms``: one row per SMS challenge (tenant + id) delivered or failed on the rollup's
+  days: those days and the failed ones as bits, and the earlier days it was delivered or
+  failed on (``earlier``, ``earlier_failed``). A window's challenges, each counted once on
+  its first day in the window, are then counted without grouping by id (when the window's
+  days all come from rollups whose earlier days are unchanged).
 * ``transactions``: per day, a hash of each transaction (tenant + correlation id) with a
   challenge or prompt that day: which days may hold the challenges of verifications whose
   time to complete is looked up at query time (:func:`challenges_to_look_up`). A hash
@@ -82,6 +87,7 @@ from analytics.views import (
     PRIVILEGED,
     PRIVILEGED_ROLE,
     SIGN_IN,
+    SMS_DELIVERY,
     completed,
     lake_files,
 )
@@ -95,6 +101,7 @@ ACTIVITY: Final = "activity.parquet"
 COMPLETIONS, COVERAGE = "completions.parquet", "coverage.parquet"
 PRIVILEGED_FILE, VERIFIED = "privileged.parquet", "verified.parquet"
 TRANSACTIONS, DELIVERIES = "transactions.parquet", "deliveries.parquet"
+SMS: Final = "sms.parquet"
 DIMENSIONS: Final = (
     "tenant",
     "application",
@@ -156,7 +163,7 @@ SELECT date, tenant, subject, max({PRIVILEGED_ROLE}) AS role,
 FROM {_SOURCE} WHERE {PRIVILEGED}
 GROUP BY ALL ORDER BY tenant, subject, date
 """  # noqa: S608 - constant text
-FORMAT: Final = 8
+FORMAT: Final = 9
 """The rollups' layout: bump it when a file's content changes. In every digest, with the
 files' names, the privileged roles (which the ``privileged`` rollup applies) and DuckDB's
 version (whose ``hash`` keys the ``transactions``), so rollups of another layout are
@@ -171,6 +178,7 @@ FILES: Final = (
     VERIFIED,
     TRANSACTIONS,
     DELIVERIES,
+    SMS,
     COMPLETIONS,
     COVERAGE,
 )
@@ -193,12 +201,30 @@ SELECT DISTINCT date, {_TRANSACTION} AS key
 FROM {_CHALLENGED} WHERE status IN ('issued', 'required')
 ORDER BY key
 """  # noqa: S608 - constant text
-SMS_DELIVERY: Final = "channel = 'sms' AND status IN ('sent', 'delivery_failed')"
-"""SQL condition on a ``challenges`` row: an SMS delivery, made or failed."""
 _DELIVERIES_SQL: Final = f"""
 SELECT date, tenant, challenge_id, bool_or(status = 'delivery_failed') AS delivery_failed
 FROM {_CHALLENGED} WHERE {SMS_DELIVERY}
 GROUP BY ALL ORDER BY date, tenant, challenge_id
+"""  # noqa: S608 - constant text
+_SMS_SQL: Final = f"""
+WITH delivered AS (
+    SELECT tenant, challenge_id, date, bool_or(status = 'delivery_failed') AS failed
+    FROM {_CHALLENGED} WHERE {SMS_DELIVERY} AND challenge_id IS NOT NULL
+    GROUP BY ALL
+), bits AS (
+    SELECT *, CASE WHEN date >= $month::DATE
+        THEN 1::UINTEGER << date_diff('day', $month::DATE, date)::UINTEGER END AS bit
+    FROM delivered
+)
+SELECT $month::DATE AS month, tenant,
+    bit_or(bit) FILTER (WHERE date >= $month::DATE) AS days,
+    coalesce(bit_or(bit) FILTER (WHERE date >= $month::DATE AND failed), 0) AS failed_days,
+    coalesce(list(date ORDER BY date) FILTER (WHERE date < $month::DATE), []) AS earlier,
+    coalesce(list(date ORDER BY date) FILTER (WHERE date < $month::DATE AND failed), [])
+        AS earlier_failed
+FROM bits GROUP BY tenant, challenge_id
+HAVING bool_or(date >= $month::DATE)
+ORDER BY tenant
 """  # noqa: S608 - constant text
 _VERIFIED_SQL: Final = f"""
 SELECT date, tenant, subject, factor, count(*) AS successes
@@ -342,6 +368,7 @@ def _build(lake: Path, start: date, own: list[date], upto: Mapping[date, Listing
         VERIFIED: (_VERIFIED_SQL, {"verifications": verifications}),
         TRANSACTIONS: (_TRANSACTIONS_SQL, own_challenges),
         DELIVERIES: (_DELIVERIES_SQL, own_challenges),
+        SMS: (_SMS_SQL, {"challenges": challenges, "month": start}),
         COMPLETIONS: (
             _COMPLETIONS_SQL,
             {"verifications": verifications, "challenges": challenges},
@@ -424,6 +451,7 @@ class Plan:
     privileged: list[str]
     verified: list[str]
     deliveries: list[str]
+    sms: list[str]
     completions: list[str]
     completed: list[date]
     """Days whose completions the rollups answer: rolled days none of whose earlier days
@@ -467,7 +495,7 @@ class Plan:
         """The files and masks as query parameters: ``$raw``, ``$raw_verifications``,
         ``$raw_challenges``, ``$lookups``; with rolled days also ``$presence``,
         ``$active``, ``$held``, ``$activity``, ``$counts``, ``$privileged``,
-        ``$verified``, ``$deliveries``, ``$months``, ``$masks``, ``$complete_masks``,
+        ``$verified``, ``$deliveries``, ``$sms``, ``$months``, ``$masks``, ``$complete_masks``,
         ``$days``, and ``$completions``, ``$completed``."""
         raw: dict[str, object] = {
             "raw": self.raw,
@@ -488,6 +516,7 @@ class Plan:
             "privileged": self.privileged,
             "verified": self.verified,
             "deliveries": self.deliveries,
+            "sms": self.sms,
             "months": self.months,
             "masks": self.masks,
             "complete_masks": self.complete_masks,
@@ -559,6 +588,7 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
         privileged=rollup(PRIVILEGED_FILE),
         verified=rollup(VERIFIED),
         deliveries=rollup(DELIVERIES),
+        sms=rollup(SMS),
         months=ordered,
         masks=[used[m][1] for m in ordered],
         complete_masks=[

@@ -91,6 +91,8 @@ SIGN_IN: Final = _type_in(SIGN_IN_TYPES)
 """SQL condition on an ``events`` row: a sign-in step (the ``sign_ins`` view)."""
 FAILED_SIGN_IN: Final = f"({_type_in(VERIFICATION_TYPES - SUCCESS_TYPES)} OR outcome = 'failure')"
 """SQL condition on a sign-in: it failed or was refused."""
+SMS_DELIVERY: Final = "channel = 'sms' AND status IN ('sent', 'delivery_failed')"
+"""SQL condition on a ``challenges`` row: an SMS delivery, made or failed."""
 _ROLES: Final = ", ".join(_literal(role) for role in PRIVILEGED_ROLES)
 PRIVILEGED: Final = (
     f"((type = 'mfa.required' AND (lower(role) IN ({_ROLES}) "

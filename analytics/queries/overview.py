@@ -16,8 +16,8 @@ import pandas as pd
 from analytics.queries.completions import completions
 from analytics.queries.filters import NO_FACTOR, Filters
 from analytics.queries.planned import run_planned
-from analytics.rollups import SMS_DELIVERY, Plan
-from analytics.views import lake_files
+from analytics.rollups import Plan
+from analytics.views import SMS_DELIVERY, lake_files
 
 
 def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -31,9 +31,13 @@ def overview_kpis(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFr
     """
 
     def sql(plan: Plan) -> str:
+        # SMS challenges without grouping by id when every day of the window comes from
+        # rollups whose earlier days are unchanged (their ``earlier`` lists hold)
+        counted = plan.rolled and not plan.raw_days and plan.all_completed
+        deliveries = _DELIVERIES + (_DELIVERIES_ROLLED if plan.rolled else "")
         return _OVERVIEW.format(
             active=_ACTIVE + (_ACTIVE_ROLLED if plan.rolled else ""),
-            deliveries=_DELIVERIES + (_DELIVERIES_ROLLED if plan.rolled else ""),
+            sms=_SMS_COUNTED if counted else _SMS_GROUPED.format(deliveries=deliveries),
             completions=completions(rolled=bool(plan.completed)),
         )
 
@@ -51,14 +55,29 @@ _ACTIVE_ROLLED: Final = """
                 ON a.month = w.month
             WHERE a.days & w.mask <> 0 AND ($tenant IS NULL OR a.tenant = $tenant)"""
 _DELIVERIES: Final = f"""
-            SELECT challenge_id, status = 'delivery_failed' AS delivery_failed
+            SELECT tenant, challenge_id, status = 'delivery_failed' AS delivery_failed
             FROM {lake_files("$raw_challenges")}
             WHERE {SMS_DELIVERY} AND ($tenant IS NULL OR tenant = $tenant)
               AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
 _DELIVERIES_ROLLED: Final = """
-            UNION ALL SELECT challenge_id, delivery_failed
+            UNION ALL SELECT tenant, challenge_id, delivery_failed
             FROM read_parquet($deliveries, hive_partitioning = false)
             WHERE list_contains($days, date) AND ($tenant IS NULL OR tenant = $tenant)"""
+_SMS_GROUPED: Final = """sms AS (  -- one row per SMS challenge: did any delivery of it fail?
+        SELECT tenant, challenge_id, bool_or(delivery_failed) AS delivery_failed
+        FROM ({deliveries}) GROUP BY tenant, challenge_id
+    ), s AS (
+        SELECT count(challenge_id) FILTER (WHERE delivery_failed)
+            / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate
+        FROM sms"""
+_SMS_COUNTED: Final = """s AS (  -- each SMS challenge counted on its first (failed) day here
+        SELECT count(*) FILTER (WHERE c.failed_days & w.mask <> 0
+                AND NOT list_has_any(c.earlier_failed, $days))
+            / nullif(count(*) FILTER (WHERE NOT list_has_any(c.earlier, $days)), 0)
+            AS sms_delivery_failure_rate
+        FROM read_parquet($sms, hive_partitioning = false) c
+        JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) w ON c.month = w.month
+        WHERE c.days & w.mask <> 0 AND ($tenant IS NULL OR c.tenant = $tenant)"""
 _OVERVIEW: Final = """
     WITH e AS (
         SELECT count(*) AS events FROM lake_events
@@ -86,13 +105,7 @@ _OVERVIEW: Final = """
         FROM lake_risk_detections
         WHERE ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
-    ), sms AS (  -- one row per SMS challenge: did any delivery of it fail?
-        SELECT challenge_id, bool_or(delivery_failed) AS delivery_failed
-        FROM ({deliveries}) GROUP BY challenge_id
-    ), s AS (
-        SELECT count(challenge_id) FILTER (WHERE delivery_failed)
-            / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate
-        FROM sms
+    ), {sms}
     )
     SELECT e.events, a.active_subjects, v.*, ttc.*, l.*, r.*, s.* FROM e, a, v, ttc, l, r, s
     """

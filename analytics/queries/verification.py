@@ -12,7 +12,7 @@ from analytics.queries.completions import completions
 from analytics.queries.filters import ALL, NO_FACTOR, Filters
 from analytics.queries.planned import run_planned
 from analytics.rollups import Plan
-from analytics.views import fetch
+from analytics.views import SMS_DELIVERY, fetch
 
 
 def verification_success_rate(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -83,16 +83,16 @@ def sms_delivery_failure_rate(con: duckdb.DuckDBPyConnection, filters: Filters) 
     Columns: ``day`` (date), ``provider``, ``attempted`` (distinct SMS challenges sent or
     failed), ``failed`` (with ``mfa.challenge.delivery_failed``), ``failure_rate``.
 
-    Each challenge is first reduced to one row per day and provider (did any of its
-    deliveries fail?), then counted: one aggregation instead of a distinct count per column
-    (``count(challenge_id)`` skips a null id, as ``count(DISTINCT …)`` did).
+    Each challenge (tenant + id) is first reduced to one row per day and provider (did any
+    of its deliveries fail?), then counted: one aggregation instead of a distinct count per
+    column (``count(challenge_id)`` skips a null id, as ``count(DISTINCT …)`` did).
     """
-    sql = """
+    sql = f"""
     WITH challenge AS (
-        SELECT date AS day, provider, challenge_id,
+        SELECT date AS day, provider, tenant, challenge_id,
             bool_or(status = 'delivery_failed') AS delivery_failed
         FROM lake_challenges
-        WHERE channel = 'sms' AND status IN ('sent', 'delivery_failed')
+        WHERE {SMS_DELIVERY}
           AND ($tenant IS NULL OR tenant = $tenant)
           AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)
           AND ($application IS NULL OR application = $application)
@@ -102,6 +102,6 @@ def sms_delivery_failure_rate(con: duckdb.DuckDBPyConnection, filters: Filters) 
         count(challenge_id) FILTER (WHERE delivery_failed) AS failed,
         count(challenge_id) FILTER (WHERE delivery_failed) / count(challenge_id) AS failure_rate
     FROM challenge
-    GROUP BY ALL ORDER BY day, provider
-    """
+    GROUP BY day, provider ORDER BY day, provider
+    """  # noqa: S608 - constant text: the filter values are bound
     return fetch(con, sql, filters.bind(*NO_FACTOR))

@@ -261,6 +261,12 @@ def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
         "FROM challenges WHERE status = 'delivery_failed') ORDER BY id LIMIT 1",
         {"day": D0.date()},
     ).fetchone()  # type: ignore[misc]
+    twice = con.execute(  # ... and one that failed on the first day already, failing again
+        "SELECT subject, challenge_id FROM challenges WHERE status = 'delivery_failed' "
+        "AND date = $day AND tenant = $tenant ORDER BY id LIMIT 1",
+        {"day": D0.date(), "tenant": sms_tenant},
+    ).fetchone()
+    assert twice is not None
     attempted, failures = con.execute(
         "SELECT count(DISTINCT challenge_id), "
         "count(DISTINCT challenge_id) FILTER (WHERE status = 'delivery_failed') FROM challenges "
@@ -268,22 +274,29 @@ def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
         {"tenant": sms_tenant},
     ).fetchone()  # type: ignore[misc]
     con.close()
-    failed = new_event(
-        p.ChallengeDeliveryFailed(
-            factor=Factor.SMS, challenge_id=sms_id, channel="sms", provider=provider, reason="late"
-        ),
-        source="https://login.example.com/mfa",
-        tenant=sms_tenant,
-        subject=sms_subject,
-        correlationid="late-3",
-        now=newest + timedelta(hours=2),
-    )
+    failed = [
+        new_event(
+            p.ChallengeDeliveryFailed(
+                factor=Factor.SMS,
+                challenge_id=challenge,
+                channel="sms",
+                provider=provider,
+                reason="late",
+            ),
+            source="https://login.example.com/mfa",
+            tenant=sms_tenant,
+            subject=subject,
+            correlationid=f"late-{challenge}",
+            now=newest + timedelta(hours=2),
+        )
+        for subject, challenge in [(sms_subject, sms_id), twice]
+    ]
     for lake in (rolled, raw):
-        LakeWriter(lake).write_events([verified, failed])
+        LakeWriter(lake).write_events([verified, *failed])
     con = connect(rolled)
     after = overview_kpis(con, Filters(tenant=sms_tenant))["sms_delivery_failure_rate"][0]
     con.close()
-    assert after == pytest.approx((failures + 1) / attempted)  # the same challenge, once
+    assert after == pytest.approx((failures + 1) / attempted)  # the same challenges, once
     plan = rollups.plan(rolled, None, None)
     assert D0.date() in plan.indexed and newest.date() not in plan.indexed
     con = connect(rolled)
@@ -292,4 +305,14 @@ def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
     con.close()
     assert answer.completions == 1
     assert answer.p50_ms == pytest.approx((verified.time - issued).total_seconds() * 1000, abs=1)
+    _same(_answers(rolled, WINDOWS[:2]), _answers(raw, WINDOWS[:2]))
+    # once the newest day is rolled up again, the challenge sent on the first day and failed
+    # on the newest is counted from the rollups without grouping by id: still once
+    assert newest.date() in rollups.refresh(rolled)
+    plan = rollups.plan(rolled, None, None)
+    assert plan.rolled and not plan.raw_days and plan.all_completed
+    con = connect(rolled)
+    again = overview_kpis(con, Filters(tenant=sms_tenant))["sms_delivery_failure_rate"][0]
+    con.close()
+    assert again == pytest.approx((failures + 1) / attempted)
     _same(_answers(rolled, WINDOWS[:2]), _answers(raw, WINDOWS[:2]))
