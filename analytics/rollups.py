@@ -1,14 +1,17 @@
-"""Monthly rollups: what the dashboard's heavy queries read instead of every event.
+"""Rollups: what the dashboard's heavy queries read instead of every event.
 
 Counting distinct subjects over millions of sign-ins is what makes the device, policy-tier,
 geography, adoption and overview queries slow; a rollup per *day* would not help (a
 subject signs in about once a day), a rollup per *month* does. And the time to complete
-needs each verification's challenge, a join over every challenge. For each month of the
-lake, compaction builds (:func:`refresh`), from that month's partitions:
+needs each verification's challenge, a join over every challenge. Compaction builds
+(:func:`refresh`) one rollup per month, of its days but the lake's newest, and one of the
+newest day alone (rebuilt by each compaction while that day is written, and folded into
+its month's when the next day begins). Each holds, from its days' partitions (its
+``month`` column is its first day; ``days`` bits count from there):
 
-* ``presence``: one row per month, subject and values of the :data:`DIMENSIONS` (tenant,
+* ``presence``: one row per subject and values of the :data:`DIMENSIONS` (tenant,
   application, factor, policy tier, device kind and OS, country, coordinates rounded to
-  0.1°), with ``days``: a bit per day of the month on which the subject signed in with
+  0.1°), with ``days``: a bit per day of the rollup on which the subject signed in with
   those values. The subjects of any set of whole days are the rows with ``days & mask``
   not zero: an exact distinct count from a fifth of the rows.
 * ``active``: the same with only tenant, subject and application: each subject's sign-in
@@ -35,21 +38,23 @@ lake, compaction builds (:func:`refresh`), from that month's partitions:
   time to complete is looked up at query time (:func:`challenges_to_look_up`). A hash
   collision only adds a day to read.
 * ``coverage``: per day, the digest of the ``events`` partition it was built from
-  (:attr:`Listing.digest`): the month's days, and every day before them, whose
-  challenges the completions may have looked up.
+  (:attr:`Listing.digest`), and whether the rollup answers for it (its own days) or only
+  read it (every day before them, whose challenges and enrollments the completions and
+  held factors may have looked up).
 
-Readers take a day from the rollup only when the query's window holds the whole day and
-the partition's digest is unchanged, and its completions only when no earlier day changed
-either (:func:`plan`); every other day of the window (the lake's newest day, which is
-still being written and never rolled up; a day a late event, a compaction or an erasure
-changed since; a day cut by ``since``/``until``) is read from the files themselves. So an
-answer equals the one from the raw files alone, whatever state the rollups are in
+Readers take a day from a rollup only when the query's window holds the whole day and the
+partition's digest is unchanged, and its completions and held factors only when no
+earlier day changed either (:func:`plan`); every other day of the window (a day a late
+event, a micro-batch since the last compaction, a compaction or an erasure changed since;
+a day cut by ``since``/``until``) is read from the files themselves. So an answer equals
+the one from the raw files alone, whatever state the rollups are in
 (``tests/unit/analytics/test_rollups.py``).
 
-Layout: as a table's (``analytics.lake``): ``<lake>/_rollups/date=YYYY-MM-01``, one per
-month, is a link to a generation directory ``<lake>/_rollups/.generations/…`` holding
-these files, swapped with one ``rename``. Erasure removes every rollup (:func:`remove`): they name
-subjects and places; the next compaction builds them again.
+Layout: as a table's (``analytics.lake``): ``<lake>/_rollups/date=YYYY-MM-DD``, named by
+the rollup's first day, is a link to a generation directory
+``<lake>/_rollups/.generations/…`` holding these files, swapped with one ``rename``.
+Erasure removes every rollup (:func:`remove`): they name subjects and places; the next
+compaction builds them again.
 """
 
 from __future__ import annotations
@@ -553,12 +558,16 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
             built = coverage(generation)
         except (FileNotFoundError, KeyError):  # rebuilt while read (those days are read raw
             continue  # this time); an older layout
+        # every day up to its last own one, those it was built from and any new since (a
+        # late event's partition): its completions and held factors read all of them
+        last = max((day for day, covered in built.items() if covered.own), default=SEED_DATE)
+        upto = set(built) | {day for day in now if SEED_DATE < day <= last}
         unchanged = True  # every day so far, the rollup's own and the earlier ones
-        for day, covered in sorted(built.items()):
-            listing = now.get(day)
-            same = listing is not None and listing.digest == covered.digest
+        for day in sorted(upto):
+            covered, listing = built.get(day), now.get(day)
+            same = covered is not None and listing is not None and listing.digest == covered.digest
             unchanged = unchanged and same
-            if covered.own and same:
+            if covered is not None and covered.own and same and day not in indexed:
                 indexed[day] = (start, generation)
                 if _whole_day_inside(day, since, until):
                     rolled[day] = (start, generation)

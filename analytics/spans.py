@@ -1,6 +1,6 @@
 """Enrollment spans: on which days a subject held each enrolled factor.
 
-SQL shared by the adoption query (``analytics.queries.adoption``) and its monthly rollup
+SQL shared by the adoption query (``analytics.queries.adoption``) and its rollup
 (``analytics.rollups``), so that both count an enrollment the same way: it is held from the
 day of its first ``mfa.enrollment.completed`` until the day before its first
 ``mfa.enrollment.removed``. Whether it is held at the end of a day depends only on the

@@ -1,6 +1,6 @@
 """MFA adoption over time.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``. Whole days the monthly
+Conventions (bound filters, columns, days) in ``analytics.queries``. Whole days the
 rollups cover are counted from each subject's sign-in days there (``analytics.rollups``),
 the other days from the sign-ins themselves; a day is counted from one or the other, so the
 answer is the same either way.

@@ -1,6 +1,6 @@
 """Completions: each successful verification of the window with its time to complete.
 
-Whole days the monthly rollups answer for completions come from them (the time to complete
+Whole days the rollups answer for completions come from them (the time to complete
 was looked up when the month was rolled up, ``analytics.rollups``); every other day of the
 window is looked up now, as the ``verifications`` view does, in the challenges of the days
 that may hold them (``analytics.rollups.challenges_to_look_up``). Shared by the

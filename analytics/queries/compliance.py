@@ -1,6 +1,6 @@
 """SOC 2 evidence: MFA coverage of privileged roles.
 
-Conventions (bound filters, columns, days) in ``analytics.queries``. Whole days the monthly
+Conventions (bound filters, columns, days) in ``analytics.queries``. Whole days the
 rollups cover come from their per-day ``privileged`` and ``verified`` rows
 (``analytics.rollups``), the other days from the events and verifications themselves; a day
 is counted from one or the other, so the answer is the same either way.

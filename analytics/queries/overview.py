@@ -1,7 +1,7 @@
 """Headline figures for the overview page.
 
 Conventions (bound filters, columns, days) in ``analytics.queries``. Active subjects, the
-time to complete and the SMS deliveries come from the monthly rollups for the whole days
+time to complete and the SMS deliveries come from the rollups for the whole days
 they answer (``analytics.rollups``, ``analytics.queries.completions``), from the events
 otherwise.
 """

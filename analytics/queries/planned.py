@@ -1,4 +1,4 @@
-"""Queries that read the monthly rollups: their files are planned at each call.
+"""Queries that read the rollups: their files are planned at each call.
 
 Which days the rollups answer changes as compaction runs, so such a query's text and file
 lists come from a fresh :func:`analytics.rollups.plan` each time it runs, and again if a

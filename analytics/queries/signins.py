@@ -1,7 +1,7 @@
 """Where and how people sign in: devices, geography, policy tiers in force.
 
 Conventions (bound filters, columns, days) in ``analytics.queries``. These three count
-distinct subjects over every sign-in of the window: whole days the monthly rollups cover
+distinct subjects over every sign-in of the window: whole days the rollups cover
 are read from them (``analytics.rollups``), the others from the sign-ins themselves, and
 the answer is the same either way.
 """

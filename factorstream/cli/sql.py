@@ -79,7 +79,7 @@ def sql(
 @app.command()
 def compact(ctx: typer.Context, min_files: int | None = MinFiles) -> None:
     """Merge each date partition's small files into one (readers never see both), then
-    bring the monthly rollups up to date."""
+    bring the rollups up to date."""
     settings = settings_of(ctx)
     done = compact_lake(
         settings.lake_path(), min_files=min_files or settings.lake.compact_min_files

@@ -6,6 +6,7 @@ recompaction, and the rollups do serve the whole days they cover."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from analytics.queries import (
 )
 from analytics.views import connect
 from factorstream.bench.lake_data import START, batches, events_table
-from schemas import new_event
+from schemas import Event, new_event
 from schemas import payloads as p
 from schemas.fields import Factor, Outcome
 from tests.factories import CLIENT
@@ -174,21 +175,7 @@ def test_a_late_event_on_a_rolled_up_day_is_counted_once(
     )
     late_day = D0.date() + timedelta(days=1)
     # ... and a late challenge of a verification two days on: its time to complete grows
-    con = connect(raw)
-    tenant, subject, correlation, factor, at = con.execute(
-        "SELECT tenant, subject, correlationid, factor, time FROM verifications "
-        "WHERE success AND time_to_complete_ms IS NOT NULL AND date = $day ORDER BY id LIMIT 1",
-        {"day": D0.date() + timedelta(days=2)},
-    ).fetchone()  # type: ignore[misc]
-    con.close()
-    challenge = new_event(
-        p.ChallengeIssued(factor=Factor(factor), challenge_id="ch-late", application="app-0"),
-        source="https://login.example.com/mfa",
-        tenant=tenant,
-        subject=subject,
-        correlationid=correlation,
-        now=at - timedelta(days=1),
-    )
+    challenge = _earlier_challenge(raw, "ch-late", lambda verified: verified - timedelta(days=1))
     # ... and a late privileged prompt of a subject who signed in on the other days: their
     # sign-ins there, which the rollups hold, count for the privileged-role coverage
     con = connect(raw)
@@ -316,3 +303,41 @@ def test_a_verification_looked_up_now_finds_its_challenge_on_a_rolled_up_day(
     con.close()
     assert again == pytest.approx((failures + 1) / attempted)
     _same(_answers(rolled, WINDOWS[:2]), _answers(raw, WINDOWS[:2]))
+
+
+def test_a_late_challenge_on_a_new_day_before_all_others_is_looked_up(
+    lakes: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A challenge dated before the lake's first day makes a new partition that no rollup
+    was built from: every completion after it is looked up again, not taken as rolled up."""
+    rolled, raw = (tmp_path / "rolled", tmp_path / "raw")
+    shutil.copytree(lakes[0], rolled, symlinks=True)
+    shutil.copytree(lakes[1], raw, symlinks=True)
+    challenge = _earlier_challenge(raw, "ch-early", lambda _: D0 - timedelta(hours=12))
+    for lake in (rolled, raw):
+        LakeWriter(lake).write_events([challenge])
+    plan = rollups.plan(rolled, None, None)
+    assert plan.days and plan.completed == []  # the days rolled up, their completions not
+    _same(_answers(rolled, WINDOWS[:2]), _answers(raw, WINDOWS[:2]))
+
+
+def _earlier_challenge(
+    lake: Path, challenge_id: str, when: Callable[[datetime], datetime]
+) -> Event:
+    """A new challenge (dated ``when(verified)``) in the transaction of the first
+    successful verification, with a time to complete, of the lake's third day."""
+    con = connect(lake)
+    tenant, subject, correlation, factor, verified = con.execute(
+        "SELECT tenant, subject, correlationid, factor, time FROM verifications "
+        "WHERE success AND time_to_complete_ms IS NOT NULL AND date = $day ORDER BY id LIMIT 1",
+        {"day": D0.date() + timedelta(days=2)},
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    return new_event(
+        p.ChallengeIssued(factor=Factor(factor), challenge_id=challenge_id, application="app-0"),
+        source="https://login.example.com/mfa",
+        tenant=tenant,
+        subject=subject,
+        correlationid=correlation,
+        now=when(verified),
+    )
