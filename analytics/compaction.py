@@ -102,7 +102,7 @@ def replace_partition(lake: Path, table: str, day: date, link: Path, rows: pa.Ta
     old one deleted). The caller holds the lake's lock exclusively."""
     old = link.resolve(strict=True)
     generation = new_generation(lake, table, day)
-    name = batch_name(rows.column("id").to_pylist())
+    name = batch_name(rows.column("id").to_pylist(), generation.name)
     row_groups = MERGED_ROW_GROUP_ROWS if table in CLUSTER_BY else None
     write_file(generation, name, rows, row_group_rows=row_groups)
     point_link(link, generation)

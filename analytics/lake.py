@@ -164,9 +164,14 @@ def ensure_lake(lake: Path) -> None:
                 write_file(generation, SEED_FILE, empty(table))
 
 
-def batch_name(ids: list[str]) -> str:
-    """A file name determined by the rows' ids: the same rows always make the same name."""
-    digest = hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+def batch_name(ids: list[str], generation: str = "") -> str:
+    """A file name determined by the rows' ids (and, for a rewritten partition, by its new
+    ``generation``'s name): the same rows always make the same name, and a partition that
+    compaction or an erasure rewrites never reuses one. So no path through a ``date=``
+    link ever names two different files: a reader that listed a file swapped away fails to
+    open it and plans again, instead of reading one file's footer and another's pages."""
+    named = [generation, *sorted(ids)] if generation else sorted(ids)
+    digest = hashlib.sha256("\n".join(named).encode()).hexdigest()
     return f"{digest[:32]}.parquet"
 
 

@@ -148,8 +148,9 @@ def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     _readable(lake)
     con = duckdb.connect(":memory:")
     con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors of the connection too
-    # Parquet footers cached across queries: files are never rewritten in place (a name is
-    # fixed by the rows it holds), and the cache checks each file's modification time
+    # Parquet footers cached across queries: files are never rewritten in place, and no
+    # path names two different files (analytics.lake.batch_name); the cache also checks
+    # each file's modification time
     con.execute("SET GLOBAL parquet_metadata_cache = true")
     # no progress bar: it would be printed into `factorstream sql`'s CSV/JSON and the logs
     con.execute("SET enable_progress_bar = false")

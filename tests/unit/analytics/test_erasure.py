@@ -164,6 +164,19 @@ def test_redacting_again_rewrites_nothing(tmp_path: Path) -> None:
     assert sorted(tmp_path.rglob("*.parquet")) == files
 
 
+def test_a_redacted_partition_never_reuses_a_file_name(tmp_path: Path) -> None:
+    """A partition of one file (one batch, or compacted) is rewritten with the same ids:
+    under the old name, a reader that listed the file before the swap would read the old
+    file's footer and the new file's pages (DuckDB: "TProtocolException: Invalid data")."""
+    LakeWriter(tmp_path).write_events(_events(GONE, days=1) + _events(KEPT, days=1))
+    link = tmp_path / "events" / f"date={T0.date().isoformat()}"
+    (before,) = [path.name for path in link.glob("*.parquet")]
+    assert redact_subject(tmp_path, "acme", GONE)
+    (after,) = [path.name for path in link.glob("*.parquet")]
+    assert after != before
+    assert not (link / before).exists()  # a reader still holding the old name fails to open it
+
+
 def test_another_tenants_subject_of_the_same_id_is_left_alone(tmp_path: Path) -> None:
     other = [sample_event(k, tenant="globex", subject=GONE, now=T0) for k in PAYLOADS]
     LakeWriter(tmp_path).write_events(_events(GONE, days=1) + other)
