@@ -173,7 +173,7 @@ FORMAT: Final = 9
 files' names, the privileged roles (which the ``privileged`` rollup applies) and DuckDB's
 version (whose ``hash`` keys the ``transactions``), so rollups of another layout are
 neither read nor kept (the next refresh builds them anew)."""
-FILES: Final = (
+READ_BY_DAY: Final = (
     PRESENCE,
     ACTIVE,
     HELD,
@@ -181,12 +181,12 @@ FILES: Final = (
     COUNTS,
     PRIVILEGED_FILE,
     VERIFIED,
-    TRANSACTIONS,
     DELIVERIES,
     SMS,
-    COMPLETIONS,
-    COVERAGE,
 )
+"""The files queries read for the rollups' whole days of their window (the others:
+``transactions`` and ``completions`` by their own rules, ``coverage`` by the plan)."""
+FILES: Final = (*READ_BY_DAY, TRANSACTIONS, COMPLETIONS, COVERAGE)
 _LAYOUT: Final = (
     f"rollups v{FORMAT} {' '.join(FILES)} privileged {','.join(sorted(PRIVILEGED_ROLES))} "
     f"duckdb {duckdb.__version__}"
@@ -448,15 +448,9 @@ def remove(lake: Path) -> None:
 class Plan:
     """Where a query over sign-ins reads each day of its window from."""
 
-    presence: list[str]
-    active: list[str]
-    held: list[str]
-    activity: list[str]
-    counts: list[str]
-    privileged: list[str]
-    verified: list[str]
-    deliveries: list[str]
-    sms: list[str]
+    rolled_files: dict[str, list[str]]
+    """Per file of :data:`READ_BY_DAY`, by its name without ``.parquet`` (``presence``,
+    ``held``, …): that file of each rollup used, in ``months`` order."""
     completions: list[str]
     completed: list[date]
     """Days whose completions the rollups answer: rolled days none of whose earlier days
@@ -498,10 +492,9 @@ class Plan:
 
     def params(self) -> dict[str, object]:
         """The files and masks as query parameters: ``$raw``, ``$raw_verifications``,
-        ``$raw_challenges``, ``$lookups``; with rolled days also ``$presence``,
-        ``$active``, ``$held``, ``$activity``, ``$counts``, ``$privileged``,
-        ``$verified``, ``$deliveries``, ``$sms``, ``$months``, ``$masks``, ``$complete_masks``,
-        ``$days``, and ``$completions``, ``$completed``."""
+        ``$raw_challenges``, ``$lookups``; with rolled days also those of
+        ``rolled_files`` (``$presence``, ``$held``, …), ``$months``, ``$masks``,
+        ``$complete_masks``, ``$days``, and ``$completions``, ``$completed``."""
         raw: dict[str, object] = {
             "raw": self.raw,
             "raw_verifications": self.raw_verifications,
@@ -514,18 +507,10 @@ class Plan:
             return dict(raw)
         return {
             **raw,
-            "presence": self.presence,
-            "active": self.active,
-            "activity": self.activity,
-            "counts": self.counts,
-            "privileged": self.privileged,
-            "verified": self.verified,
-            "deliveries": self.deliveries,
-            "sms": self.sms,
+            **self.rolled_files,
             "months": self.months,
             "masks": self.masks,
             "complete_masks": self.complete_masks,
-            "held": self.held,
             "days": self.days,
         }
 
@@ -582,22 +567,14 @@ def plan(lake: Path, since: datetime | None, until: datetime | None) -> Plan:
     verifications = listings(lake, "verifications")
     challenges = listings(lake, "challenges")
 
-    def rollup(name: str) -> list[str]:
-        return [os.fspath(used[month][0] / name) for month in ordered]
-
     def unrolled(day: date) -> bool:
         return day not in rolled and _touches(day, since, until)
 
     return Plan(
-        presence=rollup(PRESENCE),
-        active=rollup(ACTIVE),
-        held=rollup(HELD),
-        activity=rollup(ACTIVITY),
-        counts=rollup(COUNTS),
-        privileged=rollup(PRIVILEGED_FILE),
-        verified=rollup(VERIFIED),
-        deliveries=rollup(DELIVERIES),
-        sms=rollup(SMS),
+        rolled_files={
+            name.removesuffix(".parquet"): [os.fspath(used[m][0] / name) for m in ordered]
+            for name in READ_BY_DAY
+        },
         months=ordered,
         masks=[used[m][1] for m in ordered],
         complete_masks=[

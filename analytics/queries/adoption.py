@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 
 from analytics.queries.filters import ALL, Filters
-from analytics.queries.planned import run_planned
+from analytics.queries.planned import WINDOWS, run_planned
 from analytics.rollups import Plan
 from analytics.spans import held_days, spans
 from analytics.views import SIGN_IN, lake_files
@@ -40,11 +40,9 @@ _RAW: Final = f""",
     ), raw_days AS (
         SELECT day, count(*) AS active_subjects FROM active GROUP BY day
     )"""  # noqa: S608 - constant text
-_ROLLED: Final = """,
-    windows AS (
-        SELECT unnest($months) AS month, unnest($masks) AS mask,
-            unnest($complete_masks) AS complete
-    ), subject_days AS (  -- per month, each subject's sign-in days of the window, as bits
+_ROLLED: Final = f""",
+    windows AS {WINDOWS},
+    subject_days AS (  -- per rollup, each subject's sign-in days of the window, as bits
         SELECT a.month, a.tenant, a.subject, bit_or(a.days) & any_value(w.mask) AS days
         FROM read_parquet($active, hive_partitioning = false) a
         JOIN windows w ON a.month = w.month
@@ -58,7 +56,7 @@ _ROLLED: Final = """,
         WHERE ($tenant IS NULL OR h.tenant = $tenant)
           AND ($application IS NULL OR h.application = $application)
           AND ($factor IS NULL OR h.factor = $factor)
-        GROUP BY h.month, h.factor, h.tenant, h.subject{uncompleted}
+        GROUP BY h.month, h.factor, h.tenant, h.subject{{uncompleted}}
     ), numbers AS (SELECT range AS bit FROM range(0, 31)),
     rolled_days AS (
         SELECT d.month + n.bit::INTEGER AS day, count(*) AS active_subjects
@@ -66,7 +64,7 @@ _ROLLED: Final = """,
     ), rolled_enrolled AS (
         SELECT h.month + n.bit::INTEGER AS day, h.factor, count(*) AS enrolled_subjects
         FROM held h, numbers n WHERE (h.days >> n.bit) & 1 = 1 GROUP BY ALL
-    )"""
+    )"""  # noqa: S608 - constant text
 _UNCOMPLETED: Final = f"""
         UNION ALL  -- ... or, on days whose earlier enrollments changed since, from the spans
         SELECT month, factor, days & bit_or({held_days("month", "s")}) AS days

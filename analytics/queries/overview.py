@@ -15,7 +15,7 @@ import pandas as pd
 
 from analytics.queries.completions import completions
 from analytics.queries.filters import NO_FACTOR, Filters
-from analytics.queries.planned import run_planned
+from analytics.queries.planned import WINDOWS, run_planned
 from analytics.rollups import Plan
 from analytics.views import SMS_DELIVERY, lake_files
 
@@ -48,12 +48,11 @@ _ACTIVE: Final = f"""
             SELECT tenant, subject FROM {lake_files("$raw")}
             WHERE ($tenant IS NULL OR tenant = $tenant)
               AND ($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"""  # noqa: S608
-_ACTIVE_ROLLED: Final = """
+_ACTIVE_ROLLED: Final = f"""
             UNION ALL SELECT a.tenant, a.subject
             FROM read_parquet($activity, hive_partitioning = false) a
-            JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) w
-                ON a.month = w.month
-            WHERE a.days & w.mask <> 0 AND ($tenant IS NULL OR a.tenant = $tenant)"""
+            JOIN {WINDOWS} w ON a.month = w.month
+            WHERE a.days & w.mask <> 0 AND ($tenant IS NULL OR a.tenant = $tenant)"""  # noqa: S608
 _DELIVERIES: Final = f"""
             SELECT tenant, challenge_id, status = 'delivery_failed' AS delivery_failed
             FROM {lake_files("$raw_challenges")}
@@ -70,14 +69,14 @@ _SMS_GROUPED: Final = """sms AS (  -- one row per SMS challenge: did any deliver
         SELECT count(challenge_id) FILTER (WHERE delivery_failed)
             / nullif(count(challenge_id), 0) AS sms_delivery_failure_rate
         FROM sms"""
-_SMS_COUNTED: Final = """s AS (  -- each SMS challenge counted on its first (failed) day here
+_SMS_COUNTED: Final = f"""s AS (  -- each SMS challenge counted on its first (failed) day here
         SELECT count(*) FILTER (WHERE c.failed_days & w.mask <> 0
                 AND NOT list_has_any(c.earlier_failed, $days))
             / nullif(count(*) FILTER (WHERE NOT list_has_any(c.earlier, $days)), 0)
             AS sms_delivery_failure_rate
         FROM read_parquet($sms, hive_partitioning = false) c
-        JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) w ON c.month = w.month
-        WHERE c.days & w.mask <> 0 AND ($tenant IS NULL OR c.tenant = $tenant)"""
+        JOIN {WINDOWS} w ON c.month = w.month
+        WHERE c.days & w.mask <> 0 AND ($tenant IS NULL OR c.tenant = $tenant)"""  # noqa: S608
 _OVERVIEW: Final = """
     WITH e AS (
         SELECT count(*) AS events FROM lake_events

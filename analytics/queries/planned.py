@@ -8,6 +8,7 @@ file was swapped away before it was read (:func:`analytics.views.fetch_planned`)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import duckdb
 import pandas as pd
@@ -19,6 +20,14 @@ from analytics.views import fetch_planned, lake_of
 SqlFor = Callable[[rollups.Plan], str]
 """The query's text for a plan: which parts it reads depends on what the rollups answer
 (:attr:`~analytics.rollups.Plan.rolled`, :attr:`~analytics.rollups.Plan.completed`)."""
+
+
+WINDOWS: Final = """(
+    SELECT unnest($months) AS month, unnest($masks) AS mask,
+        unnest($complete_masks) AS complete
+)"""
+"""SQL: per rollup used (``month``: its first day), the bits of its days the window takes
+(``mask``) and of those whose completions and held factors it answers (``complete``)."""
 
 
 def run_planned(

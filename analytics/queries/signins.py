@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from analytics.queries.filters import ALL, Filters
-from analytics.queries.planned import run_planned
+from analytics.queries.planned import WINDOWS, run_planned
 from analytics.views import FAILED_SIGN_IN, SIGN_IN, lake_files
 
 _RAW: Final = lake_files("$raw")
@@ -51,7 +51,7 @@ class _Summary:
             who += f"""
     UNION ALL SELECT {groups}, tenant, subject
     FROM read_parquet($presence, hive_partitioning = false) p
-    JOIN (SELECT unnest($months) AS month, unnest($masks) AS mask) m ON p.month = m.month
+    JOIN {WINDOWS} m ON p.month = m.month
     WHERE p.days & m.mask <> 0 AND {self.where} AND {_FILTERS}"""  # noqa: S608 - constant text
             counts += f"""
     UNION ALL SELECT {groups}, sign_ins, failures
