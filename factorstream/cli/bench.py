@@ -26,6 +26,14 @@ def codec(quick: bool = Quick, as_json: bool = AsJson) -> None:
 
 
 @app.command()
+def folds(ctx: typer.Context, quick: bool = Quick, as_json: bool = AsJson) -> None:
+    """CPU µs/event of every pure fold of the worker, states as live objects (goal ≤ 60 µs)."""
+    from factorstream.bench import folds as folds_bench
+
+    show(folds_bench.run(settings=settings_of(ctx), quick=quick), as_json=as_json, console=console)
+
+
+@app.command()
 def publish(
     ctx: typer.Context,
     quick: bool = Quick,
@@ -122,7 +130,7 @@ def show_all(results: Sequence[BenchResult], *, as_json: bool) -> None:
         show(result, as_json=False, console=console)
 
 
-BENCHES = ("codec", "publish", "verifiers", "ledger", "analytics", "pipeline")
+BENCHES = ("codec", "folds", "publish", "verifiers", "ledger", "analytics", "pipeline")
 
 
 ResultsFile = typer.Option(
@@ -159,6 +167,7 @@ def all_benches(
     """Every benchmark in one run (one private broker and one PostgreSQL for all); the
     figures go to a JSON file, which the README's benchmark table is written from."""
     from factorstream.bench import analytics as analytics_bench
+    from factorstream.bench import folds as folds_bench
     from factorstream.bench import ledger as ledger_bench
     from factorstream.bench import pipeline as pipeline_bench
     from factorstream.bench import publish as publish_bench
@@ -180,6 +189,7 @@ def all_benches(
     ):
         runs = {
             "codec": lambda: [codec_bench.run(quick=quick)],
+            "folds": lambda: [folds_bench.run(settings=settings, quick=quick)],
             "publish": lambda: [
                 publish_bench.run(settings=settings, quick=quick, bootstrap=broker)
             ],
