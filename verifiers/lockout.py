@@ -45,7 +45,7 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -137,6 +137,23 @@ class FactorLockout:
     lockout_count: int = 0
     """Factor lockouts since the counter last reset."""
 
+    @property
+    def fresh(self) -> bool:
+        """Whether this is the counter of a factor that never failed (``FactorLockout(f)``)."""
+        return (
+            self.failures == 0
+            and self.last_failure is None
+            and self.locked_until is None
+            and self.lockout_count == 0
+        )
+
+
+_FRESH_COUNTERS = {factor: FactorLockout(factor) for factor in Factor}
+
+
+def _fresh_counter(factor: Factor) -> FactorLockout:
+    return _FRESH_COUNTERS.get(factor) or FactorLockout(factor)
+
 
 @dataclass(frozen=True)
 class LockoutState:
@@ -160,13 +177,21 @@ class LockoutState:
 
     def factor(self, factor: Factor) -> FactorLockout:
         """The counter of ``factor`` (a fresh one if it never failed)."""
-        return next((c for c in self.factors if c.factor == factor), FactorLockout(factor))
+        for counter in self.factors:
+            if counter.factor == factor:
+                return counter
+        return _fresh_counter(factor)
 
     def with_factor(self, counter: FactorLockout) -> LockoutState:
+        """This state with ``counter`` for its factor (itself when that changes nothing: a
+        fresh counter of a factor it has none of)."""
         others = [c for c in self.factors if c.factor != counter.factor]
-        if counter != FactorLockout(counter.factor):
+        if counter.fresh:
+            if len(others) == len(self.factors):
+                return self
+        else:
             others.append(counter)
-        return replace(self, factors=tuple(sorted(others, key=lambda c: c.factor.value)))
+        return _changed(self, factors=tuple(sorted(others, key=_factor_name)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe builtins (datetimes as RFC 3339 strings), for a DB column or a table."""
@@ -242,6 +267,33 @@ class LockoutStatus:
 UNLOCKED = LockoutStatus(locked=False)
 
 
+def _changed(state: LockoutState, **changes: Any) -> LockoutState:
+    """``dataclasses.replace`` for the hot path (without its per-call look at the fields:
+    every field of :class:`LockoutState` is a parameter of its ``__init__``)."""
+    return LockoutState(**{**vars(state), **changes})
+
+
+def _factor_name(counter: FactorLockout) -> str:
+    return counter.factor.value
+
+
+def _login_completed(state: LockoutState) -> LockoutState:
+    """A completed login: every subject counter and lock reset, the factors' kept (the state
+    itself when they are reset already)."""
+    if (
+        state.failures == 0
+        and state.last_failure is None
+        and state.temporary_lockouts == 0
+        and state.lockout_count == 0
+        and state.consecutive_failures == 0
+        and state.locked_until is None
+        and not state.permanent
+        and state.lock_reason is None
+    ):
+        return state
+    return LockoutState(factors=state.factors)
+
+
 def lockout_status(
     state: LockoutState, *, now: datetime, factor: Factor | None = None
 ) -> LockoutStatus:
@@ -271,23 +323,42 @@ NOT_EVALUATED = frozenset({"locked_out"})
 """Failure reasons of attempts refused before any credential was checked: not guesses."""
 
 
+_LOGIN_FAILED = _Attempt("failure")
+_LOGIN_COMPLETED = _Attempt("success", None, True)
+_LOGIN_NEEDS_MFA = _Attempt("success", None, False)
+_RECOVERY_FAILED = _Attempt("failure", Factor.RECOVERY_CODE)
+_RECOVERY_SUCCEEDED = _Attempt("success", Factor.RECOVERY_CODE, True)
+_UNLOCK = _Attempt("unlock")
+READS = (
+    p.LoginAttempted,
+    p.VerificationFailed,
+    p.VerificationSucceeded,
+    p.RecoveryFailed,
+    p.RecoverySucceeded,
+    p.AdminOverrideApproved,
+)
+"""The payloads the fold reads; any other event leaves the state as it is (``is``)."""
+
+
 def _attempt(data: p.Payload) -> _Attempt | None:
+    if not isinstance(data, READS):
+        return None
     if getattr(data, "reason", None) in NOT_EVALUATED:
         return None  # the gate refused it unseen; counting it would let anyone lock anyone
     if isinstance(data, p.LoginAttempted):
         if data.outcome is Outcome.FAILURE:
-            return _Attempt("failure")
-        return _Attempt("success", None, data.mfa_required is not True)
+            return _LOGIN_FAILED
+        return _LOGIN_NEEDS_MFA if data.mfa_required is True else _LOGIN_COMPLETED
     if isinstance(data, p.VerificationFailed):
         return _Attempt("failure", data.factor)
     if isinstance(data, p.VerificationSucceeded):
         return _Attempt("success", data.factor, True)
     if isinstance(data, p.RecoveryFailed):
-        return _Attempt("failure", Factor.RECOVERY_CODE)
+        return _RECOVERY_FAILED
     if isinstance(data, p.RecoverySucceeded):
-        return _Attempt("success", Factor.RECOVERY_CODE, True)
+        return _RECOVERY_SUCCEEDED
     if isinstance(data, p.AdminOverrideApproved) and data.action == "unlock":
-        return _Attempt("unlock")
+        return _UNLOCK
     return None
 
 
@@ -306,9 +377,9 @@ def fold_lockout(
         gate = lockout_status(state, now=event.time, factor=attempt.factor)
         if not gate.locked:
             if attempt.factor is not None and attempt.factor in OTP_FACTORS:
-                state = state.with_factor(FactorLockout(attempt.factor))
+                state = state.with_factor(_fresh_counter(attempt.factor))
             if attempt.completes_login:
-                state = replace(LockoutState(), factors=state.factors)
+                state = _login_completed(state)
     else:
         state = _unlock(state, event, derived)
     return state, derived
@@ -318,11 +389,19 @@ def _expire(state: LockoutState, event: Event, derived: list[Event]) -> LockoutS
     """Notice locks whose time is up: emit ``lockout.cleared(expired)`` and forget them."""
     if not state.permanent and state.locked_until and event.time >= state.locked_until:
         derived.append(_cleared(event, LockoutScope.SUBJECT, "expired"))
-        state = replace(state, locked_until=None, lock_reason=None)
+        state = _changed(state, locked_until=None, lock_reason=None)
     for counter in state.factors:
         if counter.locked_until and event.time >= counter.locked_until:
             derived.append(_cleared(event, LockoutScope.FACTOR, "expired", counter.factor))
-            state = state.with_factor(replace(counter, locked_until=None))
+            state = state.with_factor(
+                FactorLockout(
+                    counter.factor,
+                    counter.failures,
+                    counter.last_failure,
+                    None,
+                    counter.lockout_count,
+                )
+            )
     return state
 
 
@@ -353,12 +432,15 @@ def _fail_subject(
     now = event.time
     delta = now - state.last_failure if state.last_failure is not None else None
     # Keycloak: deltaTime > 0 && deltaTime > maxDelta, except in permanent-only mode
+    failures, temporary, lockouts = state.failures, state.temporary_lockouts, state.lockout_count
     if not policy.permanent_lockout and delta is not None and delta > policy.failure_reset:
-        state = replace(state, failures=0, temporary_lockouts=0, lockout_count=0)
-    state = replace(
+        failures, temporary, lockouts = 0, 0, 0
+    state = _changed(
         state,
-        failures=state.failures + 1,
+        failures=failures + 1,
         last_failure=now,
+        temporary_lockouts=temporary,
+        lockout_count=lockouts,
         consecutive_failures=state.consecutive_failures + 1,
     )
     if state.permanent:
@@ -372,7 +454,7 @@ def _fail_subject(
         failures = state.consecutive_failures
     if not (permanent or until):
         return state
-    state = replace(
+    state = _changed(
         state,
         locked_until=until,
         permanent=permanent,
@@ -411,7 +493,7 @@ def _keycloak_decision(
         if not policy.permanent_lockout:
             wait = min(policy.max_wait, wait)
         if not quick:
-            state = replace(state, temporary_lockouts=state.temporary_lockouts + 1)
+            state = _changed(state, temporary_lockouts=state.temporary_lockouts + 1)
         if (
             quick
             or state.temporary_lockouts <= policy.max_temporary_lockouts
@@ -435,18 +517,15 @@ def _fail_factor(
 ) -> LockoutState:
     now = event.time
     locked = counter.locked_until is not None and now < counter.locked_until
+    failures, lockouts = counter.failures, counter.lockout_count
     if counter.last_failure is not None and now - counter.last_failure > policy.failure_reset:
-        counter = replace(counter, failures=0, lockout_count=0)
-    counter = replace(counter, failures=counter.failures + 1, last_failure=now)
-    if locked or subject_locked or counter.failures < policy.otp_max_failures:
-        return state.with_factor(counter)
-    failures = counter.failures
-    counter = replace(
-        counter,
-        failures=0,
-        locked_until=now + policy.otp_lockout,
-        lockout_count=counter.lockout_count + 1,
-    )
+        failures, lockouts = 0, 0
+    failures += 1
+    if locked or subject_locked or failures < policy.otp_max_failures:
+        return state.with_factor(
+            FactorLockout(counter.factor, failures, now, counter.locked_until, lockouts)
+        )
+    counter = FactorLockout(counter.factor, 0, now, now + policy.otp_lockout, lockouts + 1)
     applied = p.LockoutApplied(
         scope=LockoutScope.FACTOR,
         reason=OTP_REASON,
