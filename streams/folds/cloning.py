@@ -27,6 +27,8 @@ STATE_VERSION = 1
 REGRESSION = "sign_count_regression"
 MAX_CREDENTIALS = 16
 UNKNOWN_CREDENTIAL = "-"
+READS = (p.VerificationFailed, p.VerificationSucceeded)
+"""The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from schemas import Event
 from schemas import payloads as p
+from streams.folds import cloning, familiarity, fatigue, guessing, reputation, travel
+from streams.folds import reset as reset_fold
 from streams.folds import window as w
 from streams.folds.cloning import CloningState, fold_cloned_authenticator
-from streams.folds.familiarity import FamiliarityState, fold_new_country, fold_new_device
+from streams.folds.familiarity import FamiliarityState
 from streams.folds.fatigue import PushFatigueState, fold_push_fatigue
 from streams.folds.guessing import (
     OtpGuessingState,
@@ -38,10 +40,16 @@ from streams.folds.guessing import (
 from streams.folds.pumping import SmsPumpingState, fold_sms_pumping
 from streams.folds.reputation import ReputationState, fold_ip_reputation
 from streams.folds.reset import FactorResetState, fold_factor_reset_after_risk
-from streams.folds.signals import sms_pumping_key, spray_key, subject_key
+from streams.folds.signals import (
+    SIGN_IN_COMPLETIONS,
+    completed_sign_in,
+    sms_pumping_key,
+    spray_key,
+    subject_key,
+)
 from streams.folds.spray import SprayState, fold_password_spray
 from streams.folds.thresholds import DetectionThresholds
-from streams.folds.travel import TravelState, fold_impossible_travel
+from streams.folds.travel import TravelState
 
 STATE_VERSION = 1
 
@@ -98,37 +106,17 @@ def fold_detections(
     ``privacy.subject.erased`` forgets the subject: the state holds personal data
     (coordinates, device ids), and a fresh state is the only one free of it.
     """
-    if isinstance(event.data, p.SubjectErased):
+    data = event.data
+    kind = type(data)
+    completes = isinstance(data, SIGN_IN_COMPLETIONS) and completed_sign_in(event)
+    plan = _PLANS.get((kind, completes))
+    if plan is None:
+        plan = _PLANS.setdefault((kind, completes), _plan(kind, completes))
+    if plan.erase:
         return SubjectDetections(), []
-    derived: list[Event] = []
-    travel, found = fold_impossible_travel(state.travel, event, thresholds)
-    derived += found
-    countries, found = fold_new_country(state.countries, event, thresholds)
-    derived += found
-    devices, found = fold_new_device(state.devices, event, thresholds)
-    derived += found
-    reputation, found = fold_ip_reputation(state.reputation, event, thresholds)
-    derived += found
-    push, found = fold_push_fatigue(state.push, event, thresholds)
-    derived += found
-    otp, found = fold_otp_guessing(state.otp, event, thresholds)
-    derived += found
-    recovery, found = fold_recovery_code_abuse(state.recovery, event, thresholds)
-    derived += found
-    cloning, found = fold_cloned_authenticator(state.cloning, event, thresholds)
-    derived += found
-    reset, found = fold_factor_reset_after_risk(state.reset, event, thresholds)
-    for risk in derived:  # this subject's own fresh risks (they never fire a reset)
-        reset, _ = fold_factor_reset_after_risk(reset, risk, thresholds)
-    derived += found
-    parts = (travel, countries, devices, reputation, push, otp, recovery, cloning, reset)
-    if all(a is b for a, b in zip(parts, _parts(state), strict=True)):
-        return state, derived  # most events touch nothing: the caller may skip the write
-    return SubjectDetections(*parts), derived
-
-
-def _parts(state: SubjectDetections) -> tuple[Any, ...]:
-    return (
+    if not (plan.folds or plan.reset):
+        return state, []  # most events no detection reads: the caller may skip the write
+    parts: list[Any] = [
         state.travel,
         state.countries,
         state.devices,
@@ -137,8 +125,74 @@ def _parts(state: SubjectDetections) -> tuple[Any, ...]:
         state.otp,
         state.recovery,
         state.cloning,
-        state.reset,
+    ]
+    derived: list[Event] = []
+    changed = False
+    for index, fold in plan.folds:
+        before = parts[index]
+        after, found = fold(before, event, thresholds)
+        if after is not before:
+            parts[index], changed = after, True
+        if found:
+            derived += found
+    reset = state.reset
+    if plan.reset:
+        reset, found = fold_factor_reset_after_risk(reset, event, thresholds)
+    else:
+        found = []
+    for risk in derived:  # this subject's own fresh risks (they never fire a reset)
+        reset, _ = fold_factor_reset_after_risk(reset, risk, thresholds)
+    derived += found
+    if not changed and reset is state.reset:
+        return state, derived  # the caller may skip the write
+    travel, countries, devices, reputation, push, otp, recovery, cloning = parts
+    return SubjectDetections(
+        travel, countries, devices, reputation, push, otp, recovery, cloning, reset
+    ), derived
+
+
+Fold = Callable[[Any, Event, DetectionThresholds], tuple[Any, list[Event]]]
+
+_FOLDS: tuple[tuple[Fold, tuple[type[p.Payload], ...]], ...] = (
+    (travel.impossible_travel_at_sign_in, SIGN_IN_COMPLETIONS),
+    (familiarity.new_country_at_sign_in, SIGN_IN_COMPLETIONS),
+    (familiarity.new_device_at_sign_in, SIGN_IN_COMPLETIONS),
+    (fold_ip_reputation, reputation.READS),
+    (fold_push_fatigue, fatigue.READS),
+    (fold_otp_guessing, guessing.OTP_READS),
+    (fold_recovery_code_abuse, guessing.RECOVERY_READS),
+    (fold_cloned_authenticator, cloning.READS),
+)
+"""The fold of each part of :class:`SubjectDetections` but the last (``reset``, which also
+reads the others' risks), in order, and the payloads it reads (any other event leaves the
+part as it is). The first three read completed sign-ins only, and are the variants that
+leave checking that to :func:`fold_detections`."""
+
+
+class _Plan(NamedTuple):
+    """What one class of payload concerns (see :func:`_plan`)."""
+
+    folds: tuple[tuple[int, Fold], ...]
+    """The index of each part whose fold reads it, with the fold."""
+    reset: bool
+    """Whether the factor-reset fold reads it."""
+    erase: bool = False
+
+
+_PLANS: dict[tuple[type, bool], _Plan] = {}
+"""The plan by payload class and whether the event completes a sign-in (filled as classes
+are seen: a handful, the registry's)."""
+
+
+def _plan(kind: type, completes: bool) -> _Plan:
+    if issubclass(kind, p.SubjectErased):
+        return _Plan((), False, erase=True)
+    folds = tuple(
+        (i, fold)
+        for i, (fold, reads) in enumerate(_FOLDS)
+        if (completes if reads is SIGN_IN_COMPLETIONS else issubclass(kind, reads))
     )
+    return _Plan(folds, issubclass(kind, reset_fold.READS))
 
 
 class DetectionState(Protocol):

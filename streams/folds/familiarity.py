@@ -16,18 +16,23 @@ the evidence names only its kind, OS and browser (the id is in ``client``).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from schemas import Event
 from schemas.payloads import Detection, EvidenceValue
 from streams.folds import window as w
-from streams.folds.signals import client_of, completed_sign_in, risk_detected
+from streams.folds.signals import SIGN_IN_COMPLETIONS, client_of, completed_sign_in, risk_detected
 from streams.folds.thresholds import DetectionThresholds
 
 STATE_VERSION = 1
+READS = SIGN_IN_COMPLETIONS
+"""The payloads both folds read; any other event leaves the state as it is (``is``)."""
+Seen = tuple[tuple[str, datetime], ...]
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class FamiliarityState:
     """Completed sign-ins seen, counted up to ``learning_sign_ins`` (then it stops)."""
     first_sign_in: datetime | None = None
     last_correlation: str | None = None
-    known: tuple[tuple[str, datetime], ...] = ()
+    known: Seen = ()
     """(value, last seen), sorted by value."""
 
     def learning_over(self, now: datetime, thresholds: DetectionThresholds) -> bool:
@@ -87,36 +92,57 @@ def _learn(
     """The state after one completed sign-in, and whether ``value`` is new after learning."""
     now = event.time
     learnt = state.learning_over(now, thresholds)
-    if event.correlationid != state.last_correlation:
-        first = state.first_sign_in if state.first_sign_in is not None else now
-        sign_ins = min(state.sign_ins + 1, thresholds.learning_sign_ins)
-        state = replace(state, sign_ins=sign_ins, first_sign_in=min(first, now))
-        state = replace(state, last_correlation=event.correlationid)
-    if value is None:
-        return state, False
-    known = dict(state.known)
-    new = value not in known
-    known[value] = max(now, known.get(value, now))
-    if len(known) > limit:  # forget the least recently seen
-        del known[min(known, key=lambda k: (known[k], k))]
-    return replace(state, known=tuple(sorted(known.items()))), new and learnt
+    sign_ins, first, correlation = state.sign_ins, state.first_sign_in, state.last_correlation
+    same_login = event.correlationid == correlation
+    if not same_login:
+        first = now if first is None or now < first else first
+        sign_ins = min(sign_ins + 1, thresholds.learning_sign_ins)
+        correlation = event.correlationid
+    known, new = state.known, False
+    if value is not None:
+        known, new = _seen(known, value, now, limit)
+    if same_login and known is state.known:
+        return state, False  # a second completion of one login, nothing newer to learn
+    return FamiliarityState(sign_ins, first, correlation, known), new and learnt
+
+
+_value_of = itemgetter(0)
+_last_seen = itemgetter(1)
+
+
+def _seen(known: Seen, value: str, now: datetime, limit: int) -> tuple[Seen, bool]:
+    """``known`` (sorted by value) with ``value`` seen at ``now``, and whether it is new;
+    past ``limit`` values the least recently seen (then the smallest) is forgotten."""
+    at = bisect_left(known, value, key=_value_of)
+    new = at == len(known) or known[at][0] != value
+    if new:
+        seen = (*known[:at], (value, now), *known[at:])
+    elif known[at][1] >= now and len(known) <= limit:
+        return known, False  # seen already, as late or later (events out of order)
+    else:
+        seen = (*known[:at], (value, max(now, known[at][1])), *known[at + 1 :])
+    if len(seen) > limit:  # forget the least recently seen, the first in value order
+        times = list(map(_last_seen, seen))
+        oldest = times.index(min(times))
+        seen = (*seen[:oldest], *seen[oldest + 1 :])
+    return seen, new
+
+
+Describe = Callable[
+    [Event, str, FamiliarityState], tuple[Detection, int, str, dict[str, EvidenceValue]]
+]
 
 
 def _fold(
     state: FamiliarityState,
     event: Event,
     thresholds: DetectionThresholds,
-    *,
-    value_of: Callable[[Event], str | None],
+    value: str | None,
     limit: int,
-    describe: Callable[
-        [Event, str, FamiliarityState], tuple[Detection, int, str, dict[str, EvidenceValue]]
-    ],
+    describe: Describe,
 ) -> tuple[FamiliarityState, list[Event]]:
-    if not completed_sign_in(event):
-        return state, []
+    """One completed sign-in (``value``: what it was from) learnt, and reported if new."""
     before = state
-    value = value_of(event)
     state, fires = _learn(state, event, thresholds, value, limit)
     if not fires or value is None:
         return state, []
@@ -167,20 +193,31 @@ def fold_new_country(
     state: FamiliarityState, event: Event, thresholds: DetectionThresholds
 ) -> tuple[FamiliarityState, list[Event]]:
     """Apply one event to the subject's countries (see the module docstring)."""
+    if not completed_sign_in(event):
+        return state, []
+    return new_country_at_sign_in(state, event, thresholds)
+
+
+def new_country_at_sign_in(
+    state: FamiliarityState, event: Event, thresholds: DetectionThresholds
+) -> tuple[FamiliarityState, list[Event]]:
+    """:func:`fold_new_country` of an event known to complete a sign-in."""
     limit = thresholds.max_known_countries
-    return _fold(
-        state,
-        event,
-        thresholds,
-        value_of=_country,
-        limit=limit,
-        describe=_describe_country,
-    )
+    return _fold(state, event, thresholds, _country(event), limit, _describe_country)
 
 
 def fold_new_device(
     state: FamiliarityState, event: Event, thresholds: DetectionThresholds
 ) -> tuple[FamiliarityState, list[Event]]:
     """Apply one event to the subject's devices (see the module docstring)."""
+    if not completed_sign_in(event):
+        return state, []
+    return new_device_at_sign_in(state, event, thresholds)
+
+
+def new_device_at_sign_in(
+    state: FamiliarityState, event: Event, thresholds: DetectionThresholds
+) -> tuple[FamiliarityState, list[Event]]:
+    """:func:`fold_new_device` of an event known to complete a sign-in."""
     limit = thresholds.max_known_devices
-    return _fold(state, event, thresholds, value_of=_device, limit=limit, describe=_describe_device)
+    return _fold(state, event, thresholds, _device(event), limit, _describe_device)

@@ -10,7 +10,7 @@ score 95 (critical), as the likely moment an attacker got in.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,8 @@ from streams.folds.signals import risk_detected
 from streams.folds.thresholds import DetectionThresholds
 
 STATE_VERSION = 1
+READS = (p.PushApproved, p.PushRejected, p.PushExpired)
+"""The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def fold_push_fatigue(
             max_related=thresholds.max_related_events,
             what="approved",
         )
-        return replace(state, marks=marks, approval_reported=True), [risk]
+        return PushFatigueState(marks, fired, True), [risk]
     if isinstance(data, p.PushRejected):
         label = "rejected"
     elif isinstance(data, p.PushExpired):
@@ -101,9 +103,8 @@ def fold_push_fatigue(
         return state, []
     mark = w.Mark(now, event.id, label)
     marks = w.add(state.marks, mark, now=now, window=window, keep=needed)
-    state = replace(state, marks=marks)
     if len(marks) < needed or not w.cooled(state.last_fired, now, thresholds.cooldown):
-        return state, []
+        return PushFatigueState(marks, state.last_fired, state.approval_reported), []
     evidence = _evidence(marks, thresholds)
     risk = risk_detected(
         event,
@@ -118,4 +119,4 @@ def fold_push_fatigue(
         related=[m.event_id for m in marks],
         max_related=thresholds.max_related_events,
     )
-    return replace(state, last_fired=now, approval_reported=False), [risk]
+    return PushFatigueState(marks, now, False), [risk]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from schemas import Event
@@ -33,6 +33,10 @@ from streams.folds.thresholds import DetectionThresholds
 STATE_VERSION = 1
 NOT_GUESSES = frozenset({"locked_out"})
 """Failure reasons of attempts refused before any code was checked."""
+OTP_READS = (p.VerificationFailed,)
+"""The payloads OTP guessing reads; any other event leaves its state as it is (``is``)."""
+RECOVERY_READS = (p.RecoveryFailed, p.RecoverySucceeded)
+"""The payloads recovery-code abuse reads, likewise."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def fold_otp_guessing(
         needed=thresholds.otp_guess_count,
         cooldown=thresholds.cooldown,
     )
-    state = replace(state, wrong_codes=counter)
+    state = OtpGuessingState(counter)
     if not fires:
         return state, []
     marks = counter.marks
@@ -138,7 +142,7 @@ def fold_recovery_code_abuse(
             needed=needed,
             cooldown=thresholds.cooldown,
         )
-        state = replace(state, failures=counter)
+        state = RecoveryAbuseState(counter, state.successes)
         what, score, noun = "failures", 70, "failed recovery codes"
     elif isinstance(data, p.RecoverySucceeded):
         window, needed = thresholds.recovery_success_window, thresholds.recovery_success_count
@@ -148,7 +152,7 @@ def fold_recovery_code_abuse(
             needed=needed,
             cooldown=thresholds.cooldown,
         )
-        state = replace(state, successes=counter)
+        state = RecoveryAbuseState(state.failures, counter)
         what, score, noun = "successes", 50, "recovery codes used"
     else:
         return state, []

@@ -14,7 +14,7 @@ evidence; the IP itself is in ``client``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,8 @@ SIGN_IN_ACTIVITY = (
     p.EnrollmentStarted,
     p.EnrollmentCompleted,
 )
+READS = SIGN_IN_ACTIVITY
+"""The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def fold_ip_reputation(
             )
         )
         if detection is Detection.ANONYMOUS_IP:
-            state = replace(state, anonymous_fired=event.time)
+            state = ReputationState(event.time, state.malicious_fired)
         else:
-            state = replace(state, malicious_fired=event.time)
+            state = ReputationState(state.anonymous_fired, event.time)
     return state, derived

@@ -13,7 +13,7 @@ newest risks inside the window.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,8 @@ from streams.folds.thresholds import DetectionThresholds
 
 STATE_VERSION = 1
 MAX_RISKS = 10
+READS = (p.RiskDetected, p.EnrollmentRemoved, p.RecoveryRegenerated)
+"""The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,11 @@ def fold_factor_reset_after_risk(
             return state, []
         mark = w.Mark(now, event.id, f"{data.detection}:{data.score}")
         risks = w.add(state.risks, mark, now=now, window=window, keep=MAX_RISKS)
-        return replace(state, risks=risks), []
+        return FactorResetState(risks, state.last_fired), []
     if not isinstance(data, p.EnrollmentRemoved | p.RecoveryRegenerated):
         return state, []
     risks = w.slide(state.risks, now=now, window=window, keep=MAX_RISKS)
-    state = replace(state, risks=risks)
+    state = FactorResetState(risks, state.last_fired)
     before = [m for m in risks if m.at <= now]
     if not before or not w.cooled(state.last_fired, now, thresholds.cooldown):
         return state, []
@@ -115,4 +117,4 @@ def fold_factor_reset_after_risk(
         related=[m.event_id for m in before] + [event.id],
         max_related=thresholds.max_related_events,
     )
-    return replace(state, last_fired=now), [risk]
+    return FactorResetState(risks, now), [risk]

@@ -67,6 +67,15 @@ def sms_pumping_key(event: Event) -> str | None:
     return event.tenant if isinstance(event.data, p.ChallengeSent) else None
 
 
+SIGN_IN_COMPLETIONS: tuple[type[p.Payload], ...] = (
+    p.LoginAttempted,
+    p.VerificationSucceeded,
+    p.RecoverySucceeded,
+    p.PushApproved,
+)
+"""The payloads of the events that may complete a sign-in (see :func:`completed_sign_in`)."""
+
+
 def completed_sign_in(event: Event) -> bool:
     """A sign-in that succeeded as a whole: an accepted second factor, a recovery code, an
     approved push, or a password success that needed no MFA (the lockout fold's notion of

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
+from functools import lru_cache
 
 from schemas.fields import Channel, RiskLevel, check_country
 from schemas.payloads import Detection
@@ -30,8 +31,18 @@ FACTOR_RESET_RISKS = frozenset(Detection) - {
 }
 
 
+IP_CACHE_SIZE = 8192
+"""Addresses parsed lately, kept parsed: the per-IP keys and folds of one event, and the
+events of one client, parse the same text (addresses are immutable values)."""
+
+
 def parse_ip(value: str) -> IpAddress:
     """``value`` as an address; an IPv4-mapped IPv6 address is its IPv4 address."""
+    return _parse_ip(value)
+
+
+@lru_cache(maxsize=IP_CACHE_SIZE)
+def _parse_ip(value: str) -> IpAddress:
     address = ipaddress.ip_address(value.strip())
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped

@@ -18,17 +18,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from schemas import Event
 from schemas.payloads import Detection
 from streams.folds import window as w
-from streams.folds.signals import client_of, completed_sign_in, escalated, risk_detected
+from streams.folds.signals import (
+    SIGN_IN_COMPLETIONS,
+    client_of,
+    completed_sign_in,
+    escalated,
+    risk_detected,
+)
 from streams.folds.thresholds import DetectionThresholds
 
 STATE_VERSION = 1
+READS = SIGN_IN_COMPLETIONS
+"""The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 EARTH_RADIUS_KM = 6371.0088
 """The mean Earth radius (IUGG)."""
 
@@ -108,14 +116,8 @@ def _point(event: Event, thresholds: DetectionThresholds) -> SignInPoint | None:
     geo = client.geo if client is not None else None
     if geo is None or geo.latitude is None or geo.longitude is None:
         return None
-    return SignInPoint(
-        at=event.time,
-        latitude=geo.latitude,
-        longitude=geo.longitude,
-        event_id=event.id,
-        country=geo.country,
-        imprecise=geo.source in thresholds.travel_imprecise_sources,
-    )
+    imprecise = geo.source in thresholds.travel_imprecise_sources
+    return SignInPoint(event.time, geo.latitude, geo.longitude, event.id, geo.country, imprecise)
 
 
 def fold_impossible_travel(
@@ -124,11 +126,18 @@ def fold_impossible_travel(
     """Apply one event (see the module docstring for the rule)."""
     if not completed_sign_in(event):
         return state, []
+    return impossible_travel_at_sign_in(state, event, thresholds)
+
+
+def impossible_travel_at_sign_in(
+    state: TravelState, event: Event, thresholds: DetectionThresholds
+) -> tuple[TravelState, list[Event]]:
+    """:func:`fold_impossible_travel` of an event known to complete a sign-in."""
     point = _point(event, thresholds)
     if point is None:
         return state, []
     previous, derived = state.last, []
-    state = replace(state, last=point)
+    state = TravelState(point, state.last_fired)
     if previous is None:
         return state, []
     imprecise = int(previous.imprecise) + int(point.imprecise)
@@ -173,4 +182,4 @@ def fold_impossible_travel(
             max_related=thresholds.max_related_events,
         )
     )
-    return replace(state, last_fired=event.time), derived
+    return TravelState(point, event.time), derived
