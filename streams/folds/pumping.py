@@ -1,141 +1,148 @@
 """SMS pumping (toll fraud): bursts of codes sent to destinations a tenant does not serve.
 
+A tenant's sends arrive from many partitions in an order that changes between runs, so the
+rules are stated on event time alone (the model: :mod:`streams.folds.slots`) and what they
+derive does not depend on which send arrived last. ``L`` below is
+:data:`~streams.folds.slots.LATENESS`: a send is judged only by what L before it already
+holds, which no later arrival can change.
+
 Rules (per tenant, :func:`~streams.folds.signals.sms_pumping_key`), over
 ``mfa.challenge.sent`` on a channel in ``sms_channels``:
 
-* **Usual countries** are learnt from the tenant's first sends (fewer than
-  ``sms_learning_sends`` earlier sends and less than ``sms_learning_period`` since the
-  first): every ``destination_country`` seen then is usual. Afterwards a new country is
-  unusual until ``sms_adoption_period`` after its first send, when it becomes usual.
-  Countries in ``sms_premium_countries`` are always unusual.
-* **Unusual destinations**: ``sms_unusual_count`` sends to unusual countries within
-  ``sms_window`` (inclusive) fire — score 75 (high).
+* **Learning**: a send is a learning send while fewer than ``sms_learning_sends`` sends of
+  the tenant are older than L before it and less than ``sms_learning_period`` has passed
+  since the tenant's first send; during the tenant's first L every send is one.
+* **Usual countries**: a country is usual for a send when the tenant's first send to it
+  was L or more earlier and was a learning send (usual for good), or was
+  ``sms_adoption_period`` or more earlier (a tenant entering a new market stops alerting).
+  A send is *unusual* when its ``destination_country`` is in ``sms_premium_countries``, or
+  when it is no learning send and its country is not usual.
+* **Unusual destinations**: ``sms_unusual_count`` unusual sends within ``sms_window`` fire —
+  score 75 (high). A send's window is the slots (UTC minutes; a sixtieth of the window when
+  that is longer than an hour) that overlap ``[time - sms_window, time]``.
 * **Burst rate**: ``sms_burst_count`` sends of any destination within ``sms_window`` fire —
-  score 60 (medium). Counted per whole UTC minute: the event's minute and the minutes
-  before it, ``ceil(sms_window / 1 min)`` minutes in all, so the state holds at most that
-  many counters however many codes a tenant sends.
+  score 60 (medium), counted per whole slot: the send's and those before it,
+  ``ceil(sms_window / slot)`` in all.
 
-Cool-down: ``cooldown`` per tenant and rule. Envelope: the derived event is the trigger's
-(the tenant, and the subject whose send completed the burst).
+Each rule fires at most once per UTC-aligned period of ``cooldown`` (hours by default), when
+some send of the period meets it: one ``risk.detected`` for the tenant under the
+pseudonymous subject :data:`SUBJECT`, at the period's start. Its id and every field are
+functions of (tenant, rule, period) alone: the evidence is the rule (threshold, window,
+period), not counts or countries, which late sends could still change, and
+``related_event_ids`` is empty (the sends are in the lake).
+
+Changed from the arrival-order rules (state version 1): learning lasts L past the last
+learning send, and a country first seen less than L earlier is not yet usual; the unusual
+window is whole slots (at most a minute longer than the exact window); the cool-down is
+aligned periods; the event is the tenant's under :data:`SUBJECT` at the period's start
+instead of the trigger's, and no longer names sends or countries; a send more than L older
+than the tenant's newest is not counted.
+
+State (per tenant): the times of its earliest ``sms_learning_sends`` sends, the first send
+to each destination country (two letters: at most 676), sends and unusual sends per slot
+and the periods fired, for the slots and periods a send still to come can reach.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+from bisect import bisect_left, insort
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from schemas import Event
 from schemas import payloads as p
 from schemas.payloads import Detection, EvidenceValue
+from streams.folds import slots as sl
 from streams.folds import window as w
-from streams.folds.signals import risk_detected
+from streams.folds.signals import SOURCE, severity_for
 from streams.folds.thresholds import DetectionThresholds
 
-STATE_VERSION = 1
-MAX_PENDING = 250
-"""Unusual countries awaiting adoption that are remembered (there are ~250 countries)."""
+STATE_VERSION: Final = 2
+SUBJECT: Final = "sms-pumping"
+"""The pseudonymous subject of the detections (they belong to a tenant, not to a person)."""
+UNUSUAL: Final = "unusual_destination"
+BURST: Final = "burst_rate"
+SCORES: Final = {UNUSUAL: 75, BURST: 60}
+LATENESS: Final = sl.LATENESS
+
+Counts = tuple[int, int]
+"""(Sends, unusual sends) of one slot."""
 
 
 @dataclass(frozen=True)
 class SmsPumpingState:
-    """One tenant's SMS destinations and recent sends."""
+    """One tenant's first sends, destination countries, recent sends by slot, firings."""
 
-    sends: int = 0
-    """Sends seen, counted up to ``sms_learning_sends`` (then it stops)."""
-    first_send: datetime | None = None
-    usual: tuple[str, ...] = ()
-    """Usual destination countries, sorted."""
-    pending: tuple[tuple[str, datetime], ...] = ()
-    """Unusual countries and their first send after learning, sorted by country."""
-    unusual: w.BurstCounter = w.BurstCounter()
-    """Recent sends to unusual countries (label: the country)."""
-    minutes: tuple[tuple[int, int], ...] = ()
-    """(Unix minute, sends) of the burst window, oldest first."""
-    burst_fired: datetime | None = None
-
-    def learning(self, now: datetime, thresholds: DetectionThresholds) -> bool:
-        if self.sends >= thresholds.sms_learning_sends:
-            return False
-        first = self.first_send
-        return first is None or now - first < thresholds.sms_learning_period
+    grid: tuple[int, int] = (0, 0)
+    """(Seconds per slot, seconds per period) the slots and periods are numbered by."""
+    newest: int | None = None
+    """The newest slot with a send."""
+    early: tuple[datetime, ...] = ()
+    """The times of the tenant's earliest sends (at most ``sms_learning_sends``), sorted."""
+    countries: Mapping[str, datetime] = field(default_factory=dict)
+    """The first send to each destination country."""
+    slots: Mapping[int, Counts] = field(default_factory=dict)
+    unusual_fired: frozenset[int] = frozenset()
+    burst_fired: frozenset[int] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
-            "sends": self.sends,
-            "first_send": w.iso(self.first_send),
-            "usual": list(self.usual),
-            "pending": w.seen_to_json(self.pending),
-            "unusual": self.unusual.to_dict(),
-            "minutes": [[minute, n] for minute, n in self.minutes],
-            "burst_fired": w.iso(self.burst_fired),
+            "grid": list(self.grid),
+            "newest": self.newest,
+            "early": [at.isoformat() for at in self.early],
+            "countries": w.seen_to_json(sorted(self.countries.items())),
+            "slots": [[s, *self.slots[s]] for s in sorted(self.slots)],
+            "fired": {UNUSUAL: sorted(self.unusual_fired), BURST: sorted(self.burst_fired)},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SmsPumpingState:
         w.check_version(data, STATE_VERSION)
-        minutes = data.get("minutes", [])
-        if not isinstance(minutes, list) or not all(
-            isinstance(item, list)
-            and len(item) == 2
-            and all(type(v) is int and v >= 0 for v in item)
-            for item in minutes
-        ):
-            raise ValueError(f"minutes: expected [[minute, count], ...], found {minutes!r}")
+        (grid,) = sl.int_pairs({"grid": [data.get("grid", [0, 0])]}, "grid", 2)
+        early = data.get("early", [])
+        if not isinstance(early, list):
+            raise ValueError(f"early: expected a list of times, found {early!r}")
+        counts = sl.int_pairs(data, "slots", 3)
+        if any(n < 0 or unusual < 0 or unusual > n for _, n, unusual in counts):
+            raise ValueError(f"slots: expected [slot, sends, unusual <= sends], found {counts!r}")
+        fired = w.nested(data, "fired")
         return cls(
-            sends=w.count(data, "sends"),
-            first_send=w.optional_time(data, "first_send"),
-            usual=tuple(sorted(w.string_list(data, "usual"))),
-            pending=w.seen_from_json(data, "pending"),
-            unusual=w.BurstCounter.from_dict(w.nested(data, "unusual")),
-            minutes=tuple(sorted((m, n) for m, n in minutes)),
-            burst_fired=w.optional_time(data, "burst_fired"),
+            grid=(grid[0], grid[1]),
+            newest=sl.optional_int(data, "newest"),
+            early=tuple(sorted(w.parse_time(at, "early") for at in early)),
+            countries=dict(w.seen_from_json(data, "countries")),
+            slots={s: (n, unusual) for s, n, unusual in counts},
+            unusual_fired=frozenset(sl.int_list(fired, UNUSUAL)),
+            burst_fired=frozenset(sl.int_list(fired, BURST)),
         )
 
 
-def _classify(
-    state: SmsPumpingState, country: str | None, now: datetime, thresholds: DetectionThresholds
-) -> tuple[SmsPumpingState, bool]:
-    """The state after learning from ``country``, and whether the send is unusual."""
-    learning = state.learning(now, thresholds)
-    first = now if state.first_send is None else min(state.first_send, now)
-    sends = min(state.sends + 1, thresholds.sms_learning_sends)
-    state = replace(state, sends=sends, first_send=first)
+def _learning(early: tuple[datetime, ...], at: datetime, thresholds: DetectionThresholds) -> bool:
+    """Is a send at ``at`` a learning send (see the module docstring)?"""
+    older = bisect_left(early, at - LATENESS)
+    if older == 0:
+        return True
+    return older < thresholds.sms_learning_sends and at - early[0] < thresholds.sms_learning_period
+
+
+def _unusual(
+    state: SmsPumpingState, country: str | None, at: datetime, thresholds: DetectionThresholds
+) -> bool:
+    """Is a send at ``at`` to ``country`` unusual? Judged by the sends L or more older only."""
     if country is None:
-        return state, False
-    premium = country in thresholds.sms_premium_countries
-    if learning or country in state.usual:
-        if country not in state.usual:
-            state = replace(state, usual=tuple(sorted({*state.usual, country})))
-        return state, premium
-    pending = dict(state.pending)
-    since = min(pending.get(country, now), now)
-    if now - since >= thresholds.sms_adoption_period:
-        del pending[country]
-        usual = tuple(sorted({*state.usual, country}))
-        return replace(state, usual=usual, pending=tuple(sorted(pending.items()))), premium
-    pending[country] = since
-    if len(pending) > MAX_PENDING:
-        del pending[min(pending, key=lambda k: (pending[k], k))]
-    return replace(state, pending=tuple(sorted(pending.items()))), True
-
-
-def _count_minute(
-    state: SmsPumpingState, now: datetime, thresholds: DetectionThresholds
-) -> tuple[SmsPumpingState, int]:
-    """The send counted in its minute; the sends of the burst window."""
-    minute = int(now.timestamp() // 60)
-    span = math.ceil(thresholds.sms_window.total_seconds() / 60)
-    counts = dict(state.minutes)
-    counts[minute] = counts.get(minute, 0) + 1
-    current = max(counts)
-    kept = tuple(sorted((m, n) for m, n in counts.items() if m > current - span))
-    total = sum(n for m, n in kept if minute - span < m <= minute)
-    return replace(state, minutes=kept), total
+        return False
+    if country in thresholds.sms_premium_countries:
+        return True
+    if _learning(state.early, at, thresholds):
+        return False
+    first = state.countries.get(country)
+    if first is None or first >= at - LATENESS:
+        return True  # no send to it L or more earlier
+    learnt = _learning(state.early, first, thresholds)
+    return not (learnt or at - first >= thresholds.sms_adoption_period)
 
 
 def fold_sms_pumping(
@@ -145,71 +152,101 @@ def fold_sms_pumping(
     data = event.data
     if not isinstance(data, p.ChallengeSent) or data.channel not in thresholds.sms_channels:
         return state, []
-    now, window, country = event.time, thresholds.sms_window, data.destination_country
-    state, unusual = _classify(state, country, now, thresholds)
-    state, total = _count_minute(state, now, thresholds)
-    derived: list[Event] = []
-    if unusual and country is not None:
+    grid = sl.make_grid(thresholds.sms_window, thresholds.cooldown, LATENESS)
+    key = (grid.slot, grid.period)
+    base = state if state.grid == key else SmsPumpingState(grid=key)  # new numbering: afresh
+    at, country = event.time, data.destination_country
+    slot, newest = grid.slot_of(at), base.newest
+    if newest is not None and slot < newest - grid.late:
+        return state, []  # too late to count: see the module docstring
+    unusual = _unusual(base, country, at, thresholds)
+    early = base.early
+    if len(early) < thresholds.sms_learning_sends or at < early[-1]:
+        kept = list(early)
+        insort(kept, at)
+        early = tuple(kept[: thresholds.sms_learning_sends])
+    countries = base.countries
+    if country is not None and not (country in countries and countries[country] <= at):
+        countries = {**countries, country: at}
+    sends, unusual_sends = base.slots.get(slot, (0, 0))
+    slots = {**base.slots, slot: (sends + 1, unusual_sends + unusual)}
+    unusual_fired, burst_fired = base.unusual_fired, base.burst_fired
+    fresh = {
+        BURST: _fresh(slots, slot, grid.span - 1, 0, thresholds.sms_burst_count, burst_fired, grid)
+    }
+    if unusual:
         needed = thresholds.sms_unusual_count
-        counter, fires = state.unusual.count(
-            w.Mark(now, event.id, country),
-            window=window,
-            needed=needed,
-            cooldown=thresholds.cooldown,
-        )
-        state = replace(state, unusual=counter)
-        if fires:
-            marks = counter.marks
-            by_country = Counter(m.label for m in marks)
-            listed = ", ".join(f"{c}={n}" for c, n in sorted(by_country.items()))
-            evidence: dict[str, EvidenceValue] = {
-                "rule": "unusual_destination",
-                "sends": len(marks),
-                "by_country": listed.replace(" ", ""),
-                "premium_countries": sum(c in thresholds.sms_premium_countries for c in by_country),
-                "usual_countries": ",".join(state.usual[:20]),
-                "window_seconds": int(window.total_seconds()),
-                "threshold": needed,
-                "first_at": marks[0].at.isoformat(),
-            }
-            summary = (
-                f"{len(marks)} codes sent by {data.channel} to unusual or premium destinations"
-                f" ({listed}) within {w.duration_text(marks[-1].at - marks[0].at)}"
-            )
-            derived.append(_risk(event, thresholds, 75, summary, evidence, marks, "unusual"))
-    needed = thresholds.sms_burst_count
-    if total >= needed and w.cooled(state.burst_fired, now, thresholds.cooldown):
-        state = replace(state, burst_fired=now)
-        evidence = {
-            "rule": "burst_rate",
-            "sends": total,
-            "window_seconds": int(window.total_seconds()),
-            "threshold": needed,
-        }
-        summary = (
-            f"{total} codes sent by {', '.join(sorted(thresholds.sms_channels))} within "
-            f"{w.duration_text(window)} (threshold {needed})"
-        )
-        derived.append(_risk(event, thresholds, 60, summary, evidence, (), "burst"))
+        fresh[UNUSUAL] = _fresh(slots, slot, grid.span, 1, needed, unusual_fired, grid)
+        unusual_fired = unusual_fired | frozenset(fresh[UNUSUAL])
+    burst_fired = burst_fired | frozenset(fresh[BURST])
+    derived = [
+        _risk(event.tenant, rule, q, grid, thresholds)
+        for rule in (UNUSUAL, BURST)
+        for q in fresh.get(rule, ())
+    ]
+    if newest is None or slot > newest:  # forget what no send still to come can reach
+        newest, lowest = slot, slot - grid.late
+        first = grid.period_of(lowest)
+        slots = {s: counts for s, counts in slots.items() if s >= lowest - grid.span}
+        unusual_fired = frozenset(q for q in unusual_fired if q >= first)
+        burst_fired = frozenset(q for q in burst_fired if q >= first)
+    state = SmsPumpingState(key, newest, early, countries, slots, unusual_fired, burst_fired)
     return state, derived
 
 
+def _fresh(
+    slots: Mapping[int, Counts],
+    fresh: int,
+    span: int,
+    which: int,
+    needed: int,
+    fired: frozenset[int],
+    grid: sl.Grid,
+) -> list[int]:
+    """The periods not yet ``fired`` in which a window of ``span + 1`` slots holding slot
+    ``fresh`` (where a count grew) now meets ``needed``, counting ``slots[…][which]``."""
+    found: list[int] = []
+    none = (0, 0)
+    for end in range(fresh, fresh + span + 1):
+        q = grid.period_of(end)
+        if not slots.get(end, none)[which] or q in fired or q in found:
+            continue
+        if sum(slots.get(s, none)[which] for s in range(end - span, end + 1)) >= needed:
+            found.append(q)
+    return found
+
+
 def _risk(
-    event: Event,
-    thresholds: DetectionThresholds,
-    score: int,
-    summary: str,
-    evidence: dict[str, EvidenceValue],
-    marks: w.Marks,
-    what: str,
+    tenant: str, rule: str, period: int, grid: sl.Grid, thresholds: DetectionThresholds
 ) -> Event:
-    return risk_detected(
-        event,
-        Detection.SMS_PUMPING,
-        score=score,
+    """The detection of ``rule`` in ``period``: a function of its arguments alone."""
+    start, window = grid.period_start(period), thresholds.sms_window
+    channels = ", ".join(sorted(thresholds.sms_channels))
+    if rule == UNUSUAL:
+        needed, counted = thresholds.sms_unusual_count, grid.span + 1
+        what = f"{needed} or more codes sent by {channels} to unusual or premium destinations"
+    else:
+        needed, counted = thresholds.sms_burst_count, grid.span
+        what = f"{needed} or more codes sent by {channels}"
+    summary = (
+        f"{what} within {w.duration_text(window)} ({grid.slots_text(counted)}), in the "
+        f"{w.duration_text(timedelta(seconds=grid.period))} from {start:%Y-%m-%d %H:%M} UTC"
+    )
+    evidence: dict[str, EvidenceValue] = {
+        "rule": rule,
+        "threshold": needed,
+        "window_seconds": int(window.total_seconds()),
+        "period_start": start.isoformat(),
+        "period_seconds": grid.period,
+    }
+    payload = p.RiskDetected(
+        detection=Detection.SMS_PUMPING,
+        severity=severity_for(SCORES[rule]),
+        score=SCORES[rule],
         summary=summary,
         evidence=evidence,
-        related=[m.event_id for m in marks] + [event.id],
-        max_related=thresholds.max_related_events,
-        what=what,
+    )
+    key = f"{Detection.SMS_PUMPING}|{rule}|{tenant}|{grid.slot}|{grid.period}|{period}"
+    return sl.derived_event(
+        payload, source=SOURCE, tenant=tenant, subject=SUBJECT, at=start, what=key
     )

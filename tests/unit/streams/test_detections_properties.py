@@ -14,16 +14,18 @@ from schemas import Event, decode, encode
 from schemas.fields import Factor, RiskLevel
 from schemas.payloads import Detection
 from streams.folds import (
+    BY_SUBJECT,
     DETECTION_TABLES,
     SOURCE,
     DetectionThresholds,
     NetworkList,
     OtpGuessingState,
+    SmsPumpingState,
     SprayState,
     fold_otp_guessing,
     fold_password_spray,
+    slots,
 )
-from streams.folds.pumping import MAX_PENDING
 from streams.folds.signals import severity_for
 from tests.factories import T0
 from tests.unit.streams import BERLIN, PARIS, SYDNEY, Log, Place, risk_of
@@ -147,11 +149,18 @@ def assert_bounded(state: Any) -> None:
         assert len(state.recovery.failures.marks) <= RULES.recovery_failure_count
         assert len(state.recovery.successes.marks) <= RULES.recovery_success_count
         assert len(state.cloning.fired) <= 16 and len(state.reset.risks) <= 10
-    elif hasattr(state, "minutes"):  # SmsPumpingState
-        assert len(state.minutes) <= 10 and len(state.pending) <= MAX_PENDING
-        assert len(state.unusual.marks) <= RULES.sms_unusual_count
-    else:  # SprayState
-        assert len(state.marks) <= RULES.spray_min_subjects
+    elif isinstance(state, SmsPumpingState):
+        grid = slots.make_grid(RULES.sms_window, RULES.cooldown)
+        assert len(state.slots) <= grid.late + grid.span + 1 and len(state.countries) <= 4
+        assert len(state.early) <= RULES.sms_learning_sends
+    else:
+        assert isinstance(state, SprayState)
+        grid = slots.make_grid(RULES.spray_window, RULES.cooldown)
+        held = [*state.subjects.labels, *state.subjects.full]
+        assert len(held) <= grid.late + grid.span + 1
+        assert all(
+            len(labels) < RULES.spray_min_subjects for labels in state.subjects.labels.values()
+        )
 
 
 def dedupe_key(event: Event) -> str:
@@ -175,14 +184,18 @@ def test_replays_are_deterministic_and_derived_events_are_valid(
     _tables, derived = first
     assert len({e.id for _, e in derived}) == len(derived)
     by_id = {e.id: e for e in events}
-    for _key, event in derived:
+    for key, event in derived:
         assert decode(encode(event)) == event
         risk = risk_of(event)
         assert event.source == SOURCE and event.type == "risk.detected"
         assert risk.severity is severity_for(risk.score) and 0 < risk.score <= 100
-        assert 0 < len(risk.related_event_ids) <= RULES.max_related_events
-        trigger = by_id[risk.related_event_ids[-1]]
-        assert (event.time, event.correlationid) == (trigger.time, trigger.correlationid)
+        if key.startswith(f"{BY_SUBJECT.name}:"):  # derived from one trigger
+            assert 0 < len(risk.related_event_ids) <= RULES.max_related_events
+            trigger = by_id[risk.related_event_ids[-1]]
+            assert (event.time, event.correlationid) == (trigger.time, trigger.correlationid)
+        else:  # keyed by IP or tenant: a function of key, period and tenant alone
+            assert risk.related_event_ids == [] and event.correlationid == event.id
+            assert event.time.timestamp() % RULES.cooldown.total_seconds() == 0
         for value in risk.evidence.values():
             assert not (isinstance(value, str) and value in IPS)  # personal data stays in client
 
@@ -204,7 +217,7 @@ def test_a_detection_fires_again_for_a_key_only_after_its_cooldown(
             assert f"{key}/{risk.detection}/{value}" not in once
             once.add(f"{key}/{risk.detection}/{value}")
             continue
-        rule = f"{key}/{dedupe_key(event)}"
+        rule = f"{key}/{event.tenant}/{dedupe_key(event)}"  # spray: one per tenant
         if rule in last:
             assert event.time - last[rule] >= RULES.cooldown, rule
         last[rule] = event.time
@@ -217,7 +230,9 @@ def test_windows_count_exactly_like_a_brute_force(steps_: list[tuple[int, int]])
     log, at = Log(), T0
     otp, spray = OtpGuessingState(), SprayState()
     history: list[tuple[Any, str]] = []
-    otp_fired = spray_fired = None
+    otp_fired = None
+    spray_fired: set[int] = set()
+    grid = slots.make_grid(RULES.spray_window, RULES.cooldown)
     for who, gap in steps_:
         at += timedelta(seconds=gap)
         subject = f"u-{who}"
@@ -232,12 +247,13 @@ def test_windows_count_exactly_like_a_brute_force(steps_: list[tuple[int, int]])
         spray, found = fold_password_spray(
             spray, log.login(at, ip="192.0.2.77", subject=subject), RULES
         )
-        subjects = {s for t, s in history if at - t <= RULES.spray_window}
-        expected = len(subjects) >= RULES.spray_min_subjects and (
-            spray_fired is None or at - spray_fired >= RULES.cooldown
-        )
+        # spray: the whole minutes overlapping the window, once per period of the cool-down
+        slot = grid.slot_of(at)
+        subjects = {s for t, s in history if slot - grid.span <= grid.slot_of(t) <= slot}
+        period = grid.period_of(slot)
+        expected = len(subjects) >= RULES.spray_min_subjects and period not in spray_fired
         assert bool(found) is expected
-        spray_fired = at if found else spray_fired
+        spray_fired |= {period} if found else set()
 
 
 def test_the_property_logs_do_fire_every_detection() -> None:
