@@ -5,6 +5,11 @@ stuffing and password spraying try one or two passwords against each of many sub
 never trip it. This fold runs per client IP (:func:`ip_block_key`; the stream re-keys by IP
 through an internal topic) and is part of lockout: its events go to the lockouts topic.
 
+An IP's failures arrive from many partitions in an order that changes between runs, and a
+block, once applied, cannot be taken back; so the rule is stated on event time alone (the
+model: :mod:`streams.folds.slots`), and what it derives and the state it leaves do not
+depend on which failure arrived last.
+
 **Rule** (thresholds: :class:`IpBlockPolicy`):
 
 * A *counted failure* is a failed first-factor login (``auth.login.attempted`` with outcome
@@ -12,49 +17,65 @@ through an internal topic) and is part of lockout: its events go to the lockouts
   code (``mfa.recovery.failed``) carrying ``client.ip`` — except attempts the gate refused
   unseen (reason ``locked_out``, as in the lockout fold): they are no guesses, and counting
   them would let a blocked IP's refused attempts extend its own block for ever. Failures
-  from an IP in ``exempt_networks`` are not counted (an operator's NAT gateways).
+  from an IP in ``exempt_networks`` are not counted (an operator's NAT gateways). Nothing
+  else (successes, refusals) changes the state.
 * Each counted failure marks its subject (``tenant/subject``: subjects of different tenants
-  are different people). When ``min_subjects`` distinct subjects have a counted failure
-  from the IP within ``window`` (inclusive), the IP is blocked for ``duration`` from that
-  failure: ``ip.block.applied`` with ``blocked_until``, ``distinct_subjects`` (the marks:
-  exactly ``min_subjects``) and ``failures`` (every counted failure of the IP in the whole
-  UTC minutes overlapping the window — repeated failures against one subject count here,
-  once each, but not towards ``distinct_subjects``).
-* Applying a block starts the count afresh. Failures during a block are counted (a service
-  that does not honour the block still evaluated real guesses) but apply nothing.
-* Expiry is noticed lazily, as in the lockout fold: the first event of the IP
-  (:func:`ip_block_key`) at or after ``blocked_until`` emits ``ip.block.released`` with
-  reason ``expired``, before the event itself is counted — so an IP that kept failing
-  against ``min_subjects`` subjects within the window is blocked again at once.
-  :func:`ip_block_status` answers at any time without waiting for that event.
-* Successes neither count nor reset anything (a stuffing run's hits are successes).
+  are different people) in its slot — a UTC minute, or a sixtieth of ``window`` when that
+  is longer than an hour. A failure's window is the slots that overlap
+  ``[time - window, time]``.
+* Blocks are decided per *bucket*: UTC-aligned periods of ``min(duration, window)``. The IP
+  is blocked for bucket ``b`` as soon as a counted failure of ``b`` has ``min_subjects``
+  distinct subjects in its window — promptly, on the failure that completes the count,
+  whichever it is: ``ip.block.applied`` with ``blocked_until`` the end of the bucket plus
+  ``duration``. Its time is the bucket's start, and ``failures`` and
+  ``distinct_subjects`` are ``min_subjects`` (the rule met: at least that many); no
+  ``trigger_event_id`` (which failure completed the count depends on arrival).
+* A bucket that meets the rule while a block is in force extends it (one more
+  ``ip.block.applied``, with a later ``blocked_until``): an IP whose failures keep being
+  counted stays blocked. The blocks of one IP that overlap or touch make one block.
+* ``ip.block.released`` (reason ``expired``, time: the block's end) is emitted once no
+  failure to come can extend the block any more: by the first counted failure of the IP
+  at least ``lateness`` after the end of the bucket the block ends in. An IP that stays
+  quiet gets none; its block ended at ``blocked_until`` all the same.
+  :func:`ip_block_status` answers at any time from the state.
+* A counted failure more than ``lateness`` older than the newest counted failure of the IP
+  is not counted: results do not depend on the order as long as no failure arrives later
+  than that (a backlog replay puts partitions tens of minutes apart).
 
-**Envelope**: an IP block belongs to no subject, yet every event has one; a derived event
-takes the tenant, subject, correlation and time of its trigger (:func:`schemas.derive_event`)
-— for ``ip.block.applied`` the failure that completed the count, for ``ip.block.released``
-the event that noticed the expiry — so it is keyed by that trigger's ``partitionkey`` and
-the IP is in ``data.ip``. Ids are deterministic (trigger id, type, IP): a replay derives the
-same events.
+Changed from the arrival-order rule (state version 1): the window is whole slots (at most
+a minute longer than the exact window); a block lasts from the failure that met the rule
+to ``duration`` after the end of its bucket (between ``duration`` and ``duration +
+min(duration, window)``) instead of exactly ``duration``; a block no longer starts the count
+afresh (failures within the window before a block count towards the next bucket); the
+release waits for ``lateness``; ``failures`` is no longer the failures counted; and the
+events belong to the platform (:data:`TENANT`, :data:`SUBJECT`) instead of to the failure
+that completed the count.
 
-**State** (per IP): the newest counted failure of at most ``min_subjects`` subjects (labels
-``tenant/subject``, which leave within ``window``), failure counts per UTC minute of the
-window, and the block in force. It holds no other personal data; erasing a subject does
-not reach it (its label is gone within ``window``, at most a day).
+**Envelope**: an IP block is the platform's decision about an address and belongs to no
+tenant's subject, yet every event has both: the ``ip.block.*`` events belong to tenant
+:data:`TENANT` and subject :data:`SUBJECT`, keyed by that ``partitionkey``; the IP is in
+``data.ip``. Ids are functions of the IP, the policy and the bucket (the block's end for a
+release): every order, and every replay, derives the same events.
+
+**State** (per IP): the subjects of each slot that a failure still to come can count with
+(at most ``min_subjects - 1`` labels per slot; a slot with that many is only marked full),
+the buckets blocked whose start of block (``since``) a failure to come can still move
+earlier, and the block they extend, until its release. At most ``(lateness + window) /
+slot`` slots; no personal data but ``tenant/subject`` labels, gone within that time.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from functools import partial
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from schemas import Event
 from schemas import payloads as p
-from schemas.envelope import derive_event
 from schemas.fields import Outcome
+from streams.folds import slots as sl
 from streams.folds import window as w
 from streams.folds.signals import client_ip
 from streams.folds.thresholds import MAX_COUNT, IpAddress, NetworkList
@@ -65,11 +86,15 @@ REASON: Final = "credential_stuffing"
 """``reason`` of ``ip.block.applied``: one IP failing against many subjects."""
 RELEASED: Final = "expired"
 """``reason`` of ``ip.block.released`` (the only way a block ends, for now)."""
+TENANT: Final = "system"
+"""Tenant of the ``ip.block.*`` events: the platform's (as audit checkpoints')."""
+SUBJECT: Final = "ip-block"
+"""Pseudonymous subject of the ``ip.block.*`` events."""
 NOT_EVALUATED: Final = frozenset({"locked_out"})
 """Failure reasons of attempts refused before any credential was checked (not counted)."""
 MAX_WINDOW: Final = timedelta(days=1)
 MAX_DURATION: Final = timedelta(days=90)
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2
 
 JsonState = dict[str, Any]
 
@@ -89,89 +114,111 @@ class IpBlockPolicy:
     min_subjects: int = 20
     """Distinct subjects (``tenant/subject``) with a counted failure from one IP …"""
     window: timedelta = timedelta(minutes=15)
-    """… within this window (inclusive; at most a day) block the IP …"""
+    """… within this window (whole slots overlapping it; at most a day) block the IP …"""
     duration: timedelta = timedelta(minutes=15)
-    """… for this long from the failure that completed the count (at most 90 days)."""
+    """… until this long after the end of the bucket (at most 90 days)."""
     exempt_networks: NetworkList = field(default_factory=lambda: NetworkList(name="exempt"))
     """Networks never blocked: failures from them are not counted (NAT gateways of an
     office or a partner that many people sign in through; operator-supplied)."""
+    lateness: timedelta = sl.LATENESS
+    """How far behind the IP's newest counted failure a failure may arrive and count (at
+    most a day)."""
 
     def __post_init__(self) -> None:
         count = self.min_subjects
         good = type(count) is int and 2 <= count <= MAX_COUNT
         _require("min_subjects", good, f"an integer in 2..{MAX_COUNT}", count)
-        for name, longest in (("window", MAX_WINDOW), ("duration", MAX_DURATION)):
+        for name, longest in (
+            ("window", MAX_WINDOW),
+            ("duration", MAX_DURATION),
+            ("lateness", MAX_WINDOW),
+        ):
             value = getattr(self, name)
             good = isinstance(value, timedelta) and timedelta(0) < value <= longest
             _require(name, good, f"a timedelta in (0, {longest}]", value)
         exempt = self.exempt_networks
         _require("exempt_networks", isinstance(exempt, NetworkList), "a NetworkList", exempt)
 
+    @property
+    def grid(self) -> sl.Grid:
+        """Slots of ``window``; periods: the buckets, ``min(duration, window)`` long."""
+        return _layout(self.window, self.duration, self.lateness, self.min_subjects)[0]
+
 
 @dataclass(frozen=True)
 class IpBlock:
-    """A block applied to an IP."""
+    """A block: the IP is blocked from ``since`` (inclusive) until ``until``."""
 
     since: datetime
     until: datetime
-    failures: int
-    distinct_subjects: int
-    trigger_event_id: str
+
+
+Grid = tuple[int, int, int, int]
+"""(Seconds per slot, seconds per bucket, duration in seconds, ``min_subjects``)."""
 
 
 @dataclass(frozen=True)
 class IpBlockState:
-    """One IP's recent counted failures and the block in force (``IpBlockState()``: fresh)."""
+    """One IP's recent counted failures and its blocks (``IpBlockState()``: fresh)."""
 
-    marks: w.Marks = ()
-    """The newest counted failure of each subject in the window (label ``tenant/subject``),
-    at most ``min_subjects`` of them."""
-    minutes: tuple[tuple[int, int], ...] = ()
-    """(Unix minute, counted failures) of the minutes overlapping the window, oldest first."""
+    grid: Grid = (0, 0, 0, 0)
+    """What the slots and buckets are numbered by, and the policy the blocks follow."""
+    newest: int | None = None
+    """The newest slot with a counted failure."""
+    subjects: sl.SubjectSlots = field(default_factory=sl.SubjectSlots)
+    blocks: Mapping[int, int] = field(default_factory=dict)
+    """Buckets blocked that a failure to come can still change: bucket → the first slot of
+    the bucket whose window met the rule (the block's start)."""
     block: IpBlock | None = None
-    """The block applied last, until its expiry is noticed (it may lie in the past)."""
+    """The blocks no failure to come can change, merged: the block they make, in force or
+    past, until its release."""
 
     def to_dict(self) -> JsonState:
         block = self.block
         return {
             "version": STATE_VERSION,
-            "marks": w.marks_to_json(self.marks),
-            "minutes": [[minute, n] for minute, n in self.minutes],
+            "grid": list(self.grid),
+            "newest": self.newest,
+            **self.subjects.to_json(),
+            "blocks": [[b, self.blocks[b]] for b in sorted(self.blocks)],
             "block": None
             if block is None
-            else {
-                "since": block.since.isoformat(),
-                "until": block.until.isoformat(),
-                "failures": block.failures,
-                "distinct_subjects": block.distinct_subjects,
-                "trigger_event_id": block.trigger_event_id,
-            },
+            else {"since": block.since.isoformat(), "until": block.until.isoformat()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> IpBlockState:
         """The inverse of :meth:`to_dict`; a malformed value raises ``ValueError``."""
         w.check_version(data, STATE_VERSION)
-        minutes = data.get("minutes", [])
-        if not isinstance(minutes, list) or not all(
-            isinstance(item, list) and len(item) == 2 and all(type(v) is int for v in item)
-            for item in minutes
-        ):
-            raise ValueError(f"minutes: expected [minute, count] pairs, found {minutes!r}")
+        (grid,) = sl.int_pairs({"grid": [data.get("grid", [0, 0, 0, 0])]}, "grid", 4)
         raw = data.get("block")
         block = None
         if raw is not None:
-            if not isinstance(raw, Mapping) or not isinstance(raw.get("trigger_event_id"), str):
-                raise ValueError(f"block: expected an object with trigger_event_id, found {raw!r}")
-            block = IpBlock(
-                since=w.parse_time(raw.get("since"), "block.since"),
-                until=w.parse_time(raw.get("until"), "block.until"),
-                failures=w.count(raw, "failures"),
-                distinct_subjects=w.count(raw, "distinct_subjects"),
-                trigger_event_id=raw["trigger_event_id"],
-            )
-        pairs = tuple(sorted((m, n) for m, n in minutes))
-        return cls(w.marks_from_json(data, "marks"), pairs, block)
+            if not isinstance(raw, Mapping):
+                raise ValueError(f"block: expected an object with since and until, found {raw!r}")
+            since = w.parse_time(raw.get("since"), "block.since")
+            block = IpBlock(since, w.parse_time(raw.get("until"), "block.until"))
+        return cls(
+            (grid[0], grid[1], grid[2], grid[3]),
+            sl.optional_int(data, "newest"),
+            sl.SubjectSlots.from_json(data),
+            {b: since for b, since in sl.int_pairs(data, "blocks", 2)},
+            block,
+        )
+
+    def intervals(self) -> list[IpBlock]:
+        """Every block known, as they chain (overlapping or touching ones merged)."""
+        slot, bucket, duration, _ = self.grid
+        found: list[IpBlock] = [] if self.block is None else [self.block]
+        for b in sorted(self.blocks):
+            since = datetime.fromtimestamp(self.blocks[b] * slot, UTC)
+            until = datetime.fromtimestamp((b + 1) * bucket + duration, UTC)
+            last = found[-1] if found else None
+            if last is not None and since <= last.until:
+                found[-1] = IpBlock(last.since, max(last.until, until))
+            else:
+                found.append(IpBlock(since, until))
+        return found
 
 
 @dataclass(frozen=True)
@@ -187,15 +234,15 @@ class IpBlockStatus:
 
 
 def ip_block_status(state: IpBlockState, *, now: datetime) -> IpBlockStatus:
-    """The IP's block in force at ``now`` (timezone-aware), if any."""
+    """The IP's block in force at ``now`` (timezone-aware), if any: since its start, until
+    its end as far as the state knows (a bucket still to come may extend it)."""
     if now.tzinfo is None:
         raise ValueError("now: expected a timezone-aware datetime (UTC), found a naive one")
-    block = state.block
-    if block is None or not block.since <= now < block.until:
-        return IpBlockStatus(blocked=False)
-    return IpBlockStatus(
-        True, block.until, block.since, REASON, block.failures, block.distinct_subjects
-    )
+    for block in state.intervals():
+        if block.since <= now < block.until:
+            need = state.grid[3]
+            return IpBlockStatus(True, block.until, block.since, REASON, need, need)
+    return IpBlockStatus(blocked=False)
 
 
 def ip_block_key(event: Event) -> str | None:
@@ -224,58 +271,98 @@ def fold_ip_block(
     state: IpBlockState, event: Event, policy: IpBlockPolicy
 ) -> tuple[IpBlockState, list[Event]]:
     """Apply one event of one IP's stream; return the new state and the derived events."""
+    if not counted_failure(event):
+        return state, []  # before the address: most attempts are no counted failures
     address = _attempt_ip(event)
-    if address is None:
+    if address is None or policy.exempt_networks.match(address) is not None:
         return state, []
-    ip, now, derived = str(address), event.time, []
-    if state.block is not None and now >= state.block.until:
-        derived.append(_derive(event, p.IpBlockReleased(ip=ip, reason=RELEASED), ip))
-        state = replace(state, block=None)
-    if not counted_failure(event) or policy.exempt_networks.match(address) is not None:
-        return state, derived
-    mark = w.Mark(now, event.id, event.partitionkey)
-    marks = w.latest_per_label(
-        (*state.marks, mark), now=now, window=policy.window, keep=policy.min_subjects
-    )
-    minutes, failures = _count_minute(state.minutes, now, policy.window)
-    if state.block is not None or len(marks) < policy.min_subjects:
-        return IpBlockState(marks, minutes, state.block), derived
-    until = now + policy.duration
-    block = IpBlock(now, until, failures, len(marks), event.id)
+    grid, key = _layout(policy.window, policy.duration, policy.lateness, policy.min_subjects)
+    need = policy.min_subjects
+    base = state if state.grid == key else IpBlockState(grid=key)  # another policy: afresh
+    slot, newest = grid.slot_of(event.time), base.newest
+    if newest is not None and slot < newest - grid.late:
+        return state, []  # too late to count: see the module docstring
+    subjects = base.subjects.add(slot, event.partitionkey, need)
+    advanced = newest is None or slot > newest
+    if base is state and subjects is base.subjects and not advanced:
+        return state, []
+    derived: list[Event] = []
+    blocks: Mapping[int, int] = base.blocks
+    if subjects is not base.subjects:  # windows holding this slot may meet the rule now
+        changed: dict[int, int] | None = None
+        for end in subjects.slots_in(slot, slot + grid.span):
+            bucket = grid.period_of(end)
+            since = blocks.get(bucket)
+            if since is not None and since <= end:
+                continue  # blocked from an earlier slot already
+            if not subjects.met(end - grid.span, end, need):
+                continue
+            if changed is None:
+                blocks = changed = dict(blocks)
+            if since is None:
+                derived.append(_applied(str(address), bucket, grid, policy))
+            changed[bucket] = end
+    block = base.block
+    if advanced:  # settle the blocks no failure to come can change; forget the rest
+        newest = slot
+        horizon = (slot - grid.late) * grid.slot  # no failure to come is older (seconds)
+        settled = sorted(b for b in blocks if (b + 1) * grid.period <= horizon)
+        if settled:
+            chain = IpBlockState(key, block=block, blocks={b: blocks[b] for b in settled})
+            *ended, block = chain.intervals()
+            derived += [_released(str(address), done, key) for done in ended]
+            blocks = {b: since for b, since in blocks.items() if b not in settled}
+        if block is not None and _bucket_end(block.until, grid.period) <= horizon:
+            derived.append(_released(str(address), block, key))
+            block = None
+        subjects = subjects.since(slot - grid.late - grid.span)
+    return IpBlockState(key, newest, subjects, blocks, block), derived
+
+
+@lru_cache(maxsize=16)
+def _layout(
+    window: timedelta, duration: timedelta, lateness: timedelta, need: int
+) -> tuple[sl.Grid, Grid]:
+    """The policy's grid, and what a state records of it (see :attr:`IpBlockState.grid`)."""
+    grid = sl.make_grid(window, min(duration, window), lateness)
+    return grid, (grid.slot, grid.period, int(duration.total_seconds()), need)
+
+
+def _bucket_end(at: datetime, bucket: int) -> int:
+    """The end (Unix seconds) of the bucket holding ``at``: once no failure to come is
+    older, no bucket can start a block at or before ``at`` any more."""
+    return (int(at.timestamp()) // bucket + 1) * bucket
+
+
+def _applied(ip: str, bucket: int, grid: sl.Grid, policy: IpBlockPolicy) -> Event:
+    """The block of ``bucket``: a function of its arguments alone."""
+    start = grid.period_start(bucket)
     payload = p.IpBlockApplied(
         ip=ip,
         reason=REASON,
-        blocked_until=until,
-        failures=failures,
-        distinct_subjects=len(marks),
-        trigger_event_id=event.id,
+        blocked_until=grid.period_start(bucket + 1) + policy.duration,
+        failures=policy.min_subjects,
+        distinct_subjects=policy.min_subjects,
     )
-    derived.append(_derive(event, payload, ip))
-    return IpBlockState(block=block), derived  # a block starts the count afresh
+    duration = int(policy.duration.total_seconds())
+    what = f"{ip}|{grid.slot}|{grid.period}|{duration}|{policy.min_subjects}|{bucket}"
+    return _derived(payload, start, what)
 
 
-def _count_minute(
-    minutes: tuple[tuple[int, int], ...], now: datetime, window: timedelta
-) -> tuple[tuple[tuple[int, int], ...], int]:
-    """The failure counted in its minute: the counts to keep (the minutes that can still
-    overlap a window, at most ``ceil(window / 1 min) + 1``) and the failures of the minutes
-    overlapping ``[now - window, now]``."""
-    minute = int(now.timestamp() // 60)
-    first = math.floor((now - window).timestamp() / 60)
-    counts = dict(minutes)
-    counts[minute] = counts.get(minute, 0) + 1
-    oldest = max(counts) - math.ceil(window.total_seconds() / 60)  # out of order: keep newer
-    kept = tuple(sorted((m, n) for m, n in counts.items() if m >= oldest))
-    return kept, sum(n for m, n in kept if first <= m <= minute)
+def _released(ip: str, block: IpBlock, key: Grid) -> Event:
+    what = f"{ip}|{'|'.join(map(str, key))}|{block.until.isoformat()}"
+    return _derived(p.IpBlockReleased(ip=ip, reason=RELEASED), block.until, what)
+
+
+def _derived(payload: p.Payload, at: datetime, what: str) -> Event:
+    return sl.derived_event(
+        payload, source=SOURCE, tenant=TENANT, subject=SUBJECT, at=at, what=what
+    )
 
 
 def _require(name: str, ok: bool, expected: str, found: object) -> None:
     if not ok:
         raise ValueError(f"{name}: expected {expected}, found {found!r}")
-
-
-def _derive(trigger: Event, payload: p.Payload, ip: str) -> Event:
-    return derive_event(trigger, payload, source=SOURCE, what=f"ip/{ip}")
 
 
 Step = Callable[[JsonState | None, Event], tuple[JsonState | None, list[Event]]]
@@ -293,4 +380,4 @@ def _step(
 ) -> tuple[JsonState | None, list[Event]]:
     before = IpBlockState() if stored is None else IpBlockState.from_dict(stored)
     after, derived = fold_ip_block(before, event, policy)
-    return (stored if after == before else after.to_dict()), derived
+    return (stored if after is before or after == before else after.to_dict()), derived

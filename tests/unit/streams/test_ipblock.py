@@ -22,6 +22,8 @@ from schemas.fields import Factor, Outcome
 from streams.folds.ipblock import (
     REASON,
     SOURCE,
+    SUBJECT,
+    TENANT,
     IpBlockPolicy,
     IpBlockState,
     fold_ip_block,
@@ -71,7 +73,7 @@ def types(derived: list[Event]) -> list[str]:
 def test_min_subjects_distinct_subjects_within_the_window_block_the_ip() -> None:
     log = Log()
     events = spray(log, POLICY.min_subjects - 1, gap=10 * SECOND)
-    events.insert(3, failure(log, T0 + 25 * SECOND, "u-0001"))  # a repeat: counts as a failure
+    events.insert(3, failure(log, T0 + 25 * SECOND, "u-0001"))  # a repeat: one subject
     last = failure(log, T0 + 5 * MINUTE, "u-last")
     state, derived = run([*events, last])
 
@@ -79,29 +81,26 @@ def test_min_subjects_distinct_subjects_within_the_window_block_the_ip() -> None
     assert applied.type == "ip.block.applied"
     data = applied.data
     assert isinstance(data, p.IpBlockApplied)
+    bucket = T0  # 09:30: buckets are min(duration, window) = 15 min long, from 00:00 UTC
     assert data == p.IpBlockApplied(
         ip=IP,
         reason=REASON,
-        blocked_until=last.time + POLICY.duration,
-        failures=POLICY.min_subjects + 1,
+        blocked_until=bucket + 15 * MINUTE + POLICY.duration,  # the bucket's end + duration
+        failures=POLICY.min_subjects,  # the rule met: at least that many
         distinct_subjects=POLICY.min_subjects,
-        trigger_event_id=last.id,
     )
-    # the envelope is the trigger's: its tenant, subject, time and correlation
+    # the platform's event at the bucket's start: nothing of the failure that met the rule
     assert (applied.tenant, applied.subject, applied.partitionkey) == (
-        "acme",
-        "u-last",
-        "acme/u-last",
+        TENANT,
+        SUBJECT,
+        f"{TENANT}/{SUBJECT}",
     )
-    assert (applied.time, applied.correlationid, applied.source) == (
-        last.time,
-        last.correlationid,
-        SOURCE,
-    )
+    assert (applied.time, applied.correlationid, applied.source) == (bucket, applied.id, SOURCE)
     assert run([*events, last])[1] == derived  # deterministic: a replay derives the same ids
-    assert state == IpBlockState(block=state.block)  # a block starts the count afresh
     status = ip_block_status(state, now=last.time)
     assert (status.blocked, status.until, status.reason) == (True, data.blocked_until, REASON)
+    assert status.since == T0 + 5 * MINUTE  # the minute whose window met the rule
+    assert not ip_block_status(state, now=status.since - SECOND).blocked
 
 
 def test_one_subject_short_of_the_threshold_is_quiet_however_many_failures() -> None:
@@ -111,20 +110,20 @@ def test_one_subject_short_of_the_threshold_is_quiet_however_many_failures() -> 
     ]
     state, derived = run(events)
 
-    assert derived == []
-    assert len(state.marks) == POLICY.min_subjects - 1
+    assert derived == [] and state.blocks == {} and state.block is None
+    assert all(len(held) == POLICY.min_subjects - 1 for held in state.subjects.labels.values())
     assert not ip_block_status(state, now=events[-1].time).blocked
 
 
 @pytest.mark.parametrize(
-    ("span", "blocked"),
-    [(POLICY.window, True), (POLICY.window + SECOND, False)],
-    ids=["window-inclusive", "one-second-beyond"],
+    ("last", "blocked"),
+    [(POLICY.window + 59 * SECOND, True), (POLICY.window + MINUTE, False)],
+    ids=["in-the-16th-minute", "in-the-17th-minute"],
 )
-def test_the_window_is_inclusive(span: timedelta, blocked: bool) -> None:
+def test_the_window_is_the_whole_minutes_it_overlaps(last: timedelta, blocked: bool) -> None:
     log = Log()
-    events = spray(log, POLICY.min_subjects - 1)
-    events.append(failure(log, T0 + span, "u-last"))
+    events = spray(log, POLICY.min_subjects - 1)  # 09:30:00 .. 09:30:18
+    events.append(failure(log, T0 + last, "u-last"))
     _, derived = run(events)
 
     assert types(derived) == (["ip.block.applied"] if blocked else [])
@@ -137,12 +136,11 @@ def test_subjects_of_other_tenants_are_other_people() -> None:
     events += [
         failure(log, T0 + MINUTE + i * SECOND, f"u-{i}", tenant="globex") for i in range(half)
     ]
-    state, derived = run(events)
+    _, derived = run(events)
 
     (applied,) = derived
     assert isinstance(applied.data, p.IpBlockApplied)
-    assert applied.data.distinct_subjects == POLICY.min_subjects
-    assert applied.tenant == "globex"
+    assert applied.tenant == TENANT
 
 
 def test_what_is_not_counted() -> None:
@@ -167,9 +165,10 @@ def test_what_is_not_counted() -> None:
         ),
     ]
     same_ip = [e for e in not_counted if ip_block_key(e) == IP]
-    state, derived = run(background + same_ip)
+    state, derived = run(background)
+    for event in same_ip:  # none of them even touches the state
+        assert fold_ip_block(state, event, POLICY) == (state, [])
     assert derived == []
-    assert len(state.marks) == POLICY.min_subjects - 1
 
     # a wrong second factor and a wrong recovery code from the IP do count
     code = log.event(
@@ -203,63 +202,78 @@ def test_exempt_networks_are_never_blocked() -> None:
     assert state == IpBlockState()
 
 
-# -- lazy release, failures during a block ---------------------------------------------------
+# -- promptness, extension, release ----------------------------------------------------------
+
+
+def test_the_block_applies_on_the_failure_that_completes_the_count_whichever_it_is() -> None:
+    log = Log()
+    events = spray(log, POLICY.min_subjects, gap=10 * SECOND)
+    for last in (events[-1], events[0], events[7]):
+        rest = [e for e in events if e is not last]
+        state, derived = run(rest)
+        assert derived == []
+        state, derived = fold_ip_block(state, last, POLICY)
+        assert types(derived) == ["ip.block.applied"]
+        assert ip_block_status(state, now=events[-1].time).blocked
 
 
 def blocked(log: Log) -> tuple[list[Event], datetime]:
-    events = spray(log, POLICY.min_subjects)
-    return events, events[-1].time + POLICY.duration
+    events = spray(log, POLICY.min_subjects)  # 09:30: the 09:30 bucket
+    return events, T0 + 15 * MINUTE + POLICY.duration  # 10:00
 
 
-def test_expiry_is_noticed_by_the_first_event_at_or_after_it() -> None:
+def test_failures_in_a_later_bucket_while_the_window_still_meets_the_rule_extend_it() -> None:
+    log = Log()
+    events, until = blocked(log)
+    again = failure(log, T0 + 16 * MINUTE, "v-1")  # 09:46: the window (from 09:31) holds 1
+    assert types(run([*events, again])[1]) == ["ip.block.applied"]
+    more = [failure(log, T0 + 16 * MINUTE + i * SECOND, f"v-{i}") for i in range(2, 21)]
+    state, derived = run([*events, again, *more])  # 20 new subjects in the 09:45 bucket
+
+    assert types(derived) == ["ip.block.applied", "ip.block.applied"]
+    second = derived[-1].data
+    assert isinstance(second, p.IpBlockApplied)
+    assert second.blocked_until == until + 15 * MINUTE
+    assert derived[-1].time == T0 + 15 * MINUTE
+    status = ip_block_status(state, now=until)  # one block from 09:30 to 10:15
+    assert (status.blocked, status.since, status.until) == (True, T0, until + 15 * MINUTE)
+
+
+def test_the_release_waits_until_no_failure_to_come_can_extend_the_block() -> None:
     log = Log()
     events, until = blocked(log)
     success = p.LoginAttempted(outcome=Outcome.SUCCESS, method="password", client=client(ip=IP))
-    before = log.event(success, until - SECOND, subject="u-ok")
-    at = log.event(success, until, subject="u-ok")
-    state, derived = run([*events, before])
-    assert types(derived) == ["ip.block.applied"]
+    quiet = log.event(success, until + 2 * POLICY.lateness, subject="u-ok")
+    state, derived = run([*events, quiet])
+    assert types(derived) == ["ip.block.applied"]  # a success changes nothing
     assert ip_block_status(state, now=until - SECOND).blocked
     assert not ip_block_status(state, now=until).blocked  # the status needs no event
 
-    state, derived = run([*events, before, at])
+    # the block ends at 10:00, a bucket boundary; the 10:00 bucket could still have extended
+    # it (from 10:00 on) until a failure an hour after its end, 10:15, comes
+    early = failure(log, until + 15 * MINUTE + POLICY.lateness - SECOND, "w-1")
+    assert types(run([*events, early])[1]) == ["ip.block.applied"]
+    on_time = failure(log, until + 15 * MINUTE + POLICY.lateness, "w-2")
+    state, derived = run([*events, on_time])
     assert types(derived) == ["ip.block.applied", "ip.block.released"]
     released = derived[-1]
     assert released.data == p.IpBlockReleased(ip=IP, reason="expired")
-    assert (released.subject, released.time, released.source) == ("u-ok", until, SOURCE)
-    assert state == IpBlockState()
+    assert (released.tenant, released.subject, released.time, released.source) == (
+        TENANT,
+        SUBJECT,
+        until,
+        SOURCE,
+    )
+    assert state.block is None and state.blocks == {}
 
 
-def test_failures_during_a_block_count_towards_the_next_one_after_release() -> None:
-    log = Log()
-    events, until = blocked(log)
-    # the IP keeps failing against new subjects while blocked: counted, nothing applied
-    during = [
-        failure(log, until - MINUTE + i * SECOND, f"v-{i}") for i in range(POLICY.min_subjects)
-    ]
-    state, derived = run(events + during)
-    assert types(derived) == ["ip.block.applied"]
-    assert len(state.marks) == POLICY.min_subjects
-
-    # the first failure at expiry releases, is counted, and blocks again at once
-    again = failure(log, until, "w-1")
-    state, derived = run([*events, *during, again])
-    assert types(derived) == ["ip.block.applied", "ip.block.released", "ip.block.applied"]
-    assert len({e.id for e in derived}) == 3
-    second = derived[-1].data
-    assert isinstance(second, p.IpBlockApplied)
-    assert second.blocked_until == until + POLICY.duration
-    assert second.trigger_event_id == again.id
-    assert second.failures == POLICY.min_subjects + 1
-
-
-def test_an_ip_quiet_since_its_release_needs_a_full_count_again() -> None:
+def test_an_ip_quiet_since_its_block_needs_a_full_count_again() -> None:
     log = Log()
     events, until = blocked(log)
     later = spray(log, POLICY.min_subjects - 1, start=until + MINUTE)
     _, derived = run(events + later)
 
-    assert types(derived) == ["ip.block.applied", "ip.block.released"]
+    assert types(derived) == ["ip.block.applied"]
 
 
 # -- state: JSON form, bounds, the table step -----------------------------------------------
@@ -269,34 +283,38 @@ def test_state_round_trips_and_stays_bounded() -> None:
     log = Log()
     events = [failure(log, T0 + i * 7 * SECOND, f"u-{i % 7}") for i in range(2000)]
     state, derived = run(events)
+    grid = POLICY.grid
 
     assert derived == []
-    assert len(state.marks) == 7
-    assert len(state.minutes) <= math.ceil(POLICY.window / MINUTE) + 1
+    assert state.newest is not None
+    assert len(state.subjects.labels) <= grid.late + grid.span + 1
+    assert min(state.subjects.labels) >= state.newest - grid.late - grid.span
     assert IpBlockState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
-    blocked_state, _ = run(spray(log, POLICY.min_subjects))
-    assert blocked_state.block is not None
-    assert IpBlockState.from_dict(blocked_state.to_dict()) == blocked_state
+    stuffing = [failure(log, T0 + i * 3 * SECOND, f"x-{i}") for i in range(5000)]  # 4 h
+    state, derived = run(stuffing)
+    assert types(derived) == ["ip.block.applied"] * 17  # each bucket from 09:30 to 13:30
+    assert len(state.subjects.full) <= grid.late + grid.span + 1 and not state.subjects.labels
+    assert len(state.blocks) <= math.ceil(POLICY.lateness / POLICY.window) + 1
+    assert state.block is not None and state.block.since == T0  # one block for four hours
+    assert IpBlockState.from_dict(state.to_dict()) == state
 
 
 @pytest.mark.parametrize(
     "bad",
     [
-        {"version": 2},
-        {"version": 1, "minutes": [[1, "x"]]},
-        {"version": 1, "marks": [["not a time", "id", "acme/u"]]},
-        {"version": 1, "block": {"since": "2026-11-02T09:30:00+00:00"}},
+        {"version": 1},
+        {"version": 2, "blocks": [[1, "x"]]},
+        {"version": 2, "slots": [["not a slot", ["acme/u"]]]},
+        {"version": 2, "block": {"since": "2026-11-02T09:30:00+00:00"}},
         {
-            "version": 1,
+            "version": 2,
             "block": {
                 "since": "2026-11-02T09:30:00",  # no offset
                 "until": "2026-11-02T09:45:00+00:00",
-                "failures": 1,
-                "distinct_subjects": 1,
-                "trigger_event_id": "e",
             },
         },
+        {"version": 2, "grid": [60, 900, 900]},
     ],
 )
 def test_malformed_states_are_refused(bad: dict[str, Any]) -> None:
@@ -311,12 +329,21 @@ def test_malformed_states_are_refused(bad: dict[str, Any]) -> None:
         ("min_subjects", True, "min_subjects"),
         ("window", timedelta(days=2), "window: expected a timedelta in (0, 1 day"),
         ("duration", timedelta(0), "duration"),
+        ("lateness", timedelta(days=2), "lateness: expected a timedelta in (0, 1 day"),
         ("exempt_networks", ["10.0.0.0/8"], "exempt_networks: expected a NetworkList"),
     ],
 )
 def test_policy_values_are_checked(field: str, value: Any, says: str) -> None:
     with pytest.raises(ValueError, match=r"^" + says.replace("(", r"\(")):
         IpBlockPolicy(**{field: value})
+
+
+def test_another_policy_starts_afresh() -> None:
+    log = Log()
+    state, _ = run(spray(log, POLICY.min_subjects - 1))
+    stricter = IpBlockPolicy(min_subjects=POLICY.min_subjects + 1)
+    after, derived = fold_ip_block(state, failure(log, T0, "u-last"), stricter)
+    assert derived == [] and len(after.subjects.labels[after.newest or 0]) == 1
 
 
 def test_the_table_step_skips_writes_for_untouched_ips() -> None:
@@ -327,8 +354,10 @@ def test_the_table_step_skips_writes_for_untouched_ips() -> None:
 
     stored, derived = step(None, failure(log, T0, "u-1"))
     assert stored is not None and derived == []
-    assert IpBlockState.from_dict(stored).marks[0].label == "acme/u-1"
+    assert IpBlockState.from_dict(stored).subjects.labels.popitem()[1] == ("acme/u-1",)
     same, _ = step(stored, log.event(success, T0 + SECOND))
+    assert same is stored
+    same, _ = step(stored, failure(log, T0 + SECOND, "u-1"))  # the same subject, same minute
     assert same is stored
 
 
@@ -364,10 +393,9 @@ def golden_scenarios() -> dict[str, Scenario]:
     log = Log()
     near = [failure(log, T0 + i * 20 * SECOND, f"u-{i % 19:04d}") for i in range(40)]
     log = Log()
-    cycle = spray(log, 10, gap=MINUTE)
-    until = cycle[-1].time + 10 * MINUTE
-    cycle += [failure(log, until - 5 * MINUTE + i * SECOND, f"v-{i}") for i in range(10)]
-    cycle.append(failure(log, until, "w-1"))
+    cycle = spray(log, 10, gap=MINUTE)  # 09:30 .. 09:39: the 09:30 bucket, until 09:50
+    cycle += [failure(log, T0 + 15 * MINUTE + i * SECOND, f"v-{i}") for i in range(10)]
+    cycle.append(failure(log, T0 + 105 * MINUTE, "w-1"))  # 11:15
     small = {"min_subjects": 10, "window": 900, "duration": 600}
     return {
         "ip_block_twenty_subjects": Scenario(
@@ -376,11 +404,13 @@ def golden_scenarios() -> dict[str, Scenario]:
         "ip_block_nineteen_subjects": Scenario(
             "40 failures from one IP against 19 subjects: one short, quiet", near, []
         ),
-        "ip_block_blocked_again_at_expiry": Scenario(
-            "10 subjects (threshold 10): blocked for 10 min; 10 more fail during the block; "
-            "the first failure at expiry releases and blocks again",
+        "ip_block_extended_then_released": Scenario(
+            "10 subjects (threshold 10, window 15 min, buckets and duration 10 min) block the "
+            "IP in the 09:30 bucket until 09:50; 10 more at 09:45 extend it to 10:00; a "
+            "failure at 11:15, an hour after the end of the bucket the block ends in, "
+            "releases it (at 10:00)",
             cycle,
-            [applied, released, applied],
+            [applied, applied, released],
             small,
         ),
     }
