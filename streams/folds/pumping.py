@@ -187,9 +187,12 @@ def fold_sms_pumping(
     if newest is None or slot > newest:  # forget what no send still to come can reach
         newest, lowest = slot, slot - grid.late
         first = grid.period_of(lowest)
-        slots = {s: counts for s, counts in slots.items() if s >= lowest - grid.span}
-        unusual_fired = frozenset(q for q in unusual_fired if q >= first)
-        burst_fired = frozenset(q for q in burst_fired if q >= first)
+        if min(slots) < lowest - grid.span:
+            slots = {s: counts for s, counts in slots.items() if s >= lowest - grid.span}
+        if min(unusual_fired, default=first) < first:
+            unusual_fired = frozenset(q for q in unusual_fired if q >= first)
+        if min(burst_fired, default=first) < first:
+            burst_fired = frozenset(q for q in burst_fired if q >= first)
     state = SmsPumpingState(key, newest, early, countries, slots, unusual_fired, burst_fired)
     return state, derived
 

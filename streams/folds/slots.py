@@ -190,6 +190,8 @@ class SubjectSlots:
         if not (isinstance(full, list) and all(type(s) is int for s in full)):
             raise ValueError(f"full: expected a list of slots, found {full!r}")
         labels = {s: tuple(sorted(some)) for s, some in slots}
+        if len(labels) != len(slots) or not labels.keys().isdisjoint(full):
+            raise ValueError(f"slots: expected each slot once, in slots or full, found {data!r}")
         return cls(labels, frozenset(full), tuple(sorted({*labels, *full})))
 
 

@@ -150,8 +150,10 @@ def fold_password_spray(
         newest, lowest = slot, slot - grid.late
         first = grid.period_of(lowest)
         subjects = subjects.since(lowest - grid.span)
-        tenants = {q: names for q, names in tenants.items() if q >= first - 1}
-        fired = frozenset(q for q in fired if q >= first)
+        if min(tenants, default=first) < first - 1:
+            tenants = {q: names for q, names in tenants.items() if q >= first - 1}
+        if min(fired, default=first) < first:
+            fired = frozenset(q for q in fired if q >= first)
     return SprayState(key, newest, subjects, tenants, fired), derived
 
 

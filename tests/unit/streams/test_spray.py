@@ -159,6 +159,7 @@ def test_another_cooldown_starts_afresh() -> None:
         ({"slots": [[1, []]]}, r"slots: expected \[\[slot"),
         ({"slots": [["1", ["acme/u"]]]}, r"slots: expected \[\[slot"),
         ({"full": ["1"]}, "full: expected a list of slots"),
+        ({"slots": [[1, ["acme/u"]]], "full": [1]}, "slots: expected each slot once"),
         ({"tenants": [[1, "acme"]]}, r"tenants: expected \[\[period"),
         ({"fired": [1.5]}, "fired: expected a list of integers"),
         ({"newest": "1"}, "newest: expected an integer"),
