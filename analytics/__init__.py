@@ -3,6 +3,6 @@
 ``tables``/``columns`` flatten events into the lake's tables; ``lake`` writes complete,
 hive-partitioned files idempotently by event id; ``compaction`` merges small files
 atomically for readers; ``views`` gives DuckDB views over the files (and the read-only
-``analytics.duckdb``); ``queries`` holds the named metric queries; ``sink`` is the Faust
-agent that feeds the lake.
+``analytics.duckdb``); ``queries`` holds the named metric queries; ``sink`` compacts the lake
+on a timer (the lake sink itself runs in the stream engine: ``streams/sinks.py``).
 """

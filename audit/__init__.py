@@ -11,6 +11,7 @@
 * :mod:`audit.verify` — offline verification of proof files and checkpoints;
 * :mod:`audit.proofs`, :mod:`audit.reading`, :mod:`audit.database`, :mod:`audit.tables`,
   ``audit/migrations`` — storage (SQLAlchemy Core + Alembic; SQLite or PostgreSQL);
-* :mod:`audit.sink` — the Faust agent appending batches, acking only what is durable;
+* :mod:`audit.sink` — appending batches durably and publishing checkpoints (the sink runs
+  in the stream engine: ``streams/sinks.py``);
 * :mod:`audit.export`, :mod:`audit.ocsf` — exports (JSON Lines, CSV, Parquet, OCSF).
 """

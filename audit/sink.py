@@ -1,19 +1,21 @@
-"""The Faust agent that appends every event to the ledger, in batches, idempotently.
+"""What the ledger sink does with a batch: append it durably, publish the checkpoints.
 
-Offsets are acknowledged only after the batch is durable. Faust's ``Stream.take``
-acknowledges a batch's events in a ``finally`` after the ``yield``, that is also when
-the agent body raises, so a failed append could still commit their offsets. This agent
-therefore uses ``Stream.noack_take`` (same batching, no acknowledgement) and acks each
-event itself once ``Ledger.append`` has committed. A worker killed mid-batch has acked
-nothing of it: the batch is consumed again on restart, and the ledger skips the ids it
-already holds, so every event is appended exactly once.
+The sink runs as an engine runner, ``LedgerRunner`` in ``streams/sinks.py``: a fetched
+batch of every event (raw and derived) at a time, acknowledged only after it is durable,
+in the worker or in a process of its own (``factorstream sink ledger``). A worker killed
+mid-batch has acknowledged nothing of it: the batch is read again on restart, and the
+ledger skips the ids it already holds, so every event is appended exactly once.
 
-Database errors (a lost connection, a locked file) are retried with backoff, without
-acknowledging anything; an event that does not decode is logged and acknowledged (the
-ingest agent already sent it to the dead-letter topic). Signed checkpoints are published
-to the checkpoints topic (``audit.checkpoint.signed``, key ``system/<log id>``) after
-each batch, and marked published once the broker has them; a timer signs time-based
-checkpoints when no events arrive.
+* :func:`append_durably` decodes the batch and appends it in one transaction; database
+  errors (a lost connection, a locked file) are retried with backoff and the call
+  returns only once the batch is committed, so nothing is acknowledged meanwhile. An
+  event that does not decode is logged and skipped (only our stages write the sink's
+  topics; ingest dead-letters what does not decode).
+* :func:`publish_checkpoints` sends the signed checkpoints not yet published to the
+  checkpoints topic (:func:`checkpoint_event`: ``audit.checkpoint.signed``, key
+  ``system/<log id>``) and marks them published once the broker has them; the runner
+  calls it after each batch and on a timer that signs time-based checkpoints when no
+  events arrive.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
-import faust
 import sqlalchemy as sa
-from faust.types import AgentT, EventT, StreamT, TopicT
+from faust.types import TopicT
 
 from audit.checkpoints import Checkpoint
 from audit.ledger import Ledger
@@ -42,10 +43,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_TENANT = "system"
 RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def checkpoint_event(checkpoint: Checkpoint, *, source: str) -> Event:
@@ -100,8 +97,8 @@ async def publish_checkpoints(ledger: Ledger, topic: TopicT, *, clock: Clock) ->
     pending = await asyncio.to_thread(ledger.unpublished)
     for checkpoint in pending:
         event = checkpoint_event(checkpoint, source=ledger.source)
-        # force: not attached to the agent's current event, which noack_take may not
-        # have acknowledged yet (the send would wait for a commit that waits for this)
+        # force: sent now, never attached to a Faust event that may be current (an
+        # attached send waits for that event's commit, which waits for this batch)
         sent: Any = await topic.send(
             key=kafka_key(event), value=encode(event), headers=structured_headers(), force=True
         )
@@ -111,42 +108,3 @@ async def publish_checkpoints(ledger: Ledger, topic: TopicT, *, clock: Clock) ->
         sizes = [c.tree_size for c in pending]
         await asyncio.to_thread(ledger.mark_published, sizes, now=clock())
     return len(pending)
-
-
-def attach_ledger_sink(
-    app: faust.App,
-    *,
-    source: TopicT,
-    ledger: Ledger,
-    batch_size: int,
-    batch_timeout_s: float,
-    checkpoints: TopicT | None = None,
-    clock: Clock = _utc_now,
-    name: str = "ledger-sink",
-) -> AgentT[Any]:
-    """Wire the sink agent (``concurrency=1``) reading raw structured-mode events."""
-
-    async def ledger_sink(stream: StreamT[bytes]) -> Any:
-        # noack_take yields the buffered *events* (typed as values by faust)
-        batches = cast(faust.Stream[Any], stream).noack_take(batch_size, within=batch_timeout_s)
-        async for taken in batches:
-            batch = cast(list[EventT[bytes]], taken)
-            appended = await append_durably(ledger, [e.value for e in batch], clock=clock)
-            for event in batch:  # the batch is committed: now its offsets may go
-                await stream.ack(event)
-            if checkpoints is not None:
-                await publish_checkpoints(ledger, checkpoints, clock=clock)
-            yield appended
-
-    agent: AgentT[Any] = app.agent(source, name=name, concurrency=1)(ledger_sink)
-
-    if checkpoints is not None:
-        interval = max(1.0, ledger.checkpoint_interval.total_seconds() / 4)
-
-        async def sign_checkpoints() -> None:
-            await asyncio.to_thread(ledger.tick, now=clock())
-            await publish_checkpoints(ledger, checkpoints, clock=clock)
-
-        app.timer(interval, name=f"{name}-checkpoints")(sign_checkpoints)
-
-    return agent

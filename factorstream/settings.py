@@ -95,13 +95,22 @@ class StreamSettings(BaseModel):
     app_id: str = Field(
         "factorstream",
         min_length=1,
-        description="Faust app id: the consumer group, and the prefix of the worker's "
-        "internal topics (`<app_id>-events-ingested`, `<app_id>-<table>-changelog`).",
+        description="Faust app id: the consumer group of the folds, and the prefix of the "
+        "worker's internal topics (`<app_id>-events-ingested`, `<app_id>-<table>-changelog`).",
     )
     store: str = Field(
         "rocksdb://",
         description="Table store: `rocksdb://` (on disk in `<data_dir>/streams`, via "
         "rocksdict) or `memory://` (rebuilt from the changelog topics on every start).",
+    )
+    roles: tuple[Literal["folds", "ledger", "lake"], ...] = Field(
+        ("folds", "ledger", "lake"),
+        min_length=1,
+        description="What this worker process runs: `folds` (ingest, every fold, the lockout "
+        "API; consumer group `<app_id>`), `ledger`, `lake` (the sinks). A process without "
+        "`folds` is a sink process in consumer group `<app_id>-<roles>`, without web server "
+        "(`factorstream sink ledger|lake`), so the sinks scale and fail apart from the folds. "
+        'In the environment a JSON list: `["folds"]`.',
     )
     web_bind: str = Field(
         "127.0.0.1", description="Interface the worker's web server (the lockout API) binds."
@@ -112,26 +121,11 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
-    in_order_delivery: bool = Field(
-        True,
-        description="Consume through streams/consumer.py, which delivers every record of "
-        "each partition once, in order, and never lets a commit pass one the agents have not "
-        "acknowledged; Faust's own consumer can skip records after a rebalance or a restart and "
-        "commit over them (the kill -9 test's losses). `false` falls back to Faust's consumer.",
-    )
-    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
-        "at_least_once",
-        description="`exactly_once`: Kafka transactions tie table writes, derived events "
-        "and offsets together (a crash neither loses nor double-counts an event) at the "
-        "cost of read_committed hops that wait for commit_interval_s. `at_least_once`: no "
-        "wait; after a crash the worker reads the events since its last commit again and each "
-        "fold skips those it had applied (with in_order_delivery, none is lost: the kill -9 "
-        "test); derived events may be sent twice, and the ledger and lake keep one per id.",
-    )
     commit_interval_s: float = Field(
         2.8,
         gt=0,
-        description="How often offsets (and, exactly once, transactions) are committed.",
+        description="How often offsets are committed; before each commit the worker writes "
+        "the state every batch since the last one changed (each changed key once).",
     )
     standby_replicas: int = Field(
         1,
@@ -142,8 +136,23 @@ class StreamSettings(BaseModel):
     dedupe_window_s: float = Field(
         3600.0,
         gt=0,
-        description="An event whose id was seen within this many seconds (windows by event "
-        "time; kept at least this long in wall-clock time) is dropped as a duplicate.",
+        description="An event whose id its subject already had, within this many seconds of "
+        "event time before the subject's newest event, is dropped as a duplicate (a relay's "
+        "re-send carries the same id and time).",
+    )
+    max_poll_records: int = Field(
+        1000,
+        ge=1,
+        le=100_000,
+        description="Records one fetch hands the engine at most (all partitions together): "
+        "larger batches cost less per event, smaller ones keep the worker responsive (a batch "
+        "is processed without a pause; the lockout API waits for it).",
+    )
+    cache_keys: int = Field(
+        100_000,
+        ge=100,
+        description="Keys each stage (subjects, IPs, tenants) keeps as live objects in memory "
+        "in front of its table; the least recently used beyond it are read again on demand.",
     )
     default_tier: PolicyTier = Field(
         PolicyTier.CUSTOMER,
@@ -302,10 +311,10 @@ class LedgerSettings(BaseModel):
         "personal data (default: `keys/ledger-master.key` in data_dir, created on first use).",
     )
     batch_size: int = Field(
-        2000, ge=1, description="Events the ledger sink appends per transaction at most."
-    )
-    batch_timeout_s: float = Field(
-        0.5, gt=0, description="Longest wait for a batch to fill before appending it."
+        2000,
+        ge=1,
+        description="Events the ledger sink appends per transaction at most (it appends what "
+        "each fetch brings, in transactions of at most this many).",
     )
 
 
@@ -318,9 +327,6 @@ class LakeSettings(BaseModel):
     path: Path | None = Field(None, description="Root of the lake (default: `lake` in data_dir).")
     batch_rows: int = Field(
         5000, ge=1, description="Rows the lake sink writes per Parquet file at most."
-    )
-    batch_timeout_s: float = Field(
-        2.0, gt=0, description="Longest wait for a micro-batch to fill before writing it."
     )
     compact_min_files: int = Field(
         8, ge=2, description="Compaction merges a date partition once it has this many files."

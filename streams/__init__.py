@@ -1,8 +1,9 @@
-"""streams: the Faust app that folds the event log into lockout state (and detections).
+"""streams: the Faust app that folds the event log into lockout state and detections.
 
-``streams.app.create_app(settings)`` declares the topics and tables and wires the agents:
-``streams.ingest`` (decode, dead-letter, dedupe, forward), ``streams.lockout_agent`` (the
-pure lockout fold per partitionkey, and the agent shape every per-key fold runs in) and
-``streams.api`` (the lockout API). The pure risk detections live in ``streams.folds``.
+``streams.app.create_app(settings)`` declares the topics and tables and wires the engine
+(``streams.engine``), which runs the stages (``streams.stages``: ingest, then every fold
+per subject, per IP and per tenant, as wired in ``streams.topology``) a batch at a time,
+the sinks, and ``streams.api`` (the lockout API). The pure folds live in ``streams.folds``
+and ``verifiers.lockout``; ``streams.replay`` runs the same stages without Kafka.
 ``factorstream worker`` runs the app.
 """

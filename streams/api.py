@@ -2,7 +2,7 @@
 
 ``GET /lockouts/{tenant}/{subject}[?factor=totp][&at=2026-11-02T09:30:00Z]``
 
-Any worker answers for any subject: a request for a key whose lockout-table partition
+Any worker answers for any subject: a request for a key whose ``subjects``-table partition
 another worker owns is proxied to that worker (Faust table routing on the table's
 changelog partitioner, the same murmur2 partitioning the ingested topic is keyed by).
 Answer (200, JSON)::
@@ -20,7 +20,7 @@ factor's lock. A subject the stream never saw is not locked. A bad ``factor`` or
 is a 400 with ``{"error": ...}``; 503 while the partition owner is not known (rebalance).
 
 ``GET /lockouts/ip/{ip}[?at=2026-11-02T09:30:00Z]`` — per-IP throttling
-(``streams.folds.ipblock``), routed the same way on the ``ip_block`` table, whose key is
+(``streams.folds.ipblock``), routed the same way on the ``ips`` table, whose key is
 the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case)::
 
     {"ip": "198.51.100.23", "at": "2026-11-02T09:30:00+00:00",
@@ -41,13 +41,13 @@ from typing import Any
 
 import faust
 from faust.exceptions import SameNode
-from faust.types import TableT
 from faust.web import Request, Response, View
 
 from schemas.fields import Factor
+from streams.engine import KeyedRunner
 from streams.folds.ipblock import IpBlockState, ip_block_status
 from streams.folds.thresholds import parse_ip
-from streams.positions import fold_state
+from streams.topology import IP_BLOCK, LOCKOUT
 from verifiers.lockout import LockoutState, lockout_status
 
 PATH = "/lockouts/{tenant}/{subject:.+}"
@@ -99,25 +99,44 @@ def parse_query(query: Mapping[str, str]) -> tuple[Factor | None, datetime | Non
     return (None if factor is None else Factor(factor)), at
 
 
-def register_lockout_api(app: faust.App, table: TableT[bytes, Any]) -> None:
-    """Mount ``GET /lockouts/{tenant}/{subject}`` for the lockout ``table``."""
+def fold_state_of(stored: Mapping[str, Any] | None, fold: str) -> Mapping[str, Any] | None:
+    """One fold's state in a stage table's stored value (``streams/stages.py``)."""
+    if stored is None:
+        return None
+    state: Mapping[str, Any] | None = stored.get("states", {}).get(fold)
+    return state
+
+
+async def _routed(view: View, table: str, key: bytes, request: Request) -> Response | None:
+    """The owning worker's answer, proxied; ``None`` when this worker owns ``key``; a 503
+    while no owner is known (starting, or rebalancing: no partition metadata yet)."""
+    try:
+        routed: Response = await view.app.router.route_req(table, key, view.web, request)
+        return routed
+    except SameNode:
+        return None
+    except (TypeError, KeyError, LookupError, ConnectionError) as error:
+        reason = f"the worker owning this key is not known yet ({type(error).__name__}); retry"
+        return view.error(503, reason)
+
+
+def register_lockout_api(app: faust.App, subjects: KeyedRunner) -> None:
+    """Mount ``GET /lockouts/{tenant}/{subject}`` over the subjects stage (its live state,
+    else its table)."""
+    table = subjects.table
 
     class LockoutView(View):
         async def get(self, request: Request, tenant: str, subject: str) -> Response:
             key = f"{tenant}/{subject}".encode()  # the table's key: the partitionkey bytes
-            try:
-                routed: Response = await self.app.router.route_req(
-                    table.name, key, self.web, request
-                )
+            routed = await _routed(self, table.name, key, request)
+            if routed is not None:
                 return routed
-            except SameNode:
-                pass
             try:
                 factor, at = parse_query(request.query)
             except ValueError as error:
                 return self.error(400, str(error))
             answer = lockout_answer(
-                fold_state(table.get(key)),
+                fold_state_of(subjects.stored(key), LOCKOUT),
                 tenant=tenant,
                 subject=subject,
                 at=(at or datetime.now(UTC)).astimezone(UTC),
@@ -132,7 +151,7 @@ def register_lockout_api(app: faust.App, table: TableT[bytes, Any]) -> None:
 
 
 def canonical_ip(text: str) -> str:
-    """The ``ip_block`` table's key text of an address; ValueError says what is wrong."""
+    """The ``ips`` table's key text of an address; ValueError says what is wrong."""
     try:
         return str(parse_ip(text))
     except ValueError:
@@ -156,9 +175,10 @@ def ip_block_answer(state: Mapping[str, Any] | None, *, ip: str, at: datetime) -
     }
 
 
-def register_ip_block_api(app: faust.App, table: TableT[bytes, Any]) -> None:
-    """Mount ``GET /lockouts/ip/{ip}`` for the ``ip_block`` table; call it before
+def register_ip_block_api(app: faust.App, ips: KeyedRunner) -> None:
+    """Mount ``GET /lockouts/ip/{ip}`` over the IPs stage; call it before
     :func:`register_lockout_api` (routes match in the order they were added)."""
+    table = ips.table
 
     class IpBlockView(View):
         async def get(self, request: Request, ip: str) -> Response:
@@ -167,14 +187,10 @@ def register_ip_block_api(app: faust.App, table: TableT[bytes, Any]) -> None:
                 _, at = parse_query({"at": request.query["at"]} if "at" in request.query else {})
             except ValueError as error:
                 return self.error(400, str(error))
-            try:
-                routed: Response = await self.app.router.route_req(
-                    table.name, key.encode(), self.web, request
-                )
+            routed = await _routed(self, table.name, key.encode(), request)
+            if routed is not None:
                 return routed
-            except SameNode:
-                pass
-            state = fold_state(table.get(key.encode()))
+            state = fold_state_of(ips.stored(key.encode()), IP_BLOCK)
             answer = ip_block_answer(state, ip=key, at=(at or datetime.now(UTC)).astimezone(UTC))
             return self.json(answer)
 

@@ -1,80 +1,85 @@
-"""The Faust app: topics and tables declared once, agents wired, the lockout API mounted.
+"""The Faust app: topics and tables declared once, the engine and the sinks wired, the API.
 
-Data flow (DESIGN.md)::
+Data flow (DESIGN.md; the stages: ``streams/stages.py``, the engine: ``streams/engine.py``)::
 
     <topics.events> ──ingest──> <topics.dlq>                 (failures, with the reason)
-                      │ dedupe by event id (windowed table "ingest-seen"),
-                      │ enrich: geo/ASN from the client IP (streams/enrich.py)
+                      │ decode once, enrich (streams/enrich.py)
                       └──> <app_id>-events-ingested           (internal, key = partitionkey)
-                               ├── lockout fold (table "lockout") ──> <topics.lockouts>
-                               ├── detections (one table each)   ──> <topics.anomalies>
-                               ├──rekey──> <app_id>-events-by-ip / -events-by-tenant
-                                             (internal, key = client IP / tenant; see
-                                             streams/detection_agents.py: per-IP and
-                                             per-tenant detections, "ip_block" ──>
-                                             <topics.lockouts>, GET /lockouts/ip/{ip})
+                               │ subjects: dedupe by id, lockout + every per-subject
+                               │ detection in one pass (table "subjects")
+                               │     ──> <topics.lockouts>, <topics.anomalies>
+                               ├──> <app_id>-events-by-ip      (key = client IP)
+                               │      ips: password spray, IP blocks (table "ips")
+                               ├──> <app_id>-events-by-tenant  (key = tenant)
+                               │      tenants: SMS pumping (table "tenants")
                                └── with <topics.lockouts> and <topics.anomalies>:
-                                   ledger sink (audit/sink.py) ──> ledger database,
-                                       signed checkpoints ──> <topics.checkpoints>
-                                   lake sink (analytics/sink.py) ──> <lake>/<table>/date=…
+                                   ledger sink (streams/sinks.py, audit/) ──> ledger
+                                       database, signed checkpoints ──> <topics.checkpoints>
+                                   lake sink (streams/sinks.py, analytics/) ──> <lake>/…
 
-Every topic carries raw bytes (``raw`` key and value serializers): our codec
-(``schemas``) encodes and decodes events, never Faust's models. Agents run at
-``concurrency=1`` (faust-streaming issue #606). All per-key tables and the internal topic
-have the events topic's partition count, so a key's table partition is its topic partition.
-The app's Kafka consumer is Faust's, made to deliver each partition without holes and
-never to commit over a record the agents have not acknowledged (``streams/consumer.py``):
-Faust's own can skip records after a rebalance and commit past them. Turning
-``stream.in_order_delivery`` off falls back to Faust's.
+Every topic carries raw bytes: our codec (``schemas``) encodes and decodes events, never
+Faust's models. The stages and the sinks run in the engine, a fetched batch at a time, one
+batch per runner at once (``streams/engine.py``); ``stream.roles`` picks what a process
+runs (a sink alone is its own consumer group). Every table and internal topic has
+the events topic's partition count, so a key's table partition is its topic partition.
+The app's Kafka consumer (``streams/consumer.py``) delivers each partition without holes,
+hands the engine its batches, and never commits over a record not yet acknowledged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import cast
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import faust
-from faust.tables.wrappers import WindowWrapper
-from faust.types import AgentT, TableT, TopicT
+from faust.types import TableT, TopicT
 from mode.utils.times import want_seconds
 
-from analytics.sink import attach_lake_compaction, attach_lake_sink
+from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger, open_ledger
-from audit.sink import attach_ledger_sink
 from factorstream.settings import Settings
 from streams.api import register_ip_block_api, register_lockout_api
 from streams.consumer import App
-from streams.detection_agents import (
-    IP_BLOCK,
-    attach_detections,
-    detection_thresholds,
-    ip_block_policy,
-)
+from streams.engine import Engine, IngestRunner, KeyedRunner
 from streams.enrich import open_enricher
-from streams.ingest import attach_ingest
-from streams.lockout_agent import KeyedFold, attach_fold_agent, lockout_fold
-from streams.positions import JsonState
+from streams.faust_fence import check_faust
+from streams.sinks import LakeRunner, LedgerRunner
+from streams.stages import (
+    ANOMALIES,
+    BY_IP,
+    BY_TENANT,
+    DLQ,
+    INGESTED,
+    LOCKOUTS,
+    Ingest,
+    JsonState,
+)
+from streams.topology import settings_topology
 
+log = logging.getLogger(__name__)
+
+FOLDS, LEDGER, LAKE = "folds", "ledger", "lake"
+"""The roles a worker process can run (``stream.roles``)."""
 INGESTED_SUFFIX = "events-ingested"
+REKEYED_INFIX = "events-by-"
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """The app and what it declared, for the worker, the API and the wiring tests."""
+    """The app and what it declared, for the worker, the API and the tests."""
 
     app: faust.App
+    engine: Engine
     events: TopicT
     ingested: TopicT
     dlq: TopicT
     lockouts: TopicT
     anomalies: TopicT
-    seen: WindowWrapper
+    rekeyed: Mapping[str, TopicT]
+    """Internal topics re-keyed by IP and by tenant, by kind of key (``ip``, ``tenant``)."""
     tables: Mapping[str, TableT[bytes, JsonState]]
-    agents: Mapping[str, AgentT[bytes]]
-    rekeyed: Mapping[str, TopicT] = field(default_factory=dict)
-    """Internal topics re-keyed by IP and by tenant (``streams/rekey.py``), by kind of key."""
+    """The stage tables (``subjects``, ``ips``, ``tenants``; none in a sink process)."""
 
 
 @dataclass(frozen=True)
@@ -124,25 +129,28 @@ def open_ledger_of(settings: Settings) -> Ledger:
     )
 
 
-def create_app(settings: Settings, *, detections: Sequence[KeyedFold] = ()) -> faust.App:
+def create_app(settings: Settings) -> faust.App:
     """The worker's Faust app (``factorstream worker`` runs it)."""
-    return create_pipeline(settings, detections=detections).app
+    return create_pipeline(settings).app
 
 
-def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ()) -> Pipeline:
-    """Declare the app, its topics and tables, and wire ingest, the folds and the API.
+def create_pipeline(settings: Settings) -> Pipeline:
+    """Declare the app, its topics and tables, and wire the engine, the sinks and the API.
 
-    ``detections`` are the per-key risk detections (``streams/folds/``, pure), each wired
-    exactly like the lockout fold, with its derived events going to the anomalies topic.
-    The detections of ``streams/folds/`` and per-IP throttling are always wired, with
-    thresholds from ``settings.detections`` and ``settings.ip_block``
-    (``streams/detection_agents.py``).
+    ``settings.stream.roles`` says what this process runs: the folds (ingest, the keyed
+    stages, the lockout API) and/or the sinks. The folds, their thresholds and the dedupe
+    window come from :func:`streams.topology.settings_topology`: the replay runs the very
+    same stages.
     """
+    for warning in check_faust():
+        log.warning(warning)
     stream, names = settings.stream, settings.topics
     partitions = names.events_partitions
-    app_class = App if stream.in_order_delivery else faust.App  # App: delivers without holes
-    app = app_class(
-        stream.app_id,
+    roles = set(stream.roles)
+    folds = FOLDS in roles
+    group = stream.app_id if folds else f"{stream.app_id}-{'-'.join(sorted(roles))}"
+    app = App(
+        group,
         broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
         store=stream.store,
         datadir=str(settings.data_dir / "streams"),
@@ -150,9 +158,10 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
         value_serializer="raw",
         topic_partitions=partitions,
         topic_disable_leader=True,
-        processing_guarantee=stream.processing_guarantee,
         broker_commit_interval=stream.commit_interval_s,
+        broker_max_poll_records=stream.max_poll_records,
         table_standby_replicas=stream.standby_replicas,
+        web_enabled=folds,  # a sink process serves nothing
         web_bind=stream.web_bind,
         web_host=stream.web_host,
         web_port=stream.web_port,
@@ -163,29 +172,73 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
 
     def topic(name: str, *, count: int | None = None, internal: bool = False) -> TopicT:
         found: TopicT = app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            partitions=count,
-            internal=internal,
+            name, key_type=bytes, value_type=bytes, partitions=count, internal=internal
         )
         return found
 
     derived = names.derived_partitions
     events = topic(names.events, count=partitions)
-    ingested = topic(f"{stream.app_id}-{INGESTED_SUFFIX}", count=partitions, internal=True)
+    ingested = topic(f"{stream.app_id}-{INGESTED_SUFFIX}", count=partitions, internal=folds)
+    rekeyed = {
+        role: topic(f"{stream.app_id}-{REKEYED_INFIX}{role}", count=partitions, internal=True)
+        for role in (BY_IP, BY_TENANT)
+        if folds
+    }
     dlq, lockouts = topic(names.dlq, count=derived), topic(names.lockouts, count=derived)
     anomalies = topic(names.anomalies, count=derived)
-    window = timedelta(seconds=stream.dedupe_window_s)
-    # (event id, window) keys as JSON: Faust picks a table's serializers from its key_type
-    seen = cast(
-        WindowWrapper,
-        app.Table("ingest-seen", default=None, partitions=partitions).tumbling(
-            window, expires=window
-        ),
+    engine = app.engine = Engine(app)
+    tables: dict[str, TableT[bytes, JsonState]] = {}
+    if folds:
+        outputs = {
+            INGESTED: ingested.get_topic_name(),
+            DLQ: names.dlq,
+            LOCKOUTS: names.lockouts,
+            ANOMALIES: names.anomalies,
+            **{role: t.get_topic_name() for role, t in rekeyed.items()},
+        }
+        tables = _add_folds(app, settings, engine, events, ingested, rekeyed, outputs)
+    # -- sinks: every event, raw and derived, into the ledger and the lake -----------------
+    everything = app.topic(
+        ingested.get_topic_name(), names.lockouts, names.anomalies, key_type=bytes, value_type=bytes
     )
-    # -- enrichment (streams/enrich.py): geo/ASN from the client IP, after dedupe ---------
-    enrich = stream.enrich
+    if LEDGER in roles:
+        engine.add(
+            LedgerRunner(
+                app,
+                name=LEDGER,
+                source=everything,
+                ledger=open_ledger_of(settings),
+                checkpoints=topic(names.checkpoints, count=1),
+                batch_size=settings.ledger.batch_size,
+            )
+        )
+    if LAKE in roles:
+        engine.add(
+            LakeRunner(
+                app,
+                name=LAKE,
+                source=everything,
+                lake_path=settings.lake_path(),
+                batch_rows=settings.lake.batch_rows,
+            )
+        )
+        attach_lake_compaction(
+            app, lake_path=settings.lake_path(), min_files=settings.lake.compact_min_files
+        )
+    return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
+
+
+def _add_folds(
+    app: faust.App,
+    settings: Settings,
+    engine: Engine,
+    events: TopicT,
+    ingested: TopicT,
+    rekeyed: Mapping[str, TopicT],
+    outputs: Mapping[str, str],
+) -> dict[str, TableT[bytes, JsonState]]:
+    """Ingest, then every keyed stage over its own table, and the lockout API."""
+    enrich = settings.stream.enrich
     enricher = (
         open_enricher(
             mmdb_path=enrich.mmdb_path,
@@ -195,66 +248,31 @@ def create_pipeline(settings: Settings, *, detections: Sequence[KeyedFold] = ())
         if enrich.enabled
         else None
     )
-    agents = {
-        "ingest": attach_ingest(
-            app,
-            source=events,
-            dead_letters=dlq,
-            sink=ingested,
-            seen=seen,
-            enrich=enricher.enrich if enricher else None,
-        )
+    ingest = Ingest(enricher.enrich if enricher else None)
+    engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))
+    stages = settings_topology(settings)
+    sources = {
+        stages.subjects.name: ingested,
+        stages.ips.name: rekeyed[BY_IP],
+        stages.tenants.name: rekeyed[BY_TENANT],
     }
-    # -- end of enrichment ------------------------------------------------------------------
-    sinks = {"lockouts": lockouts, "anomalies": anomalies}
     tables: dict[str, TableT[bytes, JsonState]] = {}
-    for fold in (lockout_fold(stream.default_tier), *detections):
-        if fold.name in tables or fold.name == "ingest":
-            raise ValueError(f"fold names must be unique and not 'ingest': {fold.name!r}")
-        # bytes keys are serialized raw: the changelog key is the ingested record's key, so
+    for stage in stages.stages:
+        # bytes keys are serialized raw: the changelog key is the source record's key, so
         # the table router hashes exactly the bytes the producer partitioned by
-        tables[fold.name] = app.Table(
-            fold.name, default=None, key_type=bytes, partitions=partitions
+        table = tables[stage.name] = app.Table(
+            stage.name, default=None, key_type=bytes, partitions=settings.topics.events_partitions
         )
-        agents[fold.name] = attach_fold_agent(
-            app, fold, source=ingested, table=tables[fold.name], sink=sinks[fold.output]
+        runner = KeyedRunner(
+            app,
+            name=stage.name,
+            stage=stage,
+            table=table,
+            capacity=settings.stream.cache_keys,
+            source=sources[stage.name],
+            topics=outputs,
         )
-    # -- risk detections and per-IP throttling (streams/detection_agents.py) --------------
-    wired = attach_detections(
-        app,
-        app_id=stream.app_id,
-        partitions=partitions,
-        ingested=ingested,
-        sinks=sinks,
-        thresholds=detection_thresholds(settings.detections),
-        policy=ip_block_policy(settings.ip_block),
-        taken=[*tables, *agents],
-    )
-    tables.update(wired.tables)
-    agents.update(wired.agents)
-    register_ip_block_api(app, wired.tables[IP_BLOCK])  # before the subject route: see api.py
-    # -- end of risk detections and per-IP throttling --------------------------------------
-    register_lockout_api(app, tables["lockout"])
-    # -- sinks: every event, raw and derived, into the ledger and the lake -----------------
-    everything = (ingested.get_topic_name(), names.lockouts, names.anomalies)
-    agents["ledger"] = attach_ledger_sink(
-        app,
-        source=app.topic(*everything, key_type=bytes, value_type=bytes),
-        ledger=open_ledger_of(settings),
-        batch_size=settings.ledger.batch_size,
-        batch_timeout_s=settings.ledger.batch_timeout_s,
-        checkpoints=topic(names.checkpoints, count=1),
-    )
-    agents["lake"] = attach_lake_sink(
-        app,
-        source=app.topic(*everything, key_type=bytes, value_type=bytes),
-        lake_path=settings.lake_path(),
-        batch_rows=settings.lake.batch_rows,
-        batch_timeout_s=settings.lake.batch_timeout_s,
-    )
-    attach_lake_compaction(
-        app, lake_path=settings.lake_path(), min_files=settings.lake.compact_min_files
-    )
-    return Pipeline(
-        app, events, ingested, dlq, lockouts, anomalies, seen, tables, agents, wired.rekeyed
-    )
+        engine.add(runner)
+    register_ip_block_api(app, engine.keyed(stages.ips.name))  # before the subject route
+    register_lockout_api(app, engine.keyed(stages.subjects.name))
+    return tables

@@ -24,6 +24,7 @@ further such run: the partition's lag grows, and a restart reads from that offse
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar
@@ -35,6 +36,7 @@ from faust.types import TP, Message
 from faust.types.transports import ConsumerT, TransportT
 
 from streams.delivery import Probe, Step, next_step
+from streams.engine import Engine, EngineFailed
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,45 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             self._sought.pop(tp, None)
             self._held.pop(tp, None)
 
+    @property
+    def _engine(self) -> Engine | None:
+        engine: Engine | None = getattr(self.app, "engine", None)
+        return engine
+
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._forget(revoked)  # before any await: no record of theirs is delivered now
+        engine = self._engine
+        if engine is not None:
+            await engine.revoke()  # drop fetched batches, let the one in flight finish
+            with contextlib.suppress(EngineFailed):  # then nothing is written
+                await engine.flush()  # the state of everything processed, before Faust commits
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._forget(assigned)
+        engine = self._engine
+        if engine is not None:
+            engine.assigned()  # another worker may have changed any key since
         await super().on_partitions_assigned(assigned, generation_id)
+
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """Faust's commit, after the engine wrote the state of every batch it processed
+        (whose produced records are durable already): see ``streams/engine.py``."""
+        engine = self._engine
+        if engine is None:
+            done: bool = await super().force_commit(
+                topics, start_new_transaction=start_new_transaction
+            )
+            return done
+        try:
+            async with engine.committing():
+                done = await super().force_commit(
+                    topics, start_new_transaction=start_new_transaction
+                )
+        except EngineFailed as error:
+            log.warning("commit skipped: %s", error)
+            return False
+        return done
 
     async def perform_seek(self) -> None:
         await super().perform_seek()  # sets _read_offset to the committed offsets
@@ -119,6 +153,9 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             )  # fmt: skip
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        engine = self._engine
+        epoch = 0 if engine is None else engine.epoch
+        batches: dict[TP, list[Message]] = {}  # the engine's records, a batch per partition
         rewound: set[TP] = set()
         async for tp, message in super().getmany(timeout):
             if tp in rewound:
@@ -141,7 +178,10 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 # Faust's fetch loop drops a record below the last offset it handed over,
                 # which a seek racing a hand-over can leave too high: this one is due.
                 self._read_offset[tp] = message.offset
-                yield tp, message
+                if engine is not None and engine.wants(tp.topic):
+                    batches.setdefault(tp, []).append(message)
+                else:
+                    yield tp, message
             elif step is Step.DROP:
                 log.info(
                     "%s[%d]: dropped offset %d, read already (%d is due)",
@@ -156,6 +196,8 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 rewound.add(tp)
                 await self.seek_wait({tp: expected})
             # Step.HOLD: assigned and not yet sought; the seek reads it again
+        if engine is not None and batches:
+            await engine.dispatch(epoch, batches)
 
 
 class InOrderTransport(faust_aiokafka.Transport):
@@ -163,7 +205,10 @@ class InOrderTransport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """``faust.App`` whose Kafka consumer delivers each partition in order, without holes."""
+    """``faust.App`` whose Kafka consumer delivers each partition in order, without holes,
+    and hands the records of the engine's topics to it a batch at a time."""
+
+    engine: Engine | None = None
 
     def _new_transport(self) -> TransportT:
         if transport.by_url(self.conf.broker_consumer[0]) is faust_aiokafka.Transport:

@@ -1,14 +1,13 @@
 """State digests: one SHA-256 per table over its sorted contents, to compare states.
 
-The digest covers each key's fold state only (``streams.positions.fold_state``), not the
-log positions a worker's table values remember: those depend on where events sat in
-Kafka, not on what they were. Canonical form, per table: for every key in byte order
-whose state is not null, ``hex(key) + " " + JSON(state, sorted keys, no spaces) + "\\n"``.
-The overall digest hashes ``name + " " + table digest + "\\n"`` for each table by name.
+The digest covers each key's fold state only, not the log positions or recent ids a
+worker's stage tables keep beside it (``streams/stages.py``): those depend on where events
+sat in Kafka, not on what they were. :func:`streams.logs.read_fold_tables` reads a worker's
+fold states out of its stage tables' changelogs.
 
-:func:`streams.logs.read_changelogs` reads a worker's tables from their changelog topics,
-so a running or stopped worker's state can be compared with :func:`streams.replay.replay`
-of its input.
+Canonical form, per table: for every key in byte order whose state is not null,
+``hex(key) + " " + JSON(state, sorted keys, no spaces) + "\\n"``. The overall digest hashes
+``name + " " + table digest + "\\n"`` for each table by name.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from streams.positions import JsonState, fold_state
+from streams.positions import JsonState
 
 TableContents = Mapping[bytes, JsonState | None]
 
@@ -36,13 +35,12 @@ class StateDigest:
         return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def table_digest(contents: TableContents, *, positions: bool) -> tuple[str, int]:
-    """Digest and entry count of one table; ``positions``: values carry log positions
-    (a worker's tables) rather than bare fold states (a replay's)."""
+def table_digest(contents: TableContents) -> tuple[str, int]:
+    """Digest and entry count of one fold's states by key."""
     sha, entries = hashlib.sha256(), 0
     for key in sorted(contents):
         value = contents[key]
-        state = fold_state(value) if positions else value
+        state = value
         if state is None:
             continue
         entries += 1
@@ -51,10 +49,9 @@ def table_digest(contents: TableContents, *, positions: bool) -> tuple[str, int]
     return sha.hexdigest(), entries
 
 
-def state_digest(tables: Mapping[str, TableContents], *, positions: bool) -> StateDigest:
-    digests = {
-        name: table_digest(contents, positions=positions) for name, contents in tables.items()
-    }
+def state_digest(tables: Mapping[str, TableContents]) -> StateDigest:
+    """The digest of every fold's states (fold name → key → state)."""
+    digests = {name: table_digest(contents) for name, contents in tables.items()}
     return StateDigest(
         tables={name: d for name, (d, _) in digests.items()},
         entries={name: n for name, (_, n) in digests.items()},

@@ -13,7 +13,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streams.positions import JsonState
-from streams.replay import LogRecord
+from streams.replay import LogRecord, Tables, stored_fold_tables
+from streams.topology import Topology
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -93,6 +94,16 @@ def read_changelogs(
             found[record.key or b""] = None if record.value is None else json.loads(record.value)
         contents[table] = {k: v for k, v in found.items() if v is not None}
     return contents
+
+
+def read_fold_tables(
+    bootstrap: str, *, app_id: str, stages: Topology, timeout_s: float = 30.0
+) -> Tables:
+    """A worker's fold states by fold name, read from its stage tables' changelogs: what
+    :func:`streams.digest.state_digest` compares with a replay."""
+    names = [stage.name for stage in stages.stages]
+    stored = read_changelogs(bootstrap, app_id=app_id, tables=names, timeout_s=timeout_s)
+    return stored_fold_tables(stored, stages)
 
 
 def end_offsets(consumer: KafkaConsumer, topics: Iterable[str]) -> dict[TopicPartition, int]:

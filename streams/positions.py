@@ -1,26 +1,26 @@
 """Each event's effect once, under at-least-once delivery: table values remember positions.
 
 The worker commits offsets every ``commit_interval_s``; a crash (``kill -9``) replays what
-came after the last commit. Faust flushes the producer before it commits, so everything a
-processed event caused before the commit is durable — but the events after it run again,
-and a plain fold would count them twice. So every fold's table value carries, beside the
-fold's state, the log position of the last event it applied from each *channel*:
+came after the last commit. Everything a processed event caused before the commit is
+durable (``streams/engine.py``) — but the events after it run again, and a plain fold
+would count them twice. So every key's stored value carries, beside its fold states, the
+log position of the last event it applied from each *channel*:
 
 * ingest stamps each forwarded event with its place in the events topic
   (``factorstream.origin: <partition>:<offset>``);
-* the rekey agent adds the ingested partition it read the event from
-  (``factorstream.via: <partition>``).
+* the subjects stage, forwarding to a re-keyed topic, adds the ingested partition it read
+  the event from (``factorstream.via: <partition>``).
 
 A channel is the origin partition for the folds keyed by ``partitionkey`` (a key's events
 all cross one ingested partition), and ``<via>:<origin partition>`` for the re-keyed folds
 (each such pair is one FIFO path into a re-keyed partition). Offsets only grow along a
 channel, so an event at or below the remembered offset was applied already and is
 skipped. That also drops ingest's own re-forwards after a crash (same origin, new offset
-in the ingested topic), which the dedupe table may have missed.
+in the ingested topic).
 
-Table value format (JSON builtins): ``{"state": <the fold's state or null>, "applied":
-{<channel>: <offset>}}``. Positions are written only with a state change or derived
-events: applying a no-op event twice is harmless, since folds are deterministic.
+The stages keep them in each key's stored value (``"applied": {<channel>: <offset>}``,
+``streams/stages.py``), written with a state change or derived events: applying a no-op
+event twice is harmless, since folds are deterministic.
 """
 
 from __future__ import annotations
@@ -68,29 +68,3 @@ def position_of(headers: Iterable[tuple[str, bytes | None]], *, via: bool) -> Po
     if via and VIA_HEADER in found:
         return Position(f"{found[VIA_HEADER].decode()}:{partition}", int(offset))
     return Position(partition, int(offset))
-
-
-def fold_state(value: JsonState | None) -> JsonState | None:
-    """The fold's state inside a table value (``None``: never seen, or reset)."""
-    return None if value is None else value.get("state")
-
-
-def applied(value: JsonState | None, position: Position | None) -> bool:
-    """Whether the table value already holds the effect of the event at ``position``."""
-    if value is None or position is None:
-        return False
-    offset: int = value.get("applied", {}).get(position.channel, -1)
-    return offset >= position.offset
-
-
-def after(
-    value: JsonState | None, state: JsonState | None, position: Position | None
-) -> JsonState | None:
-    """The table value once the event at ``position`` left the fold in ``state``
-    (``None``: nothing to keep, delete the key)."""
-    positions: dict[str, int] = dict(value.get("applied", {})) if value else {}
-    if position is not None:
-        positions[position.channel] = position.offset
-    if state is None and not positions:
-        return None
-    return {"state": state, "applied": positions}

@@ -1,17 +1,17 @@
-"""Replay: every fold of the worker over a log, in one process, into fresh tables.
+"""Replay: every stage of the worker over a log, in one process, into fresh tables.
 
-The same steps as the worker (``streams/app.py``) without Kafka in between: decode (what
-fails is counted as dead-lettered), drop duplicate ids (within the dedupe window, by
-event time, as ingest does), enrich, then every fold by its key — the lockout fold and
-the detections per ``partitionkey``, the re-keyed detections and per-IP throttling per
-IP or tenant. The result is the reference the worker's tables are compared with
-(``streams.digest``): a replay of the same log always gives the same digest.
+The same stages as the worker (``streams/stages.py``, wired by ``streams/engine.py``)
+without Kafka in between, a chunk of records at a time: ingest (decode, dead-letter,
+enrich), then the subjects stage (dedupe, lockout and the per-subject detections), then
+the re-keyed stages (per IP, per tenant) over what the subjects stage forwarded. The
+result is the reference the worker's tables are compared with (``streams.digest``): a
+replay of the same log always gives the same digest, whatever the chunk size.
 
 Order: each partition in offset order, partitions merged by record timestamp (then
 partition number). That is the worker's order for every ``partitionkey`` table (one
 partition per key). For the re-keyed tables (per IP, per tenant) the worker's order
-across partitions depends on timing; their windows are by event time, so they agree
-whenever events of one IP or tenant are not racing across partitions at a threshold.
+across partitions depends on timing; their folds are defined so that it does not matter
+(see their modules).
 """
 
 from __future__ import annotations
@@ -19,21 +19,33 @@ from __future__ import annotations
 import heapq
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
 
 from factorstream.settings import Settings
-from schemas import Event, EventDecodeError, kafka_key
-from streams.detection_agents import detection_folds, detection_thresholds, ip_block_policy
+from schemas import Event
 from streams.enrich import open_enricher
-from streams.folds import subject_key
-from streams.ingest import Headers, decode_record
-from streams.lockout_agent import KeyedFold, lockout_fold
-from streams.positions import JsonState
-from streams.rekey import KeyOf
+from streams.ingest import Headers
+from streams.positions import ORIGIN_HEADER
+from streams.stages import (
+    BY_IP,
+    BY_TENANT,
+    INGESTED,
+    Emit,
+    Ingest,
+    KeyedStage,
+    Record,
+    StateCache,
+    fold_states,
+)
+from streams.topology import Topology, settings_topology
 
-Tables = dict[str, dict[bytes, JsonState]]
-"""Fold state by table name and key (the table key bytes the worker uses)."""
+Tables = dict[str, dict[bytes, dict[str, Any]]]
+"""Fold state by fold name and key (the table key bytes the worker uses)."""
+CHUNK = 2_000
+"""Records per chunk: every stage runs over a chunk before the next one starts."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,8 @@ class Replayed:
     duplicates: int = 0
     derived: Counter[str] = field(default_factory=Counter)
     """Derived events by :func:`derived_label` (type, and for risks the detection)."""
+    stored: dict[str, dict[bytes, dict[str, Any]]] = field(default_factory=dict)
+    """Each stage table's stored values, as the worker's changelogs hold them."""
 
 
 def derived_label(event: Event) -> str:
@@ -66,72 +80,99 @@ def derived_label(event: Event) -> str:
     return f"{event.type}/{detection}" if event.type == "risk.detected" else event.type
 
 
-def pipeline_folds(settings: Settings) -> list[tuple[KeyedFold, KeyOf]]:
-    """Every fold the worker runs, with the key function of its table."""
-    return [
-        (lockout_fold(settings.stream.default_tier), subject_key),
-        *detection_folds(
-            detection_thresholds(settings.detections), ip_block_policy(settings.ip_block)
-        ),
-    ]
-
-
 def merge_partitions(partitions: Iterable[Iterable[LogRecord]]) -> Iterator[LogRecord]:
     """Partitions (each in offset order) merged by record timestamp, then partition."""
     return heapq.merge(*partitions, key=lambda r: (r.timestamp_ms, r.partition))
 
 
+class _Table:
+    """A stage's table in memory, with the live cache the worker keeps in front of it."""
+
+    def __init__(self, stage: KeyedStage) -> None:
+        self.stage = stage
+        self.stored: dict[bytes, dict[str, Any]] = {}
+        self.cache: StateCache = stage.cache(self.stored.get, capacity=1 << 62)
+
+    def flush(self) -> None:
+        for key, _, value in self.cache.flush():
+            if value is None:
+                self.stored.pop(key, None)
+            else:
+                self.stored[key] = value
+
+    def run(self, records: list[Record], result: Replayed) -> list[Emit]:
+        out = self.stage.process(records, self.cache)
+        result.duplicates += out.duplicates
+        result.dead_lettered += out.dead_lettered
+        result.derived.update(derived_label(event) for event in out.derived)
+        return out.emits
+
+
 def replay(
     records: Iterable[LogRecord],
     *,
-    folds: Sequence[tuple[KeyedFold, KeyOf]],
-    dedupe_window_s: float,
+    stages: Topology,
     enrich: Callable[[Event], Event] | None = None,
+    topic: str = "events",
     on_record: Callable[[], None] | None = None,
     stage_seconds: dict[str, float] | None = None,
+    chunk: int = CHUNK,
 ) -> Replayed:
-    """Fold ``records`` (in the order given) into fresh tables.
+    """Run every stage over ``records`` (in the order given) into fresh tables.
 
     ``stage_seconds`` (for a profile of where the time goes) adds up the seconds spent in
-    decoding, dedupe, enrichment and each fold.
+    each stage.
     """
-    result = Replayed(tables={fold.name: {} for fold, _ in folds})
-    seen: set[tuple[str, int]] = set()
+    result = Replayed(tables={})
+    ingest = Ingest(enrich)
+    tables = {stage.name: _Table(stage) for stage in stages.stages}
+    subjects, ips, tenants = (tables[s.name] for s in stages.stages)
     clock = _Stages(stage_seconds)
-    for record in records:
-        result.records += 1
+    source = iter(records)
+    while batch := list(islice(source, chunk)):
+        result.records += len(batch)
         if on_record is not None:
-            on_record()
+            for _ in batch:
+                on_record()
         clock.start()
-        try:
-            event = decode_record(record.value, record.headers)
-        except EventDecodeError:
-            result.dead_lettered += 1
-            continue
-        finally:
-            clock.lap("decode")
-        window = (event.id, int(event.time.timestamp() // dedupe_window_s))
-        if window in seen:
-            result.duplicates += 1
-            continue
-        seen.add(window)
-        clock.lap("dedupe")
-        if enrich is not None:
-            event = enrich(event)
-            clock.lap("enrich")
-        for fold, key_of in folds:
-            key = key_of(event)
-            if key is not None:
-                table_key = kafka_key(event) if key_of is subject_key else key.encode()
-                table = result.tables[fold.name]
-                new, derived = fold.step(table.get(table_key), event)
-                if new is None:
-                    table.pop(table_key, None)
-                else:
-                    table[table_key] = new
-                result.derived.update(derived_label(out) for out in derived)
-            clock.lap(fold.name)
+        incoming = [
+            Record(topic, r.partition, r.offset, r.timestamp_ms, r.key, r.value, r.headers)
+            for r in batch
+        ]
+        emitted = ingest.process(incoming)
+        result.dead_lettered += emitted.dead_lettered
+        clock.lap("ingest")
+        forwarded = subjects.run(_records(emitted.emits, INGESTED), result)
+        clock.lap(stages.subjects.name)
+        ips.run(_records(forwarded, BY_IP), result)
+        clock.lap(stages.ips.name)
+        tenants.run(_records(forwarded, BY_TENANT), result)
+        clock.lap(stages.tenants.name)
+    for stage in stages.stages:
+        table = tables[stage.name]
+        table.flush()
+        stored = table.stored
+        result.stored[stage.name] = stored
+        for fold in stage.folds:
+            result.tables[fold.name] = fold_states(stored, fold.name)
     return result
+
+
+def _records(emits: Iterable[Emit], role: str) -> list[Record]:
+    """The records of one role among ``emits``, as the next stage reads them (partition:
+    the origin partition, offsets in order: what positions need to tell them apart)."""
+    found = [e for e in emits if e.role == role]
+    return [
+        Record(role, _origin_partition(e.headers), n, 0, e.key, e.value, e.headers, e.event)
+        for n, e in enumerate(found)
+    ]
+
+
+def _origin_partition(headers: Sequence[tuple[str, bytes | None]]) -> int:
+    for name, value in headers:
+        if name == ORIGIN_HEADER and value:
+            return int(value.split(b":")[0])
+    return 0
 
 
 class _Stages:
@@ -158,7 +199,7 @@ def replay_settings(
     on_record: Callable[[], None] | None = None,
     stage_seconds: dict[str, float] | None = None,
 ) -> Replayed:
-    """:func:`replay` with the folds, window and enrichment ``settings`` configure."""
+    """:func:`replay` with the stages, window and enrichment ``settings`` configure."""
     enrich = settings.stream.enrich
     enricher = (
         open_enricher(
@@ -171,9 +212,21 @@ def replay_settings(
     )
     return replay(
         records,
-        folds=pipeline_folds(settings),
-        dedupe_window_s=settings.stream.dedupe_window_s,
+        stages=settings_topology(settings),
         enrich=enricher.enrich if enricher else None,
+        topic=settings.topics.events,
         on_record=on_record,
         stage_seconds=stage_seconds,
     )
+
+
+def stored_fold_tables(
+    stored: Mapping[str, Mapping[bytes, Mapping[str, Any] | None]], stages: Topology
+) -> Tables:
+    """Fold states by fold name out of each stage table's stored values (a worker's
+    changelogs): what :func:`streams.digest.state_digest` compares with a replay."""
+    return {
+        fold.name: fold_states(stored.get(stage.name, {}), fold.name)
+        for stage in stages.stages
+        for fold in stage.folds
+    }

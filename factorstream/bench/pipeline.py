@@ -1,22 +1,26 @@
-"""``bench pipeline``: the stream worker against a bare aiokafka consume-and-decode loop.
+"""``bench pipeline``: the stream worker beside the fold floor and a bare consumer.
 
-* **Throughput.** A real ``factorstream worker`` process (its own consumer group, RocksDB
-  tables, every agent: ingest, lockout, the detections, re-keying, per-IP blocking) is
-  started and waited for; then the events are produced as fast as the producer goes, and
-  the clock stops when the worker's group has committed everything on the events, ingested
-  and re-keyed topics. The baseline reads the same topic from its beginning with a bare
-  aiokafka consumer and decodes every record with our codec, nothing else.
+* **Throughput.** A real ``factorstream worker --role folds`` process (its own consumer
+  group, RocksDB tables, the engine: ingest, subjects, IPs, tenants) is started and
+  waited for; then the events are produced as fast as the producer goes, and the clock
+  stops when the worker's group has committed everything on the events, ingested and
+  re-keyed topics. Its CPU time over the round (from ``/proc``) gives µs per event.
+  Beside it: the **fold floor** (the same folds in one process over the same events,
+  each decoded once, state as live objects, no Kafka and no writes) and a bare aiokafka
+  consumer that reads the same topic and decodes every record, nothing else.
+* **Two workers**: the same round with two worker processes in one group (fresh topics).
+* **Sinks apart**: ``factorstream sink ledger`` and ``sink lake``, each its own process
+  and consumer group, over everything the worker wrote (events, lockouts, anomalies),
+  beside their own benchmark's work in one process: ``Ledger.append`` in batches of
+  2,000 (``bench ledger``) and ``LakeWriter.write`` in files of ``lake.batch_rows`` rows
+  (``bench analytics``' ingest), over the same events.
 * **Latency.** Under a steady background of synthetic traffic, each probe produces five
   failed sign-ins of a fresh business-tier subject (five lock it) and polls the lockout
-  API until it answers ``locked`` as of the last failure's time (the events carry
-  historical times; the API's default is the clock now): the time from producing to
-  seeing the lock. Measured under the goal's 2,000 events/s and under a light 50 events/s,
-  which shows the latency of a worker that keeps up.
-* **Where the time goes.** Two Faust floors over the same events on the same broker
-  (``factorstream.bench.faust_floor``): one agent that only decodes, and one that also
-  forwards each event and writes one table key — one hop. Beside them, the records the
-  worker wrote per event (each a Faust send). And the same folds in one process without
-  Kafka (``streams/replay.py``), timed per stage.
+  API until it answers ``locked`` as of the last failure's time: the time from producing
+  to seeing the lock. Measured under the goal's 2,000 events/s and under a light
+  50 events/s.
+* **Where the time goes.** The stages in one process without Kafka
+  (``streams/replay.py``), timed per stage, and the records the worker wrote per event.
 """
 
 from __future__ import annotations
@@ -40,22 +44,26 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+from analytics.lake import LakeWriter
+from analytics.tables import flatten
+from audit.ledger import open_ledger
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
-from factorstream.bench.faust_floor import MODES, Mode, floor_environment, floor_internal_topics
 from factorstream.localkafka import ensure_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
 from schemas import Event, decode, encode, kafka_key, new_event
 from schemas import payloads as p
 from schemas.codec import structured_headers
 from schemas.fields import Client, Outcome, PolicyTier
-from streams.logs import end_offsets, group_lag
+from streams.logs import end_offsets, group_lag, read_to_end
 from streams.replay import LogRecord, replay_settings
+from streams.topology import settings_topology
 
 Record = tuple[bytes, bytes]
 
@@ -81,72 +89,120 @@ def run(
     sizes = Sizes(2_000, 5, (20,), 2_000) if quick else Sizes(200_000, 100, (50, 2_000), 20_000)
     if events is not None:
         sizes = Sizes(events, sizes.probes, sizes.background_per_s, min(events, 20_000))
-    sample = synthetic_events(sizes.events, subjects=5_000)
+    sample = synthetic_events(sizes.events, subjects=max(1, sizes.events // 40))
     records = [(kafka_key(e), encode(e)) for e in sample]
     with broker_for(settings, bootstrap) as broker, tempfile.TemporaryDirectory() as tmp:
-        unique = uuid.uuid4().hex[:8]
-        topics = TopicSettings(
-            events=f"bench.pipeline.{unique}.events",
-            dlq=f"bench.pipeline.{unique}.dlq",
-            lockouts=f"bench.pipeline.{unique}.lockouts",
-            anomalies=f"bench.pipeline.{unique}.anomalies",
-            checkpoints=f"bench.pipeline.{unique}.checkpoints",
-        )
-        ensure_topics(broker, topics.partitions())
-        port = free_port()
-        worker_settings = settings.model_copy(
-            update={
-                "kafka_bootstrap": broker,
-                "data_dir": Path(tmp),
-                "topics": topics,
-                "stream": StreamSettings(
-                    app_id=f"bench-pipeline-{unique}", web_port=port, standby_replicas=0
-                ),
-            }
-        )
-        with _worker(worker_settings, Path(tmp) / "worker.log") as log:
-            say("starting the worker")
-            _wait_for_api(port, log)
+        work = Path(tmp)
+        one = _bench_settings(settings, broker, work / "one", "one")
+        with _worker(one, work / "worker.log") as (process, log):
+            say("starting the worker (folds)")
+            _wait_for_api(one.stream.web_port, log)
             say(f"producing {len(records):,} events; waiting for the worker to commit them all")
-            worker_rate = _worker_round(worker_settings, records)
-            hops = _records_written(broker, worker_settings) / len(records)
+            before = _cpu_seconds(process.pid)
+            worker_rate = _worker_round(one, records)
+            cpu_us = (_cpu_seconds(process.pid) - before) / len(records) * 1e6
+            hops = _records_written(broker, one) / len(records)
             say(f"worker: {worker_rate:,.0f} events/s; latency probes under background traffic")
             probed = [
-                (rate, *_latency_probes(worker_settings, port, sizes.probes, rate))
+                (rate, *_latency_probes(one, one.stream.web_port, sizes.probes, rate))
                 for rate in sizes.background_per_s
             ]
-        floors = []
-        for mode in MODES:
-            say(f"the Faust floor: one agent that does '{mode}' per event")
-            floors.append(_floor_round(broker, unique, mode, records, Path(tmp)))
+        sinks = []
+        for name in ("ledger", "lake"):
+            say(f"the {name} sink as its own process, over everything the worker wrote")
+            sinks.append(_sink_round(one, name, work / f"sink-{name}.log"))
+        output = _worker_output(broker, one)
+        say("two workers in one group")
+        two = _bench_settings(settings, broker, work / "two", "two")
+        two_rate = _two_workers_round(two, records, work)
         say("bare aiokafka consume + decode, 3 rounds")
         bare_rate = max(
-            asyncio.run(_bare_round(broker, topics.events, topics.events_partitions, len(records)))
+            asyncio.run(
+                _bare_round(broker, one.topics.events, one.topics.events_partitions, len(records))
+            )
             for _ in range(3)
         )
-    say("profiling the folds in one process")
+    say("the fold floor and the sinks' own work, in one process")
+    floor_rate, floor_us = fold_floor(settings, records)
+    baselines = [_ledger_baseline(output, work_root=None), _lake_baseline(settings, output)]
     stages = _profile(settings, sample[: sizes.profile_events])
     throughput = BenchResult(
         bench="pipeline",
-        baseline=Measurement("bare aiokafka consume + decode", bare_rate, 3, len(records)),
+        baseline=Measurement(
+            "fold floor: the folds in one process, no Kafka", floor_rate, 1, len(records)
+        ),
         contenders=[
-            Measurement("factorstream worker (all agents, RocksDB)", worker_rate, 1, len(records)),
-            *(
-                Measurement(FLOOR_NAMES[mode], rate, 1, len(records))
-                for mode, rate in zip(MODES, floors, strict=True)
-            ),
+            Measurement("factorstream worker (folds, RocksDB)", worker_rate, 1, len(records)),
+            Measurement("bare aiokafka consume + decode", bare_rate, 3, len(records)),
         ],
         goal_ratio=0.5,
-        goal_text="worker ≥ 0.5× bare consume + decode",
+        goal_text="worker ≥ 0.5× the fold floor and ≥ 5,000 events/s",
         notes={
-            "events": f"{len(records):,} synthetic sign-in events, 6 partitions, 5,000 subjects",
-            "profile (pure folds, one process)": stages,
-            "records the worker wrote per event": f"{hops:.1f} (forwards, re-keys, changelogs,"
-            " derived events, checkpoints): each is a Faust send, whose cost the floors show",
+            "events": f"{len(records):,} synthetic sign-in events, 6 partitions, "
+            f"{max(1, sizes.events // 40):,} subjects (40 events each)",
+            "worker CPU": f"{cpu_us:,.0f} µs/event (the fold floor: {floor_us:,.0f})",
+            "worker ≥ 5,000 events/s": "yes" if worker_rate >= 5_000 else "no",
+            "records the worker wrote per event": f"{hops:.2f} (forwards, re-keys, "
+            "changelogs, derived events, dead letters)",
+            "profile (the stages in one process, no Kafka)": stages,
             "broker": broker,
         },
     )
-    return [throughput, *(_latency_result(*measured) for measured in probed)]
+    scaling = BenchResult(
+        bench="pipeline-two-workers",
+        baseline=Measurement("one worker", worker_rate, 1, len(records)),
+        contenders=[Measurement("two workers, one group", two_rate, 1, len(records))],
+        goal_ratio=1.4,
+        goal_text="two workers ≥ 1.4× one (2 cores, shared with the broker and the producer)",
+    )
+    sink_results = [
+        BenchResult(
+            bench=f"pipeline-sink-{name}",
+            baseline=Measurement(baseline_name, baseline_rate, 1, len(output)),
+            contenders=[Measurement(f"factorstream sink {name} (own process)", rate, 1, count)],
+            goal_ratio=0.5,
+            goal_text=f"the {name} sink ≥ 0.5× its own benchmark's rate",
+        )
+        for (name, rate, count), (baseline_name, baseline_rate) in zip(
+            sinks, baselines, strict=True
+        )
+    ]
+    return [
+        throughput,
+        scaling,
+        *sink_results,
+        *(_latency_result(*measured) for measured in probed),
+    ]
+
+
+def _bench_settings(settings: Settings, broker: str, data: Path, name: str) -> Settings:
+    """Settings of a worker with its own topics, app id, port and data directory."""
+    unique = f"{uuid.uuid4().hex[:8]}-{name}"
+    topics = TopicSettings(
+        events=f"bench.pipeline.{unique}.events",
+        dlq=f"bench.pipeline.{unique}.dlq",
+        lockouts=f"bench.pipeline.{unique}.lockouts",
+        anomalies=f"bench.pipeline.{unique}.anomalies",
+        checkpoints=f"bench.pipeline.{unique}.checkpoints",
+    )
+    ensure_topics(broker, topics.partitions())
+    data.mkdir(parents=True, exist_ok=True)
+    stream = StreamSettings(
+        app_id=f"bench-pipeline-{unique}",
+        web_port=free_port(),
+        standby_replicas=0,
+        roles=("folds",),
+    )
+    return settings.model_copy(
+        update={"kafka_bootstrap": broker, "data_dir": data, "topics": topics, "stream": stream}
+    )
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _latency_result(
@@ -200,10 +256,12 @@ def _child(
 
 
 @contextlib.contextmanager
-def _worker(settings: Settings, log: Path) -> Iterator[Path]:
-    command = [sys.executable, "-m", "factorstream.cli", "worker", "--loglevel", "warning"]
-    with _child(command, environment(settings), log):
-        yield log
+def _worker(
+    settings: Settings, log: Path, command: Sequence[str] = ("worker",)
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    cli = [sys.executable, "-m", "factorstream.cli", *command, "--loglevel", "warning"]
+    with _child(cli, environment(settings), log) as process:
+        yield process, log
 
 
 def _get(port: int, path: str) -> dict[str, object] | None:
@@ -273,56 +331,144 @@ def _records_written(bootstrap: str, settings: Settings) -> int:
         admin.close()
 
 
-# -- the Faust floor -------------------------------------------------------------------------
+# -- two workers, the sinks apart --------------------------------------------------------
 
 
-FLOOR_NAMES: dict[Mode, str] = {
-    "decode": "Faust floor: one agent, decode only",
-    "forward": "Faust floor: one agent, decode + 1 forward + 1 table write",
-}
-
-
-def _floor_round(
-    bootstrap: str, unique: str, mode: Mode, records: Sequence[Record], workdir: Path
-) -> float:
-    """Events/s of a floor worker (``factorstream.bench.faust_floor``) over ``records``."""
-    topic, app_id, port = (
-        f"bench.pipeline.{unique}.floor-{mode}",
-        f"bench-floor-{mode}-{unique}",
-        free_port(),
+def _two_workers_round(settings: Settings, records: Sequence[Record], work: Path) -> float:
+    """Events/s of two worker processes in one group (each its own port and data)."""
+    second = settings.model_copy(
+        update={
+            "data_dir": settings.data_dir / "b",
+            "stream": settings.stream.model_copy(update={"web_port": free_port()}),
+        }
     )
-    partitions = TopicSettings().events_partitions
-    # every topic before the worker starts (see streams.app.internal_topics: a topic
-    # created after the consumer's first metadata stays unknown to it for minutes)
-    ensure_topics(
-        bootstrap,
-        {name: partitions for name in (topic, *floor_internal_topics(app_id))},
-    )
-    env = floor_environment(
-        app_id=app_id, bootstrap=bootstrap, topic=topic, partitions=partitions, mode=mode, port=port
-    )
-    command = [sys.executable, "-m", "faust", "-A", "factorstream.bench.faust_floor", "worker"]
-    log = workdir / f"floor-{mode}.log"
-    with _child([*command, "-l", "warn"], env, log, cwd=workdir) as process:
-        _wait_for_web(port, process, log)
-        # one record first, so the group has joined and been assigned before the clock runs
-        _timed_until_committed(bootstrap, topic, records[:1], app_id, [topic])
-        return _timed_until_committed(bootstrap, topic, records, app_id, [topic])
+    changelog = f"{settings.stream.app_id}-subjects-changelog"
+    with (
+        _worker(settings, work / "two-a.log") as (_, log_a),
+        _worker(second, work / "two-b.log") as (_, log_b),
+    ):
+        ports = (settings.stream.web_port, second.stream.web_port)
+        for port, log in zip(ports, (log_a, log_b), strict=True):
+            _wait_for_api(port, log)
+        deadline = time.monotonic() + 120
+        while any(len(_owners(port, changelog)) < 2 for port in ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the two workers never shared the partitions")
+            time.sleep(0.5)
+        return _worker_round(settings, records)
 
 
-def _wait_for_web(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):  # noqa: S310 - local http
-                return
-        except urllib.error.HTTPError:
-            return  # it answers: up
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the Faust floor did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
+def _owners(port: int, table: str) -> set[str]:
+    """The workers a worker knows to own some partition of ``table``'s changelog."""
+    found = _get(port, "/router/") or {}
+    return {
+        host for host, topics in found.items() if isinstance(topics, dict) and topics.get(table)
+    }
+
+
+def _sink_topics(settings: Settings) -> list[str]:
+    names = settings.topics
+    return [f"{settings.stream.app_id}-events-ingested", names.lockouts, names.anomalies]
+
+
+def _sink_round(settings: Settings, name: str, log: Path) -> tuple[str, float, int]:
+    """A sink process over the backlog the worker wrote: (name, events/s, events), timed
+    from the group's first commit to its last (not its start-up)."""
+    bootstrap, group = settings.kafka_bootstrap, f"{settings.stream.app_id}-{name}"
+    topics = _sink_topics(settings)
+    with _worker(settings, log, ("sink", name)) as (process, _):
+        launched = time.perf_counter()
+        first: tuple[float, int] | None = None
+        total: int | None = None
+        deadline = time.monotonic() + 600
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the {name} sink stopped or stalled:\n{log.read_text()[-3000:]}"
+                )
+            lag = group_lag(bootstrap, group, topics)
+            now = time.perf_counter()
+            if lag is not None:
+                if total is None:
+                    total = sum(end_offsets_of(bootstrap, topics))
+                if first is None and lag < total:
+                    first = (now, lag)
+                if lag == 0 and first is not None:
+                    started, backlog = first
+                    if backlog == 0:  # done within its first commit: count from its start
+                        started, backlog = launched, total
+                    return name, backlog / max(now - started, 1e-9), total
+            time.sleep(0.25)
+
+
+def end_offsets_of(bootstrap: str, topics: Sequence[str]) -> list[int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        return list(end_offsets(consumer, topics).values())
+    finally:
+        consumer.close()
+
+
+def _worker_output(bootstrap: str, settings: Settings) -> list[bytes]:
+    """Every event the sinks read: what the worker forwarded and derived."""
+    values: list[bytes] = []
+    for topic in _sink_topics(settings):
+        values += [r.value for r in read_to_end(bootstrap, topic) if r.value is not None]
+    return values
+
+
+def _ledger_baseline(values: Sequence[bytes], *, work_root: Path | None) -> tuple[str, float]:
+    """``bench ledger``'s work: ``Ledger.append`` of the decoded events, 2,000 a batch."""
+    events = [decode(v) for v in values]
+    with tempfile.TemporaryDirectory(dir=work_root) as tmp:
+        ledger = open_ledger(
+            url=f"sqlite:///{Path(tmp) / 'ledger.db'}",
+            signing_key_file=Path(tmp) / "signing.pem",
+            master_key_file=Path(tmp) / "master.key",
+        )
+        started = time.perf_counter()
+        for start in range(0, len(events), 2_000):
+            ledger.append(events[start : start + 2_000], now=START)
+        elapsed = time.perf_counter() - started
+    return "Ledger.append in one process, 2,000 a batch (bench ledger)", len(events) / elapsed
+
+
+def _lake_baseline(settings: Settings, values: Sequence[bytes]) -> tuple[str, float]:
+    """``bench analytics``' ingest: the events flattened and written, batch_rows a file."""
+    events = [decode(v) for v in values]
+    rows = settings.lake.batch_rows
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = LakeWriter(Path(tmp) / "lake")
+        started = time.perf_counter()
+        for start in range(0, len(events), rows):
+            writer.write(flatten(events[start : start + rows]))
+        elapsed = time.perf_counter() - started
+    return f"LakeWriter.write in one process, {rows:,} rows a file (bench analytics)", len(
+        events
+    ) / elapsed
+
+
+def fold_floor(settings: Settings, records: Sequence[Record]) -> tuple[float, float]:
+    """Events/s and CPU µs/event of every fold in one process: each record decoded once,
+    state as live objects, no Kafka, no writes (the worker's folds: streams.topology)."""
+    stages = settings_topology(settings)
+    folds = [fold for stage in stages.stages for fold in stage.folds]
+    states: list[dict[str, Any]] = [{} for _ in folds]
+    started = time.process_time()
+    for _, value in records:
+        event = decode(value)
+        for fold, table in zip(folds, states, strict=True):
+            key = fold.key(event)
+            if key is None:
+                continue
+            state = table.get(key)
+            if state is None:
+                state = fold.empty()
+            new, _derived = fold.fold(state, event)
+            if new is not state:
+                table[key] = new
+    cpu = time.process_time() - started
+    return len(records) / cpu, cpu / len(records) * 1e6
 
 
 async def _produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None:

@@ -7,6 +7,7 @@ Each command's module is imported when the command runs (or help lists it), not 
 from __future__ import annotations
 
 import importlib
+import signal
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -28,6 +29,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "replay": "factorstream.cli.replay:replay",
     "docs": "factorstream.cli.docs:docs",
     "worker": "factorstream.cli.worker:worker",
+    "sink": "factorstream.cli.worker:sink",
     "dashboard": "factorstream.cli.dashboard:dashboard",
     "simulate": "factorstream.cli.simulate:simulate",
     "sql": "factorstream.cli.sql:sql",
@@ -71,5 +73,14 @@ app = typer.Typer(
 app.callback()(load_into)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
 def main() -> None:
+    """Run the CLI. SIGTERM and SIGHUP stop a command the way Ctrl-C does, so whatever it
+    started (a private broker, a worker, a server) is stopped on the way out; commands that
+    run a service of their own (the worker, the demo) install their own handlers."""
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _interrupt)
     app()

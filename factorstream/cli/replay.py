@@ -19,8 +19,9 @@ from rich.table import Table
 
 from factorstream.cli.context import console, fail, settings_of
 from streams.digest import StateDigest, state_digest
-from streams.logs import read_changelogs, read_partitions, read_to_end
+from streams.logs import read_fold_tables, read_partitions, read_to_end
 from streams.replay import LogRecord, Replayed, merge_partitions, replay_settings
+from streams.topology import settings_topology
 
 
 def replay(
@@ -56,13 +57,15 @@ def replay(
                 settings,
                 on_record=lambda: progress.advance(folding),
             )
-            ours = state_digest(replayed.tables, positions=False)
+            ours = state_digest(replayed.tables)
             theirs = None
             if worker:
-                tables = read_changelogs(
-                    settings.kafka_bootstrap, app_id=settings.stream.app_id, tables=ours.tables
+                tables = read_fold_tables(
+                    settings.kafka_bootstrap,
+                    app_id=settings.stream.app_id,
+                    stages=settings_topology(settings),
                 )
-                theirs = state_digest(tables, positions=True)
+                theirs = state_digest(tables)
         except (KafkaError, LookupError, TimeoutError) as error:
             raise fail(f"cannot read the log at {settings.kafka_bootstrap}: {error}") from None
     differ = theirs is not None and theirs.tables != ours.tables

@@ -1,7 +1,14 @@
-"""``factorstream worker``: run the stream worker (ingest, lockout fold, lockout API)."""
+"""``factorstream worker`` and ``factorstream sink``: run the stream worker, or a sink alone.
+
+``worker`` runs every role by default (the folds, the ledger and the lake sinks: one
+process, one consumer group); ``worker --role folds`` runs the folds alone, and
+``sink ledger`` / ``sink lake`` run a sink in its own process and consumer group
+(``<app_id>-ledger``, ``<app_id>-lake``), to scale and fail apart from the folds.
+"""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -23,16 +30,46 @@ if TYPE_CHECKING:
 _TOPIC_ALREADY_EXISTS = 36
 
 
-def worker(
-    ctx: typer.Context,
-    loglevel: str = typer.Option("info", help="Log level: debug, info, warning, error."),
-) -> None:
+ROLES = ("folds", "ledger", "lake")
+Role = typer.Option(
+    [],
+    "--role",
+    help="Run only this role (repeat for several): folds, ledger, lake. Default: the "
+    "setting stream.roles (all three).",
+)
+LogLevel = typer.Option("info", help="Log level: debug, info, warning, error.")
+
+
+def worker(ctx: typer.Context, role: list[str] = Role, loglevel: str = LogLevel) -> None:
     """Run the stream worker until stopped (SIGINT/SIGTERM); creates missing topics first."""
+    settings = settings_of(ctx)
+    unknown = sorted(set(role) - set(ROLES))
+    if unknown:
+        raise fail(f"--role: unknown {', '.join(unknown)} (choose from {', '.join(ROLES)})")
+    if role:
+        stream = settings.stream.model_copy(update={"roles": tuple(dict.fromkeys(role))})
+        settings = settings.model_copy(update={"stream": stream})
+    _run(settings, loglevel)
+
+
+def sink(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="ledger or lake"),
+    loglevel: str = LogLevel,
+) -> None:
+    """Run one sink (ledger or lake) in its own process and consumer group until stopped."""
+    if name not in ("ledger", "lake"):
+        raise fail(f"sink: expected ledger or lake, found {name!r}")
+    settings = settings_of(ctx)
+    stream = settings.stream.model_copy(update={"roles": (name,)})
+    _run(settings.model_copy(update={"stream": stream}), loglevel)
+
+
+def _run(settings: Settings, loglevel: str) -> None:
     import faust  # the worker's heavy imports, kept off every other command's start
 
     from streams.app import create_pipeline, internal_topics
 
-    settings = settings_of(ctx)
     pipeline = create_pipeline(settings)
     try:
         _check_events_topic(settings)
@@ -40,14 +77,24 @@ def worker(
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
     stream, names = settings.stream, settings.topics
-    console.print(
-        f"worker [bold]{stream.app_id}[/] on {settings.kafka_bootstrap}: "
-        f"{names.events} → {names.lockouts}, dead letters to {names.dlq} "
-        f"({len(created)} internal topics created); "
-        f"lockout API on http://{stream.web_host}:{stream.web_port}/lockouts/"
-    )
+    roles = ", ".join(stream.roles)
+    if "folds" in stream.roles:
+        console.print(
+            f"worker [bold]{stream.app_id}[/] ({roles}) on {settings.kafka_bootstrap}: "
+            f"{names.events} → {names.lockouts}, dead letters to {names.dlq} "
+            f"({len(created)} internal topics created); "
+            f"lockout API on http://{stream.web_host}:{stream.web_port}/lockouts/"
+        )
+    else:
+        console.print(
+            f"sink [bold]{pipeline.app.conf.id}[/] ({roles}) on {settings.kafka_bootstrap}: "
+            f"every event of {pipeline.ingested.get_topic_name()}, {names.lockouts} and "
+            f"{names.anomalies}"
+        )
     (settings.data_dir / "streams").mkdir(parents=True, exist_ok=True)  # Faust makes one level
     runner = faust.Worker(pipeline.app, loglevel=loglevel)
+    # Faust stops gracefully on SIGINT and SIGTERM; SIGHUP does the same here
+    runner.loop.add_signal_handler(signal.SIGHUP, runner._on_sigterm)
     # at warning and above Faust adds a terminal spinner and sets the root logger to DEBUG
     # for it: every debug call of Faust and aiokafka then builds a log record (~5% CPU)
     runner.spinner = None

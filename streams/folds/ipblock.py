@@ -247,8 +247,10 @@ def ip_block_status(state: IpBlockState, *, now: datetime) -> IpBlockStatus:
 
 def ip_block_key(event: Event) -> str | None:
     """Key of per-IP throttling: the client IP (canonical text; IPv4-mapped IPv6 as IPv4) of
-    a sign-in attempt — login, second factor or recovery code, either outcome — else
-    ``None`` (the event is not forwarded to the fold)."""
+    a counted failure (:func:`counted_failure`), else ``None``: the fold reads nothing else,
+    so nothing else is re-keyed to it (successes are most of the traffic)."""
+    if not counted_failure(event):
+        return None
     address = _attempt_ip(event)
     return None if address is None else str(address)
 

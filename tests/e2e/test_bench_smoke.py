@@ -60,6 +60,9 @@ def test_bench_all_quick_writes_every_figure(
         "analytics ingest",
         "analytics queries over 20,000 events",
         "pipeline",
+        "pipeline-two-workers",
+        "pipeline-sink-ledger",
+        "pipeline-sink-lake",
         "pipeline-latency",
     ]
     _check(by_name["codec"], 3.0, events=2_000)
@@ -81,16 +84,24 @@ def test_bench_all_quick_writes_every_figure(
     queries = by_name["analytics queries over 20,000 events"]["contenders"]
     assert isinstance(queries, list) and len(queries) == 14
     _check(by_name["pipeline"], 0.5, events=2_000)
-    # where the worker's time goes: the Faust floors, measured, and the records it wrote
+    # the worker beside the fold floor (baseline) and a bare consumer, and where time goes
     pipeline = by_name["pipeline"]
-    floors = _names(pipeline)[1:]
-    assert floors == [
-        "Faust floor: one agent, decode only",
-        "Faust floor: one agent, decode + 1 forward + 1 table write",
+    assert _names(pipeline) == [
+        "factorstream worker (folds, RocksDB)",
+        "bare aiokafka consume + decode",
     ]
-    assert all(m["events_per_s"] > 0 for m in pipeline["contenders"][1:])  # type: ignore[index]
-    written = pipeline["notes"]["records the worker wrote per event"]  # type: ignore[index]
+    assert pipeline["baseline"]["name"].startswith("fold floor")  # type: ignore[index]
+    assert all(m["events_per_s"] > 0 for m in pipeline["contenders"])  # type: ignore[index]
+    notes = pipeline["notes"]
+    assert isinstance(notes, dict) and notes["worker CPU"].endswith(")")
+    written = notes["records the worker wrote per event"]
     assert float(written.split()[0]) > 1  # at least the forward to the ingested topic
+    _check(by_name["pipeline-two-workers"], 1.4, events=2_000)
+    for sink in ("ledger", "lake"):
+        _check(by_name[f"pipeline-sink-{sink}"], 0.5)
+        assert _names(by_name[f"pipeline-sink-{sink}"]) == [
+            f"factorstream sink {sink} (own process)"
+        ]
     latency = by_name["pipeline-latency"]
     _check(latency, 1.0)
     notes = latency["notes"]

@@ -289,7 +289,7 @@ def test_two_workers_share_the_partitions_and_either_answers_for_every_subject(
     kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
 ) -> None:
     app_id = f"test-workers-{uuid.uuid4().hex[:10]}"
-    changelog = f"{app_id}-lockout-changelog"
+    changelog = f"{app_id}-subjects-changelog"
     ports = free_port(), free_port()
     logs = tmp_path / "a.log", tmp_path / "b.log"
     subjects = [f"u-{i}" for i in range(12)]

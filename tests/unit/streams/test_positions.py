@@ -1,17 +1,11 @@
-"""Table values remember the positions they applied (streams/positions.py)."""
+"""Positions: where an event sits on its channel, from its record headers (streams/positions.py).
+
+How the stages use them (skip what a key applied already) is tested in test_stages.py.
+"""
 
 from __future__ import annotations
 
-from streams.positions import (
-    Position,
-    after,
-    applied,
-    fold_state,
-    origin_header,
-    origin_of,
-    position_of,
-    via_header,
-)
+from streams.positions import Position, origin_header, origin_of, position_of, via_header
 
 
 def test_the_origin_header_gives_the_partition_as_channel() -> None:
@@ -26,19 +20,6 @@ def test_re_keyed_channels_name_the_ingested_partition_too() -> None:
     assert origin_of([("content-type", b"x"), *headers]) == [origin_header(3, 41)]
 
 
-def test_an_event_at_or_below_the_remembered_offset_was_applied() -> None:
-    value = after(None, {"failures": 1}, Position("0", 10))
-    assert value == {"state": {"failures": 1}, "applied": {"0": 10}}
-    assert applied(value, Position("0", 10)) and applied(value, Position("0", 9))
-    assert not applied(value, Position("0", 11))
-    assert not applied(value, Position("1", 0))  # another channel has its own offsets
-    assert not applied(value, None)  # no position: always applied (not from ingest)
-
-
-def test_positions_survive_a_reset_state_and_other_channels_are_kept() -> None:
-    value = after(None, {"n": 1}, Position("0", 10))
-    value = after(value, {"n": 2}, Position("1", 3))
-    reset = after(value, None, Position("0", 12))
-    assert reset == {"state": None, "applied": {"0": 12, "1": 3}}
-    assert fold_state(reset) is None and fold_state(value) == {"n": 2}
-    assert after(None, None, None) is None  # nothing to keep: the key is deleted
+def test_a_re_keyed_record_without_via_falls_back_to_the_origin_channel() -> None:
+    assert position_of([origin_header(2, 7)], via=True) == Position("2", 7)
+    assert origin_of([("content-type", b"x")]) == []

@@ -10,8 +10,8 @@ from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
 from schemas.fields import PolicyTier
 from streams.digest import state_digest
-from streams.positions import Position, after
-from streams.replay import LogRecord, merge_partitions, replay_settings
+from streams.replay import LogRecord, merge_partitions, replay_settings, stored_fold_tables
+from streams.topology import settings_topology
 from tests.factories import T0, sample_event
 from verifiers.lockout import LockoutState, fold_lockout
 from verifiers.policy import TIERS, lockout_policy
@@ -60,9 +60,9 @@ def test_replay_folds_once_per_id_and_counts_junk() -> None:
 
 def test_two_replays_of_one_log_give_one_digest_and_a_different_log_another() -> None:
     log = _records(_failures("u-1", 4) + _failures("u-2", 6))
-    first = state_digest(replay_settings(log, Settings()).tables, positions=False)
-    second = state_digest(replay_settings(log, Settings()).tables, positions=False)
-    shorter = state_digest(replay_settings(log[:-1], Settings()).tables, positions=False)
+    first = state_digest(replay_settings(log, Settings()).tables)
+    second = state_digest(replay_settings(log, Settings()).tables)
+    shorter = state_digest(replay_settings(log[:-1], Settings()).tables)
 
     assert first == second and first.overall == second.overall
     assert first.entries["lockout"] == 2
@@ -70,16 +70,19 @@ def test_two_replays_of_one_log_give_one_digest_and_a_different_log_another() ->
     assert shorter.overall != first.overall
 
 
-def test_a_worker_table_digests_like_the_replay_whatever_positions_it_remembers() -> None:
+def test_a_worker_table_digests_like_the_replay_whatever_positions_and_ids_it_keeps() -> None:
     replayed = replay_settings(_records(_failures("u-1", 3)), Settings())
     worker = {
-        name: {key: after(None, state, Position("4", 1234)) for key, state in table.items()}
-        for name, table in replayed.tables.items()
+        stage: {
+            key: {**value, "applied": {"4": 1234}, "recent": []} for key, value in table.items()
+        }
+        for stage, table in replayed.stored.items()
     }
-    worker["lockout"][b"acme/gone"] = {"state": None, "applied": {"0": 3}}  # a reset key
-    ours = state_digest(replayed.tables, positions=False)
-    theirs = state_digest(worker, positions=True)
+    worker["subjects"][b"acme/gone"] = {"version": 1, "states": {}, "applied": {"0": 3}}
+    theirs = state_digest(stored_fold_tables(worker, settings_topology(Settings())))
+    ours = state_digest(replayed.tables)
     assert ours.tables == theirs.tables and ours.entries == theirs.entries
+    assert ours.entries["lockout"] == 1
 
 
 def test_partitions_merge_by_record_time_keeping_each_partition_in_order() -> None:

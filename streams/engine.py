@@ -1,0 +1,342 @@
+"""The stream engine: whole batches from Faust's consumer to the stages, and back to Kafka.
+
+Faust hands an agent one record at a time (a queue put, a task switch and its stream
+machinery per record: ~80 µs here). The engine takes the records of its source topics out
+of the worker's consumer (``streams/consumer.py``) as whole fetched batches, one
+partition at a time, and runs them through a :class:`Runner` per source topic:
+
+1. a stage (``streams/stages.py``) processes the batch over its cache of live state,
+   under the batch partition's table context (``streams/faust_fence.py``);
+2. the records it made (forwards, derived events, dead letters) are produced and the
+   runner waits until the broker has every one of them (``acks=all``);
+3. the batch's records are acknowledged to Faust's consumer.
+
+Each offset commit runs inside :meth:`Engine.committing`: every runner is held still
+(after its batch in flight), each writes the keys its batches changed since the last
+commit to its table, once (``table[key] = value``: the local store and the changelog), and
+Faust flushes the producer and commits while they stay still. So when an offset is
+committed, everything the records before it caused is durable: produced records first,
+table state next. A runner that is idle after a batch writes its changed keys at once
+(its records are durable by then), so commits stay short unless the worker is behind.
+The full crash story is in ``docs/stream-engine.md``.
+
+On a rebalance the engine drops the batches it has not started (the consumer reads them
+again from the committed offsets), lets the batch in flight finish, flushes through the
+commit Faust makes while revoking, and forgets every cached key once the new assignment
+is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import faust
+import msgspec
+from faust.types import TP, Message, TableT, TopicT
+
+from streams.faust_fence import store_apply, table_context
+from streams.ingest import record_headers
+from streams.produce import BatchProducer, Outgoing
+from streams.stages import Emit, Ingest, JsonState, KeyedStage, Record, StageOutput, StateCache
+
+log = logging.getLogger(__name__)
+_json = msgspec.json.Encoder().encode
+"""Stored forms as JSON: what the tables' ``json`` value serializer reads back."""
+
+QUEUED_BATCHES = 4
+"""Fetched batches a runner holds before the consumer waits (back-pressure)."""
+
+Fetched = dict[TP, list[Message]]
+"""One fetch's records of a runner's source topics, by partition, each in offset order."""
+Batch = tuple[int, Fetched]
+"""A batch as queued: the engine's epoch when it was fetched, and its records."""
+
+
+class Runner:
+    """The batches of its source topics, one at a time (concurrency 1), in fetch order."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        name: str,
+        source: TopicT,
+        topics: Mapping[str, str] | None = None,
+    ) -> None:
+        self.app, self.name, self.source, self.topics = app, name, source, topics or {}
+        self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=QUEUED_BATCHES)
+        self.lock = asyncio.Lock()
+        self.engine: Engine | None = None
+        self.batches = 0
+        self.records = 0
+
+    @property
+    def source_name(self) -> str:
+        return self.source.get_topic_name()
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(self.source.topics)
+
+    async def run(self) -> None:
+        engine, consumer = self.engine, self.app.consumer
+        if engine is None:
+            raise RuntimeError(f"{self.name}: run by no engine (Engine.add starts runners)")
+        while True:
+            epoch, fetched = await self.queue.get()
+            async with self.lock:
+                if epoch != engine.epoch:
+                    continue  # fetched before a rebalance: read again from the committed offset
+                try:
+                    await self.handle(fetched)
+                    for messages in fetched.values():
+                        for message in messages:
+                            message.ack(consumer)  # acked once every runner of its topic did
+                        self.records += len(messages)
+                    self.batches += 1
+                    if self.queue.empty():  # idle: write the state now, a commit waits less
+                        await self.write_state()
+                except BaseException as error:  # cancelled too: its state may be half done
+                    engine.fail(self, error)
+                    raise
+
+    def drop_queued(self) -> int:
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            dropped += 1
+        return dropped
+
+    async def handle(self, fetched: Fetched) -> None:
+        raise NotImplementedError
+
+    async def write_state(self) -> int:
+        """Write what the batches changed since the last call (stateless: nothing); the
+        caller holds this runner's lock."""
+        return 0
+
+    def forget(self) -> None:
+        """Forget cached state (after a rebalance)."""
+
+    async def produce(self, emits: Sequence[Emit]) -> None:
+        """Send every record and wait until the broker has them all."""
+        if not emits:
+            return
+        if self.engine is None:
+            raise RuntimeError(f"{self.name}: produces through an engine (Engine.add)")
+        topics = self.topics
+        await self.engine.producer.send(
+            Outgoing(topics[e.role], None, e.key, e.value, e.headers) for e in emits
+        )
+
+
+def records_of(messages: Sequence[Message]) -> list[Record]:
+    return [
+        Record(
+            m.topic,
+            m.partition,
+            m.offset,
+            int(m.timestamp * 1000),
+            m.key,
+            m.value,
+            record_headers(m.headers),
+        )
+        for m in messages
+    ]
+
+
+class IngestRunner(Runner):
+    """The ingest stage: decode, dead-letter, enrich, forward (stateless)."""
+
+    def __init__(self, app: faust.App, *, stage: Ingest, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.stage = stage
+        self.dead_lettered = 0
+
+    async def handle(self, fetched: Fetched) -> None:
+        emits: list[Emit] = []
+        for messages in fetched.values():
+            out = self.stage.process(records_of(messages))
+            self.dead_lettered += out.dead_lettered
+            emits += out.emits
+        await self.produce(emits)
+
+
+class KeyedRunner(Runner):
+    """A keyed stage over its table, with a write-back cache of live state."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        stage: KeyedStage,
+        table: TableT[bytes, JsonState],
+        capacity: int,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.stage, self.table = stage, table
+        self.cache: StateCache = stage.cache(self._load, capacity=capacity)
+        self.duplicates = 0
+        self.skipped = 0
+        self.writes = 0
+
+    def _load(self, key: bytes) -> JsonState | None:
+        found: JsonState | None = self.table.get(key)
+        return found
+
+    async def handle(self, fetched: Fetched) -> None:
+        emits: list[Emit] = []
+        for tp, messages in fetched.items():
+            with table_context(self.app, self.source_name, tp.partition):
+                self.cache.partition = tp.partition
+                out: StageOutput = self.stage.process(records_of(messages), self.cache)
+            self.duplicates += out.duplicates
+            self.skipped += out.skipped
+            emits += out.emits
+            await asyncio.sleep(0)  # let the API and the heartbeats in between partitions
+        await self.produce(emits)
+
+    async def write_state(self) -> int:
+        """Each changed key into the local store and, as one record batch per partition,
+        into the changelog; then the store remembers the changelog offset it holds (what
+        ``table[key] = value`` does a record at a time)."""
+        writes = self.cache.flush()
+        if not writes or self.engine is None:
+            return 0
+        table = self.table
+        changelog = table.changelog_topic.get_topic_name()
+        records = [
+            Outgoing(changelog, partition, key, None if value is None else _json(value))
+            for key, partition, value in writes
+        ]
+        placed = await self.engine.producer.send(records)
+        # the local store after the changelog has them, as Faust's recovery writes it (one
+        # batch per partition, and the changelog offset it now holds)
+        store_apply(
+            table.data,
+            [
+                (TP(topic, partition), offset, record.key, value, record.value)
+                for (topic, partition, offset), record, (_, _, value) in zip(
+                    placed, records, writes, strict=True
+                )
+            ],
+        )
+        self.writes += len(writes)
+        return len(writes)
+
+    def forget(self) -> None:
+        self.cache.clear()
+
+    def stored(self, key: bytes) -> JsonState | None:
+        """A key's freshest stored form: the live record if cached, else the table's."""
+        return self.cache.peek(key) or self.table.get(key)
+
+
+class EngineFailed(RuntimeError):
+    """A batch failed: the engine writes and commits nothing more until the restart."""
+
+
+class Engine:
+    """The runners of one worker, fed by its consumer (``streams/consumer.py``)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+        self.runners: dict[str, Runner] = {}
+        """By runner name."""
+        self.by_topic: dict[str, list[Runner]] = {}
+        self.producer = BatchProducer(app)
+        self.failed: BaseException | None = None
+        """Set when a batch failed: from then on nothing is written or committed."""
+        self.epoch = 0
+        """Counts rebalances: a batch fetched in an earlier epoch is dropped."""
+
+    def add(self, runner: Runner) -> Runner:
+        if runner.name in self.runners:
+            raise ValueError(f"{runner.name}: runner names must be unique")
+        for name in runner.source_names:
+            self.by_topic.setdefault(name, []).append(runner)
+        runner.engine = self
+        self.runners[runner.name] = runner
+        self.app.topics.add(runner.source)  # subscribed, with acks, like an agent's topic
+        self.app.task(runner.run)
+        return runner
+
+    def wants(self, topic: str) -> bool:
+        return topic in self.by_topic
+
+    async def dispatch(self, epoch: int, fetched: Fetched) -> None:
+        """Queue one fetch's records, a batch per runner (waits while a runner is behind)."""
+        if epoch != self.epoch:
+            return
+        batches: dict[str, Fetched] = {}
+        for tp, messages in fetched.items():
+            runners = self.by_topic[tp.topic]
+            if len(runners) > 1:
+                for message in messages:
+                    message.incref(len(runners))  # acked when the last runner acks it
+            for runner in runners:
+                batches.setdefault(runner.name, {})[tp] = messages
+        for name, batch in batches.items():
+            await self.runners[name].queue.put((epoch, batch))
+
+    async def revoke(self) -> None:
+        """Partitions are being revoked: drop what has not started, wait for what has."""
+        self.epoch += 1
+        dropped = sum(runner.drop_queued() for runner in self.runners.values())
+        if dropped:
+            log.info("engine: dropped %d fetched batches at a rebalance", dropped)
+        for runner in self.runners.values():
+            async with runner.lock:
+                pass
+
+    def assigned(self) -> None:
+        """A new assignment: every cached key may have changed elsewhere."""
+        self.epoch += 1
+        for runner in self.runners.values():
+            runner.drop_queued()
+            runner.forget()
+
+    def fail(self, runner: Runner, error: BaseException) -> None:
+        """A batch of ``runner`` failed (or was cancelled) after it may have changed cached
+        state: no state is written and no offset committed any more. The worker stops (the
+        error crashes the app); a restart reads again from the last commit, whose state is
+        whole."""
+        if self.failed is None:
+            self.failed = error
+            log.error(
+                "engine: %s failed a batch (%r); nothing more is committed", runner.name, error
+            )
+
+    @asynccontextmanager
+    async def committing(self) -> AsyncIterator[None]:
+        """Hold every runner still, write the state their batches changed, and keep them
+        still until the block (Faust's offset commit) ends: an offset is never committed
+        for a record whose state is not written (a batch acknowledged between a runner's
+        write and the commit would be)."""
+        if self.failed is not None:
+            raise EngineFailed(f"a batch failed ({self.failed!r}): no commit") from self.failed
+        async with AsyncExitStack() as stack:
+            for runner in self.runners.values():
+                await stack.enter_async_context(runner.lock)  # after its batch in flight
+            if self.failed is not None:  # failed while we waited for its lock
+                raise EngineFailed(f"a batch failed ({self.failed!r}): no commit")
+            written = {runner.name: await runner.write_state() for runner in self.runners.values()}
+            log.debug("engine: state written before a commit: %s", written)
+            yield
+
+    async def flush(self) -> None:
+        """Write the state every batch so far changed (at a rebalance, before Faust's
+        revoke commits)."""
+        async with self.committing():
+            pass
+
+    def keyed(self, name: str) -> KeyedRunner:
+        for runner in self.runners.values():
+            if isinstance(runner, KeyedRunner) and runner.stage.name == name:
+                return runner
+        raise KeyError(name)

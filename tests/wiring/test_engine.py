@@ -1,0 +1,206 @@
+"""The engine's I/O order (streams/engine.py), with the broker side faked by a journal.
+
+What a batch caused must be durable in this order: the records it produced, then its
+acknowledgement, then (at the next commit) its state in the table, each changed key once.
+A batch fetched before a rebalance is never processed; a batch that failed never has its
+state written. The real broker tests are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from faust.types import TP, Message
+
+from schemas import Event
+from schemas.fields import PolicyTier
+from streams.app import Pipeline
+from streams.engine import EngineFailed, KeyedRunner
+from streams.topology import LOCKOUT
+from tests.factories import T0, sample_event
+from tests.support import until
+from tests.wiring.fixtures import (
+    event_messages,
+    folds_pipeline,
+    journal_of,
+    produced_as_read,
+)
+from verifiers.lockout import LockoutState
+from verifiers.policy import TIERS
+
+BUSINESS = TIERS[PolicyTier.BUSINESS]
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Pipeline:
+    return folds_pipeline(tmp_path)
+
+
+def login_failures(n: int, *, subject: str = "u-1") -> list[Event]:
+    return [
+        sample_event("auth.login.attempted", subject=subject, now=T0 + timedelta(seconds=10 * i))
+        for i in range(n)
+    ]
+
+
+async def ingested(pipeline: Pipeline, events: list[Event]) -> tuple[TP, list[Message]]:
+    """``events`` through the ingest runner; its forwards as the subjects runner reads them
+    (the journal is cleared after)."""
+    journal = journal_of(pipeline)
+    source = pipeline.events.get_topic_name()
+    await pipeline.engine.runners["ingest"].handle({TP(source, 0): event_messages(source, events)})
+    topic = pipeline.ingested.get_topic_name()
+    batch = produced_as_read(journal, topic)
+    journal.entries.clear()
+    return TP(topic, 0), batch
+
+
+def subjects_of(pipeline: Pipeline) -> KeyedRunner:
+    return pipeline.engine.keyed("subjects")
+
+
+def lockout_in(stored: object) -> LockoutState:
+    assert isinstance(stored, dict)
+    return LockoutState.from_dict(stored["states"][LOCKOUT])
+
+
+async def test_a_batch_is_produced_at_once_and_its_state_written_at_the_flush_once_per_key(
+    pipeline: Pipeline,
+) -> None:
+    journal, subjects = journal_of(pipeline), subjects_of(pipeline)
+    table = pipeline.tables["subjects"]
+    events = login_failures(BUSINESS.max_failures) + login_failures(2, subject="u-2")
+    tp, batch = await ingested(pipeline, events)
+
+    await subjects.handle({tp: batch[:3]})
+    await subjects.handle({tp: batch[3:]})
+
+    assert journal.of("write") == []  # nothing in the table before the commit
+    assert table.get(b"acme/u-1") is None
+    (applied,) = journal.events(pipeline.lockouts.get_topic_name())
+    assert applied.type == "lockout.applied" and applied.subject == "u-1"
+    assert len(journal.of("produce", pipeline.rekeyed["ip"].get_topic_name())) == len(events)
+
+    await pipeline.engine.flush()
+
+    writes = journal.of("write")
+    assert [w.key for w in writes] == [b"acme/u-1", b"acme/u-2"]  # once each
+    assert {w.topic for w in writes} == {table.changelog_topic.get_topic_name()}
+    kinds = journal.kinds()
+    assert kinds.index("write") > max(i for i, k in enumerate(kinds) if k == "produce")
+    assert lockout_in(table.get(b"acme/u-1")).failures == BUSINESS.max_failures
+    assert lockout_in(table.get(b"acme/u-2")).failures == 2
+    before = len(journal.entries)
+    await pipeline.engine.flush()
+    assert len(journal.entries) == before  # clean: nothing to write again
+
+
+async def test_a_batch_is_acked_once_its_records_are_durable_and_the_flush_waits_for_it(
+    pipeline: Pipeline,
+) -> None:
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    tp, batch = await ingested(pipeline, login_failures(BUSINESS.max_failures))
+    journal.hold = True  # the broker has not confirmed the records yet
+    running = asyncio.create_task(subjects.run())
+    try:
+        await engine.dispatch(engine.epoch, {tp: batch})
+        await until(lambda: len(journal.unsettled) > 0)  # its records sent, none confirmed
+        flushing = asyncio.create_task(engine.flush())  # a commit comes meanwhile
+        await asyncio.sleep(0.05)
+
+        assert journal.of("ack") == [] and journal.of("write") == []
+        assert not flushing.done()  # it waits for the batch in flight
+        journal.hold = False  # the broker confirms from now on (the changelog records too)
+        journal.settle()
+        await asyncio.wait_for(flushing, 5)
+    finally:
+        running.cancel()
+
+    kinds = journal.kinds()
+    last_produce = max(i for i, k in enumerate(kinds) if k == "produce")
+    acks = [i for i, k in enumerate(kinds) if k == "ack"]
+    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]
+    assert min(acks) > last_produce  # acked after every record is durable
+    assert kinds.index("write") > max(acks)  # the state is written after, at the commit
+    assert [w.key for w in journal.of("write")] == [b"acme/u-1"]
+
+
+async def test_a_batch_fetched_before_a_rebalance_is_dropped_without_ack(
+    pipeline: Pipeline,
+) -> None:
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    tp, batch = await ingested(pipeline, login_failures(2))
+    fetched_in = engine.epoch
+    running = asyncio.create_task(subjects.run())
+    try:
+        await subjects.lock.acquire()  # the runner is held still (a commit is writing)
+        await engine.dispatch(fetched_in, {tp: batch})
+        await until(subjects.queue.empty)  # taken by the runner, which waits for the lock
+        revoking = asyncio.create_task(engine.revoke())
+        await until(lambda: engine.epoch != fetched_in)
+        subjects.lock.release()
+        await asyncio.wait_for(revoking, 5)
+
+        assert journal.entries == []  # neither processed, nor produced, nor acked
+        assert (subjects.batches, subjects.cache.dirty) == (0, {})
+        await engine.dispatch(fetched_in, {tp: batch})  # fetched before: not even queued
+        assert subjects.queue.empty()
+
+        await engine.dispatch(engine.epoch, {tp: batch})  # read again after the rebalance
+        await until(lambda: len(journal.of("ack")) == len(batch))
+        await until(lambda: journal.of("write") != [])  # idle: its state written at once
+    finally:
+        running.cancel()
+    assert subjects.batches == 1
+    assert [w.key for w in journal.of("write")] == [b"acme/u-1"]
+
+
+async def test_a_new_assignment_forgets_queued_batches_and_cached_keys(
+    pipeline: Pipeline,
+) -> None:
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    tp, batch = await ingested(pipeline, login_failures(2))
+    await subjects.handle({tp: batch[:1]})
+    await engine.dispatch(engine.epoch, {tp: batch[1:]})
+    assert subjects.cache.dirty and not subjects.queue.empty()
+
+    engine.assigned()
+
+    assert subjects.queue.empty() and len(subjects.cache) == 0
+    await engine.flush()
+    assert journal.of("write") == []
+
+
+async def test_the_state_of_a_batch_whose_records_failed_is_never_written(
+    pipeline: Pipeline,
+) -> None:
+    """The records a batch made are not durable (the send failed): the batch is not acked
+    and is read again after the restart, so its state must not reach the table, or the
+    records read again are skipped as applied and what they caused is lost for good."""
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    table = pipeline.tables["subjects"]
+    tp, batch = await ingested(pipeline, login_failures(BUSINESS.max_failures))
+    journal.fail = ConnectionError("broker gone")
+    running = asyncio.create_task(subjects.run())
+    await engine.dispatch(engine.epoch, {tp: batch})
+    with pytest.raises(ConnectionError):
+        await asyncio.wait_for(running, 5)  # the runner stops; the worker shuts down
+    assert journal.of("ack") == []
+
+    with pytest.raises(EngineFailed):  # the commit the consumer makes as it stops (or the
+        await engine.flush()  # next timed one) is refused: the consumer commits nothing
+
+    assert journal.of("write") == [], "a failed batch's state was written to the table"
+    assert table.get(b"acme/u-1") is None
+
+    # after the restart the batch is read again, and its lock is derived this time
+    journal.fail, journal.entries = None, []
+    engine.failed = None  # a new process
+    engine.assigned()
+    await subjects.handle({tp: batch})
+    assert [e.type for e in journal.events(pipeline.lockouts.get_topic_name())] == [
+        "lockout.applied"
+    ]
