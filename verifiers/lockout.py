@@ -45,7 +45,7 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -126,7 +126,7 @@ class LockoutPolicy:
         return self.permanent_lockout or self.max_temporary_lockouts > 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FactorLockout:
     """One OTP factor's failure counter and lock."""
 
@@ -155,7 +155,7 @@ def _fresh_counter(factor: Factor) -> FactorLockout:
     return _FRESH_COUNTERS.get(factor) or FactorLockout(factor)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LockoutState:
     """One subject's lockout state; ``LockoutState()`` is a fresh subject."""
 
@@ -267,10 +267,13 @@ class LockoutStatus:
 UNLOCKED = LockoutStatus(locked=False)
 
 
+_STATE_FIELDS = tuple(item.name for item in fields(LockoutState))
+
+
 def _changed(state: LockoutState, **changes: Any) -> LockoutState:
-    """``dataclasses.replace`` for the hot path (without its per-call look at the fields:
-    every field of :class:`LockoutState` is a parameter of its ``__init__``)."""
-    return LockoutState(**{**vars(state), **changes})
+    """``dataclasses.replace`` without its per-call look at each field's kind (every field
+    of :class:`LockoutState` is a parameter of its ``__init__``)."""
+    return LockoutState(**{name: getattr(state, name) for name in _STATE_FIELDS} | changes)
 
 
 def _factor_name(counter: FactorLockout) -> str:

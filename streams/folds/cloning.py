@@ -31,7 +31,7 @@ READS = (p.VerificationFailed, p.VerificationSucceeded)
 """The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CloningState:
     """When the detection last fired per credential of one subject."""
 

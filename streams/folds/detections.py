@@ -54,7 +54,7 @@ from streams.folds.travel import TravelState
 STATE_VERSION = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SubjectDetections:
     """The state of every per-subject detection of one subject."""
 

@@ -35,7 +35,7 @@ READS = SIGN_IN_COMPLETIONS
 Seen = tuple[tuple[str, datetime], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FamiliarityState:
     """What one subject's successful sign-ins taught one detection."""
 

@@ -26,7 +26,7 @@ READS = (p.PushApproved, p.PushRejected, p.PushExpired)
 """The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PushFatigueState:
     """One subject's recent unanswered or refused pushes."""
 

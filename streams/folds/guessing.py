@@ -39,7 +39,7 @@ RECOVERY_READS = (p.RecoveryFailed, p.RecoverySucceeded)
 """The payloads recovery-code abuse reads, likewise."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OtpGuessingState:
     """One subject's recent wrong codes (label: the factor)."""
 
@@ -54,7 +54,7 @@ class OtpGuessingState:
         return cls(w.BurstCounter.from_dict(w.nested(data, "wrong_codes")))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RecoveryAbuseState:
     """One subject's recent failed and used recovery codes (label: the reason)."""
 

@@ -42,7 +42,7 @@ READS = SIGN_IN_ACTIVITY
 """The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReputationState:
     """When each IP-list detection last fired for one subject."""
 
@@ -79,8 +79,8 @@ def fold_ip_reputation(
     if not isinstance(event.data, SIGN_IN_ACTIVITY):
         return state, []
     anonymous, malicious = thresholds.anonymous_networks, thresholds.malicious_networks
-    if not (anonymous or malicious):
-        return state, []
+    if not (anonymous.networks or malicious.networks):
+        return state, []  # no lists configured
     address = client_ip(event)
     if address is None:
         return state, []

@@ -30,7 +30,7 @@ READS = (p.RiskDetected, p.EnrollmentRemoved, p.RecoveryRegenerated)
 """The payloads this fold reads; any other event leaves the state as it is (``is``)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FactorResetState:
     """One subject's recent risks (label ``detection:score``) and last firing."""
 
@@ -70,7 +70,7 @@ def fold_factor_reset_after_risk(
         if (
             data.detection not in thresholds.reset_risk_detections
             or rank < SEVERITY_RANK[thresholds.reset_min_severity]
-            or any(m.event_id == event.id for m in state.risks)
+            or event.id in [m.event_id for m in state.risks]
         ):
             return state, []
         mark = w.Mark(now, event.id, f"{data.detection}:{data.score}")

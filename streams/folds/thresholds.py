@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -41,9 +42,19 @@ def parse_ip(value: str) -> IpAddress:
     return _parse_ip(value)
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""The IPv4 text ``ipaddress`` accepts (four decimal octets, no leading zeros): read here
+without its octet-by-octet parse."""
+
+
 @lru_cache(maxsize=IP_CACHE_SIZE)
 def _parse_ip(value: str) -> IpAddress:
-    address = ipaddress.ip_address(value.strip())
+    text = value.strip()
+    if _DOTTED_QUAD.fullmatch(text):
+        a, b, c, d = map(int, text.split("."))
+        return ipaddress.IPv4Address(a << 24 | b << 16 | c << 8 | d)
+    address = ipaddress.ip_address(text)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address

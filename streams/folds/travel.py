@@ -49,7 +49,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SignInPoint:
     """Where and when a successful sign-in happened."""
 
@@ -61,7 +61,7 @@ class SignInPoint:
     imprecise: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TravelState:
     """One subject's last located successful sign-in and last firing."""
 
@@ -140,6 +140,8 @@ def impossible_travel_at_sign_in(
     state = TravelState(point, state.last_fired)
     if previous is None:
         return state, []
+    if previous.latitude == point.latitude and previous.longitude == point.longitude:
+        return state, []  # no distance, no trip (the usual case: the same place again)
     imprecise = int(previous.imprecise) + int(point.imprecise)
     if imprecise and previous.country is not None and previous.country == point.country:
         return state, []

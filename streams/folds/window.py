@@ -34,13 +34,33 @@ Marks = tuple[Mark, ...]
 
 def slide(marks: Marks, *, now: datetime, window: timedelta, keep: int) -> Marks:
     """The marks still inside ``window`` at ``now``, the ``keep`` newest of them."""
-    inside = sorted(m for m in marks if now - m.at <= window)
-    return tuple(inside[-keep:]) if keep > 0 else ()
+    if keep <= 0:
+        return ()
+    try:
+        oldest = now - window  # inside: now - at <= window, that is at >= now - window
+    except OverflowError:  # a time within the window of year 1
+        inside = sorted([m for m in marks if now - m.at <= window])
+    else:
+        inside = sorted([m for m in marks if m.at >= oldest])
+    return tuple(inside[-keep:])
 
 
 def add(marks: Marks, mark: Mark, *, now: datetime, window: timedelta, keep: int) -> Marks:
-    """``mark`` added to the window, which is then pruned (see :func:`slide`)."""
-    return slide((*marks, mark), now=now, window=window, keep=keep)
+    """``mark`` added to the window (sorted, as every window is), which is then pruned (see
+    :func:`slide`)."""
+    try:
+        oldest = now - window
+    except OverflowError:
+        oldest = None
+    if oldest is None or keep <= 0 or mark.at < oldest or (marks and mark < marks[-1]):
+        return slide((*marks, mark), now=now, window=window, keep=keep)
+    # the usual case, a new newest mark inside the window: the window stays sorted, and
+    # what leaves it is a run of its oldest marks (only they are looked at)
+    first, last = 0, len(marks)
+    while first < last and marks[first].at < oldest:
+        first += 1
+    start = max(first, last + 1 - keep)
+    return (*marks[start:], mark)
 
 
 def latest_per_label(marks: Marks, *, now: datetime, window: timedelta, keep: int) -> Marks:
@@ -157,7 +177,7 @@ def check_version(data: Mapping[str, Any], version: int) -> None:
         raise ValueError(f"version: expected {version}, found {data.get('version')!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BurstCounter:
     """A window of marks and the last firing: "``needed`` events within ``window``"."""
 
