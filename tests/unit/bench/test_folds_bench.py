@@ -10,6 +10,7 @@ from factorstream.bench.folds import TOTAL, fold_all, live_folds, run
 from factorstream.settings import Settings
 from schemas import Event
 from streams.folds import DETECTION_TABLES
+from streams.topology import settings_topology
 from tests.factories import PAYLOADS, sample_event
 
 
@@ -28,7 +29,8 @@ def _events() -> list[Event]:
 
 def test_the_benchmark_runs_every_fold_of_the_worker() -> None:
     names = [fold.name for fold in live_folds(Settings())]
-    assert names == ["lockout", *(table.name for table in DETECTION_TABLES), "ip_block"]
+    assert names == list(settings_topology(Settings()).fold_names)
+    assert set(names) == {"lockout", "ip_block", *(table.name for table in DETECTION_TABLES)}
 
 
 def test_live_states_are_the_states_stored_ones_give() -> None:
@@ -39,17 +41,16 @@ def test_live_states_are_the_states_stored_ones_give() -> None:
         live, derived = fold_all(fold, events)
         stored: dict[str, dict[str, Any]] = {}
         derived_stored = 0
-        load = type(fold.empty()).from_dict
         for event in events:
             key = fold.key(event)
             if key is None:
                 continue
             before = stored.get(key)
-            after, found = fold.step(fold.empty() if before is None else load(before), event)
-            stored[key] = after.to_dict()
+            after, found = fold.fold(fold.empty() if before is None else fold.load(before), event)
+            stored[key] = fold.dump(after)
             derived_stored += len(found)
-        fresh = fold.empty().to_dict()
-        live_dicts = {k: s.to_dict() for k, s in live.items()}
+        fresh = fold.dump(fold.empty())
+        live_dicts = {k: fold.dump(s) for k, s in live.items()}
         assert {k: s for k, s in live_dicts.items() if s != fresh} == {
             k: s for k, s in stored.items() if s != fresh
         }, fold.name
