@@ -48,7 +48,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from schemas import Event
 from schemas import payloads as p
@@ -344,25 +344,41 @@ READS = (
 
 
 def _attempt(data: p.Payload) -> _Attempt | None:
-    if not isinstance(data, READS):
+    kind = _read_as(type(data))
+    if kind is None:
         return None
     if getattr(data, "reason", None) in NOT_EVALUATED:
         return None  # the gate refused it unseen; counting it would let anyone lock anyone
-    if isinstance(data, p.LoginAttempted):
-        if data.outcome is Outcome.FAILURE:
+    if kind is p.LoginAttempted:
+        login = cast(p.LoginAttempted, data)
+        if login.outcome is Outcome.FAILURE:
             return _LOGIN_FAILED
-        return _LOGIN_NEEDS_MFA if data.mfa_required is True else _LOGIN_COMPLETED
-    if isinstance(data, p.VerificationFailed):
-        return _Attempt("failure", data.factor)
-    if isinstance(data, p.VerificationSucceeded):
-        return _Attempt("success", data.factor, True)
-    if isinstance(data, p.RecoveryFailed):
+        return _LOGIN_NEEDS_MFA if login.mfa_required is True else _LOGIN_COMPLETED
+    if kind is p.VerificationFailed:
+        return _Attempt("failure", cast(p.VerificationFailed, data).factor)
+    if kind is p.VerificationSucceeded:
+        return _Attempt("success", cast(p.VerificationSucceeded, data).factor, True)
+    if kind is p.RecoveryFailed:
         return _RECOVERY_FAILED
-    if isinstance(data, p.RecoverySucceeded):
+    if kind is p.RecoverySucceeded:
         return _RECOVERY_SUCCEEDED
-    if isinstance(data, p.AdminOverrideApproved) and data.action == "unlock":
+    if cast(p.AdminOverrideApproved, data).action == "unlock":
         return _UNLOCK
     return None
+
+
+_READ_AS: dict[type, type | None] = {}
+
+
+def _read_as(kind: type) -> type | None:
+    """The first class of :data:`READS` that ``kind`` is (or subclasses), worked out once
+    per class: ``isinstance`` against msgspec classes costs several dictionary look-ups."""
+    try:
+        return _READ_AS[kind]
+    except KeyError:
+        found = next((c for c in READS if issubclass(kind, c)), None)
+        _READ_AS[kind] = found
+        return found
 
 
 def fold_lockout(

@@ -106,9 +106,8 @@ def fold_detections(
     ``privacy.subject.erased`` forgets the subject: the state holds personal data
     (coordinates, device ids), and a fresh state is the only one free of it.
     """
-    data = event.data
-    kind = type(data)
-    completes = isinstance(data, SIGN_IN_COMPLETIONS) and completed_sign_in(event)
+    kind = type(event.data)
+    completes = completed_sign_in(event)
     plan = _PLANS.get((kind, completes))
     if plan is None:
         plan = _PLANS.setdefault((kind, completes), _plan(kind, completes))

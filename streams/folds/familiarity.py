@@ -179,7 +179,7 @@ def _describe_device(
     kind = device.kind if device is not None else None
     os_ = device.os if device is not None else None
     browser = device.browser if device is not None else None
-    described = " ".join(part for part in (kind, os_, browser) if part) or "unknown device"
+    described = " ".join([part for part in (kind, os_, browser) if part]) or "unknown device"
     summary = f"Successful sign-in from a device not seen before ({described})"
     evidence: dict[str, EvidenceValue] = {
         "device_kind": kind,

@@ -76,11 +76,11 @@ def fold_ip_reputation(
     state: ReputationState, event: Event, thresholds: DetectionThresholds
 ) -> tuple[ReputationState, list[Event]]:
     """Apply one event (see the module docstring for the rule)."""
-    if not isinstance(event.data, SIGN_IN_ACTIVITY):
-        return state, []
     anonymous, malicious = thresholds.anonymous_networks, thresholds.malicious_networks
     if not (anonymous.networks or malicious.networks):
         return state, []  # no lists configured
+    if not isinstance(event.data, SIGN_IN_ACTIVITY):
+        return state, []
     address = client_ip(event)
     if address is None:
         return state, []

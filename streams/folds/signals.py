@@ -17,7 +17,8 @@ personal are), so it never holds an IP, a device id, coordinates or a city; thos
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import cast
 
 from schemas import Event
 from schemas import payloads as p
@@ -36,6 +37,25 @@ SEVERITY_RANK = {level: rank for rank, level in enumerate(RiskLevel)}
 """none < low < medium < high < critical."""
 
 
+def payload_kinds(*classes: type) -> Callable[[object], type | None]:
+    """``kind_of(data)``: the first of ``classes`` that ``data`` is an instance of (as a chain
+    of ``isinstance`` finds it), else ``None``, worked out once per class of ``data``.
+    ``isinstance`` is quick when it holds for the object's own class, but not against
+    msgspec classes when it does not (their metaclass is asked): each miss costs several
+    dictionary look-ups, and a chain of them runs for every event."""
+    known: dict[type, type | None] = {}
+
+    def kind_of(data: object) -> type | None:
+        kind = type(data)
+        try:
+            return known[kind]
+        except KeyError:
+            found = known[kind] = next((c for c in classes if issubclass(kind, c)), None)
+            return found
+
+    return kind_of
+
+
 def subject_key(event: Event) -> str:
     """Key of the per-subject folds: ``tenant/subject`` (the Kafka key already)."""
     return event.partitionkey
@@ -43,8 +63,8 @@ def subject_key(event: Event) -> str:
 
 def client_ip(event: Event) -> IpAddress | None:
     """The request's IP address (IPv4-mapped IPv6 as IPv4), if the event carries one."""
-    client = getattr(event.data, "client", None)
-    if not isinstance(client, Client) or client.ip is None:
+    client = client_of(event)
+    if client is None or client.ip is None:
         return None
     try:
         return parse_ip(client.ip)
@@ -55,7 +75,7 @@ def client_ip(event: Event) -> IpAddress | None:
 def spray_key(event: Event) -> str | None:
     """Key of password spray: the IP of a failed first-factor login, else ``None``."""
     data = event.data
-    if not isinstance(data, p.LoginAttempted) or data.outcome is not Outcome.FAILURE:
+    if _LOGIN(data) is None or cast(p.LoginAttempted, data).outcome is not Outcome.FAILURE:
         return None
     address = client_ip(event)
     return None if address is None else str(address)
@@ -64,7 +84,11 @@ def spray_key(event: Event) -> str | None:
 def sms_pumping_key(event: Event) -> str | None:
     """Key of SMS pumping: the tenant of an ``mfa.challenge.sent``, else ``None`` (the fold
     then checks the channel against ``sms_channels``)."""
-    return event.tenant if isinstance(event.data, p.ChallengeSent) else None
+    return event.tenant if _SENT(event.data) is not None else None
+
+
+_LOGIN = payload_kinds(p.LoginAttempted)
+_SENT = payload_kinds(p.ChallengeSent)
 
 
 SIGN_IN_COMPLETIONS: tuple[type[p.Payload], ...] = (
@@ -81,14 +105,19 @@ def completed_sign_in(event: Event) -> bool:
     approved push, or a password success that needed no MFA (the lockout fold's notion of
     a completed login)."""
     data = event.data
-    if isinstance(data, p.LoginAttempted):
-        return data.outcome is Outcome.SUCCESS and data.mfa_required is not True
-    return isinstance(data, p.VerificationSucceeded | p.RecoverySucceeded | p.PushApproved)
+    kind = _COMPLETIONS(data)
+    if kind is p.LoginAttempted:
+        login = cast(p.LoginAttempted, data)
+        return login.outcome is Outcome.SUCCESS and login.mfa_required is not True
+    return kind is not None
+
+
+_COMPLETIONS = payload_kinds(*SIGN_IN_COMPLETIONS)  # LoginAttempted first, as tested above
 
 
 def client_of(event: Event) -> Client | None:
     client = getattr(event.data, "client", None)
-    return client if isinstance(client, Client) else None
+    return client if type(client) is Client or isinstance(client, Client) else None
 
 
 def severity_for(score: int) -> RiskLevel:
@@ -122,7 +151,9 @@ def risk_detected(
     """A ``risk.detected`` derived from ``trigger`` (deterministic id, the trigger's envelope:
     time, tenant, subject, correlation). ``what`` tells apart two firings of one detection on
     one trigger; ``related`` is trimmed to its ``max_related`` last ids (duplicates once)."""
-    ids = list(dict.fromkeys(related))[-max_related:]
+    ids = list(dict.fromkeys(related))
+    if len(ids) > max_related:
+        ids = ids[-max_related:]
     payload = p.RiskDetected(
         detection=detection,
         severity=severity_for(score),
