@@ -59,6 +59,8 @@ from streams.topology import settings_topology
 
 log = logging.getLogger(__name__)
 
+RECORD_BATCH_BYTES = 512 * 1024
+"""Largest record batch the engine sends (under the broker's default 1 MiB message limit)."""
 FOLDS, LEDGER, LAKE = "folds", "ledger", "lake"
 """The roles a worker process can run (``stream.roles``)."""
 INGESTED_SUFFIX = "events-ingested"
@@ -160,6 +162,9 @@ def create_pipeline(settings: Settings) -> Pipeline:
         topic_disable_leader=True,
         broker_commit_interval=stream.commit_interval_s,
         broker_max_poll_records=stream.max_poll_records,
+        # the engine sends whole record batches (streams/produce.py): let one hold a fetch's
+        # worth of a partition's records instead of aiokafka's 16 KiB
+        producer_max_batch_size=RECORD_BATCH_BYTES,
         table_standby_replicas=stream.standby_replicas,
         web_enabled=folds,  # a sink process serves nothing
         web_bind=stream.web_bind,

@@ -156,14 +156,30 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         engine = self._engine
         epoch = 0 if engine is None else engine.epoch
         batches: dict[TP, list[Message]] = {}  # the engine's records, a batch per partition
+        # per partition seen in this fetch: its batch (the engine's topics) or None (agents')
+        batch_of: dict[TP, list[Message] | None] = {}
         rewound: set[TP] = set()
+        due = self._due
         async for tp, message in super().getmany(timeout):
+            offset = message.offset
+            if tp in batch_of and due.get(tp) == offset and tp not in rewound:
+                due[tp] = offset + 1  # the usual case, in short: the offset due, delivered
+                self._read_offset[tp] = offset
+                batch = batch_of[tp]
+                if batch is None:
+                    yield tp, message
+                else:
+                    batch.append(message)
+                continue
             if tp in rewound:
                 continue  # to be read again from the offset due
             if not self._guarded(tp):
                 yield tp, message
                 continue
-            expected = self._due.get(tp)
+            if tp not in batch_of:
+                wanted = engine is not None and engine.wants(tp.topic)
+                batch_of[tp] = batches.setdefault(tp, []) if wanted else None
+            expected = due.get(tp)
             step = next_step(expected, message.offset, self._probes.get(tp))
             if step is Step.DELIVER and expected is not None:
                 if message.offset != expected:
@@ -178,10 +194,11 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 # Faust's fetch loop drops a record below the last offset it handed over,
                 # which a seek racing a hand-over can leave too high: this one is due.
                 self._read_offset[tp] = message.offset
-                if engine is not None and engine.wants(tp.topic):
-                    batches.setdefault(tp, []).append(message)
-                else:
+                found = batch_of[tp]
+                if found is None:
                     yield tp, message
+                else:
+                    found.append(message)
             elif step is Step.DROP:
                 log.info(
                     "%s[%d]: dropped offset %d, read already (%d is due)",
@@ -196,6 +213,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 rewound.add(tp)
                 await self.seek_wait({tp: expected})
             # Step.HOLD: assigned and not yet sought; the seek reads it again
+        batches = {tp: found for tp, found in batches.items() if found}
         if engine is not None and batches:
             await engine.dispatch(epoch, batches)
 

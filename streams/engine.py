@@ -13,8 +13,8 @@ partition at a time, and runs them through a :class:`Runner` per source topic:
 
 Each offset commit runs inside :meth:`Engine.committing`: every runner is held still
 (after its batch in flight), each writes the keys its batches changed since the last
-commit to its table, once (``table[key] = value``: the local store and the changelog), and
-Faust flushes the producer and commits while they stay still. So when an offset is
+commit to its table, once (the changelog first, then the local store), and Faust commits
+while they stay still. So when an offset is
 committed, everything the records before it caused is durable: produced records first,
 table state next. A runner that is idle after a batch writes its changed keys at once
 (its records are durable by then), so commits stay short unless the worker is behind.
@@ -98,8 +98,8 @@ class Runner:
                             message.ack(consumer)  # acked once every runner of its topic did
                         self.records += len(messages)
                     self.batches += 1
-                    if self.queue.empty():  # idle: write the state now, a commit waits less
-                        await self.write_state()
+                    if self.queue.empty() and engine.failed is None:  # idle: write the
+                        await self.write_state()  # state now, a commit has less to do
                 except BaseException as error:  # cancelled too: its state may be half done
                     engine.fail(self, error)
                     raise
