@@ -154,13 +154,19 @@ class InOrderConsumer(faust_aiokafka.Consumer):
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         engine = self._engine
-        epoch = 0 if engine is None else engine.epoch
+        epoch: int | None = None  # the engine's epoch once records came back (see below)
         batches: dict[TP, list[Message]] = {}  # the engine's records, a batch per partition
         # per partition seen in this fetch: its batch (the engine's topics) or None (agents')
         batch_of: dict[TP, list[Message] | None] = {}
         rewound: set[TP] = set()
         due = self._due
         async for tp, message in super().getmany(timeout):
+            if epoch is None and engine is not None:
+                # now, not before the fetch: a rebalance while it waited has reset every
+                # position (the records below are checked against them), and a batch
+                # tagged with the epoch from before it would be dropped after its offsets
+                # were taken as delivered: lost until the next rebalance
+                epoch = engine.epoch
             offset = message.offset
             if tp in batch_of and due.get(tp) == offset and tp not in rewound:
                 due[tp] = offset + 1  # the usual case, in short: the offset due, delivered
@@ -214,7 +220,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 await self.seek_wait({tp: expected})
             # Step.HOLD: assigned and not yet sought; the seek reads it again
         batches = {tp: found for tp, found in batches.items() if found}
-        if engine is not None and batches:
+        if engine is not None and epoch is not None and batches:
             await engine.dispatch(epoch, batches)
 
 
