@@ -121,6 +121,7 @@ def detection_live_fold(
         table.load,
         _dump,
         ANOMALIES,
+        table.dump_after,
     )
 
 

@@ -72,6 +72,18 @@ class SubjectDetections:
         parts = {name: getattr(self, name).to_dict() for name in _PARTS}
         return {"version": STATE_VERSION, **parts}
 
+    def to_dict_after(
+        self, previous: SubjectDetections, dumped: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """:meth:`to_dict`, taking each part ``previous`` shares with this state from its
+        form ``dumped`` (an event changes one or two parts; the rest are the same objects)."""
+        form: dict[str, Any] = {"version": STATE_VERSION}
+        for name in _PARTS:
+            part = getattr(self, name)
+            kept = dumped.get(name) if part is getattr(previous, name) else None
+            form[name] = part.to_dict() if kept is None else kept
+        return form
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SubjectDetections:
         """The inverse of :meth:`to_dict`; a part missing (a detection added since the state
@@ -215,6 +227,9 @@ class DetectionTable(Generic[S]):
     """The state of a key never seen."""
     load: Callable[[Mapping[str, Any]], S]
     """The state from its ``to_dict()`` form (what the table stores)."""
+    dump_after: Callable[[S, S, Mapping[str, Any]], dict[str, Any]] | None = None
+    """``(state, previous, previous's form) -> state's form``, cheaper than ``to_dict()``
+    when the state shares parts with ``previous`` (``None``: always ``to_dict()``)."""
 
     def apply(
         self, stored: JsonState | None, event: Event, thresholds: DetectionThresholds
@@ -244,7 +259,12 @@ def _apply(
 
 
 BY_SUBJECT: DetectionTable[SubjectDetections] = DetectionTable(
-    "risk_by_subject", subject_key, fold_detections, SubjectDetections, SubjectDetections.from_dict
+    "risk_by_subject",
+    subject_key,
+    fold_detections,
+    SubjectDetections,
+    SubjectDetections.from_dict,
+    SubjectDetections.to_dict_after,
 )
 BY_IP: DetectionTable[SprayState] = DetectionTable(
     "risk_by_ip", spray_key, fold_password_spray, SprayState, SprayState.from_dict

@@ -149,7 +149,7 @@ def _fold(
     detection, score, summary, evidence = describe(event, value, before)
     evidence |= {"sign_ins_seen": before.sign_ins, "known_values": len(before.known)}
     if before.first_sign_in is not None:
-        evidence["first_sign_in_at"] = before.first_sign_in.isoformat()
+        evidence["first_sign_in_at"] = w.isoformat(before.first_sign_in)
     risk = risk_detected(
         event,
         detection,

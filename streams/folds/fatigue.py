@@ -64,7 +64,7 @@ def _evidence(marks: w.Marks, thresholds: DetectionThresholds) -> dict[str, Any]
         "expired": labels.count("expired"),
         "window_seconds": int(thresholds.push_fatigue_window.total_seconds()),
         "threshold": thresholds.push_fatigue_count,
-        "first_at": marks[0].at.isoformat() if marks else None,
+        "first_at": w.isoformat(marks[0].at) if marks else None,
     }
 
 

@@ -115,7 +115,7 @@ def fold_otp_guessing(
         "by_factor": _labels(marks),
         "window_seconds": int(window.total_seconds()),
         "threshold": thresholds.otp_guess_count,
-        "first_at": marks[0].at.isoformat(),
+        "first_at": w.isoformat(marks[0].at),
     }
     risk = risk_detected(
         event,
@@ -165,7 +165,7 @@ def fold_recovery_code_abuse(
         "by_reason": _labels(marks),
         "window_seconds": int(window.total_seconds()),
         "threshold": needed,
-        "first_at": marks[0].at.isoformat(),
+        "first_at": w.isoformat(marks[0].at),
     }
     if isinstance(data, p.RecoverySucceeded):
         evidence["codes_remaining"] = data.codes_remaining

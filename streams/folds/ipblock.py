@@ -183,7 +183,7 @@ class IpBlockState:
             "blocks": [[b, self.blocks[b]] for b in sorted(self.blocks)],
             "block": None
             if block is None
-            else {"since": block.since.isoformat(), "until": block.until.isoformat()},
+            else {"since": w.isoformat(block.since), "until": w.isoformat(block.until)},
         }
 
     @classmethod
@@ -352,7 +352,7 @@ def _applied(ip: str, bucket: int, grid: sl.Grid, policy: IpBlockPolicy) -> Even
 
 
 def _released(ip: str, block: IpBlock, key: Grid) -> Event:
-    what = f"{ip}|{'|'.join(map(str, key))}|{block.until.isoformat()}"
+    what = f"{ip}|{'|'.join(map(str, key))}|{w.isoformat(block.until)}"
     return _derived(p.IpBlockReleased(ip=ip, reason=RELEASED), block.until, what)
 
 

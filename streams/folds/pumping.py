@@ -92,7 +92,7 @@ class SmsPumpingState:
             "version": STATE_VERSION,
             "grid": list(self.grid),
             "newest": self.newest,
-            "early": [at.isoformat() for at in self.early],
+            "early": [w.isoformat(at) for at in self.early],
             "countries": w.seen_to_json(sorted(self.countries.items())),
             "slots": [[s, *self.slots[s]] for s in sorted(self.slots)],
             "fired": {UNUSUAL: sorted(self.unusual_fired), BURST: sorted(self.burst_fired)},
@@ -239,7 +239,7 @@ def _risk(
         "rule": rule,
         "threshold": needed,
         "window_seconds": int(window.total_seconds()),
-        "period_start": start.isoformat(),
+        "period_start": w.isoformat(start),
         "period_seconds": grid.period,
     }
     payload = p.RiskDetected(

@@ -171,7 +171,7 @@ def _risk(
     evidence: dict[str, EvidenceValue] = {
         "threshold": need,
         "window_seconds": int(window.total_seconds()),
-        "period_start": start.isoformat(),
+        "period_start": w.isoformat(start),
         "period_seconds": grid.period,
     }
     payload = p.RiskDetected(

@@ -75,7 +75,7 @@ class TravelState:
             "last": None
             if last is None
             else {
-                "at": last.at.isoformat(),
+                "at": w.isoformat(last.at),
                 "latitude": last.latitude,
                 "longitude": last.longitude,
                 "event_id": last.event_id,
@@ -171,7 +171,7 @@ def impossible_travel_at_sign_in(
         "from_latitude": previous.latitude,
         "from_longitude": previous.longitude,
         "to_country": point.country,
-        "previous_sign_in_at": previous.at.isoformat(),
+        "previous_sign_in_at": w.isoformat(previous.at),
     }
     derived.append(
         risk_detected(

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+import msgspec
 
 
 class Mark(NamedTuple):
@@ -95,12 +97,25 @@ def duration_text(delta: timedelta) -> str:
 # -- JSON form ---------------------------------------------------------------------------
 
 
+_encode_time = msgspec.json.Encoder().encode
+
+
+def isoformat(value: datetime) -> str:
+    """``value.isoformat()``; for UTC (the times of decoded events) about five times
+    faster (msgspec formats the same RFC 3339 text in C, writing the offset as ``Z``): a
+    stored state is dumped at every commit that changed it, and its times were most of
+    that work."""
+    if value.tzinfo is not UTC:  # msgspec rounds other offsets to the minute
+        return value.isoformat()
+    return _encode_time(value)[1:-2].decode() + "+00:00"
+
+
 def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+    return None if value is None else isoformat(value)
 
 
 def marks_to_json(marks: Marks) -> list[list[str]]:
-    return [[m.at.isoformat(), m.event_id, m.label] for m in marks]
+    return [[isoformat(m.at), m.event_id, m.label] for m in marks]
 
 
 def marks_from_json(data: Mapping[str, Any], key: str) -> Marks:
@@ -162,7 +177,7 @@ def string_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
 
 def seen_to_json(seen: Iterable[tuple[str, datetime]]) -> dict[str, str]:
     """``(value, last seen)`` pairs as a JSON object."""
-    return {value: at.isoformat() for value, at in seen}
+    return {value: isoformat(at) for value, at in seen}
 
 
 def seen_from_json(data: Mapping[str, Any], key: str) -> tuple[tuple[str, datetime], ...]:

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 from faust.types import TP, Message
 
-from schemas import Event
+from schemas import Event, decode
+from schemas.codec import Headers
 from schemas.fields import PolicyTier
+from streams import stages
 from streams.app import Pipeline
-from streams.engine import EngineFailed, KeyedRunner
+from streams.engine import EngineFailed, Handoff, KeyedRunner
 from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
 from tests.support import until
@@ -204,3 +206,44 @@ async def test_the_state_of_a_batch_whose_records_failed_is_never_written(
     assert [e.type for e in journal.events(pipeline.lockouts.get_topic_name())] == [
         "lockout.applied"
     ]
+
+
+async def test_the_subjects_stage_takes_the_events_ingest_produced_instead_of_decoding_them(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = login_failures(3)
+    tp, batch = await ingested(pipeline, events)
+    handoff = pipeline.engine.handoff
+    assert len(handoff) == len(events)
+    decoded: list[bytes] = []
+
+    def counted(value: bytes, headers: Headers) -> Event:
+        decoded.append(value)
+        return decode(value, headers)
+
+    monkeypatch.setattr(stages, "decode", counted)
+    await subjects_of(pipeline).handle({tp: batch})
+    assert decoded == []  # taken, not decoded
+    assert all(handoff.take(tp.topic, tp.partition, m.offset) is None for m in batch)
+    key = b"acme/u-1"
+    taken = lockout_in(subjects_of(pipeline).stored(key))
+
+    other = folds_pipeline(tmp_path / "other")  # the same records read by another worker
+    tp, batch = await ingested(other, events)
+    other.engine.handoff = Handoff()
+    await subjects_of(other).handle({tp: batch})
+    assert len(decoded) == len(events)
+    assert lockout_in(subjects_of(other).stored(key)) == taken
+    assert taken.failures == len(events)
+
+
+def test_the_handoff_forgets_its_oldest_events_beyond_its_capacity() -> None:
+    handoff = Handoff(capacity=3)
+    events = login_failures(5)
+    handoff.keep([("t", 0, n) for n in range(5)], events)
+    assert len(handoff) == 3
+    assert handoff.take("t", 0, 1) is None  # forgotten
+    assert handoff.take("t", 0, 4) is events[4]
+    assert handoff.take("t", 0, 4) is None  # taken once
+    handoff.keep([("t", 0, 9)], [None])  # a record with no event (a derived one): nothing
+    assert len(handoff) == 2

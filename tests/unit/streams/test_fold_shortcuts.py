@@ -2,15 +2,17 @@
 
 ``fold_detections`` sends an event only to the detections that read its payload class
 (each fold's ``READS``), windows add their newest mark without sorting, new country and
-device learn by bisection, IPv4 text is read without ``ipaddress``: each is checked here
-against the plain way, and untouched states come back as the very same object.
+device learn by bisection, IPv4 text is read without ``ipaddress``, a state is dumped
+reusing the parts it shares with the one dumped before and times are written by msgspec:
+each is checked here against the plain way, and untouched states come back as the very
+same object.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -188,6 +190,7 @@ def test_fold_detections_is_every_detection_on_every_event(
         assert quick == plain
         assert quick.to_dict() == plain.to_dict()
         assert quick_found == plain_found
+        assert quick.to_dict_after(before, before.to_dict()) == quick.to_dict()
         read = any(isinstance(event.data, reads) for _, _, reads in PARTS)
         if not (read or isinstance(event.data, p.SubjectErased)):
             assert quick is before  # read by no detection: the very same object
@@ -311,3 +314,40 @@ def test_ip_text_is_read_as_ipaddress_reads_it(octets: list[str], padding: str) 
     except ValueError:
         found = ValueError
     assert found == expected and type(found) is type(expected)
+
+
+ZONES = [
+    UTC,
+    timezone(timedelta(0), "UTC+0"),
+    timezone(timedelta(hours=5, minutes=30)),
+    timezone(timedelta(hours=-8)),
+    timezone(timedelta(seconds=3661)),  # an offset with seconds: msgspec would drop them
+    timezone(timedelta(microseconds=-1)),
+    None,
+]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.datetimes(), st.sampled_from(ZONES), st.sampled_from([None, 0, 123_000]))
+def test_times_are_written_as_isoformat_writes_them(
+    moment: datetime, zone: timezone | None, micros: int | None
+) -> None:
+    if micros is not None:
+        moment = moment.replace(microsecond=micros)
+    moment = moment.replace(tzinfo=zone)
+    assert w.isoformat(moment) == moment.isoformat()
+    assert w.iso(moment) == moment.isoformat() and w.iso(None) is None
+
+
+def test_a_state_loaded_without_a_part_dumps_the_part_afresh() -> None:
+    """A stored form from before a detection was added lacks its part: the loaded state
+    has a fresh one, which ``to_dict_after`` must dump instead of looking it up."""
+    log = Log()
+    state = SubjectDetections()
+    for i in range(4):
+        state, _ = fold_detections(state, log.sign_in(T0 + timedelta(minutes=i), BERLIN), RULES)
+    stored = state.to_dict()
+    del stored["cloning"]
+    loaded = SubjectDetections.from_dict(stored)
+    after, _ = fold_detections(loaded, log.sign_in(T0 + timedelta(hours=1), PARIS), RULES)
+    assert after.to_dict_after(loaded, stored) == after.to_dict()
