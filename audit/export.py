@@ -10,7 +10,10 @@ attributes, every dotted ``data.*`` leaf of every registered payload (sorted), t
 ``extra`` (JSON of any path no registered payload declares) and ``erased``. Lists and
 open maps are JSON text. In CSV an erased value reads ``[erased]``; in Parquet, whose
 columns are typed, it reads ``[erased]`` in text columns and null in the others (the
-``erased`` column names every erased path either way).
+``erased`` column names every erased path either way). A CSV text cell that a spreadsheet
+would run as a formula (it starts with ``= + - @``, a tab or a carriage return) is written
+after an apostrophe, as is one that starts with an apostrophe: strip one leading
+apostrophe to read the value back.
 
 Every format is written to a temporary name beside ``out`` and renamed into place, so a
 failed export never leaves a partial file. JSON Lines and CSV stream row by row; Parquet
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import msgspec
 import pyarrow as pa
@@ -292,10 +295,23 @@ def _write_csv(rows: Iterable[LedgerRow], path: Path) -> int:
     return written
 
 
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet runs a cell starting with one of these as a formula (OWASP, CSV
+injection): ``=HYPERLINK(…)`` in a User-Agent would be a link in the auditor's sheet."""
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs: one leading apostrophe before a formula
+    start, and before an apostrophe (so a reader strips exactly one, and gets ``text``)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) or text.startswith("'") else text
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
-    return value if isinstance(value, str) else _json(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _json(value)  # a number, negative ones too, is no formula
+    return spreadsheet_safe(value if isinstance(value, str) else _json(value))
 
 
 PARQUET_TYPES: Mapping[ColumnKind, Any] = {

@@ -9,7 +9,9 @@ message says what did not match.
 Proof files (``factorstream audit prove`` / ``consistency``) are JSON objects:
 
 * inclusion: ``{"kind": "inclusion", "event_id", "leaf_index", "leaf_hash", "entry"
-  (base64 canonical entry bytes, optional), "path": [hex…], "checkpoint": {…}}``
+  (base64 canonical entry bytes), "path": [hex…], "checkpoint": {…}}``; the event id and
+  index must be the ones inside the entry, and what the verifier reports about the event
+  is read from the entry (a field no proof covers refuses the file)
 * consistency: ``{"kind": "consistency", "path": [hex…], "old": {checkpoint},
   "new": {checkpoint}}``
 
@@ -29,10 +31,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.canonical import decode_entry
 from audit.checkpoints import Checkpoint, CheckpointError, key_id_of, statement
 
 
@@ -223,30 +227,78 @@ def _integer(value: Any, label: str) -> int:
     return value
 
 
+INCLUSION_FIELDS = frozenset(
+    {"kind", "event_id", "leaf_index", "leaf_hash", "entry", "path", "checkpoint"}
+)
+CONSISTENCY_FIELDS = frozenset({"kind", "old", "new", "path"})
+
+
+def _only(document: Mapping[str, Any], fields: frozenset[str]) -> None:
+    """A field the proof cannot bind to the signed root is a claim nobody checked: refused
+    rather than shown beside what was proven."""
+    extra = sorted(set(document) - fields)
+    if extra:
+        raise ProofRefused(f"the proof file has fields no proof covers: {', '.join(extra)}")
+
+
 def _check_inclusion(document: dict[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> Verified:
+    """Every claim is bound to the signed root: the entry bytes hash to the leaf, the leaf
+    and its index lead up the path to the checkpoint's root, and the event id and position
+    the file names must be the ones inside those entry bytes; what is reported about the
+    event is read from the entry, never from the file's own fields."""
+    _only(document, INCLUSION_FIELDS)
     checkpoint = _checkpoint(document.get("checkpoint"), keys, "the")
     index = _integer(document.get("leaf_index"), "leaf_index")
     leaf = _hex_hash(document.get("leaf_hash"), "leaf_hash")
-    if document.get("entry") is not None:
-        try:
-            entry = base64.b64decode(document["entry"], validate=True)
-        except (binascii.Error, TypeError, ValueError):
-            raise ProofRefused("entry is not base64") from None
-        if _hash(b"\x00" + entry) != leaf:
-            raise ProofRefused("the entry bytes do not hash to leaf_hash")
+    claimed = document.get("event_id")
+    if not isinstance(claimed, str) or not claimed:
+        raise ProofRefused("event_id is missing: a proof names the event it proves")
+    encoded = document.get("entry")
+    if not isinstance(encoded, str):
+        raise ProofRefused("entry is missing: the entry bytes bind the event to the leaf")
+    try:
+        entry = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProofRefused("entry is not base64") from None
+    if _hash(b"\x00" + entry) != leaf:
+        raise ProofRefused("the entry bytes do not hash to leaf_hash")
     path = _hashes(document.get("path"), "path")
     verify_inclusion(
         leaf=leaf, index=index, size=checkpoint.tree_size, path=path, root=checkpoint.root_hash
     )
+    try:
+        stored = decode_entry(entry)
+    except msgspec.ValidationError as error:
+        raise ProofRefused(f"the entry is not a ledger entry ({error})") from None
+    event = stored.event
+    if stored.seq != index:
+        raise ProofRefused(f"leaf_index {index} is not the entry's own position ({stored.seq})")
+    if event.get("id") != claimed:
+        raise ProofRefused(
+            f"event_id {claimed} is not the event in the entry ({event.get('id')}): the proof "
+            "is of another event"
+        )
+    what = ", ".join(
+        f"{name} {event[name]}" for name in ("type", "tenant", "subject", "time") if name in event
+    )
+    sealed = stored.sealed
+    withheld = (
+        f"; its personal fields ({', '.join(sealed.paths)}) are in the entry only as "
+        f"ciphertext under data key {sealed.key}: this proof does not show their values (an "
+        "erasure destroys that key, and the proof stays valid)"
+        if sealed is not None
+        else ""
+    )
     return Verified(
         "inclusion",
-        f"entry {index} (event {document.get('event_id')}) is in the ledger "
-        f"{checkpoint.log_id} of {checkpoint.tree_size} entries signed at "
-        f"{checkpoint.time.isoformat()} by key {checkpoint.key_id[:16]}…",
+        f"entry {index}, event {claimed} ({what}, recorded {stored.recorded_at}), is in the "
+        f"ledger {checkpoint.log_id} of {checkpoint.tree_size} entries signed at "
+        f"{checkpoint.time.isoformat()} by key {checkpoint.key_id[:16]}…{withheld}",
     )
 
 
 def _check_consistency(document: dict[str, Any], keys: Mapping[str, Ed25519PublicKey]) -> Verified:
+    _only(document, CONSISTENCY_FIELDS)
     old = _checkpoint(document.get("old"), keys, "old")
     new = _checkpoint(document.get("new"), keys, "new")
     if old.log_id != new.log_id:

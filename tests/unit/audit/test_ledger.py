@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import stat
 from datetime import timedelta
@@ -354,3 +355,61 @@ def test_erase_says_so_when_the_event_cannot_be_published(
     assert "1 data key(s) destroyed" in said
     assert "the ledger is erased, but the event was not published" in said
     assert "Run this command again once the broker is up" in said
+
+
+def test_every_field_of_an_inclusion_proof_is_bound_to_the_signed_root(ledger: Ledger) -> None:
+    """An attacker edits one field of a genuine proof file at a time: each edit is
+    refused, and what a good proof reports about the event comes from the entry."""
+    batch = events(20)
+    ledger.append(batch, now=T0)
+    pems = _pems(ledger)
+    good = ledger.prove(batch[4].id, checkpoint=10)
+    neighbour = ledger.prove(batch[5].id, checkpoint=10)
+    said = check_proof_document(json.dumps(good), public_keys=pems).summary
+    assert batch[4].id in said and batch[4].type in said and batch[4].subject in said
+
+    def refused(document: dict[str, object], reason: str) -> None:
+        with pytest.raises(ProofRefused, match=reason):
+            check_proof_document(json.dumps(document), public_keys=pems)
+
+    refused({**good, "event_id": batch[5].id}, "not the event in the entry")
+    refused({**good, "event_id": batch[4].id.upper()}, "not the event in the entry")
+    refused({k: v for k, v in good.items() if k != "event_id"}, "event_id is missing")
+    refused({**good, "event_id": None}, "event_id is missing")
+    refused({k: v for k, v in good.items() if k != "entry"}, "entry is missing")
+    refused({**good, "entry": neighbour["entry"]}, "do not hash to leaf_hash")
+    refused({**good, "entry": "not base64!"}, "not base64")
+    refused(
+        {**good, "entry": neighbour["entry"], "leaf_hash": neighbour["leaf_hash"]},
+        "root hash|deep",
+    )
+    # the neighbour's own entry and path, renamed: the index is checked against the entry
+    refused({**neighbour, "event_id": batch[4].id}, "not the event in the entry")
+    refused({**good, "leaf_index": 5}, "root hash|deep")
+    refused({**good, "leaf_index": -1}, "non-negative")
+    refused({**good, "leaf_hash": "00" * 32}, "do not hash to leaf_hash")
+    refused({**good, "path": good["path"][:-1]}, "root hash|deep|path")
+    refused({**good, "path": "ff"}, "not a list")
+    refused({**good, "kind": "consistency"}, "fields no proof covers|checkpoint")
+    refused({**good, "subject": "somebody-else"}, "fields no proof covers: subject")
+    refused({**good, "checkpoint": {**good["checkpoint"], "log_id": "x"}}, "signature")
+    check_proof_document(json.dumps(good), public_keys=pems)  # untouched: still good
+
+
+def test_a_proof_of_an_entry_with_personal_data_says_what_it_does_not_show(
+    ledger: Ledger,
+) -> None:
+    batch = events(len(TYPES), subjects=1)
+    ledger.append(batch, now=T0)
+    ledger.tick(now=T0, force=True)  # a checkpoint covering every entry
+    pems = _pems(ledger)
+    proofs = [ledger.prove(event.id) for event in batch]
+    sealed = [p for p in proofs if b'"sealed"' in base64.b64decode(p["entry"])]
+    assert 0 < len(sealed) < len(proofs)  # both kinds are checked below
+    for proof in proofs:
+        said = check_proof_document(json.dumps(proof), public_keys=pems).summary
+        assert ("does not show their values" in said) == (proof in sealed)
+    ledger.erase("acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo@example.com")
+    for proof in sealed:  # after the erasure: the same proof, still valid, says the same
+        said = check_proof_document(json.dumps(proof), public_keys=pems).summary
+        assert "ciphertext under data key" in said
