@@ -143,8 +143,11 @@ def _readable(lake: Path) -> None:
         ensure_lake(lake)
 
 
-def connect(lake: Path) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB with the lake's views (UTC time zone, its cursors too)."""
+def connect(lake: Path, *, analyst: bool = False) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB with the lake's views (UTC time zone, its cursors too).
+
+    ``analyst``: the connection a person's SQL runs on (``factorstream sql``, the
+    dashboard): locked down by :func:`lock_down` once the views exist."""
     _readable(lake)
     con = duckdb.connect(":memory:")
     con.execute("SET GLOBAL TimeZone = 'UTC'")  # cursors of the connection too
@@ -156,7 +159,50 @@ def connect(lake: Path) -> duckdb.DuckDBPyConnection:
     con.execute("SET enable_progress_bar = false")
     for statement in view_statements(lake):
         con.execute(statement)
+    if analyst:
+        lock_down(con, lake)
     return con
+
+
+class AnalystSqlRefused(ValueError):
+    """A statement other than one query, refused on an analyst's connection."""
+
+
+ANALYST_STATEMENTS: Final = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
+"""What an analyst may run: one query (``SELECT``, ``WITH``, ``EXPLAIN``)."""
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, lake: Path) -> None:
+    """Leave ``con`` able to read the lake's files and nothing else: no other file, no
+    extension installed or loaded, and no setting changed back afterwards. Writes into
+    the lake itself (``COPY … TO``) are refused by :func:`analyst_query`, which lets only
+    queries through."""
+    allowed = _literal(str(lake.resolve()))
+    for setting in (
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        f"SET allowed_directories = [{allowed}]",
+        "SET enable_external_access = false",
+        "SET lock_configuration = true",
+    ):
+        con.execute(setting)
+
+
+def analyst_query(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """Run a person's ``sql`` on a locked-down connection (:func:`connect` with
+    ``analyst``): exactly one query, or :class:`AnalystSqlRefused` saying what was found."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as error:
+        raise AnalystSqlRefused(str(error)) from None
+    if len(statements) != 1:
+        raise AnalystSqlRefused(f"expected one statement, found {len(statements)}")
+    kind = statements[0].type
+    if kind not in ANALYST_STATEMENTS:
+        raise AnalystSqlRefused(
+            f"only queries are run here (SELECT, WITH, EXPLAIN), found {kind.name}"
+        )
+    return fetch(con, sql)
 
 
 def write_views_file(lake: Path, path: Path) -> Path:

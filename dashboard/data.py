@@ -227,7 +227,7 @@ class LakeMetrics:
     def __init__(self, lake: Path) -> None:
         self.lake = lake
         self._lock = threading.Lock()
-        self._connection = connect(lake)
+        self._connection = connect(lake, analyst=True)
         self._options: dict[str, tuple[float, list[str]]] = {}
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:

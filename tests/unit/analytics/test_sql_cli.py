@@ -114,3 +114,70 @@ def test_lake_compact_and_views(data_dir: Path) -> None:
     con = duckdb.connect(str(data_dir / "analytics.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM events").fetchone() == (31,)
     con.close()
+
+
+SECRET = "ledger master key: 0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("statement", "refusal"),
+    [
+        ("SELECT * FROM read_text('{secret}')", "disabled by configuration"),
+        ("SELECT * FROM read_csv('{lake}/../secret.key')", "disabled by configuration"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
+        ("SELECT * FROM glob('{data}/*')", "disabled by configuration"),
+        ("COPY (SELECT 1 AS forged) TO '{lake}/events/forged.parquet'", "found COPY"),
+        ("COPY (SELECT 1) TO '{data}/stolen.csv'", "found COPY"),
+        ("SET enable_external_access = true", "found SET|only queries"),
+        ("RESET lock_configuration", "only queries"),
+        ("ATTACH '{data}/other.duckdb' AS other", "only queries"),
+        ("INSTALL httpfs", "only queries"),
+        ("LOAD httpfs", "only queries"),
+        ("PRAGMA version", "found PRAGMA"),
+        ("SELECT 1; COPY (SELECT 1) TO '{lake}/x.csv'", "one statement, found 2"),
+        ("CREATE TABLE t AS SELECT 1", "only queries"),
+        ("EXPORT DATABASE '{data}/dump'", "only queries"),
+    ],
+)
+def test_an_analyst_reads_the_lake_and_nothing_else(
+    data_dir: Path, statement: str, refusal: str
+) -> None:
+    (data_dir / "secret.key").write_text(SECRET)
+    lake = data_dir / "lake"
+    before = sorted(p for p in data_dir.rglob("*") if p.name != LOCK_FILE)
+    sql = statement.format(secret=data_dir / "secret.key", lake=lake, data=data_dir)
+    code, out, err = run("sql", sql)
+    assert code != 0 and SECRET not in out + err
+    assert refusal.split("|")[0] in err or any(r in err for r in refusal.split("|")), err
+    assert sorted(p for p in data_dir.rglob("*") if p.name != LOCK_FILE) == before
+    code, out, _ = run("sql", "SELECT count(*) AS n FROM events", "-f", "csv")
+    assert code == 0 and out.splitlines() == ["n", str(len(PAYLOADS))]  # the lake still reads
+
+
+def test_the_dashboards_connection_is_locked_down_as_well(data_dir: Path) -> None:
+    from dashboard.data import LakeMetrics
+
+    (data_dir / "secret.key").write_text(SECRET)
+    cursor = LakeMetrics(data_dir / "lake")._cursor()
+    with pytest.raises(duckdb.Error, match="disabled by configuration"):
+        secret = data_dir / "secret.key"
+        cursor.execute(f"SELECT * FROM read_text('{secret}')").fetchall()  # noqa: S608
+    with pytest.raises(duckdb.Error, match="Cannot change configuration"):
+        cursor.execute("SET enable_external_access = true")
+    assert cursor.execute("SELECT count(*) FROM events").fetchone() == (len(PAYLOADS),)
+
+
+def test_sql_prints_data_as_text_never_as_markup_or_terminal_codes(data_dir: Path) -> None:
+    planted = "x[/]y [bold red]alarm[/] \x1b[31mred\x1b]0;pwned\x07"
+    statement = f"SELECT {_quoted(planted)} AS ua, repeat('w', 300) AS wide"
+    code, out, err = run("sql", statement)
+    assert code == 0, err
+    assert "x[/]y [bold red]alarm[/]" in out  # shown as it is, not read as tags
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b[31mred" in out
+    assert "w" * 300 in out  # not a terminal here: no column is cut to 80 characters
+    code, out, _ = run("sql", f"SELECT {_quoted('=HYPERLINK(1)')} AS ua", "-f", "csv")
+    assert out.splitlines() == ["ua", "'=HYPERLINK(1)"]
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
