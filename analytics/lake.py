@@ -288,20 +288,24 @@ class LakeWriter:
         """The rows of ``part`` not yet in the partition, their ids (now remembered as
         written), and the partition.
 
-        The usual case costs one set update: if the set grew by as many ids as the batch
-        holds, none was there before. Otherwise the partition's ids are read again from
-        its files (the set was just polluted) and the batch is filtered row by row.
+        The usual case costs a disjointness check and one set update (the set grows by as
+        many ids as the batch holds). Otherwise the batch is filtered row by row against
+        the ids known before it (the set is current: :meth:`_partition` has just read the
+        files other writers added). Reading the whole partition again instead, as this did
+        before, made every batch holding a duplicate cost as much as all the partition's
+        files: quadratic over a day (``bench pipeline``'s lake sink spent 90 % there).
         """
         known = self._partition(table, day)
         ids: list[str] = part.column("id").to_pylist()
-        before = len(known.ids)
-        known.ids.update(ids)
-        if len(known.ids) - before == len(ids):
-            return part, ids, known
-        self._known.pop((table, day), None)
-        known = self._partition(table, day)
-        fresh, ids = _new_rows(part, ids, known.ids)
-        known.ids.update(ids)
+        seen = known.ids
+        if seen.isdisjoint(ids):
+            before = len(seen)
+            seen.update(ids)
+            if len(seen) - before == len(ids):
+                return part, ids, known
+            seen.difference_update(ids)  # a repeat within the batch: none was known before
+        fresh, ids = _new_rows(part, ids, seen)
+        seen.update(ids)
         return fresh, ids, known
 
 

@@ -194,3 +194,24 @@ def test_a_file_that_fails_to_write_is_written_by_the_retry_and_nothing_twice(
     assert report.written["verifications"] == 8 and report.written["events"] == 0
     assert report.duplicates["events"] == len(events)
     assert count(tmp_path, "lake_verifications") == 8
+
+
+def test_a_batch_with_a_duplicate_is_filtered_without_reading_the_partition_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A redelivered event in a batch is dropped against the ids the writer knows; the
+    partition's files are not read again (that made the lake sink quadratic)."""
+    writer = LakeWriter(tmp_path / "lake")
+    events = [sample_event(name) for name in PAYLOADS]
+    for event in events[:-2]:
+        writer.write_events([event])
+    reads: list[object] = []
+    real = pq.ParquetFile
+    monkeypatch.setattr(pq, "ParquetFile", lambda *a, **k: reads.append(a) or real(*a, **k))
+    report = writer.write_events([events[0], events[-2], events[-1], events[-1]])
+    assert (report.written["events"], report.duplicates["events"]) == (2, 2)
+    assert reads == []
+    writer.write_events([events[-2]])  # known now: nothing written again
+    con = connect(tmp_path / "lake")
+    stored = sorted(row[0] for row in con.execute("SELECT id FROM lake_events").fetchall())
+    assert stored == sorted(e.id for e in events)
