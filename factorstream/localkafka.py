@@ -40,7 +40,7 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from factorstream.settings import KAFKA_VERSION
+from factorstream.settings import KAFKA_VERSION, TopicSettings
 
 LOG4J_SLF4J_VERSION = "2.24.3"
 """log4j2 binding for the broker's slf4j logging (Kafka ships no binding in its pom)."""
@@ -630,6 +630,13 @@ def admin_client(bootstrap: str, *, timeout: float = 30.0) -> Iterator[Any]:
         client.close()
 
 
+def ensure_pipeline_topics(
+    bootstrap: str, topics: TopicSettings, *, timeout: float = 30.0
+) -> list[str]:
+    """:func:`ensure_topics` for every topic of the pipeline, with its configuration."""
+    return ensure_topics(bootstrap, topics.partitions(), configs=topics.configs(), timeout=timeout)
+
+
 def _accepts(host: str, port: int) -> bool:
     """Whether something accepts TCP connections on ``host:port`` (cheap, before a client)."""
     try:
@@ -650,18 +657,28 @@ def _answers(bootstrap: str, *, timeout: float) -> bool:
 
 
 def ensure_topics(
-    bootstrap: str, partitions: Mapping[str, int], *, timeout: float = 30.0
+    bootstrap: str,
+    partitions: Mapping[str, int],
+    *,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+    timeout: float = 30.0,
 ) -> list[str]:
-    """Create the missing topics (name -> partition count); returns the ones created.
+    """Create the missing topics (name -> partition count), each with its ``configs``
+    (name -> topic configuration); returns the ones created.
 
-    Idempotent: a topic that already exists is left as it is (its partition count is not
-    changed). Replication uses the broker's default (1 on a local broker).
+    Idempotent: a topic that already exists is left as it is (its partition count and
+    configuration are not changed). Replication uses the broker's default (1 on a local
+    broker).
     """
     try:
         with admin_client(bootstrap, timeout=timeout) as client:
             existing = set(client.list_topics())
             wanted = {
-                name: {"num_partitions": count, "replication_factor": -1}
+                name: {
+                    "num_partitions": count,
+                    "replication_factor": -1,
+                    "configs": dict((configs or {}).get(name, {})),
+                }
                 for name, count in partitions.items()
                 if name not in existing
             }

@@ -45,6 +45,12 @@ class TopicSettings(BaseModel):
             self.checkpoints: 1,
         }
 
+    def configs(self) -> dict[str, dict[str, str]]:
+        """Topic configurations set when the pipeline creates its topics: the events topic
+        keeps the broker's append time as each record's timestamp, which ingest measures
+        an event's own time against (``stream.max_ahead_s``); a producer cannot set it."""
+        return {self.events: {"message.timestamp.type": "LogAppendTime"}}
+
 
 class RelaySettings(BaseModel):
     """The outbox relay that publishes a service's events to Kafka."""
@@ -121,6 +127,12 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
+    api_token_file: Path | None = Field(
+        None,
+        description="File holding the bearer token the lockout API requires of every request "
+        "(`Authorization: Bearer …`). Without one the API answers anyone who reaches it, so "
+        "the worker then refuses to bind anything but a loopback address.",
+    )
     commit_interval_s: float = Field(
         2.8,
         gt=0,
@@ -153,6 +165,13 @@ class StreamSettings(BaseModel):
         ge=100,
         description="Keys each stage (subjects, IPs, tenants) keeps as live objects in memory "
         "in front of its table; the least recently used beyond it are read again on demand.",
+    )
+    max_ahead_s: float = Field(
+        300.0,
+        gt=0,
+        description="An event dated more than this many seconds after its record's timestamp "
+        "on the events topic (the broker's append time) is refused to the dead-letter topic: "
+        "a future-dated failure or erasure would otherwise act until its own time.",
     )
     default_tier: PolicyTier = Field(
         PolicyTier.CUSTOMER,

@@ -31,12 +31,21 @@ the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case)::
 An IP the stream never saw failing is not blocked; a malformed IP or ``at`` is a 400. The IP
 route is matched before the subject route, so the tenant ``ip`` is reserved: a subject of
 a tenant named ``ip`` whose id looks like an address cannot be asked for.
+
+**Who may ask.** With ``stream.api_token`` set, every request needs
+``Authorization: Bearer <token>`` (compared in constant time; a request routed to the
+owning worker carries the caller's header along) and anything else is a 401. Without a
+token the API answers anyone who reaches ``stream.web_bind``, so the worker refuses to
+start bound to anything but a loopback address (``streams.app``). ``at`` must lie within
+:data:`AT_RANGE` of the wall clock (a 400 otherwise); Faust's own pages that describe the
+worker's layout (``/router/``, ``/table/``, statistics, the graph) are not served.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -81,8 +90,15 @@ def lockout_answer(
     }
 
 
-def parse_query(query: Mapping[str, str]) -> tuple[Factor | None, datetime | None]:
-    """``factor`` and ``at`` from the query string; ValueError says what is wrong."""
+AT_RANGE = timedelta(days=366 * 100)
+"""How far from the wall clock an ``at`` may lie (further: a 400, not an overflow)."""
+
+
+def parse_query(
+    query: Mapping[str, str], *, now: datetime | None = None
+) -> tuple[Factor | None, datetime | None]:
+    """``factor`` and ``at`` from the query string; ValueError says what is wrong.
+    ``now``: the wall clock ``at`` must lie within :data:`AT_RANGE` of (default: none)."""
     factor = query.get("factor")
     if factor is not None and factor not in Factor._value2member_map_:
         expected = ", ".join(f.value for f in Factor)
@@ -96,7 +112,34 @@ def parse_query(query: Mapping[str, str]) -> tuple[Factor | None, datetime | Non
             at = None
         if at is None or at.tzinfo is None:
             raise ValueError(f"at: expected an RFC 3339 time with offset, found {at_text!r}")
+        try:
+            at = at.astimezone(UTC)
+            far = now is not None and abs(at - now) > AT_RANGE
+        except OverflowError:
+            far = True
+        if far:
+            raise ValueError(f"at: more than {AT_RANGE.days // 366} years from now: {at_text!r}")
     return (None if factor is None else Factor(factor)), at
+
+
+class ApiView(View):
+    """A view of this API: refuses a request without the bearer token, when one is set."""
+
+    token: bytes | None = None
+
+    def refusal(self, request: Request) -> Response | None:
+        """A 401 for a request without the token (``None``: go on)."""
+        if self.token is None:
+            return None
+        given = request.headers.get("Authorization", "")
+        scheme, _, credential = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            credential.strip().encode(), self.token
+        ):
+            return None
+        response: Response = self.error(401, "a bearer token is required (Authorization)")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="factorstream lockout API"'
+        return response
 
 
 def fold_state_of(stored: Mapping[str, Any] | None, fold: str) -> Mapping[str, Any] | None:
@@ -120,29 +163,37 @@ async def _routed(view: View, table: str, key: bytes, request: Request) -> Respo
         return view.error(503, reason)
 
 
-def register_lockout_api(app: faust.App, subjects: KeyedRunner) -> None:
+def register_lockout_api(
+    app: faust.App, subjects: KeyedRunner, *, token: str | None = None
+) -> None:
     """Mount ``GET /lockouts/{tenant}/{subject}`` over the subjects stage (its live state,
-    else its table)."""
+    else its table); ``token``: the bearer token every request must carry."""
     table = subjects.table
 
-    class LockoutView(View):
+    class LockoutView(ApiView):
         async def get(self, request: Request, tenant: str, subject: str) -> Response:
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
             key = f"{tenant}/{subject}".encode()  # the table's key: the partitionkey bytes
+            now = datetime.now(UTC)  # the wall clock, read here at the edge
+            try:
+                factor, at = parse_query(request.query, now=now)
+            except ValueError as error:
+                return self.error(400, str(error))
             routed = await _routed(self, table.name, key, request)
             if routed is not None:
                 return routed
-            try:
-                factor, at = parse_query(request.query)
-            except ValueError as error:
-                return self.error(400, str(error))
             answer = lockout_answer(
                 fold_state_of(subjects.stored(key), LOCKOUT),
                 tenant=tenant,
                 subject=subject,
-                at=(at or datetime.now(UTC)).astimezone(UTC),
+                at=at or now,
                 factor=factor,
             )
             return self.json(answer)
+
+    LockoutView.token = None if token is None else token.encode()
 
     app.page(PATH, name="lockouts")(LockoutView)
 
@@ -175,23 +226,29 @@ def ip_block_answer(state: Mapping[str, Any] | None, *, ip: str, at: datetime) -
     }
 
 
-def register_ip_block_api(app: faust.App, ips: KeyedRunner) -> None:
+def register_ip_block_api(app: faust.App, ips: KeyedRunner, *, token: str | None = None) -> None:
     """Mount ``GET /lockouts/ip/{ip}`` over the IPs stage; call it before
     :func:`register_lockout_api` (routes match in the order they were added)."""
     table = ips.table
 
-    class IpBlockView(View):
+    class IpBlockView(ApiView):
         async def get(self, request: Request, ip: str) -> Response:
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
+            now = datetime.now(UTC)  # the wall clock, read here at the edge
             try:
                 key = canonical_ip(ip)
-                _, at = parse_query({"at": request.query["at"]} if "at" in request.query else {})
+                query = {"at": request.query["at"]} if "at" in request.query else {}
+                _, at = parse_query(query, now=now)
             except ValueError as error:
                 return self.error(400, str(error))
             routed = await _routed(self, table.name, key.encode(), request)
             if routed is not None:
                 return routed
             state = fold_state_of(ips.stored(key.encode()), IP_BLOCK)
-            answer = ip_block_answer(state, ip=key, at=(at or datetime.now(UTC)).astimezone(UTC))
-            return self.json(answer)
+            return self.json(ip_block_answer(state, ip=key, at=at or now))
+
+    IpBlockView.token = None if token is None else token.encode()
 
     app.page(IP_PATH, name="ip_blocks")(IpBlockView)

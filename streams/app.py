@@ -28,9 +28,11 @@ hands the engine its batches, and never commits over a record not yet acknowledg
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import faust
 from faust.types import TableT, TopicT
@@ -38,7 +40,7 @@ from mode.utils.times import want_seconds
 
 from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger, open_ledger
-from factorstream.settings import Settings
+from factorstream.settings import Settings, StreamSettings
 from streams.api import register_ip_block_api, register_lockout_api
 from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
@@ -136,6 +138,37 @@ def create_app(settings: Settings) -> faust.App:
     return create_pipeline(settings).app
 
 
+def api_token(stream: StreamSettings) -> str | None:
+    """The lockout API's bearer token (``stream.api_token_file``); ``ValueError`` when the
+    file holds none, or when there is none and the API would listen beyond loopback."""
+    if stream.api_token_file is None:
+        if not _loopback(stream.web_bind):
+            raise ValueError(
+                f"stream.web_bind is {stream.web_bind}, not a loopback address: set "
+                "stream.api_token_file, or the lockout API answers anyone who reaches it"
+            )
+        return None
+    token = stream.api_token_file.read_text().strip()
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"{stream.api_token_file}: the API token must be at least {MIN_TOKEN_LENGTH} "
+            "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
+    return token
+
+
+MIN_TOKEN_LENGTH = 24
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def create_pipeline(settings: Settings) -> Pipeline:
     """Declare the app, its topics and tables, and wire the engine, the sinks and the API.
 
@@ -171,7 +204,12 @@ def create_pipeline(settings: Settings) -> Pipeline:
         web_host=stream.web_host,
         web_port=stream.web_port,
         canonical_url=f"http://{stream.web_host}:{stream.web_port}",
-        web_tables_enabled=False,  # Faust's /table/ would serve raw table values to anyone
+        # Faust's own pages would serve raw table values (/table/) and the worker's layout
+        # (/router/, statistics, the graph) to anyone who reaches the lockout API
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
         autodiscover=False,
     )
 
@@ -253,7 +291,10 @@ def _add_folds(
         if enrich.enabled
         else None
     )
-    ingest = Ingest(enricher.enrich if enricher else None)
+    ingest = Ingest(
+        enricher.enrich if enricher else None,
+        max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
+    )
     engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))
     stages = settings_topology(settings)
     sources = {
@@ -278,6 +319,7 @@ def _add_folds(
             topics=outputs,
         )
         engine.add(runner)
-    register_ip_block_api(app, engine.keyed(stages.ips.name))  # before the subject route
-    register_lockout_api(app, engine.keyed(stages.subjects.name))
+    token = api_token(settings.stream)
+    register_ip_block_api(app, engine.keyed(stages.ips.name), token=token)  # route order
+    register_lockout_api(app, engine.keyed(stages.subjects.name), token=token)
     return tables

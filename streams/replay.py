@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import islice
 from typing import Any
 
@@ -113,6 +114,7 @@ def replay(
     *,
     stages: Topology,
     enrich: Callable[[Event], Event] | None = None,
+    max_ahead: timedelta | None = None,
     topic: str = "events",
     on_record: Callable[[], None] | None = None,
     stage_seconds: dict[str, float] | None = None,
@@ -124,7 +126,7 @@ def replay(
     each stage.
     """
     result = Replayed(tables={})
-    ingest = Ingest(enrich)
+    ingest = Ingest(enrich, max_ahead)
     tables = {stage.name: _Table(stage) for stage in stages.stages}
     subjects, ips, tenants = (tables[s.name] for s in stages.stages)
     clock = _Stages(stage_seconds)
@@ -214,6 +216,7 @@ def replay_settings(
         records,
         stages=settings_topology(settings),
         enrich=enricher.enrich if enricher else None,
+        max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
         topic=settings.topics.events,
         on_record=on_record,
         stage_seconds=stage_seconds,

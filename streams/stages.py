@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
 from schemas import Event, EventDecodeError, decode, encode, kafka_key
@@ -104,16 +105,28 @@ class StageOutput:
 
 @dataclass(frozen=True)
 class Ingest:
-    """Decode, dead-letter, enrich and forward (stateless)."""
+    """Decode, dead-letter, enrich and forward (stateless).
+
+    ``max_ahead``: an event dated more than this after its record's timestamp is refused
+    (to the dead-letter topic, with the reason). A future-dated failure would hold a lock
+    until its own time, a future-dated erasure would blank later events: the record's
+    timestamp is the broker's clock when the events topic keeps ``LogAppendTime``
+    (:meth:`factorstream.settings.TopicSettings.configs`), so a producer cannot set it,
+    and a replay of the log decides exactly as the worker did. ``None``: no check.
+    """
 
     enrich: Callable[[Event], Event] | None = None
+    max_ahead: timedelta | None = None
 
     def process(self, records: Iterable[Record]) -> StageOutput:
         out = StageOutput()
         emits, enrich = out.emits, self.enrich
+        ahead_ms = None if self.max_ahead is None else self.max_ahead / timedelta(milliseconds=1)
         for record in records:
             try:
                 event = decode_record(record.value, record.headers)
+                if ahead_ms is not None:
+                    _check_not_ahead(event, record.timestamp_ms, ahead_ms)
             except EventDecodeError as error:
                 emits.append(_dead_letter(record, error))
                 out.dead_lettered += 1
@@ -123,6 +136,17 @@ class Ingest:
             headers: Headers = [*_STRUCTURED, origin_header(record.partition, record.offset)]
             emits.append(Emit(INGESTED, kafka_key(event), encode(event), headers, event))
         return out
+
+
+def _check_not_ahead(event: Event, record_ms: int, ahead_ms: float) -> None:
+    time_ms = event.time.timestamp() * 1000
+    if time_ms > record_ms + ahead_ms:
+        recorded = datetime.fromtimestamp(record_ms / 1000, UTC).isoformat()
+        raise EventDecodeError(
+            "time",
+            f"{event.time.isoformat()} is more than {ahead_ms / 1000:g} s after the record's "
+            f"timestamp ({recorded}): an event from the future is refused",
+        )
 
 
 def _dead_letter(record: Record, error: EventDecodeError) -> Emit:

@@ -55,7 +55,7 @@ from audit.ledger import open_ledger
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
-from factorstream.localkafka import ensure_topics, free_port
+from factorstream.localkafka import ensure_pipeline_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
 from schemas import Event, decode, encode, kafka_key, new_event
 from schemas import payloads as p
@@ -185,7 +185,7 @@ def _bench_settings(settings: Settings, broker: str, data: Path, name: str) -> S
         anomalies=f"bench.pipeline.{unique}.anomalies",
         checkpoints=f"bench.pipeline.{unique}.checkpoints",
     )
-    ensure_topics(broker, topics.partitions())
+    ensure_pipeline_topics(broker, topics)
     data.mkdir(parents=True, exist_ok=True)
     stream = StreamSettings(
         app_id=f"bench-pipeline-{unique}",
@@ -613,7 +613,10 @@ def _percentile(values: Sequence[float], q: int) -> float:
 
 
 def _profile(settings: Settings, events: Sequence[Event]) -> str:
-    records = [LogRecord(0, n, 0, kafka_key(e), encode(e)) for n, e in enumerate(events)]
+    records = [
+        LogRecord(0, n, int(e.time.timestamp() * 1000), kafka_key(e), encode(e))
+        for n, e in enumerate(events)
+    ]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     replay_settings(records, settings, stage_seconds=seconds)

@@ -39,7 +39,12 @@ from factorstream.demo import (
     read_demo_auditor,
     start_child,
 )
-from factorstream.localkafka import KafkaUnavailable, LocalKafka, ensure_topics, provision
+from factorstream.localkafka import (
+    KafkaUnavailable,
+    LocalKafka,
+    ensure_pipeline_topics,
+    provision,
+)
 from factorstream.settings import Settings
 from factorstream.simulator import driver
 from factorstream.simulator.output import StreamDigest
@@ -129,7 +134,7 @@ def _broker(settings: Settings) -> Iterator[Settings]:
     """The configured broker if it answers, else a local one started (and stopped) here;
     the settings to use, with the pipeline's topics created."""
     try:
-        ensure_topics(settings.kafka_bootstrap, settings.topics.partitions(), timeout=5)
+        ensure_pipeline_topics(settings.kafka_bootstrap, settings.topics, timeout=5)
         yield settings
         return
     except KafkaUnavailable:
@@ -146,7 +151,7 @@ def _broker(settings: Settings) -> Iterator[Settings]:
         broker.start()
     try:
         local = settings.model_copy(update={"kafka_bootstrap": broker.status().bootstrap})
-        ensure_topics(local.kafka_bootstrap, local.topics.partitions())
+        ensure_pipeline_topics(local.kafka_bootstrap, local.topics)
         yield local
     finally:
         with console.status("stopping Kafka…"):

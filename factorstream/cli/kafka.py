@@ -11,7 +11,7 @@ from factorstream.cli.context import console, fail, settings_of
 from factorstream.localkafka import (
     KafkaUnavailable,
     LocalKafka,
-    ensure_topics,
+    ensure_pipeline_topics,
     provision,
     topic_partitions,
 )
@@ -68,7 +68,7 @@ def up(
             started = broker.start(timeout=timeout)
         status = broker.status()
         with console.status("Creating topics…"):
-            created = ensure_topics(status.bootstrap, settings.topics.partitions())
+            created = ensure_pipeline_topics(status.bootstrap, settings.topics)
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
     if started:
@@ -127,7 +127,7 @@ def topics(ctx: typer.Context) -> None:
     settings = settings_of(ctx)
     try:
         with console.status(f"Creating topics on {settings.kafka_bootstrap}…"):
-            created = ensure_topics(settings.kafka_bootstrap, settings.topics.partitions())
+            created = ensure_pipeline_topics(settings.kafka_bootstrap, settings.topics)
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
     wanted = settings.topics.partitions()

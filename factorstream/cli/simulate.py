@@ -17,7 +17,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from factorstream.cli.context import console, fail, settings_of
-from factorstream.localkafka import KafkaUnavailable, ensure_topics
+from factorstream.localkafka import KafkaUnavailable, ensure_pipeline_topics
 from factorstream.settings import Settings
 from factorstream.simulator import driver
 from factorstream.simulator.output import EventSink, JsonlSink, KafkaSink, StreamDigest
@@ -76,7 +76,7 @@ def simulate(
     broker = bootstrap or settings.kafka_bootstrap
     if jsonl is None:
         try:  # the pipeline's partition counts, before anything auto-creates the topic
-            ensure_topics(broker, settings.topics.partitions(), timeout=15)
+            ensure_pipeline_topics(broker, settings.topics, timeout=15)
         except KafkaUnavailable as error:
             raise fail(
                 f"{error} (start one with `factorstream kafka up`, or use --jsonl)"

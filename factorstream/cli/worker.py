@@ -19,7 +19,7 @@ from factorstream.cli.context import console, fail, settings_of
 from factorstream.localkafka import (
     KafkaUnavailable,
     admin_client,
-    ensure_topics,
+    ensure_pipeline_topics,
     topic_partitions,
 )
 from factorstream.settings import Settings
@@ -106,7 +106,7 @@ def _run(settings: Settings, loglevel: str) -> None:
 def _check_events_topic(settings: Settings) -> None:
     """Create the pipeline's topics; the events topic must have the configured partitions."""
     names = settings.topics
-    ensure_topics(settings.kafka_bootstrap, names.partitions())
+    ensure_pipeline_topics(settings.kafka_bootstrap, names)
     found = topic_partitions(settings.kafka_bootstrap).get(names.events)
     if found != names.events_partitions:  # the tables are co-partitioned with it
         raise KafkaUnavailable(

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from factorstream.localkafka import ensure_topics, free_port
+from factorstream.localkafka import ensure_pipeline_topics, free_port
 from factorstream.settings import TopicSettings
 from schemas import MAX_EVENT_BYTES, Event, encode, kafka_key
 from schemas import payloads as p
@@ -61,7 +61,7 @@ def topics(kafka_broker: KafkaBroker) -> TopicSettings:
         anomalies=f"test.worker.{unique}.anomalies",
         checkpoints=f"test.worker.{unique}.checkpoints",
     )
-    ensure_topics(kafka_broker.bootstrap, names.partitions())
+    ensure_pipeline_topics(kafka_broker.bootstrap, names)
     return names
 
 

@@ -206,15 +206,19 @@ def messages(
     *,
     partition: int = 0,
     first_offset: int = 0,
+    times: Sequence[float] | None = None,
 ) -> list[Message]:
-    """Records as Faust's consumer hands them over, at consecutive offsets."""
+    """Records as Faust's consumer hands them over, at consecutive offsets; ``times``: each
+    record's timestamp (Unix seconds; default: T0 for all)."""
     tp = TP(topic, partition)
+    listed = list(records)
+    stamps = list(times) if times is not None else [1_793_611_800.0] * len(listed)  # T0
     return [
         ConsumerMessage(
             topic,
             partition,
             first_offset + n,
-            1_793_611_800.0,  # record time, Unix seconds
+            stamps[n],  # record time, Unix seconds
             0,
             cast(list[tuple[str, bytes]], list(headers)),
             key,
@@ -222,16 +226,18 @@ def messages(
             None,
             tp=tp,
         )
-        for n, (key, value, headers) in enumerate(records)
+        for n, (key, value, headers) in enumerate(listed)
     ]
 
 
 def event_messages(
     topic: str, events: Sequence[Event], *, partition: int = 0, first_offset: int = 0
 ) -> list[Message]:
-    """Events as a service produced them (structured mode, keyed by partitionkey)."""
+    """Events as a service produced them (structured mode, keyed by partitionkey), each
+    appended at its own time."""
     records = [(kafka_key(e), encode(e), list(structured_headers())) for e in events]
-    return messages(topic, records, partition=partition, first_offset=first_offset)
+    times = [e.time.timestamp() for e in events]
+    return messages(topic, records, partition=partition, first_offset=first_offset, times=times)
 
 
 def produced_as_read(

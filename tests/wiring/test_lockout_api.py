@@ -222,3 +222,62 @@ async def test_while_no_worker_is_known_to_own_the_key_the_api_says_503(
             response = await http.get(path)
             assert response.status == 503, path
             assert "not known yet" in (await response.json())["error"]
+
+
+TOKEN = "t0ken-for-the-lockout-api-0123456789"
+
+
+async def test_with_a_token_set_every_request_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token_file = tmp_path / "api.token"
+    token_file.write_text(TOKEN + "\n")
+    pipeline = folds_pipeline(tmp_path / "worker", api_token_file=token_file)
+
+    async def route_req(*_: Any) -> Any:
+        raise SameNode()
+
+    monkeypatch.setattr(pipeline.app.router, "route_req", route_req)
+    async with TestClient(TestServer(web_app(pipeline))) as http:
+        for path in ("/lockouts/acme/u-1", f"/lockouts/ip/{IP}"):
+            for headers in (
+                {},
+                {"Authorization": "Bearer"},
+                {"Authorization": "Bearer " + TOKEN[:-1]},
+                {"Authorization": "Bearer " + TOKEN + "x"},
+                {"Authorization": "Basic " + TOKEN},
+                {"Authorization": TOKEN},
+            ):
+                response = await http.get(path, headers=headers)
+                assert response.status == 401, (path, headers)
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            response = await http.get(path, headers={"Authorization": "Bearer " + TOKEN})
+            assert response.status == 200, path
+
+
+def test_without_a_token_the_api_listens_on_loopback_only(tmp_path: Path) -> None:
+    for bind in ("0.0.0.0", "::", "192.0.2.10", "worker"):  # noqa: S104 - refused here
+        with pytest.raises(ValueError, match="not a loopback address"):
+            folds_pipeline(tmp_path / bind.replace(":", "_"), web_bind=bind)
+    for bind in ("127.0.0.1", "::1", "localhost"):
+        folds_pipeline(tmp_path / bind.replace(":", "_"), web_bind=bind)
+    short = tmp_path / "short.token"
+    short.write_text("guessable")
+    with pytest.raises(ValueError, match="at least 24 characters"):
+        folds_pipeline(tmp_path / "short", api_token_file=short)
+
+
+async def test_far_times_are_a_400_and_fausts_layout_pages_are_not_served(
+    pipeline: Pipeline, this_node_owns_every_key: list[tuple[str, bytes]]
+) -> None:
+    async with TestClient(TestServer(web_app(pipeline))) as http:
+        for at in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59-14:00"):
+            for path in ("/lockouts/acme/u-1", f"/lockouts/ip/{IP}"):
+                response = await http.get(path, params={"at": at})
+                assert response.status == 400, (path, at)
+                assert "years from now" in (await response.json())["error"]
+        response = await http.get("/lockouts/acme/u-1", params={"at": _q(T0)})
+        assert response.status == 200
+        for page in ("/router/", "/table/", "/stats/", "/graph/", "/assignment/"):
+            response = await http.get(page)
+            assert response.status == 404, page

@@ -864,3 +864,35 @@ def test_loading_a_stored_form_checks_its_version_and_drops_folds_no_longer_run(
     assert record.states == {LOCKOUT: LockoutState(failures=3)}
     assert record.stored(folds) == {"version": 1, "states": {LOCKOUT: lockout}, "applied": {"0": 4}}
     assert KeyRecord.load(None, folds).stored(folds) is None  # a key never seen: nothing
+
+
+def test_an_event_dated_after_its_record_beyond_the_allowance_is_refused() -> None:
+    """A producer with access to the topic dates a failure, an unlock or an erasure in the
+    future, so that it acts until then: ingest refuses it against the record's timestamp
+    (the broker's append time), with the reason; within the allowance it passes."""
+    appended = T0
+    ingest = Ingest(max_ahead=timedelta(minutes=5))
+
+    def at(moment: datetime, kind: str = "auth.login.attempted") -> Record:
+        event = sample_event(kind, subject="u-1", now=moment)
+        stamp = int(appended.timestamp() * 1000)
+        return raw(
+            encode(event), key=kafka_key(event), headers=structured_headers(), timestamp_ms=stamp
+        )
+
+    fine = [at(appended - timedelta(days=3)), at(appended), at(appended + timedelta(minutes=5))]
+    out = ingest.process(fine)
+    assert out.dead_lettered == 0 and [e.role for e in out.emits] == [INGESTED] * 3
+
+    forged = [
+        at(appended + timedelta(minutes=5, milliseconds=1)),
+        at(datetime(2099, 1, 1, tzinfo=T0.tzinfo), "privacy.subject.erased"),
+        at(appended + timedelta(days=1), "auth.login.attempted"),
+    ]
+    out = ingest.process(forged)
+    assert out.dead_lettered == 3 and {e.role for e in out.emits} == {DLQ}
+    for letter in out.emits:
+        meta = _dlq_headers(letter)
+        assert meta["factorstream.dlq.field"] == "time"
+        assert "more than 300 s after the record's timestamp" in meta["factorstream.dlq.reason"]
+    assert Ingest().process(forged).dead_lettered == 0  # no allowance given: no check
