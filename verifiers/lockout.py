@@ -33,6 +33,9 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   lock is lifted by time or by an administrator, never by the credential it protects.
 * A first-factor success with ``mfa_required=True`` is not a completed login: it resets
   nothing, so knowing the password does not buy fresh second-factor guesses.
+* A push approved with the wrong number (``push.rejected``, reason ``number_mismatch``)
+  is a failure of the push factor: it is a guess at the number an attacker's sign-in
+  screen shows. A person's plain "reject" is not counted.
 * Times keep sub-second precision (Keycloak truncates ``notBefore`` to seconds).
 * Additions: per-factor OTP counters (``OTP_FACTORS``; ``otp_max_failures`` consecutive
   failures on one factor within ``failure_reset`` lock that factor for ``otp_lockout``; the
@@ -339,8 +342,11 @@ READS = (
     p.RecoveryFailed,
     p.RecoverySucceeded,
     p.AdminOverrideApproved,
+    p.PushRejected,
 )
 """The payloads the fold reads; any other event leaves the state as it is (``is``)."""
+
+_PUSH_MISMATCH = _Attempt("failure", Factor.PUSH)
 
 
 def _attempt(data: p.Payload) -> _Attempt | None:
@@ -362,6 +368,11 @@ def _attempt(data: p.Payload) -> _Attempt | None:
         return _RECOVERY_FAILED
     if kind is p.RecoverySucceeded:
         return _RECOVERY_SUCCEEDED
+    if kind is p.PushRejected:
+        # the wrong number typed on the phone is a guess at the number shown on the sign-in
+        # screen (an attacker's prompt); a person's plain "reject" is not
+        rejected = cast(p.PushRejected, data)
+        return _PUSH_MISMATCH if rejected.reason == "number_mismatch" else None
     if cast(p.AdminOverrideApproved, data).action == "unlock":
         return _UNLOCK
     return None

@@ -49,6 +49,14 @@ class PushChallenge:
     requested_at: datetime
 
 
+class PushRefused(Exception):
+    """No push was sent: ``reason`` (``locked_out``), and until when the lock holds."""
+
+    def __init__(self, reason: str, locked_until: datetime | None) -> None:
+        super().__init__(reason if locked_until is None else f"{reason} until {locked_until}")
+        self.reason, self.locked_until = reason, locked_until
+
+
 def send_push(
     store: VerifierStore,
     request: Request,
@@ -57,12 +65,16 @@ def send_push(
     ttl: timedelta = DEFAULT_TTL,
     location: str | None = None,
 ) -> PushChallenge:
-    """Start a number-matching push challenge for the subject's device."""
+    """Start a number-matching push challenge for the subject's device; a locked subject
+    (or a locked push factor) gets none (:class:`PushRefused`): a lock must also stop an
+    attacker's prompts reaching the phone (push bombing)."""
     number = f"{store.entropy.randbelow(90) + 10}"
     challenge_id = f"push-{store.entropy.identifier()}"
     expires_at = request.now + ttl
     salt = secrets.token_bytes(16)
-    with store.step(request, factor=Factor.PUSH, gated=False) as step:
+    with store.step(request, factor=Factor.PUSH) as step:
+        if step.lockout.locked:
+            raise PushRefused("locked_out", step.lockout.until)
         step.connection.execute(
             challenges.insert().values(
                 id=challenge_id,

@@ -190,12 +190,15 @@ class VerifierService:
             wallet.pending[options.challenge_id] = options.options_json
             return Pending(factor, options.challenge_id, options.expires_at)
         if factor is Factor.PUSH:
-            sent = push.send_push(
-                self.store,
-                request,
-                enrollment_id=wallet.push_enrollment,
-                location=visit.person.country,
-            )
+            try:
+                sent = push.send_push(
+                    self.store,
+                    request,
+                    enrollment_id=wallet.push_enrollment,
+                    location=visit.person.country,
+                )
+            except push.PushRefused:
+                return None  # locked: no prompt reaches the phone
             wallet.pending[sent.challenge_id] = sent.number
             return Pending(factor, sent.challenge_id, sent.expires_at)
         result = otp.send_code(self.store, request, factor=factor, delivery=self.delivery)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from schemas import decode
-from schemas.fields import Client, Geo
+from schemas.fields import Client, Geo, PolicyTier
 from verifiers import push
+from verifiers.policy import TIERS
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import outbox_events
 
@@ -122,3 +124,46 @@ def test_unknown_and_foreign_challenges(store: VerifierStore, request_at: Reques
         number=None,
     )
     assert foreign.reason == junk.reason == "unknown_challenge"
+
+
+def test_a_locked_subject_gets_no_push_and_wrong_numbers_lock_it(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    """Push bombing: an attacker with the password keeps prompting; a person (or the
+    attacker guessing) types wrong numbers. Each wrong number is a failure, the lock they
+    cause stops every further prompt, and nothing is stored or emitted for a refused one."""
+    policy = TIERS[PolicyTier.CUSTOMER]
+    at = request_at().now
+    for n in range(policy.max_failures):
+        moment = at + timedelta(seconds=10 * n)
+        sent = push.send_push(store, request_at(moment))
+        verdict = push.respond(
+            store,
+            request_at(moment),
+            challenge_id=sent.challenge_id,
+            decision=push.Decision.APPROVE,
+            number=_wrong(sent.number),
+        )
+        assert verdict.reason == "number_mismatch"
+    assert verdict.locked_until is not None  # the last wrong number locked the subject
+    before = _types(store)
+    with pytest.raises(push.PushRefused) as refused:
+        push.send_push(store, request_at(at + timedelta(seconds=10 * policy.max_failures)))
+    assert refused.value.reason == "locked_out"
+    assert refused.value.locked_until == verdict.locked_until
+    assert _types(store) == before  # no challenge issued, nothing sent
+
+
+def test_a_person_rejecting_a_prompt_is_no_failure(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    at = request_at().now
+    for n in range(TIERS[PolicyTier.CUSTOMER].max_failures + 2):
+        sent = push.send_push(store, request_at(at + timedelta(seconds=n)))
+        verdict = push.respond(
+            store,
+            request_at(at + timedelta(seconds=n)),
+            challenge_id=sent.challenge_id,
+            decision=push.Decision.REJECT,
+        )
+        assert verdict.reason == "user_rejected" and verdict.locked_until is None
