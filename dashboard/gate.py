@@ -3,7 +3,10 @@
 A Flask ``before_request`` hook on the Dash server refuses every request without a live
 session: pages redirect to ``/login``; Dash's JSON endpoints (``/_dash-update-component``,
 ``/_dash-layout``, …) and anything else under ``/_`` answer 401. Only the login form
-and the stylesheets under ``/assets/`` it needs are public.
+and the files of the assets folder it needs are public, decided by the route that answers
+(:data:`PUBLIC_ENDPOINTS`). Every response carries :data:`SECURITY_HEADERS` (a content
+security policy, no framing, no sniffing, no referrer) and all but static files
+``Cache-Control: no-store``.
 
 The cookie is Flask's signed session holding nothing but a session id (256 random bits,
 new at every sign-in); the id names a row in ``dashboard_sessions``, so logging out or
@@ -33,14 +36,43 @@ from urllib.parse import quote
 import flask
 from werkzeug.wrappers import Response
 
-from dashboard.auth import LOCKED, sign_in
+from dashboard.auth import sign_in
 from dashboard.users import User, UserDirectory
 from schemas.fields import Client
 
 COOKIE = "factorstream_session"
 SESSION_ID = "sid"
-PUBLIC_PREFIXES = ("/assets/",)
 LOGIN, LOGOUT = "/login", "/logout"
+LOGIN_ENDPOINT = "factorstream_login"
+PUBLIC_ENDPOINTS = frozenset({LOGIN_ENDPOINT, "_dash_assets.static"})
+"""What answers without a session, by the route Flask matched (not by a path prefix:
+``/assets//x`` is Dash's catch-all route, which serves the app)."""
+STATIC_ENDPOINTS = frozenset({"_dash_assets.static", "/_dash-component-suites/"})
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        # Dash starts its renderer from an inline script and Plotly builds functions at
+        # run time; no script from another origin runs, and nothing is sent to one
+        "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self' data:",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "object-src 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+"""Sent with every response; everything but the static files is also ``no-store``."""
 
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -74,11 +106,9 @@ LOGIN_PAGE = """<!doctype html>
 </main></body></html>
 """
 
-MESSAGES = {
-    LOCKED: "Too many failed attempts: this account is locked for now. Try again later or "
-    "ask an administrator.",
-}
-REFUSED = "Sign-in refused: wrong user, password or code."
+REFUSED = "Sign-in refused: wrong user, password or code, or too many failed attempts."
+"""The one answer to every refused sign-in: a locked account, an unknown name and a wrong
+password look the same (no user enumeration); `users list` shows who is locked."""
 STALE_FORM = "The sign-in form expired or did not come from this site: please sign in again."
 CSRF_FIELD, FORM_COOKIE = "csrf", "factorstream_login"
 
@@ -118,7 +148,7 @@ def install_gate(
 
     def gate() -> Response | None:
         path = flask.request.path
-        if path == LOGIN or path.startswith(PUBLIC_PREFIXES):
+        if flask.request.endpoint in PUBLIC_ENDPOINTS:
             return None
         session_id = flask.session.get(SESSION_ID)
         user = (
@@ -150,8 +180,7 @@ def install_gate(
             client=_client(),
         )
         if result.user is None:
-            message = MESSAGES.get(result.reason or "", REFUSED)
-            return _page(policy, next_=next_, name=name, message=message, status=401)
+            return _page(policy, next_=next_, name=name, message=REFUSED, status=401)
         old = flask.session.get(SESSION_ID)
         at = now()
         if isinstance(old, str):
@@ -170,8 +199,16 @@ def install_gate(
         flask.session.clear()
         return flask.redirect(LOGIN)
 
+    def headers(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        endpoint = flask.request.endpoint or ""
+        if not any(endpoint.startswith(name) for name in STATIC_ENDPOINTS):
+            response.headers["Cache-Control"] = "no-store"  # data, pages, the login form
+        return response
+
     server.before_request(gate)
-    server.add_url_rule(LOGIN, "factorstream_login", login, methods=["GET", "POST"])
+    server.after_request(headers)
+    server.add_url_rule(LOGIN, LOGIN_ENDPOINT, login, methods=["GET", "POST"])
     server.add_url_rule(LOGOUT, "factorstream_logout", logout, methods=["POST"])
 
 

@@ -24,7 +24,9 @@ from enum import StrEnum
 import pyotp
 import sqlalchemy as sa
 
+from schemas import Event
 from schemas.fields import PolicyTier
+from schemas.payloads import AdminOverrideApproved
 from verifiers import totp
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import UtcDateTime
@@ -206,6 +208,23 @@ class UserDirectory:
                 sessions.update()
                 .where(sessions.c.name == name, sessions.c.ended_at.is_(None))
                 .values(ended_at=now)
+            )
+
+    def unlock(self, name: str, *, now: datetime, approved_by: str) -> Event:
+        """Lift ``name``'s lockout (temporary or permanent) as an administrator's override:
+        an ``admin.override.approved`` (action ``unlock``) folded by the same lockout fold
+        in the store and, relayed, in the stream and the ledger."""
+        user = self.get(name)
+        if user is None:
+            raise UserError(f"no user {name!r}")
+        request = _request(user.subject, now)
+        with self.store.step(request, factor=None) as step:
+            return step.emit(
+                AdminOverrideApproved(
+                    request_id=f"unlock-{uuid.uuid4().hex}",
+                    approved_by=approved_by,
+                    action="unlock",
+                )
             )
 
     def open_session(self, name: str, *, now: datetime, expires_at: datetime) -> str:

@@ -114,3 +114,24 @@ def disable(
     except UserError as error:
         raise fail(str(error)) from None
     console.print(f"disabled [bold]{escape(name)}[/]; their sessions are over")
+
+
+@app.command("unlock")
+def unlock(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="The user to unlock."),
+    by: str = typer.Option(..., "--by", help="Who approves the unlock (recorded)."),
+) -> None:
+    """Lift a user's lockout, temporary or permanent (an audited administrator override)."""
+    from dashboard.app import open_directory
+    from dashboard.users import UserError
+
+    directory = open_directory(settings_of(ctx))
+    try:
+        event = directory.unlock(name, now=datetime.now(UTC), approved_by=by)
+    except UserError as error:
+        raise fail(str(error)) from None
+    console.print(
+        f"unlocked [bold]{escape(name)}[/] (admin.override.approved {event.id}, approved by "
+        f"{escape(by)}; `factorstream relay` publishes it)"
+    )

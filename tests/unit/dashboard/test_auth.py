@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import msgspec
+import pytest
 import sqlalchemy as sa
 
 from dashboard import users
 from dashboard.auth import INVALID, LOCKED, SignIn, account_status, sign_in
-from dashboard.users import TENANT, UserDirectory, hash_password, verify_password
+from dashboard.users import TENANT, UserDirectory, UserError, hash_password, verify_password
 from schemas import decode
 from tests.unit.dashboard.conftest import PASSWORD, Account, AddUser, Clock
 from verifiers.publish import outbox_events
@@ -139,3 +140,21 @@ def test_sessions_end_on_logout_expiry_and_disable(
     other = directory.open_session(account.name, now=now, expires_at=now + timedelta(hours=1))
     directory.disable(account.name, now=now)
     assert directory.session_user(other, now=now) is None
+
+
+def test_an_administrator_unlocks_a_locked_user_and_it_is_recorded(
+    directory: UserDirectory, add_user: AddUser, clock: Clock
+) -> None:
+    account = add_user()
+    for _ in range(3):
+        clock.advance(seconds=5)
+        _attempt(directory, account, clock, password="wrong password!")
+    clock.advance(seconds=5)
+    assert _attempt(directory, account, clock).reason == LOCKED
+    directory.unlock(account.name, now=clock(), approved_by="admin@example.com")
+    clock.advance(seconds=31)  # a fresh code
+    assert _attempt(directory, account, clock).accepted
+    (override,) = [d for t, d in _events(directory) if t == "admin.override.approved"]
+    assert override["action"] == "unlock" and override["approved_by"] == "admin@example.com"
+    with pytest.raises(UserError, match="no user"):
+        directory.unlock("mallory", now=clock(), approved_by="admin@example.com")

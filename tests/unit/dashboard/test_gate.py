@@ -198,3 +198,67 @@ def test_a_token_from_another_browser_is_refused(
     assert response.status_code == 400
     assert client.get("/_dash-layout").status_code == 401
     assert post_login(client, name="mallory", password="x", code="1").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/assets//x",
+        "/assets//dashboard.css",
+        "/assets/%2Fx",
+        "/assets/no-such-file.css/../../audit",
+        "/assets/",
+        "/assets",
+        "/login/",
+        "/loginx",
+    ],
+)
+def test_the_gate_decides_by_the_route_that_answers_not_by_the_path(
+    client: FlaskClient, path: str
+) -> None:
+    """``/assets//x`` looks like an asset but is answered by Dash's catch-all route, which
+    serves the app shell: without a session it must not."""
+    response = client.get(path)
+    assert response.status_code in (302, 401, 404), path
+    assert b"_dash-config" not in response.data and b"_dash-renderer" not in response.data
+
+
+def test_every_response_carries_the_security_headers(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    account = add_user()
+    anonymous = [client.get("/login"), client.get("/"), client.get("/_dash-layout")]
+    asset = client.get("/assets/bootstrap.min.css")
+    sign_in(client, account, clock())
+    signed_in = [client.get("/"), client.get("/_dash-layout")]
+    for response in [*anonymous, asset, *signed_in]:
+        headers = response.headers
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "object-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "no-referrer"
+    for response in [*anonymous, *signed_in]:  # pages, data, the login form
+        assert response.headers["Cache-Control"] == "no-store"
+    assert asset.headers.get("Cache-Control") != "no-store"  # static: may be cached
+
+
+def test_a_locked_account_looks_like_an_unknown_one(
+    client: FlaskClient, add_user: AddUser, clock: Clock
+) -> None:
+    """No user enumeration: an attacker who locked a name cannot tell from the answer
+    whether the name exists."""
+    account = add_user()
+    for _ in range(4):
+        clock.advance(seconds=5)
+        post_login(client, name=account.name, password="wrong password!", code="000000")
+    clock.advance(seconds=5)
+    locked = sign_in(client, account, clock())  # right password and code, but locked
+    unknown = post_login(client, name="nobody-here", password="x" * 12, code="123456")
+    assert locked.status_code == unknown.status_code == 401
+    assert _message(locked.data) == _message(unknown.data)
+
+
+def _message(page: bytes) -> bytes:
+    start = page.index(b'id="login-error">')
+    return page[start : page.index(b"</div>", start)]
