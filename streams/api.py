@@ -39,6 +39,11 @@ token the API answers anyone who reaches ``stream.web_bind``, so the worker refu
 start bound to anything but a loopback address (``streams.app``). ``at`` must lie within
 :data:`AT_RANGE` of the wall clock (a 400 otherwise); Faust's own pages that describe the
 worker's layout (``/router/``, ``/table/``, statistics, the graph) are not served.
+
+``GET /lockouts/_owners`` (same token) answers which worker owns which partitions of each
+table, as this worker's router knows it (``{worker URL: {changelog topic: [partitions]}}``):
+what an operator, or a test waiting for a rebalance to settle, needs from Faust's
+``/router/`` without the rest of that page.
 """
 
 from __future__ import annotations
@@ -252,3 +257,21 @@ def register_ip_block_api(app: faust.App, ips: KeyedRunner, *, token: str | None
     IpBlockView.token = None if token is None else token.encode()
 
     app.page(IP_PATH, name="ip_blocks")(IpBlockView)
+
+
+OWNERS_PATH = "/lockouts/_owners"
+"""Which worker owns which table partitions (registered before the subject route)."""
+
+
+def register_owners_api(app: faust.App, *, token: str | None = None) -> None:
+    """Mount ``GET /lockouts/_owners``: the table routing this worker knows."""
+
+    class OwnersView(ApiView):
+        async def get(self, request: Request) -> Response:
+            refused = self.refusal(request)
+            if refused is not None:
+                return refused
+            return self.json(self.app.router.tables_metadata())
+
+    OwnersView.token = None if token is None else token.encode()
+    app.page(OWNERS_PATH, name="owners")(OwnersView)

@@ -41,7 +41,7 @@ from mode.utils.times import want_seconds
 from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger, open_ledger
 from factorstream.settings import Settings, StreamSettings
-from streams.api import register_ip_block_api, register_lockout_api
+from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
 from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
 from streams.enrich import open_enricher
@@ -320,6 +320,7 @@ def _add_folds(
         )
         engine.add(runner)
     token = api_token(settings.stream)
-    register_ip_block_api(app, engine.keyed(stages.ips.name), token=token)  # route order
+    register_owners_api(app, token=token)  # routes match in the order they were added
+    register_ip_block_api(app, engine.keyed(stages.ips.name), token=token)
     register_lockout_api(app, engine.keyed(stages.subjects.name), token=token)
     return tables

@@ -360,7 +360,7 @@ def _two_workers_round(settings: Settings, records: Sequence[Record], work: Path
 
 def _owners(port: int, table: str) -> set[str]:
     """The workers a worker knows to own some partition of ``table``'s changelog."""
-    found = _get(port, "/router/") or {}
+    found = _get(port, "/lockouts/_owners") or {}
     return {
         host for host, topics in found.items() if isinstance(topics, dict) and topics.get(table)
     }

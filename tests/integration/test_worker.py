@@ -281,7 +281,7 @@ def test_worker_locks_dead_letters_junk_and_answers_the_api(
 
 def _owners(port: int, table: str, *, process: subprocess.Popen[bytes], log: Path) -> set[str]:
     """The workers (canonical URLs) owning some partition of ``table``'s changelog."""
-    metadata = _api(port, "/router/", process=process, log=log)
+    metadata = _api(port, "/lockouts/_owners", process=process, log=log)
     return {host for host, topics in metadata.items() if topics.get(table)}
 
 

@@ -239,7 +239,7 @@ async def test_with_a_token_set_every_request_needs_it(
 
     monkeypatch.setattr(pipeline.app.router, "route_req", route_req)
     async with TestClient(TestServer(web_app(pipeline))) as http:
-        for path in ("/lockouts/acme/u-1", f"/lockouts/ip/{IP}"):
+        for path in ("/lockouts/acme/u-1", f"/lockouts/ip/{IP}", "/lockouts/_owners"):
             for headers in (
                 {},
                 {"Authorization": "Bearer"},
