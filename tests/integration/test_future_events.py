@@ -36,10 +36,11 @@ def test_a_forged_record_time_is_replaced_by_the_brokers_and_the_future_event_re
     ensure_pipeline_topics(kafka_broker.bootstrap, names)
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     try:
-        (described,) = admin.describe_configs(
+        described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, names.events)]
-        )
-        configs = {entry[0]: entry[1] for resource in described.resources for entry in resource[4]}
+        )  # {resource type: {name: {config: {"value": …}}}}, modified configs only
+        (by_name,) = described.values()
+        configs = {key: data["value"] for key, data in by_name[names.events].items()}
         assert configs["message.timestamp.type"] == "LogAppendTime"
     finally:
         admin.close()
