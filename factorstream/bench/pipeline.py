@@ -355,7 +355,14 @@ def _two_workers_round(settings: Settings, records: Sequence[Record], work: Path
             if time.monotonic() > deadline:
                 raise RuntimeError("the two workers never shared the partitions")
             time.sleep(0.5)
-        return _worker_round(settings, records)
+        try:
+            return _worker_round(settings, records)
+        except RuntimeError as error:  # a stall: what each worker said is the evidence
+            tails = "\n".join(
+                f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}"
+                for log in (log_a, log_b)
+            )
+            raise RuntimeError(f"{error}\n{tails}") from error
 
 
 def _owners(port: int, table: str) -> set[str]:
