@@ -69,7 +69,6 @@ def _run(settings: Settings, loglevel: str) -> None:
     import faust  # the worker's heavy imports, kept off every other command's start
 
     from streams.app import create_pipeline, internal_topics
-    from streams.engine import tune_collector
 
     pipeline = create_pipeline(settings)
     try:
@@ -99,7 +98,6 @@ def _run(settings: Settings, loglevel: str) -> None:
     # at warning and above Faust adds a terminal spinner and sets the root logger to DEBUG
     # for it: every debug call of Faust and aiokafka then builds a log record (~5% CPU)
     runner.spinner = None
-    tune_collector()
     runner.execute_from_commandline()
 
 
