@@ -41,10 +41,10 @@ from mode.utils.times import want_seconds
 from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger, open_ledger
 from factorstream.settings import Settings, StreamSettings
+from factorstream.stream_config import enricher, settings_topology
 from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
 from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
-from streams.enrich import open_enricher
 from streams.faust_fence import check_faust
 from streams.sinks import LakeRunner, LedgerRunner
 from streams.stages import (
@@ -57,7 +57,6 @@ from streams.stages import (
     Ingest,
     JsonState,
 )
-from streams.topology import settings_topology
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def create_pipeline(settings: Settings) -> Pipeline:
 
     ``settings.stream.roles`` says what this process runs: the folds (ingest, the keyed
     stages, the lockout API) and/or the sinks. The folds, their thresholds and the dedupe
-    window come from :func:`streams.topology.settings_topology`: the replay runs the very
+    window come from :func:`factorstream.stream_config.settings_topology`: the replay runs the very
     same stages.
     """
     for warning in check_faust():
@@ -281,18 +280,8 @@ def _add_folds(
     outputs: Mapping[str, str],
 ) -> dict[str, TableT[bytes, JsonState]]:
     """Ingest, then every keyed stage over its own table, and the lockout API."""
-    enrich = settings.stream.enrich
-    enricher = (
-        open_enricher(
-            mmdb_path=enrich.mmdb_path,
-            asn_mmdb_path=enrich.asn_mmdb_path,
-            cache_size=enrich.cache_size,
-        )
-        if enrich.enabled
-        else None
-    )
     ingest = Ingest(
-        enricher.enrich if enricher else None,
+        enricher(settings.stream.enrich),
         max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
     )
     engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))

@@ -25,9 +25,7 @@ from datetime import timedelta
 from itertools import islice
 from typing import Any
 
-from factorstream.settings import Settings
 from schemas import Event
-from streams.enrich import open_enricher
 from streams.ingest import Headers
 from streams.positions import ORIGIN_HEADER
 from streams.stages import (
@@ -41,7 +39,7 @@ from streams.stages import (
     StateCache,
     fold_states,
 )
-from streams.topology import Topology, settings_topology
+from streams.topology import Topology
 
 Tables = dict[str, dict[bytes, dict[str, Any]]]
 """Fold state by fold name and key (the table key bytes the worker uses)."""
@@ -192,35 +190,6 @@ class _Stages:
             now = time.perf_counter()
             self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self.last
             self.last = now
-
-
-def replay_settings(
-    records: Iterable[LogRecord],
-    settings: Settings,
-    *,
-    on_record: Callable[[], None] | None = None,
-    stage_seconds: dict[str, float] | None = None,
-) -> Replayed:
-    """:func:`replay` with the stages, window and enrichment ``settings`` configure."""
-    enrich = settings.stream.enrich
-    enricher = (
-        open_enricher(
-            mmdb_path=enrich.mmdb_path,
-            asn_mmdb_path=enrich.asn_mmdb_path,
-            cache_size=enrich.cache_size,
-        )
-        if enrich.enabled
-        else None
-    )
-    return replay(
-        records,
-        stages=settings_topology(settings),
-        enrich=enricher.enrich if enricher else None,
-        max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
-        topic=settings.topics.events,
-        on_record=on_record,
-        stage_seconds=stage_seconds,
-    )
 
 
 def stored_fold_tables(

@@ -11,20 +11,17 @@ tenants    tenant                      ``risk_by_tenant`` (SMS pumping) → anom
 =========  ==========================  ===================================================
 
 The subjects stage forwards each event to the ``ip`` and ``tenant`` re-keyed topics when a
-fold there has a key for it. Thresholds come from settings (``FACTORSTREAM_DETECTIONS__*``,
-``FACTORSTREAM_IP_BLOCK__*``), read here once, with the operator's IP lists, into the values
-the pure folds take.
+fold there has a key for it. Everything here takes plain values (thresholds, policies,
+lists); the front door reads them from its settings (``factorstream/stream_config.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from factorstream.settings import DetectionSettings, IpBlockSettings, Settings
 from schemas import Event
 from schemas.fields import PolicyTier
 from streams.folds import BY_IP as SPRAY
@@ -171,67 +168,3 @@ def read_network_list(path: Path, *, setting: str) -> NetworkList:
         return NetworkList.parse(text.splitlines(), name=path.stem)
     except ValueError as error:
         raise ValueError(f"{setting}: {path}: {error}") from None
-
-
-def detection_thresholds(settings: DetectionSettings) -> DetectionThresholds:
-    """The detections' thresholds from their settings (reads the configured IP lists)."""
-    s = settings
-    defaults = DetectionThresholds()
-    anonymous, malicious = defaults.anonymous_networks, defaults.malicious_networks
-    if s.anonymous_networks_file is not None:
-        anonymous = read_network_list(
-            s.anonymous_networks_file, setting="detections.anonymous_networks_file"
-        )
-    if s.malicious_networks_file is not None:
-        malicious = read_network_list(
-            s.malicious_networks_file, setting="detections.malicious_networks_file"
-        )
-    return DetectionThresholds(
-        cooldown=timedelta(seconds=s.cooldown_s),
-        travel_max_speed_kmh=s.travel_max_speed_kmh,
-        travel_min_distance_km=s.travel_min_distance_km,
-        learning_sign_ins=s.learning_sign_ins,
-        learning_period=timedelta(days=s.learning_period_days),
-        anonymous_networks=anonymous,
-        malicious_networks=malicious,
-        push_fatigue_count=s.push_fatigue_count,
-        push_fatigue_window=timedelta(seconds=s.push_fatigue_window_s),
-        spray_min_subjects=s.spray_min_subjects,
-        spray_window=timedelta(seconds=s.spray_window_s),
-        otp_guess_count=s.otp_guess_count,
-        otp_guess_window=timedelta(seconds=s.otp_guess_window_s),
-        recovery_failure_count=s.recovery_failure_count,
-        recovery_failure_window=timedelta(seconds=s.recovery_failure_window_s),
-        recovery_success_count=s.recovery_success_count,
-        recovery_success_window=timedelta(seconds=s.recovery_success_window_s),
-        sms_window=timedelta(seconds=s.sms_window_s),
-        sms_unusual_count=s.sms_unusual_count,
-        sms_burst_count=s.sms_burst_count,
-        sms_premium_countries=frozenset(c.upper() for c in s.sms_premium_countries),
-        reset_window=timedelta(seconds=s.reset_window_s),
-    )
-
-
-def ip_block_policy(settings: IpBlockSettings) -> IpBlockPolicy:
-    """Per-IP throttling's policy from its settings (reads the exempt list, if any)."""
-    exempt = NetworkList(name="exempt")
-    if settings.exempt_networks_file is not None:
-        exempt = read_network_list(
-            settings.exempt_networks_file, setting="ip_block.exempt_networks_file"
-        )
-    return IpBlockPolicy(
-        min_subjects=settings.min_subjects,
-        window=timedelta(seconds=settings.window_s),
-        duration=timedelta(seconds=settings.duration_s),
-        exempt_networks=exempt,
-    )
-
-
-def settings_topology(settings: Settings) -> Topology:
-    """The stages ``settings`` configure (thresholds, IP lists, tiers, dedupe window)."""
-    return topology(
-        default_tier=settings.stream.default_tier,
-        thresholds=detection_thresholds(settings.detections),
-        ip_block=ip_block_policy(settings.ip_block),
-        dedupe_window_s=settings.stream.dedupe_window_s,
-    )

@@ -26,9 +26,9 @@ from typing import Any
 from factorstream.bench import BenchResult, Measurement
 from factorstream.bench.events import synthetic_events
 from factorstream.settings import Settings
+from factorstream.stream_config import settings_topology
 from schemas import Event
 from streams.stages import LiveFold
-from streams.topology import settings_topology
 
 GOAL_US = 60.0
 """CPU µs per event of every pure fold together (issue 16; 175 µs when it was opened)."""

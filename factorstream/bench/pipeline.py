@@ -57,13 +57,13 @@ from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
 from factorstream.localkafka import ensure_pipeline_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
+from factorstream.stream_config import replay_settings, settings_topology
 from schemas import Event, decode, encode, kafka_key, new_event
 from schemas import payloads as p
 from schemas.codec import structured_headers
 from schemas.fields import Client, Outcome, PolicyTier
 from streams.logs import end_offsets, group_lag, read_to_end
-from streams.replay import LogRecord, replay_settings
-from streams.topology import settings_topology
+from streams.replay import LogRecord
 
 Record = tuple[bytes, bytes]
 

@@ -18,10 +18,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from factorstream.cli.context import console, fail, settings_of
+from factorstream.stream_config import replay_settings, settings_topology
 from streams.digest import StateDigest, state_digest
 from streams.logs import read_fold_tables, read_partitions, read_to_end
-from streams.replay import LogRecord, Replayed, merge_partitions, replay_settings
-from streams.topology import settings_topology
+from streams.replay import LogRecord, Replayed, merge_partitions
 
 
 def replay(

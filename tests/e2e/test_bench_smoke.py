@@ -10,7 +10,7 @@ from pathlib import Path
 
 from factorstream import docs
 from factorstream.settings import Settings
-from streams.topology import settings_topology
+from factorstream.stream_config import settings_topology
 from tests.kafka_broker import KafkaBroker
 
 Document = dict[str, object]

@@ -31,6 +31,7 @@ from uuid import UUID
 
 from factorstream.localkafka import free_port
 from factorstream.settings import DetectionSettings, TopicSettings
+from factorstream.stream_config import detection_thresholds
 from schemas import Event, kafka_key
 from schemas import payloads as p
 from schemas.fields import Client, Outcome, PolicyTier, RiskLevel
@@ -38,7 +39,6 @@ from schemas.payloads import Detection
 from streams.folds.ipblock import REASON, IpBlockPolicy, IpBlockState, fold_ip_block
 from streams.folds.pumping import SmsPumpingState, fold_sms_pumping
 from streams.folds.spray import SprayState, fold_password_spray
-from streams.topology import detection_thresholds
 from tests.factories import CLIENT, T0, sample_event
 from tests.integration.records import Record, consume
 from tests.integration.test_worker import (  # the worker harness, shared

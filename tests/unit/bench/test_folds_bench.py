@@ -8,9 +8,9 @@ from typing import Any
 from factorstream.bench.events import synthetic_events
 from factorstream.bench.folds import TOTAL, fold_all, live_folds, run
 from factorstream.settings import Settings
+from factorstream.stream_config import settings_topology
 from schemas import Event
 from streams.folds import DETECTION_TABLES
-from streams.topology import settings_topology
 from tests.factories import PAYLOADS, sample_event
 
 

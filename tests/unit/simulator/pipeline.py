@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Iterable
 
 from factorstream.settings import Settings
+from factorstream.stream_config import replay_settings
 from schemas import Event, encode, kafka_key
-from streams.replay import LogRecord, replay_settings
+from streams.replay import LogRecord
 
 
 def derived_labels(events: Iterable[Event]) -> Counter[str]:

@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from factorstream.settings import Settings
+from factorstream.stream_config import replay_settings, settings_topology
 from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
 from schemas.fields import PolicyTier
 from streams.digest import state_digest
-from streams.replay import LogRecord, merge_partitions, replay_settings, stored_fold_tables
-from streams.topology import settings_topology
+from streams.replay import LogRecord, merge_partitions, stored_fold_tables
 from tests.factories import T0, sample_event
 from verifiers.lockout import LockoutState, fold_lockout
 from verifiers.policy import TIERS, lockout_policy

@@ -9,22 +9,14 @@ import pytest
 from msgspec.structs import replace
 
 from factorstream.settings import DetectionSettings, IpBlockSettings, Settings, StreamSettings
+from factorstream.stream_config import detection_thresholds, ip_block_policy, settings_topology
 from schemas import encode, kafka_key
 from schemas.codec import structured_headers
 from schemas.fields import PolicyTier
 from streams.folds import DetectionThresholds
 from streams.folds.ipblock import IpBlockPolicy
 from streams.stages import ANOMALIES, BY_IP, BY_TENANT, LOCKOUTS, Record, stage_of
-from streams.topology import (
-    IP_BLOCK,
-    IPS,
-    LOCKOUT,
-    SUBJECTS,
-    TENANTS,
-    detection_thresholds,
-    ip_block_policy,
-    settings_topology,
-)
+from streams.topology import IP_BLOCK, IPS, LOCKOUT, SUBJECTS, TENANTS
 from tests.factories import T0, sample_event
 from tests.unit.streams import MINUTE
 from verifiers.policy import TIERS

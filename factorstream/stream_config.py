@@ -1,0 +1,114 @@
+"""The stream worker's and the replay's plain values, read from the settings.
+
+The ``streams`` package takes thresholds, policies, lists and an enricher as values
+(``streams.topology.topology``, ``streams.replay.replay``); this module, on the front
+door's side, reads them from :class:`~factorstream.settings.Settings` once, with the
+operator's IP list files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from factorstream.settings import DetectionSettings, EnrichSettings, IpBlockSettings, Settings
+from schemas import Event
+from streams.enrich import open_enricher
+from streams.folds import DetectionThresholds, NetworkList
+from streams.folds.ipblock import IpBlockPolicy
+from streams.replay import LogRecord, Replayed, replay
+from streams.topology import Topology, read_network_list, topology
+
+
+def enricher(settings: EnrichSettings) -> Callable[[Event], Event] | None:
+    """The worker's enrichment (``None`` when turned off)."""
+    if not settings.enabled:
+        return None
+    return open_enricher(
+        mmdb_path=settings.mmdb_path,
+        asn_mmdb_path=settings.asn_mmdb_path,
+        cache_size=settings.cache_size,
+    ).enrich
+
+
+def detection_thresholds(settings: DetectionSettings) -> DetectionThresholds:
+    """The detections' thresholds from their settings (reads the configured IP lists)."""
+    s = settings
+    defaults = DetectionThresholds()
+    anonymous, malicious = defaults.anonymous_networks, defaults.malicious_networks
+    if s.anonymous_networks_file is not None:
+        anonymous = read_network_list(
+            s.anonymous_networks_file, setting="detections.anonymous_networks_file"
+        )
+    if s.malicious_networks_file is not None:
+        malicious = read_network_list(
+            s.malicious_networks_file, setting="detections.malicious_networks_file"
+        )
+    return DetectionThresholds(
+        cooldown=timedelta(seconds=s.cooldown_s),
+        travel_max_speed_kmh=s.travel_max_speed_kmh,
+        travel_min_distance_km=s.travel_min_distance_km,
+        learning_sign_ins=s.learning_sign_ins,
+        learning_period=timedelta(days=s.learning_period_days),
+        anonymous_networks=anonymous,
+        malicious_networks=malicious,
+        push_fatigue_count=s.push_fatigue_count,
+        push_fatigue_window=timedelta(seconds=s.push_fatigue_window_s),
+        spray_min_subjects=s.spray_min_subjects,
+        spray_window=timedelta(seconds=s.spray_window_s),
+        otp_guess_count=s.otp_guess_count,
+        otp_guess_window=timedelta(seconds=s.otp_guess_window_s),
+        recovery_failure_count=s.recovery_failure_count,
+        recovery_failure_window=timedelta(seconds=s.recovery_failure_window_s),
+        recovery_success_count=s.recovery_success_count,
+        recovery_success_window=timedelta(seconds=s.recovery_success_window_s),
+        sms_window=timedelta(seconds=s.sms_window_s),
+        sms_unusual_count=s.sms_unusual_count,
+        sms_burst_count=s.sms_burst_count,
+        sms_premium_countries=frozenset(c.upper() for c in s.sms_premium_countries),
+        reset_window=timedelta(seconds=s.reset_window_s),
+    )
+
+
+def ip_block_policy(settings: IpBlockSettings) -> IpBlockPolicy:
+    """Per-IP throttling's policy from its settings (reads the exempt list, if any)."""
+    exempt = NetworkList(name="exempt")
+    if settings.exempt_networks_file is not None:
+        exempt = read_network_list(
+            settings.exempt_networks_file, setting="ip_block.exempt_networks_file"
+        )
+    return IpBlockPolicy(
+        min_subjects=settings.min_subjects,
+        window=timedelta(seconds=settings.window_s),
+        duration=timedelta(seconds=settings.duration_s),
+        exempt_networks=exempt,
+    )
+
+
+def settings_topology(settings: Settings) -> Topology:
+    """The stages ``settings`` configure (thresholds, IP lists, tiers, dedupe window)."""
+    return topology(
+        default_tier=settings.stream.default_tier,
+        thresholds=detection_thresholds(settings.detections),
+        ip_block=ip_block_policy(settings.ip_block),
+        dedupe_window_s=settings.stream.dedupe_window_s,
+    )
+
+
+def replay_settings(
+    records: Iterable[LogRecord],
+    settings: Settings,
+    *,
+    on_record: Callable[[], None] | None = None,
+    stage_seconds: dict[str, float] | None = None,
+) -> Replayed:
+    """:func:`replay` with the stages, window and enrichment ``settings`` configure."""
+    return replay(
+        records,
+        stages=settings_topology(settings),
+        enrich=enricher(settings.stream.enrich),
+        max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
+        topic=settings.topics.events,
+        on_record=on_record,
+        stage_seconds=stage_seconds,
+    )
