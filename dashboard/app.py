@@ -1,4 +1,4 @@
-"""The Dash Pages app: ``create_app(settings)`` wires users, the gate, data and pages.
+"""The Dash Pages app: ``create_app(config)`` wires users, the gate, data and pages.
 
 Settings are read by the caller (``factorstream dashboard``) and passed in as a value;
 ``now`` is the clock of the HTTP edge (sign-in times, session expiry), replaceable in tests.
@@ -10,15 +10,15 @@ import base64
 import secrets
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dash
 import flask
 from dash import Dash
 
 from dashboard import layout
+from dashboard.config import DashboardConfig
 from dashboard.context import DashboardContext, once_opened
 from dashboard.data import LakeMetrics
 from dashboard.gate import SessionPolicy, install_gate
@@ -27,9 +27,6 @@ from dashboard.ledger import LedgerAccess, open_ledger
 from dashboard.users import User, UserDirectory
 from verifiers.crypto import SecretBox, new_key
 from verifiers.store import VerifierStore, store_engine
-
-if TYPE_CHECKING:
-    from factorstream.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 PAGES = HERE / "pages"
@@ -41,14 +38,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def open_directory(settings: Settings) -> UserDirectory:
+def open_directory(config: DashboardConfig) -> UserDirectory:
     """The dashboard users' database (its verifier store and tables), migrated."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    secrets_key = read_or_create(
-        settings.key_file(None, "dashboard-secrets.key"), lambda: new_key().encode()
-    )
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    secrets_key = read_or_create(config.secrets_key_file, lambda: new_key().encode())
     store = VerifierStore(
-        store_engine(settings.dashboard_database_url()),
+        store_engine(config.users_database_url),
         SecretBox(secrets_key.decode()),
         source=SOURCE,
     )
@@ -57,28 +52,33 @@ def open_directory(settings: Settings) -> UserDirectory:
     return directory
 
 
-def session_policy(settings: Settings) -> SessionPolicy:
-    path = settings.key_file(settings.dashboard.session_secret_file, "dashboard-session.key")
-    secret = read_or_create(path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(48)))
+def session_policy(config: DashboardConfig) -> SessionPolicy:
+    secret = read_or_create(
+        config.session_secret_file, lambda: base64.urlsafe_b64encode(secrets.token_bytes(48))
+    )
     return SessionPolicy(
-        secret=secret,
-        lifetime=timedelta(seconds=settings.dashboard.session_lifetime_s),
-        secure=settings.dashboard.secure_cookies,
+        secret=secret, lifetime=config.session_lifetime, secure=config.secure_cookies
     )
 
 
 def create_app(
-    settings: Settings,
+    config: DashboardConfig,
     *,
     now: Callable[[], datetime] = utc_now,
     metrics: LakeMetrics | None = None,
     ledger: LedgerAccess | None = None,
 ) -> Dash:
-    """The dashboard for ``settings``; ``metrics``/``ledger`` replace the configured ones."""
-    directory = open_directory(settings)
+    """The dashboard for ``config``; ``metrics``/``ledger`` replace the configured ones."""
+    directory = open_directory(config)
     context = DashboardContext(
-        metrics=metrics or LakeMetrics(settings.lake_path()),
-        open_ledger=once_opened(lambda: ledger if ledger is not None else open_ledger(settings)),
+        metrics=metrics or LakeMetrics(config.lake),
+        open_ledger=once_opened(
+            lambda: (
+                ledger
+                if ledger is not None
+                else open_ledger(config.ledger_url, master_key_file=config.ledger_master_key_file)
+            )
+        ),
         now=now,
     )
     app = Dash(
@@ -92,7 +92,7 @@ def create_app(
         serve_locally=True,
     )
     app.server.extensions["factorstream_dashboard"] = context
-    install_gate(app.server, directory=directory, policy=session_policy(settings), now=now)
+    install_gate(app.server, directory=directory, policy=session_policy(config), now=now)
 
     def shell() -> object:
         user = flask.g.get("dashboard_user") if flask.has_request_context() else None

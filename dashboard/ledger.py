@@ -7,14 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from audit.checkpoints import Checkpoint
 from audit.export import ExportFilter, ExportFormat, LedgerRow, write_export
 from audit.ledger import Ledger
-
-if TYPE_CHECKING:
-    from factorstream.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -70,15 +67,14 @@ class AuditLedger:
         return write_export(self.ledger.rows(where), fmt=fmt, out=out)
 
 
-def open_ledger(settings: Settings) -> LedgerAccess | None:
-    """The configured ledger, read only (no migration, no key created), or ``None`` while
+def open_ledger(url: str, *, master_key_file: Path) -> LedgerAccess | None:
+    """The ledger at ``url``, read only (no migration, no key created), or ``None`` while
     its SQLite file does not exist. Personal data opens with the master key, if present."""
     from audit import ledger
 
-    url = settings.ledger_database_url()
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
-    master = settings.key_file(settings.ledger.master_key_file, "ledger-master.key")
+    master = master_key_file
     return AuditLedger(
         ledger.open_ledger(
             url=url,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyotp
 
+from factorstream.dashboard_config import dashboard_config
 from factorstream.settings import Settings, environment
 
 DEMO_AUDITOR = "demo-auditor"
@@ -108,7 +109,7 @@ def ensure_demo_auditor(settings: Settings, *, now: datetime) -> DemoAuditor:
     """The demo auditor: created once per data dir (password + TOTP), then reused."""
     from dashboard.app import open_directory
 
-    directory = open_directory(settings)
+    directory = open_directory(dashboard_config(settings))
     known = read_demo_auditor(settings)
     if known is not None and directory.get(known.name) is not None:
         return known

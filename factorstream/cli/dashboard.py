@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from factorstream.cli.context import console, fail, settings_of
+from factorstream.dashboard_config import dashboard_config
 
 app = typer.Typer(help="Dashboard users (password + TOTP sign-in).", no_args_is_help=True)
 
@@ -36,7 +37,7 @@ def dashboard(
     settings = settings_of(ctx)
     bind = host or settings.dashboard.host
     listen = port or settings.dashboard.port
-    dash_app = create_app(settings)
+    dash_app = create_app(dashboard_config(settings))
     console.print(
         f"dashboard on [bold]http://{bind}:{listen}/[/] (lake {settings.lake_path()}, "
         f"users {settings.dashboard_database_url()})"
@@ -65,7 +66,7 @@ def add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    directory = open_directory(settings_of(ctx))
+    directory = open_directory(dashboard_config(settings_of(ctx)))
     try:
         created = directory.add(name, role=role, password=password, now=datetime.now(UTC))
     except UserError as error:
@@ -84,7 +85,7 @@ def list_users(ctx: typer.Context) -> None:
     from dashboard.app import open_directory
     from dashboard.auth import account_status
 
-    directory = open_directory(settings_of(ctx))
+    directory = open_directory(dashboard_config(settings_of(ctx)))
     table = Table("name", "role", "authenticator", "lockout", "created", "disabled")
     now = datetime.now(UTC)
     for user in directory.all():
@@ -108,7 +109,7 @@ def disable(
     from dashboard.app import open_directory
     from dashboard.users import UserError
 
-    directory = open_directory(settings_of(ctx))
+    directory = open_directory(dashboard_config(settings_of(ctx)))
     try:
         directory.disable(name, now=datetime.now(UTC))
     except UserError as error:
@@ -126,7 +127,7 @@ def unlock(
     from dashboard.app import open_directory
     from dashboard.users import UserError
 
-    directory = open_directory(settings_of(ctx))
+    directory = open_directory(dashboard_config(settings_of(ctx)))
     try:
         event = directory.unlock(name, now=datetime.now(UTC), approved_by=by)
     except UserError as error:

@@ -32,6 +32,7 @@ from rich.table import Table
 from dashboard.app import open_directory
 from factorstream.cli.context import console, fail, settings_of
 from factorstream.cli.simulate import published_traffic, show_backfill
+from factorstream.dashboard_config import dashboard_config
 from factorstream.demo import (
     Child,
     DemoAuditor,
@@ -95,7 +96,7 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
         auditor = ensure_demo_auditor(settings, now=datetime.now(UTC))
         # the dashboard's own events (failed sign-ins, lockouts of its users) join the log
         relay = OutboxRelay(
-            open_directory(settings).store.outbox,
+            open_directory(dashboard_config(settings)).store.outbox,
             topic=settings.topics.events,
             producer_factory=kafka_producer_factory(settings.kafka_bootstrap),
         )

@@ -22,6 +22,7 @@ from audit.ledger import Ledger
 from audit.shredding import load_master_key
 from dashboard.app import create_app, open_directory
 from dashboard.users import NewUser, UserDirectory
+from factorstream.dashboard_config import dashboard_config
 from factorstream.settings import Settings
 from tests.support import missing, wait_for
 from tests.unit.dashboard.demo import demo_events
@@ -110,11 +111,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     settings = Settings(data_dir=root / "data")
     LakeWriter(settings.lake_path()).write(flatten(demo_events(start=DEMO_START)))
     _demo_ledger(settings)
-    directory = open_directory(settings)
+    directory = open_directory(dashboard_config(settings))
     now = datetime.now(UTC)
     auditor = directory.add("auditor-ann", role="auditor", password=PASSWORD, now=now)
     victim = directory.add("victim-vic", role="auditor", password=PASSWORD, now=now)
-    app = create_app(settings)
+    app = create_app(dashboard_config(settings))
     server = make_server("127.0.0.1", 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -23,6 +23,7 @@ from audit.shredding import load_master_key
 from dashboard import users
 from dashboard.app import create_app, open_directory
 from dashboard.users import NewUser, UserDirectory
+from factorstream.dashboard_config import dashboard_config
 from factorstream.settings import Settings
 from tests.unit.dashboard.demo import demo_events
 
@@ -79,7 +80,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def directory(settings: Settings) -> UserDirectory:
-    return open_directory(settings)
+    return open_directory(dashboard_config(settings))
 
 
 AddUser = Callable[..., "Account"]
@@ -103,7 +104,7 @@ def lake(settings: Settings) -> Path:
 
 @pytest.fixture
 def app(settings: Settings, lake: Path, clock: Clock) -> Dash:
-    return create_app(settings, now=clock)
+    return create_app(dashboard_config(settings), now=clock)
 
 
 @pytest.fixture
@@ -180,4 +181,4 @@ def ledger(settings: Settings) -> Ledger:
 @pytest.fixture
 def audit_app(settings: Settings, lake: Path, ledger: Ledger, clock: Clock) -> Dash:
     """The app over the demo lake and the demo ledger."""
-    return create_app(settings, now=clock)
+    return create_app(dashboard_config(settings), now=clock)

@@ -8,6 +8,7 @@ from dash import Dash
 from flask.testing import FlaskClient
 
 from dashboard.gate import COOKIE
+from factorstream.dashboard_config import dashboard_config
 from tests.unit.dashboard.conftest import (
     AddUser,
     Clock,
@@ -81,7 +82,7 @@ def test_secure_cookies_when_the_settings_say_so(
     from dashboard.app import create_app
 
     settings.dashboard.secure_cookies = True  # type: ignore[attr-defined]
-    app = create_app(settings, now=clock)  # type: ignore[arg-type]
+    app = create_app(dashboard_config(settings), now=clock)  # type: ignore[arg-type]
     with app.server.test_client() as client:
         response = sign_in(client, add_user(), clock())
         assert "Secure" in response.headers["Set-Cookie"]

@@ -1,0 +1,25 @@
+"""The dashboard's plain values (:class:`dashboard.config.DashboardConfig`) from settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dashboard.config import DashboardConfig
+from factorstream.settings import Settings
+
+
+def dashboard_config(settings: Settings) -> DashboardConfig:
+    board = settings.dashboard
+    return DashboardConfig(
+        data_dir=settings.data_dir,
+        users_database_url=settings.dashboard_database_url(),
+        secrets_key_file=settings.key_file(None, "dashboard-secrets.key"),
+        session_secret_file=settings.key_file(board.session_secret_file, "dashboard-session.key"),
+        session_lifetime=timedelta(seconds=board.session_lifetime_s),
+        secure_cookies=board.secure_cookies,
+        lake=settings.lake_path(),
+        ledger_url=settings.ledger_database_url(),
+        ledger_master_key_file=settings.key_file(
+            settings.ledger.master_key_file, "ledger-master.key"
+        ),
+    )
