@@ -11,8 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 
-from factorstream.settings import DetectionSettings, EnrichSettings, IpBlockSettings, Settings
+from audit.ledger import Ledger, open_ledger
+from factorstream.settings import (
+    DetectionSettings,
+    EnrichSettings,
+    IpBlockSettings,
+    Settings,
+    StreamSettings,
+)
 from schemas import Event
+from streams.app import FoldsRole, LakeRole, LedgerRole, PipelineConfig
 from streams.enrich import open_enricher
 from streams.folds import DetectionThresholds, NetworkList
 from streams.folds.ipblock import IpBlockPolicy
@@ -111,4 +119,80 @@ def replay_settings(
         topic=settings.topics.events,
         on_record=on_record,
         stage_seconds=stage_seconds,
+    )
+
+
+def api_token(stream: StreamSettings) -> str | None:
+    """The lockout API's bearer token, read from ``stream.api_token_file`` (``None``: no
+    file set); ``streams.app.check_api_access`` judges it."""
+    if stream.api_token_file is None:
+        return None
+    try:
+        return stream.api_token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"stream.api_token_file: cannot read it: {error}") from None
+
+
+def ledger_of(settings: Settings) -> Ledger:
+    """The ledger the settings name, with its keys (created on first use)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_ledger(
+        url=settings.ledger_database_url(),
+        signing_key_file=settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem"),
+        master_key_file=settings.key_file(settings.ledger.master_key_file, "ledger-master.key"),
+        checkpoint_every=settings.ledger.checkpoint_every,
+        checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
+    )
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """The worker's pipeline for ``settings`` (its roles: ``stream.roles``); a role's
+    values are read only when the process runs it (IP lists, the token, the ledger)."""
+    stream, topics, roles = settings.stream, settings.topics, set(settings.stream.roles)
+    folds = (
+        FoldsRole(
+            stages=settings_topology(settings),
+            enrich=enricher(stream.enrich),
+            max_ahead=timedelta(seconds=stream.max_ahead_s),
+            cache_keys=stream.cache_keys,
+            api_token=api_token(stream),
+        )
+        if "folds" in roles
+        else None
+    )
+    ledger = (
+        LedgerRole(open_ledger=lambda: ledger_of(settings), batch_size=settings.ledger.batch_size)
+        if "ledger" in roles
+        else None
+    )
+    lake = (
+        LakeRole(
+            path=settings.lake_path(),
+            batch_rows=settings.lake.batch_rows,
+            compact_min_files=settings.lake.compact_min_files,
+        )
+        if "lake" in roles
+        else None
+    )
+    return PipelineConfig(
+        app_id=stream.app_id,
+        bootstrap=settings.kafka_bootstrap,
+        state_dir=settings.data_dir / "streams",
+        store=stream.store,
+        events=topics.events,
+        events_partitions=topics.events_partitions,
+        dlq=topics.dlq,
+        lockouts=topics.lockouts,
+        anomalies=topics.anomalies,
+        checkpoints=topics.checkpoints,
+        derived_partitions=topics.derived_partitions,
+        commit_interval_s=stream.commit_interval_s,
+        max_poll_records=stream.max_poll_records,
+        standby_replicas=stream.standby_replicas,
+        web_bind=stream.web_bind,
+        web_host=stream.web_host,
+        web_port=stream.web_port,
+        folds=folds,
+        ledger=ledger,
+        lake=lake,
     )

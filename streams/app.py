@@ -19,29 +19,30 @@ Data flow (DESIGN.md; the stages: ``streams/stages.py``, the engine: ``streams/e
 
 Every topic carries raw bytes: our codec (``schemas``) encodes and decodes events, never
 Faust's models. The stages and the sinks run in the engine, a fetched batch at a time, one
-batch per runner at once (``streams/engine.py``); ``stream.roles`` picks what a process
-runs (a sink alone is its own consumer group). Every table and internal topic has
-the events topic's partition count, so a key's table partition is its topic partition.
-The app's Kafka consumer (``streams/consumer.py``) delivers each partition without holes,
-hands the engine its batches, and never commits over a record not yet acknowledged.
+batch per runner at once (``streams/engine.py``); the roles of :class:`PipelineConfig`
+pick what a process runs (a sink alone is its own consumer group). Every table and
+internal topic has the events topic's partition count, so a key's table partition is its
+topic partition. The app's Kafka consumer (``streams/consumer.py``) delivers each
+partition without holes, hands the engine its batches, and never commits over a record not
+yet acknowledged.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import faust
 from faust.types import TableT, TopicT
 from mode.utils.times import want_seconds
 
 from analytics.sink import attach_lake_compaction
-from audit.ledger import Ledger, open_ledger
-from factorstream.settings import Settings, StreamSettings
-from factorstream.stream_config import enricher, settings_topology
+from audit.ledger import Ledger
+from schemas import Event
 from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
 from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
@@ -57,6 +58,7 @@ from streams.stages import (
     Ingest,
     JsonState,
 )
+from streams.topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -120,43 +122,90 @@ def internal_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
     return specs
 
 
-def open_ledger_of(settings: Settings) -> Ledger:
-    """The ledger the settings name, with its keys (created on first use)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return open_ledger(
-        url=settings.ledger_database_url(),
-        signing_key_file=settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem"),
-        master_key_file=settings.key_file(settings.ledger.master_key_file, "ledger-master.key"),
-        checkpoint_every=settings.ledger.checkpoint_every,
-        checkpoint_interval_s=settings.ledger.checkpoint_interval_s,
-    )
+@dataclass(frozen=True)
+class FoldsRole:
+    """Ingest, the keyed stages and the lockout API (role ``folds``)."""
+
+    stages: Topology
+    enrich: Callable[[Event], Event] | None = None
+    max_ahead: timedelta | None = None
+    """Ingest refuses events dated this far after their record (``None``: no check)."""
+    cache_keys: int = 100_000
+    api_token: str | None = None
+    """The bearer token the lockout API requires (``None``: none)."""
 
 
-def create_app(settings: Settings) -> faust.App:
-    """The worker's Faust app (``factorstream worker`` runs it)."""
-    return create_pipeline(settings).app
+@dataclass(frozen=True)
+class LedgerRole:
+    """The ledger sink (role ``ledger``)."""
+
+    open_ledger: Callable[[], Ledger]
+    batch_size: int
 
 
-def api_token(stream: StreamSettings) -> str | None:
-    """The lockout API's bearer token (``stream.api_token_file``); ``ValueError`` when the
-    file holds none, or when there is none and the API would listen beyond loopback."""
-    if stream.api_token_file is None:
-        if not _loopback(stream.web_bind):
-            raise ValueError(
-                f"stream.web_bind is {stream.web_bind}, not a loopback address: set "
-                "stream.api_token_file, or the lockout API answers anyone who reaches it"
-            )
-        return None
-    token = stream.api_token_file.read_text().strip()
-    if len(token) < MIN_TOKEN_LENGTH:
-        raise ValueError(
-            f"{stream.api_token_file}: the API token must be at least {MIN_TOKEN_LENGTH} "
-            "characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+@dataclass(frozen=True)
+class LakeRole:
+    """The lake sink and its compaction (role ``lake``)."""
+
+    path: Path
+    batch_rows: int
+    compact_min_files: int
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What :func:`create_pipeline` declares and wires, as plain values (the front door
+    reads them from its settings: ``factorstream.stream_config.pipeline_config``). The
+    roles this process runs are the ones given (``folds``, ``ledger``, ``lake``)."""
+
+    app_id: str
+    bootstrap: str
+    state_dir: Path
+    """Faust's data directory (the RocksDB tables)."""
+    store: str
+    events: str
+    events_partitions: int
+    dlq: str
+    lockouts: str
+    anomalies: str
+    checkpoints: str
+    derived_partitions: int
+    commit_interval_s: float
+    max_poll_records: int
+    standby_replicas: int
+    web_bind: str
+    web_host: str
+    web_port: int
+    folds: FoldsRole | None = None
+    ledger: LedgerRole | None = None
+    lake: LakeRole | None = None
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(
+            name
+            for name, role in ((FOLDS, self.folds), (LEDGER, self.ledger), (LAKE, self.lake))
+            if role is not None
         )
-    return token
 
 
 MIN_TOKEN_LENGTH = 24
+
+
+def check_api_access(token: str | None, *, web_bind: str) -> None:
+    """``ValueError`` unless the lockout API is protected: by a token of at least
+    :data:`MIN_TOKEN_LENGTH` characters, or, without one, by listening on loopback only."""
+    if token is None:
+        if not _loopback(web_bind):
+            raise ValueError(
+                f"stream.web_bind is {web_bind}, not a loopback address: set "
+                "stream.api_token_file, or the lockout API answers anyone who reaches it"
+            )
+    elif len(token) < MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"the lockout API token must be at least {MIN_TOKEN_LENGTH} characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
+        )
 
 
 def _loopback(host: str) -> bool:
@@ -168,41 +217,42 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def create_pipeline(settings: Settings) -> Pipeline:
+def create_pipeline(config: PipelineConfig) -> Pipeline:
     """Declare the app, its topics and tables, and wire the engine, the sinks and the API.
 
-    ``settings.stream.roles`` says what this process runs: the folds (ingest, the keyed
-    stages, the lockout API) and/or the sinks. The folds, their thresholds and the dedupe
-    window come from :func:`factorstream.stream_config.settings_topology`: the replay runs the very
-    same stages.
+    ``config``'s roles say what this process runs: the folds (ingest, the keyed stages,
+    the lockout API) and/or the sinks. The stages are ``config.folds.stages``, the very
+    ones the replay runs (``streams.topology``).
     """
+    if not config.roles:
+        raise ValueError("a pipeline runs at least one role (folds, ledger, lake)")
+    if config.folds is not None:
+        check_api_access(config.folds.api_token, web_bind=config.web_bind)
     for warning in check_faust():
         log.warning(warning)
-    stream, names = settings.stream, settings.topics
-    partitions = names.events_partitions
-    roles = set(stream.roles)
-    folds = FOLDS in roles
-    group = stream.app_id if folds else f"{stream.app_id}-{'-'.join(sorted(roles))}"
+    partitions = config.events_partitions
+    folds = config.folds is not None
+    group = config.app_id if folds else f"{config.app_id}-{'-'.join(sorted(config.roles))}"
     app = App(
         group,
-        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap.split(",")],
-        store=stream.store,
-        datadir=str(settings.data_dir / "streams"),
+        broker=[f"kafka://{host.strip()}" for host in config.bootstrap.split(",")],
+        store=config.store,
+        datadir=str(config.state_dir),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=partitions,
         topic_disable_leader=True,
-        broker_commit_interval=stream.commit_interval_s,
-        broker_max_poll_records=stream.max_poll_records,
+        broker_commit_interval=config.commit_interval_s,
+        broker_max_poll_records=config.max_poll_records,
         # the engine sends whole record batches (streams/produce.py): let one hold a fetch's
         # worth of a partition's records instead of aiokafka's 16 KiB
         producer_max_batch_size=RECORD_BATCH_BYTES,
-        table_standby_replicas=stream.standby_replicas,
+        table_standby_replicas=config.standby_replicas,
         web_enabled=folds,  # a sink process serves nothing
-        web_bind=stream.web_bind,
-        web_host=stream.web_host,
-        web_port=stream.web_port,
-        canonical_url=f"http://{stream.web_host}:{stream.web_port}",
+        web_bind=config.web_bind,
+        web_host=config.web_host,
+        web_port=config.web_port,
+        canonical_url=f"http://{config.web_host}:{config.web_port}",
         # Faust's own pages would serve raw table values (/table/) and the worker's layout
         # (/router/, statistics, the graph) to anyone who reaches the lockout API
         web_tables_enabled=False,
@@ -218,61 +268,60 @@ def create_pipeline(settings: Settings) -> Pipeline:
         )
         return found
 
-    derived = names.derived_partitions
-    events = topic(names.events, count=partitions)
-    ingested = topic(f"{stream.app_id}-{INGESTED_SUFFIX}", count=partitions, internal=folds)
+    derived = config.derived_partitions
+    events = topic(config.events, count=partitions)
+    ingested = topic(f"{config.app_id}-{INGESTED_SUFFIX}", count=partitions, internal=folds)
     rekeyed = {
-        role: topic(f"{stream.app_id}-{REKEYED_INFIX}{role}", count=partitions, internal=True)
+        role: topic(f"{config.app_id}-{REKEYED_INFIX}{role}", count=partitions, internal=True)
         for role in (BY_IP, BY_TENANT)
         if folds
     }
-    dlq, lockouts = topic(names.dlq, count=derived), topic(names.lockouts, count=derived)
-    anomalies = topic(names.anomalies, count=derived)
+    dlq, lockouts = topic(config.dlq, count=derived), topic(config.lockouts, count=derived)
+    anomalies = topic(config.anomalies, count=derived)
     engine = app.engine = Engine(app)
     tables: dict[str, TableT[bytes, JsonState]] = {}
-    if folds:
+    if config.folds is not None:
         outputs = {
             INGESTED: ingested.get_topic_name(),
-            DLQ: names.dlq,
-            LOCKOUTS: names.lockouts,
-            ANOMALIES: names.anomalies,
+            DLQ: config.dlq,
+            LOCKOUTS: config.lockouts,
+            ANOMALIES: config.anomalies,
             **{role: t.get_topic_name() for role, t in rekeyed.items()},
         }
-        tables = _add_folds(app, settings, engine, events, ingested, rekeyed, outputs)
+        tables = _add_folds(app, config.folds, engine, events, ingested, rekeyed, outputs)
     # -- sinks: every event, raw and derived, into the ledger and the lake -----------------
     everything = app.topic(
-        ingested.get_topic_name(), names.lockouts, names.anomalies, key_type=bytes, value_type=bytes
+        ingested.get_topic_name(),
+        config.lockouts,
+        config.anomalies,
+        key_type=bytes,
+        value_type=bytes,
     )
-    if LEDGER in roles:
+    if config.ledger is not None:
         engine.add(
             LedgerRunner(
                 app,
                 name=LEDGER,
                 source=everything,
-                ledger=open_ledger_of(settings),
-                checkpoints=topic(names.checkpoints, count=1),
-                batch_size=settings.ledger.batch_size,
+                ledger=config.ledger.open_ledger(),
+                checkpoints=topic(config.checkpoints, count=1),
+                batch_size=config.ledger.batch_size,
             )
         )
-    if LAKE in roles:
+    if config.lake is not None:
+        lake = config.lake
         engine.add(
             LakeRunner(
-                app,
-                name=LAKE,
-                source=everything,
-                lake_path=settings.lake_path(),
-                batch_rows=settings.lake.batch_rows,
+                app, name=LAKE, source=everything, lake_path=lake.path, batch_rows=lake.batch_rows
             )
         )
-        attach_lake_compaction(
-            app, lake_path=settings.lake_path(), min_files=settings.lake.compact_min_files
-        )
+        attach_lake_compaction(app, lake_path=lake.path, min_files=lake.compact_min_files)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
 
 
 def _add_folds(
     app: faust.App,
-    settings: Settings,
+    role: FoldsRole,
     engine: Engine,
     events: TopicT,
     ingested: TopicT,
@@ -280,12 +329,9 @@ def _add_folds(
     outputs: Mapping[str, str],
 ) -> dict[str, TableT[bytes, JsonState]]:
     """Ingest, then every keyed stage over its own table, and the lockout API."""
-    ingest = Ingest(
-        enricher(settings.stream.enrich),
-        max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
-    )
+    ingest = Ingest(role.enrich, max_ahead=role.max_ahead)
     engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))
-    stages = settings_topology(settings)
+    stages = role.stages
     sources = {
         stages.subjects.name: ingested,
         stages.ips.name: rekeyed[BY_IP],
@@ -296,19 +342,19 @@ def _add_folds(
         # bytes keys are serialized raw: the changelog key is the source record's key, so
         # the table router hashes exactly the bytes the producer partitioned by
         table = tables[stage.name] = app.Table(
-            stage.name, default=None, key_type=bytes, partitions=settings.topics.events_partitions
+            stage.name, default=None, key_type=bytes, partitions=events.partitions
         )
         runner = KeyedRunner(
             app,
             name=stage.name,
             stage=stage,
             table=table,
-            capacity=settings.stream.cache_keys,
+            capacity=role.cache_keys,
             source=sources[stage.name],
             topics=outputs,
         )
         engine.add(runner)
-    token = api_token(settings.stream)
+    token = role.api_token
     register_owners_api(app, token=token)  # routes match in the order they were added
     register_ip_block_api(app, engine.keyed(stages.ips.name), token=token)
     register_lockout_api(app, engine.keyed(stages.subjects.name), token=token)

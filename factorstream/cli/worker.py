@@ -68,9 +68,10 @@ def sink(
 def _run(settings: Settings, loglevel: str) -> None:
     import faust  # the worker's heavy imports, kept off every other command's start
 
+    from factorstream.stream_config import pipeline_config
     from streams.app import create_pipeline, internal_topics
 
-    pipeline = create_pipeline(settings)
+    pipeline = create_pipeline(pipeline_config(settings))
     try:
         _check_events_topic(settings)
         created = _create_internal_topics(settings.kafka_bootstrap, internal_topics(pipeline))

@@ -24,6 +24,7 @@ from faust.types import TP, FutureMessage, Message
 from faust.types.tuples import ConsumerMessage
 
 from factorstream.settings import Settings, StreamSettings
+from factorstream.stream_config import pipeline_config
 from schemas import Event, decode, encode, kafka_key
 from schemas.codec import structured_headers
 from streams.app import Pipeline, create_pipeline
@@ -159,7 +160,9 @@ def folds_pipeline(tmp_path: Path, **stream: Any) -> Pipeline:
     settings = StreamSettings(
         store="memory://", app_id=f"wiring-{uuid.uuid4().hex[:8]}", roles=("folds",), **stream
     )
-    return _journaled(create_pipeline(Settings(data_dir=tmp_path, stream=settings)))
+    return _journaled(
+        create_pipeline(pipeline_config(Settings(data_dir=tmp_path, stream=settings)))
+    )
 
 
 def sink_pipeline(tmp_path: Path, role: Literal["ledger", "lake"], **settings: Any) -> Pipeline:
@@ -170,7 +173,9 @@ def sink_pipeline(tmp_path: Path, role: Literal["ledger", "lake"], **settings: A
     stream = StreamSettings(
         store="memory://", app_id=f"wiring-{uuid.uuid4().hex[:8]}", roles=(role,)
     )
-    return _journaled(create_pipeline(Settings(data_dir=tmp_path, stream=stream, **settings)))
+    return _journaled(
+        create_pipeline(pipeline_config(Settings(data_dir=tmp_path, stream=stream, **settings)))
+    )
 
 
 def _journaled(pipeline: Pipeline) -> Pipeline:

@@ -12,6 +12,7 @@ from faust.types import TP
 from msgspec.structs import replace
 
 from factorstream.settings import EnrichSettings, Settings, StreamSettings
+from factorstream.stream_config import pipeline_config
 from schemas import Event, decode
 from schemas.fields import Client, Geo
 from streams.app import Pipeline, create_pipeline, internal_topics
@@ -24,7 +25,7 @@ from tests.wiring.fixtures import event_messages, folds_pipeline, journal_of
 
 def _pipeline(tmp_path: Path, **stream: Any) -> Pipeline:
     settings = StreamSettings(store="memory://", app_id=f"wiring-{uuid.uuid4().hex[:8]}", **stream)
-    return create_pipeline(Settings(data_dir=tmp_path, stream=settings))
+    return create_pipeline(pipeline_config(Settings(data_dir=tmp_path, stream=settings)))
 
 
 def test_internal_topics_are_listed_with_fausts_configs(tmp_path: Path) -> None:
