@@ -45,6 +45,18 @@ class TopicSettings(BaseModel):
             self.checkpoints: 1,
         }
 
+    @classmethod
+    def under(cls, prefix: str) -> TopicSettings:
+        """The pipeline's topics named ``<prefix>.events``, ``<prefix>.dlq``, … (a test's or a
+        benchmark's own set), default partition counts."""
+        return cls(
+            events=f"{prefix}.events",
+            dlq=f"{prefix}.dlq",
+            lockouts=f"{prefix}.lockouts",
+            anomalies=f"{prefix}.anomalies",
+            checkpoints=f"{prefix}.checkpoints",
+        )
+
     def configs(self) -> dict[str, dict[str, str]]:
         """Topic configurations set when the pipeline creates its topics: the events topic
         keeps the broker's append time as each record's timestamp, which ingest measures

@@ -178,13 +178,7 @@ def run(
 def _bench_settings(settings: Settings, broker: str, data: Path, name: str) -> Settings:
     """Settings of a worker with its own topics, app id, port and data directory."""
     unique = f"{uuid.uuid4().hex[:8]}-{name}"
-    topics = TopicSettings(
-        events=f"bench.pipeline.{unique}.events",
-        dlq=f"bench.pipeline.{unique}.dlq",
-        lockouts=f"bench.pipeline.{unique}.lockouts",
-        anomalies=f"bench.pipeline.{unique}.anomalies",
-        checkpoints=f"bench.pipeline.{unique}.checkpoints",
-    )
+    topics = TopicSettings.under(f"bench.pipeline.{unique}")
     ensure_pipeline_topics(broker, topics)
     data.mkdir(parents=True, exist_ok=True)
     stream = StreamSettings(

@@ -26,13 +26,7 @@ def test_a_forged_record_time_is_replaced_by_the_brokers_and_the_future_event_re
     kafka_broker: KafkaBroker,
 ) -> None:
     unique = uuid.uuid4().hex[:10]
-    names = TopicSettings(
-        events=f"test.future.{unique}.events",
-        dlq=f"test.future.{unique}.dlq",
-        lockouts=f"test.future.{unique}.lockouts",
-        anomalies=f"test.future.{unique}.anomalies",
-        checkpoints=f"test.future.{unique}.checkpoints",
-    )
+    names = TopicSettings.under(f"test.future.{unique}")
     ensure_pipeline_topics(kafka_broker.bootstrap, names)
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     try:

@@ -54,13 +54,7 @@ def kcat() -> str:
 def topics(kafka_broker: KafkaBroker) -> TopicSettings:
     """Fresh pipeline topics for this test (6 event partitions, 3 for the rest)."""
     unique = uuid.uuid4().hex[:10]
-    names = TopicSettings(
-        events=f"test.worker.{unique}.events",
-        dlq=f"test.worker.{unique}.dlq",
-        lockouts=f"test.worker.{unique}.lockouts",
-        anomalies=f"test.worker.{unique}.anomalies",
-        checkpoints=f"test.worker.{unique}.checkpoints",
-    )
+    names = TopicSettings.under(f"test.worker.{unique}")
     ensure_pipeline_topics(kafka_broker.bootstrap, names)
     return names
 

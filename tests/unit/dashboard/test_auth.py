@@ -28,6 +28,14 @@ def _attempt(directory: UserDirectory, account: Account, clock: Clock, **overrid
     return sign_in(directory, name=account.name, now=clock(), **values)
 
 
+def _fail_three_passwords(directory: UserDirectory, account: Account, clock: Clock) -> None:
+    """Three wrong passwords 5 s apart (the admin tier's lockout), then 5 s more."""
+    for _ in range(3):
+        clock.advance(seconds=5)
+        _attempt(directory, account, clock, password="wrong password!")
+    clock.advance(seconds=5)
+
+
 def test_password_hash_is_salted_scrypt_and_checks() -> None:
     first, second = hash_password("s3cret-passphrase"), hash_password("s3cret-passphrase")
     assert first != second  # a fresh salt each time
@@ -115,10 +123,7 @@ def test_locked_refusals_are_recorded_but_not_counted(
     directory: UserDirectory, add_user: AddUser, clock: Clock
 ) -> None:
     account = add_user()
-    for _ in range(3):
-        clock.advance(seconds=5)
-        _attempt(directory, account, clock, password="wrong password!")
-    clock.advance(seconds=5)
+    _fail_three_passwords(directory, account, clock)
     locked = _attempt(directory, account, clock)
     assert locked.reason == LOCKED
     reasons = [d.get("reason") for t, d in _events(directory) if t == "auth.login.attempted"]
@@ -146,10 +151,7 @@ def test_an_administrator_unlocks_a_locked_user_and_it_is_recorded(
     directory: UserDirectory, add_user: AddUser, clock: Clock
 ) -> None:
     account = add_user()
-    for _ in range(3):
-        clock.advance(seconds=5)
-        _attempt(directory, account, clock, password="wrong password!")
-    clock.advance(seconds=5)
+    _fail_three_passwords(directory, account, clock)
     assert _attempt(directory, account, clock).reason == LOCKED
     directory.unlock(account.name, now=clock(), approved_by="admin@example.com")
     clock.advance(seconds=31)  # a fresh code
