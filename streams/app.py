@@ -44,7 +44,7 @@ from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger
 from schemas import Event
 from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
-from streams.consumer import App
+from streams.consumer import App, InOrderConsumer
 from streams.engine import Engine, IngestRunner, KeyedRunner
 from streams.faust_fence import check_faust
 from streams.sinks import LakeRunner, LedgerRunner
@@ -172,6 +172,7 @@ class PipelineConfig:
     derived_partitions: int
     commit_interval_s: float
     max_poll_records: int
+    stall_s: float
     standby_replicas: int
     web_bind: str
     web_host: str
@@ -187,6 +188,18 @@ class PipelineConfig:
             for name, role in ((FOLDS, self.folds), (LEDGER, self.ledger), (LAKE, self.lake))
             if role is not None
         )
+
+
+def _watch_for_stalls(app: faust.App, *, after_s: float) -> None:
+    """Every few seconds, the consumer reads again what never reached the engine
+    (:meth:`streams.consumer.InOrderConsumer.heal`)."""
+
+    async def stall_watch() -> None:
+        consumer = app.consumer
+        if isinstance(consumer, InOrderConsumer):
+            await consumer.heal(after_s=after_s)
+
+    app.timer(min(5.0, after_s / 2), name="stall-watch")(stall_watch)
 
 
 MIN_TOKEN_LENGTH = 24
@@ -316,6 +329,7 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
             )
         )
         attach_lake_compaction(app, lake_path=lake.path, min_files=lake.compact_min_files)
+    _watch_for_stalls(app, after_s=config.stall_s)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, ClassVar
 
@@ -35,7 +36,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, TransportT
 
-from streams.delivery import Probe, Step, next_step
+from streams.delivery import Probe, StallWatch, Step, next_step, read_again_from
 from streams.engine import Engine, EngineFailed
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         self._probes: dict[TP, Probe] = {}
         self._sought: dict[TP, int] = {}  # partitions never committed: where reading began
         self._held: dict[TP, tuple[int, int]] = {}  # offset a commit waits at, commits held
+        self._watch: StallWatch | None = None
+        self.read_again = 0
+        """Partitions read again by :meth:`heal` (each one a record lost on its way in)."""
 
     def _guarded(self, tp: TP) -> bool:
         return bool(self.app.topics.acks_enabled_for(tp.topic))
@@ -151,6 +155,64 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 "acknowledged; a restart or rebalance reads from it again",
                 tp.topic, tp.partition, offset, times
             )  # fmt: skip
+
+    async def heal(self, *, after_s: float) -> None:
+        """Read again what was fetched but never reached the engine, or a partition never
+        positioned (:func:`streams.delivery.read_again_from`), once it has stayed so for
+        ``after_s`` seconds with the engine idle and no rebalance under way. Nothing the
+        engine applied is applied twice (positions); nothing is lost: the record the commit
+        waits at is read again. Each such repair is logged as a warning with what the
+        consumer knew, since it means a record was dropped on its way in. The app calls
+        this every few seconds."""
+        engine = self._engine
+        if self._watch is None or self._watch.after_s != after_s:
+            self._watch = StallWatch(after_s)
+        watch = self._watch
+        now = time.monotonic()
+        if engine is not None:
+            for report in engine.stuck(now, after_s):
+                log.warning("engine stalled: %s", report)
+        if engine is None or self.app.rebalancing or not self.flow_active or not engine.idle:
+            watch.clear()
+            return
+        again: dict[TP, int] = {}
+        unpositioned: list[TP] = []
+        for tp in self.assignment():
+            if not (self._guarded(tp) and engine.wants(tp.topic)):
+                continue
+            due = self._due.get(tp)
+            start = self._committed_offset.get(tp)
+            if start is None:
+                start = self._sought.get(tp)
+            acked = start is not None and start in self._acked_index.get(tp, ())
+            offset = read_again_from(due, start, acked)
+            wrong = offset is not None or (due is None and start is None)
+            if not watch.stuck(tp, (due, start), wrong, now):
+                continue
+            log.warning(
+                "%s[%d]: stalled for %.0f s with nothing in flight (offset due %s, commit "
+                "from %s, not acknowledged, epoch %d): reading again from %s",
+                tp.topic, tp.partition, after_s, due, start, engine.epoch,
+                "the start of the log" if offset is None else offset,
+            )  # fmt: skip
+            watch.clear(tp)
+            if offset is None:
+                unpositioned.append(tp)
+            else:
+                again[tp] = offset
+        if unpositioned:
+            if self.app.conf.consumer_auto_offset_reset == "earliest":
+                found = await self.earliest_offsets(*unpositioned)
+            else:
+                found = await self.highwaters(*unpositioned)
+            again.update(found)
+            self._sought.update({tp: found[tp] for tp in unpositioned if tp in found})
+        if again:
+            for tp, offset in again.items():
+                self._due[tp] = offset
+                self._probes.pop(tp, None)
+            self.read_again += len(again)
+            await self.seek_wait(again)
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         engine = self._engine

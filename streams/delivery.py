@@ -37,7 +37,7 @@ that partition, and asks this module what to do:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Step(enum.Enum):
@@ -70,3 +70,51 @@ def next_step(expected: int | None, offset: int, probe: Probe | None) -> Step:
     if probe == Probe(expected, offset):
         return Step.DELIVER  # read twice from the same place: a real hole in the log
     return Step.REWIND
+
+
+def read_again_from(due: int | None, start: int | None, start_acked: bool) -> int | None:
+    """Where to read a partition again from when nothing is in flight (the engine idle, no
+    rebalance), or ``None`` when it is fine.
+
+    ``start`` is the offset its next commit starts from (the committed one, or where
+    reading began when it was never committed), ``due`` the next one this consumer expects.
+    Idle, every record in ``start .. due - 1`` was delivered and should be acknowledged by
+    now. If ``start`` is not, it was dropped on its way to the engine and never will be: the
+    commit stays held there and the lag grows, though later records are processed. A
+    partition with no offset due was never positioned after its assignment: its records
+    are being held back for good. Both are read again from ``start`` (records the engine
+    applied already are skipped by position)."""
+    if start is None:
+        return None
+    if due is None:
+        return start
+    if due > start and not start_acked:
+        return start
+    return None
+
+
+@dataclass
+class StallWatch:
+    """Partitions that stay wrong (:func:`read_again_from`) for ``after_s`` seconds in a row,
+    judged by the same offsets each time: a commit that is merely late does not count."""
+
+    after_s: float
+    _since: dict[object, tuple[tuple[int | None, int | None], float]] = field(default_factory=dict)
+
+    def stuck(
+        self, key: object, offsets: tuple[int | None, int | None], wrong: bool, now: float
+    ) -> bool:
+        if not wrong:
+            self._since.pop(key, None)
+            return False
+        seen = self._since.get(key)
+        if seen is None or seen[0] != offsets:
+            self._since[key] = (offsets, now)
+            return False
+        return now - seen[1] >= self.after_s
+
+    def clear(self, key: object | None = None) -> None:
+        if key is None:
+            self._since.clear()
+        else:
+            self._since.pop(key, None)

@@ -29,6 +29,7 @@ is known.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -75,6 +76,8 @@ class Runner:
         self.engine: Engine | None = None
         self.batches = 0
         self.records = 0
+        self.task: asyncio.Task[Any] | None = None
+        """The task running :meth:`run` (its stack is logged when it seems stuck)."""
 
     @property
     def source_name(self) -> str:
@@ -88,6 +91,7 @@ class Runner:
         engine, consumer = self.engine, self.app.consumer
         if engine is None:
             raise RuntimeError(f"{self.name}: run by no engine (Engine.add starts runners)")
+        self.task = asyncio.current_task()
         while True:
             epoch, fetched = await self.queue.get()
             async with self.lock:
@@ -292,6 +296,8 @@ class Engine:
         """Set when a batch failed: from then on nothing is written or committed."""
         self.epoch = 0
         """Counts rebalances: a batch fetched in an earlier epoch is dropped."""
+        self._busy: dict[str, tuple[tuple[int, bool], float]] = {}
+        self._committing: asyncio.Task[Any] | None = None
 
     def add(self, runner: Runner) -> Runner:
         if runner.name in self.runners:
@@ -306,6 +312,38 @@ class Engine:
 
     def wants(self, topic: str) -> bool:
         return topic in self.by_topic
+
+    @property
+    def idle(self) -> bool:
+        """No batch queued and none being processed."""
+        return all(r.queue.empty() and not r.lock.locked() for r in self.runners.values())
+
+    def stuck(self, now: float, after_s: float) -> list[str]:
+        """Where each runner that has held its lock on one batch for ``after_s`` seconds
+        waits (its task's stack; a commit holds every lock, so then it is the commit's),
+        for the log: a worker that stops must say where."""
+        found = []
+        for runner in self.runners.values():
+            progress = (runner.batches, runner.lock.locked())
+            seen = self._busy.get(runner.name)
+            if not runner.lock.locked():
+                self._busy.pop(runner.name, None)
+                continue
+            if seen is None or seen[0] != progress:
+                self._busy[runner.name] = (progress, now)
+                continue
+            if now - seen[1] < after_s:
+                continue
+            holder = self._committing if self._committing is not None else runner.task
+            where = io.StringIO()
+            if holder is not None:
+                holder.print_stack(file=where)
+            what = "a commit" if self._committing is not None else "its batch"
+            found.append(
+                f"{runner.name}: held by {what} for {now - seen[1]:.0f} s "
+                f"({runner.queue.qsize()} batches queued), waiting at:\n{where.getvalue()}"
+            )
+        return found
 
     async def dispatch(self, epoch: int, fetched: Fetched) -> None:
         """Queue one fetch's records, a batch per runner (waits while a runner is behind)."""
@@ -363,6 +401,8 @@ class Engine:
                 await stack.enter_async_context(runner.lock)  # after its batch in flight
             if self.failed is not None:  # failed while we waited for its lock
                 raise EngineFailed(f"a batch failed ({self.failed!r}): no commit")
+            self._committing = asyncio.current_task()
+            stack.callback(setattr, self, "_committing", None)
             written = {runner.name: await runner.write_state() for runner in self.runners.values()}
             log.debug("engine: state written before a commit: %s", written)
             yield

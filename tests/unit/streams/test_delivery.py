@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.delivery import Probe, Step, next_step
+from streams.delivery import Probe, StallWatch, Step, next_step, read_again_from
 
 
 def test_the_due_offset_is_delivered() -> None:
@@ -66,3 +66,34 @@ def test_a_partition_read_through_holes_and_losses_delivers_each_record_once() -
                 break
     assert delivered == log
     assert rewinds == 3  # one per marker, one for the loss
+
+
+@pytest.mark.parametrize(
+    ("due", "start", "start_acked", "again"),
+    [
+        (10, 10, False, None),  # everything delivered is committed: fine
+        (15, 10, True, None),  # delivered and acknowledged, the commit comes next: fine
+        (15, 10, False, 10),  # 10 delivered, never acknowledged, nothing in flight: lost
+        (None, 10, False, 10),  # assigned, never positioned: its records are held back
+        (None, None, False, None),  # not even where to start from: the caller looks it up
+        (5, 10, False, None),  # a seek back below the commit (a rewind) is no loss
+    ],
+)
+def test_what_is_read_again_when_nothing_is_in_flight(
+    due: int | None, start: int | None, start_acked: bool, again: int | None
+) -> None:
+    assert read_again_from(due, start, start_acked) == again
+
+
+def test_a_partition_is_stuck_only_after_the_same_offsets_for_the_whole_wait() -> None:
+    watch = StallWatch(after_s=30)
+    assert not watch.stuck("p0", (15, 10), True, now=0)
+    assert not watch.stuck("p0", (15, 10), True, now=29)
+    assert watch.stuck("p0", (15, 10), True, now=30)
+    assert not watch.stuck("p0", (16, 10), True, now=31)  # it moved: the wait starts again
+    assert not watch.stuck("p0", (16, 10), True, now=60)
+    assert not watch.stuck("p0", (16, 10), False, now=70)  # fine again: forgotten
+    assert not watch.stuck("p0", (16, 10), True, now=71)
+    assert watch.stuck("p0", (16, 10), True, now=101)
+    watch.clear("p0")
+    assert not watch.stuck("p0", (16, 10), True, now=200)
