@@ -24,7 +24,8 @@ from dashboard.data import LakeMetrics
 from dashboard.gate import SessionPolicy, install_gate
 from dashboard.keys import read_or_create
 from dashboard.ledger import LedgerAccess, open_ledger
-from dashboard.users import User, UserDirectory
+from dashboard.throttle import LoginThrottle
+from dashboard.users import CONSOLE_TIERS, User, UserDirectory
 from verifiers.crypto import SecretBox, new_key
 from verifiers.store import VerifierStore, store_engine
 
@@ -46,6 +47,7 @@ def open_directory(config: DashboardConfig) -> UserDirectory:
         store_engine(config.users_database_url),
         SecretBox(secrets_key.decode()),
         source=SOURCE,
+        tiers=CONSOLE_TIERS,
     )
     directory = UserDirectory(store)
     directory.migrate()
@@ -92,7 +94,13 @@ def create_app(
         serve_locally=True,
     )
     app.server.extensions["factorstream_dashboard"] = context
-    install_gate(app.server, directory=directory, policy=session_policy(config), now=now)
+    install_gate(
+        app.server,
+        directory=directory,
+        policy=session_policy(config),
+        now=now,
+        throttle=LoginThrottle(config.login_limits),
+    )
 
     def shell() -> object:
         user = flask.g.get("dashboard_user") if flask.has_request_context() else None

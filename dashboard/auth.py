@@ -9,8 +9,9 @@ The ceremony, in order (``now`` is a parameter; the HTTP edge reads the clock):
 3. In one gated step of the :class:`~verifiers.store.VerifierStore`: a locked subject is
    refused (``auth.login.attempted`` failure, reason ``locked_out``: recorded, not
    counted); a wrong password is an ``auth.login.attempted`` failure, counted by the
-   lockout fold like every failure (admin tier: 3 failures lock for 5 minutes, growing;
-   the 4th temporary lockout is permanent); a right one is a first-factor success with
+   lockout fold like every failure (:data:`~dashboard.users.CONSOLE_TIERS`: 3 failures
+   lock for 5 minutes, growing to 30, never for good short of NIST's cap of 100 in a
+   row); a right one is a first-factor success with
    ``mfa_required=True``, which resets nothing.
 4. The code goes to :func:`verifiers.totp.verify` (replay guard, constant-time compare,
    lockout gate, ``mfa.verification.failed|succeeded``), or, for a user whose enrollment

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from dashboard.throttle import LoginLimits
+
 
 @dataclass(frozen=True)
 class DashboardConfig:
@@ -23,3 +25,4 @@ class DashboardConfig:
     ledger_url: str
     ledger_master_key_file: Path
     """Opens personal data in the ledger when it exists."""
+    login_limits: LoginLimits = LoginLimits()

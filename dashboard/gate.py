@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import flask
 from werkzeug.wrappers import Response
 
 from dashboard.auth import sign_in
+from dashboard.throttle import LoginThrottle
 from dashboard.users import User, UserDirectory
 from schemas.fields import Client
 
@@ -109,6 +111,7 @@ LOGIN_PAGE = """<!doctype html>
 REFUSED = "Sign-in refused: wrong user, password or code, or too many failed attempts."
 """The one answer to every refused sign-in: a locked account, an unknown name and a wrong
 password look the same (no user enumeration); `users list` shows who is locked."""
+TOO_MANY = "Too many sign-in attempts from here or in all: please wait a moment and try again."
 STALE_FORM = "The sign-in form expired or did not come from this site: please sign in again."
 CSRF_FIELD, FORM_COOKIE = "csrf", "factorstream_login"
 
@@ -134,8 +137,12 @@ def install_gate(
     directory: UserDirectory,
     policy: SessionPolicy,
     now: Callable[[], datetime],
+    throttle: LoginThrottle | None = None,
 ) -> None:
-    """Configure the session cookie and add the gate, ``/login`` and ``/logout``."""
+    """Configure the session cookie and add the gate, ``/login`` and ``/logout``; login
+    posts are throttled by ``throttle`` (:mod:`dashboard.throttle`) before any password
+    is checked."""
+    throttle = throttle or LoginThrottle()
     server.secret_key = policy.secret
     server.config.update(
         SESSION_COOKIE_NAME=COOKIE,
@@ -171,14 +178,20 @@ def install_gate(
         given = form.get(CSRF_FIELD, "")[:128]
         if not bound or not hmac.compare_digest(_form_token(policy, bound), given):
             return _page(policy, next_=next_, name=name, message=STALE_FORM, status=400)
-        result = sign_in(
-            directory,
-            name=name,
-            password=form.get("password", "")[:1024],
-            code=form.get("code", "")[:16],
-            now=now(),
-            client=_client(),
-        )
+        wait = throttle.admit(flask.request.remote_addr, now().timestamp())
+        if wait is not None:
+            return _too_many(policy, next_=next_, name=name, wait_s=wait)
+        with throttle.checking() as turn:
+            if not turn:
+                return _too_many(policy, next_=next_, name=name, wait_s=1.0)
+            result = sign_in(
+                directory,
+                name=name,
+                password=form.get("password", "")[:1024],
+                code=form.get("code", "")[:16],
+                now=now(),
+                client=_client(),
+            )
         if result.user is None:
             return _page(policy, next_=next_, name=name, message=REFUSED, status=401)
         old = flask.session.get(SESSION_ID)
@@ -236,6 +249,12 @@ def _page(
         samesite="Strict",
         secure=policy.secure,
     )
+    return response
+
+
+def _too_many(policy: SessionPolicy, *, next_: str, name: str, wait_s: float) -> Response:
+    response = _page(policy, next_=next_, name=name, message=TOO_MANY, status=429)
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait_s)))
     return response
 
 

@@ -7,7 +7,11 @@ an MFA ceremony like any other and its failures are events in that store's outbo
 
 Passwords are hashed with scrypt (memory-hard, 64 MiB; per-user random salt) and
 compared in constant time. Sessions are rows of :data:`sessions`, so logging out (or
-disabling a user) ends a session server-side, not only in the browser.
+disabling a user) ends a session server-side, not only in the browser; a row keeps the
+SHA-256 of its session id, never the id itself, so a copy of the database opens no session.
+
+Wrong passwords lock a user only for a while (:data:`CONSOLE_TIERS`): the console's name is
+no secret, and anyone could otherwise lock an auditor out for good.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
 
 import pyotp
 import sqlalchemy as sa
@@ -28,6 +33,7 @@ from schemas import Event
 from schemas.fields import PolicyTier
 from schemas.payloads import AdminOverrideApproved
 from verifiers import totp
+from verifiers.policy import tier_policy
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import UtcDateTime
 
@@ -35,6 +41,11 @@ TENANT = "factorstream-dashboard"
 APPLICATION = "factorstream-dashboard"
 ISSUER = "factorstream dashboard"
 TIER = PolicyTier.ADMIN
+CONSOLE_TIERS = MappingProxyType({TIER: tier_policy(TIER, max_temporary_lockouts=0)})
+"""The dashboard's own sign-in policy: the admin tier's, except that no number of temporary
+lockouts makes a lock permanent (the waits still grow, up to ``max_wait``). Only the NIST
+cap (``consecutive_failure_cap``, 100 failures in a row with no sign-in between) still
+locks for good, as SP 800-63B §5.2.2 requires; ``factorstream users unlock`` lifts it."""
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 """OWASP's scrypt floor (128 MiB, about 0.3 s here): the cost is stored in each hash."""
 _MAXMEM = 256 * 1024 * 1024
@@ -82,6 +93,12 @@ sessions = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("ended_at", UtcDateTime(), nullable=True),
 )
+
+
+def session_key(session_id: str) -> str:
+    """What a session's row keeps of its id: SHA-256, hex (the id has 256 random bits, so no
+    salt or slow hash is needed)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -228,12 +245,12 @@ class UserDirectory:
             )
 
     def open_session(self, name: str, *, now: datetime, expires_at: datetime) -> str:
-        """A new session id (256 random bits) for ``name``."""
+        """A new session id (256 random bits) for ``name``; the row keeps only its hash."""
         session_id = secrets.token_urlsafe(32)
         with self.engine.begin() as connection:
             connection.execute(
                 sessions.insert().values(
-                    id=session_id, name=name, created_at=now, expires_at=expires_at
+                    id=session_key(session_id), name=name, created_at=now, expires_at=expires_at
                 )
             )
         return session_id
@@ -244,7 +261,7 @@ class UserDirectory:
             sa.select(users)
             .join(sessions, sessions.c.name == users.c.name)
             .where(
-                sessions.c.id == session_id,
+                sessions.c.id == session_key(session_id),
                 sessions.c.ended_at.is_(None),
                 sessions.c.expires_at > now,
                 users.c.disabled_at.is_(None),
@@ -258,7 +275,7 @@ class UserDirectory:
         with self.engine.begin() as connection:
             connection.execute(
                 sessions.update()
-                .where(sessions.c.id == session_id, sessions.c.ended_at.is_(None))
+                .where(sessions.c.id == session_key(session_id), sessions.c.ended_at.is_(None))
                 .values(ended_at=now)
             )
 

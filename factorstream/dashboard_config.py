@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dashboard.config import DashboardConfig
+from dashboard.throttle import LoginLimits
 from factorstream.settings import Settings
 
 
@@ -21,5 +22,10 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         ledger_url=settings.ledger_database_url(),
         ledger_master_key_file=settings.key_file(
             settings.ledger.master_key_file, "ledger-master.key"
+        ),
+        login_limits=LoginLimits(
+            per_client_per_minute=board.logins_per_client_per_minute,
+            per_minute=board.logins_per_minute,
+            concurrent_checks=board.concurrent_password_checks,
         ),
     )

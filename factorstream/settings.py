@@ -151,6 +151,13 @@ class StreamSettings(BaseModel):
         description="How often offsets are committed; before each commit the worker writes "
         "the state every batch since the last one changed (each changed key once).",
     )
+    stall_s: float = Field(
+        30.0,
+        gt=0,
+        description="A partition whose next commit waits at a record that never reached "
+        "the folds (or that was never positioned) for this long, with nothing in flight, is "
+        "read again from that record, with a warning in the log.",
+    )
     standby_replicas: int = Field(
         1,
         ge=0,
@@ -389,6 +396,18 @@ class DashboardSettings(BaseModel):
         False,
         description="Mark the session cookie `Secure` (set `true` behind HTTPS; it is always "
         "`HttpOnly` and `SameSite=Strict`).",
+    )
+    logins_per_client_per_minute: int = Field(
+        10,
+        ge=1,
+        description="Sign-in posts one client address (an IPv6 /64) may make per minute; "
+        "more get 429 before any password is checked.",
+    )
+    logins_per_minute: int = Field(
+        120, ge=1, description="Sign-in posts all clients together may make per minute."
+    )
+    concurrent_password_checks: int = Field(
+        2, ge=1, description="Password hashes (scrypt, 128 MiB each) computed at once."
     )
 
 

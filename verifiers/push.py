@@ -50,7 +50,8 @@ class PushChallenge:
 
 
 class PushRefused(Exception):
-    """No push was sent: ``reason`` (``locked_out``), and until when the lock holds."""
+    """No push was sent: ``reason``, and until when the refusal holds (``locked_out``: the
+    lock's end, ``None`` when permanent; ``push_pending``: the open push's expiry)."""
 
     def __init__(self, reason: str, locked_until: datetime | None) -> None:
         super().__init__(reason if locked_until is None else f"{reason} until {locked_until}")
@@ -65,9 +66,11 @@ def send_push(
     ttl: timedelta = DEFAULT_TTL,
     location: str | None = None,
 ) -> PushChallenge:
-    """Start a number-matching push challenge for the subject's device; a locked subject
-    (or a locked push factor) gets none (:class:`PushRefused`): a lock must also stop an
-    attacker's prompts reaching the phone (push bombing)."""
+    """Start a number-matching push challenge for the subject's device. None is sent
+    (:class:`PushRefused`) to a locked subject or push factor (a lock must also stop an
+    attacker's prompts reaching the phone), nor while another push to the subject is open:
+    each prompt is answered or expires (``ttl``) before the next, so an attacker holding
+    the password cannot bomb the phone with prompts faster than one a minute."""
     number = f"{store.entropy.randbelow(90) + 10}"
     challenge_id = f"push-{store.entropy.identifier()}"
     expires_at = request.now + ttl
@@ -75,6 +78,8 @@ def send_push(
     with store.step(request, factor=Factor.PUSH) as step:
         if step.lockout.locked:
             raise PushRefused("locked_out", step.lockout.until)
+        if (pending := _pending_until(step)) is not None:
+            raise PushRefused("push_pending", pending)
         step.connection.execute(
             challenges.insert().values(
                 id=challenge_id,
@@ -178,6 +183,21 @@ def expire(store: VerifierStore, request: Request, *, challenge_id: str) -> Verd
             )
         )
         return Verdict.refused("expired", event)
+
+
+def _pending_until(step: Step) -> datetime | None:
+    """When the subject's open, unexpired push expires (the latest), if one is open."""
+    request = step.request
+    found: datetime | None = step.connection.execute(
+        sa.select(sa.func.max(challenges.c.expires_at)).where(
+            challenges.c.tenant == request.tenant,
+            challenges.c.subject == request.subject,
+            challenges.c.factor == Factor.PUSH,
+            challenges.c.closed_at.is_(None),
+            challenges.c.expires_at > request.now,
+        )
+    ).scalar_one_or_none()
+    return found
 
 
 def _open_challenge(step: Step, challenge_id: str) -> sa.Row[tuple[object, ...]] | None:

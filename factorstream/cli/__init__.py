@@ -7,6 +7,7 @@ Each command's module is imported when the command runs (or help lists it), not 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 from collections.abc import Mapping
 from typing import Any, Final
@@ -14,7 +15,7 @@ from typing import Any, Final
 import typer
 from typer.core import TyperGroup
 
-from factorstream.cli.context import load_into
+from factorstream.cli.context import PRIVATE_UMASK, load_into
 
 COMMANDS: Final[Mapping[str, str]] = {
     "schemas": "factorstream.cli.schemas:app",
@@ -80,7 +81,9 @@ def _interrupt(signum: int, _frame: object) -> None:
 def main() -> None:
     """Run the CLI. SIGTERM and SIGHUP stop a command the way Ctrl-C does, so whatever it
     started (a private broker, a worker, a server) is stopped on the way out; commands that
-    run a service of their own (the worker, the demo) install their own handlers."""
+    run a service of their own (the worker, the demo) install their own handlers. Files
+    are made private to the user (:data:`~factorstream.cli.context.PRIVATE_UMASK`)."""
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
+    os.umask(PRIVATE_UMASK)
     app()

@@ -1,8 +1,10 @@
-"""Shared CLI plumbing: settings on the typer context, one rich console."""
+"""Shared CLI plumbing: settings on the typer context, one rich console, private files."""
 
 from __future__ import annotations
 
 import os
+import stat
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -17,7 +19,41 @@ def load_into(ctx: typer.Context) -> None:
     """Read settings from the environment once, for every subcommand."""
     for name in unknown_environment(os.environ):
         errors.print(f"[yellow]warning:[/] {name} is not a factorstream setting (a typo?)")
-    ctx.obj = load_settings()
+    ctx.obj = settings = load_settings()
+    keep_private(settings.data_dir)
+
+
+PRIVATE_UMASK = 0o077
+"""What every file a ``factorstream`` process makes is denied to other local users (set by
+:func:`factorstream.cli.main`, inherited by the broker, workers and servers it starts): the
+data directory holds the ledger's master key, the dashboard's users and sessions, the
+verifiers' secrets and every event's personal data."""
+
+
+def keep_private(data_dir: Path) -> None:
+    """An existing data directory that others may read or enter is made ``0700`` (with a
+    notice: what was in it may have been read). One that does not exist yet is made by
+    whichever command needs it, under :data:`PRIVATE_UMASK`."""
+    try:
+        mode = data_dir.stat().st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_IMODE(mode) & 0o077:
+        data_dir.chmod(0o700)
+        errors.print(
+            f"[yellow]notice:[/] {data_dir} was open to other users "
+            f"({stat.filemode(mode)}); it is 0700 now"
+        )
+
+
+def redacted(url: str) -> str:
+    """A database URL fit to print: its password replaced by ``***``."""
+    from sqlalchemy.engine import make_url  # here: most commands never load SQLAlchemy
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL we can parse: print none of it
+        return "(database URL not shown)"
 
 
 def settings_of(ctx: typer.Context) -> Settings:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from factorstream.cli.context import console, fail, settings_of
+from factorstream.cli.context import console, fail, redacted, settings_of
 from factorstream.dashboard_config import dashboard_config
 
 app = typer.Typer(help="Dashboard users (password + TOTP sign-in).", no_args_is_help=True)
@@ -40,7 +40,7 @@ def dashboard(
     dash_app = create_app(dashboard_config(settings))
     console.print(
         f"dashboard on [bold]http://{bind}:{listen}/[/] (lake {settings.lake_path()}, "
-        f"users {settings.dashboard_database_url()})"
+        f"users {redacted(settings.dashboard_database_url())})"
     )
     serve(dash_app.server, host=bind, port=listen, threads=8, ident="factorstream")
 

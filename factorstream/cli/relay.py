@@ -1,22 +1,30 @@
-"""``factorstream relay``: publish a service database's outbox to Kafka."""
+"""``factorstream relay``: publish the outboxes of this deployment to Kafka.
+
+Two databases stage events: the verifiers' (``outbox_url``) and the dashboard's users
+database, whose own sign-ins are MFA ceremonies too (a password sprayed at the audit
+console must reach the detections, the ledger and IP blocking like any other). The relay
+publishes both, each in its own thread; the dashboard's only once it exists (a relay never
+creates it) and only once when both URLs name one database."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import typer
+from sqlalchemy.engine import make_url
 
-from factorstream.cli.context import console, settings_of
+from factorstream.cli.context import console, redacted, settings_of
 from factorstream.settings import Settings
 from verifiers.publish import Backoff, Outbox, OutboxRelay, kafka_producer_factory, outbox_engine
 
 
-def build_relay(settings: Settings) -> OutboxRelay:
-    """The relay for the configured outbox database and broker."""
-    outbox = Outbox(outbox_engine(settings.outbox_database_url()))
+def build_relay(settings: Settings, url: str | None = None) -> OutboxRelay:
+    """The relay for one outbox database (the verifiers' unless ``url`` names another)."""
+    outbox = Outbox(outbox_engine(url or settings.outbox_database_url()))
     outbox.create()
     relay = settings.relay
     return OutboxRelay(
@@ -31,6 +39,17 @@ def build_relay(settings: Settings) -> OutboxRelay:
     )
 
 
+def outbox_urls(settings: Settings) -> list[str]:
+    """Every outbox database to relay: the verifiers', then the dashboard's if it exists."""
+    urls = [settings.outbox_database_url()]
+    dashboard = settings.dashboard_database_url()
+    local = make_url(dashboard).database if dashboard.startswith("sqlite") else None
+    exists = settings.dashboard.users_url is not None or (local and Path(local).exists())
+    if exists and make_url(dashboard) != make_url(urls[0]):
+        urls.append(dashboard)
+    return urls
+
+
 def relay(
     ctx: typer.Context,
     drain: bool = typer.Option(False, help="Exit once the outbox is empty."),
@@ -38,21 +57,31 @@ def relay(
     """Publish outbox rows to the events topic until stopped (SIGINT/SIGTERM)."""
     settings = settings_of(ctx)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    outbox_relay = build_relay(settings)
-    console.print(
-        f"relaying [bold]{settings.outbox_database_url()}[/] → "
-        f"[bold]{settings.topics.events}[/] on {settings.kafka_bootstrap} "
-        f"({outbox_relay.outbox.pending()} pending)"
-    )
+    relays = [(url, build_relay(settings, url)) for url in outbox_urls(settings)]
+    for url, outbox_relay in relays:
+        console.print(
+            f"relaying [bold]{redacted(url)}[/] → [bold]{settings.topics.events}[/] on "
+            f"{settings.kafka_bootstrap} ({outbox_relay.outbox.pending()} pending)"
+        )
     if drain:
-        outbox_relay.drain(timeout_s=3600)
+        for _, outbox_relay in relays:
+            outbox_relay.drain(timeout_s=3600)
     else:
         stop = threading.Event()
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:
             stop.set()
 
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
-        outbox_relay.run(stop)
-    console.print(f"published {outbox_relay.published} events")
+        for stopping in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(stopping, _stop)
+        threads = [
+            threading.Thread(target=outbox_relay.run, args=(stop,), name=f"relay-{n}")
+            for n, (_, outbox_relay) in enumerate(relays)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # the main thread stays free for the signals
+    published = sum(outbox_relay.published for _, outbox_relay in relays)
+    console.print(f"published {published} events")

@@ -9,10 +9,17 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dashboard.app import open_directory
+from dashboard.auth import sign_in
+from dashboard.users import TENANT
 from factorstream.bench.events import synthetic_events
+from factorstream.dashboard_config import dashboard_config
+from factorstream.settings import Settings
 from schemas import Event
+from schemas.fields import Client
 from tests.integration.conftest import count_sent, sqlite_outbox
 from tests.integration.records import consume, first_seen, ids_by_key
 from tests.kafka_broker import KafkaBroker
@@ -180,3 +187,45 @@ def test_kill_9_between_acknowledgement_and_marking_resends_with_the_same_ids(
     assert duplicated == second_batch  # ... exactly the unmarked batch, with the same ids
     by_key = ids_by_key(records)
     assert {key: first_seen(k) for key, k in by_key.items()} == _expected_by_key(events)
+
+
+def test_the_relay_publishes_the_dashboards_own_sign_in_failures(
+    kafka_broker: KafkaBroker, topic: str, tmp_path: Path
+) -> None:
+    """A password sprayed at the audit console reaches the pipeline (detections, ledger,
+    IP blocks) like any other failed sign-in: ``relay`` publishes the dashboard's outbox
+    too, beside the verifiers' one."""
+    settings = Settings(data_dir=tmp_path / "data")
+    directory = open_directory(dashboard_config(settings))
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    directory.add("ann", role="auditor", password="a long passphrase", now=now)
+    refused = sign_in(
+        directory,
+        name="ann",
+        password="Spring2026!",
+        code="000000",
+        now=now + timedelta(seconds=5),
+        client=Client(ip="203.0.113.9", user_agent="spray/1.0"),
+    )
+    assert refused.user is None
+    staged = directory.store.outbox.pending()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")} | {
+        "FACTORSTREAM_DATA_DIR": str(settings.data_dir),
+        "FACTORSTREAM_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+        "FACTORSTREAM_TOPICS__EVENTS": topic,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "relay", "--drain"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert directory.store.outbox.pending() == 0
+    events = [r.event() for r in consume(kafka_broker.bootstrap, topic, at_least=staged)]
+    (failure,) = [e for e in events if e.type == "auth.login.attempted"]
+    assert failure.tenant == TENANT and failure.data.outcome == "failure"
+    assert failure.data.client is not None and failure.data.client.ip == "203.0.113.9"
+    assert "dashboard.db" in "".join(done.stdout.split())  # the console wraps long lines
+    assert not (tmp_path / "data" / "outbox.db").stat().st_mode & 0o077  # the CLI's umask

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 import pytest
@@ -160,3 +160,36 @@ def test_an_administrator_unlocks_a_locked_user_and_it_is_recorded(
     assert override["action"] == "unlock" and override["approved_by"] == "admin@example.com"
     with pytest.raises(UserError, match="no user"):
         directory.unlock("mallory", now=clock(), approved_by="admin@example.com")
+
+
+def test_wrong_passwords_never_lock_a_user_for_good(
+    directory: UserDirectory, add_user: AddUser, clock: Clock
+) -> None:
+    """The attack: a stranger who knows a user name guesses passwords, each time the lock
+    runs out, for over a day (on the admin tier's own policy the 4th lockout, six wrong
+    passwords after ~30 minutes, was permanent). The user still signs in afterwards."""
+    account = add_user()
+    for _ in range(30):
+        _fail_three_passwords(directory, account, clock)
+        lockout = account_status(directory, account.created.user, now=clock()).lockout
+        assert lockout.startswith("until "), lockout  # not "permanent"
+        until = datetime.fromisoformat(lockout.removeprefix("until "))
+        assert until - clock() <= timedelta(minutes=30)
+        clock.now = until + timedelta(seconds=1)
+    assert account_status(directory, account.created.user, now=clock()).lockout == "-"
+    clock.advance(seconds=31)
+    assert _attempt(directory, account, clock).accepted
+
+
+def test_session_ids_are_kept_hashed(
+    directory: UserDirectory, add_user: AddUser, clock: Clock
+) -> None:
+    """A copy of the users' database (a backup, a stolen file) opens no session."""
+    account = add_user()
+    now = clock()
+    sid = directory.open_session(account.name, now=now, expires_at=now + timedelta(hours=1))
+    with directory.engine.connect() as connection:
+        stored = connection.execute(sa.select(users.sessions.c.id)).scalars().all()
+    assert stored == [users.session_key(sid)] and sid not in stored
+    assert directory.session_user(stored[0], now=now) is None  # the stored value is no key
+    assert directory.session_user(sid, now=now) is not None

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
 import dash
 import pytest
+import sqlalchemy as sa
 from dash import Dash
 from flask.testing import FlaskClient
 
+from dashboard.app import create_app
 from dashboard.gate import COOKIE
+from dashboard.throttle import LoginLimits, LoginThrottle, client_key
+from dashboard.users import UserDirectory
 from factorstream.dashboard_config import dashboard_config
+from factorstream.settings import Settings
+from schemas import decode
 from tests.unit.dashboard.conftest import (
     AddUser,
     Clock,
@@ -17,6 +28,7 @@ from tests.unit.dashboard.conftest import (
     post_login,
     sign_in,
 )
+from verifiers.publish import outbox_events
 
 DASH_ENDPOINTS = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash", "/_favicon.ico")
 
@@ -263,3 +275,94 @@ def test_a_locked_account_looks_like_an_unknown_one(
 def _message(page: bytes) -> bytes:
     start = page.index(b'id="login-error">')
     return page[start : page.index(b"</div>", start)]
+
+
+def _attempts(directory: UserDirectory) -> int:
+    with directory.engine.connect() as connection:
+        values = connection.execute(sa.select(outbox_events.c.value)).scalars().all()
+    return sum(decode(bytes(v)).type == "auth.login.attempted" for v in values)
+
+
+def test_login_posts_beyond_a_clients_budget_get_429_before_any_password_check(
+    client: FlaskClient, directory: UserDirectory, add_user: AddUser, clock: Clock
+) -> None:
+    """The scrypt oracle: one address guessing as fast as it can. Its 11th post within a
+    minute is refused before the hash and before the lockout counts it; other addresses
+    are not held up; a token is back after six seconds."""
+    account = add_user()
+    guess = {"name": account.name, "password": "wrong password!", "code": "000000"}
+    for _ in range(10):
+        assert post_login(client, **guess).status_code == 401
+    counted = _attempts(directory)
+    refused = post_login(client, **guess)
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 6
+    assert b"Too many sign-in attempts" in refused.data
+    assert _attempts(directory) == counted  # no hash, no event: no guess was made
+    other = {"REMOTE_ADDR": "198.51.100.7"}
+    token = form_token(client)
+    answer = client.post("/login", data={"csrf": token, **guess}, environ_base=other)
+    assert answer.status_code == 401
+    clock.advance(seconds=6)
+    assert post_login(client, **guess).status_code == 401
+
+
+def test_addresses_of_one_ipv6_slash_64_share_a_budget() -> None:
+    throttle = LoginThrottle(LoginLimits(per_client_per_minute=3))
+    for host in range(1, 4):
+        assert throttle.admit(f"2001:db8:1:2::{host}", 0.0) is None
+    assert throttle.admit("2001:db8:1:2:ffff::9", 0.0) is not None  # same /64
+    assert throttle.admit("2001:db8:1:3::1", 0.0) is None  # the next /64
+    assert throttle.admit("::ffff:192.0.2.1", 0.0) is None
+    assert client_key("::ffff:192.0.2.1") == client_key("192.0.2.1") == "192.0.2.1"
+
+
+def test_the_overall_budget_holds_against_many_addresses(
+    settings: Settings, lake: Path, clock: Clock, add_user: AddUser
+) -> None:
+    config = replace(
+        dashboard_config(settings),
+        login_limits=LoginLimits(per_client_per_minute=10, per_minute=5),
+    )
+    app = create_app(config, now=clock)
+    account = add_user()
+    guess = {"name": account.name, "password": "wrong password!", "code": "000000"}
+    with app.server.test_client() as client:
+        statuses = [
+            client.post(
+                "/login",
+                data={"csrf": form_token(client), **guess},
+                environ_base={"REMOTE_ADDR": f"203.0.113.{n}"},
+            ).status_code
+            for n in range(1, 9)
+        ]
+    assert statuses == [401] * 5 + [429] * 3
+
+
+def test_at_most_the_configured_password_checks_run_at_once() -> None:
+    """Sixteen concurrent sign-ins (1.3 GB of scrypt at once before): two hash at a time,
+    the posts that wait too long for a turn are told to come back."""
+    throttle = LoginThrottle(LoginLimits(concurrent_checks=2, check_wait_s=0.2))
+    running, peak, turned_away = 0, 0, 0
+    lock = threading.Lock()
+
+    def sign_in_once() -> None:
+        nonlocal running, peak, turned_away
+        with throttle.checking() as turn:
+            if not turn:
+                with lock:
+                    turned_away += 1
+                return
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            time.sleep(0.15)  # a password check
+            with lock:
+                running -= 1
+
+    threads = [threading.Thread(target=sign_in_once) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak == 2
+    assert 0 < turned_away < 16

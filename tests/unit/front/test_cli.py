@@ -56,3 +56,55 @@ def test_every_command_is_listed_and_answers_help() -> None:
         assert result.exit_code == 0, (name, result.stdout)
         assert "Usage: factorstream " + name in " ".join(result.stdout.split())
     assert runner.invoke(app, ["no-such-command"]).exit_code == 2
+
+
+def _open_to_others(root: Path) -> list[str]:
+    return [
+        f"{path} {oct(path.stat().st_mode & 0o777)}"
+        for path in [root, *root.rglob("*")]
+        if not path.is_symlink() and path.stat().st_mode & 0o077
+    ]
+
+
+def test_what_a_command_writes_is_private_to_its_user(tmp_path: Path) -> None:
+    """Another local user reads nothing: not the dashboard's users, sessions and TOTP
+    secrets, not the keys (``users add`` makes all of them in a fresh data dir)."""
+    data = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "users", "add", "ann", "--role", "auditor"]
+        + ["--password-stdin"],
+        input="a long passphrase\n",
+        capture_output=True,
+        text=True,
+        env={"FACTORSTREAM_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(data.rglob("*.db")), sorted(data.rglob("*"))
+    assert _open_to_others(data) == []
+
+
+def test_a_data_dir_open_to_others_is_closed_with_a_notice(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    done = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "users", "list"],
+        capture_output=True,
+        text=True,
+        env={"FACTORSTREAM_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"},
+        cwd=Path(__file__).parents[3],
+    )
+    assert done.returncode == 0, done.stderr
+    assert data.stat().st_mode & 0o777 == 0o700
+    notice = " ".join(done.stderr.split())  # the console wraps long lines
+    assert "was open to other users (drwxr-xr-x); it is 0700 now" in notice
+
+
+def test_database_urls_are_printed_without_their_password() -> None:
+    from factorstream.cli.context import redacted
+
+    shown = redacted("postgresql+psycopg://ledger:s3cr%40t-pw@db.internal:5432/factorstream")
+    assert "s3cr" not in shown and "***" in shown and "db.internal" in shown
+    assert redacted("sqlite:////var/lib/factorstream/outbox.db").endswith("outbox.db")
+    assert "pw" not in redacted("::not a url:pw@")

@@ -167,3 +167,26 @@ def test_a_person_rejecting_a_prompt_is_no_failure(
             decision=push.Decision.REJECT,
         )
         assert verdict.reason == "user_rejected" and verdict.locked_until is None
+
+
+def test_no_new_prompt_while_one_is_open(store: VerifierStore, request_at: RequestAt) -> None:
+    """Push bombing without wrong numbers: an attacker with the password asks for prompt
+    after prompt, hoping one is tapped. While a prompt is open the next is refused (nothing
+    stored, nothing emitted) until it is answered or expires; then prompting works again."""
+    at = request_at().now
+    first = push.send_push(store, request_at(at), ttl=timedelta(seconds=60))
+    before = _types(store)
+    for seconds in (1, 5, 30, 59):
+        with pytest.raises(push.PushRefused) as refused:
+            push.send_push(store, request_at(at + timedelta(seconds=seconds)))
+        assert refused.value.reason == "push_pending"
+        assert refused.value.locked_until == first.expires_at
+    assert _types(store) == before
+    later = push.send_push(store, request_at(at + timedelta(seconds=60)))  # the first expired
+    push.respond(
+        store,
+        request_at(at + timedelta(seconds=61)),
+        challenge_id=later.challenge_id,
+        decision=push.Decision.REJECT,
+    )
+    assert push.send_push(store, request_at(at + timedelta(seconds=62))).challenge_id
