@@ -11,14 +11,18 @@ One pass over the entries in ledger order (streamed, constant memory). For each 
 6. where a checkpoint was signed at this size, the recomputed root equals the signed one.
 
 Then: the tree head agrees with the entries, and no checkpoint covers more entries than
-exist (truncation). Every checkpoint's signature is checked against the public keys
-kept in the database (and the key id must be the SHA-256 of its key). The report names
-the first bad entry.
+exist (truncation). Every checkpoint's signature is checked (and its key id must be the
+SHA-256 of its key) against the *pinned* keys when the caller gives them, else against the
+public keys kept in the database itself. Only pinned keys, or checkpoints kept outside the
+database (the checkpoints topic, files), make the check independent of the database: one
+rebuilt without some entries and re-signed with a new key verifies against its own keys.
+With pinned keys, a checkpoint signed by any other key fails, and the database's keys that
+are not pinned are listed. The report names the first bad entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +56,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     unsigned: int = 0
     """Entries after the newest checkpoint (valid, but not yet covered by a signature)."""
+    unpinned_keys: list[str] = field(default_factory=list)
+    """Ids of public keys the database holds that were not pinned (when keys were)."""
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,11 @@ class _Stop(Exception):
 
 
 def check_signatures(
-    found: Sequence[Checkpoint], keys: dict[str, Ed25519PublicKey], log_id: str
+    found: Sequence[Checkpoint],
+    keys: Mapping[str, Ed25519PublicKey],
+    log_id: str,
+    *,
+    pinned: bool = False,
 ) -> list[Problem]:
     problems = []
     for checkpoint in found:
@@ -77,7 +87,9 @@ def check_signatures(
         if checkpoint.log_id != log_id:
             problems.append(Problem(None, f"{label} is of another ledger ({checkpoint.log_id})"))
         elif key is None or key_id_of(key) != checkpoint.key_id:
-            problems.append(Problem(None, f"{label}: no public key with id {checkpoint.key_id}"))
+            whose = "is not pinned" if pinned else "is unknown"
+            message = f"{label}: it is signed by key {checkpoint.key_id}, which {whose}"
+            problems.append(Problem(None, message))
         else:
             try:
                 key.verify(checkpoint.signature, statement(checkpoint))
@@ -91,9 +103,11 @@ def verify_ledger(
     *,
     progress: Progress | None = None,
     extra_checkpoints: Sequence[Checkpoint] = (),
+    pinned_keys: Mapping[str, Ed25519PublicKey] | None = None,
     chunk: int = 5000,
 ) -> VerifyReport:
-    """Check everything; ``extra_checkpoints`` are copies kept elsewhere (the topic, files)."""
+    """Check everything; ``extra_checkpoints`` are copies kept elsewhere (the topic, files);
+    ``pinned_keys`` (by key id), when given, are the only keys a signature may verify by."""
     with database.reading(engine) as connection:
         connection.execution_options(stream_results=True, yield_per=chunk)
         top = connection.execute(sa.select(head)).first()
@@ -101,7 +115,10 @@ def verify_ledger(
             return VerifyReport(0, 0, [Problem(None, "the ledger has no tree head")])
         stored = load_checkpoints(connection)
         signed = [*stored, *extra_checkpoints]
-        problems = check_signatures(signed, load_public_keys(connection), top.log_id)
+        stored_keys = load_public_keys(connection)
+        trusted = stored_keys if pinned_keys is None else pinned_keys
+        problems = check_signatures(signed, trusted, top.log_id, pinned=pinned_keys is not None)
+        unpinned = [] if pinned_keys is None else sorted(set(stored_keys) - set(pinned_keys))
         by_size: dict[int, list[Checkpoint]] = {}
         for checkpoint in signed:
             if checkpoint.log_id == top.log_id:  # another ledger's was reported above
@@ -113,7 +130,8 @@ def verify_ledger(
         except _Stop as stop:
             problems.insert(0, stop.problem)
     newest = max((c.tree_size for c in stored), default=0)
-    return VerifyReport(scan.frontier.size, len(signed), problems, max(0, int(top.size) - newest))
+    unsigned = max(0, int(top.size) - newest)
+    return VerifyReport(scan.frontier.size, len(signed), problems, unsigned, unpinned)
 
 
 class _Scan:

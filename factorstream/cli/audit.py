@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from kafka.errors import KafkaError
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from audit.checkpoints import (
+    Checkpoint,
     CheckpointError,
     key_id_of,
     load_signing_key,
@@ -25,9 +27,10 @@ from audit.checkpoints import (
 from audit.export import ExportFilter, write_export
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
-from audit.verify import ProofRefused, check_proof_document, checkpoints_of
+from audit.verify import ProofRefused, check_proof_document, checkpoints_of, load_public_key
 from factorstream.cli.context import console, fail, settings_of
 from factorstream.settings import Settings
+from streams.logs import read_to_end
 from verifiers.publish import PublishFailed, publish_now
 
 app = typer.Typer(
@@ -89,13 +92,32 @@ ExportOutput = typer.Option(..., "--output", "-o", help="File to write.")
 Types = typer.Option([], "--type", help="Only this event type (repeatable).")
 
 
+PinnedKeys = typer.Option(
+    [],
+    "--public-key",
+    help="Pin a public key (PEM) that checkpoints may be signed by; repeat for rotated "
+    "keys. A checkpoint signed by any other key fails, and keys the database holds that "
+    "are not pinned are listed.",
+)
+FromTopic = typer.Option(
+    True,
+    "--checkpoints-topic/--no-checkpoints-topic",
+    help="Also check every checkpoint published on the checkpoints topic (copies kept "
+    "outside the database: a ledger rebuilt without some entries no longer matches them).",
+)
+
+
 @app.command()
 def verify(
     ctx: typer.Context,
     checkpoint_file: list[Path] = CheckpointFiles,
+    public_key: list[Path] = PinnedKeys,
+    checkpoints_topic: bool = FromTopic,
 ) -> None:
-    """Recompute the whole tree and check every signed checkpoint."""
-    ledger = ledger_of(ctx)
+    """Recompute the whole tree and check every signed checkpoint, against trust anchors
+    kept outside the database: pinned public keys, and the checkpoints on the topic."""
+    settings = settings_of(ctx)
+    pinned = _pinned_keys(public_key) if public_key else None
     extra = []
     for path in checkpoint_file:
         try:
@@ -104,6 +126,8 @@ def verify(
             raise fail(f"cannot read {path}: {error.strerror}") from None
         except ProofRefused as error:
             raise fail(f"{path}: {error}") from None
+    from_topic = _topic_checkpoints(settings) if checkpoints_topic else []
+    ledger = ledger_of(ctx)
     total = ledger.size()
     with Progress(
         "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
@@ -111,8 +135,11 @@ def verify(
         task = progress.add_task("entries", total=total)
         report = ledger.verify(
             progress=lambda done, _: progress.update(task, completed=done),
-            extra_checkpoints=extra,
+            extra_checkpoints=[*extra, *from_topic],
+            pinned_keys=pinned,
         )
+    for key_id in report.unpinned_keys:
+        console.print(f"[yellow]![/] the database holds key {key_id}, which is not pinned")
     if not report.ok:
         for problem in report.problems:
             console.print(f"[red]✗[/] {escape(problem.message)}")
@@ -123,6 +150,52 @@ def verify(
         f"[green]✓[/] {report.size} entries and {report.checkpoints} signed checkpoints verify"
         + (f" ({report.unsigned} newest entries not yet signed)" if report.unsigned else "")
     )
+    anchors = [f"{len(pinned)} pinned keys"] if pinned else []
+    if checkpoints_topic:
+        anchors.append(f"{len(from_topic)} checkpoints from {settings.topics.checkpoints}")
+    if extra:
+        anchors.append(f"{len(extra)} checkpoints from files")
+    if not pinned and not from_topic and not extra:
+        console.print(
+            "[yellow]![/] nothing outside the database vouched for it: its own keys and "
+            "checkpoints were used (pin keys with --public-key, or read the checkpoints topic)"
+        )
+    else:
+        console.print(f"  anchored by {', '.join(anchors)}")
+
+
+def _pinned_keys(paths: list[Path]) -> dict[str, Any]:
+    keys = {}
+    for path in paths:
+        try:
+            key = load_public_key(path.read_bytes())
+        except OSError as error:
+            raise fail(f"cannot read {path}: {error.strerror}") from None
+        except ProofRefused as error:
+            raise fail(f"{path}: {error}") from None
+        keys[key_id_of(key)] = key
+    return keys
+
+
+def _topic_checkpoints(settings: Settings) -> list[Checkpoint]:
+    """Every checkpoint on the checkpoints topic (a broker that cannot be reached fails)."""
+    topic = settings.topics.checkpoints
+    try:
+        records = list(read_to_end(settings.kafka_bootstrap, topic, timeout_s=10))
+    except (KafkaError, LookupError, OSError) as error:
+        raise fail(
+            f"cannot read the checkpoints topic {topic} on {settings.kafka_bootstrap} "
+            f"({error}); pass --no-checkpoints-topic to verify without it"
+        ) from None
+    found = []
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            found += checkpoints_of(record.value)
+        except ProofRefused as error:
+            raise fail(f"{topic} offset {record.offset}: {error}") from None
+    return found
 
 
 @app.command()

@@ -8,20 +8,24 @@ naming the entry, and ``Ledger.verify`` must report the same entry.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from kafka import KafkaProducer
 
 from audit import canonical
-from audit.checkpoints import format_time
+from audit.checkpoints import format_time, key_id_of, load_signing_key, public_pem
 from audit.ledger import Ledger
 from audit.merkle import Frontier, leaf_hash
 from audit.sink import checkpoint_event
 from audit.tables import checkpoints, entries, head, nodes
+from factorstream.localkafka import ensure_topics, free_port
 from schemas import encode
 from tests.factories import T0, sample_event
+from tests.kafka_broker import KafkaBroker
 from tests.unit.audit.ledger_support import (
     events,
     flat,
@@ -151,7 +155,7 @@ def test_the_untouched_ledger_verifies(ledger: Ledger, ledger_url: str, tmp_path
     report = ledger.verify()
     assert report.ok, report.problems
     assert (report.size, report.checkpoints, report.unsigned) == (SIZE, 4, 0)
-    result = run_cli(settings_env(tmp_path, ledger_url), "verify")
+    result = run_cli(settings_env(tmp_path, ledger_url), "verify", "--no-checkpoints-topic")
     assert result.exit_code == 0, result.output
     assert f"{SIZE} entries and 4 signed checkpoints verify" in flat(result)
 
@@ -167,7 +171,7 @@ def test_tampering_is_found_and_the_first_bad_entry_named(
     assert not report.ok
     assert report.first_bad_entry == first_bad, report.problems
 
-    result = run_cli(settings_env(tmp_path, ledger_url), "verify")
+    result = run_cli(settings_env(tmp_path, ledger_url), "verify", "--no-checkpoints-topic")
     assert result.exit_code == 1, result.output
     assert f"first bad entry: {first_bad}" in flat(result)
     assert "Traceback" not in flat(result)
@@ -203,7 +207,78 @@ def test_a_published_copy_of_a_checkpoint_catches_a_truncation_hidden_from_the_d
     assert ledger.verify().ok  # the database alone is consistent again
 
     env = settings_env(tmp_path, ledger_url)
-    result = run_cli(env, "verify", "--checkpoint-file", str(published))
+    result = run_cli(env, "verify", "--no-checkpoints-topic", "--checkpoint-file", str(published))
     assert result.exit_code == 1
     assert "first bad entry: 35" in flat(result)
     assert "entries 35..39 are missing" in flat(result)
+
+
+def _publish(bootstrap: str, topic: str, ledger: Ledger) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for checkpoint in ledger.checkpoints():
+            producer.send(topic, value=encode(checkpoint_event(checkpoint, source=ledger.source)))
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+
+
+def test_a_ledger_rebuilt_without_a_subject_and_signed_anew_fails_against_outside_anchors(
+    ledger: Ledger, ledger_url: str, tmp_path: Path, kafka_broker: KafkaBroker
+) -> None:
+    """The attack: someone with write access to the database rebuilds the ledger without
+    one subject's entries and signs it with a key of their own. Against its own keys it
+    verifies (and the CLI says that nothing outside vouched for it); against the pinned
+    key, or the checkpoints published on the topic at signing time, it fails."""
+    original_pem = tmp_path / "original.pem"
+    signing = load_signing_key(tmp_path / "keys" / "ledger-signing.pem")
+    original_pem.write_bytes(public_pem(signing.public_key()))
+    topic = f"test.checkpoints.{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka_broker.bootstrap, {topic: 1})
+    _publish(kafka_broker.bootstrap, topic, ledger)
+    outside = {"FACTORSTREAM_KAFKA_BOOTSTRAP": kafka_broker.bootstrap}
+    outside["FACTORSTREAM_TOPICS__CHECKPOINTS"] = topic
+
+    honest = run_cli(
+        settings_env(tmp_path, ledger_url, **outside), "verify", "--public-key", str(original_pem)
+    )
+    assert honest.exit_code == 0, honest.output
+    assert f"anchored by 1 pinned keys, 4 checkpoints from {topic}" in flat(honest)
+
+    forged_dir = tmp_path / "forged"
+    forged_url = f"sqlite:///{forged_dir / 'ledger.db'}"
+    forged = open_test_ledger(forged_dir, forged_url, every=10)
+    kept = [e for e in events(SIZE, subjects=4) if e.subject != "u-1"]
+    forged.append(kept, now=T0)
+    assert forged.verify().ok and forged.size() == SIZE - SIZE // 4
+
+    alone = run_cli(settings_env(forged_dir, forged_url), "verify", "--no-checkpoints-topic")
+    assert alone.exit_code == 0
+    assert "nothing outside the database vouched for it" in flat(alone)
+
+    pinned = run_cli(
+        settings_env(forged_dir, forged_url),
+        "verify",
+        "--no-checkpoints-topic",
+        "--public-key",
+        str(original_pem),
+    )
+    assert pinned.exit_code == 1
+    assert "which is not pinned" in flat(pinned)
+    forged_signing = load_signing_key(forged_dir / "keys" / "ledger-signing.pem")
+    forged_key = key_id_of(forged_signing.public_key())
+    assert f"the database holds key {forged_key}, which is not pinned" in flat(pinned)
+
+    against_topic = run_cli(settings_env(forged_dir, forged_url, **outside), "verify")
+    assert against_topic.exit_code == 1, against_topic.output
+    assert "does not verify" in flat(against_topic)
+
+
+def test_verify_says_so_when_the_checkpoints_topic_cannot_be_read(
+    ledger: Ledger, ledger_url: str, tmp_path: Path
+) -> None:
+    nobody = {"FACTORSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    result = run_cli(settings_env(tmp_path, ledger_url, **nobody), "verify")
+    assert result.exit_code == 1
+    assert "cannot read the checkpoints topic" in flat(result)
+    assert "--no-checkpoints-topic" in flat(result)

@@ -228,7 +228,7 @@ def test_personal_data_is_never_stored_in_clear_and_erasure_shreds_it(
     assert ledger.prove(batch[0].id, checkpoint=before["checkpoint"]["tree_size"]) == before
     check_proof_document(json.dumps(before), public_keys=_pems(ledger))
     assert ledger.verify().ok
-    result = run_cli(settings_env(tmp_path, url), "verify")
+    result = run_cli(settings_env(tmp_path, url), "verify", "--no-checkpoints-topic")
     assert result.exit_code == 0, result.output
 
     later = sample_event("mfa.verification.failed", subject="u-0", now=T0 + timedelta(days=2))
@@ -307,7 +307,7 @@ def test_the_cli_erases_and_exports_mark_the_erased_data(
     with_client = [row for row in rows if "client" in row["event"]["data"]]
     assert with_client and all(r["event"]["data"]["client"]["ip"] == CLIENT_IP for r in with_client)
 
-    verified = run_cli(env, "verify")
+    verified = run_cli(env, "verify", "--no-checkpoints-topic")
     assert verified.exit_code == 0, verified.output
 
 
@@ -322,10 +322,11 @@ def test_checkpoint_files_given_to_verify_are_checked_or_refused(
     bad.write_text(json.dumps({**newest, "root_hash": "ab" * 32}))
     garbage.write_text('{"tree_size": "many"')
 
-    assert run_cli(env, "verify", "--checkpoint-file", str(good)).exit_code == 0
-    forged = run_cli(env, "verify", "--checkpoint-file", str(bad))
+    verified = run_cli(env, "verify", "--no-checkpoints-topic", "--checkpoint-file", str(good))
+    assert verified.exit_code == 0
+    forged = run_cli(env, "verify", "--no-checkpoints-topic", "--checkpoint-file", str(bad))
     assert forged.exit_code == 1 and "signature is invalid" in flat(forged)
-    junk = run_cli(env, "verify", "--checkpoint-file", str(garbage))
+    junk = run_cli(env, "verify", "--no-checkpoints-topic", "--checkpoint-file", str(garbage))
     assert junk.exit_code == 1 and "not JSON" in flat(junk) and "Traceback" not in junk.output
     with pytest.raises(ProofRefused, match="tree_size"):
         checkpoints_of(json.dumps({**newest, "tree_size": -1}))
