@@ -78,7 +78,11 @@ def create_app(
             lambda: (
                 ledger
                 if ledger is not None
-                else open_ledger(config.ledger_url, master_key_file=config.ledger_master_key_file)
+                else open_ledger(
+                    config.ledger_url,
+                    master_key_file=config.ledger_master_key_file,
+                    public_key_files=config.ledger_public_key_files,
+                )
             )
         ),
         now=now,

@@ -25,4 +25,6 @@ class DashboardConfig:
     ledger_url: str
     ledger_master_key_file: Path
     """Opens personal data in the ledger when it exists."""
+    ledger_public_key_files: tuple[Path, ...] = ()
+    """Public keys (PEM) the ledger's checkpoints must be signed by (none: its own)."""
     login_limits: LoginLimits = LoginLimits()

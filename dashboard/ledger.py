@@ -4,10 +4,13 @@ export. A thin layer over :class:`audit.ledger.Ledger` and :func:`audit.export.w
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.checkpoints import Checkpoint
 from audit.export import ExportFilter, ExportFormat, LedgerRow, write_export
@@ -35,10 +38,14 @@ class LedgerAccess(Protocol):
 
 
 class AuditLedger:
-    """:class:`LedgerAccess` over one ledger database (read only: nothing is appended)."""
+    """:class:`LedgerAccess` over one ledger database (read only: nothing is appended);
+    ``pinned`` public keys (by key id) are the only ones a checkpoint may be signed by."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(
+        self, ledger: Ledger, *, pinned: Mapping[str, Ed25519PublicKey] | None = None
+    ) -> None:
         self.ledger = ledger
+        self.pinned = pinned
 
     def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]:
         """The last ``limit`` matching rows, newest first (read from the newest end)."""
@@ -52,7 +59,7 @@ class AuditLedger:
         return self.ledger.size()
 
     def verify(self) -> Verification:
-        report = self.ledger.verify()
+        report = self.ledger.verify(pinned_keys=self.pinned)
         if not report.ok:
             return Verification(False, "; ".join(p.message for p in report.problems[:3]))
         summary = (
@@ -61,16 +68,28 @@ class AuditLedger:
         )
         if report.unsigned:
             summary += f" ({report.unsigned:,} entries after the newest checkpoint)"
+        if self.pinned:
+            summary += f", signed by the {len(self.pinned)} pinned keys"
+        else:
+            summary += "; no keys are pinned, so the database's own keys were trusted"
         return Verification(True, summary)
 
     def export(self, where: ExportFilter, *, fmt: ExportFormat, out: Path) -> int:
         return write_export(self.ledger.rows(where), fmt=fmt, out=out)
 
 
-def open_ledger(url: str, *, master_key_file: Path) -> LedgerAccess | None:
+def open_ledger(
+    url: str, *, master_key_file: Path, public_key_files: Sequence[Path] = ()
+) -> LedgerAccess | None:
     """The ledger at ``url``, read only (no migration, no key created), or ``None`` while
-    its SQLite file does not exist. Personal data opens with the master key, if present."""
+    its SQLite file does not exist. Personal data opens with the master key, if present;
+    ``public_key_files`` (PEM) are the keys verification pins."""
     from audit import ledger
+    from audit.checkpoints import key_id_of
+    from audit.verify import load_public_key
+
+    keys = [load_public_key(path.read_bytes()) for path in public_key_files]
+    pinned = {key_id_of(key): key for key in keys} or None
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
@@ -82,5 +101,6 @@ def open_ledger(url: str, *, master_key_file: Path) -> LedgerAccess | None:
             master_key_file=master if master.exists() else None,
             create_keys=False,
             migrate=False,
-        )
+        ),
+        pinned=pinned,
     )

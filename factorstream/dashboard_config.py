@@ -23,6 +23,7 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
         ledger_master_key_file=settings.key_file(
             settings.ledger.master_key_file, "ledger-master.key"
         ),
+        ledger_public_key_files=tuple(settings.ledger.public_key_files),
         login_limits=LoginLimits(
             per_client_per_minute=board.logins_per_client_per_minute,
             per_minute=board.logins_per_minute,

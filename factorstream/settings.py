@@ -348,6 +348,12 @@ class LedgerSettings(BaseModel):
         description="32-byte master key (base64) that wraps the per-subject data keys of "
         "personal data (default: `keys/ledger-master.key` in data_dir, created on first use).",
     )
+    public_key_files: list[Path] = Field(
+        [],
+        description="Public keys (PEM, e.g. from `audit keys show` kept elsewhere) that "
+        "checkpoints must be signed by: `audit verify` and the dashboard pin them, so a "
+        "ledger re-signed with another key fails. Empty: the database's own keys are trusted.",
+    )
     batch_size: int = Field(
         2000,
         ge=1,

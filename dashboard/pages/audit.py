@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import dash
@@ -108,6 +109,7 @@ def layout(**_: object) -> html.Div:
                                         id="audit-verify",
                                         size="sm",
                                         color="secondary",
+                                        disabled=not may_export(current_user().role),
                                     ),
                                     dcc.Loading(
                                         html.Div(id="audit-verify-status", className="mt-2")
@@ -172,6 +174,8 @@ def _checkpoint_card(context: DashboardContext) -> Any:
 
 
 def register_callbacks(app: Dash, context: DashboardContext) -> None:
+    verifying = threading.Lock()
+
     @app.callback(
         [Output("audit-grid", "rowData"), Output("audit-checkpoint", "children")],
         [*FILTER_INPUTS, Input("audit-subject", "value"), Input("audit-type", "value")],
@@ -190,9 +194,22 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
         prevent_initial_call=True,
     )
     def verify(_clicks: Any) -> Any:
+        if not may_export(current_user().role):  # the callback answers any signed-in post
+            return html.Span(
+                "Verifying the whole ledger is for auditors and admins.", className="text-muted"
+            )
         if context.ledger is None:
             return html.Span("No ledger database yet.", className="text-muted")
-        result = context.ledger.verify()
+        if not verifying.acquire(blocking=False):  # it reads every entry: one at a time
+            return html.Span(
+                "A verification is running already; try again when it has finished.",
+                className="text-muted",
+                id="audit-verify-busy",
+            )
+        try:
+            result = context.ledger.verify()
+        finally:
+            verifying.release()
         status = "Verified" if result.ok else "FAILED"
         return html.Div(
             [

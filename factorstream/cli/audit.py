@@ -97,7 +97,7 @@ PinnedKeys = typer.Option(
     "--public-key",
     help="Pin a public key (PEM) that checkpoints may be signed by; repeat for rotated "
     "keys. A checkpoint signed by any other key fails, and keys the database holds that "
-    "are not pinned are listed.",
+    "are not pinned are listed. Default: the setting ledger.public_key_files.",
 )
 FromTopic = typer.Option(
     True,
@@ -117,7 +117,8 @@ def verify(
     """Recompute the whole tree and check every signed checkpoint, against trust anchors
     kept outside the database: pinned public keys, and the checkpoints on the topic."""
     settings = settings_of(ctx)
-    pinned = _pinned_keys(public_key) if public_key else None
+    pinned_files = public_key or settings.ledger.public_key_files
+    pinned = _pinned_keys(pinned_files) if pinned_files else None
     extra = []
     for path in checkpoint_file:
         try:

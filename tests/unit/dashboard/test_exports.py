@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dash import Dash
 
-from audit.checkpoints import Checkpoint
+from audit.checkpoints import Checkpoint, public_pem
 from audit.export import ExportFilter, ExportFormat, LedgerRow
+from audit.ledger import Ledger
+from dashboard.app import create_app
 from dashboard.exports import ExportRefused, export_bytes, export_filter, grid_row
 from dashboard.filters import DashboardFilters
 from dashboard.ledger import Verification
+from factorstream.dashboard_config import dashboard_config
+from factorstream.settings import Settings
 from tests.unit.dashboard.conftest import T0, AddUser, Clock, callback_body, sign_in
 
 
@@ -103,3 +110,77 @@ def test_grid_rows_show_the_ledger_rows(audit_app: Dash, ledger: object) -> None
     shown = grid_row(rows[0])
     assert shown["tenant"] == "globex" and shown["sequence"] == rows[0].sequence
     assert shown["type"] == rows[0].event["type"]
+
+
+def _verify(app: Dash, client: object) -> str:
+    body = callback_body(app, "audit-verify-status", {"audit-verify.n_clicks": 1})
+    response = client.post("/_dash-update-component", json=body)  # type: ignore[attr-defined]
+    assert response.status_code == 200, response.data
+    return json.dumps(json.loads(response.data)["response"]["audit-verify-status"])
+
+
+def test_only_auditors_and_admins_verify_the_whole_ledger(
+    audit_app: Dash, add_user: AddUser, clock: Clock
+) -> None:
+    """A full verify reads every entry: a SOC analyst's post to the callback (the button
+    is disabled for them) does not start one."""
+    with audit_app.server.test_client() as client:
+        sign_in(client, add_user("sam", role="soc"), clock())
+        assert "for auditors and admins" in _verify(audit_app, client)
+    with audit_app.server.test_client() as client:
+        sign_in(client, add_user("alice", role="auditor"), clock())
+        answer = _verify(audit_app, client)
+    assert "Verified" in answer and "no keys are pinned" in answer
+
+
+def test_the_dashboard_verifies_against_pinned_keys(
+    settings: Settings, lake: Path, ledger: Ledger, clock: Clock, add_user: AddUser, tmp_path: Path
+) -> None:
+    own = tmp_path / "own.pem"
+    own.write_bytes(public_pem(next(iter(ledger.public_keys().values()))))
+    foreign = tmp_path / "foreign.pem"
+    foreign.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    answers = {}
+    for name, pem in (("own", own), ("foreign", foreign)):
+        config = replace(dashboard_config(settings), ledger_public_key_files=(pem,))
+        app = create_app(config, now=clock)
+        with app.server.test_client() as client:
+            sign_in(client, add_user(f"a{name}", role="auditor"), clock())
+            answers[name] = _verify(app, client)
+    assert "Verified" in answers["own"] and "signed by the 1 pinned keys" in answers["own"]
+    assert "FAILED" in answers["foreign"] and "which is not pinned" in answers["foreign"]
+
+
+class SlowLedger(RecordingLedger):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release, self.runs = threading.Event(), threading.Event(), 0
+
+    def verify(self) -> Verification:
+        self.runs += 1
+        self.started.set()
+        self.release.wait(timeout=30)
+        return Verification(True, "all good")
+
+
+def test_one_verification_at_a_time(
+    settings: Settings, lake: Path, clock: Clock, add_user: AddUser
+) -> None:
+    slow = SlowLedger()
+    app = create_app(dashboard_config(settings), now=clock, ledger=slow)
+    first, second = add_user("ann", role="auditor"), add_user("bob", role="admin")
+    answers: list[str] = []
+
+    def verify_as(account: object) -> None:
+        with app.server.test_client() as client:
+            sign_in(client, account, clock())  # type: ignore[arg-type]
+            answers.append(_verify(app, client))
+
+    running = threading.Thread(target=verify_as, args=(first,))
+    running.start()
+    assert slow.started.wait(timeout=30)
+    verify_as(second)  # while the first one runs
+    slow.release.set()
+    running.join(timeout=30)
+    assert "running already" in answers[0] and "all good" in answers[1]
+    assert slow.runs == 1
