@@ -72,6 +72,13 @@ class RelaySettings(BaseModel):
     backoff_initial_s: float = Field(0.5, gt=0, description="First wait after a broker error.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between retries.")
     linger_ms: int = Field(20, ge=0, description="Producer linger (batching) in milliseconds.")
+    keep_sent_days: float | None = Field(
+        7.0,
+        gt=0,
+        description="Outbox rows published longer ago than this are deleted by the relay "
+        "(hourly): they hold IP addresses and user agents that the topic, the ledger and the "
+        "lake already have. Unset (null): kept.",
+    )
 
 
 class EnrichSettings(BaseModel):

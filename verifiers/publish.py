@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -118,6 +118,24 @@ class Outbox:
             )
             return result.rowcount
 
+    def forget(self, tenant: str, subject: str) -> tuple[int, int]:
+        """Delete the subject's published rows (an erasure; they are on the topic already).
+        Returns (deleted, still unsent): an unsent row keeps its data until it is relayed,
+        since deleting it would lose the event."""
+        key = f"{tenant}/{subject}"
+        with self.engine.begin() as connection:
+            deleted = connection.execute(
+                outbox_events.delete().where(
+                    outbox_events.c.partition_key == key, outbox_events.c.sent_at.is_not(None)
+                )
+            ).rowcount
+            unsent = connection.execute(
+                sa.select(sa.func.count()).where(
+                    outbox_events.c.partition_key == key, outbox_events.c.sent_at.is_(None)
+                )
+            ).scalar_one()
+        return deleted, int(unsent)
+
 
 class SendFuture(Protocol):
     def get(self, timeout: float | None = None) -> Any: ...
@@ -184,8 +202,13 @@ class OutboxRelay:
         poll_interval_s: float = 0.2,
         backoff: Backoff | None = None,
         send_timeout_s: float = 30.0,
+        keep_sent: timedelta | None = None,
+        prune_every: timedelta = timedelta(hours=1),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``keep_sent``: published rows older than this are deleted (every
+        ``prune_every`` while relaying): they hold personal data (IP addresses, user
+        agents) that the topic, the ledger and the lake already have. ``None`` keeps them."""
         self.outbox = outbox
         self.topic = topic
         self.producer_factory = producer_factory
@@ -194,8 +217,26 @@ class OutboxRelay:
         self.backoff = backoff or Backoff()
         self.send_timeout_s = send_timeout_s
         self.clock = clock
+        self.keep_sent, self.prune_every = keep_sent, prune_every
+        self._pruned_at: datetime | None = None
         self._producer: Producer | None = None
         self.published = 0
+        self.pruned = 0
+
+    def prune_if_due(self) -> int:
+        """Delete the rows published more than ``keep_sent`` ago, at most every
+        ``prune_every``; the number deleted."""
+        now = self.clock()
+        if self.keep_sent is None or (
+            self._pruned_at is not None and now - self._pruned_at < self.prune_every
+        ):
+            return 0
+        self._pruned_at = now
+        deleted = self.outbox.prune(sent_before=now - self.keep_sent)
+        self.pruned += deleted
+        if deleted:
+            log.info("pruned %d outbox rows published before %s", deleted, now - self.keep_sent)
+        return deleted
 
     def relay_once(self) -> int:
         """Publish one batch of unsent rows; returns how many were marked sent.
@@ -264,6 +305,7 @@ class OutboxRelay:
                 continue
             failures = 0
             if count == 0:
+                self.prune_if_due()
                 stop.wait(self.poll_interval_s)
         self._reset_producer()
 

@@ -28,7 +28,7 @@ from audit.export import ExportFilter, write_export
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of, load_public_key
-from factorstream.cli.context import console, fail, settings_of
+from factorstream.cli.context import console, fail, redacted, settings_of
 from factorstream.settings import Settings
 from streams.logs import read_to_end
 from verifiers.publish import PublishFailed, publish_now
@@ -298,9 +298,10 @@ def erase(
         f"erased {escape(tenant)}/{escape(subject)}: {len(erasure.key_ids)} data key(s) "
         f"destroyed; recorded event {erasure.event.id}"
     )
+    settings = settings_of(ctx)
+    _forget_in_outboxes(settings, tenant, subject)
     if not publish:
         return
-    settings = settings_of(ctx)
     try:
         publish_now(
             [erasure.event], bootstrap=settings.kafka_bootstrap, topic=settings.topics.events
@@ -312,6 +313,31 @@ def erase(
             "broker is up (it records and publishes a new erasure event)."
         ) from None
     console.print(f"published the erasure to {escape(settings.topics.events)}")
+
+
+def _forget_in_outboxes(settings: Settings, tenant: str, subject: str) -> None:
+    """The subject's published rows leave every outbox this deployment has (the verifiers'
+    and the dashboard's); rows not yet relayed stay until they are (deleting them would
+    lose the events), and the command says so."""
+    from factorstream.cli.relay import outbox_urls
+    from verifiers.publish import Outbox, outbox_engine
+
+    for url in outbox_urls(settings):
+        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+            continue
+        engine = outbox_engine(url)
+        try:
+            outbox = Outbox(engine)
+            outbox.create()
+            deleted, unsent = outbox.forget(tenant, subject)
+        finally:
+            engine.dispose()
+        console.print(f"outbox {redacted(url)}: {deleted} published rows of the subject deleted")
+        if unsent:
+            console.print(
+                f"[yellow]![/] {unsent} rows of the subject are not relayed yet and keep their "
+                "data until they are: run this command again after the relay has sent them"
+            )
 
 
 def _moment(value: str | None, name: str) -> datetime | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -36,6 +37,7 @@ def build_relay(settings: Settings, url: str | None = None) -> OutboxRelay:
         batch_size=relay.batch_size,
         poll_interval_s=relay.poll_interval_s,
         backoff=Backoff(relay.backoff_initial_s, relay.backoff_max_s),
+        keep_sent=None if relay.keep_sent_days is None else timedelta(days=relay.keep_sent_days),
     )
 
 

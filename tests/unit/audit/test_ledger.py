@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from audit.checkpoints import key_id_of, load_signing_key, public_pem
 from audit.export import ERASED, ExportFilter
@@ -29,6 +30,7 @@ from tests.unit.audit.ledger_support import (
     run_cli,
     settings_env,
 )
+from verifiers.publish import Outbox, outbox_engine, outbox_events
 
 PLAINTEXTS = [CLIENT_IP.encode(), DEVICE_ID.encode(), b"Mozilla/5.0 (X11", b"+4915112345678"]
 
@@ -414,3 +416,34 @@ def test_a_proof_of_an_entry_with_personal_data_says_what_it_does_not_show(
     for proof in sealed:  # after the erasure: the same proof, still valid, says the same
         said = check_proof_document(json.dumps(proof), public_keys=pems).summary
         assert "ciphertext under data key" in said
+
+
+def test_erase_deletes_the_subjects_published_rows_from_the_outbox(
+    ledger: Ledger, tmp_path: Path, url: str
+) -> None:
+    """The verifiers' outbox keeps every event it published, IP addresses and user agents
+    in clear: an erasure deletes the subject's published rows there too, and says how many
+    of its rows still wait for the relay (deleting those would lose the events)."""
+    outbox = Outbox(outbox_engine(f"sqlite:///{tmp_path / 'outbox.db'}"))
+    outbox.create()
+    staged = events(12, subjects=2)
+    with outbox.engine.begin() as connection:
+        outbox.add(connection, staged)
+        connection.execute(
+            outbox_events.update()
+            .where(outbox_events.c.event_id.in_([e.id for e in staged[:8]]))
+            .values(sent_at=T0)
+        )
+    ledger.append(staged, now=T0)
+    env = settings_env(tmp_path, url)
+    erased = run_cli(env, "erase", "acme", "u-0", "--requested-by", "dpo", "--yes", "--no-publish")
+    assert erased.exit_code == 0, erased.output
+    assert "4 published rows of the subject deleted" in flat(erased)
+    assert "2 rows of the subject are not relayed yet" in flat(erased)
+    with outbox.engine.connect() as connection:
+        left = connection.execute(
+            sa.select(outbox_events.c.partition_key, outbox_events.c.sent_at)
+        ).all()
+    assert [row for row in left if row.partition_key == "acme/u-0" and row.sent_at] == []
+    assert sum(row.partition_key == "acme/u-0" for row in left) == 2
+    assert sum(row.partition_key == "acme/u-1" for row in left) == 6

@@ -198,3 +198,56 @@ def test_prune_deletes_only_rows_sent_before_the_cutoff(outbox: Outbox) -> None:
     relay.relay_once()
     assert outbox.prune(sent_before=T0 + timedelta(seconds=1)) == 2
     assert outbox.pending() == 2
+
+
+def test_the_relay_prunes_published_rows_after_keep_sent_at_most_hourly(outbox: Outbox) -> None:
+    """Sent rows keep IP addresses and user agents in clear: they go once the topic has
+    had them for ``keep_sent``. Unsent rows are never pruned."""
+    now = [T0]
+    with outbox.engine.begin() as connection:
+        outbox.add(connection, _events(4, subjects=2))
+    relay = OutboxRelay(
+        outbox,
+        topic="t",
+        producer_factory=ScriptedProducer,
+        batch_size=2,
+        keep_sent=timedelta(minutes=10),
+        clock=lambda: now[0],
+    )
+    relay.relay_once()  # two sent at T0, two pending
+    now[0] = T0 + timedelta(minutes=5)
+    assert relay.prune_if_due() == 0  # not ten minutes old yet
+    now[0] = T0 + timedelta(minutes=30)
+    assert relay.prune_if_due() == 0  # old enough, but the last pruning was 25 minutes ago
+    now[0] = T0 + timedelta(hours=1, minutes=5)
+    assert relay.prune_if_due() == 2
+    assert outbox.pending() == 2  # the unsent rows stay, whatever their age
+    with outbox.engine.connect() as connection:
+        count = sa.select(sa.func.count()).select_from(outbox_events)
+        assert connection.execute(count).scalar_one() == 2
+
+
+def test_forgetting_a_subject_deletes_its_published_rows_and_counts_the_rest(
+    outbox: Outbox,
+) -> None:
+    staged = _events(6, subjects=2)
+    with outbox.engine.begin() as connection:
+        outbox.add(connection, staged)
+    relay = OutboxRelay(
+        outbox, topic="t", producer_factory=ScriptedProducer, batch_size=4, clock=lambda: T0
+    )
+    relay.relay_once()  # the first four are sent
+    tenant, subject = staged[0].tenant, staged[0].subject
+    sent = [e for e in staged[:4] if e.subject == subject]
+    unsent = [e for e in staged[4:] if e.subject == subject]
+    assert sent and unsent  # both kinds exist for this subject
+    assert outbox.forget(tenant, subject) == (len(sent), len(unsent))
+    with outbox.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(outbox_events.c.event_id, outbox_events.c.sent_at)
+        ).all()
+    left = {row.event_id for row in rows}
+    assert not left & {e.id for e in sent}  # the subject's published rows are gone
+    assert {e.id for e in unsent} <= left  # its unsent ones wait for the relay
+    others = {e.id for e in staged if e.subject != subject}
+    assert others <= left  # nobody else's rows were touched
