@@ -44,6 +44,8 @@ PRIVATE_PARTS: Final[tuple[tuple[object, str, str], ...]] = (
     (faust_aiokafka.Consumer, "on_partitions_revoked", "engine quiesce at a rebalance"),
     (faust_aiokafka.Consumer, "on_partitions_assigned", "engine cache reset"),
     (faust_aiokafka.Producer, "_ensure_producer", "the aiokafka producer under Faust's"),
+    (faust_aiokafka.Consumer, "_new_consumer_thread", "a consumer thread whose stop completes"),
+    (faust_aiokafka.AIOKafkaConsumerThread, "on_thread_stop", "stopping aiokafka's consumer"),
     (SerializedStore, "apply_changelog_batch", "the engine's own changelog records applied"),
     (mode.Worker, "_on_sigterm", "SIGHUP stops the worker as SIGTERM does (cli/worker.py)"),
 )
@@ -51,6 +53,7 @@ PRIVATE_INSTANCE_PARTS: Final = (
     "_read_offset",  # the fetch loop's last offset per partition (kept in step)
     "_committed_offset",
     "_acked",
+    "_acked_index",
     "_gap",
 )
 """Consumer instance attributes (set in its ``__init__``), checked on the live consumer."""

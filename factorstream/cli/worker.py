@@ -70,6 +70,7 @@ def _run(settings: Settings, loglevel: str) -> None:
 
     from factorstream.stream_config import pipeline_config
     from streams.app import create_pipeline, internal_topics
+    from streams.noise import limit_kafka_client_logs
 
     pipeline = create_pipeline(pipeline_config(settings))
     try:
@@ -99,6 +100,7 @@ def _run(settings: Settings, loglevel: str) -> None:
     # at warning and above Faust adds a terminal spinner and sets the root logger to DEBUG
     # for it: every debug call of Faust and aiokafka then builds a log record (~5% CPU)
     runner.spinner = None
+    limit_kafka_client_logs()  # a broker gone: one line per kind every 30 s, not 75 a second
     runner.execute_from_commandline()
 
 

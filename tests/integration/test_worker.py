@@ -379,3 +379,26 @@ def test_records_lost_on_their_way_to_the_folds_are_read_again(
     assert "TEST: lost a fetched batch" in text
     assert "stalled for 4 s with nothing in flight" in text and "reading again from" in text
     assert sorted(r.event().subject for r in lockouts) == sorted(subjects)
+
+
+def test_a_worker_whose_broker_is_gone_logs_little_and_stops_promptly(
+    kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
+) -> None:
+    """With its broker killed, the worker logged ~75 error lines a second (the Kafka
+    client's reconnect errors) and took over a minute to stop on SIGTERM (the consumer
+    thread's stop crashed and the worker waited out its shutdown timeout)."""
+    port, log = free_port(), tmp_path / "worker.log"
+    env = _worker_env(kafka_broker, topics, tmp_path / "data", port)
+    with running_worker(env, log) as process:
+        _api(port, "/lockouts/acme/warm-up", process=process, log=log)
+        with kafka_broker.outage():
+            time.sleep(5)  # the client notices, reconnects, and starts complaining
+            before = len(log.read_text(errors="replace").splitlines())
+            time.sleep(15)
+            complaints = log.read_text(errors="replace").splitlines()[before:]
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+            stopped_in = time.monotonic() - started
+    assert len(complaints) <= 30, "\n".join(complaints[:40])
+    assert stopped_in < 20, f"stopping took {stopped_in:.1f} s"
