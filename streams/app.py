@@ -196,8 +196,12 @@ def _watch_for_stalls(app: faust.App, *, after_s: float) -> None:
 
     async def stall_watch() -> None:
         consumer = app.consumer
-        if isinstance(consumer, InOrderConsumer):
+        if not isinstance(consumer, InOrderConsumer):
+            return
+        try:
             await consumer.heal(after_s=after_s)
+        except Exception as error:  # noqa: BLE001 - a rebalance may move a partition meanwhile
+            log.warning("stall watch: %r; trying again at the next round", error)
 
     app.timer(min(5.0, after_s / 2), name="stall-watch")(stall_watch)
 

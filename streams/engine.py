@@ -343,6 +343,7 @@ class Engine:
                 f"{runner.name}: held by {what} for {now - seen[1]:.0f} s "
                 f"({runner.queue.qsize()} batches queued), waiting at:\n{where.getvalue()}"
             )
+            self._busy[runner.name] = (progress, now)  # said: again after as long
         return found
 
     async def dispatch(self, epoch: int, fetched: Fetched) -> None:
