@@ -29,6 +29,7 @@ from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of, load_public_key
 from factorstream.cli.context import console, fail, redacted, settings_of
+from factorstream.localkafka import KafkaUnavailable, topic_partitions
 from factorstream.settings import Settings
 from streams.logs import read_to_end
 from verifiers.publish import PublishFailed, publish_now
@@ -182,8 +183,9 @@ def _topic_checkpoints(settings: Settings) -> list[Checkpoint]:
     """Every checkpoint on the checkpoints topic (a broker that cannot be reached fails)."""
     topic = settings.topics.checkpoints
     try:
+        topic_partitions(settings.kafka_bootstrap, timeout=5.0)  # no broker: fail in seconds
         records = list(read_to_end(settings.kafka_bootstrap, topic, timeout_s=10))
-    except (KafkaError, LookupError, OSError) as error:
+    except (KafkaUnavailable, KafkaError, LookupError, OSError) as error:
         raise fail(
             f"cannot read the checkpoints topic {topic} on {settings.kafka_bootstrap} "
             f"({error}); pass --no-checkpoints-topic to verify without it"

@@ -392,9 +392,9 @@ def test_a_worker_whose_broker_is_gone_logs_little_and_stops_promptly(
     with running_worker(env, log) as process:
         _api(port, "/lockouts/acme/warm-up", process=process, log=log)
         with kafka_broker.outage():
-            time.sleep(5)  # the client notices, reconnects, and starts complaining
+            time.sleep(3)  # the client notices, reconnects, and starts complaining
             before = len(log.read_text(errors="replace").splitlines())
-            time.sleep(15)
+            time.sleep(10)  # ~750 lines before the limit
             complaints = log.read_text(errors="replace").splitlines()[before:]
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
