@@ -27,7 +27,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,9 +171,14 @@ class Verified:
     summary: str
 
 
+def trusted_keys(pems: Iterable[bytes]) -> dict[str, Ed25519PublicKey]:
+    """PEM public keys by key id (:class:`ProofRefused` for one that is not Ed25519 PEM)."""
+    return {key_id_of(key): key for key in map(load_public_key, pems)}
+
+
 def check_proof_document(text: str | bytes, *, public_keys: Sequence[bytes]) -> Verified:
     """Verify a proof file offline against trusted PEM keys; raises :class:`ProofRefused`."""
-    keys = {key_id_of(key): key for key in map(load_public_key, public_keys)}
+    keys = trusted_keys(public_keys)
     try:
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as error:

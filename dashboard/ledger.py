@@ -85,11 +85,9 @@ def open_ledger(
     its SQLite file does not exist. Personal data opens with the master key, if present;
     ``public_key_files`` (PEM) are the keys verification pins."""
     from audit import ledger
-    from audit.checkpoints import key_id_of
-    from audit.verify import load_public_key
+    from audit.verify import trusted_keys
 
-    keys = [load_public_key(path.read_bytes()) for path in public_key_files]
-    pinned = {key_id_of(key): key for key in keys} or None
+    pinned = trusted_keys(path.read_bytes() for path in public_key_files) or None
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None

@@ -37,6 +37,7 @@ that partition, and asks this module what to do:
 from __future__ import annotations
 
 import enum
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 
@@ -95,23 +96,26 @@ def read_again_from(due: int | None, start: int | None, start_acked: bool) -> in
 
 @dataclass
 class StallWatch:
-    """Partitions that stay wrong (:func:`read_again_from`) for ``after_s`` seconds in a row,
-    judged by the same offsets each time: a commit that is merely late does not count."""
+    """Things that stay wrong for ``after_s`` seconds in a row in the same state: partitions
+    (:func:`read_again_from`, the state their offsets: a commit that is merely late does
+    not count) and runners (the state their batch count)."""
 
     after_s: float
-    _since: dict[object, tuple[tuple[int | None, int | None], float]] = field(default_factory=dict)
+    _since: dict[object, tuple[Hashable, float]] = field(default_factory=dict)
 
-    def stuck(
-        self, key: object, offsets: tuple[int | None, int | None], wrong: bool, now: float
-    ) -> bool:
+    def stuck(self, key: object, state: Hashable, wrong: bool, now: float) -> bool:
         if not wrong:
             self._since.pop(key, None)
             return False
         seen = self._since.get(key)
-        if seen is None or seen[0] != offsets:
-            self._since[key] = (offsets, now)
+        if seen is None or seen[0] != state:
+            self._since[key] = (state, now)
             return False
         return now - seen[1] >= self.after_s
+
+    def restart(self, key: object, state: Hashable, now: float) -> None:
+        """Count ``key``'s wait from ``now`` again (after reporting it)."""
+        self._since[key] = (state, now)
 
     def clear(self, key: object | None = None) -> None:
         if key is None:

@@ -41,6 +41,7 @@ import msgspec
 from faust.types import TP, Message, TableT, TopicT
 
 from schemas import Event
+from streams.delivery import StallWatch
 from streams.faust_fence import store_apply, table_context
 from streams.ingest import record_headers
 from streams.produce import BatchProducer, Outgoing
@@ -296,7 +297,7 @@ class Engine:
         """Set when a batch failed: from then on nothing is written or committed."""
         self.epoch = 0
         """Counts rebalances: a batch fetched in an earlier epoch is dropped."""
-        self._busy: dict[str, tuple[tuple[int, bool], float]] = {}
+        self._busy: StallWatch | None = None
         self._committing: asyncio.Task[Any] | None = None
 
     def add(self, runner: Runner) -> Runner:
@@ -321,29 +322,23 @@ class Engine:
     def stuck(self, now: float, after_s: float) -> list[str]:
         """Where each runner that has held its lock on one batch for ``after_s`` seconds
         waits (its task's stack; a commit holds every lock, so then it is the commit's),
-        for the log: a worker that stops must say where."""
+        for the log, once per ``after_s``: a worker that stops must say where."""
+        if self._busy is None or self._busy.after_s != after_s:
+            self._busy = StallWatch(after_s)
         found = []
         for runner in self.runners.values():
-            progress = (runner.batches, runner.lock.locked())
-            seen = self._busy.get(runner.name)
-            if not runner.lock.locked():
-                self._busy.pop(runner.name, None)
+            if not self._busy.stuck(runner.name, runner.batches, runner.lock.locked(), now):
                 continue
-            if seen is None or seen[0] != progress:
-                self._busy[runner.name] = (progress, now)
-                continue
-            if now - seen[1] < after_s:
-                continue
+            self._busy.restart(runner.name, runner.batches, now)  # said: again after as long
             holder = self._committing if self._committing is not None else runner.task
             where = io.StringIO()
             if holder is not None:
                 holder.print_stack(file=where)
             what = "a commit" if self._committing is not None else "its batch"
             found.append(
-                f"{runner.name}: held by {what} for {now - seen[1]:.0f} s "
+                f"{runner.name}: held by {what} for {after_s:.0f} s or more "
                 f"({runner.queue.qsize()} batches queued), waiting at:\n{where.getvalue()}"
             )
-            self._busy[runner.name] = (progress, now)  # said: again after as long
         return found
 
     async def dispatch(self, epoch: int, fetched: Fetched) -> None:

@@ -27,7 +27,7 @@ from audit.checkpoints import (
 from audit.export import ExportFilter, write_export
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
-from audit.verify import ProofRefused, check_proof_document, checkpoints_of, load_public_key
+from audit.verify import ProofRefused, check_proof_document, checkpoints_of, trusted_keys
 from factorstream.cli.context import console, fail, redacted, settings_of
 from factorstream.localkafka import KafkaUnavailable, topic_partitions
 from factorstream.settings import Settings
@@ -167,15 +167,14 @@ def verify(
 
 
 def _pinned_keys(paths: list[Path]) -> dict[str, Any]:
-    keys = {}
+    keys: dict[str, Any] = {}
     for path in paths:
         try:
-            key = load_public_key(path.read_bytes())
+            keys |= trusted_keys([path.read_bytes()])
         except OSError as error:
             raise fail(f"cannot read {path}: {error.strerror}") from None
         except ProofRefused as error:
             raise fail(f"{path}: {error}") from None
-        keys[key_id_of(key)] = key
     return keys
 
 
@@ -324,9 +323,7 @@ def _forget_in_outboxes(settings: Settings, tenant: str, subject: str) -> None:
     from factorstream.cli.relay import outbox_urls
     from verifiers.publish import Outbox, outbox_engine
 
-    for url in outbox_urls(settings):
-        if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-            continue
+    for url in outbox_urls(settings, existing=True):
         engine = outbox_engine(url)
         try:
             outbox = Outbox(engine)

@@ -41,15 +41,21 @@ def build_relay(settings: Settings, url: str | None = None) -> OutboxRelay:
     )
 
 
-def outbox_urls(settings: Settings) -> list[str]:
-    """Every outbox database to relay: the verifiers', then the dashboard's if it exists."""
-    urls = [settings.outbox_database_url()]
-    dashboard = settings.dashboard_database_url()
-    local = make_url(dashboard).database if dashboard.startswith("sqlite") else None
-    exists = settings.dashboard.users_url is not None or (local and Path(local).exists())
-    if exists and make_url(dashboard) != make_url(urls[0]):
+def outbox_urls(settings: Settings, *, existing: bool = False) -> list[str]:
+    """Every outbox database to relay: the verifiers' (only if it exists, when
+    ``existing``), then the dashboard's if it exists; one database named twice counts once."""
+    verifiers, dashboard = settings.outbox_database_url(), settings.dashboard_database_url()
+    urls = [verifiers] if not existing or _exists(verifiers) else []
+    if _exists(dashboard) and make_url(dashboard) != make_url(verifiers):
         urls.append(dashboard)
     return urls
+
+
+def _exists(url: str) -> bool:
+    """A SQLite database whose file exists, or any other database (a server is asked by
+    connecting, not here)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() != "sqlite" or Path(parsed.database or "").is_file()
 
 
 def relay(
