@@ -23,7 +23,7 @@ from dashboard.context import DashboardContext, once_opened
 from dashboard.data import LakeMetrics
 from dashboard.gate import SessionPolicy, install_gate
 from dashboard.keys import read_or_create
-from dashboard.ledger import LedgerAccess, open_ledger
+from dashboard.ledger import LedgerAccess, open_ledger, pinned_keys
 from dashboard.throttle import LoginThrottle
 from dashboard.users import CONSOLE_TIERS, User, UserDirectory
 from verifiers.crypto import SecretBox, new_key
@@ -70,8 +70,10 @@ def create_app(
     metrics: LakeMetrics | None = None,
     ledger: LedgerAccess | None = None,
 ) -> Dash:
-    """The dashboard for ``config``; ``metrics``/``ledger`` replace the configured ones."""
+    """The dashboard for ``config``; ``metrics``/``ledger`` replace the configured ones.
+    ``ValueError`` for a configured ledger public key that is no such key."""
     directory = open_directory(config)
+    pinned = pinned_keys(config.ledger_public_key_files)
     context = DashboardContext(
         metrics=metrics or LakeMetrics(config.lake),
         open_ledger=once_opened(
@@ -79,9 +81,7 @@ def create_app(
                 ledger
                 if ledger is not None
                 else open_ledger(
-                    config.ledger_url,
-                    master_key_file=config.ledger_master_key_file,
-                    public_key_files=config.ledger_public_key_files,
+                    config.ledger_url, master_key_file=config.ledger_master_key_file, pinned=pinned
                 )
             )
         ),

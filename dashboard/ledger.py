@@ -79,15 +79,12 @@ class AuditLedger:
 
 
 def open_ledger(
-    url: str, *, master_key_file: Path, public_key_files: Sequence[Path] = ()
+    url: str, *, master_key_file: Path, pinned: Mapping[str, Ed25519PublicKey] | None = None
 ) -> LedgerAccess | None:
     """The ledger at ``url``, read only (no migration, no key created), or ``None`` while
     its SQLite file does not exist. Personal data opens with the master key, if present;
-    ``public_key_files`` (PEM) are the keys verification pins."""
+    ``pinned`` are the keys verification pins (:func:`pinned_keys`)."""
     from audit import ledger
-    from audit.verify import trusted_keys
-
-    pinned = trusted_keys(path.read_bytes() for path in public_key_files) or None
 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
@@ -102,3 +99,17 @@ def open_ledger(
         ),
         pinned=pinned,
     )
+
+
+def pinned_keys(public_key_files: Sequence[Path]) -> dict[str, Ed25519PublicKey] | None:
+    """The keys of ``public_key_files`` (PEM), read once at start-up; ``ValueError`` naming
+    a file that cannot be read or holds no Ed25519 public key."""
+    from audit.verify import ProofRefused, trusted_keys
+
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in public_key_files:
+        try:
+            keys |= trusted_keys([path.read_bytes()])
+        except (OSError, ProofRefused) as error:
+            raise ValueError(f"ledger public key {path}: {error}") from None
+    return keys or None

@@ -37,7 +37,10 @@ def dashboard(
     settings = settings_of(ctx)
     bind = host or settings.dashboard.host
     listen = port or settings.dashboard.port
-    dash_app = create_app(dashboard_config(settings))
+    try:
+        dash_app = create_app(dashboard_config(settings))
+    except ValueError as error:
+        raise fail(str(error)) from None
     console.print(
         f"dashboard on [bold]http://{bind}:{listen}/[/] (lake {settings.lake_path()}, "
         f"users {redacted(settings.dashboard_database_url())})"

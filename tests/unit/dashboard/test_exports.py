@@ -184,3 +184,14 @@ def test_one_verification_at_a_time(
     running.join(timeout=30)
     assert "running already" in answers[0] and "all good" in answers[1]
     assert slow.runs == 1
+
+
+def test_a_pinned_key_file_that_holds_no_key_stops_the_dashboard_at_start(
+    settings: Settings, lake: Path, clock: Clock, tmp_path: Path
+) -> None:
+    junk, missing = tmp_path / "junk.pem", tmp_path / "missing.pem"
+    junk.write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
+    for path in (junk, missing):
+        config = replace(dashboard_config(settings), ledger_public_key_files=(path,))
+        with pytest.raises(ValueError, match=f"ledger public key {path}"):
+            create_app(config, now=clock)
