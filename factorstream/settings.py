@@ -161,9 +161,11 @@ class StreamSettings(BaseModel):
     stall_s: float = Field(
         30.0,
         gt=0,
-        description="A partition whose next commit waits at a record that never reached "
-        "the folds (or that was never positioned) for this long, with nothing in flight, is "
-        "read again from that record, with a warning in the log.",
+        description="A stall of the worker's consumer that lasts this long with nothing in "
+        "flight is repaired, with a warning in the log: a partition whose next commit waits "
+        "at a record that never reached the folds, or never positioned, is read again from "
+        "that record; records left unread are fetched again, then the group is rejoined; a "
+        "rebalance without progress is restarted (docs/stream-engine.md, the stall watch).",
     )
     standby_replicas: int = Field(
         1,

@@ -44,7 +44,7 @@ from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger
 from schemas import Event
 from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
-from streams.consumer import App, InOrderConsumer
+from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
 from streams.faust_fence import check_faust
 from streams.sinks import LakeRunner, LedgerRunner
@@ -190,22 +190,6 @@ class PipelineConfig:
         )
 
 
-def _watch_for_stalls(app: faust.App, *, after_s: float) -> None:
-    """Every few seconds, the consumer reads again what never reached the engine
-    (:meth:`streams.consumer.InOrderConsumer.heal`)."""
-
-    async def stall_watch() -> None:
-        consumer = app.consumer
-        if not isinstance(consumer, InOrderConsumer):
-            return
-        try:
-            await consumer.heal(after_s=after_s)
-        except Exception as error:  # noqa: BLE001 - a rebalance may move a partition meanwhile
-            log.warning("stall watch: %r; trying again at the next round", error)
-
-    app.timer(min(5.0, after_s / 2), name="stall-watch")(stall_watch)
-
-
 MIN_TOKEN_LENGTH = 24
 
 
@@ -333,7 +317,7 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
             )
         )
         attach_lake_compaction(app, lake_path=lake.path, min_files=lake.compact_min_files)
-    _watch_for_stalls(app, after_s=config.stall_s)
+    app.stall_s = config.stall_s  # the consumer's stall watch (InOrderConsumer.heal)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
 
 

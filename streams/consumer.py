@@ -29,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import faust
@@ -36,14 +37,39 @@ from faust import transport
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, TransportT
+from mode import Service
 
-from streams.delivery import Probe, StallWatch, Step, next_step, read_again_from
+from streams.delivery import (
+    Probe,
+    Repair,
+    StallWatch,
+    Step,
+    Unread,
+    next_step,
+    read_again_from,
+    repair_for,
+    unread,
+)
 from streams.engine import Engine, EngineFailed
+from streams.noise import RepeatLimit
+from streams.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
+watch_errors = logging.getLogger(f"{__name__}.watch")
+watch_errors.addFilter(RepeatLimit())  # with its broker gone, the watch fails every round
 
 HELD_COMMITS_BEFORE_WARNING = 20
 """Commits in a row held at one offset before the consumer warns about it."""
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """What Faust and the Kafka client know of one partition's fetching: for the stall
+    watch (``position``, ``buffered``) and, in full, for its warning (``detail``)."""
+
+    position: int | None
+    buffered: bool
+    detail: str
 
 
 class InOrderConsumer(faust_aiokafka.Consumer):
@@ -56,6 +82,9 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         self._sought: dict[TP, int] = {}  # partitions never committed: where reading began
         self._held: dict[TP, tuple[int, int]] = {}  # offset a commit waits at, commits held
         self._watch: StallWatch | None = None
+        self._settling = StallWatch(0)  # the rebalance under way, if any (see heal)
+        self._unread: dict[TP, int] = {}  # times in a row a partition was found left unread
+        self._ends_in_markers: dict[TP, tuple[int, int]] = {}  # (due, end) of such a log
         self.read_again = 0
         """Partitions read again by :meth:`heal` (each one a record lost on its way in)."""
 
@@ -71,6 +100,8 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             self._probes.pop(tp, None)
             self._sought.pop(tp, None)
             self._held.pop(tp, None)
+            self._unread.pop(tp, None)
+            self._ends_in_markers.pop(tp, None)
 
     @property
     def _engine(self) -> Engine | None:
@@ -122,11 +153,17 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 due.update(await self.earliest_offsets(*never_committed))
             else:
                 due.update(await self.highwaters(*never_committed))
+        # in place, and before the seek: records fetched from the new position can reach
+        # getmany (which holds this dict) before seek_wait returns; held back there as not
+        # yet positioned, they were dropped after the client's position had moved past
+        # them, and the end of a burst was never read (seen in CI with two workers)
+        self._due.clear()
+        self._due.update(due)
+        self._probes.clear()
+        self._sought.clear()
+        self._sought.update({tp: due[tp] for tp in never_committed if tp in due})
         if due:
             await self.seek_wait(due)  # aiokafka's seek to committed skips offset 0
-        self._due = due
-        self._probes = {}
-        self._sought = {tp: due[tp] for tp in never_committed if tp in due}
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
@@ -160,27 +197,56 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 tp.topic, tp.partition, offset, times
             )  # fmt: skip
 
+    @Service.task
+    async def _watch_for_stalls(self) -> None:
+        """:meth:`heal`, every few seconds while the consumer runs: from its start, not from
+        the end of the first recovery, as an app's timers do (a worker whose first recovery
+        never ends would never be repaired)."""
+        after_s: float | None = getattr(self.app, "stall_s", None)
+        if after_s is None:
+            return
+        watchdog = LoopWatchdog.start(after_s=max(5.0, after_s / 3))  # heal runs on the loop
+        try:
+            while not self.should_stop:
+                await self.sleep(min(5.0, after_s / 2))
+                try:
+                    await self.heal(after_s=after_s)
+                except Exception as error:  # noqa: BLE001 - a rebalance may move a partition
+                    watch_errors.warning("stall watch: %r; trying again at the next round", error)
+        finally:
+            watchdog.stop()
+
     async def heal(self, *, after_s: float) -> None:
-        """Read again what was fetched but never reached the engine, or a partition never
-        positioned (:func:`streams.delivery.read_again_from`), once it has stayed so for
-        ``after_s`` seconds with the engine idle and no rebalance under way. Nothing the
-        engine applied is applied twice (positions); nothing is lost: the record the commit
-        waits at is read again. Each such repair is logged as a warning with what the
-        consumer knew, since it means a record was dropped on its way in. The app calls
-        this every few seconds."""
+        """Repair, once it has stayed so for ``after_s`` seconds, what keeps records from
+        the engine, each repair logged as a warning with what the consumer knew:
+
+        * with the engine idle and no rebalance under way, a partition whose records were
+          fetched but never reached the engine, or never positioned
+          (:func:`streams.delivery.read_again_from`): read again from the record the
+          commit waits at (records the engine applied already are skipped by position);
+        * likewise, a partition whose records wait in the log unread
+          (:meth:`_read_what_waits`);
+        * a rebalance that makes no progress (:meth:`_settle`).
+
+        A runner stuck on one batch is reported with where it waits. The consumer calls
+        this every few seconds (:meth:`_watch_for_stalls`)."""
         engine = self._engine
         if self._watch is None or self._watch.after_s != after_s:
             self._watch = StallWatch(after_s)
+            self._settling = StallWatch(after_s)
         watch = self._watch
         now = time.monotonic()
         if engine is not None:
             for report in engine.stuck(now, after_s):
                 log.warning("engine stalled: %s", report)
-        if engine is None or self.app.rebalancing or not self.flow_active or not engine.idle:
+        settling = self.app.rebalancing or not self.flow_active
+        await self._settle(settling, now)
+        if engine is None or settling or not engine.idle:
             watch.clear()
             return
         again: dict[TP, int] = {}
         unpositioned: list[TP] = []
+        positioned: dict[TP, int] = {}  # partitions fine so far, and their offsets due
         for tp in self.assignment():
             if not (self._guarded(tp) and engine.wants(tp.topic)):
                 continue
@@ -191,6 +257,8 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             acked = start is not None and start in self._acked_index.get(tp, ())
             offset = read_again_from(due, start, acked)
             wrong = offset is not None or (due is None and start is None)
+            if not wrong and due is not None:
+                positioned[tp] = due
             if not watch.stuck(tp, (due, start), wrong, now):
                 continue
             log.warning(
@@ -217,6 +285,126 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 self._probes.pop(tp, None)
             self.read_again += len(again)
             await self.seek_wait(again)
+        if positioned:
+            await self._read_what_waits(positioned, watch, now)
+
+    async def _read_what_waits(self, due: dict[TP, int], watch: StallWatch, now: float) -> None:
+        """Partitions whose records wait in the log while none of them arrives
+        (:func:`streams.delivery.unread`) for ``after_s`` seconds with the offset due
+        unchanged: seen in CI, a worker of two whose last records of a burst were fetched
+        and dropped by Faust's ``getmany`` right after a rebalance; no later record came to
+        show the gap, and they stayed unread. Each is logged with what Faust and the Kafka
+        client knew of it, and repaired (:func:`streams.delivery.repair_for`): fetching
+        resumed and a read from the offset due; if it stays unread, a rejoin of the group
+        (or, read past again, the log ends in transaction markers: nothing is missing)."""
+        ends = await self.highwaters(*due)
+        resume: dict[TP, int] = {}
+        rejoin = False
+        for tp, offset in due.items():
+            end = ends.get(tp)
+            fetch = self._fetch_state(tp)
+            why = unread(offset, end, fetch.position, fetch.buffered)
+            key = ("unread", tp)
+            if why is Unread.NONE or self._ends_in_markers.get(tp) == (offset, end):
+                self._unread.pop(tp, None)
+                watch.clear(key)
+                continue
+            if not watch.stuck(key, offset, True, now):
+                continue
+            watch.clear(key)
+            times = self._unread[tp] = self._unread.get(tp, 0) + 1
+            repair = repair_for(times, why)
+            if repair is Repair.NONE and end is not None:
+                self._ends_in_markers[tp] = (offset, end)
+                log.info(
+                    "%s[%d]: offsets %d..%d hold no record (transaction markers)",
+                    tp.topic, tp.partition, offset, end - 1,
+                )  # fmt: skip
+                continue
+            log.warning(
+                "%s[%d]: stalled for %.0f s: the log ends at %s, offset %d is due and none "
+                "arrives: %s (%s); found so %d time(s) in a row: %s",
+                tp.topic, tp.partition, watch.after_s, end, offset, why.value, fetch.detail,
+                times, repair.value,
+            )  # fmt: skip
+            if repair is Repair.RESUME:
+                resume[tp] = offset
+            else:
+                rejoin = True
+        if resume:
+            self.resume_partitions(list(resume))
+            for tp in resume:
+                self._probes.pop(tp, None)
+            await self.seek_wait(resume)
+        if rejoin:
+            await self._thread.call_thread(self._request_rejoin)
+
+    async def _settle(self, settling: bool, now: float) -> None:
+        """A rebalance (or a stopped flow) with no progress for ``after_s`` seconds: none in
+        the consumer generation nor in the changelog records left to recover (a long
+        recovery that reads on is progress). It is logged with the recovery's state, and
+        the group rejoined: a new generation starts the rebalance and recovery anew."""
+        watch = self._settling
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        left = recovery.active_remaining_total() if settling else 0
+        state = (self.app.consumer_generation_id, left)
+        if not watch.stuck("settling", state, settling, now):
+            return
+        watch.restart("settling", state, now)
+        log.warning(
+            "stalled for %.0f s in a rebalance: generation %d, rebalancing %s, flow active "
+            "%s, in recovery %s, recovery completed %s, %d changelog records left to read; "
+            "%s",
+            watch.after_s, self.app.consumer_generation_id, self.app.rebalancing,
+            self.flow_active, recovery.in_recovery, recovery.completed.is_set(), left,
+            Repair.REJOIN.value,
+        )  # fmt: skip
+        await self._thread.call_thread(self._request_rejoin)
+
+    async def _request_rejoin(self) -> None:
+        """In the consumer thread: ask the group coordinator to rebalance."""
+        client = self._thread._consumer
+        if client is not None:
+            client._coordinator.request_rejoin()
+
+    def _fetch_state(self, tp: TP) -> FetchState:
+        """What Faust and the Kafka client know of ``tp``'s fetching, read from the consumer
+        thread's objects without a lock: a diagnostic, wrong at worst for one round."""
+        active = self._active_partitions
+        faust = ", ".join(
+            word
+            for word, found in (
+                ("active", active is not None and tp in active),
+                ("paused", tp in self._paused_partitions),
+                ("buffer full", tp in self._buffered_partitions),
+            )
+            if found
+        )
+        detail = [f"Faust: {faust or 'neither active nor paused'}, flow active {self.flow_active}"]
+        client = getattr(self._thread, "_consumer", None)
+        if client is None:
+            return FetchState(None, False, "; ".join([*detail, "no Kafka client"]))
+        position: int | None = None
+        buffered = False
+        try:
+            fetcher = client._fetcher
+            buffered = tp in fetcher._records
+            subscription = client._subscription
+            assignment = subscription.subscription.assignment if subscription.subscription else None
+            state = assignment.state_value(tp) if assignment is not None else None
+            if state is not None and state.has_valid_position:
+                position = state.position
+            detail.append(
+                f"Kafka client: assigned {state is not None}, status "
+                f"{getattr(state, '_status', None)}, position {position}, paused "
+                f"{getattr(state, 'paused', None)}, records held {buffered}, fetches in flight "
+                f"to nodes {sorted(fetcher._in_flight)}, {len(fetcher._pending_tasks)} fetch "
+                f"tasks, fetch loop done {fetcher._fetch_task.done()}, reassigning "
+                f"{subscription.reassignment_in_progress}"
+            )
+        except Exception as error:  # noqa: BLE001 - the client's internals may change
+            detail.append(f"Kafka client unreadable: {error!r}")
+        return FetchState(position, buffered, "; ".join(detail))
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
         engine = self._engine
@@ -312,6 +500,8 @@ class App(faust.App):
     and hands the records of the engine's topics to it a batch at a time."""
 
     engine: Engine | None = None
+    stall_s: float | None = None
+    """How long the consumer lets a stall last before it repairs it (None: never)."""
 
     def _new_transport(self) -> TransportT:
         if transport.by_url(self.conf.broker_consumer[0]) is faust_aiokafka.Transport:

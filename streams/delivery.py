@@ -94,6 +94,53 @@ def read_again_from(due: int | None, start: int | None, start_acked: bool) -> in
     return None
 
 
+class Unread(enum.Enum):
+    """Why records that wait in a partition's log past the offset due do not arrive."""
+
+    NONE = "none wait"
+    NOT_FETCHED = "the Kafka client has not fetched them"
+    HELD = "the Kafka client holds them fetched and hands them to no one"
+    PASSED = "the Kafka client read past them and none was delivered"
+
+
+def unread(due: int, end: int | None, position: int | None, buffered: bool) -> Unread:
+    """Whether, and how, records wait unread in a partition whose offset due is ``due``,
+    whose log ends at ``end``, where the Kafka client's fetch ``position`` is (``None``:
+    it has none) and which it holds fetched records of (``buffered``).
+
+    ``PASSED`` is what Faust leaves when its ``getmany`` drops the rest of a batch (see
+    the top of this module) and no later record comes to show the gap: the last records
+    of a burst stay unread for good. It is also what a log that ends in transaction
+    markers looks like, which the client reads past without a record to deliver: reading
+    again from ``due`` tells them apart (:func:`repair_for`)."""
+    if end is None or end <= due:
+        return Unread.NONE
+    if buffered:
+        return Unread.HELD
+    if position is None or position < end:
+        return Unread.NOT_FETCHED
+    return Unread.PASSED
+
+
+class Repair(enum.Enum):
+    """What the consumer does about a partition left unread (:func:`unread`) for
+    ``after_s`` seconds with nothing in flight: first the least, then more."""
+
+    RESUME = "resume fetching it and read again from the offset due"
+    REJOIN = "rejoin the consumer group (a new assignment resets every fetch)"
+    NONE = "none: read again already, nothing came, so the log ends in transaction markers"
+
+
+def repair_for(times: int, why: Unread) -> Repair:
+    """The repair for the ``times``-th time (1, 2, …) in a row the same partition is found
+    unread at the same offset: a resume and a read from the offset due first. Read past
+    again after that, the offsets up to the end hold no record (transaction markers); held
+    or not fetched again, the group is rejoined."""
+    if times <= 1:
+        return Repair.RESUME
+    return Repair.NONE if why is Unread.PASSED else Repair.REJOIN
+
+
 @dataclass
 class StallWatch:
     """Things that stay wrong for ``after_s`` seconds in a row in the same state: partitions

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from streams.delivery import Probe, StallWatch, Step, next_step, read_again_from
+from streams.delivery import (
+    Probe,
+    Repair,
+    StallWatch,
+    Step,
+    Unread,
+    next_step,
+    read_again_from,
+    repair_for,
+    unread,
+)
 
 
 def test_the_due_offset_is_delivered() -> None:
@@ -97,3 +107,35 @@ def test_a_partition_is_stuck_only_after_the_same_offsets_for_the_whole_wait() -
     assert watch.stuck("p0", (16, 10), True, now=101)
     watch.clear("p0")
     assert not watch.stuck("p0", (16, 10), True, now=200)
+
+
+@pytest.mark.parametrize(
+    ("due", "end", "position", "buffered", "why"),
+    [
+        (10, 10, 10, False, Unread.NONE),  # read to the end: nothing waits
+        (10, None, 10, False, Unread.NONE),  # the end is unknown: nothing to say
+        (10, 15, 10, False, Unread.NOT_FETCHED),  # records wait, none fetched
+        (10, 15, None, False, Unread.NOT_FETCHED),  # the client has no position at all
+        (10, 15, 12, False, Unread.NOT_FETCHED),  # the client stopped half-way
+        (10, 15, 15, True, Unread.HELD),  # fetched, and held back by the client
+        (10, 15, 15, False, Unread.PASSED),  # fetched past, none delivered (or markers)
+    ],
+)
+def test_why_records_are_left_unread(
+    due: int, end: int | None, position: int | None, buffered: bool, why: Unread
+) -> None:
+    assert unread(due, end, position, buffered) is why
+
+
+def test_a_partition_left_unread_is_read_again_first_then_the_group_rejoined() -> None:
+    for why in (Unread.NOT_FETCHED, Unread.HELD):
+        assert [repair_for(times, why) for times in (1, 2, 3)] == [
+            Repair.RESUME,
+            Repair.REJOIN,
+            Repair.REJOIN,
+        ]
+
+
+def test_a_log_read_past_twice_without_a_record_ends_in_markers() -> None:
+    assert repair_for(1, Unread.PASSED) is Repair.RESUME  # the records may have been dropped
+    assert repair_for(2, Unread.PASSED) is Repair.NONE  # read again, still none: no records
