@@ -70,6 +70,7 @@ def _run(settings: Settings, loglevel: str) -> None:
 
     from factorstream.stream_config import pipeline_config
     from streams.app import create_pipeline, internal_topics
+    from streams.engine import tune_collector
     from streams.noise import limit_kafka_client_logs
 
     pipeline = create_pipeline(pipeline_config(settings))
@@ -101,6 +102,7 @@ def _run(settings: Settings, loglevel: str) -> None:
     # for it: every debug call of Faust and aiokafka then builds a log record (~5% CPU)
     runner.spinner = None
     limit_kafka_client_logs()  # a broker gone: one line per kind every 30 s, not 75 a second
+    tune_collector()
     runner.execute_from_commandline()
 
 
