@@ -4,8 +4,10 @@
     python3 -m factorstream.quickstart kafka up        # any `factorstream` command
 
 Standard library only: it runs before any dependency is installed. It creates
-``.venv`` next to ``pyproject.toml``, installs the pinned project with its dev extras
-(again only when ``pyproject.toml`` changed), then hands over to the virtualenv.
+``.venv`` next to ``pyproject.toml``, installs every dependency from
+``requirements.lock`` (each pinned with its hashes: pip refuses a file whose hash differs)
+and the project itself without dependencies, again only when either file changed, then
+hands over to the virtualenv.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".factorstream-installed"
+LOCK = ROOT / "requirements.lock"
+"""The whole dependency tree with hashes (``pip-compile --generate-hashes``; see README)."""
 PYTEST_NO_TESTS = 5
 
 
@@ -29,7 +33,7 @@ def _bin(name: str) -> Path:
 
 def ensure_environment() -> None:
     """Create the virtualenv and install the project, unless already up to date."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + LOCK.read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and _bin("factorstream").exists():
         return
     if not _bin("python").exists():
@@ -37,7 +41,10 @@ def ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("quickstart: installing factorstream and its pinned dependencies", flush=True)
     pip = [str(_bin("python")), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)  # noqa: S603
+    subprocess.run([*pip, "--require-hashes", "-r", str(LOCK)], check=True)  # noqa: S603
+    # the build backend (setuptools) comes from the lock too: no unhashed download
+    editable = [*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)]
+    subprocess.run(editable, check=True)  # noqa: S603
     STAMP.write_text(wanted)
 
 

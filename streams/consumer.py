@@ -83,6 +83,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         self._held: dict[TP, tuple[int, int]] = {}  # offset a commit waits at, commits held
         self._watch: StallWatch | None = None
         self._settling = StallWatch(0)  # the rebalance under way, if any (see heal)
+        self._assigned = False  # partitions assigned since the last revoke (see _settle)
         self._unread: dict[TP, int] = {}  # times in a row a partition was found left unread
         self._ends_in_markers: dict[TP, tuple[int, int]] = {}  # (due, end) of such a log
         self.read_again = 0
@@ -110,6 +111,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self._forget(revoked)  # before any await: no record of theirs is delivered now
+        self._assigned = False
         engine = self._engine
         if engine is not None:
             await engine.revoke()  # drop fetched batches, let the one in flight finish
@@ -119,6 +121,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._forget(assigned)
+        self._assigned = True
         engine = self._engine
         if engine is not None:
             engine.assigned()  # another worker may have changed any key since
@@ -340,11 +343,14 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             await self._thread.call_thread(self._request_rejoin)
 
     async def _settle(self, settling: bool, now: float) -> None:
-        """A rebalance (or a stopped flow) with no progress for ``after_s`` seconds: none in
-        the consumer generation nor in the changelog records left to recover (a long
-        recovery that reads on is progress). It is logged with the recovery's state, and
-        the group rejoined: a new generation starts the rebalance and recovery anew."""
+        """A rebalance (or a stopped flow) with no progress for ``after_s`` seconds once
+        the partitions are assigned: none in the consumer generation nor in the changelog
+        records left to recover (a long recovery that reads on is progress). It is logged
+        with the recovery's state, and the group rejoined: a new generation starts the
+        rebalance and recovery anew. Joining the group is not counted: the coordinator may
+        rightly wait for a slow member, and a rejoin would not hasten it."""
         watch = self._settling
+        settling = settling and self._assigned
         recovery = self.app.tables.recovery  # type: ignore[attr-defined]
         left = recovery.active_remaining_total() if settling else 0
         state = (self.app.consumer_generation_id, left)

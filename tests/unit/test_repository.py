@@ -60,3 +60,37 @@ def test_static_checks_pass(command: list[str]) -> None:
         [sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _requirements(text: str) -> dict[str, tuple[str, list[str]]]:
+    """``name -> (version, hashes)`` of a pip-compile lock file."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", text):
+        head = re.match(r"([A-Za-z0-9_.-]+)==([^ \\\n]+)", block)
+        if head:
+            name = re.sub(r"[-_.]+", "-", head.group(1)).lower()
+            found[name] = (head.group(2), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return found
+
+
+def test_the_lock_file_pins_what_pyproject_pins_each_with_hashes() -> None:
+    """The quickstart installs from requirements.lock with --require-hashes: a pin changed
+    in pyproject.toml without the lock regenerated would install the old version."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock_text = (ROOT / "requirements.lock").read_text()
+    locked = _requirements(lock_text)
+    pinned = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for requirement in pinned:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", requirement)
+        assert match, f"{requirement}: pyproject.toml pins every dependency with =="
+        name, version = match.groups()
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        assert key in locked, f"{name} is not in requirements.lock: run pip-compile (README)"
+        assert locked[key][0] == version, (
+            f"{name}: pyproject pins {version}, the lock {locked[key][0]}"
+        )
+    assert len(locked) > len(pinned)  # the whole tree, not only the direct pins
+    assert all(hashes for _, hashes in locked.values()), "every requirement needs its hashes"
+    assert "--find-links" not in lock_text and "--index-url" not in lock_text  # no local paths
