@@ -29,6 +29,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -174,6 +175,21 @@ class Verified:
 def trusted_keys(pems: Iterable[bytes]) -> dict[str, Ed25519PublicKey]:
     """PEM public keys by key id (:class:`ProofRefused` for one that is not Ed25519 PEM)."""
     return {key_id_of(key): key for key in map(load_public_key, pems)}
+
+
+def read_trusted_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
+    """The keys of PEM files, by key id (``audit verify --public-key``, the dashboard's
+    pinned keys); :class:`ProofRefused` naming a file that cannot be read or holds no
+    Ed25519 public key."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in paths:
+        try:
+            keys |= trusted_keys([path.read_bytes()])
+        except OSError as error:
+            raise ProofRefused(f"{path}: cannot read it ({error.strerror})") from None
+        except ProofRefused as error:
+            raise ProofRefused(f"{path}: {error}") from None
+    return keys
 
 
 def check_proof_document(text: str | bytes, *, public_keys: Sequence[bytes]) -> Verified:

@@ -104,12 +104,9 @@ def open_ledger(
 def pinned_keys(public_key_files: Sequence[Path]) -> dict[str, Ed25519PublicKey] | None:
     """The keys of ``public_key_files`` (PEM), read once at start-up; ``ValueError`` naming
     a file that cannot be read or holds no Ed25519 public key."""
-    from audit.verify import ProofRefused, trusted_keys
+    from audit.verify import ProofRefused, read_trusted_keys
 
-    keys: dict[str, Ed25519PublicKey] = {}
-    for path in public_key_files:
-        try:
-            keys |= trusted_keys([path.read_bytes()])
-        except (OSError, ProofRefused) as error:
-            raise ValueError(f"ledger public key {path}: {error}") from None
-    return keys or None
+    try:
+        return read_trusted_keys(public_key_files) or None
+    except ProofRefused as error:
+        raise ValueError(f"ledger public key {error}") from None

@@ -294,12 +294,14 @@ class InOrderConsumer(faust_aiokafka.Consumer):
     async def _read_what_waits(self, due: dict[TP, int], watch: StallWatch, now: float) -> None:
         """Partitions whose records wait in the log while none of them arrives
         (:func:`streams.delivery.unread`) for ``after_s`` seconds with the offset due
-        unchanged: seen in CI, a worker of two whose last records of a burst were fetched
-        and dropped by Faust's ``getmany`` right after a rebalance; no later record came to
-        show the gap, and they stayed unread. Each is logged with what Faust and the Kafka
-        client knew of it, and repaired (:func:`streams.delivery.repair_for`): fetching
-        resumed and a read from the offset due; if it stays unread, a rejoin of the group
-        (or, read past again, the log ends in transaction markers: nothing is missing)."""
+        unchanged: the last records of a burst fetched and dropped before they reached
+        this consumer (as Faust's ``getmany`` does at a rebalance, and as this consumer's
+        own hold-back did until the offsets due were set before the seek), with no later
+        record to show the gap; or a fetch that never returns. Each is logged with what
+        Faust and the Kafka client knew of it, and repaired
+        (:func:`streams.delivery.repair_for`): fetching resumed and a read from the offset
+        due; if it stays unread, a rejoin of the group (or, read past again, the log ends
+        in transaction markers: nothing is missing)."""
         ends = await self.highwaters(*due)
         resume: dict[TP, int] = {}
         rejoin = False

@@ -22,7 +22,9 @@ from typing import Any, Final
 import faust
 import faust.streams
 import mode
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.stores.base import SerializedStore
+from faust.tables.recovery import Recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 
@@ -47,6 +49,9 @@ PRIVATE_PARTS: Final[tuple[tuple[object, str, str], ...]] = (
     (faust_aiokafka.Consumer, "_new_consumer_thread", "a consumer thread whose stop completes"),
     (faust_aiokafka.AIOKafkaConsumerThread, "on_thread_stop", "stopping aiokafka's consumer"),
     (SerializedStore, "apply_changelog_batch", "the engine's own changelog records applied"),
+    (Recovery, "active_remaining_total", "the stall watch: a recovery that reads on"),
+    (Recovery, "in_recovery", "the stall watch's report of a rebalance without progress"),
+    (GroupCoordinator, "request_rejoin", "the stall watch's last repair (aiokafka)"),
     (mode.Worker, "_on_sigterm", "SIGHUP stops the worker as SIGTERM does (cli/worker.py)"),
 )
 PRIVATE_INSTANCE_PARTS: Final = (
@@ -55,6 +60,9 @@ PRIVATE_INSTANCE_PARTS: Final = (
     "_acked",
     "_acked_index",
     "_gap",
+    "_active_partitions",  # the stall watch's report: what Faust fetches for the engine
+    "_paused_partitions",
+    "_buffered_partitions",
 )
 """Consumer instance attributes (set in its ``__init__``), checked on the live consumer."""
 

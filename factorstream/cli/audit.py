@@ -27,7 +27,7 @@ from audit.checkpoints import (
 from audit.export import ExportFilter, write_export
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
-from audit.verify import ProofRefused, check_proof_document, checkpoints_of, trusted_keys
+from audit.verify import ProofRefused, check_proof_document, checkpoints_of, read_trusted_keys
 from factorstream.cli.context import console, fail, redacted, settings_of
 from factorstream.localkafka import KafkaUnavailable, topic_partitions
 from factorstream.settings import Settings
@@ -167,15 +167,10 @@ def verify(
 
 
 def _pinned_keys(paths: list[Path]) -> dict[str, Any]:
-    keys: dict[str, Any] = {}
-    for path in paths:
-        try:
-            keys |= trusted_keys([path.read_bytes()])
-        except OSError as error:
-            raise fail(f"cannot read {path}: {error.strerror}") from None
-        except ProofRefused as error:
-            raise fail(f"{path}: {error}") from None
-    return keys
+    try:
+        return read_trusted_keys(paths)
+    except ProofRefused as error:
+        raise fail(str(error)) from None
 
 
 def _topic_checkpoints(settings: Settings) -> list[Checkpoint]:
