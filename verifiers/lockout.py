@@ -410,9 +410,18 @@ def fold_lockout(
                 state = state.with_factor(_fresh_counter(attempt.factor))
             if attempt.completes_login:
                 state = _login_completed(state)
-    else:
+    elif not _older_than_failures(event, state):
         state = _unlock(state, event, derived)
     return state, derived
+
+
+def _older_than_failures(unlock: Event, state: LockoutState) -> bool:
+    """Whether ``unlock`` was approved before the last failure it would clear: an
+    administrator cannot have meant to lift what happened after, and a signed unlock
+    re-sent later (read off the topic and produced again) must not lift a new lock."""
+    times = [state.last_failure, *(counter.last_failure for counter in state.factors)]
+    latest = max((t for t in times if t is not None), default=None)
+    return latest is not None and unlock.time < latest
 
 
 def _expire(state: LockoutState, event: Event, derived: list[Event]) -> LockoutState:

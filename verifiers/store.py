@@ -28,11 +28,13 @@ import msgspec
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas import Event, new_event
 from schemas.fields import Client, Factor, PolicyTier
 from schemas.payloads import Activity, Payload
+from schemas.signing import sign_event
 from verifiers.crypto import SecretBox
 from verifiers.entropy import SYSTEM, Entropy
 from verifiers.lockout import (
@@ -114,8 +116,9 @@ class Step:
         """The lockout status after the events emitted so far in this step."""
         return lockout_status(self.state, now=self.request.now, factor=self.factor)
 
-    def emit(self, payload: Payload) -> Event:
-        """Record ``payload`` as an event of this step (request context filled in)."""
+    def emit(self, payload: Payload, *, signer: Ed25519PrivateKey | None = None) -> Event:
+        """Record ``payload`` as an event of this step (request context filled in);
+        ``signer``: sign it, as a control event must be (``schemas.signing``)."""
         request = self.request
         if isinstance(payload, Activity):
             payload = _with_context(payload, request)
@@ -128,6 +131,8 @@ class Step:
             now=request.now,
             event_id=self.entropy.event_id(request.now),
         )
+        if signer is not None:
+            event = sign_event(event, signer)
         if self.gated:
             self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
         self.events.append(event)

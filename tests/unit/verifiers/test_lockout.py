@@ -418,6 +418,22 @@ def test_admin_unlock_clears_a_permanent_lock_and_every_counter() -> None:
     ]
 
 
+def test_an_unlock_older_than_the_failures_it_would_clear_is_ignored() -> None:
+    """An attacker who read a signed unlock off the topic produces it again after new
+    failures locked the subject: it was approved before them and lifts nothing."""
+    log = Log()
+    rules = policy(max_failures=2, permanent_lockout=True, otp_max_failures=1)
+    old_unlock = log.unlock(T0)
+    locked, applied = replay([log.login(T0 + MINUTE), log.login(T0 + 2 * MINUTE)], rules)
+    assert locked.permanent and applied
+    assert fold_lockout(locked, old_unlock, rules) == (locked, [])
+    factor_locked, _ = replay([log.code(T0 + MINUTE, Factor.SMS)], rules)
+    assert fold_lockout(factor_locked, old_unlock, rules) == (factor_locked, [])
+    # the same unlock approved after the failures lifts them
+    fresh, cleared = fold_lockout(locked, log.unlock(T0 + 3 * MINUTE), rules)
+    assert fresh == LockoutState() and cleared
+
+
 def test_admin_unlock_without_a_lock_resets_silently_and_other_actions_are_ignored() -> None:
     log = Log()
     counted, _ = replay([log.login(T0)], policy())
