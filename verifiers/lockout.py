@@ -27,8 +27,9 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   does not increment when a temporarily disabled account commits a login failure"), but our
   log may carry failures from a service that evaluated a code despite the lock, and each was
   a real guess. Only the NIST cap may escalate a lock to permanent meanwhile. Attempts the
-  gate refused unseen (reason ``locked_out``) are no guesses and are not counted: counting
-  them would let anyone lock any account for good with 100 requests (the NIST cap).
+  gate refused unseen (reason ``locked_out``) and sends refused as too soon or too often
+  (:data:`NOT_EVALUATED`) are no guesses and are not counted: counting them would let
+  anyone lock any account for good with 100 requests (the NIST cap).
 * A success the gate would refuse (subject locked, or its factor locked) changes nothing: a
   lock is lifted by time or by an administrator, never by the credential it protects.
 * A first-factor success with ``mfa_required=True`` is not a completed login: it resets
@@ -325,7 +326,7 @@ class _Attempt(NamedTuple):
     completes_login: bool = False
 
 
-NOT_EVALUATED = frozenset({"locked_out"})
+NOT_EVALUATED = p.NOT_EVALUATED_REASONS
 """Failure reasons of attempts refused before any credential was checked: not guesses."""
 
 

@@ -17,10 +17,10 @@ the same fold over the same log and is their system of record (DESIGN.md, Lockou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from verifiers.lockout import (
 )
 from verifiers.policy import TIERS, TierPolicy, lockout_policy
 from verifiers.publish import Outbox, outbox_engine
+from verifiers.resend import Sent
 from verifiers.tables import challenges, lockout_states
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -137,6 +138,23 @@ class Step:
             self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
         self.events.append(event)
         return event
+
+    def sends(self, factors: Iterable[Factor], window: timedelta) -> list[Sent]:
+        """The challenges of ``factors`` issued to the subject within ``window`` before now,
+        whatever their purpose or enrollment, for the resend cooldown
+        (:func:`verifiers.resend.refuse_send`)."""
+        request = self.request
+        rows = self.connection.execute(
+            sa.select(
+                challenges.c.created_at, challenges.c.factor, challenges.c.closed_reason
+            ).where(
+                challenges.c.tenant == request.tenant,
+                challenges.c.subject == request.subject,
+                challenges.c.factor.in_(sorted(factors)),
+                challenges.c.created_at > request.now - window,
+            )
+        )
+        return [Sent(r.created_at, Factor(r.factor), r.closed_reason == "used") for r in rows]
 
     def close_challenge(self, challenge_id: str, reason: str, **values: Any) -> None:
         """Close ``challenge_id`` if it is still open (``values``: more columns to set)."""

@@ -376,6 +376,24 @@ def test_attempts_the_gate_refused_unseen_are_not_counted() -> None:
     assert state.factor(Factor.TOTP).failures == 0
 
 
+@pytest.mark.parametrize("reason", ["resend_cooldown", "send_limit", "push_pending"])
+@pytest.mark.parametrize("factor", [Factor.SMS, Factor.EMAIL, Factor.PUSH])
+def test_sends_refused_as_too_soon_or_too_often_are_not_counted(
+    reason: str, factor: Factor
+) -> None:
+    """A script hammering "send me a code" is refused by the resend cooldown: no code was
+    checked, so none of it is a failure (else anyone could lock anyone by asking)."""
+    log = Log()
+    refused = p.VerificationFailed(factor=factor, reason=reason)
+    events = [log.event(refused, T0 + i * 100 * MS) for i in range(150)]
+    events += [
+        log.event(p.EnrollmentFailed(factor=factor, reason=reason), T0 + MINUTE + i * MS)
+        for i in range(10)
+    ]
+    state, derived = replay(events, policy())
+    assert (derived, state) == ([], LockoutState())
+
+
 def test_expiry_is_noticed_lazily_by_the_next_consumed_event() -> None:
     log = Log()
     locked, derived = replay([log.login(T0 + i * SECOND * 2) for i in range(5)], policy())
