@@ -1,8 +1,8 @@
 """What the ledger sink does with a batch: append it durably, publish the checkpoints.
 
-The sink runs as an engine runner, ``LedgerRunner`` in ``streams/sinks.py``: a fetched
-batch of every event (raw and derived) at a time, acknowledged only after it is durable,
-in the worker or in a process of its own (``factorstream sink ledger``). A worker killed
+The sink (``LedgerSink`` in ``streams/sinks.py``) takes a fetched batch of every event
+(raw and derived) at a time, acknowledged only after it is durable, in the worker or in a
+process of its own (``factorstream sink ledger``). A worker killed
 mid-batch has acknowledged nothing of it: the batch is read again on restart, and the
 ledger skips the ids it already holds, so every event is appended exactly once.
 
@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from faust.types import TopicT
 
 from audit.checkpoints import Checkpoint
 from audit.ledger import Ledger
@@ -43,6 +42,9 @@ log = logging.getLogger(__name__)
 CHECKPOINT_TENANT = "system"
 RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 Clock = Callable[[], datetime]
+Send = Callable[[bytes, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
+"""Sends one record (key, value, headers) to the checkpoints topic; done once the broker
+has it."""
 
 
 def checkpoint_event(checkpoint: Checkpoint, *, source: str) -> Event:
@@ -92,18 +94,12 @@ async def append_durably(
             return result.appended
 
 
-async def publish_checkpoints(ledger: Ledger, topic: TopicT, *, clock: Clock) -> int:
+async def publish_checkpoints(ledger: Ledger, send: Send, *, clock: Clock) -> int:
     """Send every unpublished checkpoint; mark them published once the broker has them."""
     pending = await asyncio.to_thread(ledger.unpublished)
     for checkpoint in pending:
         event = checkpoint_event(checkpoint, source=ledger.source)
-        # force: sent now, never attached to a Faust event that may be current (an
-        # attached send waits for that event's commit, which waits for this batch)
-        sent: Any = await topic.send(
-            key=kafka_key(event), value=encode(event), headers=structured_headers(), force=True
-        )
-        if isinstance(sent, Awaitable):
-            await sent
+        await send(kafka_key(event), encode(event), structured_headers())
     if pending:
         sizes = [c.tree_size for c in pending]
         await asyncio.to_thread(ledger.mark_published, sizes, now=clock())

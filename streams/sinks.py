@@ -1,4 +1,4 @@
-"""The ledger and lake sinks as engine runners: a fetched batch at a time, acked once durable.
+"""The ledger and lake sinks: a fetched batch at a time, acknowledged once durable.
 
 Both read every event, raw and derived (the ingested, lockouts and anomalies topics), in
 the engine (``streams/engine.py``): a fetch's records reach the sink as one batch, the
@@ -15,15 +15,19 @@ whatever was not acknowledged, which both sinks take idempotently by event id.
   of erased subjects are redacted before they are written. Compaction runs on a timer on
   the leader.
 
-Either runs in the worker or in a process of its own (``factorstream sink ledger|lake``,
-its own consumer group), so it scales and fails apart from the folds.
+Each is a transport-free :class:`LedgerSink` / :class:`LakeSink` (``write`` a batch of
+record values, ``tick`` on a timer, ``forget`` after a rebalance), hosted either by an
+engine runner in the worker (:class:`LedgerRunner`, :class:`LakeRunner`, roles of
+``factorstream worker``) or by a plain Kafka consumer group in a process of its own
+(``factorstream sink ledger|lake``: ``streams/sink_host.py``), so it scales and fails apart
+from the folds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from analytics.erasure import ErasedSubjects, redact_subject
 from analytics.lake import LakeWriter, WriteReport
 from analytics.tables import flatten
 from audit.ledger import Ledger
-from audit.sink import append_durably, publish_checkpoints
+from audit.sink import Send, append_durably, publish_checkpoints
 from schemas import Event, EventDecodeError, decode
 from schemas.payloads import SubjectErased
 from streams.engine import Fetched, Runner
@@ -48,52 +52,53 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _values(fetched: Fetched) -> list[bytes]:
-    return [m.value for messages in fetched.values() for m in messages if m.value is not None]
-
-
-class LedgerRunner(Runner):
-    """Every event into the ledger, then the checkpoints that became due to their topic."""
+class LedgerSink:
+    """Every event into the ledger, then the checkpoints that became due to their topic
+    (``send``; ``None``: not published)."""
 
     def __init__(
         self,
-        app: faust.App,
-        *,
         ledger: Ledger,
-        checkpoints: TopicT | None,
+        *,
+        send: Send | None,
         batch_size: int = 2000,
         clock: Clock = _utc_now,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(app, **kwargs)
-        self.ledger, self.checkpoints, self.clock = ledger, checkpoints, clock
-        self.batch_size = batch_size
+        self.ledger, self.send, self.batch_size, self.clock = ledger, send, batch_size, clock
         self.appended = 0
-        if checkpoints is not None:
-            interval = max(1.0, ledger.checkpoint_interval.total_seconds() / 4)
-            app.timer(interval, name=f"{self.name}-checkpoints")(self.sign_checkpoints)
 
-    async def handle(self, fetched: Fetched) -> None:
-        values, size = _values(fetched), self.batch_size
+    @property
+    def tick_every_s(self) -> float | None:
+        """How often :meth:`tick` signs time-based checkpoints (``None``: never)."""
+        if self.send is None:
+            return None
+        return max(1.0, self.ledger.checkpoint_interval.total_seconds() / 4)
+
+    async def write(self, values: list[bytes]) -> None:
+        size = self.batch_size
         for start in range(0, len(values), size):  # a transaction of at most batch_size
             chunk = values[start : start + size]
             self.appended += await append_durably(self.ledger, chunk, clock=self.clock)
-        if self.checkpoints is not None:
-            await publish_checkpoints(self.ledger, self.checkpoints, clock=self.clock)
+        if self.send is not None:
+            await publish_checkpoints(self.ledger, self.send, clock=self.clock)
 
-    async def sign_checkpoints(self) -> None:
-        if self.checkpoints is None:
+    async def tick(self) -> None:
+        """Sign a checkpoint when one is due by time (no events came), and publish it."""
+        if self.send is None:
             return
-        async with self.lock:  # never between a batch's append and its checkpoints
-            await asyncio.to_thread(self.ledger.tick, now=self.clock())
-            await publish_checkpoints(self.ledger, self.checkpoints, clock=self.clock)
+        await asyncio.to_thread(self.ledger.tick, now=self.clock())
+        await publish_checkpoints(self.ledger, self.send, clock=self.clock)
+
+    def forget(self) -> None:
+        """Nothing is cached: the ledger skips the ids it already holds."""
 
 
-class LakeRunner(Runner):
+class LakeSink:
     """Every event into the Parquet lake, in files of at most ``batch_rows`` rows."""
 
-    def __init__(self, app: faust.App, *, lake_path: Path, batch_rows: int, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
+    tick_every_s: float | None = None
+
+    def __init__(self, lake_path: Path, *, batch_rows: int) -> None:
         self.lake_path, self.batch_rows = lake_path, batch_rows
         self._writer: LakeWriter | None = None
         self._erased: ErasedSubjects | None = None
@@ -105,10 +110,10 @@ class LakeRunner(Runner):
             self._erased = await asyncio.to_thread(ErasedSubjects.of_lake, self.lake_path)
         return self._writer, self._erased
 
-    async def handle(self, fetched: Fetched) -> None:
+    async def write(self, values: list[bytes]) -> None:
         writer, erased = await self._open()
         events: list[Event] = []
-        for value in _values(fetched):
+        for value in values:
             try:
                 events.append(decode(value))
             except EventDecodeError as error:  # only our stages write these topics
@@ -124,7 +129,91 @@ class LakeRunner(Runner):
                 await asyncio.to_thread(redact_subject, self.lake_path, event.tenant, event.subject)
             self.reports = [*self.reports[-99:], report]
 
+    async def tick(self) -> None:
+        """Nothing on a timer (compaction has its own)."""
+
     def forget(self) -> None:
         """After a rebalance: read the erased subjects again (another lake sink of the group
         may have recorded an erasure since)."""
         self._erased = None
+
+
+def _values(fetched: Fetched) -> list[bytes]:
+    return [m.value for messages in fetched.values() for m in messages if m.value is not None]
+
+
+def faust_send(topic: TopicT) -> Send:
+    """:data:`~audit.sink.Send` to a Faust topic: sent now (``force``), never attached to a
+    Faust event that may be current (an attached send waits for that event's commit, which
+    waits for this batch); done once the broker has it."""
+
+    async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        sent: Any = await topic.send(key=key, value=value, headers=headers, force=True)
+        if isinstance(sent, Awaitable):
+            await sent
+
+    return send
+
+
+class LedgerRunner(Runner):
+    """The ledger sink as an engine runner in the worker (role ``ledger``)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        *,
+        ledger: Ledger,
+        checkpoints: TopicT | None,
+        batch_size: int = 2000,
+        clock: Clock = _utc_now,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.checkpoints = checkpoints
+        send = None if checkpoints is None else faust_send(checkpoints)
+        self.sink = LedgerSink(ledger, send=send, batch_size=batch_size, clock=clock)
+        if self.sink.tick_every_s is not None:
+            app.timer(self.sink.tick_every_s, name=f"{self.name}-checkpoints")(
+                self.sign_checkpoints
+            )
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.sink.ledger
+
+    @property
+    def clock(self) -> Clock:
+        return self.sink.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self.sink.clock = clock
+
+    async def handle(self, fetched: Fetched) -> None:
+        await self.sink.write(_values(fetched))
+
+    async def sign_checkpoints(self) -> None:
+        async with self.lock:  # never between a batch's append and its checkpoints
+            await self.sink.tick()
+
+
+class LakeRunner(Runner):
+    """The lake sink as an engine runner in the worker (role ``lake``)."""
+
+    def __init__(self, app: faust.App, *, lake_path: Path, batch_rows: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.sink = LakeSink(lake_path, batch_rows=batch_rows)
+
+    @property
+    def lake_path(self) -> Path:
+        return self.sink.lake_path
+
+    @property
+    def reports(self) -> list[WriteReport]:
+        return self.sink.reports
+
+    async def handle(self, fetched: Fetched) -> None:
+        await self.sink.write(_values(fetched))
+
+    def forget(self) -> None:
+        self.sink.forget()
