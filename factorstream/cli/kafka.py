@@ -13,6 +13,8 @@ import typer
 from rich.table import Table
 
 from factorstream.cli.context import console, fail, settings_of
+from factorstream.kafka_access import grant as create_grants
+from factorstream.kafka_access import pipeline_acls
 from factorstream.localkafka import (
     BrokerSecurity,
     KafkaUnavailable,
@@ -166,3 +168,43 @@ def topics(ctx: typer.Context) -> None:
         raise fail(str(error)) from None
     wanted = settings.topics.partitions()
     console.print(f"[green]✓[/] {len(wanted)} topics present ({len(created)} created)")
+
+
+Services = typer.Option(
+    [], help="SCRAM user of a service that may write the events topic (repeat)."
+)
+Auditors = typer.Option([], help="SCRAM user that may read the checkpoints topic (repeat).")
+
+
+@app.command()
+def grant(
+    ctx: typer.Context,
+    worker: str = typer.Option(..., help="SCRAM user of the worker and the sinks."),
+    service: list[str] = Services,
+    auditor: list[str] = Auditors,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the ACLs, create none."),
+) -> None:
+    """Create the pipeline's ACLs on the configured cluster, as the configured (admin) user.
+
+    Services write the events topic and nothing else; the worker reads it and alone
+    writes the derived topics and its own `<app_id>-` topics and groups; auditors read
+    the checkpoints. The broker must deny what no ACL allows (an authorizer).
+    """
+    settings = settings_of(ctx)
+    grants = pipeline_acls(
+        settings.topics,
+        app_id=settings.stream.app_id,
+        worker=worker,
+        services=service,
+        auditors=auditor,
+    )
+    for line in grants:
+        console.print(f"  ALLOW {line}", highlight=False)
+    if dry_run:
+        return
+    try:
+        with console.status(f"Creating {len(grants)} ACLs on {settings.kafka().describe()}…"):
+            create_grants(settings.kafka(), grants)
+    except KafkaUnavailable as error:
+        raise fail(str(error)) from None
+    console.print(f"[green]✓[/] {len(grants)} ACLs present")

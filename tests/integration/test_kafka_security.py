@@ -23,7 +23,9 @@ from pathlib import Path
 
 import pytest
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from typer.testing import CliRunner
 
+from factorstream.cli import app
 from factorstream.kafka_access import grant, pipeline_acls, set_scram_user
 from factorstream.localkafka import (
     BrokerSecurity,
@@ -115,7 +117,7 @@ def _eventually(check: Callable[[], bool], timeout_s: float = 30) -> None:
         try:
             if check():
                 return
-        except (KafkaUnavailable, KafkaError):
+        except (KafkaUnavailable, KafkaError, PublishFailed):
             pass
         if time.monotonic() > deadline:
             raise AssertionError("not within the time allowed")
@@ -276,3 +278,31 @@ def test_a_worker_folds_and_checkpoints_on_the_secured_cluster_as_itself(
         _eventually(lambda: bool(list(read_to_end(auditor, names.checkpoints, timeout_s=10))), 60)
     text = log.read_text()
     assert "AuthorizationFailed" not in text and "AuthenticationFailed" not in text, text[-4000:]
+
+
+def test_the_operator_grants_the_acls_with_the_cli(cluster: SecuredCluster) -> None:
+    """``factorstream kafka grant``, run as the admin from its settings: the service named
+    may write the events topic, a principal not named may not."""
+    topics = TopicSettings.under(f"sec.cli.{uuid.uuid4().hex[:10]}")
+    ensure_pipeline_topics(cluster.admin, topics)
+    admin = cluster.admin
+    env = {
+        "FACTORSTREAM_KAFKA_BOOTSTRAP": admin.bootstrap,
+        "FACTORSTREAM_KAFKA_SECURITY__PROTOCOL": "SASL_SSL",
+        "FACTORSTREAM_KAFKA_SECURITY__USERNAME": admin.username or "",
+        "FACTORSTREAM_KAFKA_SECURITY__PASSWORD": admin.password or "",
+        "FACTORSTREAM_KAFKA_SECURITY__CA_FILE": str(admin.ca_file),
+        **{f"FACTORSTREAM_TOPICS__{k.upper()}": str(v) for k, v in topics.model_dump().items()},
+    }
+    result = CliRunner().invoke(
+        app, ["kafka", "grant", "--worker", "worker", "--service", "svc"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert admin.password not in result.output
+    event = sample_event("mfa.verification.succeeded")
+    _eventually(
+        lambda: publish_now([event], kafka=cluster.as_user("svc"), topic=topics.events) is None
+    )
+    with pytest.raises(PublishFailed) as refused:
+        publish_now([event], kafka=cluster.as_user("intruder"), topic=topics.events)
+    assert _not_authorised(refused.value)
