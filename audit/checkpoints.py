@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from schemas.signing import key_id_of
 
 STATEMENT_HEADER = "factorstream-ledger-checkpoint/v1"
 ALGORITHM = "ed25519"
@@ -107,14 +108,6 @@ def statement_of(
 ) -> bytes:
     lines = (STATEMENT_HEADER, log_id, str(tree_size), root_hash.hex(), format_time(time), key_id)
     return ("\n".join(lines) + "\n").encode()
-
-
-def raw_public_key(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
-def key_id_of(key: Ed25519PublicKey) -> str:
-    return hashlib.sha256(raw_public_key(key)).hexdigest()
 
 
 def public_pem(key: Ed25519PublicKey) -> bytes:

@@ -32,10 +32,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit import canonical, database
-from audit.checkpoints import Checkpoint, key_id_of, statement
+from audit.checkpoints import Checkpoint, statement
 from audit.merkle import STORED_MIN_LEVEL, Frontier, leaf_hash
 from audit.proofs import load_checkpoints, load_public_keys
 from audit.tables import head
+from schemas.signing import key_id_of
 
 GENESIS_HEX = bytes(32).hex()
 Progress = Callable[[int, int], None]

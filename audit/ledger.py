@@ -21,13 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from audit import canonical, database, proofs
 from audit.appending import build_rows
-from audit.checkpoints import (
-    Checkpoint,
-    key_id_of,
-    load_signing_key,
-    raw_public_key,
-    sign,
-)
+from audit.checkpoints import Checkpoint, load_signing_key, sign
 from audit.export import ExportFilter, LedgerRow
 from audit.integrity import VerifyReport, verify_ledger
 from audit.keyring import KeyRing
@@ -36,6 +30,7 @@ from audit.shredding import KeyWrapper, load_master_key
 from audit.tables import checkpoints, entries, head, nodes, signing_keys
 from schemas import Event, decode, new_event
 from schemas.payloads import SubjectErased
+from schemas.signing import key_id_of, raw_public_key, sign_event
 
 SOURCE = "urn:factorstream:audit"
 ID_CHUNK = 5000  # ids per "already present?" query (SQLite allows 32,766 parameters)
@@ -250,10 +245,12 @@ class Ledger:
         *,
         now: datetime,
         requested_by: str,
+        signer: Ed25519PrivateKey,
         reason: str = "subject_request",
         ticket: str | None = None,
     ) -> Erasure:
-        """Destroy the subject's data keys and record ``privacy.subject.erased``."""
+        """Destroy the subject's data keys and record ``privacy.subject.erased``, signed by
+        ``signer`` (a control event: the worker accepts it only from a trusted key)."""
         with database.locked_head(self.engine) as (connection, row):
             key_ids = self.keys.destroy(connection, f"{tenant}/{subject}", now=now)
             event = new_event(
@@ -269,6 +266,7 @@ class Ledger:
                 correlationid=ticket or f"erase-{uuid.uuid4().hex}",
                 now=now,
             )
+            event = sign_event(event, signer)
             self._append_locked(connection, row, [event], now=now)
         database.checkpoint_wal(self.engine)  # SQLite: the old key pages leave the WAL too
         return Erasure(tenant, subject, key_ids, event)

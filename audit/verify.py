@@ -38,7 +38,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.canonical import decode_entry
-from audit.checkpoints import Checkpoint, CheckpointError, key_id_of, statement
+from audit.checkpoints import Checkpoint, CheckpointError, statement
+from schemas.signing import key_id_of
 
 
 class ProofRefused(Exception):

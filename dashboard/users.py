@@ -28,6 +28,7 @@ from types import MappingProxyType
 
 import pyotp
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas import Event
 from schemas.fields import PolicyTier
@@ -227,10 +228,13 @@ class UserDirectory:
                 .values(ended_at=now)
             )
 
-    def unlock(self, name: str, *, now: datetime, approved_by: str) -> Event:
+    def unlock(
+        self, name: str, *, now: datetime, approved_by: str, signer: Ed25519PrivateKey
+    ) -> Event:
         """Lift ``name``'s lockout (temporary or permanent) as an administrator's override:
-        an ``admin.override.approved`` (action ``unlock``) folded by the same lockout fold
-        in the store and, relayed, in the stream and the ledger."""
+        an ``admin.override.approved`` (action ``unlock``), signed by ``signer`` (the stream
+        accepts control events only from trusted keys), folded by the same lockout fold in
+        the store and, relayed, in the stream and the ledger."""
         user = self.get(name)
         if user is None:
             raise UserError(f"no user {name!r}")
@@ -241,7 +245,8 @@ class UserDirectory:
                     request_id=f"unlock-{uuid.uuid4().hex}",
                     approved_by=approved_by,
                     action="unlock",
-                )
+                ),
+                signer=signer,
             )
 
     def open_session(self, name: str, *, now: datetime, expires_at: datetime) -> str:

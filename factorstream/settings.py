@@ -381,6 +381,26 @@ class IpBlockSettings(BaseModel):
 # -- compliance ledger (audit/) ------------------------------------------------------------
 
 
+class ControlSettings(BaseModel):
+    """Signed control events: erasure, administrators' overrides, temporary access
+    (``schemas/signing.py``)."""
+
+    signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) with which `audit erase` and `users unlock` "
+        "sign the control events they emit (default: `keys/control-signing.pem` in data_dir, "
+        "created on first use, mode 0600); `factorstream audit keys control` prints its "
+        "public key.",
+    )
+    trusted_key_files: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM) whose signatures the worker and `replay` accept on "
+        "control events; a control event signed by any other key, or unsigned, goes to the "
+        "dead-letter topic. Empty: the public key of `signing_key_file` (one machine). Set it "
+        "wherever the worker does not share the operators' data_dir.",
+    )
+
+
 class LedgerSettings(BaseModel):
     """The compliance ledger: a Merkle tree over every event, with signed checkpoints."""
 
@@ -503,6 +523,7 @@ class Settings(BaseSettings):
     stream: StreamSettings = Field(default_factory=StreamSettings)
     detections: DetectionSettings = Field(default_factory=DetectionSettings)
     ip_block: IpBlockSettings = Field(default_factory=IpBlockSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from audit.ledger import Ledger, open_ledger
+from factorstream.control_keys import trusted_control_keys
 from factorstream.settings import (
     DetectionSettings,
     EnrichSettings,
@@ -116,6 +117,7 @@ def replay_settings(
         stages=settings_topology(settings),
         enrich=enricher(settings.stream.enrich),
         max_ahead=timedelta(seconds=settings.stream.max_ahead_s),
+        control_keys=trusted_control_keys(settings),
         topic=settings.topics.events,
         on_record=on_record,
         stage_seconds=stage_seconds,
@@ -154,6 +156,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             stages=settings_topology(settings),
             enrich=enricher(stream.enrich),
             max_ahead=timedelta(seconds=stream.max_ahead_s),
+            control_keys=trusted_control_keys(settings),
             cache_keys=stream.cache_keys,
             api_token=api_token(stream),
         )

@@ -9,7 +9,7 @@ from typing import Any
 from schemas.codec import MAX_EVENT_BYTES
 from schemas.fields import PERSONAL_MARK
 from schemas.jsonschema import event_schema
-from schemas.registry import EVENT_TYPES, EventType, personal_paths
+from schemas.registry import EVENT_TYPES, EventType, Producer, personal_paths
 
 CATALOGUE = Path(__file__).resolve().parent / "README.md"
 
@@ -39,6 +39,8 @@ Events larger than {MAX_EVENT_BYTES} bytes are refused.
 | `partitionkey` | yes | `<tenant>/<subject>`; also the Kafka key: one writer per person |
 | `correlationid` | yes | one login or enrollment transaction |
 | `traceparent` | no | W3C trace context |
+| `signedby` | control events | id of the signing key (hex SHA-256 of its raw public key) |
+| `signature` | control events | base64 Ed25519 signature of the event (see below) |
 | `data` | yes | the typed payload of the type's schema |
 
 Unknown attributes and unknown payload fields are refused: a misspelt field is an error
@@ -46,9 +48,25 @@ Unknown attributes and unknown payload fields are refused: a misspelt field is a
 Fields marked **personal** are encrypted per subject in the ledger and can be
 crypto-shredded. The JSON Schema of each type is in [`json/`](json/).
 
+**Who may produce what.** Any service allowed to write the topic may emit the types
+marked *service*. Types marked *signed control* (erasure, administrators' overrides,
+temporary access) change what the pipeline holds about a person, so the worker accepts
+one only when it is signed by a key it trusts (setting `control.trusted_key_files`);
+types marked *pipeline* are derived by the worker itself and refused on `mfa.events`.
+A refused event goes to the dead-letter topic with the reason. The signature covers the
+bytes `factorstream-control-event/v1` and a newline, then the event without `signature`
+(`signedby` included) as JSON with every object's keys sorted, no whitespace, attributes
+and fields at their default left out and times in RFC 3339 UTC (`schemas/signing.py`).
+
 A published version never changes in a breaking way; a breaking change is a new version
 (`v2`) with an upcaster. `factorstream schemas check` enforces this in CI.
 """
+
+_MADE_BY = {
+    Producer.SERVICE: "service",
+    Producer.CONTROL: "signed control",
+    Producer.PIPELINE: "pipeline",
+}
 
 
 def render() -> str:
@@ -60,7 +78,7 @@ def render() -> str:
     for kind in EVENT_TYPES:
         lines.append(
             f"| [`{kind.name}`](#{kind.name.replace('.', '')}) | {kind.version} | {kind.summary} "
-            f"| {'pipeline' if kind.derived else 'service'} "
+            f"| {_MADE_BY[kind.made_by]} "
             f"| {kind.auth0.describe() if kind.auth0 else '—'} "
             f"| {kind.ocsf.describe() if kind.ocsf else '—'} |"
         )

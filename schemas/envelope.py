@@ -78,6 +78,21 @@ Traceparent = Annotated[
         description="W3C trace context.",
     ),
 ]
+KeyId = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-f]{64}$",
+        description="Control events: SHA-256 of the signing key's raw Ed25519 public key, hex.",
+    ),
+]
+Signature = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Za-z0-9+/]{86}==$",
+        description="Control events: Ed25519 signature of the event (base64), see "
+        "schemas/README.md.",
+    ),
+]
 
 
 class CloudEvent(
@@ -104,6 +119,10 @@ class CloudEvent(
     correlationid: CorrelationId
     data: D
     traceparent: Traceparent | None = None
+    signedby: KeyId | None = None
+    """Control events (:mod:`schemas.signing`): id of the key that signed the event."""
+    signature: Signature | None = None
+    """Control events: Ed25519 signature (base64) of the event, see :mod:`schemas.signing`."""
 
 
 Event = CloudEvent[Payload]

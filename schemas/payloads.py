@@ -154,6 +154,13 @@ class ChallengeDeliveryFailed(Activity, frozen=True, kw_only=True):
         check_country("destination_country", self.destination_country)
 
 
+NOT_EVALUATED_REASONS = frozenset({"locked_out", "resend_cooldown", "send_limit", "push_pending"})
+"""Failure reasons of requests refused before any credential was checked or anything was
+sent: a locked subject or factor, a code or push asked for again too soon (``resend_cooldown``,
+``push_pending``) or too often (``send_limit``). They are no guesses: lockout, IP blocking
+and guessing detections do not count them (counting them would let anyone lock anyone)."""
+
+
 class VerificationSucceeded(Activity, frozen=True, kw_only=True):
     factor: Factor
     challenge_id: Identifier | None = None

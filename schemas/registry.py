@@ -1,9 +1,9 @@
 """The one list of event types.
 
-Each type has a payload class per version, a one-line meaning, whether the pipeline
-derives it (rather than a service emitting it), its Auth0 log event code and its OCSF
-class where one exists. ``schemas/README.md`` and ``schemas/json/`` are generated from
-this list.
+Each type has a payload class per version, a one-line meaning, who may produce it (a
+service, an operator's signed control tool, or the pipeline itself), its Auth0 log event
+code and its OCSF class where one exists. ``schemas/README.md`` and ``schemas/json/`` are
+generated from this list.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -55,6 +56,18 @@ class Ocsf:
         return f"{self.class_name} ({self.class_uid}) / {self.activity_name} ({self.activity_id})"
 
 
+class Producer(StrEnum):
+    """Who may put an event of a type on the events topic."""
+
+    SERVICE = "service"
+    """Any service allowed to write the topic (what happened at a sign-in)."""
+    CONTROL = "control"
+    """An operator's tool, signed by a key the pipeline trusts (:mod:`schemas.signing`):
+    erasure, administrators' overrides, temporary access."""
+    PIPELINE = "pipeline"
+    """The pipeline derives it (lockouts, detections, checkpoints); refused on the topic."""
+
+
 AUTHENTICATION_LOGON = Ocsf(3002, "Authentication", 1, "Logon")
 ACCOUNT_CHANGE = "Account Change"
 
@@ -65,7 +78,7 @@ class EventType:
     payload: type[p.Payload]
     summary: str
     version: int = 1
-    derived: bool = False
+    made_by: Producer = Producer.SERVICE
     auth0: Auth0Code | None = None
     ocsf: Ocsf | None = None
 
@@ -76,6 +89,11 @@ class EventType:
     @property
     def schema_filename(self) -> str:
         return f"{self.name}.v{self.version}.json"
+
+    @property
+    def derived(self) -> bool:
+        """The pipeline derives it; no one else may produce it."""
+        return self.made_by is Producer.PIPELINE
 
     def auth0_code(self, payload: p.Payload) -> str | None:
         return self.auth0.for_payload(payload) if self.auth0 else None
@@ -224,24 +242,27 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "admin.override.requested",
         p.AdminOverrideRequested,
         "An administrator asked to override a control (unlock, reset, bypass).",
+        made_by=Producer.CONTROL,
     ),
     EventType(
         "admin.override.approved",
         p.AdminOverrideApproved,
         "A second administrator approved an override.",
+        made_by=Producer.CONTROL,
         ocsf=Ocsf(3005, "User Access Management", 1, "Assign Privileges"),
     ),
     EventType(
         "access.temporary.granted",
         p.TemporaryAccessGranted,
         "Time-boxed access was granted without the usual factor.",
+        made_by=Producer.CONTROL,
         ocsf=Ocsf(3005, "User Access Management", 1, "Assign Privileges"),
     ),
     EventType(
         "lockout.applied",
         p.LockoutApplied,
         "The lockout fold locked a subject, factor or IP.",
-        derived=True,
+        made_by=Producer.PIPELINE,
         auth0=_code("limit_sul", "scope", factor="gd_otp_rate_limit_exceed", ip="limit_wc"),
         ocsf=Ocsf(3001, ACCOUNT_CHANGE, 9, "Lock"),
     ),
@@ -249,7 +270,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "lockout.cleared",
         p.LockoutCleared,
         "A lockout ended (expired, success, administrator).",
-        derived=True,
+        made_by=Producer.PIPELINE,
         auth0=_code("ublkdu"),
         ocsf=Ocsf(3001, ACCOUNT_CHANGE, 99, "Other"),
     ),
@@ -257,28 +278,30 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "ip.block.applied",
         p.IpBlockApplied,
         "An IP was throttled for failing against many subjects.",
-        derived=True,
+        made_by=Producer.PIPELINE,
         auth0=_code("limit_mu"),
     ),
-    EventType("ip.block.released", p.IpBlockReleased, "An IP block ended.", derived=True),
+    EventType(
+        "ip.block.released", p.IpBlockReleased, "An IP block ended.", made_by=Producer.PIPELINE
+    ),
     EventType(
         "risk.detected",
         p.RiskDetected,
         "A risk detection fired, with its evidence.",
-        derived=True,
+        made_by=Producer.PIPELINE,
         ocsf=Ocsf(2004, "Detection Finding", 1, "Create"),
     ),
     EventType(
         "audit.checkpoint.signed",
         p.CheckpointSigned,
         "The ledger signed a checkpoint (tree size and root).",
-        derived=True,
+        made_by=Producer.PIPELINE,
     ),
     EventType(
         "privacy.subject.erased",
         p.SubjectErased,
         "A subject's personal data was crypto-shredded (GDPR Art. 17).",
-        derived=True,
+        made_by=Producer.CONTROL,
         ocsf=Ocsf(3001, ACCOUNT_CHANGE, 6, "Delete"),
     ),
 )

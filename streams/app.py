@@ -32,11 +32,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 import faust
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from faust.types import TableT, TopicT
 from faust.types.auth import CredentialsT
 from mode.utils.times import want_seconds
@@ -132,6 +133,8 @@ class FoldsRole:
     enrich: Callable[[Event], Event] | None = None
     max_ahead: timedelta | None = None
     """Ingest refuses events dated this far after their record (``None``: no check)."""
+    control_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    """The keys (by key id) whose signed control events ingest accepts."""
     cache_keys: int = 100_000
     api_token: str | None = None
     """The bearer token the lockout API requires (``None``: none)."""
@@ -351,7 +354,7 @@ def _add_folds(
     outputs: Mapping[str, str],
 ) -> dict[str, TableT[bytes, JsonState]]:
     """Ingest, then every keyed stage over its own table, and the lockout API."""
-    ingest = Ingest(role.enrich, max_ahead=role.max_ahead)
+    ingest = Ingest(role.enrich, max_ahead=role.max_ahead, control_keys=role.control_keys)
     engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))
     stages = role.stages
     sources = {

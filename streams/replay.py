@@ -25,6 +25,8 @@ from datetime import timedelta
 from itertools import islice
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from schemas import Event
 from streams.ingest import Headers
 from streams.positions import ORIGIN_HEADER
@@ -113,6 +115,7 @@ def replay(
     stages: Topology,
     enrich: Callable[[Event], Event] | None = None,
     max_ahead: timedelta | None = None,
+    control_keys: Mapping[str, Ed25519PublicKey] | None = None,
     topic: str = "events",
     on_record: Callable[[], None] | None = None,
     stage_seconds: dict[str, float] | None = None,
@@ -124,7 +127,7 @@ def replay(
     each stage.
     """
     result = Replayed(tables={})
-    ingest = Ingest(enrich, max_ahead)
+    ingest = Ingest(enrich, max_ahead, control_keys or {})
     tables = {stage.name: _Table(stage) for stage in stages.stages}
     subjects, ips, tenants = (tables[s.name] for s in stages.stages)
     clock = _Stages(stage_seconds)

@@ -41,8 +41,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Generic, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from schemas import Event, EventDecodeError, decode, encode, kafka_key
 from schemas.codec import structured_headers
+from schemas.signing import GATED, check_producer
 from streams.ingest import Headers, dead_letter, decode_record
 from streams.positions import Position, origin_header, origin_of, position_of, via_header
 
@@ -113,20 +116,28 @@ class Ingest:
     timestamp is the broker's clock when the events topic keeps ``LogAppendTime``
     (:meth:`factorstream.settings.TopicSettings.configs`), so a producer cannot set it,
     and a replay of the log decides exactly as the worker did. ``None``: no check.
+
+    ``control_keys``: the keys (by key id) whose signature makes a control event
+    (erasure, override, temporary access) acceptable; events the pipeline derives itself
+    are refused whatever they carry (:func:`schemas.signing.check_producer`).
     """
 
     enrich: Callable[[Event], Event] | None = None
     max_ahead: timedelta | None = None
+    control_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
 
     def process(self, records: Iterable[Record]) -> StageOutput:
         out = StageOutput()
         emits, enrich = out.emits, self.enrich
         ahead_ms = None if self.max_ahead is None else self.max_ahead / timedelta(milliseconds=1)
+        control_keys = self.control_keys
         for record in records:
             try:
                 event = decode_record(record.value, record.headers)
                 if ahead_ms is not None:
                     _check_not_ahead(event, record.timestamp_ms, ahead_ms)
+                if event.type in GATED:
+                    check_producer(event, control_keys)
             except EventDecodeError as error:
                 emits.append(_dead_letter(record, error))
                 out.dead_lettered += 1

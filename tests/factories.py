@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from schemas import Event, new_event
 from schemas import payloads as p
 from schemas.fields import (
@@ -18,6 +21,8 @@ from schemas.fields import (
     PolicyTier,
     RiskLevel,
 )
+from schemas.registry import BY_NAME, Producer
+from schemas.signing import key_id_of, sign_event
 
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -177,6 +182,21 @@ PAYLOADS: dict[str, p.Payload] = {
 }
 
 
+CONTROL_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+"""The operators' control key of the tests (fixed, so events and goldens are stable)."""
+TRUSTED = {key_id_of(CONTROL_KEY.public_key()): CONTROL_KEY.public_key()}
+"""What a test's ingest trusts: :data:`CONTROL_KEY`."""
+
+
+def control_key_pem() -> bytes:
+    """:data:`CONTROL_KEY` as a PEM file's bytes (``control.signing_key_file``)."""
+    return CONTROL_KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def sample_event(
     type_name: str = "mfa.verification.failed",
     *,
@@ -186,8 +206,10 @@ def sample_event(
     correlationid: str = "login-1",
     **overrides: Any,
 ) -> Event:
-    """A valid event of ``type_name``; keyword overrides replace envelope arguments."""
-    return new_event(
+    """A valid event of ``type_name``; keyword overrides replace envelope arguments. A
+    control event is signed by :data:`CONTROL_KEY` (``signed=False``: not signed)."""
+    signed = overrides.pop("signed", True)
+    event = new_event(
         PAYLOADS[type_name],
         source=overrides.pop("source", "https://login.example.com/mfa"),
         tenant=tenant,
@@ -196,3 +218,6 @@ def sample_event(
         now=now,
         **overrides,
     )
+    if signed and BY_NAME[type_name].made_by is Producer.CONTROL:
+        return sign_event(event, CONTROL_KEY)
+    return event

@@ -27,8 +27,9 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   does not increment when a temporarily disabled account commits a login failure"), but our
   log may carry failures from a service that evaluated a code despite the lock, and each was
   a real guess. Only the NIST cap may escalate a lock to permanent meanwhile. Attempts the
-  gate refused unseen (reason ``locked_out``) are no guesses and are not counted: counting
-  them would let anyone lock any account for good with 100 requests (the NIST cap).
+  gate refused unseen (reason ``locked_out``) and sends refused as too soon or too often
+  (:data:`NOT_EVALUATED`) are no guesses and are not counted: counting them would let
+  anyone lock any account for good with 100 requests (the NIST cap).
 * A success the gate would refuse (subject locked, or its factor locked) changes nothing: a
   lock is lifted by time or by an administrator, never by the credential it protects.
 * A first-factor success with ``mfa_required=True`` is not a completed login: it resets
@@ -325,7 +326,7 @@ class _Attempt(NamedTuple):
     completes_login: bool = False
 
 
-NOT_EVALUATED = frozenset({"locked_out"})
+NOT_EVALUATED = p.NOT_EVALUATED_REASONS
 """Failure reasons of attempts refused before any credential was checked: not guesses."""
 
 
@@ -410,9 +411,18 @@ def fold_lockout(
                 state = state.with_factor(_fresh_counter(attempt.factor))
             if attempt.completes_login:
                 state = _login_completed(state)
-    else:
+    elif not _older_than_failures(event, state):
         state = _unlock(state, event, derived)
     return state, derived
+
+
+def _older_than_failures(unlock: Event, state: LockoutState) -> bool:
+    """Whether ``unlock`` was approved before the last failure it would clear: an
+    administrator cannot have meant to lift what happened after, and a signed unlock
+    re-sent later (read off the topic and produced again) must not lift a new lock."""
+    times = [state.last_failure, *(counter.last_failure for counter in state.factors)]
+    latest = max((t for t in times if t is not None), default=None)
+    return latest is not None and unlock.time < latest
 
 
 def _expire(state: LockoutState, event: Event, derived: list[Event]) -> LockoutState:

@@ -9,16 +9,21 @@
   stored only as :meth:`SecretBox.code_hash`. A new code for the subject supersedes every
   open one of the same purpose. **The code never appears in an event, a log line, an exception or a
   return value**; it leaves only inside the message handed to the providers.
-* Sending takes three steps: issue the challenge (gated: a locked subject gets no code),
-  deliver outside any transaction (a slow gateway must not hold the subject's lock), record
-  each provider's outcome. A challenge no provider delivered is closed ``undelivered``.
+* Sending takes three steps: issue the challenge (gated: a locked subject gets no code,
+  nor does one asking again too soon or too often: the tier's ``code_resend``, see
+  :mod:`verifiers.resend`), deliver outside any transaction (a slow gateway must not hold
+  the subject's lock), record each provider's outcome. A challenge no provider delivered is
+  closed ``undelivered``. A send the cooldown refuses is recorded (``mfa.verification.failed``,
+  or ``mfa.enrollment.failed`` for an enrollment code, with the reason) and says when to ask
+  again (``retry_after``); it is no failure for the lockout.
 
 Reasons: ``send_code`` — ``locked_out``, ``not_enrolled``, ``unknown_enrollment``,
-``delivery_failed``. ``verify_code`` and ``confirm_enrollment`` — ``locked_out``,
-``unknown_challenge`` / ``unknown_enrollment`` / ``no_challenge``, ``expired``,
-``superseded``, ``already_used``, ``undelivered``, ``too_many_attempts``,
-``malformed_code``, ``invalid_code``. Every answer to a challenge counts against its
-attempt cap, well-formed or not; the answer that uses up the cap closes the challenge.
+``resend_cooldown``, ``send_limit``, ``delivery_failed``. ``verify_code`` and
+``confirm_enrollment`` — ``locked_out``, ``unknown_challenge`` / ``unknown_enrollment`` /
+``no_challenge``, ``expired``, ``superseded``, ``already_used``, ``undelivered``,
+``too_many_attempts``, ``malformed_code``, ``invalid_code``. Every answer to a challenge
+counts against its attempt cap, well-formed or not; the answer that uses up the cap closes
+the challenge.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from verifiers.destinations import (
     normalise_phone,
     otp_factor,
 )
+from verifiers.resend import ResendRefused, refuse_send, retry_after
 from verifiers.store import Request, Step, Verdict, VerifierStore
 from verifiers.tables import challenges, enrollments
 
@@ -83,6 +89,8 @@ log = logging.getLogger(__name__)
 CODE_DIGITS = 6
 MAX_ANSWER_CHARS = 64
 CHANNELS = {Factor.SMS: Channel.SMS, Factor.VOICE: Channel.VOICE, Factor.EMAIL: Channel.EMAIL}
+CODE_FACTORS = frozenset(CHANNELS)
+"""The factors whose sends share the tier's ``code_resend`` policy."""
 _ID = re.compile(r"^(sms|voice|email)-[0-9a-f]{32}$")
 _CLOSED = {
     "used": "already_used",
@@ -119,6 +127,9 @@ class SendResult:
     attempts: tuple[DeliveryAttempt, ...] = ()
     events: tuple[Event, ...] = ()
     locked_until: datetime | None = None
+    retry_after: int | None = None
+    """Refused ``locked_out`` (for a while), ``resend_cooldown`` or ``send_limit``: whole
+    seconds until a code may be asked for again (for an HTTP ``Retry-After``)."""
 
 
 # -- destinations ------------------------------------------------------------------------
@@ -237,14 +248,24 @@ def send_code(
     challenge_id = f"{factor}-{store.entropy.identifier()}"
     with store.step(request, factor=factor) as step:
         if step.lockout.locked:
-            return SendResult(False, "locked_out", factor, locked_until=step.lockout.until)
+            until = step.lockout.until
+            wait = retry_after(until, request.now) if until is not None else None
+            return SendResult(False, "locked_out", factor, locked_until=until, retry_after=wait)
         enrollment = _sendable_enrollment(step, factor, enrollment_id)
         if enrollment is None:
             reason = "not_enrolled" if enrollment_id is None else "unknown_enrollment"
             return SendResult(False, reason, factor)
         purpose = "enroll" if enrollment.status == "pending" else "authenticate"
-        resend = _supersede(step, purpose)
         policy = step.policy
+        refused = refuse_send(
+            step.sends(CODE_FACTORS, policy.code_resend.window),
+            factor=factor,
+            now=request.now,
+            policy=policy.code_resend,
+        )
+        if refused is not None:
+            return _send_refused(step, factor, purpose, enrollment.id, refused)
+        resend = _supersede(step, purpose)
         expires_at = request.now + policy.code_lifetime
         step.connection.execute(
             challenges.insert().values(
@@ -365,6 +386,28 @@ def _sendable_enrollment(
             enrollments.c.confirmed_at.desc(), enrollments.c.id
         )
     return step.connection.execute(query.limit(1)).one_or_none()
+
+
+def _send_refused(
+    step: Step, factor: Factor, purpose: str, enrollment_id: str, refused: ResendRefused
+) -> SendResult:
+    """A send refused as too soon or too often: recorded, nothing stored or sent."""
+    if purpose == "enroll":
+        payload: EnrollmentFailed | VerificationFailed = EnrollmentFailed(
+            factor=factor, enrollment_id=enrollment_id, reason=refused.reason
+        )
+    else:
+        payload = VerificationFailed(
+            factor=factor, reason=refused.reason, enrollment_id=enrollment_id
+        )
+    event = step.emit(payload)
+    return SendResult(
+        False,
+        refused.reason,
+        factor,
+        events=(event,),
+        retry_after=refused.retry_after(step.request.now),
+    )
 
 
 def _supersede(step: Step, purpose: str) -> bool:

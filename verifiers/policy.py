@@ -17,6 +17,10 @@ lockouts (a second administrator unlocks); business and customer use MULTIPLE an
 never locked permanently by the strategy (a denial-of-service risk for many accounts),
 only by the NIST cap of 100 consecutive failures. Quick-login settings are Keycloak's
 defaults (1 s, 1 min); ``failure_reset`` is 24 h for admin and 12 h otherwise.
+
+Every tier resends alike (:mod:`verifiers.resend`): codes to a phone or mailbox, and pushes,
+30 s apart, the wait doubling with each unused resend up to 10 min, at most 10 sends of
+codes (and 10 of pushes) an hour per subject.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any, TypeVar
 from schemas.fields import Client, Factor, PolicyTier, RiskLevel
 from schemas.payloads import MfaRequired
 from verifiers.lockout import LockoutPolicy, LockoutStrategy
+from verifiers.resend import ResendPolicy
 
 PHISHING_RESISTANT = (Factor.WEBAUTHN,)
 """Factors bound to the origin they sign in to (FIDO2/WebAuthn)."""
@@ -94,6 +99,10 @@ class TierPolicy:
     failure_reset: timedelta = timedelta(hours=12)
     quick_login_check: timedelta = timedelta(seconds=1)
     min_quick_login_wait: timedelta = timedelta(minutes=1)
+    code_resend: ResendPolicy = ResendPolicy()
+    """How soon another SMS, voice or e-mail code may be sent (:mod:`verifiers.resend`)."""
+    push_resend: ResendPolicy = ResendPolicy()
+    """How soon another push may be sent, besides one open push at a time."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier", _enum(PolicyTier, "tier", self.tier))
@@ -119,6 +128,9 @@ class TierPolicy:
             ):
                 kind = "non-negative" if zero_ok else "positive"
                 raise ValueError(f"{name}: expected a {kind} timedelta, found {value!r}")
+        for name in ("code_resend", "push_resend"):
+            if not isinstance(getattr(self, name), ResendPolicy):
+                raise ValueError(f"{name}: expected a ResendPolicy, found {getattr(self, name)!r}")
         if self.max_wait < self.lockout_duration:
             raise ValueError(
                 f"max_wait: expected at least lockout_duration ({self.lockout_duration}), "

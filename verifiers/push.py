@@ -25,6 +25,7 @@ from schemas.payloads import (
     PushReportedFraud,
     VerificationFailed,
 )
+from verifiers.resend import refuse_send, retry_after
 from verifiers.store import Request, Step, Verdict, VerifierStore
 from verifiers.tables import challenges
 
@@ -50,12 +51,16 @@ class PushChallenge:
 
 
 class PushRefused(Exception):
-    """No push was sent: ``reason``, and until when the refusal holds (``locked_out``: the
-    lock's end, ``None`` when permanent; ``push_pending``: the open push's expiry)."""
+    """No push was sent: ``reason``, until when the refusal holds (``locked_until``:
+    ``locked_out``: the lock's end, ``None`` when permanent; ``push_pending``: the open
+    push's expiry; ``resend_cooldown``, ``send_limit``: when a push will be sent), and
+    ``retry_after``, the whole seconds from the request until then (``None``: permanent)."""
 
-    def __init__(self, reason: str, locked_until: datetime | None) -> None:
+    def __init__(
+        self, reason: str, locked_until: datetime | None, retry_after: int | None = None
+    ) -> None:
         super().__init__(reason if locked_until is None else f"{reason} until {locked_until}")
-        self.reason, self.locked_until = reason, locked_until
+        self.reason, self.locked_until, self.retry_after = reason, locked_until, retry_after
 
 
 def send_push(
@@ -68,49 +73,76 @@ def send_push(
 ) -> PushChallenge:
     """Start a number-matching push challenge for the subject's device. None is sent
     (:class:`PushRefused`) to a locked subject or push factor (a lock must also stop an
-    attacker's prompts reaching the phone), nor while another push to the subject is open:
-    each prompt is answered or expires (``ttl``) before the next, so an attacker holding
-    the password cannot bomb the phone with prompts faster than one a minute."""
+    attacker's prompts reaching the phone); nor while another push to the subject is open:
+    each prompt is answered or expires (``ttl``) before the next; nor sooner or more often
+    than the tier's ``push_resend`` allows (:mod:`verifiers.resend`: after a prompt that was
+    not approved, the next waits 30 s, then twice as long each time, at most 10 an hour), so
+    an attacker holding the password cannot wear the person down with prompt after prompt.
+    A push refused as too soon or too often is recorded (``mfa.verification.failed`` with the
+    reason, no failure for the lockout); one refused to a locked subject is not (the lock is
+    on the record)."""
     number = f"{store.entropy.randbelow(90) + 10}"
     challenge_id = f"push-{store.entropy.identifier()}"
     expires_at = request.now + ttl
     salt = secrets.token_bytes(16)
     with store.step(request, factor=Factor.PUSH) as step:
-        if step.lockout.locked:
-            raise PushRefused("locked_out", step.lockout.until)
-        if (pending := _pending_until(step)) is not None:
-            raise PushRefused("push_pending", pending)
-        step.connection.execute(
-            challenges.insert().values(
-                id=challenge_id,
-                tenant=request.tenant,
-                subject=request.subject,
-                factor=Factor.PUSH,
-                purpose="authenticate",
-                enrollment_id=enrollment_id,
-                code_hash=store.box.code_hash(number, salt),
-                salt=salt,
-                data={"location": location},
-                attempts=0,
-                max_attempts=1,
-                created_at=request.now,
-                expires_at=expires_at,
+        refusal = _refusal(step)
+        if refusal is None:
+            step.connection.execute(
+                challenges.insert().values(
+                    id=challenge_id,
+                    tenant=request.tenant,
+                    subject=request.subject,
+                    factor=Factor.PUSH,
+                    purpose="authenticate",
+                    enrollment_id=enrollment_id,
+                    code_hash=store.box.code_hash(number, salt),
+                    salt=salt,
+                    data={"location": location},
+                    attempts=0,
+                    max_attempts=1,
+                    created_at=request.now,
+                    expires_at=expires_at,
+                )
             )
-        )
-        step.emit(
-            ChallengeIssued(
-                factor=Factor.PUSH,
-                challenge_id=challenge_id,
-                channel=Channel.PUSH,
-                enrollment_id=enrollment_id,
-                expires_at=expires_at,
-                number_match=True,
-                max_attempts=1,
+            step.emit(
+                ChallengeIssued(
+                    factor=Factor.PUSH,
+                    challenge_id=challenge_id,
+                    channel=Channel.PUSH,
+                    enrollment_id=enrollment_id,
+                    expires_at=expires_at,
+                    number_match=True,
+                    max_attempts=1,
+                )
             )
-        )
+        elif refusal.reason != "locked_out":
+            step.emit(
+                VerificationFailed(
+                    factor=Factor.PUSH, reason=refusal.reason, enrollment_id=enrollment_id
+                )
+            )
+    if refusal is not None:
+        raise refusal  # after the step: its record of the refusal is committed
     return PushChallenge(
         challenge_id, number, expires_at, request.application, location, request.now
     )
+
+
+def _refusal(step: Step) -> PushRefused | None:
+    """Why no push may be sent to the step's subject now, if it may not (see send_push)."""
+    now = step.request.now
+    if step.lockout.locked:
+        until = step.lockout.until
+        return PushRefused("locked_out", until, retry_after(until, now) if until else None)
+    if (pending := _pending_until(step)) is not None:
+        return PushRefused("push_pending", pending, retry_after(pending, now))
+    policy = step.policy.push_resend
+    sent = step.sends({Factor.PUSH}, policy.window)
+    refused = refuse_send(sent, factor=Factor.PUSH, now=now, policy=policy)
+    if refused is None:
+        return None
+    return PushRefused(refused.reason, refused.retry_at, refused.retry_after(now))
 
 
 def respond(

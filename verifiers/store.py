@@ -17,10 +17,10 @@ the same fold over the same log and is their system of record (DESIGN.md, Lockou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,13 @@ import msgspec
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas import Event, new_event
 from schemas.fields import Client, Factor, PolicyTier
 from schemas.payloads import Activity, Payload
+from schemas.signing import sign_event
 from verifiers.crypto import SecretBox
 from verifiers.entropy import SYSTEM, Entropy
 from verifiers.lockout import (
@@ -44,6 +46,7 @@ from verifiers.lockout import (
 )
 from verifiers.policy import TIERS, TierPolicy, lockout_policy
 from verifiers.publish import Outbox, outbox_engine
+from verifiers.resend import Sent
 from verifiers.tables import challenges, lockout_states
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -114,8 +117,9 @@ class Step:
         """The lockout status after the events emitted so far in this step."""
         return lockout_status(self.state, now=self.request.now, factor=self.factor)
 
-    def emit(self, payload: Payload) -> Event:
-        """Record ``payload`` as an event of this step (request context filled in)."""
+    def emit(self, payload: Payload, *, signer: Ed25519PrivateKey | None = None) -> Event:
+        """Record ``payload`` as an event of this step (request context filled in);
+        ``signer``: sign it, as a control event must be (``schemas.signing``)."""
         request = self.request
         if isinstance(payload, Activity):
             payload = _with_context(payload, request)
@@ -128,10 +132,29 @@ class Step:
             now=request.now,
             event_id=self.entropy.event_id(request.now),
         )
+        if signer is not None:
+            event = sign_event(event, signer)
         if self.gated:
             self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
         self.events.append(event)
         return event
+
+    def sends(self, factors: Iterable[Factor], window: timedelta) -> list[Sent]:
+        """The challenges of ``factors`` issued to the subject within ``window`` before now,
+        whatever their purpose or enrollment, for the resend cooldown
+        (:func:`verifiers.resend.refuse_send`)."""
+        request = self.request
+        rows = self.connection.execute(
+            sa.select(
+                challenges.c.created_at, challenges.c.factor, challenges.c.closed_reason
+            ).where(
+                challenges.c.tenant == request.tenant,
+                challenges.c.subject == request.subject,
+                challenges.c.factor.in_(sorted(factors)),
+                challenges.c.created_at > request.now - window,
+            )
+        )
+        return [Sent(r.created_at, Factor(r.factor), r.closed_reason == "used") for r in rows]
 
     def close_challenge(self, challenge_id: str, reason: str, **values: Any) -> None:
         """Close ``challenge_id`` if it is still open (``values``: more columns to set)."""

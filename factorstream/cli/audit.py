@@ -19,7 +19,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from audit.checkpoints import (
     Checkpoint,
     CheckpointError,
-    key_id_of,
     load_signing_key,
     public_pem,
     rotate_signing_key,
@@ -29,15 +28,19 @@ from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.shredding import ShreddingError
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of, read_trusted_keys
 from factorstream.cli.context import console, fail, redacted, settings_of
+from factorstream.control_keys import control_signing_key
 from factorstream.localkafka import KafkaUnavailable, topic_partitions
 from factorstream.settings import Settings
+from schemas.signing import key_id_of
 from streams.logs import read_to_end
 from verifiers.publish import PublishFailed, publish_now
 
 app = typer.Typer(
     help="The compliance ledger: verify, proofs, erasure, exports.", no_args_is_help=True
 )
-keys_app = typer.Typer(help="Checkpoint signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Signing keys: the ledger's checkpoints, control events.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 
@@ -279,12 +282,15 @@ def erase(
     events topic: the worker forgets the subject and the lake sink redacts the lake."""
     if not yes and not typer.confirm(f"Erase the personal data of {tenant}/{subject} for good?"):
         raise fail("not erased")
+    settings = settings_of(ctx)
     try:
+        signer = control_signing_key(settings)
         erasure = ledger_of(ctx, sign=True).erase(
             tenant,
             subject,
             now=datetime.now(UTC),
             requested_by=requested_by,
+            signer=signer,
             reason=reason,
             ticket=ticket,
         )
@@ -292,9 +298,9 @@ def erase(
         raise fail(str(error)) from None
     console.print(
         f"erased {escape(tenant)}/{escape(subject)}: {len(erasure.key_ids)} data key(s) "
-        f"destroyed; recorded event {erasure.event.id}"
+        f"destroyed; recorded event {erasure.event.id}, signed by control key "
+        f"{erasure.event.signedby}"
     )
-    settings = settings_of(ctx)
     _forget_in_outboxes(settings, tenant, subject)
     if not publish:
         return
@@ -380,6 +386,18 @@ def keys_show(ctx: typer.Context) -> None:
     for key_id, key in ledger_of(ctx).public_keys().items():
         console.print(f"# key id {key_id}")
         print(public_pem(key).decode(), end="")
+
+
+@keys_app.command("control")
+def keys_control(ctx: typer.Context) -> None:
+    """Print the public key (PEM) that signs this machine's control events (erasures,
+    unlocks); give it to every worker as `control.trusted_key_files`."""
+    try:
+        key = control_signing_key(settings_of(ctx)).public_key()
+    except ValueError as error:
+        raise fail(str(error)) from None
+    console.print(f"# control key id {key_id_of(key)}")
+    print(public_pem(key).decode(), end="")
 
 
 @keys_app.command("rotate")

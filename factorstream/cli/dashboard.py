@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from factorstream.cli.context import console, fail, redacted, settings_of
+from factorstream.control_keys import control_signing_key
 from factorstream.dashboard_config import dashboard_config
 
 app = typer.Typer(help="Dashboard users (password + TOTP sign-in).", no_args_is_help=True)
@@ -130,10 +131,12 @@ def unlock(
     from dashboard.app import open_directory
     from dashboard.users import UserError
 
-    directory = open_directory(dashboard_config(settings_of(ctx)))
+    settings = settings_of(ctx)
+    directory = open_directory(dashboard_config(settings))
     try:
-        event = directory.unlock(name, now=datetime.now(UTC), approved_by=by)
-    except UserError as error:
+        signer = control_signing_key(settings)
+        event = directory.unlock(name, now=datetime.now(UTC), approved_by=by, signer=signer)
+    except (UserError, ValueError) as error:
         raise fail(str(error)) from None
     console.print(
         f"unlocked [bold]{escape(name)}[/] (admin.override.approved {event.id}, approved by "

@@ -5,7 +5,8 @@ the same ids from the seed, the same delivery failures), but checks nothing: the
 database, no lockout gate and no cryptography, so a step costs microseconds. It is for
 benchmarks of the pipeline; the default path performs the real ceremonies
 (:class:`~factorstream.simulator.ceremonies.VerifierService`). Without the gate, an
-attacker is never refused ``locked_out``.
+attacker is never refused ``locked_out``, nor held back by the resend cooldown (every code
+or push asked for is sent).
 """
 
 from __future__ import annotations

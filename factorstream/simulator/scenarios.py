@@ -91,7 +91,10 @@ def impossible_travel(world: World, at: datetime) -> Episode:
 
 
 def push_bombing(world: World, at: datetime) -> Episode:
-    """MFA fatigue: pushes until the person, worn down, approves one."""
+    """MFA fatigue: pushes until the person, worn down, approves one. The attacker asks
+    again every few seconds; the verifiers refuse each prompt asked for too soon (one open
+    at a time, a resend cooldown that doubles: the refusals are in the log), so the prompts
+    that reach the phone come 30 s, 1, 2, 4, 8 minutes apart."""
     yield at  # nothing before the start: the scheduler runs this much when adding it
     rng, service = world.rng, world.service
     person = with_factor(victim(world, lambda p: p.primary is Factor.PUSH), Factor.PUSH)
@@ -101,6 +104,12 @@ def push_bombing(world: World, at: datetime) -> Episode:
     for round_ in range(7):
         yield t
         pending = service.challenge(attacker.at(t), Factor.PUSH)
+        for _ in range(120):  # refused (too soon, or locked): ask again, for up to ~20 min
+            if pending is not None:
+                break
+            t += rng.uniform(4, 12) * SECOND
+            yield t
+            pending = service.challenge(attacker.at(t), Factor.PUSH)
         if pending is None or pending.expires_at is None:
             return t
         if round_ == 6:
@@ -120,18 +129,21 @@ def push_bombing(world: World, at: datetime) -> Episode:
 
 
 def sms_pumping(world: World, at: datetime) -> Episode:
-    """Toll fraud: bots sign up accounts with numbers abroad and request code after code."""
+    """Toll fraud: bots sign up accounts with numbers abroad and request code after code.
+    The verifiers' resend cooldown refuses each account's second request (refused, on the
+    record, nothing sent), so the bots make up the volume with accounts: one code each,
+    ~130 codes in 6–7 minutes."""
     yield at  # nothing before the start: the scheduler runs this much when adding it
     rng = world.rng
     t = at
-    for index in range(44):
+    for index in range(130):
         country = COUNTRIES[PUMPING_COUNTRIES[index % len(PUMPING_COUNTRIES)]]
         account = made_up_customer(rng, country)
         session = Session(account, world.correlation("signup"), attacker_client(rng, country))
-        for _resend in range(3):
+        for _resend in range(2):  # the second is refused by the resend cooldown
             yield t
             world.service.begin_enrollment(session.at(t), Factor.SMS)
-            t += rng.uniform(1, 5) * SECOND
+            t += rng.uniform(0.5, 2.5) * SECOND
     return t
 
 

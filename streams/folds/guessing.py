@@ -31,7 +31,7 @@ from streams.folds.signals import OTP_CODE_FACTORS, risk_detected
 from streams.folds.thresholds import DetectionThresholds
 
 STATE_VERSION = 1
-NOT_GUESSES = frozenset({"locked_out"})
+NOT_GUESSES = p.NOT_EVALUATED_REASONS
 """Failure reasons of attempts refused before any code was checked."""
 OTP_READS = (p.VerificationFailed,)
 """The payloads OTP guessing reads; any other event leaves its state as it is (``is``)."""

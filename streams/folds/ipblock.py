@@ -15,8 +15,10 @@ depend on which failure arrived last.
 * A *counted failure* is a failed first-factor login (``auth.login.attempted`` with outcome
   ``failure``), a failed second factor (``mfa.verification.failed``) or a failed recovery
   code (``mfa.recovery.failed``) carrying ``client.ip`` — except attempts the gate refused
-  unseen (reason ``locked_out``, as in the lockout fold): they are no guesses, and counting
-  them would let a blocked IP's refused attempts extend its own block for ever. Failures
+  unseen (reason ``locked_out``, or a send refused as too soon or too often: the reasons
+  of ``schemas.payloads.NOT_EVALUATED_REASONS``, as in the lockout fold): they are no
+  guesses, and counting them would let a blocked IP's refused attempts extend its own
+  block for ever. Failures
   from an IP in ``exempt_networks`` are not counted (an operator's NAT gateways). Nothing
   else (successes, refusals) changes the state.
 * Each counted failure marks its subject (``tenant/subject``: subjects of different tenants
@@ -90,7 +92,7 @@ TENANT: Final = "system"
 """Tenant of the ``ip.block.*`` events: the platform's (as audit checkpoints')."""
 SUBJECT: Final = "ip-block"
 """Pseudonymous subject of the ``ip.block.*`` events."""
-NOT_EVALUATED: Final = frozenset({"locked_out"})
+NOT_EVALUATED: Final = p.NOT_EVALUATED_REASONS
 """Failure reasons of attempts refused before any credential was checked (not counted)."""
 MAX_WINDOW: Final = timedelta(days=1)
 MAX_DURATION: Final = timedelta(days=90)

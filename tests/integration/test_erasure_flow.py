@@ -12,10 +12,17 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from analytics.views import connect, fetch
+from factorstream.control_keys import control_signing_key
 from factorstream.localkafka import free_port
-from factorstream.settings import TopicSettings
+from factorstream.settings import Settings, TopicSettings
+from schemas import Event
+from schemas.signing import sign_event
 from tests.factories import CLIENT, T0, sample_event
+from tests.integration.records import Record, consume
 from tests.integration.test_worker import ROOT, _produce, _worker_env, running_worker, topics
 from tests.kafka_broker import KafkaBroker
 from tests.support import wait_for
@@ -57,6 +64,27 @@ def _clues_of(lake: Path, subject: str) -> int:
         con.close()
 
 
+def _forged_erasures(env: dict[str, str], subjects: list[str]) -> list[Event]:
+    attacker = Ed25519PrivateKey.generate()
+    genuine = sign_event(
+        sample_event("privacy.subject.erased", subject="u-other", signed=False),
+        control_signing_key(Settings(data_dir=Path(env["FACTORSTREAM_DATA_DIR"]))),
+    )
+    forged: list[Event] = []
+    for subject in subjects:
+        unsigned = sample_event("privacy.subject.erased", subject=subject, signed=False)
+        forged += [unsigned, sign_event(unsigned, attacker)]
+    moved = sample_event("privacy.subject.erased", subject=subjects[0], signed=False)
+    forged.append(
+        msgspec.structs.replace(moved, signedby=genuine.signedby, signature=genuine.signature)
+    )
+    return forged
+
+
+def _dlq_reason(record: Record) -> str:
+    return dict(record.headers)["factorstream.dlq.reason"].decode()
+
+
 def test_an_erased_subject_leaves_no_personal_data_in_the_lake_and_the_ledger_verifies(
     kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
 ) -> None:
@@ -75,6 +103,18 @@ def test_an_erased_subject_leaves_no_personal_data_in_the_lake_and_the_ledger_ve
             what="the subject's sign-ins in the lake",
             timeout=120,
         )
+
+        # an attacker who can produce to the events topic forges erasures of both: unsigned,
+        # signed with their own key, and a genuine signature moved to another subject
+        forged = _forged_erasures(env, ["u-gone", "u-kept"])
+        _produce(kafka_broker.bootstrap, topics.events, forged)
+        dead = consume(kafka_broker.bootstrap, topics.dlq, at_least=len(forged), timeout_s=60)
+        reasons = sorted(_dlq_reason(record) for record in dead)
+        assert len(reasons) == len(forged), reasons
+        assert sum("not signed" in r for r in reasons) == 2
+        assert sum("not trust" in r for r in reasons) == 2
+        assert sum("does not match" in r for r in reasons) == 1
+        assert _clues_of(lake, "u-gone") == 6 and _clues_of(lake, "u-kept") == 6
 
         erased = _factorstream(
             env, "audit", "erase", "acme", "u-gone", "--requested-by", "dpo-1", "--yes"

@@ -295,15 +295,18 @@ def test_a_resent_email_supersedes_the_first_code(
     _enroll_email(store, smtp, box)
     delivery = FailoverDelivery([smtp])
     first = otp.send_code(store, _request(), factor=Factor.EMAIL, delivery=delivery)
-    first_code = box.code()
-    second = otp.send_code(store, _request(seconds=20), factor=Factor.EMAIL, delivery=delivery)
+    first_code, mailed = box.code(), len(box.messages)
+    too_soon = otp.send_code(store, _request(seconds=20), factor=Factor.EMAIL, delivery=delivery)
+    assert (too_soon.reason, too_soon.retry_after) == ("resend_cooldown", 10)
+    assert len(box.messages) == mailed  # nothing was mailed
+    second = otp.send_code(store, _request(seconds=30), factor=Factor.EMAIL, delivery=delivery)
     assert second.resend and first.challenge_id and second.challenge_id
     stale = otp.verify_code(
-        store, _request(seconds=25), challenge_id=first.challenge_id, code=first_code
+        store, _request(seconds=35), challenge_id=first.challenge_id, code=first_code
     )
     assert (stale.accepted, stale.reason) == (False, "superseded")
     fresh = otp.verify_code(
-        store, _request(seconds=30), challenge_id=second.challenge_id, code=box.code()
+        store, _request(seconds=40), challenge_id=second.challenge_id, code=box.code()
     )
     assert fresh.accepted
 
@@ -427,25 +430,26 @@ def test_no_code_in_logs_events_results_or_rows(
     # sign-in by e-mail: a resend, a stale code, a wrong one, the right one, a replay
     first = otp.send_code(store, _request(), factor=Factor.EMAIL, delivery=email_delivery)
     codes.append(box.code())
-    second = otp.send_code(store, _request(seconds=3), factor=Factor.EMAIL, delivery=email_delivery)
+    resend_at = _request(seconds=30)  # after the resend cooldown
+    second = otp.send_code(store, resend_at, factor=Factor.EMAIL, delivery=email_delivery)
     codes.append(box.code())
     assert first.challenge_id and second.challenge_id
     results += [first, second]
     for seconds, challenge_id, code in [
-        (6, first.challenge_id, codes[-2]),
-        (9, second.challenge_id, f"{(int(codes[-1]) + 1) % 10**6:06d}"),
-        (12, second.challenge_id, codes[-1]),
-        (15, second.challenge_id, codes[-1]),
+        (33, first.challenge_id, codes[-2]),
+        (36, second.challenge_id, f"{(int(codes[-1]) + 1) % 10**6:06d}"),
+        (39, second.challenge_id, codes[-1]),
+        (42, second.challenge_id, codes[-1]),
     ]:
         results.append(
             otp.verify_code(store, _request(seconds=seconds), challenge_id=challenge_id, code=code)
         )
     # sign-in by SMS through a gateway that fails and repeats the request in its error
-    sms = otp.send_code(store, _request(seconds=20), factor=Factor.SMS, delivery=sms_delivery)
+    sms = otp.send_code(store, _request(seconds=50), factor=Factor.SMS, delivery=sms_delivery)
     assert sms.sent and sms.challenge_id
     sms_code = good.code()
     assert echo.code() == sms_code
-    expired = _request(seconds=20 + CUSTOMER.code_lifetime.total_seconds())
+    expired = _request(seconds=50 + CUSTOMER.code_lifetime.total_seconds())
     results += [sms, otp.verify_code(store, expired, challenge_id=sms.challenge_id, code=sms_code)]
     assert [getattr(r, "reason", None) for r in results[2:]] == [
         "superseded",

@@ -8,19 +8,21 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyotp
 import pytest
 
-from schemas.fields import Client, PolicyTier
-from verifiers import totp
+from schemas.fields import Channel, Client, Factor, PolicyTier
+from verifiers import otp, push, totp
 from verifiers.crypto import SecretBox, new_key
+from verifiers.delivery import FailoverDelivery, Message
 from verifiers.policy import TIERS, tier_policy
 from verifiers.publish import metadata
-from verifiers.store import Request, Verdict, VerifierStore, store_engine
+from verifiers.store import Request, VerifierStore, store_engine
 
 START = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -54,10 +56,10 @@ def _request(
     )
 
 
-def _all_at_once(count: int, attempt: Callable[[], Verdict]) -> list[Verdict]:
+def _all_at_once(count: int, attempt: Callable[[], T]) -> list[T]:
     barrier = threading.Barrier(count)
 
-    def go() -> Verdict:
+    def go() -> T:
         barrier.wait()
         return attempt()
 
@@ -127,4 +129,58 @@ def test_two_hundred_concurrent_guesses_are_held_to_the_tier_limit(store_url: st
     assert while_locked.locked_until is not None
     after = while_locked.locked_until + timedelta(seconds=1)
     assert totp.verify(store, _request(after), code=generator.at(after)).accepted
+    store.engine.dispose()
+
+
+class _Phone:
+    """A provider that keeps every message it is handed (from any thread)."""
+
+    name = "phone"
+    channels = frozenset(Channel)
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: Message) -> str:
+        with self._lock:
+            self.received.append(message)
+            return f"m-{len(self.received)}"
+
+
+def test_thirty_concurrent_requests_for_a_code_or_a_push_send_one(store_url: str) -> None:
+    """A script fires 30 "send me a code" and 30 "send a push" requests at one instant: the
+    subject's lock serialises them, so one of each is sent and the others are refused."""
+    store, phone = _store(store_url), _Phone()
+    delivery = FailoverDelivery([phone])
+    enrolled_at = _request(START - timedelta(hours=2))
+    pending = otp.begin_enrollment(
+        store, enrolled_at, factor=Factor.SMS, destination="+4915123456789"
+    )
+    otp.send_code(
+        store,
+        enrolled_at,
+        factor=Factor.SMS,
+        delivery=delivery,
+        enrollment_id=pending.enrollment_id,
+    )
+    code = "".join(ch for ch in phone.received[-1].text if ch.isdigit())[:6]
+    assert otp.confirm_enrollment(
+        store, enrolled_at, enrollment_id=pending.enrollment_id, code=code
+    ).accepted
+    before = len(phone.received)
+    sends = _all_at_once(
+        30, lambda: otp.send_code(store, _request(START), factor=Factor.SMS, delivery=delivery)
+    )
+    assert Counter(s.reason for s in sends) == {None: 1, "resend_cooldown": 29}
+    assert len(phone.received) == before + 1
+
+    def prompt() -> str:
+        try:
+            push.send_push(store, _request(START, subject="u-2"))
+        except push.PushRefused as refused:
+            return refused.reason
+        return "sent"
+
+    assert Counter(_all_at_once(30, prompt)) == {"sent": 1, "push_pending": 29}
     store.engine.dispose()

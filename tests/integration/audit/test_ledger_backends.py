@@ -15,7 +15,7 @@ from audit.database import bulk_insert, ledger_engine
 from audit.export import ERASED, ExportFilter
 from audit.tables import entries, metadata, subject_keys
 from audit.verify import check_proof_document
-from tests.factories import T0
+from tests.factories import CONTROL_KEY, T0
 from tests.unit.audit.ledger_support import CLIENT_IP, DEVICE_ID, events, open_test_ledger
 
 
@@ -29,7 +29,9 @@ def test_erasure_leaves_proofs_valid_and_no_personal_data_readable(
     proofs = [ledger.prove(e.id) for e in batch if e.subject == "u-0"]
     consistency = ledger.consistency(10, 40)
 
-    erasure = ledger.erase("acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo-1")
+    erasure = ledger.erase(
+        "acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo-1", signer=CONTROL_KEY
+    )
     assert len(erasure.key_ids) == 1
 
     rows = list(ledger.rows(ExportFilter(subject="u-0")))

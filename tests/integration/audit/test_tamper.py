@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from kafka import KafkaProducer
 
 from audit import canonical
-from audit.checkpoints import format_time, key_id_of, load_signing_key, public_pem
+from audit.checkpoints import format_time, load_signing_key, public_pem
 from audit.ledger import Ledger
 from audit.merkle import Frontier, leaf_hash
 from audit.sink import checkpoint_event
 from audit.tables import checkpoints, entries, head, nodes
 from factorstream.localkafka import ensure_topics, free_port
 from schemas import encode
+from schemas.signing import key_id_of
 from tests.factories import T0, sample_event
 from tests.kafka_broker import KafkaBroker
 from tests.unit.audit.ledger_support import (

@@ -12,14 +12,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from audit.checkpoints import key_id_of, load_signing_key, public_pem
+from audit.checkpoints import load_signing_key, public_pem
 from audit.export import ERASED, ExportFilter
 from audit.ledger import Ledger, LedgerError, open_ledger
 from audit.tables import subject_keys
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of
 from factorstream.localkafka import free_port
 from schemas import encode
-from tests.factories import T0, sample_event
+from schemas.signing import key_id_of
+from tests.factories import CONTROL_KEY, T0, sample_event
 from tests.unit.audit.ledger_support import (
     CLIENT_IP,
     DEVICE_ID,
@@ -206,7 +207,9 @@ def test_personal_data_is_never_stored_in_clear_and_erasure_shreds_it(
         (wrapped,) = connection.execute(
             subject_keys.select().where(subject_keys.c.owner == "acme/u-0")
         ).fetchall()
-    erasure = ledger.erase("acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo-1")
+    erasure = ledger.erase(
+        "acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo-1", signer=CONTROL_KEY
+    )
     assert erasure.key_ids == [wrapped.key_id]
     assert erasure.event.type == "privacy.subject.erased"
 
@@ -412,7 +415,13 @@ def test_a_proof_of_an_entry_with_personal_data_says_what_it_does_not_show(
     for proof in proofs:
         said = check_proof_document(json.dumps(proof), public_keys=pems).summary
         assert ("does not show their values" in said) == (proof in sealed)
-    ledger.erase("acme", "u-0", now=T0 + timedelta(days=1), requested_by="dpo@example.com")
+    ledger.erase(
+        "acme",
+        "u-0",
+        now=T0 + timedelta(days=1),
+        requested_by="dpo@example.com",
+        signer=CONTROL_KEY,
+    )
     for proof in sealed:  # after the erasure: the same proof, still valid, says the same
         said = check_proof_document(json.dumps(proof), public_keys=pems).summary
         assert "ciphertext under data key" in said

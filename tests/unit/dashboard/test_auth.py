@@ -11,16 +11,22 @@ import sqlalchemy as sa
 from dashboard import users
 from dashboard.auth import INVALID, LOCKED, SignIn, account_status, sign_in
 from dashboard.users import TENANT, UserDirectory, UserError, hash_password, verify_password
-from schemas import decode
+from schemas import Event, decode
+from schemas.signing import check_producer
+from tests.factories import CONTROL_KEY, TRUSTED
 from tests.unit.dashboard.conftest import PASSWORD, Account, AddUser, Clock
 from verifiers.publish import outbox_events
 
 
-def _events(directory: UserDirectory) -> list[tuple[str, dict[str, object]]]:
+def _outbox_events(directory: UserDirectory) -> list[Event]:
     with directory.engine.connect() as connection:
         rows = connection.execute(sa.select(outbox_events.c.value).order_by(outbox_events.c.seq))
         decoded = [decode(bytes(row.value)) for row in rows]
-    return [(e.type, msgspec.to_builtins(e.data)) for e in decoded if e.tenant == TENANT]
+    return [e for e in decoded if e.tenant == TENANT]
+
+
+def _events(directory: UserDirectory) -> list[tuple[str, dict[str, object]]]:
+    return [(e.type, msgspec.to_builtins(e.data)) for e in _outbox_events(directory)]
 
 
 def _attempt(directory: UserDirectory, account: Account, clock: Clock, **overrides: str) -> SignIn:
@@ -153,13 +159,16 @@ def test_an_administrator_unlocks_a_locked_user_and_it_is_recorded(
     account = add_user()
     _fail_three_passwords(directory, account, clock)
     assert _attempt(directory, account, clock).reason == LOCKED
-    directory.unlock(account.name, now=clock(), approved_by="admin@example.com")
+    directory.unlock(account.name, now=clock(), approved_by="admin@example.com", signer=CONTROL_KEY)
     clock.advance(seconds=31)  # a fresh code
     assert _attempt(directory, account, clock).accepted
-    (override,) = [d for t, d in _events(directory) if t == "admin.override.approved"]
-    assert override["action"] == "unlock" and override["approved_by"] == "admin@example.com"
+    (override,) = [e for e in _outbox_events(directory) if e.type == "admin.override.approved"]
+    assert override.data.action == "unlock" and override.data.approved_by == "admin@example.com"
+    check_producer(override, TRUSTED)  # the stream will accept it: signed by a trusted key
     with pytest.raises(UserError, match="no user"):
-        directory.unlock("mallory", now=clock(), approved_by="admin@example.com")
+        directory.unlock(
+            "mallory", now=clock(), approved_by="admin@example.com", signer=CONTROL_KEY
+        )
 
 
 def test_wrong_passwords_never_lock_a_user_for_good(

@@ -163,6 +163,14 @@ def test_what_is_not_counted() -> None:
             at,
             subject="u-locked-code",
         ),
+        *(  # sends refused as too soon or too often: no code was checked
+            log.event(
+                p.VerificationFailed(factor=Factor.SMS, reason=reason, client=where),
+                at,
+                subject=f"u-{reason}",
+            )
+            for reason in ("resend_cooldown", "send_limit", "push_pending")
+        ),
     ]
     same_ip = [e for e in not_counted if ip_block_key(e) == IP]
     state, derived = run(background)

@@ -47,7 +47,7 @@ from streams.stages import (
     StageOutput,
 )
 from streams.topology import IP_BLOCK, LOCKOUT, Topology, topology
-from tests.factories import CONTEXT, T0, sample_event
+from tests.factories import CONTEXT, T0, TRUSTED, sample_event
 from tests.unit.streams import MINUTE, SECOND, SYDNEY, Log, client
 from tests.unit.streams.test_enrich import build_city_mmdb
 from verifiers.lockout import LockoutState, fold_lockout
@@ -871,7 +871,7 @@ def test_an_event_dated_after_its_record_beyond_the_allowance_is_refused() -> No
     future, so that it acts until then: ingest refuses it against the record's timestamp
     (the broker's append time), with the reason; within the allowance it passes."""
     appended = T0
-    ingest = Ingest(max_ahead=timedelta(minutes=5))
+    ingest = Ingest(max_ahead=timedelta(minutes=5), control_keys=TRUSTED)
 
     def at(moment: datetime, kind: str = "auth.login.attempted") -> Record:
         event = sample_event(kind, subject="u-1", now=moment)
@@ -895,4 +895,4 @@ def test_an_event_dated_after_its_record_beyond_the_allowance_is_refused() -> No
         meta = _dlq_headers(letter)
         assert meta["factorstream.dlq.field"] == "time"
         assert "more than 300 s after the record's timestamp" in meta["factorstream.dlq.reason"]
-    assert Ingest().process(forged).dead_lettered == 0  # no allowance given: no check
+    assert Ingest(control_keys=TRUSTED).process(forged).dead_lettered == 0  # no allowance given

@@ -376,6 +376,24 @@ def test_attempts_the_gate_refused_unseen_are_not_counted() -> None:
     assert state.factor(Factor.TOTP).failures == 0
 
 
+@pytest.mark.parametrize("reason", ["resend_cooldown", "send_limit", "push_pending"])
+@pytest.mark.parametrize("factor", [Factor.SMS, Factor.EMAIL, Factor.PUSH])
+def test_sends_refused_as_too_soon_or_too_often_are_not_counted(
+    reason: str, factor: Factor
+) -> None:
+    """A script hammering "send me a code" is refused by the resend cooldown: no code was
+    checked, so none of it is a failure (else anyone could lock anyone by asking)."""
+    log = Log()
+    refused = p.VerificationFailed(factor=factor, reason=reason)
+    events = [log.event(refused, T0 + i * 100 * MS) for i in range(150)]
+    events += [
+        log.event(p.EnrollmentFailed(factor=factor, reason=reason), T0 + MINUTE + i * MS)
+        for i in range(10)
+    ]
+    state, derived = replay(events, policy())
+    assert (derived, state) == ([], LockoutState())
+
+
 def test_expiry_is_noticed_lazily_by_the_next_consumed_event() -> None:
     log = Log()
     locked, derived = replay([log.login(T0 + i * SECOND * 2) for i in range(5)], policy())
@@ -416,6 +434,22 @@ def test_admin_unlock_clears_a_permanent_lock_and_every_counter() -> None:
             trigger_event_id=events[-1].id,
         ),
     ]
+
+
+def test_an_unlock_older_than_the_failures_it_would_clear_is_ignored() -> None:
+    """An attacker who read a signed unlock off the topic produces it again after new
+    failures locked the subject: it was approved before them and lifts nothing."""
+    log = Log()
+    rules = policy(max_failures=2, permanent_lockout=True, otp_max_failures=1)
+    old_unlock = log.unlock(T0)
+    locked, applied = replay([log.login(T0 + MINUTE), log.login(T0 + 2 * MINUTE)], rules)
+    assert locked.permanent and applied
+    assert fold_lockout(locked, old_unlock, rules) == (locked, [])
+    factor_locked, _ = replay([log.code(T0 + MINUTE, Factor.SMS)], rules)
+    assert fold_lockout(factor_locked, old_unlock, rules) == (factor_locked, [])
+    # the same unlock approved after the failures lifts them
+    fresh, cleared = fold_lockout(locked, log.unlock(T0 + 3 * MINUTE), rules)
+    assert fresh == LockoutState() and cleared
 
 
 def test_admin_unlock_without_a_lock_resets_silently_and_other_actions_are_ignored() -> None:

@@ -31,6 +31,7 @@ MOBILE = "+49 1512 3456789"
 MOBILE_E164 = "+4915123456789"
 EMAIL = "Jane.Doe+mfa@Example.COM"
 CUSTOMER = TIERS[PolicyTier.CUSTOMER]
+COOLDOWN = CUSTOMER.code_resend.cooldown.total_seconds()
 _subjects = count()
 
 
@@ -343,8 +344,8 @@ def test_codes_are_six_ascii_digits_with_leading_zeros_kept(
 ) -> None:
     _enrolled(store, request_at(), delivery, handset)
     codes = set()
-    for _ in range(50):
-        otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    for hour in range(50):  # an hour apart: no resend cooldown, no hourly cap
+        otp.send_code(store, _later(request_at(), hours=hour), factor=Factor.SMS, delivery=delivery)
         text = handset.received[-1].text
         codes.add(re.search(r"code is (\S+)\.", text).group(1))  # type: ignore[union-attr]
     assert all(len(code) == 6 and code.isascii() and code.isdigit() for code in codes)
@@ -381,11 +382,13 @@ def test_a_code_is_refused_once_its_lifetime_is_over(
         code=handset.code(),
     )
     assert (late.accepted, late.reason) == (False, "expired")
-    second = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    second = otp.send_code(
+        store, _later(request_at(), seconds=lifetime), factor=Factor.SMS, delivery=delivery
+    )
     assert second.challenge_id is not None and not second.resend  # the first was closed
     in_time = otp.verify_code(
         store,
-        _later(request_at(), seconds=lifetime - 1),
+        _later(request_at(), seconds=2 * lifetime - 1),
         challenge_id=second.challenge_id,
         code=handset.code(),
     )
@@ -400,14 +403,13 @@ def test_a_resend_supersedes_the_previous_code(
     old_code = handset.code()
     second = otp.send_code(store, request_at(), factor=Factor.EMAIL, delivery=delivery)
     assert second.reason == "not_enrolled"  # e-mail is another enrollment
-    second = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    resend_at = _later(request_at(), seconds=COOLDOWN)  # the person waited the cooldown
+    second = otp.send_code(store, resend_at, factor=Factor.SMS, delivery=delivery)
     assert second.resend
     assert first.challenge_id is not None and second.challenge_id is not None
-    stale = otp.verify_code(store, request_at(), challenge_id=first.challenge_id, code=old_code)
+    stale = otp.verify_code(store, resend_at, challenge_id=first.challenge_id, code=old_code)
     assert (stale.accepted, stale.reason) == (False, "superseded")
-    fresh = otp.verify_code(
-        store, request_at(), challenge_id=second.challenge_id, code=handset.code()
-    )
+    fresh = otp.verify_code(store, resend_at, challenge_id=second.challenge_id, code=handset.code())
     assert fresh.accepted
     resent = [e.data for e in _events(store) if e.type == "mfa.challenge.sent"][-1]
     assert resent.resend  # type: ignore[attr-defined]
@@ -479,6 +481,202 @@ def test_sending_without_an_enrollment_or_provider(
     with pytest.raises(otp.UnsupportedFactor):
         otp.send_code(store, request_at(), factor=Factor.PUSH, delivery=delivery)
     assert _types(store) == []
+
+
+# -- resend cooldown (an attacker asking for code after code) -----------------------------
+
+
+def _refusals(store: VerifierStore) -> list[tuple[str, str, str | None]]:
+    """(type, reason, factor) of the refused sends recorded in the outbox."""
+    return [
+        (e.type, e.data.reason, getattr(e.data, "factor", None))  # type: ignore[attr-defined]
+        for e in _events(store)
+        if getattr(e.data, "reason", None) in ("resend_cooldown", "send_limit")
+    ]
+
+
+def test_resending_in_a_loop_is_refused_until_the_cooldown_is_over(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """A script asks for a new code every second: nothing is sent (no message, no challenge)
+    until the cooldown is over, each refusal says how long to wait and is on the record, and
+    none of them counts as a failure (no lock, however many)."""
+    _enrolled(store, request_at(), delivery, handset)
+    first = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    assert first.sent
+    received, types = len(handset.received), _types(store)
+    for second in range(1, int(COOLDOWN)):
+        refused = otp.send_code(
+            store, _later(request_at(), seconds=second), factor=Factor.SMS, delivery=delivery
+        )
+        assert (refused.sent, refused.reason, refused.challenge_id) == (
+            False,
+            "resend_cooldown",
+            None,
+        )
+        assert refused.retry_after == COOLDOWN - second
+        assert refused.locked_until is None
+        (event,) = refused.events
+        assert (event.type, event.data.reason) == ("mfa.verification.failed", "resend_cooldown")  # type: ignore[attr-defined]
+    assert len(handset.received) == received
+    new = _types(store)[len(types) :]
+    assert set(new) == {"mfa.verification.failed"} and len(new) == int(COOLDOWN) - 1
+    assert not store.lockout(_later(request_at(), seconds=COOLDOWN)).locked
+    after = otp.send_code(
+        store, _later(request_at(), seconds=COOLDOWN), factor=Factor.SMS, delivery=delivery
+    )
+    assert after.sent and after.resend and len(handset.received) == received + 1
+
+
+def test_a_resend_exactly_at_the_cooldown_edge(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    _enrolled(store, request_at(), delivery, handset)
+    assert otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery).sent
+    just_before = _later(request_at(), seconds=COOLDOWN, microseconds=-1)
+    early = otp.send_code(store, just_before, factor=Factor.SMS, delivery=delivery)
+    assert (early.sent, early.reason, early.retry_after) == (False, "resend_cooldown", 1)
+    on_time = otp.send_code(
+        store, _later(request_at(), seconds=COOLDOWN), factor=Factor.SMS, delivery=delivery
+    )
+    assert on_time.sent
+
+
+def test_the_cooldown_doubles_with_each_resend(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """A patient script waits out each cooldown: the waits double (30 s, 1 min, 2 min, …)
+    up to 10 min (Auth0's exponential backoff against SMS pumping)."""
+    _enrolled(store, _later(request_at(), hours=-2), delivery, handset)
+    assert otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery).sent
+    t, waits = 0, []
+    for _ in range(7):
+        early = otp.send_code(
+            store, _later(request_at(), seconds=t + 1), factor=Factor.SMS, delivery=delivery
+        )
+        assert early.reason == "resend_cooldown" and early.retry_after is not None
+        waits.append(1 + early.retry_after)
+        t += 1 + early.retry_after
+        sent = otp.send_code(
+            store, _later(request_at(), seconds=t), factor=Factor.SMS, delivery=delivery
+        )
+        assert sent.sent, sent.reason
+    assert waits == [30, 60, 120, 240, 480, 600, 600]
+
+
+def test_entering_each_code_does_not_lift_the_hourly_cap(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """A toll fraudster owns the number and enters each code, so no resend waits: still no
+    more than 10 codes an hour (NIST SP 800-63B 5.2.2; Auth0 sends 10 SMS an hour); the
+    11th waits until the first leaves the hour."""
+    cap, hour = CUSTOMER.code_resend.max_sends, CUSTOMER.code_resend.window.total_seconds()
+    _enrolled(store, _later(request_at(), hours=-2), delivery, handset)
+    for second in range(cap):
+        at = _later(request_at(), seconds=second)
+        sent = otp.send_code(store, at, factor=Factor.SMS, delivery=delivery)
+        assert sent.sent and sent.challenge_id is not None, sent.reason
+        verdict = otp.verify_code(store, at, challenge_id=sent.challenge_id, code=handset.code())
+        assert verdict.accepted
+    received = len(handset.received)
+    capped = otp.send_code(
+        store, _later(request_at(), seconds=cap), factor=Factor.VOICE, delivery=delivery
+    )
+    assert (capped.sent, capped.reason, capped.retry_after) == (False, "send_limit", hour - cap)
+    by_mail = otp.begin_enrollment(
+        store, _later(request_at(), seconds=cap), factor=Factor.EMAIL, destination=EMAIL
+    )
+    mail = otp.send_code(
+        store,
+        _later(request_at(), seconds=cap),
+        factor=Factor.EMAIL,
+        delivery=delivery,
+        enrollment_id=by_mail.enrollment_id,
+    )
+    assert mail.reason == "send_limit"  # the cap is the subject's, every kind together
+    assert len(handset.received) == received
+    again = otp.send_code(
+        store, _later(request_at(), seconds=hour), factor=Factor.SMS, delivery=delivery
+    )
+    assert again.sent
+    assert [reason for _, reason, _ in _refusals(store)] == ["send_limit"] * 2
+
+
+def test_another_factor_enrollment_or_purpose_does_not_dodge_the_cooldown(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """The cooldown is the subject's, by what a send reaches (the phone: SMS and voice; the
+    mailbox), not by factor, enrollment or purpose: a voice call, a second phone number being
+    enrolled, or an enrollment code instead of a sign-in code are all refused. An e-mail
+    reaches another inbox and is sent (it counts towards the hourly cap)."""
+    _enrolled(store, request_at(), delivery, handset)
+    _enrolled(store, request_at(), delivery, handset, factor=Factor.EMAIL, destination=EMAIL)
+    assert otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery).sent
+    received = len(handset.received)
+    one_second = _later(request_at(), seconds=1)
+    voice = otp.send_code(store, one_second, factor=Factor.VOICE, delivery=delivery)
+    second_phone = otp.begin_enrollment(
+        store, one_second, factor=Factor.SMS, destination="+44 7400 123456"
+    )
+    enroll = otp.send_code(
+        store,
+        one_second,
+        factor=Factor.SMS,
+        delivery=delivery,
+        enrollment_id=second_phone.enrollment_id,
+    )
+    as_voice = otp.send_code(
+        store,
+        one_second,
+        factor=Factor.VOICE,
+        delivery=delivery,
+        enrollment_id=second_phone.enrollment_id,
+    )
+    assert [r.reason for r in (voice, enroll, as_voice)] == ["resend_cooldown"] * 3
+    assert all(r.retry_after == COOLDOWN - 1 for r in (voice, enroll, as_voice))
+    assert len(handset.received) == received
+    assert [(t, f) for t, _, f in _refusals(store)] == [
+        ("mfa.verification.failed", Factor.VOICE),
+        ("mfa.enrollment.failed", Factor.SMS),
+        ("mfa.enrollment.failed", Factor.VOICE),
+    ]
+    email = otp.send_code(store, one_second, factor=Factor.EMAIL, delivery=delivery)
+    assert email.sent
+
+
+def test_a_used_code_is_no_reason_to_wait(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """The cooldown is for resends: a person who entered their code and needs another (a
+    second sign-in, a step-up) gets it at once."""
+    _enrolled(store, request_at(), delivery, handset)
+    for second in range(3):
+        at = _later(request_at(), seconds=second)
+        sent = otp.send_code(store, at, factor=Factor.SMS, delivery=delivery)
+        assert sent.sent and sent.challenge_id is not None
+        verdict = otp.verify_code(store, at, challenge_id=sent.challenge_id, code=handset.code())
+        assert verdict.accepted
+
+
+def test_a_locked_subject_is_told_when_the_lock_ends(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    _enrolled(store, request_at(), delivery, handset)
+    sent = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    assert sent.challenge_id is not None
+    for attempt in range(CUSTOMER.otp_max_failures):
+        otp.verify_code(
+            store,
+            _later(request_at(), seconds=2 * attempt),
+            challenge_id=sent.challenge_id,
+            code=_wrong(handset.code()),
+        )
+    refused = otp.send_code(
+        store, _later(request_at(), seconds=60), factor=Factor.SMS, delivery=delivery
+    )
+    assert refused.reason == "locked_out" and refused.locked_until is not None
+    expected = (refused.locked_until - _later(request_at(), seconds=60).now).total_seconds()
+    assert refused.retry_after == expected
 
 
 # -- failover (in process; real gateways in the integration tier) ------------------------
@@ -660,8 +858,9 @@ def test_no_code_phone_number_or_address_is_stored_in_clear(
     _enrolled(store, request_at(), delivery, handset)
     _enrolled(store, request_at(), delivery, handset, factor=Factor.EMAIL, destination=EMAIL)
     codes = [handset.code()]
-    for factor in (Factor.SMS, Factor.VOICE, Factor.EMAIL):
-        otp.send_code(store, request_at(), factor=factor, delivery=delivery)
+    for seconds, factor in ((0, Factor.SMS), (COOLDOWN, Factor.VOICE), (0, Factor.EMAIL)):
+        at = _later(request_at(), seconds=seconds)  # voice reaches the phone: after a cooldown
+        assert otp.send_code(store, at, factor=factor, delivery=delivery).sent
         codes.append(handset.code())
     codes += ["".join(re.findall(r"\d", m.text))[:6] for m in handset.received]
     with store.engine.connect() as connection:

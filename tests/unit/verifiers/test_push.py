@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from schemas import decode
-from schemas.fields import Client, Geo, PolicyTier
+from schemas.fields import Client, Geo, LockoutScope, PolicyTier
+from tests.unit.verifiers.conftest import make_store
 from verifiers import push
-from verifiers.policy import TIERS
+from verifiers.lockout import LockoutState, LockoutStatus, fold_lockout, lockout_status
+from verifiers.policy import TIERS, lockout_policy
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import outbox_events
 
@@ -86,11 +89,10 @@ def test_expiry(store: VerifierStore, request_at: RequestAt) -> None:
         number=challenge.number,
     )
     assert (verdict.accepted, verdict.reason) == (False, "expired")
-    other = push.send_push(store, request_at(), ttl=timedelta(seconds=30))
-    assert (
-        push.expire(store, request_at(), challenge_id=other.challenge_id).reason == "not_expirable"
-    )
-    assert push.expire(store, late, challenge_id=other.challenge_id).reason == "expired"
+    other = push.send_push(store, late, ttl=timedelta(seconds=30))  # past the cooldown
+    assert push.expire(store, late, challenge_id=other.challenge_id).reason == "not_expirable"
+    later = request_at(late.now + timedelta(seconds=30))
+    assert push.expire(store, later, challenge_id=other.challenge_id).reason == "expired"
     assert _types(store).count("mfa.push.expired") == 2
 
 
@@ -99,9 +101,10 @@ def test_reject_and_report_fraud(store: VerifierStore, request_at: RequestAt) ->
     rejected = push.respond(
         store, request_at(), challenge_id=first.challenge_id, decision=push.Decision.REJECT
     )
-    second = push.send_push(store, request_at())
+    after_cooldown = request_at(request_at().now + timedelta(seconds=30))
+    second = push.send_push(store, after_cooldown)
     fraud = push.respond(
-        store, request_at(), challenge_id=second.challenge_id, decision=push.Decision.REPORT_FRAUD
+        store, after_cooldown, challenge_id=second.challenge_id, decision=push.Decision.REPORT_FRAUD
     )
     assert (rejected.reason, fraud.reason) == ("user_rejected", "reported_fraud")
     assert _types(store)[-1] == "mfa.push.reported_fraud"
@@ -135,7 +138,7 @@ def test_a_locked_subject_gets_no_push_and_wrong_numbers_lock_it(
     policy = TIERS[PolicyTier.CUSTOMER]
     at = request_at().now
     for n in range(policy.max_failures):
-        moment = at + timedelta(seconds=10 * n)
+        moment = at + timedelta(hours=n)  # past each push cooldown, within failure_reset
         sent = push.send_push(store, request_at(moment))
         verdict = push.respond(
             store,
@@ -148,7 +151,7 @@ def test_a_locked_subject_gets_no_push_and_wrong_numbers_lock_it(
     assert verdict.locked_until is not None  # the last wrong number locked the subject
     before = _types(store)
     with pytest.raises(push.PushRefused) as refused:
-        push.send_push(store, request_at(at + timedelta(seconds=10 * policy.max_failures)))
+        push.send_push(store, request_at(moment + timedelta(minutes=1)))
     assert refused.value.reason == "locked_out"
     assert refused.value.locked_until == verdict.locked_until
     assert _types(store) == before  # no challenge issued, nothing sent
@@ -159,10 +162,10 @@ def test_a_person_rejecting_a_prompt_is_no_failure(
 ) -> None:
     at = request_at().now
     for n in range(TIERS[PolicyTier.CUSTOMER].max_failures + 2):
-        sent = push.send_push(store, request_at(at + timedelta(seconds=n)))
+        sent = push.send_push(store, request_at(at + timedelta(hours=n)))  # past the cooldown
         verdict = push.respond(
             store,
-            request_at(at + timedelta(seconds=n)),
+            request_at(at + timedelta(hours=n)),
             challenge_id=sent.challenge_id,
             decision=push.Decision.REJECT,
         )
@@ -172,7 +175,8 @@ def test_a_person_rejecting_a_prompt_is_no_failure(
 def test_no_new_prompt_while_one_is_open(store: VerifierStore, request_at: RequestAt) -> None:
     """Push bombing without wrong numbers: an attacker with the password asks for prompt
     after prompt, hoping one is tapped. While a prompt is open the next is refused (nothing
-    stored, nothing emitted) until it is answered or expires; then prompting works again."""
+    stored or sent; the refusal is recorded, and is no failure) until it is answered or
+    expires; then prompting works again, after the resend cooldown."""
     at = request_at().now
     first = push.send_push(store, request_at(at), ttl=timedelta(seconds=60))
     before = _types(store)
@@ -181,7 +185,9 @@ def test_no_new_prompt_while_one_is_open(store: VerifierStore, request_at: Reque
             push.send_push(store, request_at(at + timedelta(seconds=seconds)))
         assert refused.value.reason == "push_pending"
         assert refused.value.locked_until == first.expires_at
-    assert _types(store) == before
+        assert refused.value.retry_after == 60 - seconds
+    assert _types(store) == [*before, *["mfa.verification.failed"] * 4]
+    assert not store.lockout(request_at(at + timedelta(seconds=60))).locked
     later = push.send_push(store, request_at(at + timedelta(seconds=60)))  # the first expired
     push.respond(
         store,
@@ -189,4 +195,102 @@ def test_no_new_prompt_while_one_is_open(store: VerifierStore, request_at: Reque
         challenge_id=later.challenge_id,
         decision=push.Decision.REJECT,
     )
-    assert push.send_push(store, request_at(at + timedelta(seconds=62))).challenge_id
+    with pytest.raises(push.PushRefused) as refused:  # a second unapproved prompt: 1 min
+        push.send_push(store, request_at(at + timedelta(seconds=62)))
+    assert (refused.value.reason, refused.value.retry_after) == ("resend_cooldown", 58)
+    assert push.send_push(store, request_at(at + timedelta(seconds=120))).challenge_id
+
+
+def _reject(store: VerifierStore, request: Request, sent: push.PushChallenge) -> None:
+    verdict = push.respond(
+        store, request, challenge_id=sent.challenge_id, decision=push.Decision.REJECT
+    )
+    assert verdict.reason == "user_rejected"
+
+
+def test_push_bombing_after_each_rejection_waits_out_a_growing_cooldown(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    """MFA fatigue: the person rejects each prompt at once and the attacker asks again at
+    once. The next prompt waits 30 s, then 1 min, 2 min, …; a refused prompt stores and
+    sends nothing, says how long to wait, is on the record, and is no failure."""
+    at = request_at().now
+    t = timedelta(0)
+    waits = []
+    for _ in range(5):
+        sent = push.send_push(store, request_at(at + t))
+        _reject(store, request_at(at + t + timedelta(seconds=2)), sent)
+        before = _types(store)
+        with pytest.raises(push.PushRefused) as refused:
+            push.send_push(store, request_at(at + t + timedelta(seconds=3)))
+        assert refused.value.reason == "resend_cooldown"
+        assert refused.value.retry_after is not None
+        assert _types(store) == [*before, "mfa.verification.failed"]  # no challenge issued
+        wait = timedelta(seconds=3 + refused.value.retry_after)
+        waits.append(wait.total_seconds())
+        with pytest.raises(push.PushRefused):  # exactly one microsecond early
+            push.send_push(store, request_at(at + t + wait - timedelta(microseconds=1)))
+        t += wait
+    assert waits == [30, 60, 120, 240, 480]
+    assert not store.lockout(request_at(at + t)).locked
+    assert push.send_push(store, request_at(at + t)).challenge_id  # on the edge: sent
+
+
+def test_an_approved_push_is_no_reason_to_wait(store: VerifierStore, request_at: RequestAt) -> None:
+    at = request_at().now
+    for n in range(3):
+        sent = push.send_push(store, request_at(at + timedelta(seconds=n)))
+        verdict = push.respond(
+            store,
+            request_at(at + timedelta(seconds=n)),
+            challenge_id=sent.challenge_id,
+            decision=push.Decision.APPROVE,
+            number=sent.number,
+        )
+        assert verdict.accepted
+
+
+def test_a_subject_the_stream_locked_gets_no_push(tmp_path: Path, request_at: RequestAt) -> None:
+    """Push bombing through another service's lock: the stream (cross-service, per-IP)
+    locked the subject; the verifier asks it before sending and sends nothing."""
+    until = request_at().now + timedelta(minutes=5)
+    locked = LockoutStatus(True, until, False, LockoutScope.SUBJECT, "max_failures")
+    store = make_store(
+        f"sqlite:///{tmp_path / 'v.db'}", stream_lockouts=lambda tenant, subject, f: locked
+    )
+    with pytest.raises(push.PushRefused) as refused:
+        push.send_push(store, request_at())
+    assert (refused.value.reason, refused.value.locked_until) == ("locked_out", until)
+    assert refused.value.retry_after == 300
+    assert _types(store) == []
+
+
+def test_wrong_numbers_lock_the_subject_in_the_stream_too(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    """The stream replays the same events through the same fold: the wrong numbers that
+    locked the subject at the gate lock it in the system of record (lockout.applied)."""
+    policy = TIERS[PolicyTier.CUSTOMER]
+    at = request_at().now
+    for n in range(policy.max_failures):
+        moment = at + timedelta(hours=n)  # past each push cooldown
+        sent = push.send_push(store, request_at(moment))
+        push.respond(
+            store,
+            request_at(moment),
+            challenge_id=sent.challenge_id,
+            decision=push.Decision.APPROVE,
+            number=_wrong(sent.number),
+        )
+    with store.engine.connect() as connection:
+        values = connection.execute(
+            sa.select(outbox_events.c.value).order_by(outbox_events.c.seq)
+        ).scalars()
+        events = [decode(value) for value in values]
+    state, derived = LockoutState(), []
+    for event in events:
+        state, more = fold_lockout(state, event, lockout_policy(policy))
+        derived += more
+    assert [e.type for e in derived] == ["lockout.applied"]
+    assert derived[0].data.failures == policy.max_failures  # type: ignore[attr-defined]
+    assert lockout_status(state, now=moment).locked
