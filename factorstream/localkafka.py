@@ -14,6 +14,14 @@ Layout of a data dir::
     cluster.id          the KRaft cluster id the storage was formatted with
     data/               KRaft metadata log and topic partitions (``log.dirs``)
     logs/server.log     broker log; logs/stdout.log is the JVM's own output
+    tls/                with SASL_SSL only: the CA clients trust (ca.pem), the broker's
+                        key and certificate (broker.pem)
+
+A broker started with a :class:`BrokerSecurity` listens with SASL_SSL only: clients sign in
+with SCRAM over TLS (the broker's certificate issued by a CA of the data dir's own,
+``factorstream.localtls``), and the StandardAuthorizer denies whatever no ACL allows; the
+admin user (created when the storage is formatted) and the broker itself are super users.
+The controller listener asks for TLS client certificates: only the broker has one.
 
 Everything here is plain functions and one class; the CLI (``factorstream kafka``) and
 the test fixture (``tests/kafka_broker.py``) drive the same code.
@@ -33,14 +41,23 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from factorstream.localtls import BrokerTls, issue_broker_tls
 from factorstream.settings import KAFKA_VERSION, TopicSettings
+from verifiers.kafka_connection import (
+    KafkaConnection,
+    KafkaTarget,
+    SaslMechanism,
+    as_connection,
+    kafka_python_config,
+)
 
 LOG4J_SLF4J_VERSION = "2.24.3"
 """log4j2 binding for the broker's slf4j logging (Kafka ships no binding in its pom)."""
@@ -189,9 +206,77 @@ def _run_maven(mvn: str, home: Path, version: str) -> None:
 
 # --- configuration ---------------------------------------------------------------------
 
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+_UNSAFE_IN_CREDENTIALS = set(",[]=\"\\'") | {" "}
+"""Characters that would break out of ``--add-scram``'s or the JAAS line's quoting."""
 
-def render_server_properties(*, host: str, port: int, controller_port: int, log_dir: Path) -> str:
-    """``server.properties`` of a single-node KRaft broker that is also its controller."""
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A local broker's SASL_SSL listener: its super user (created with the storage) and
+    SCRAM mechanism. Other users and ACLs are made with the admin client once it runs."""
+
+    admin_user: str
+    admin_password: str = field(repr=False)
+    mechanism: SaslMechanism = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        for what, value in (("user", self.admin_user), ("password", self.admin_password)):
+            if not value or _UNSAFE_IN_CREDENTIALS & set(value):
+                raise ValueError(
+                    f"the broker's admin {what} must be non-empty, without spaces, quotes, "
+                    "backslashes, commas, brackets or '='"
+                )
+
+    def scram_argument(self) -> str:
+        """``kafka-storage format --add-scram``'s value for the admin user."""
+        return f"{self.mechanism}=[name={self.admin_user},password={self.admin_password}]"
+
+    def jaas(self) -> str:
+        """The JAAS line the broker signs in to itself with (inter-broker traffic)."""
+        return (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{self.admin_user}" password="{self.admin_password}";'
+        )
+
+
+def secured_properties(
+    *, host: str, port: int, controller_port: int, security: BrokerSecurity, tls: BrokerTls
+) -> dict[str, str]:
+    """What a broker with :class:`BrokerSecurity` sets over the PLAINTEXT defaults."""
+    mechanism = security.mechanism.lower()
+    return {
+        "listeners": f"SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"SASL_SSL://{host}:{port}",
+        "inter.broker.listener.name": "SASL_SSL",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "sasl.enabled.mechanisms": security.mechanism,
+        "sasl.mechanism.inter.broker.protocol": security.mechanism,
+        f"listener.name.sasl_ssl.{mechanism}.sasl.jaas.config": security.jaas(),
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(tls.keystore_file),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(tls.ca_file),
+        "ssl.endpoint.identification.algorithm": "https",
+        # SCRAM users live in the metadata log, which the controller serves: its listener
+        # takes the broker's own certificate instead
+        "listener.name.controller.ssl.client.auth": "required",
+        "authorizer.class.name": AUTHORIZER,
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{security.admin_user};{tls.principal}",
+    }
+
+
+def render_server_properties(
+    *,
+    host: str,
+    port: int,
+    controller_port: int,
+    log_dir: Path,
+    secured: Mapping[str, str] | None = None,
+) -> str:
+    """``server.properties`` of a single-node KRaft broker that is also its controller
+    (PLAINTEXT, or what ``secured`` sets: :func:`secured_properties`)."""
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -218,6 +303,7 @@ def render_server_properties(*, host: str, port: int, controller_port: int, log_
         "broker.heartbeat.interval.ms": "1000",
         "broker.session.timeout.ms": "4000",
         "auto.create.topics.enable": "false",
+        **(secured or {}),
     }
     lines = ["# Written by factorstream (factorstream.localkafka); rewritten on every start."]
     lines += [f"{key}={value}" for key, value in settings.items()]
@@ -293,6 +379,7 @@ class LocalKafka:
         cache_dir: Path,
         version: str = KAFKA_VERSION,
         host: str = "127.0.0.1",
+        security: BrokerSecurity | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.port = port
@@ -300,6 +387,7 @@ class LocalKafka:
         self.cache_dir = Path(cache_dir)
         self.version = version
         self.host = host
+        self.security = security
 
     # paths
     @property
@@ -310,6 +398,25 @@ class LocalKafka:
     @property
     def server_properties(self) -> Path:
         return self.data_dir / "server.properties"
+
+    @property
+    def tls(self) -> BrokerTls:
+        """The broker's TLS files (made on the first secured start)."""
+        return BrokerTls(self.data_dir / "tls")
+
+    def connection(self) -> KafkaConnection:
+        """How a client reaches this broker: PLAINTEXT, or (secured) SCRAM over TLS as the
+        admin user, trusting the data dir's CA."""
+        if self.security is None:
+            return KafkaConnection(bootstrap=self.bootstrap)
+        return KafkaConnection(
+            bootstrap=self.bootstrap,
+            protocol="SASL_SSL",
+            sasl_mechanism=self.security.mechanism,
+            username=self.security.admin_user,
+            password=self.security.admin_password,
+            ca_file=self.tls.ca_file,
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -392,7 +499,7 @@ class LocalKafka:
                     f"{timeout:.0f} s:\n{self.last_log()}"
                 )
             if _accepts(self.host, self.port) and _answers(
-                self.bootstrap, timeout=min(remaining, 5.0)
+                self.connection(), timeout=min(remaining, 5.0)
             ):
                 return
             time.sleep(0.2)
@@ -436,14 +543,30 @@ class LocalKafka:
 
     def _write_config(self) -> None:
         self.server_log.parent.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(
-            render_server_properties(
+        secured = None
+        if self.security is not None:
+            if not self.tls.exists():
+                hosts = sorted({self.host, "localhost", "127.0.0.1"})
+                issue_broker_tls(self.tls.directory, hosts=hosts, now=datetime.now(UTC))
+            secured = secured_properties(
                 host=self.host,
                 port=self.port,
                 controller_port=self.controller_port,
-                log_dir=self.log_dir,
+                security=self.security,
+                tls=self.tls,
             )
+        text = render_server_properties(
+            host=self.host,
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dir=self.log_dir,
+            secured=secured,
         )
+        # it holds the admin password when secured: the owner's alone, whatever the umask
+        descriptor = os.open(self.server_properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        self.server_properties.chmod(0o600)
         (self.data_dir / "log4j2.properties").write_text(render_log4j2(self.server_log))
 
     def _java_command(self, java: str, libs: Path, main: str, *args: str) -> list[str]:
@@ -464,8 +587,16 @@ class LocalKafka:
         ]
 
     def _format_storage(self, java: str, libs: Path) -> None:
-        """Format the KRaft storage once (a formatted log dir has ``meta.properties``)."""
+        """Format the KRaft storage once (a formatted log dir has ``meta.properties``), with
+        the admin's SCRAM credentials when secured (they exist only from that moment on)."""
+        admin_file = self.data_dir / "sasl-admin"
         if (self.log_dir / "meta.properties").exists():
+            formatted_for = admin_file.read_text().strip() if admin_file.exists() else None
+            if self.security is not None and formatted_for != self.security.admin_user:
+                raise KafkaUnavailable(
+                    f"the Kafka storage in {self.log_dir} was formatted without the SASL user "
+                    f"{self.security.admin_user!r}: start a secured broker on a new data dir"
+                )
             return
         cluster_id = new_cluster_id()
         command = self._java_command(
@@ -478,6 +609,7 @@ class LocalKafka:
             cluster_id,
             "-c",
             str(self.server_properties),
+            *(("--add-scram", self.security.scram_argument()) if self.security else ()),
         )
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
             command, capture_output=True, text=True, check=False, timeout=120
@@ -488,6 +620,8 @@ class LocalKafka:
                 f"{result.stdout}{result.stderr}"
             )
         (self.data_dir / "cluster.id").write_text(f"{cluster_id}\n")
+        if self.security is not None:
+            admin_file.write_text(f"{self.security.admin_user}\n")
 
     def _launch(self, java: str, libs: Path) -> int:
         """Spawn ``kafka.Kafka`` detached (own session); returns its pid."""
@@ -506,12 +640,12 @@ class LocalKafka:
             return os.posix_spawn(java, command, dict(os.environ), setpgroup=0, **spawn)
 
     def _configured_bootstrap(self) -> str:
-        """The advertised PLAINTEXT address in this data dir's ``server.properties``."""
+        """The advertised address in this data dir's ``server.properties``."""
         try:
             text = self.server_properties.read_text()
         except FileNotFoundError:
             return self.bootstrap
-        match = re.search(r"^advertised\.listeners=PLAINTEXT://(\S+?)(,|$)", text, re.MULTILINE)
+        match = re.search(r"^advertised\.listeners=\w+://(\S+?)(,|$)", text, re.MULTILINE)
         return match.group(1) if match else self.bootstrap
 
 
@@ -609,21 +743,23 @@ def _tail(path: Path, lines: int = _TAIL_LINES) -> str:
 
 
 @contextlib.contextmanager
-def admin_client(bootstrap: str, *, timeout: float = 30.0) -> Iterator[Any]:
-    """A kafka-python ``KafkaAdminClient`` for ``bootstrap``, closed afterwards.
+def admin_client(kafka: KafkaTarget, *, timeout: float = 30.0) -> Iterator[Any]:
+    """A kafka-python ``KafkaAdminClient`` for ``kafka`` (a connection, or a bootstrap
+    string: PLAINTEXT), closed afterwards.
 
     Raises KafkaUnavailable when no broker answers within ``timeout`` seconds.
     """
     timeout_ms = int(timeout * 1000)
     try:
         client = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
+            **kafka_python_config(kafka),
             client_id="factorstream-admin",
             bootstrap_timeout_ms=timeout_ms,
             request_timeout_ms=timeout_ms,
         )
     except KafkaError as error:
-        raise KafkaUnavailable(f"no Kafka broker answers at {bootstrap}: {error}") from error
+        where = as_connection(kafka).describe()
+        raise KafkaUnavailable(f"no Kafka broker answers at {where}: {error}") from error
     try:
         yield client
     finally:
@@ -631,10 +767,10 @@ def admin_client(bootstrap: str, *, timeout: float = 30.0) -> Iterator[Any]:
 
 
 def ensure_pipeline_topics(
-    bootstrap: str, topics: TopicSettings, *, timeout: float = 30.0
+    kafka: KafkaTarget, topics: TopicSettings, *, timeout: float = 30.0
 ) -> list[str]:
     """:func:`ensure_topics` for every topic of the pipeline, with its configuration."""
-    return ensure_topics(bootstrap, topics.partitions(), configs=topics.configs(), timeout=timeout)
+    return ensure_topics(kafka, topics.partitions(), configs=topics.configs(), timeout=timeout)
 
 
 def _accepts(host: str, port: int) -> bool:
@@ -646,10 +782,10 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
-def _answers(bootstrap: str, *, timeout: float) -> bool:
-    """Whether a broker at ``bootstrap`` answers a metadata request within ``timeout`` s."""
+def _answers(kafka: KafkaTarget, *, timeout: float) -> bool:
+    """Whether a broker at ``kafka`` answers a metadata request within ``timeout`` s."""
     try:
-        with admin_client(bootstrap, timeout=timeout) as client:
+        with admin_client(kafka, timeout=timeout) as client:
             client.list_topics()
     except (KafkaUnavailable, KafkaError, OSError):
         return False
@@ -657,7 +793,7 @@ def _answers(bootstrap: str, *, timeout: float) -> bool:
 
 
 def ensure_topics(
-    bootstrap: str,
+    kafka: KafkaTarget,
     partitions: Mapping[str, int],
     *,
     configs: Mapping[str, Mapping[str, str]] | None = None,
@@ -670,8 +806,9 @@ def ensure_topics(
     configuration are not changed). Replication uses the broker's default (1 on a local
     broker).
     """
+    where = as_connection(kafka).describe()
     try:
-        with admin_client(bootstrap, timeout=timeout) as client:
+        with admin_client(kafka, timeout=timeout) as client:
             existing = set(client.list_topics())
             wanted = {
                 name: {
@@ -691,24 +828,25 @@ def ensure_topics(
                 wait_for_metadata=True,
             )
     except KafkaError as error:
-        raise KafkaUnavailable(f"creating topics on {bootstrap} failed: {error}") from error
+        raise KafkaUnavailable(f"creating topics on {where} failed: {error}") from error
     failed = [
         f"{topic['name']}: {topic.get('error_message') or topic['error_code']}"
         for topic in result["topics"]
         if topic["error_code"] not in (0, _TOPIC_ALREADY_EXISTS)
     ]
     if failed:
-        raise KafkaUnavailable(f"creating topics on {bootstrap} failed: {'; '.join(failed)}")
+        raise KafkaUnavailable(f"creating topics on {where} failed: {'; '.join(failed)}")
     return sorted(wanted)
 
 
-def topic_partitions(bootstrap: str, *, timeout: float = 30.0) -> dict[str, int]:
+def topic_partitions(kafka: KafkaTarget, *, timeout: float = 30.0) -> dict[str, int]:
     """Every (non-internal) topic on the cluster with its partition count."""
     try:
-        with admin_client(bootstrap, timeout=timeout) as client:
+        with admin_client(kafka, timeout=timeout) as client:
             topics = client.describe_topics()
     except KafkaError as error:
-        raise KafkaUnavailable(f"describing topics on {bootstrap} failed: {error}") from error
+        where = as_connection(kafka).describe()
+        raise KafkaUnavailable(f"describing topics on {where} failed: {error}") from error
     return {
         topic["name"]: len(topic["partitions"])
         for topic in topics

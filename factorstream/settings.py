@@ -12,14 +12,63 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.fields import PolicyTier
+from verifiers.kafka_connection import KafkaConnection, SaslMechanism, SecurityProtocol
 
 KAFKA_VERSION = "4.1.1"
 """Apache Kafka version provisioned by ``factorstream kafka up`` (pinned)."""
+
+
+class KafkaSecuritySettings(BaseModel):
+    """How every Kafka client the project runs (worker, sinks, relay, CLI, benchmarks)
+    authenticates to the brokers and checks them: SASL/SCRAM and TLS."""
+
+    protocol: SecurityProtocol = Field(
+        "PLAINTEXT",
+        description="Kafka `security.protocol` of every client: `PLAINTEXT` (the local "
+        "default: no authentication, no encryption), `SSL`, `SASL_PLAINTEXT` or `SASL_SSL` "
+        "(SCRAM over TLS: what a shared cluster needs).",
+    )
+    sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism: `SCRAM-SHA-512` or `SCRAM-SHA-256`."
+    )
+    username: str | None = Field(
+        None, description="SASL user (the Kafka principal `User:<name>` that ACLs name)."
+    )
+    password: SecretStr | None = Field(
+        None, description="SASL password (never printed; passed to child processes)."
+    )
+    ca_file: Path | None = Field(
+        None,
+        description="CA certificate(s) (PEM) the brokers' certificates must be signed by; "
+        "unset: the system's CAs. Host names are always checked.",
+    )
+    cert_file: Path | None = Field(
+        None, description="Client certificate (PEM), for brokers that require one (mTLS)."
+    )
+    key_file: Path | None = Field(None, description="Private key (PEM) of `cert_file`.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSecuritySettings:
+        self.connection("127.0.0.1:9092")  # raises ValueError naming what is missing
+        return self
+
+    def connection(self, bootstrap: str) -> KafkaConnection:
+        """The connection every client of the project uses, to ``bootstrap``."""
+        return KafkaConnection(
+            bootstrap=bootstrap,
+            protocol=self.protocol,
+            sasl_mechanism=self.sasl_mechanism,
+            username=self.username,
+            password=self.password.get_secret_value() if self.password is not None else None,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+        )
 
 
 class TopicSettings(BaseModel):
@@ -464,6 +513,7 @@ class Settings(BaseSettings):
         description="Downloaded artefacts (the Apache Kafka jars), shared between data dirs.",
     )
     kafka_port: int = Field(9092, ge=1, le=65535, description="Port of `factorstream kafka up`.")
+    kafka_security: KafkaSecuritySettings = Field(default_factory=KafkaSecuritySettings)
     outbox_url: str | None = Field(
         None,
         description="SQLAlchemy URL of the outbox database (default: SQLite in data_dir).",
@@ -477,6 +527,11 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+
+    def kafka(self) -> KafkaConnection:
+        """The connection every Kafka client of the project uses (``kafka_bootstrap`` with
+        ``kafka_security``)."""
+        return self.kafka_security.connection(self.kafka_bootstrap)
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or self.sqlite_url("outbox.db")
@@ -528,8 +583,21 @@ def load_settings() -> Settings:
 def environment(settings: Settings) -> dict[str, str]:
     """``settings`` as ``FACTORSTREAM_*`` variables, for a child process (the worker the demo
     or a benchmark starts) to read back the same settings. Unset (None) values are left
-    out; lists are JSON."""
-    return dict(_flatten(settings.model_dump(mode="json"), ENV_PREFIX))
+    out; lists are JSON; secrets are given in clear (the child needs them): keep the
+    result out of logs."""
+    return dict(_flatten(_revealed(settings, settings.model_dump(mode="json")), ENV_PREFIX))
+
+
+def _revealed(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:
+    """``dumped`` (``model``'s JSON dump, where secrets read ``**********``) with each
+    secret's own value."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            dumped[name] = value.get_secret_value()
+        elif isinstance(value, BaseModel) and isinstance(dumped.get(name), dict):
+            _revealed(value, dumped[name])
+    return dumped
 
 
 def _flatten(values: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, str]]:

@@ -179,7 +179,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
     return PipelineConfig(
         app_id=stream.app_id,
-        bootstrap=settings.kafka_bootstrap,
+        kafka=settings.kafka(),
         state_dir=settings.data_dir / "streams",
         store=stream.store,
         events=topics.events,

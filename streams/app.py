@@ -39,6 +39,7 @@ from pathlib import Path
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from faust.types import TableT, TopicT
+from faust.types.auth import CredentialsT
 from mode.utils.times import want_seconds
 
 from analytics.sink import attach_lake_compaction
@@ -60,6 +61,7 @@ from streams.stages import (
     JsonState,
 )
 from streams.topology import Topology
+from verifiers.kafka_connection import KafkaConnection, ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +164,8 @@ class PipelineConfig:
     roles this process runs are the ones given (``folds``, ``ledger``, ``lake``)."""
 
     app_id: str
-    bootstrap: str
+    kafka: KafkaConnection
+    """The brokers and how to authenticate to them (every client of the app uses it)."""
     state_dir: Path
     """Faust's data directory (the RocksDB tables)."""
     store: str
@@ -221,6 +224,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def faust_credentials(connection: KafkaConnection) -> CredentialsT | None:
+    """Faust's ``broker_credentials`` for ``connection`` (``None``: PLAINTEXT); the TLS
+    context is the one every other client gets (``verifiers.kafka_connection``)."""
+    context = ssl_context(connection)
+    if connection.uses_sasl:
+        return faust.SASLCredentials(
+            username=connection.username,
+            password=connection.password,
+            mechanism=connection.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
 def create_pipeline(config: PipelineConfig) -> Pipeline:
     """Declare the app, its topics and tables, and wire the engine, the sinks and the API.
 
@@ -239,7 +258,8 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
     group = config.app_id if folds else f"{config.app_id}-{'-'.join(sorted(config.roles))}"
     app = App(
         group,
-        broker=[f"kafka://{host.strip()}" for host in config.bootstrap.split(",")],
+        broker=[f"kafka://{host}" for host in config.kafka.servers],
+        broker_credentials=faust_credentials(config.kafka),
         store=config.store,
         datadir=str(config.state_dir),
         key_serializer="raw",

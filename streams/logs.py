@@ -1,7 +1,8 @@
 """Reading topics to their end: the events log for a replay, a worker's changelogs.
 
 kafka-python, outside any consumer group (partitions assigned by hand, nothing
-committed): reading never disturbs the worker.
+committed): reading never disturbs the worker. Each function takes the cluster as a
+``verifiers.kafka_connection.KafkaConnection`` (or a bare bootstrap string: PLAINTEXT).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kafka.errors import KafkaError
 from streams.positions import JsonState
 from streams.replay import LogRecord, Tables, stored_fold_tables
 from streams.topology import Topology
+from verifiers.kafka_connection import KafkaTarget, as_connection, kafka_python_config
 
 
 def changelog_topic(app_id: str, table: str) -> str:
@@ -23,7 +25,7 @@ def changelog_topic(app_id: str, table: str) -> str:
 
 
 def read_to_end(
-    bootstrap: str,
+    kafka: KafkaTarget,
     topic: str,
     *,
     timeout_s: float = 30.0,
@@ -32,13 +34,14 @@ def read_to_end(
     """Every record of ``topic`` up to the end offsets it had when reading began, each
     partition in offset order (partitions interleaved as they arrive). ``on_total`` gets
     the number of records to read, once known."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    connection = as_connection(kafka)
+    consumer = KafkaConsumer(**kafka_python_config(connection), enable_auto_commit=False)
     try:
         assigned = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         if not assigned:
-            raise LookupError(f"topic {topic!r} does not exist at {bootstrap}")
+            raise LookupError(f"topic {topic!r} does not exist at {connection.bootstrap}")
         consumer.assign(assigned)
         starts = consumer.beginning_offsets(assigned)
         ends = consumer.end_offsets(assigned)
@@ -77,7 +80,7 @@ def read_partitions(records: Iterable[LogRecord]) -> list[list[LogRecord]]:
 
 
 def read_changelogs(
-    bootstrap: str, *, app_id: str, tables: Iterable[str], timeout_s: float = 30.0
+    kafka: KafkaTarget, *, app_id: str, tables: Iterable[str], timeout_s: float = 30.0
 ) -> dict[str, dict[bytes, JsonState]]:
     """Each table's contents from its changelog topic: the last value of each key (a null
     value deletes it); a table whose changelog was never created is empty."""
@@ -85,9 +88,7 @@ def read_changelogs(
     for table in tables:
         found: dict[bytes, JsonState | None] = {}
         try:
-            records = list(
-                read_to_end(bootstrap, changelog_topic(app_id, table), timeout_s=timeout_s)
-            )
+            records = list(read_to_end(kafka, changelog_topic(app_id, table), timeout_s=timeout_s))
         except LookupError:
             records = []
         for record in records:
@@ -97,12 +98,12 @@ def read_changelogs(
 
 
 def read_fold_tables(
-    bootstrap: str, *, app_id: str, stages: Topology, timeout_s: float = 30.0
+    kafka: KafkaTarget, *, app_id: str, stages: Topology, timeout_s: float = 30.0
 ) -> Tables:
     """A worker's fold states by fold name, read from its stage tables' changelogs: what
     :func:`streams.digest.state_digest` compares with a replay."""
     names = [stage.name for stage in stages.stages]
-    stored = read_changelogs(bootstrap, app_id=app_id, tables=names, timeout_s=timeout_s)
+    stored = read_changelogs(kafka, app_id=app_id, tables=names, timeout_s=timeout_s)
     return stored_fold_tables(stored, stages)
 
 
@@ -115,11 +116,11 @@ def end_offsets(consumer: KafkaConsumer, topics: Iterable[str]) -> dict[TopicPar
     return ends
 
 
-def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int | None:
+def group_lag(kafka: KafkaTarget, group: str, topics: Iterable[str]) -> int | None:
     """Records of ``topics`` the consumer group has not committed yet; ``None`` while that
     cannot be known (no coordinator for the group yet, a broker error: ask again)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka_python_config(kafka))
+    consumer = KafkaConsumer(**kafka_python_config(kafka))
     try:
         committed = admin.list_group_offsets(group).get(group, {})
         ends = end_offsets(consumer, topics)

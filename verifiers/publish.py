@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from schemas import Event, decode, encode, kafka_key
 from schemas.codec import structured_headers
+from verifiers.kafka_connection import KafkaTarget, as_connection, kafka_python_config
 
 log = logging.getLogger(__name__)
 
@@ -357,15 +358,16 @@ class RelayIncomplete(RuntimeError):
 
 
 def kafka_producer_factory(
-    bootstrap: str, *, linger_ms: int = 20, **overrides: Any
+    kafka: KafkaTarget, *, linger_ms: int = 20, **overrides: Any
 ) -> Callable[[], Producer]:
-    """An idempotent, ``acks=all`` kafka-python producer, created on first use."""
+    """An idempotent, ``acks=all`` kafka-python producer to ``kafka`` (a connection with
+    its SASL/TLS settings, or a bootstrap string: PLAINTEXT), created on first use."""
 
     def create() -> Producer:
         from kafka import KafkaProducer
 
         config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap.split(","),
+            **kafka_python_config(kafka),
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
@@ -388,17 +390,18 @@ def kafka_producer_factory(
 
 
 def publish_now(
-    events: Sequence[Event], *, bootstrap: str, topic: str, timeout_s: float = 30.0
+    events: Sequence[Event], *, kafka: KafkaTarget, topic: str, timeout_s: float = 30.0
 ) -> None:
     """Publish ``events`` straight to ``topic`` and wait until the broker has each one
     (for the few events a command records itself, e.g. ``audit erase``; services use the
     outbox). Raises on the first that is not acknowledged within ``timeout_s``."""
     from kafka.errors import KafkaError
 
+    where = as_connection(kafka).describe()
     try:
-        producer = kafka_producer_factory(bootstrap, linger_ms=0)()
+        producer = kafka_producer_factory(kafka, linger_ms=0)()
     except KafkaError as error:
-        raise PublishFailed(f"no broker at {bootstrap}: {error}") from error
+        raise PublishFailed(f"no broker at {where}: {error}") from error
     try:
         headers = structured_headers()
         futures = [
@@ -407,7 +410,7 @@ def publish_now(
         for future in futures:
             future.get(timeout=timeout_s)
     except KafkaError as error:
-        raise PublishFailed(f"{topic} on {bootstrap}: {error}") from error
+        raise PublishFailed(f"{topic} on {where}: {error}") from error
     finally:
         producer.close(timeout=5)
 

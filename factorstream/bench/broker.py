@@ -8,14 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from factorstream.localkafka import LocalKafka, free_port
-from factorstream.settings import Settings
+from factorstream.settings import KafkaSecuritySettings, Settings
 
 
 @contextlib.contextmanager
-def broker_for(settings: Settings, bootstrap: str | None) -> Iterator[str]:
-    """``bootstrap``, or a private local broker for the duration of the run."""
+def broker_for(settings: Settings, bootstrap: str | None) -> Iterator[Settings]:
+    """``settings`` pointing at ``bootstrap`` (with their ``kafka_security``), or at a
+    private local broker (PLAINTEXT) for the duration of the run."""
     if bootstrap:
-        yield bootstrap
+        yield settings.model_copy(update={"kafka_bootstrap": bootstrap})
         return
     with tempfile.TemporaryDirectory(prefix="factorstream-bench-kafka-") as tmp:
         broker = LocalKafka(
@@ -26,6 +27,11 @@ def broker_for(settings: Settings, bootstrap: str | None) -> Iterator[str]:
         )
         broker.start()
         try:
-            yield broker.bootstrap
+            yield settings.model_copy(
+                update={
+                    "kafka_bootstrap": broker.bootstrap,
+                    "kafka_security": KafkaSecuritySettings(),
+                }
+            )
         finally:
             broker.stop()

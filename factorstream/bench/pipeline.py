@@ -64,6 +64,7 @@ from schemas.codec import structured_headers
 from schemas.fields import Client, Outcome, PolicyTier
 from streams.logs import end_offsets, group_lag, read_to_end
 from streams.replay import LogRecord
+from verifiers.kafka_connection import KafkaConnection, aiokafka_config, kafka_python_config
 
 Record = tuple[bytes, bytes]
 
@@ -91,9 +92,9 @@ def run(
         sizes = Sizes(events, sizes.probes, sizes.background_per_s, min(events, 20_000))
     sample = synthetic_events(sizes.events, subjects=max(1, sizes.events // 40))
     records = [(kafka_key(e), encode(e)) for e in sample]
-    with broker_for(settings, bootstrap) as broker, tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        one = _bench_settings(settings, broker, work / "one", "one")
+    with broker_for(settings, bootstrap) as on_broker, tempfile.TemporaryDirectory() as tmp:
+        work, broker = Path(tmp), on_broker.kafka()
+        one = _bench_settings(on_broker, work / "one", "one")
         with _worker(one, work / "worker.log") as (process, log):
             say("starting the worker (folds)")
             _wait_for_api(one.stream.web_port, log)
@@ -113,7 +114,7 @@ def run(
             sinks.append(_sink_round(one, name, work / f"sink-{name}.log"))
         output = _worker_output(broker, one)
         say("two workers in one group")
-        two = _bench_settings(settings, broker, work / "two", "two")
+        two = _bench_settings(on_broker, work / "two", "two")
         two_rate = _two_workers_round(two, records, work)
         say("bare aiokafka consume + decode, 3 rounds")
         bare_rate = max(
@@ -145,7 +146,7 @@ def run(
             "records the worker wrote per event": f"{hops:.2f} (forwards, re-keys, "
             "changelogs, derived events, dead letters)",
             "profile (the stages in one process, no Kafka)": stages,
-            "broker": broker,
+            "broker": broker.bootstrap,
         },
     )
     scaling = BenchResult(
@@ -175,11 +176,11 @@ def run(
     ]
 
 
-def _bench_settings(settings: Settings, broker: str, data: Path, name: str) -> Settings:
+def _bench_settings(settings: Settings, data: Path, name: str) -> Settings:
     """Settings of a worker with its own topics, app id, port and data directory."""
     unique = f"{uuid.uuid4().hex[:8]}-{name}"
     topics = TopicSettings.under(f"bench.pipeline.{unique}")
-    ensure_pipeline_topics(broker, topics)
+    ensure_pipeline_topics(settings.kafka(), topics)
     data.mkdir(parents=True, exist_ok=True)
     stream = StreamSettings(
         app_id=f"bench-pipeline-{unique}",
@@ -187,9 +188,7 @@ def _bench_settings(settings: Settings, broker: str, data: Path, name: str) -> S
         standby_replicas=0,
         roles=("folds",),
     )
-    return settings.model_copy(
-        update={"kafka_bootstrap": broker, "data_dir": data, "topics": topics, "stream": stream}
-    )
+    return settings.model_copy(update={"data_dir": data, "topics": topics, "stream": stream})
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -285,7 +284,7 @@ def _worker_round(settings: Settings, records: Sequence[Record]) -> float:
         f"{app_id}-events-by-ip",
         f"{app_id}-events-by-tenant",
     ]
-    return _timed_until_committed(settings.kafka_bootstrap, names.events, records, app_id, sources)
+    return _timed_until_committed(settings.kafka(), names.events, records, app_id, sources)
 
 
 STALL_S = 120
@@ -293,15 +292,19 @@ STALL_S = 120
 
 
 def _timed_until_committed(
-    bootstrap: str, topic: str, records: Sequence[Record], group: str, sources: Sequence[str]
+    kafka: KafkaConnection,
+    topic: str,
+    records: Sequence[Record],
+    group: str,
+    sources: Sequence[str],
 ) -> float:
     """Events/s from producing ``records`` to ``topic`` until ``group`` committed all of
     ``sources``. Polled every 0.5 s: each poll opens clients, which costs CPU the broker
     and the worker share on this machine."""
     started = time.perf_counter()
-    asyncio.run(_produce(bootstrap, topic, records))
+    asyncio.run(_produce(kafka, topic, records))
     last, progressed = None, time.monotonic()
-    while (lag := group_lag(bootstrap, group, sources)) != 0:
+    while (lag := group_lag(kafka, group, sources)) != 0:
         if lag != last:
             last, progressed = lag, time.monotonic()
         elif time.monotonic() - progressed > STALL_S:
@@ -310,12 +313,12 @@ def _timed_until_committed(
     return len(records) / (time.perf_counter() - started)
 
 
-def _records_written(bootstrap: str, settings: Settings) -> int:
+def _records_written(kafka: KafkaConnection, settings: Settings) -> int:
     """Records in every topic the worker writes: its internal topics and changelogs
     (``<app_id>-…``) and the lockouts, anomalies, dead-letter and checkpoint topics."""
     names, prefix = settings.topics, f"{settings.stream.app_id}-"
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka_python_config(kafka))
+    consumer = KafkaConsumer(**kafka_python_config(kafka))
     try:
         outputs = {names.lockouts, names.anomalies, names.dlq, names.checkpoints}
         topics = [t for t in admin.list_topics() if t.startswith(prefix) or t in outputs]
@@ -375,7 +378,7 @@ def _sink_topics(settings: Settings) -> list[str]:
 def _sink_round(settings: Settings, name: str, log: Path) -> tuple[str, float, int]:
     """A sink process over the backlog the worker wrote: (name, events/s, events), timed
     from the group's first commit to its last (not its start-up)."""
-    bootstrap, group = settings.kafka_bootstrap, f"{settings.stream.app_id}-{name}"
+    kafka, group = settings.kafka(), f"{settings.stream.app_id}-{name}"
     topics = _sink_topics(settings)
     with _worker(settings, log, ("sink", name)) as (process, _):
         launched = time.perf_counter()
@@ -387,11 +390,11 @@ def _sink_round(settings: Settings, name: str, log: Path) -> tuple[str, float, i
                 raise RuntimeError(
                     f"the {name} sink stopped or stalled:\n{log.read_text()[-3000:]}"
                 )
-            lag = group_lag(bootstrap, group, topics)
+            lag = group_lag(kafka, group, topics)
             now = time.perf_counter()
             if lag is not None:
                 if total is None:
-                    total = sum(end_offsets_of(bootstrap, topics))
+                    total = sum(end_offsets_of(kafka, topics))
                 if first is None and lag < total:
                     first = (now, lag)
                 if lag == 0 and first is not None:
@@ -402,19 +405,19 @@ def _sink_round(settings: Settings, name: str, log: Path) -> tuple[str, float, i
             time.sleep(0.25)
 
 
-def end_offsets_of(bootstrap: str, topics: Sequence[str]) -> list[int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+def end_offsets_of(kafka: KafkaConnection, topics: Sequence[str]) -> list[int]:
+    consumer = KafkaConsumer(**kafka_python_config(kafka))
     try:
         return list(end_offsets(consumer, topics).values())
     finally:
         consumer.close()
 
 
-def _worker_output(bootstrap: str, settings: Settings) -> list[bytes]:
+def _worker_output(kafka: KafkaConnection, settings: Settings) -> list[bytes]:
     """Every event the sinks read: what the worker forwarded and derived."""
     values: list[bytes] = []
     for topic in _sink_topics(settings):
-        values += [r.value for r in read_to_end(bootstrap, topic) if r.value is not None]
+        values += [r.value for r in read_to_end(kafka, topic) if r.value is not None]
     return values
 
 
@@ -472,8 +475,8 @@ def fold_floor(settings: Settings, records: Sequence[Record]) -> tuple[float, fl
     return len(records) / cpu, cpu / len(records) * 1e6
 
 
-async def _produce(bootstrap: str, topic: str, records: Sequence[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=262144)
+async def _produce(kafka: KafkaConnection, topic: str, records: Sequence[Record]) -> None:
+    producer = AIOKafkaProducer(**aiokafka_config(kafka), linger_ms=20, max_batch_size=262144)
     await producer.start()
     try:
         headers = structured_headers()
@@ -491,8 +494,8 @@ async def _produce(bootstrap: str, topic: str, records: Sequence[Record]) -> Non
 # -- the baseline ---------------------------------------------------------------------------
 
 
-async def _bare_round(bootstrap: str, topic: str, partitions: int, count: int) -> float:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+async def _bare_round(kafka: KafkaConnection, topic: str, partitions: int, count: int) -> float:
+    consumer = AIOKafkaConsumer(**aiokafka_config(kafka), enable_auto_commit=False)
     await consumer.start()
     try:
         assigned = [TopicPartition(topic, n) for n in range(partitions)]
@@ -520,13 +523,13 @@ GIVE_UP_AFTER = 3
 def _latency_probes(
     settings: Settings, port: int, probes: int, rate: int
 ) -> tuple[list[float], int, float]:
-    bootstrap, topic = settings.kafka_bootstrap, settings.topics.events
+    kafka, topic = settings.kafka(), settings.topics.events
     stop = threading.Event()
     produced = [0]
     background = threading.Thread(
-        target=_background, args=(bootstrap, topic, rate, stop, produced), daemon=True
+        target=_background, args=(kafka, topic, rate, stop, produced), daemon=True
     )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer = KafkaProducer(**kafka_python_config(kafka), linger_ms=0)
     latencies: list[float] = []
     timeouts = 0
     started = time.perf_counter()
@@ -563,12 +566,12 @@ def _latency_probes(
 
 
 def _background(
-    bootstrap: str, topic: str, rate: int, stop: threading.Event, produced: list[int]
+    kafka: KafkaConnection, topic: str, rate: int, stop: threading.Event, produced: list[int]
 ) -> None:
     """``rate`` synthetic events per second until ``stop``, in 10 ms slices."""
     events = synthetic_events(rate * 5, seed=11, subjects=5_000)
     values = [(kafka_key(e), encode(e)) for e in events]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = KafkaProducer(**kafka_python_config(kafka), linger_ms=5)
     headers = structured_headers()
     started, index = time.perf_counter(), 0
     while not stop.is_set():

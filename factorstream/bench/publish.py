@@ -28,7 +28,8 @@ from verifiers.publish import Outbox, OutboxRelay, Producer, kafka_producer_fact
 def run(*, settings: Settings, quick: bool, bootstrap: str | None) -> BenchResult:
     count, rounds = (2_000, 1) if quick else (20_000, 3)
     events = synthetic_events(count)
-    with broker_for(settings, bootstrap) as broker:
+    with broker_for(settings, bootstrap) as on_broker:
+        broker = on_broker.kafka()
         prefix = f"bench.publish.{uuid.uuid4().hex[:8]}"
         ensure_topics(broker, {f"{prefix}.bare": 6, f"{prefix}.relay": 6})
         factory = kafka_producer_factory(broker, linger_ms=settings.relay.linger_ms)
@@ -44,7 +45,7 @@ def run(*, settings: Settings, quick: bool, bootstrap: str | None) -> BenchResul
         goal_text="relay ≥ 0.8× bare producer",
         notes={
             "events": f"{count:,}, idempotent producer, acks=all, 6 partitions",
-            "broker": broker,
+            "broker": broker.bootstrap,
         },
     )
 

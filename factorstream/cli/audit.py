@@ -180,11 +180,11 @@ def _topic_checkpoints(settings: Settings) -> list[Checkpoint]:
     """Every checkpoint on the checkpoints topic (a broker that cannot be reached fails)."""
     topic = settings.topics.checkpoints
     try:
-        topic_partitions(settings.kafka_bootstrap, timeout=5.0)  # no broker: fail in seconds
-        records = list(read_to_end(settings.kafka_bootstrap, topic, timeout_s=10))
+        topic_partitions(settings.kafka(), timeout=5.0)  # no broker: fail in seconds
+        records = list(read_to_end(settings.kafka(), topic, timeout_s=10))
     except (KafkaUnavailable, KafkaError, LookupError, OSError) as error:
         raise fail(
-            f"cannot read the checkpoints topic {topic} on {settings.kafka_bootstrap} "
+            f"cannot read the checkpoints topic {topic} on {settings.kafka().describe()} "
             f"({error}); pass --no-checkpoints-topic to verify without it"
         ) from None
     found = []
@@ -305,9 +305,7 @@ def erase(
     if not publish:
         return
     try:
-        publish_now(
-            [erasure.event], bootstrap=settings.kafka_bootstrap, topic=settings.topics.events
-        )
+        publish_now([erasure.event], kafka=settings.kafka(), topic=settings.topics.events)
     except PublishFailed as error:
         raise fail(
             f"the ledger is erased, but the event was not published ({error}): the worker and "

@@ -184,14 +184,16 @@ def all_benches(
     documents: list[dict[str, object] | BenchResult] = []  # kept, or measured now
     results: list[BenchResult] = []
     with (
-        broker_for(settings, bootstrap) as broker,
+        broker_for(settings, bootstrap) as on_broker,
         contextlib.nullcontext(postgres_url) if postgres_url else local_postgres() as postgres,
     ):
         runs = {
             "codec": lambda: [codec_bench.run(quick=quick)],
             "folds": lambda: [folds_bench.run(settings=settings, quick=quick)],
             "publish": lambda: [
-                publish_bench.run(settings=settings, quick=quick, bootstrap=broker)
+                publish_bench.run(
+                    settings=on_broker, quick=quick, bootstrap=on_broker.kafka_bootstrap
+                )
             ],
             "verifiers": lambda: verifiers_bench.run(quick=quick, postgres_url=postgres),
             "ledger": lambda: ledger_bench.run(quick=quick, postgres_url=postgres),
@@ -199,7 +201,10 @@ def all_benches(
                 quick=quick, rows=None, batch_rows=settings.lake.batch_rows
             ),
             "pipeline": lambda: pipeline_bench.run(
-                settings=settings, quick=quick, events=pipeline_events, bootstrap=broker
+                settings=on_broker,
+                quick=quick,
+                events=pipeline_events,
+                bootstrap=on_broker.kafka_bootstrap,
             ),
         }
         for name in BENCHES:

@@ -46,7 +46,7 @@ from factorstream.localkafka import (
     ensure_pipeline_topics,
     provision,
 )
-from factorstream.settings import Settings
+from factorstream.settings import KafkaSecuritySettings, Settings
 from factorstream.simulator import driver
 from factorstream.simulator.output import StreamDigest
 from factorstream.simulator.run import SimulationPlan
@@ -98,7 +98,7 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
         relay = OutboxRelay(
             open_directory(dashboard_config(settings)).store.outbox,
             topic=settings.topics.events,
-            producer_factory=kafka_producer_factory(settings.kafka_bootstrap),
+            producer_factory=kafka_producer_factory(settings.kafka()),
         )
         stack.enter_context(relay.in_background())
         plan = SimulationPlan(
@@ -106,7 +106,7 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
         )
         digest = StreamDigest()
         simulation, pump = stack.enter_context(
-            published_traffic(settings, plan, settings.kafka_bootstrap, digest=digest)
+            published_traffic(settings, plan, settings.kafka(), digest=digest)
         )
         console.print(f"[bold]backfill[/]: {users} people, {days} days, every attack scenario")
         show_backfill(simulation, pump, digest)
@@ -132,10 +132,10 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
 
 @contextlib.contextmanager
 def _broker(settings: Settings) -> Iterator[Settings]:
-    """The configured broker if it answers, else a local one started (and stopped) here;
-    the settings to use, with the pipeline's topics created."""
+    """The configured broker if it answers, else a local one started (and stopped) here
+    (PLAINTEXT, on loopback); the settings to use, with the pipeline's topics created."""
     try:
-        ensure_pipeline_topics(settings.kafka_bootstrap, settings.topics, timeout=5)
+        ensure_pipeline_topics(settings.kafka(), settings.topics, timeout=5)
         yield settings
         return
     except KafkaUnavailable:
@@ -151,8 +151,13 @@ def _broker(settings: Settings) -> Iterator[Settings]:
     with console.status(f"starting Kafka on {broker.bootstrap}…"):
         broker.start()
     try:
-        local = settings.model_copy(update={"kafka_bootstrap": broker.status().bootstrap})
-        ensure_pipeline_topics(local.kafka_bootstrap, local.topics)
+        local = settings.model_copy(
+            update={
+                "kafka_bootstrap": broker.status().bootstrap,
+                "kafka_security": KafkaSecuritySettings(),
+            }
+        )
+        ensure_pipeline_topics(local.kafka(), local.topics)
         yield local
     finally:
         with console.status("stopping Kafka…"):
@@ -184,7 +189,7 @@ def _wait_ready(settings: Settings, url: str, events: int, *, children: tuple[Ch
         for child in children:
             if not child.alive():
                 raise fail(f"the {child.name} stopped:\n{child.tail()}")
-        if _answers(url) and group_lag(settings.kafka_bootstrap, app_id, topics) == 0:
+        if _answers(url) and group_lag(settings.kafka(), app_id, topics) == 0:
             return
         time.sleep(1)
 

@@ -31,9 +31,7 @@ def build_relay(settings: Settings, url: str | None = None) -> OutboxRelay:
     return OutboxRelay(
         outbox,
         topic=settings.topics.events,
-        producer_factory=kafka_producer_factory(
-            settings.kafka_bootstrap, linger_ms=relay.linger_ms
-        ),
+        producer_factory=kafka_producer_factory(settings.kafka(), linger_ms=relay.linger_ms),
         batch_size=relay.batch_size,
         poll_interval_s=relay.poll_interval_s,
         backoff=Backoff(relay.backoff_initial_s, relay.backoff_max_s),
@@ -69,7 +67,7 @@ def relay(
     for url, outbox_relay in relays:
         console.print(
             f"relaying [bold]{redacted(url)}[/] → [bold]{settings.topics.events}[/] on "
-            f"{settings.kafka_bootstrap} ({outbox_relay.outbox.pending()} pending)"
+            f"{settings.kafka().describe()} ({outbox_relay.outbox.pending()} pending)"
         )
     if drain:
         for _, outbox_relay in relays:

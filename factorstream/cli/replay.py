@@ -50,7 +50,7 @@ def replay(
             progress.update(folding, total=n)
 
         try:
-            log = read_to_end(settings.kafka_bootstrap, settings.topics.events, on_total=total)
+            log = read_to_end(settings.kafka(), settings.topics.events, on_total=total)
             partitions = read_partitions(_counted(log, lambda: progress.advance(reading)))
             replayed = replay_settings(
                 merge_partitions(partitions),
@@ -61,13 +61,14 @@ def replay(
             theirs = None
             if worker:
                 tables = read_fold_tables(
-                    settings.kafka_bootstrap,
+                    settings.kafka(),
                     app_id=settings.stream.app_id,
                     stages=settings_topology(settings),
                 )
                 theirs = state_digest(tables)
         except (KafkaError, LookupError, TimeoutError) as error:
-            raise fail(f"cannot read the log at {settings.kafka_bootstrap}: {error}") from None
+            where = settings.kafka().describe()
+            raise fail(f"cannot read the log at {where}: {error}") from None
     differ = theirs is not None and theirs.tables != ours.tables
     if as_json:
         document: dict[str, object] = {

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -29,6 +30,7 @@ from factorstream.simulator.run import (
     verifier_store,
 )
 from factorstream.simulator.scenarios import SCENARIOS
+from verifiers.kafka_connection import KafkaConnection
 from verifiers.publish import OutboxRelay, kafka_producer_factory
 
 
@@ -73,7 +75,7 @@ def simulate(
     end = (until.replace(tzinfo=UTC) if until and until.tzinfo is None else until) or _now()
     plan = SimulationPlan(until=end, seed=seed, users=users, days=days, scenarios=chosen)
     logging.getLogger("verifiers").setLevel(logging.ERROR)  # expected delivery failures
-    broker = bootstrap or settings.kafka_bootstrap
+    broker = replace(settings.kafka(), bootstrap=bootstrap) if bootstrap else settings.kafka()
     if jsonl is None:
         try:  # the pipeline's partition counts, before anything auto-creates the topic
             ensure_pipeline_topics(broker, settings.topics, timeout=15)
@@ -82,7 +84,7 @@ def simulate(
                 f"{error} (start one with `factorstream kafka up`, or use --jsonl)"
             ) from None
     digest, sink = StreamDigest(), _sink(settings, jsonl, broker, fast=fast)
-    target = str(jsonl) if jsonl else f"{settings.topics.events} on {broker}"
+    target = str(jsonl) if jsonl else f"{settings.topics.events} on {broker.describe()}"
     console.print(
         f"simulating [bold]{users}[/] people over [bold]{days}[/] days "
         f"({'fast' if fast else 'verifiers'}; scenarios: {', '.join(chosen) or 'none'}) → {target}"
@@ -115,7 +117,7 @@ def simulate(
 
 @contextlib.contextmanager
 def published_traffic(
-    settings: Settings, plan: SimulationPlan, broker: str, *, digest: StreamDigest
+    settings: Settings, plan: SimulationPlan, broker: KafkaConnection, *, digest: StreamDigest
 ) -> Iterator[tuple[Simulation, driver.Pump]]:
     """The plan's simulation through the real verifiers (their database recreated in
     data_dir), its outbox published to the events topic by a relay thread; what is left
@@ -142,7 +144,9 @@ def _scenarios(named: list[str], switch: str) -> tuple[str, ...]:
     return tuple(SCENARIOS) if switch == "all" else ()
 
 
-def _sink(settings: Settings, jsonl: Path | None, broker: str, *, fast: bool) -> EventSink | None:
+def _sink(
+    settings: Settings, jsonl: Path | None, broker: KafkaConnection, *, fast: bool
+) -> EventSink | None:
     if jsonl is not None:
         jsonl.parent.mkdir(parents=True, exist_ok=True)
         return JsonlSink(jsonl)

@@ -23,6 +23,7 @@ from factorstream.localkafka import (
     topic_partitions,
 )
 from factorstream.settings import Settings
+from verifiers.kafka_connection import KafkaConnection
 
 if TYPE_CHECKING:
     from streams.app import TopicSpec
@@ -76,21 +77,21 @@ def _run(settings: Settings, loglevel: str) -> None:
     pipeline = create_pipeline(pipeline_config(settings))
     try:
         _check_events_topic(settings)
-        created = _create_internal_topics(settings.kafka_bootstrap, internal_topics(pipeline))
+        created = _create_internal_topics(settings.kafka(), internal_topics(pipeline))
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
     stream, names = settings.stream, settings.topics
     roles = ", ".join(stream.roles)
     if "folds" in stream.roles:
         console.print(
-            f"worker [bold]{stream.app_id}[/] ({roles}) on {settings.kafka_bootstrap}: "
+            f"worker [bold]{stream.app_id}[/] ({roles}) on {settings.kafka().describe()}: "
             f"{names.events} → {names.lockouts}, dead letters to {names.dlq} "
             f"({len(created)} internal topics created); "
             f"lockout API on http://{stream.web_host}:{stream.web_port}/lockouts/"
         )
     else:
         console.print(
-            f"sink [bold]{pipeline.app.conf.id}[/] ({roles}) on {settings.kafka_bootstrap}: "
+            f"sink [bold]{pipeline.app.conf.id}[/] ({roles}) on {settings.kafka().describe()}: "
             f"every event of {pipeline.ingested.get_topic_name()}, {names.lockouts} and "
             f"{names.anomalies}"
         )
@@ -109,8 +110,8 @@ def _run(settings: Settings, loglevel: str) -> None:
 def _check_events_topic(settings: Settings) -> None:
     """Create the pipeline's topics; the events topic must have the configured partitions."""
     names = settings.topics
-    ensure_pipeline_topics(settings.kafka_bootstrap, names)
-    found = topic_partitions(settings.kafka_bootstrap).get(names.events)
+    ensure_pipeline_topics(settings.kafka(), names)
+    found = topic_partitions(settings.kafka()).get(names.events)
     if found != names.events_partitions:  # the tables are co-partitioned with it
         raise KafkaUnavailable(
             f"topic {names.events} has {found} partitions, the settings say "
@@ -118,10 +119,10 @@ def _check_events_topic(settings: Settings) -> None:
         )
 
 
-def _create_internal_topics(bootstrap: str, specs: Mapping[str, TopicSpec]) -> list[str]:
+def _create_internal_topics(kafka: KafkaConnection, specs: Mapping[str, TopicSpec]) -> list[str]:
     """Create the missing internal topics with Faust's configs; returns those created."""
     try:
-        with admin_client(bootstrap) as client:
+        with admin_client(kafka) as client:
             existing = set(client.list_topics())
             wanted = {
                 name: {
