@@ -181,10 +181,11 @@ class StreamSettings(BaseModel):
         ("folds", "ledger", "lake"),
         min_length=1,
         description="What this worker process runs: `folds` (ingest, every fold, the lockout "
-        "API; consumer group `<app_id>`), `ledger`, `lake` (the sinks). A process without "
-        "`folds` is a sink process in consumer group `<app_id>-<roles>`, without web server "
-        "(`factorstream sink ledger|lake`), so the sinks scale and fail apart from the folds. "
-        'In the environment a JSON list: `["folds"]`.',
+        "API; consumer group `<app_id>`), `ledger`, `lake` (the sinks). A worker without "
+        "`folds` runs its sinks in consumer group `<app_id>-<roles>`, without web server. "
+        "`factorstream sink ledger|lake` runs a sink in a process of its own without Faust "
+        "(group `<app_id>-ledger` or `-lake`; do not run it beside a worker with that role "
+        'alone: one group, two protocols). In the environment a JSON list: `["folds"]`.',
     )
     web_bind: str = Field(
         "127.0.0.1", description="Interface the worker's web server (the lockout API) binds."

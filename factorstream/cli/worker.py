@@ -8,7 +8,11 @@ process, one consumer group); ``worker --role folds`` runs the folds alone, and
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import signal
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -20,6 +24,7 @@ from factorstream.localkafka import (
     KafkaUnavailable,
     admin_client,
     ensure_pipeline_topics,
+    ensure_topics,
     topic_partitions,
 )
 from factorstream.settings import Settings
@@ -58,12 +63,88 @@ def sink(
     name: str = typer.Argument(..., help="ledger or lake"),
     loglevel: str = LogLevel,
 ) -> None:
-    """Run one sink (ledger or lake) in its own process and consumer group until stopped."""
+    """Run one sink (ledger or lake) in its own process and consumer group until stopped
+    (SIGINT, SIGTERM, SIGHUP: the batch in hand is written and committed first)."""
     if name not in ("ledger", "lake"):
         raise fail(f"sink: expected ledger or lake, found {name!r}")
     settings = settings_of(ctx)
-    stream = settings.stream.model_copy(update={"roles": (name,)})
-    _run(settings.model_copy(update={"stream": stream}), loglevel)
+    logging.basicConfig(
+        level=loglevel.upper(), format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+    )
+    from streams.app import INGESTED_SUFFIX
+    from streams.noise import limit_kafka_client_logs
+
+    names, kafka = settings.topics, settings.kafka()
+    ingested = f"{settings.stream.app_id}-{INGESTED_SUFFIX}"
+    topics = [ingested, names.lockouts, names.anomalies]
+    try:
+        ensure_pipeline_topics(kafka, names)
+        ensure_topics(kafka, {ingested: names.events_partitions})  # as the worker makes it
+    except KafkaUnavailable as error:
+        raise fail(str(error)) from None
+    group = f"{settings.stream.app_id}-{name}"
+    console.print(
+        f"sink [bold]{group}[/] on {kafka.describe()}: every event of {', '.join(topics)}"
+    )
+    limit_kafka_client_logs()
+    asyncio.run(_serve_sink(settings, name, group, topics))
+
+
+async def _serve_sink(settings: Settings, name: str, group: str, topics: list[str]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from analytics.compaction import compact
+    from analytics.sink import COMPACTION_INTERVAL_S
+    from factorstream.stream_config import ledger_of
+    from streams.sink_host import BatchSink, Timer, run_sink
+    from streams.sinks import LakeSink, LedgerSink
+    from verifiers.kafka_connection import aiokafka_config
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    kafka = settings.kafka()
+    async with contextlib.AsyncExitStack() as stack:
+        sink: BatchSink
+        if name == "ledger":
+            producer = AIOKafkaProducer(
+                acks="all", enable_idempotence=True, **aiokafka_config(kafka)
+            )
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            checkpoints = settings.topics.checkpoints
+
+            async def send(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+                await producer.send_and_wait(checkpoints, value, key=key, headers=headers)
+
+            ledger = LedgerSink(
+                ledger_of(settings), send=send, batch_size=settings.ledger.batch_size
+            )
+            sink, batch = ledger, settings.ledger.batch_size
+            timers = [Timer(ledger.tick_every_s or 60.0, ledger.tick)]
+        else:
+            lake = settings.lake
+
+            async def compaction() -> None:
+                await asyncio.to_thread(
+                    compact, settings.lake_path(), min_files=lake.compact_min_files
+                )
+
+            sink, batch = (
+                LakeSink(settings.lake_path(), batch_rows=lake.batch_rows),
+                lake.batch_rows,
+            )
+            timers = [Timer(COMPACTION_INTERVAL_S, compaction, due=time.monotonic() + 60)]
+        await run_sink(
+            sink,
+            kafka=kafka,
+            group=group,
+            topics=topics,
+            max_records=batch,
+            stop=stop,
+            timers=timers,
+        )
 
 
 def _run(settings: Settings, loglevel: str) -> None:
