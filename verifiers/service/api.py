@@ -348,7 +348,7 @@ def _accepted(verdict: Verdict) -> None:
     if reason == "locked_out":
         raise ServiceRefusal(LOCKED, reason, "the subject or factor is locked", extra=extra)
     if reason in NOT_FOUND_REASONS:
-        raise ServiceRefusal(404, reason, "no such enrollment")
+        raise ServiceRefusal(404, reason, "the subject has no such factor enrolled")
     raise ServiceRefusal(REFUSED, reason, "the factor was refused", extra=extra)
 
 
