@@ -27,8 +27,10 @@ def serve(
     host: str | None = typer.Option(None, help="Interface to bind (default: the settings)."),
     port: int | None = typer.Option(None, help="Port (default: the settings)."),
 ) -> None:
-    """Serve the MFA service (HTTP API under /v1, OpenAPI at /openapi.json, JWKS at
-    /.well-known/jwks.json) until SIGINT, SIGTERM or SIGHUP."""
+    """Serve the MFA service until SIGINT, SIGTERM or SIGHUP.
+
+    The HTTP API is under /v1, its OpenAPI document at /openapi.json, the assertions'
+    public keys at /.well-known/jwks.json."""
     from verifiers.service.server import serve as run
 
     settings = settings_of(ctx)
@@ -112,8 +114,10 @@ def clients_revoke(
 
 @keys.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
-    """Sign assertions with a new key (restart the service); the old public key stays in
-    the JWKS, so assertions already issued verify until they expire."""
+    """Sign assertions with a new key from the service's next start.
+
+    The old public key stays in the JWKS, so assertions already issued verify until they
+    expire."""
     from verifiers.service.assertions import AssertionKeys
 
     config = service_config(settings_of(ctx))
