@@ -29,9 +29,10 @@ from fastapi import Depends, FastAPI, Path, Request  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse, Response  # noqa: E402
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from pydantic import BaseModel, Field, IPvAnyAddress  # noqa: E402
 from starlette.exceptions import HTTPException  # noqa: E402
 
+from schemas.envelope import ATTRIBUTE_PATTERNS  # noqa: E402
 from schemas.fields import Client, Factor, PolicyTier  # noqa: E402
 from verifiers import factors, recovery_codes, totp  # noqa: E402
 from verifiers.service.assertions import (  # noqa: E402
@@ -76,10 +77,14 @@ class SignInContext(BaseModel):
         PolicyTier.CUSTOMER, description="The subject's policy tier (lockout, allowed factors)."
     )
     correlationid: str | None = Field(
-        None, max_length=128, description="The login transaction (default: a new id)."
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=ATTRIBUTE_PATTERNS["correlationid"],
+        description="The login transaction (default: a new id).",
     )
-    application: str | None = Field(None, max_length=128)
-    ip: str | None = Field(None, max_length=45, description="The person's IP address.")
+    application: str | None = Field(None, min_length=1, max_length=128)
+    ip: IPvAnyAddress | None = Field(None, description="The person's IP address.")
     user_agent: str | None = Field(None, max_length=1024)
 
 
@@ -138,7 +143,9 @@ class Problem(BaseModel):
     detail: str
 
 
-SubjectPath = Annotated[str, Path(min_length=1, max_length=128)]
+SubjectPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=ATTRIBUTE_PATTERNS["subject"])
+]
 IdPath = Annotated[str, Path(min_length=1, max_length=128)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}}
@@ -194,7 +201,7 @@ def create_app(parts: ServiceParts) -> Any:
             now=parts.clock(),
             tier=context.tier,
             application=context.application or client.label,
-            client=Client(ip=context.ip, user_agent=context.user_agent)
+            client=Client(ip=str(context.ip) if context.ip else None, user_agent=context.user_agent)
             if context.ip or context.user_agent
             else None,
         )

@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
+from schemas.envelope import ATTRIBUTE_PATTERNS
 from verifiers.tables import service_clients
 
 PREFIX = "fsc_"
@@ -57,8 +59,11 @@ class ServiceClients:
         self, *, tenant: str, audience: str | None, label: str | None, now: datetime
     ) -> IssuedCredential:
         """A new credential for ``tenant``; ``audience`` defaults to the tenant's name."""
-        if not tenant or len(tenant) > 64:
-            raise ValueError(f"a tenant is 1–64 characters, found {tenant!r}")
+        if len(tenant) > 64 or not re.fullmatch(ATTRIBUTE_PATTERNS["tenant"], tenant):
+            raise ValueError(
+                f"a tenant is 1–64 letters, digits, '.', '_' or '-' (the event contract's "
+                f"tenant), found {tenant!r}"
+            )
         client = ServiceClient(
             client_id=secrets.token_hex(8),
             tenant=tenant,

@@ -233,6 +233,11 @@ def test_bad_requests_get_machine_readable_4xx_never_500(service: Service) -> No
         "no_route": service.call("GET", "/v1/nothing", token=token),
         "wrong_method": service.call("PUT", path, {"code": "1"}, token=token),
         "malformed_code": service.call("POST", path, {"code": "12ab56"}, token=token),
+        "bad_ip": service.call("POST", path, {"code": "1", "ip": "999.1.1.1"}, token=token),
+        "bad_correlation": service.call(
+            "POST", path, {"code": "1", "correlationid": "a b"}, token=token
+        ),
+        "space_in_subject": service.call("GET", "/v1/subjects/al%20ice/factors", token=token),
     }
 
     expected = {
@@ -248,6 +253,9 @@ def test_bad_requests_get_machine_readable_4xx_never_500(service: Service) -> No
         "no_route": (404, "not_found"),
         "wrong_method": (405, "method_not_allowed"),
         "malformed_code": (403, "malformed_code"),
+        "bad_ip": (422, "invalid_request"),
+        "bad_correlation": (422, "invalid_request"),
+        "space_in_subject": (422, "invalid_request"),
     }
     found = {name: (a.status, a.json.get("error")) for name, a in answers.items()}
     assert found == expected
