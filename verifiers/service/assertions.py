@@ -125,7 +125,16 @@ class AssertionKeys:
         return keys
 
     def published(self) -> list[Ed25519PublicKey]:
-        return [self.current.public_key(), *self.retired()]
+        """The key this process signs with, the one in the file if another process rotated
+        it since (published before it signs anything), and the retired ones; each once."""
+        keys = [self.current.public_key()]
+        if self.path.exists():
+            on_disk = self._load_or_create().public_key()
+            keys.append(on_disk)
+        unique: dict[str, Ed25519PublicKey] = {}
+        for key in [*keys, *self.retired()]:
+            unique.setdefault(key_id(key), key)
+        return list(unique.values())
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The JSON Web Key Set relying parties verify assertions with."""
@@ -133,7 +142,8 @@ class AssertionKeys:
 
     def rotate(self) -> str:
         """Sign with a new key from now on; the old public key stays published. Returns the
-        new key id. (Processes that loaded the old key keep signing with it until restarted.)"""
+        new key id. A process that loaded the old key keeps signing with it until restarted,
+        and publishes the new one from now on."""
         old = self.current.public_key()
         retired = self.path.with_name(f"{self.path.name}.retired-{key_id(old)}.pub.pem")
         if not retired.exists():

@@ -327,3 +327,18 @@ def test_the_openapi_document_describes_the_versioned_api(service: Service) -> N
     } <= paths
     assert all(p.startswith("/v1/") or p.startswith("/.well-known/") for p in paths)
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_an_infrastructure_failure_is_a_json_500_that_says_nothing_inside(
+    service: Service,
+) -> None:
+    token = service.client("acme")
+    with service.parts.store.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE recovery_codes")  # the database breaks
+
+    answer = service.call("GET", "/v1/subjects/alice/factors", token=token)
+
+    assert answer.status == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json["error"] == "internal_error"
+    assert "recovery_codes" not in answer.body.decode()

@@ -83,6 +83,15 @@ def test_rotation_keeps_the_old_public_key_published(tmp_path: Path) -> None:
         pruned.check(f"Bearer {issued_before}")
 
 
+def test_a_running_service_publishes_a_key_rotated_by_another_process(tmp_path: Path) -> None:
+    running = AssertionKeys(tmp_path / "signing.pem")
+    old_kid = running.kid
+    new_kid = AssertionKeys(tmp_path / "signing.pem").rotate()  # `service-keys rotate`
+
+    assert running.kid == old_kid  # it signs with the key it loaded until restarted
+    assert [jwk["kid"] for jwk in running.jwks()["keys"]] == [old_kid, new_kid]
+
+
 def test_a_client_credential_is_stored_only_as_its_hash(tmp_path: Path) -> None:
     store = make_store(f"sqlite:///{tmp_path / 'verifiers.db'}")
     clients = ServiceClients(store.engine)
