@@ -25,17 +25,17 @@ from verifiers.service import require_extra
 
 require_extra("fastapi", "jwt")
 
-from fastapi import Depends, FastAPI, Path, Request  # noqa: E402
-from fastapi.exceptions import RequestValidationError  # noqa: E402
-from fastapi.responses import JSONResponse, Response  # noqa: E402
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer  # noqa: E402
-from pydantic import BaseModel, Field, IPvAnyAddress  # noqa: E402
-from starlette.exceptions import HTTPException  # noqa: E402
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, IPvAnyAddress
+from starlette.exceptions import HTTPException
 
-from schemas.envelope import ATTRIBUTE_PATTERNS  # noqa: E402
-from schemas.fields import Client, Factor, PolicyTier  # noqa: E402
-from verifiers import factors, recovery_codes, totp  # noqa: E402
-from verifiers.service.assertions import (  # noqa: E402
+from schemas.envelope import ATTRIBUTE_PATTERNS
+from schemas.fields import Client, Factor, PolicyTier
+from verifiers import factors, recovery_codes, totp
+from verifiers.service.assertions import (
     ACR_MFA,
     ACR_RECOVERY,
     AMR_RECOVERY,
@@ -44,11 +44,11 @@ from verifiers.service.assertions import (  # noqa: E402
     AssertionRequest,
     sign_assertion,
 )
-from verifiers.service.clients import ServiceClient, ServiceClients  # noqa: E402
-from verifiers.service.config import ServiceConfig  # noqa: E402
-from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem  # noqa: E402
-from verifiers.store import Request as CeremonyRequest  # noqa: E402
-from verifiers.store import Verdict, VerifierStore  # noqa: E402
+from verifiers.service.clients import ServiceClient, ServiceClients
+from verifiers.service.config import ServiceConfig
+from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.store import Request as CeremonyRequest
+from verifiers.store import Verdict, VerifierStore
 
 REALM = 'Bearer realm="factorstream"'
 LOCKED = 423

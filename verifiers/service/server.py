@@ -16,15 +16,15 @@ from verifiers.service import require_extra
 
 require_extra("uvicorn", "fastapi", "jwt")
 
-import uvicorn  # noqa: E402
+import uvicorn
 
-from verifiers.crypto import SecretBox, new_key  # noqa: E402
-from verifiers.service.api import ServiceParts, create_app  # noqa: E402
-from verifiers.service.assertions import AssertionKeys  # noqa: E402
-from verifiers.service.clients import ServiceClients  # noqa: E402
-from verifiers.service.config import ServiceConfig  # noqa: E402
-from verifiers.service.keyfiles import read_or_create  # noqa: E402
-from verifiers.store import VerifierStore, store_engine  # noqa: E402
+from verifiers.crypto import SecretBox, new_key
+from verifiers.service.api import ServiceParts, create_app
+from verifiers.service.assertions import AssertionKeys
+from verifiers.service.clients import ServiceClients
+from verifiers.service.config import ServiceConfig
+from verifiers.service.keyfiles import read_or_create
+from verifiers.store import VerifierStore, store_engine
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
