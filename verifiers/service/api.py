@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import parse_qs, urlparse
 
 from verifiers.service import require_extra
@@ -29,11 +29,10 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, IPvAnyAddress
 from starlette.exceptions import HTTPException
 
 from schemas.envelope import ATTRIBUTE_PATTERNS
-from schemas.fields import Client, Factor, PolicyTier
+from schemas.fields import Client, Factor
 from verifiers import factors, recovery_codes, totp
 from verifiers.service.assertions import (
     ACR_MFA,
@@ -47,6 +46,18 @@ from verifiers.service.assertions import (
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.models import (
+    AssertionOut,
+    CodeBody,
+    ConfirmedOut,
+    FactorOut,
+    FactorsOut,
+    Problem,
+    RecoveryCodesOut,
+    SignInContext,
+    TotpEnrollBody,
+    TotpEnrollmentOut,
+)
 from verifiers.store import Request as CeremonyRequest
 from verifiers.store import Verdict, VerifierStore
 
@@ -65,82 +76,6 @@ class ServiceParts:
     clients: ServiceClients
     keys: AssertionKeys
     clock: Callable[[], datetime]
-
-
-# -- request and response bodies -----------------------------------------------------------
-
-
-class SignInContext(BaseModel):
-    """Who is signing in, from where; recorded on the events the ceremony emits."""
-
-    tier: PolicyTier = Field(
-        PolicyTier.CUSTOMER, description="The subject's policy tier (lockout, allowed factors)."
-    )
-    correlationid: str | None = Field(
-        None,
-        min_length=1,
-        max_length=128,
-        pattern=ATTRIBUTE_PATTERNS["correlationid"],
-        description="The login transaction (default: a new id).",
-    )
-    application: str | None = Field(None, min_length=1, max_length=128)
-    ip: IPvAnyAddress | None = Field(None, description="The person's IP address.")
-    user_agent: str | None = Field(None, max_length=1024)
-
-
-class TotpEnrollBody(SignInContext):
-    account_name: str | None = Field(
-        None, max_length=128, description="Shown in the authenticator (default: the subject)."
-    )
-
-
-class CodeBody(SignInContext):
-    code: str = Field(min_length=1, max_length=64)
-
-
-class TotpEnrollmentOut(BaseModel):
-    enrollment_id: str
-    secret: str = Field(description="Base32 seed: shown once, for manual entry.")
-    provisioning_uri: str = Field(description="otpauth:// URI (holds the secret).")
-    qr_svg: str
-
-
-class ConfirmedOut(BaseModel):
-    enrollment_id: str
-    status: Literal["active"] = "active"
-
-
-class AssertionOut(BaseModel):
-    assertion: str = Field(description="The signed MFA assertion (JWT, EdDSA).")
-    token_type: Literal["JWT"] = "JWT"  # noqa: S105 - a type name
-    expires_in: int
-    amr: list[str]
-    acr: str
-
-
-class RecoveryCodesOut(BaseModel):
-    codes: list[str] = Field(description="Shown once; every earlier code stops working.")
-
-
-class FactorOut(BaseModel):
-    enrollment_id: str
-    factor: Factor
-    status: str
-    created_at: datetime
-    confirmed_at: datetime | None
-
-
-class FactorsOut(BaseModel):
-    factors: list[FactorOut]
-    recovery_codes_remaining: int
-
-
-class Problem(BaseModel):
-    type: str = "about:blank"
-    title: str
-    status: int
-    error: str = Field(description="Machine-readable reason.")
-    detail: str
 
 
 SubjectPath = Annotated[
