@@ -5,7 +5,8 @@
 
 Standard library only: it runs before any dependency is installed. It creates
 ``.venv`` next to ``pyproject.toml``, installs every dependency from
-``requirements.lock`` (each pinned with its hashes: pip refuses a file whose hash differs)
+``requirements.lock`` (each pinned with its hashes: pip refuses a file whose hash differs;
+the lock holds every optional group, ``dev`` and ``service`` included)
 and the project itself without dependencies, again only when either file changed, then
 hands over to the virtualenv.
 """

@@ -496,6 +496,43 @@ class DashboardSettings(BaseModel):
     )
 
 
+# -- MFA service (verifiers/service) --------------------------------------------------------
+
+
+class ServiceSettings(BaseModel):
+    """The MFA service (`factorstream serve`): the verifiers over HTTP, signed assertions."""
+
+    host: str = Field("127.0.0.1", description="Interface the service binds.")
+    port: int = Field(8070, ge=1, le=65535, description="Port of the service.")
+    issuer: str | None = Field(
+        None,
+        description="`iss` of the MFA assertions: the URL relying parties know the service by "
+        "(default: `http://<host>:<port>`).",
+    )
+    assertion_lifetime_s: float = Field(
+        300.0, gt=0, le=86400, description="An MFA assertion expires this long after it is issued."
+    )
+    max_body_bytes: int = Field(
+        16384, ge=256, description="Larger request bodies are refused (413)."
+    )
+    signing_key_file: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs MFA assertions (default: "
+        "`keys/service-signing.pem` in data_dir, created on first use, mode 0600). Retired "
+        "keys' public halves sit beside it and stay in the JWKS.",
+    )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="Key that encrypts factor secrets in the verifier database (default: "
+        "`keys/verifier-secrets.key` in data_dir, created on first use, mode 0600).",
+    )
+    source: str = Field(
+        "urn:factorstream:service",
+        min_length=1,
+        description="CloudEvents `source` of the events the service's ceremonies emit.",
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -528,6 +565,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     lake: LakeSettings = Field(default_factory=LakeSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of the project uses (``kafka_bootstrap`` with

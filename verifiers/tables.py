@@ -104,7 +104,27 @@ lockout_states = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=True),
 )
 
-ALL_TABLES = (outbox_events, enrollments, challenges, recovery_codes, lockout_states)
+service_clients = sa.Table(
+    "service_clients",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("audience", sa.String(256), nullable=False),
+    sa.Column("label", sa.String(128), nullable=True),
+    sa.Column("secret_hash", sa.LargeBinary(32), nullable=False),  # SHA-256 of a 256-bit secret
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+"""The MFA service's callers: one credential per row, bound to one tenant."""
+
+ALL_TABLES = (
+    outbox_events,
+    enrollments,
+    challenges,
+    recovery_codes,
+    lockout_states,
+    service_clients,
+)
 
 __all__ = [
     "ALL_TABLES",
@@ -116,4 +136,5 @@ __all__ = [
     "metadata",
     "outbox_events",
     "recovery_codes",
+    "service_clients",
 ]

@@ -34,6 +34,9 @@ COMMANDS: Final[Mapping[str, str]] = {
     "dashboard": "factorstream.cli.dashboard:dashboard",
     "simulate": "factorstream.cli.simulate:simulate",
     "sql": "factorstream.cli.sql:sql",
+    "serve": "factorstream.cli.service:serve",
+    "clients": "factorstream.cli.service:clients",
+    "service-keys": "factorstream.cli.service:keys",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a
 function, in the order help lists them."""

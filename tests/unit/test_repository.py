@@ -81,7 +81,8 @@ def test_the_lock_file_pins_what_pyproject_pins_each_with_hashes() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     lock_text = (ROOT / "requirements.lock").read_text()
     locked = _requirements(lock_text)
-    pinned = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    groups = project["optional-dependencies"]
+    pinned = [*project["dependencies"], *(pin for group in groups.values() for pin in group)]
     for requirement in pinned:
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", requirement)
         assert match, f"{requirement}: pyproject.toml pins every dependency with =="

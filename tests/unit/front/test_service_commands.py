@@ -1,0 +1,53 @@
+"""``factorstream clients`` and ``service-keys``: credentials shown once and revocable, a
+rotation that keeps the old key published."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parents[3]
+
+
+def factorstream(
+    data_dir: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our interpreter, our CLI
+        [sys.executable, "-m", "factorstream.cli", *args],
+        env={**os.environ, "FACTORSTREAM_DATA_DIR": str(data_dir), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=check,
+        timeout=60,
+    )
+
+
+def test_a_client_is_added_listed_without_its_secret_and_revoked(tmp_path: Path) -> None:
+    added = factorstream(tmp_path, "clients", "add", "--tenant", "acme", "--label", "login")
+    credential = added.stdout.strip()
+    client_id, secret = credential.removeprefix("fsc_").split(".")
+    assert credential.startswith("fsc_") and len(secret) == 43  # 256 bits, base64url
+    assert client_id in added.stderr and secret not in added.stderr
+
+    listed = factorstream(tmp_path, "clients", "list").stdout
+    assert client_id in listed and "acme" in listed and secret not in listed
+    assert secret.encode() not in (tmp_path / "outbox.db").read_bytes()
+
+    factorstream(tmp_path, "clients", "revoke", client_id)
+    again = factorstream(tmp_path, "clients", "revoke", client_id, check=False)
+    assert again.returncode == 1 and "no client" in again.stderr
+    refused = factorstream(tmp_path, "clients", "add", "--tenant", "a b", check=False)
+    assert refused.returncode == 1 and "tenant" in refused.stderr
+
+
+def test_rotating_the_signing_key_keeps_the_old_one_published(tmp_path: Path) -> None:
+    before = json.loads(factorstream(tmp_path, "service-keys", "show").stdout)["keys"]
+    factorstream(tmp_path, "service-keys", "rotate")
+    after = json.loads(factorstream(tmp_path, "service-keys", "show").stdout)["keys"]
+    assert len(before) == 1 and len(after) == 2
+    assert after[1] == before[0] and after[0]["kid"] != before[0]["kid"]
+    assert (tmp_path / "keys" / "service-signing.pem").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,333 @@
+"""The MFA service's HTTP API (``/v1``): the verifiers' ceremonies for callers in any language.
+
+Each route is glue: authenticate the caller (its tenant comes from its credential, never
+from the request), build the ceremony's :class:`~verifiers.store.Request`, call the
+library, and answer with its result. A refusal the library returns (a wrong or replayed
+code, a lockout) becomes a 4xx whose ``error`` is the library's reason; a successful
+step-up returns a signed assertion (:mod:`verifiers.service.assertions`).
+
+A subject with nothing enrolled in the caller's tenant is unknown (404), so another
+tenant's subjects are indistinguishable from ones that do not exist.
+
+(No ``from __future__ import annotations`` here: FastAPI reads the routes' annotations,
+some of them local names, at run time.)
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http import HTTPStatus
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlparse
+
+from verifiers.service import require_extra
+
+require_extra("fastapi", "jwt")
+
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException
+
+from schemas.envelope import ATTRIBUTE_PATTERNS
+from schemas.fields import Client, Factor
+from verifiers import factors, recovery_codes, totp
+from verifiers.service.assertions import (
+    ACR_MFA,
+    ACR_RECOVERY,
+    AMR_RECOVERY,
+    AMR_TOTP,
+    AssertionKeys,
+    AssertionRequest,
+    sign_assertion,
+)
+from verifiers.service.clients import ServiceClient, ServiceClients
+from verifiers.service.config import ServiceConfig
+from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.models import (
+    AssertionOut,
+    CodeBody,
+    ConfirmedOut,
+    FactorOut,
+    FactorsOut,
+    Problem,
+    RecoveryCodesOut,
+    SignInContext,
+    TotpEnrollBody,
+    TotpEnrollmentOut,
+)
+from verifiers.store import Request as CeremonyRequest
+from verifiers.store import Verdict, VerifierStore
+
+REALM = 'Bearer realm="factorstream"'
+LOCKED = 423
+REFUSED = 403
+NOT_FOUND_REASONS = frozenset({"unknown_enrollment", "not_enrolled"})
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    """What the API works with (built by :func:`verifiers.service.server.open_parts`)."""
+
+    config: ServiceConfig
+    store: VerifierStore
+    clients: ServiceClients
+    keys: AssertionKeys
+    clock: Callable[[], datetime]
+
+
+SubjectPath = Annotated[
+    str, Path(min_length=1, max_length=128, pattern=ATTRIBUTE_PATTERNS["subject"])
+]
+IdPath = Annotated[str, Path(min_length=1, max_length=128)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM: {}}}
+    for code in (400, 401, 403, 404, 413, 415, 422, 423)
+}
+
+
+# -- the app ---------------------------------------------------------------------------------
+
+
+def create_app(parts: ServiceParts) -> Any:
+    """The service as an ASGI app (FastAPI behind the body guard)."""
+    app = FastAPI(
+        title="factorstream MFA service",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        responses=ERRORS,
+    )
+    _install_error_handlers(app)
+    bearer = HTTPBearer(auto_error=False, description="A service client credential")
+
+    def caller(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> ServiceClient:
+        if credentials is None:
+            raise ServiceRefusal(
+                401,
+                "unauthenticated",
+                "send a client credential: Authorization: Bearer …",
+                headers={"WWW-Authenticate": REALM},
+            )
+        client = parts.clients.authenticate(credentials.credentials)
+        if client is None:
+            raise ServiceRefusal(
+                401,
+                "invalid_credential",
+                "the client credential is unknown or revoked",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+            )
+        return client
+
+    Caller = Annotated[ServiceClient, Depends(caller)]
+
+    def ceremony(
+        client: ServiceClient, subject: str, body: SignInContext | None
+    ) -> CeremonyRequest:
+        context = body or SignInContext()
+        return CeremonyRequest(
+            tenant=client.tenant,
+            subject=subject,
+            correlationid=context.correlationid or str(uuid.uuid4()),
+            now=parts.clock(),
+            tier=context.tier,
+            application=context.application or client.label,
+            client=Client(ip=str(context.ip) if context.ip else None, user_agent=context.user_agent)
+            if context.ip or context.user_agent
+            else None,
+        )
+
+    def known(client: ServiceClient, subject: str) -> factors.SubjectFactors:
+        found = factors.list_factors(parts.store, tenant=client.tenant, subject=subject)
+        if not found.known:
+            raise ServiceRefusal(404, "unknown_subject", "no such subject")
+        return found
+
+    def allowed(request: CeremonyRequest, factor: Factor) -> None:
+        if factor not in parts.store.tiers[request.tier].accepted_factors:
+            raise ServiceRefusal(
+                REFUSED, "factor_not_allowed", f"the {request.tier} tier does not accept {factor}"
+            )
+
+    def assertion(
+        client: ServiceClient, request: CeremonyRequest, amr: tuple[str, ...], acr: str
+    ) -> AssertionOut:
+        lifetime = parts.config.assertion_lifetime
+        token = sign_assertion(
+            parts.keys,
+            AssertionRequest(
+                issuer=parts.config.issuer,
+                subject=request.subject,
+                tenant=request.tenant,
+                audience=client.audience,
+                amr=amr,
+                acr=acr,
+                auth_time=request.now,
+                lifetime=lifetime,
+            ),
+            now=request.now,
+        )
+        return AssertionOut(
+            assertion=token, expires_in=int(lifetime.total_seconds()), amr=list(amr), acr=acr
+        )
+
+    @app.get("/.well-known/jwks.json", tags=["assertions"])
+    def jwks() -> JSONResponse:
+        """The public keys MFA assertions are signed with (current and retired)."""
+        return JSONResponse(parts.keys.jwks(), headers={"Cache-Control": "max-age=300"})
+
+    @app.get("/v1/health", tags=["service"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/subjects/{subject}/totp/enrollments", status_code=201, tags=["totp"])
+    def totp_enroll(
+        subject: SubjectPath, client: Caller, body: TotpEnrollBody | None = None
+    ) -> TotpEnrollmentOut:
+        """Start a TOTP enrollment; it becomes active with its first code (confirm)."""
+        request = ceremony(client, subject, body)
+        allowed(request, Factor.TOTP)
+        enrollment = totp.begin_enrollment(
+            parts.store,
+            request,
+            account_name=(body.account_name if body else None) or subject,
+            issuer=parts.config.totp_issuer,
+        )
+        secret = parse_qs(urlparse(enrollment.provisioning_uri).query)["secret"][0]
+        return TotpEnrollmentOut(
+            enrollment_id=enrollment.enrollment_id,
+            secret=secret,
+            provisioning_uri=enrollment.provisioning_uri,
+            qr_svg=enrollment.qr_svg,
+        )
+
+    @app.post("/v1/subjects/{subject}/totp/enrollments/{enrollment_id}/confirm", tags=["totp"])
+    def totp_confirm(
+        subject: SubjectPath, enrollment_id: IdPath, client: Caller, body: CodeBody
+    ) -> ConfirmedOut:
+        """Activate a pending TOTP enrollment with the first code the authenticator shows."""
+        request = ceremony(client, subject, body)
+        known(client, subject)
+        allowed(request, Factor.TOTP)
+        verdict = totp.confirm_enrollment(
+            parts.store, request, enrollment_id=enrollment_id, code=body.code
+        )
+        _accepted(verdict)
+        return ConfirmedOut(enrollment_id=enrollment_id)
+
+    @app.post("/v1/subjects/{subject}/totp/verify", tags=["totp"])
+    def totp_verify(subject: SubjectPath, client: Caller, body: CodeBody) -> AssertionOut:
+        """Step up with a TOTP code; returns a signed MFA assertion."""
+        request = ceremony(client, subject, body)
+        known(client, subject)
+        allowed(request, Factor.TOTP)
+        _accepted(totp.verify(parts.store, request, code=body.code))
+        return assertion(client, request, AMR_TOTP, ACR_MFA)
+
+    @app.post("/v1/subjects/{subject}/recovery-codes", status_code=201, tags=["recovery codes"])
+    def recovery_generate(
+        subject: SubjectPath, client: Caller, body: SignInContext | None = None
+    ) -> RecoveryCodesOut:
+        """A new set of recovery codes (shown once); the earlier set stops working."""
+        request = ceremony(client, subject, body)
+        return RecoveryCodesOut(codes=recovery_codes.regenerate(parts.store, request))
+
+    @app.post("/v1/subjects/{subject}/recovery-codes/verify", tags=["recovery codes"])
+    def recovery_verify(subject: SubjectPath, client: Caller, body: CodeBody) -> AssertionOut:
+        """Redeem one recovery code (single use); returns a signed assertion whose ``acr``
+        says recovery."""
+        request = ceremony(client, subject, body)
+        known(client, subject)
+        _accepted(recovery_codes.redeem(parts.store, request, code=body.code))
+        return assertion(client, request, AMR_RECOVERY, ACR_RECOVERY)
+
+    @app.get("/v1/subjects/{subject}/factors", tags=["factors"])
+    def factor_list(subject: SubjectPath, client: Caller) -> FactorsOut:
+        """The subject's pending and active factors and its recovery codes left."""
+        found = known(client, subject)
+        return FactorsOut(
+            factors=[
+                FactorOut(
+                    enrollment_id=f.enrollment_id,
+                    factor=f.factor,
+                    status=f.status,
+                    created_at=f.created_at,
+                    confirmed_at=f.confirmed_at,
+                )
+                for f in found.factors
+            ],
+            recovery_codes_remaining=found.recovery_codes_remaining,
+        )
+
+    @app.delete("/v1/subjects/{subject}/factors/{enrollment_id}", status_code=204, tags=["factors"])
+    def factor_remove(subject: SubjectPath, enrollment_id: IdPath, client: Caller) -> Response:
+        """Remove one enrollment (``mfa.enrollment.removed``, removed by the client)."""
+        request = ceremony(client, subject, None)
+        known(client, subject)
+        verdict = factors.remove_factor(
+            parts.store,
+            request,
+            enrollment_id=enrollment_id,
+            reason="service_request",
+            removed_by=f"client:{client.client_id}",
+        )
+        _accepted(verdict)
+        return Response(status_code=204)
+
+    return BodyGuard(app, max_bytes=parts.config.max_body_bytes)
+
+
+def _accepted(verdict: Verdict) -> None:
+    """Nothing for an accepted verdict; the refusal as a 4xx otherwise."""
+    if verdict.accepted:
+        return
+    reason = verdict.reason or "refused"
+    extra = {"locked_until": verdict.locked_until.isoformat()} if verdict.locked_until else {}
+    if reason == "locked_out":
+        raise ServiceRefusal(LOCKED, reason, "the subject or factor is locked", extra=extra)
+    if reason in NOT_FOUND_REASONS:
+        raise ServiceRefusal(404, reason, "the subject has no such factor enrolled")
+    raise ServiceRefusal(REFUSED, reason, "the factor was refused", extra=extra)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    def respond(status: int, error: str, detail: str, **extra: Any) -> Response:
+        headers = extra.pop("headers", None)
+        return Response(
+            problem(status, error, detail, **extra),
+            status_code=status,
+            media_type=PROBLEM,
+            headers=headers,
+        )
+
+    async def refused(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceRefusal)  # noqa: S101 - registered for this type
+        return respond(exc.status, exc.error, exc.detail, headers=exc.headers, **exc.extra)
+
+    async def invalid(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return respond(400, "malformed_json", "the request body is not valid JSON")
+        detail = "; ".join(
+            f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}" for p in problems
+        )
+        return respond(422, "invalid_request", detail)
+
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)  # noqa: S101
+        status = exc.status_code
+        error = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        return respond(status, error, str(exc.detail), headers=exc.headers)
+
+    async def unexpected(_request: Request, _exc: Exception) -> Response:
+        return respond(500, "internal_error", "the service failed; the request was not done")
+
+    app.add_exception_handler(ServiceRefusal, refused)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,28 @@
+"""The plain values the MFA service takes (the front door builds them from settings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Where the service keeps its state and how it signs what it asserts."""
+
+    database_url: str
+    """The verifier database (enrollments, lockout gate, outbox, service clients)."""
+    secrets_key_file: Path
+    """The key that encrypts factor secrets at rest (created on first use, mode 0600)."""
+    signing_key_file: Path
+    """Ed25519 key (PEM) that signs MFA assertions (created on first use, mode 0600);
+    retired public keys sit beside it and stay in the JWKS."""
+    issuer: str
+    """``iss`` of every assertion: the URL relying parties know the service by."""
+    source: str = "urn:factorstream:service"
+    """CloudEvents ``source`` of the events the service's ceremonies emit."""
+    assertion_lifetime: timedelta = timedelta(minutes=5)
+    max_body_bytes: int = 16 * 1024
+    totp_issuer: str = "factorstream"
+    """The issuer an authenticator app shows beside a TOTP enrollment."""

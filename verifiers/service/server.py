@@ -1,0 +1,99 @@
+"""Running the service: open its parts from a :class:`ServiceConfig`, serve with uvicorn.
+
+SIGINT, SIGTERM and SIGHUP stop the server the same way: it stops accepting, finishes the
+requests in flight and returns (no signal is re-raised afterwards).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from verifiers.service import require_extra
+
+require_extra("uvicorn", "fastapi", "jwt")
+
+import uvicorn
+
+from verifiers.crypto import SecretBox, new_key
+from verifiers.service.api import ServiceParts, create_app
+from verifiers.service.assertions import AssertionKeys
+from verifiers.service.clients import ServiceClients
+from verifiers.service.config import ServiceConfig
+from verifiers.service.keyfiles import read_or_create
+from verifiers.store import VerifierStore, store_engine
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store(config: ServiceConfig) -> VerifierStore:
+    """The verifier store the service works on, its schema migrated."""
+    secrets_key = read_or_create(config.secrets_key_file, lambda: new_key().encode())
+    store = VerifierStore(
+        store_engine(config.database_url), SecretBox(secrets_key.decode()), source=config.source
+    )
+    store.migrate()
+    return store
+
+
+def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now) -> ServiceParts:
+    store = open_store(config)
+    return ServiceParts(
+        config=config,
+        store=store,
+        clients=ServiceClients(store.engine),
+        keys=AssertionKeys(config.signing_key_file),
+        clock=clock,
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped by SIGHUP too, and without re-raising the signal."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {stop: signal.signal(stop, self.handle_exit) for stop in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
+
+
+def serve(
+    config: ServiceConfig,
+    *,
+    host: str,
+    port: int,
+    on_ready: Callable[[], Any] | None = None,
+) -> None:
+    """Serve until stopped by a signal; ``on_ready`` is called once the port is bound."""
+    app = create_app(open_parts(config))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_level="info",
+            access_log=False,
+            server_header=False,
+        )
+    )
+    if on_ready is not None:
+        original = server.startup
+
+        async def startup(sockets: Any = None) -> None:
+            await original(sockets=sockets)
+            if server.started:
+                on_ready()
+
+        server.startup = startup  # type: ignore[method-assign]
+    server.run()
