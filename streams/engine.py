@@ -99,6 +99,7 @@ class Runner:
             async with self.lock:
                 if epoch != engine.epoch:
                     continue  # fetched before a rebalance: read again from the committed offset
+                fetched = self.take_queued(fetched)
                 try:
                     await self.handle(fetched)
                     for messages in fetched.values():
@@ -111,6 +112,24 @@ class Runner:
                 except BaseException as error:  # cancelled too: its state may be half done
                     engine.fail(self, error)
                     raise
+
+    def take_queued(self, fetched: Fetched) -> Fetched:
+        """``fetched`` and every batch queued behind it of the same epoch, as one batch:
+        when the runner is behind, its batches grow and one produce round trip (the
+        broker's acks) serves them all, instead of each small fetch waiting in the queue
+        for the round trips of those before it (seen: ~120 records a batch, three queued,
+        half a second between an event's arrival and its processing at 2,000 events/s)."""
+        if self.queue.empty():
+            return fetched
+        engine = self.engine
+        merged = dict(fetched)
+        while not self.queue.empty():
+            epoch, more = self.queue.get_nowait()
+            if engine is None or epoch != engine.epoch:
+                continue  # fetched before a rebalance: read again from the committed offset
+            for tp, messages in more.items():  # each partition's records stay in order
+                merged[tp] = merged[tp] + messages if tp in merged else messages
+        return merged
 
     def drop_queued(self) -> int:
         dropped = 0
