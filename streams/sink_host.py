@@ -86,9 +86,11 @@ async def run_sink(
     stop: asyncio.Event,
     timers: Sequence[Timer] = (),
     progress: SinkProgress | None = None,
+    grace_s: float = 10.0,
 ) -> SinkProgress:
-    """Run ``sink`` over ``topics`` in consumer ``group`` until ``stop`` is set (the batch
-    in hand is written and committed first)."""
+    """Run ``sink`` over ``topics`` in consumer ``group`` until ``stop`` is set: the batch
+    in hand is written and committed first, unless its write takes ``grace_s`` more (a
+    database that is down, retried with backoff): then it is left uncommitted."""
     progress = progress or SinkProgress()
     consumer = AIOKafkaConsumer(
         group_id=group,
@@ -111,7 +113,9 @@ async def run_sink(
             if not fetched:
                 continue
             values = [r.value for records in fetched.values() for r in records if r.value]
-            await sink.write(values)
+            if not await write_unless_stopped(sink.write(values), stop, grace_s=grace_s):
+                log.warning("sink %s: stopped in the middle of a batch; it is read again", group)
+                break
             offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
             await _commit(consumer, offsets, group, progress)
             progress.batches += 1
@@ -119,6 +123,27 @@ async def run_sink(
     finally:
         await consumer.stop()
     return progress
+
+
+async def write_unless_stopped(
+    write: Awaitable[None], stop: asyncio.Event, *, grace_s: float
+) -> bool:
+    """Await ``write``; once ``stop`` is set, for at most ``grace_s`` more seconds, then
+    cancel it. Whether it completed."""
+    task = asyncio.ensure_future(write)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return False
+        task.result()  # its error, if any
+        return True
+    finally:
+        stopping.cancel()
 
 
 async def _commit(
