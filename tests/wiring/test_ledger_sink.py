@@ -86,9 +86,10 @@ async def test_every_event_is_appended_once_in_batches_and_checkpoints_published
         {**on(ingested, 1, batch[8:], 3), **on(lockouts, 0, [batch[2], batch[7]], 1)},
     ]
     async with running(sink) as task:
-        for fetched in fetches:
-            await engine.dispatch(engine.epoch, fetched)
-        await until(lambda: acked(pipeline) == read(fetches) or task.done())
+        for done in range(1, len(fetches) + 1):  # one at a time: queued ones become one batch
+            await engine.dispatch(engine.epoch, fetches[done - 1])
+            expected = read(fetches[:done])
+            await until(lambda: acked(pipeline) == expected or task.done())  # noqa: B023
         await asyncio.sleep(0.1)  # anything more would show up now
     assert acked(pipeline) == read(fetches)  # each record once
 
@@ -100,6 +101,32 @@ async def test_every_event_is_appended_once_in_batches_and_checkpoints_published
     assert published == [checkpoint_event(c, source=ledger.source) for c in ledger.checkpoints()]
     assert [e.key for e in journal.of("produce")] == [kafka_key(e) for e in published]
     assert ledger.unpublished() == []
+
+
+async def test_fetches_queued_behind_a_busy_sink_are_appended_as_one_batch_once(
+    pipeline: Pipeline,
+) -> None:
+    """The runner takes every fetch queued behind it as one batch (``take_queued``): each
+    record is acknowledged once, every event is appended once, each partition in order."""
+    sink, engine = sink_of(pipeline), pipeline.engine
+    ingested, lockouts = pipeline.ingested.get_topic_name(), pipeline.lockouts.get_topic_name()
+    batch = events(10)
+    fetches: list[Fetched] = [
+        {TP(ingested, 1): event_messages(ingested, batch[:3], first_offset=0)},
+        {TP(lockouts, 0): event_messages(lockouts, batch[3:5], first_offset=0)},
+        {TP(ingested, 1): event_messages(ingested, batch[5:], first_offset=3)},
+    ]
+    async with running(sink) as task:
+        for fetched in fetches:  # queued before the runner takes any
+            await engine.dispatch(engine.epoch, fetched)
+        await until(lambda: acked(pipeline) == read(fetches) or task.done())
+        await asyncio.sleep(0.1)
+    assert acked(pipeline) == read(fetches)
+    assert sink.batches == 1  # one batch, one transaction
+    ids = [row.event["id"] for row in sink.ledger.rows()]
+    assert sorted(ids) == sorted(e.id for e in batch)
+    on_ingested = [i for i in ids if i not in {e.id for e in batch[3:5]}]
+    assert on_ingested == [e.id for e in batch[:3] + batch[5:]]  # the partition's order
 
 
 async def test_offsets_are_acked_only_after_the_batch_is_durable(
