@@ -26,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -54,15 +54,7 @@ class Timer:
 
     every_s: float
     action: Tick
-    due: float = field(default=0.0)
-
-
-@dataclass
-class SinkProgress:
-    batches: int = 0
-    records: int = 0
-    commits_lost: int = 0
-    """Commits refused at a rebalance (their batches are read again, taken once)."""
+    due: float = 0.0
 
 
 class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -85,13 +77,11 @@ async def run_sink(
     max_records: int,
     stop: asyncio.Event,
     timers: Sequence[Timer] = (),
-    progress: SinkProgress | None = None,
     grace_s: float = 10.0,
-) -> SinkProgress:
+) -> None:
     """Run ``sink`` over ``topics`` in consumer ``group`` until ``stop`` is set: the batch
     in hand is written and committed first, unless its write takes ``grace_s`` more (a
     database that is down, retried with backoff): then it is left uncommitted."""
-    progress = progress or SinkProgress()
     consumer = AIOKafkaConsumer(
         group_id=group,
         enable_auto_commit=False,
@@ -117,12 +107,9 @@ async def run_sink(
                 log.warning("sink %s: stopped in the middle of a batch; it is read again", group)
                 break
             offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
-            await _commit(consumer, offsets, group, progress)
-            progress.batches += 1
-            progress.records += sum(len(records) for records in fetched.values())
+            await _commit(consumer, offsets, group)
     finally:
         await consumer.stop()
-    return progress
 
 
 async def write_unless_stopped(
@@ -150,12 +137,10 @@ async def _commit(
     consumer: AIOKafkaConsumer,
     offsets: dict[TopicPartition, int],
     group: str,
-    progress: SinkProgress,
 ) -> None:
     try:
         await consumer.commit(offsets)
-    except (CommitFailedError, IllegalStateError) as error:
-        progress.commits_lost += 1  # a rebalance took the partitions: read again there
+    except (CommitFailedError, IllegalStateError) as error:  # a rebalance took the partitions
         log.info(
             "sink %s: commit refused at a rebalance (%s); the batch is read again", group, error
         )

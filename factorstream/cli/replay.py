@@ -69,6 +69,8 @@ def replay(
         except (KafkaError, LookupError, TimeoutError) as error:
             where = settings.kafka().describe()
             raise fail(f"cannot read the log at {where}: {error}") from None
+        except ValueError as error:  # a key or IP list file the settings name
+            raise fail(str(error)) from None
     differ = theirs is not None and theirs.tables != ours.tables
     if as_json:
         document: dict[str, object] = {

@@ -155,7 +155,11 @@ def _run(settings: Settings, loglevel: str) -> None:
     from streams.engine import tune_collector
     from streams.noise import limit_kafka_client_logs
 
-    pipeline = create_pipeline(pipeline_config(settings))
+    try:  # the key, token and IP list files a role reads
+        config = pipeline_config(settings)
+    except ValueError as error:
+        raise fail(str(error)) from None
+    pipeline = create_pipeline(config)
     try:
         _check_events_topic(settings)
         created = _create_internal_topics(settings.kafka(), internal_topics(pipeline))

@@ -111,3 +111,27 @@ def test_database_urls_are_printed_without_their_password() -> None:
     assert "s3cr" not in shown and "***" in shown and "db.internal" in shown
     assert redacted("sqlite:////var/lib/factorstream/outbox.db").endswith("outbox.db")
     assert "pw" not in redacted("::not a url:pw@")
+
+
+def test_a_worker_given_a_junk_trusted_control_key_says_so_and_exits(tmp_path: Path) -> None:
+    """A stranger's file named as a trusted control key: a one-line error naming the
+    setting and the file, before any broker is contacted, and no traceback."""
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN PUBLIC KEY-----\nnot a key\n")
+    env = {
+        "FACTORSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "FACTORSTREAM_CONTROL__TRUSTED_KEY_FILES": json.dumps([str(junk)]),
+        "PATH": "/usr/bin:/bin",
+        "COLUMNS": "300",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "worker"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode == 1, said
+    assert f"control.trusted_key_files: {junk}: not a PEM public key" in said
+    assert "Traceback" not in said

@@ -118,6 +118,22 @@ def _wrong(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
 
 
+def _lock_sms(
+    store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
+) -> None:
+    """Enrol SMS, send a code and type wrong ones, two seconds apart, until the factor locks."""
+    _enrolled(store, request_at(), delivery, handset)
+    sent = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
+    assert sent.challenge_id is not None
+    for attempt in range(CUSTOMER.otp_max_failures):
+        otp.verify_code(
+            store,
+            _later(request_at(), seconds=2 * attempt),
+            challenge_id=sent.challenge_id,
+            code=_wrong(handset.code()),
+        )
+
+
 # -- destinations ------------------------------------------------------------------------
 
 
@@ -444,16 +460,7 @@ def test_attempts_are_capped_by_the_tier(
 def test_a_locked_factor_gets_no_new_code(
     store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
 ) -> None:
-    _enrolled(store, request_at(), delivery, handset)
-    sent = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
-    assert sent.challenge_id is not None
-    for attempt in range(CUSTOMER.otp_max_failures):
-        otp.verify_code(
-            store,
-            _later(request_at(), seconds=2 * attempt),
-            challenge_id=sent.challenge_id,
-            code="000000" if handset.code() != "000000" else "111111",
-        )
+    _lock_sms(store, request_at, delivery, handset)
     before = len(handset.received)
     refused = otp.send_code(
         store, _later(request_at(), seconds=30), factor=Factor.SMS, delivery=delivery
@@ -661,16 +668,7 @@ def test_a_used_code_is_no_reason_to_wait(
 def test_a_locked_subject_is_told_when_the_lock_ends(
     store: VerifierStore, request_at: RequestAt, delivery: FailoverDelivery, handset: Handset
 ) -> None:
-    _enrolled(store, request_at(), delivery, handset)
-    sent = otp.send_code(store, request_at(), factor=Factor.SMS, delivery=delivery)
-    assert sent.challenge_id is not None
-    for attempt in range(CUSTOMER.otp_max_failures):
-        otp.verify_code(
-            store,
-            _later(request_at(), seconds=2 * attempt),
-            challenge_id=sent.challenge_id,
-            code=_wrong(handset.code()),
-        )
+    _lock_sms(store, request_at, delivery, handset)
     refused = otp.send_code(
         store, _later(request_at(), seconds=60), factor=Factor.SMS, delivery=delivery
     )
