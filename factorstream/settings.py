@@ -208,6 +208,16 @@ class StreamSettings(BaseModel):
         description="How often offsets are committed; before each commit the worker writes "
         "the state every batch since the last one changed (each changed key once).",
     )
+    session_timeout_s: float = Field(
+        15.0,
+        ge=6,
+        le=300,
+        description="A worker or sink process that stops heartbeating (killed, frozen, cut "
+        "off) keeps its partitions this long before the group moves them to another member: "
+        "the failover time after a crash. Heartbeats go every third of it. Within the "
+        "broker's `group.min.session.timeout.ms` and `group.max.session.timeout.ms` "
+        "(6 s and 30 min by default).",
+    )
     stall_s: float = Field(
         30.0,
         gt=0,

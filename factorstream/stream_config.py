@@ -190,6 +190,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         checkpoints=topics.checkpoints,
         derived_partitions=topics.derived_partitions,
         commit_interval_s=stream.commit_interval_s,
+        session_timeout_s=stream.session_timeout_s,
         stall_s=stream.stall_s,
         max_poll_records=stream.max_poll_records,
         standby_replicas=stream.standby_replicas,

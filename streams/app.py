@@ -177,6 +177,7 @@ class PipelineConfig:
     checkpoints: str
     derived_partitions: int
     commit_interval_s: float
+    session_timeout_s: float
     max_poll_records: int
     stall_s: float
     standby_replicas: int
@@ -267,6 +268,8 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
         topic_partitions=partitions,
         topic_disable_leader=True,
         broker_commit_interval=config.commit_interval_s,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=config.session_timeout_s / 3,
         broker_max_poll_records=config.max_poll_records,
         # the engine sends whole record batches (streams/produce.py): let one hold a fetch's
         # worth of a partition's records instead of aiokafka's 16 KiB

@@ -78,6 +78,7 @@ async def run_sink(
     stop: asyncio.Event,
     timers: Sequence[Timer] = (),
     grace_s: float = 10.0,
+    session_timeout_s: float = 15.0,
 ) -> None:
     """Run ``sink`` over ``topics`` in consumer ``group`` until ``stop`` is set: the batch
     in hand is written and committed first, unless its write takes ``grace_s`` more (a
@@ -87,6 +88,8 @@ async def run_sink(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=4 << 20,
+        session_timeout_ms=int(session_timeout_s * 1000),
+        heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
         **aiokafka_config(kafka),
     )
     consumer.subscribe(list(topics), listener=_Forget(sink))

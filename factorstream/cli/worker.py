@@ -144,6 +144,7 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
             max_records=batch,
             stop=stop,
             timers=timers,
+            session_timeout_s=settings.stream.session_timeout_s,
         )
 
 

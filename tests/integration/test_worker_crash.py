@@ -40,8 +40,9 @@ from tests.integration.test_worker import (  # the worker harness, shared
 from tests.kafka_broker import KafkaBroker
 
 EVENTS = int(os.environ.get("CRASH_TEST_EVENTS", "20000"))
-"""CI runs 20,000 events (about 4.5 minutes here, most of it the three restarts, each
-waiting for the killed member's session to expire before the group rebalances);
+"""CI runs 20,000 events (about a minute here, a third of it the three restarts, each
+waiting for the killed member's session, 8 s in these tests, to expire before the group
+rebalances);
 ``CRASH_TEST_EVENTS=200000`` runs the issue's size. Each run is killed after forwarding
 30 % of the input anew, wherever it is (see ``KILL_AFTER``)."""
 SUBJECTS = EVENTS // 50
