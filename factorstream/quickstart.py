@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess  # noqa: S404 - this module exists to run pip and pytest
 import sys
+import tempfile
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -49,13 +52,58 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+LANES = (
+    ("integration", ["tests/integration"]),
+    ("unit, wiring and end-to-end", ["tests/unit", "tests/wiring", "tests/e2e"]),
+)
+"""The whole suite runs as two pytest processes side by side, one per core. The integration
+tests share one lane and run one at a time: they start brokers and workers and wait on
+timeouts that a second such test beside them would stretch. The other tests are the
+second lane, its output shown when it ends."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _pytest(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    # each in a session of its own: a signal reaches it once, from here (see run_tests)
+    command = [str(_bin("python")), "-m", "pytest", *args]
+    return subprocess.Popen(command, cwd=ROOT, start_new_session=True, **kwargs)  # noqa: S603
+
+
 def run_tests(args: list[str]) -> int:
-    """Run pytest; "no tests collected" is a failure, never a silent pass."""
-    code = subprocess.call([str(_bin("python")), "-m", "pytest", *args], cwd=ROOT)  # noqa: S603
-    if code == PYTEST_NO_TESTS:
+    """Run pytest (``args``; none: the whole suite, in two lanes); "no tests collected" is
+    a failure, never a silent pass.
+
+    SIGINT, SIGTERM and SIGHUP are passed on to each pytest process once; the tests' own
+    handler (``tests/conftest.py``) turns them into an interruption, so the session's
+    brokers, databases and workers are stopped before it exits.
+    """
+    with tempfile.TemporaryDirectory(prefix="factorstream-tests-") as tmp:
+        side_log = Path(tmp) / "lane.log"
+        running: list[subprocess.Popen[bytes]] = []
+
+        def pass_on(signum: int, _frame: object) -> None:
+            for process in running:
+                if process.poll() is None:
+                    process.send_signal(signum)
+
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, pass_on)
+        if args:
+            running.append(_pytest(args))
+        else:
+            with side_log.open("wb") as out:
+                running.append(_pytest(LANES[1][1], stdout=out, stderr=subprocess.STDOUT))
+            running.append(_pytest(LANES[0][1]))
+        codes = [process.wait() for process in reversed(running)]
+        if not args:
+            name = LANES[1][0]
+            print(f"\nquickstart: the {name} tests, run beside the ones above:", flush=True)
+            sys.stdout.write(side_log.read_text(errors="replace"))
+            sys.stdout.flush()
+    if PYTEST_NO_TESTS in codes:
         print("quickstart: pytest collected no tests; that is a failure", file=sys.stderr)
         return 1
-    return code
+    return next((code for code in codes if code != 0), 0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
+from types import FrameType
 
 import pytest
 
@@ -11,6 +13,18 @@ from tests.support import IN_CI
 pytest_plugins = ["tests.kafka_broker", "tests.postgres"]
 
 TIERS = ("unit", "wiring", "integration", "e2e")
+
+
+def _interrupted(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def pytest_configure() -> None:
+    """SIGTERM and SIGHUP (``timeout``, a CI runner stopping the job) interrupt the run as
+    Ctrl-C does: pytest then tears the session down, so no broker, database server or
+    worker it started outlives it."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupted)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
