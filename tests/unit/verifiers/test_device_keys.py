@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from verifiers import device_keys as dk
 
-ANSWER = {
+ANSWER: dict[str, Any] = {
     "tenant": "acme",
     "subject": "alice",
     "challenge_id": "push-0123456789abcdef0123456789abcdef",
