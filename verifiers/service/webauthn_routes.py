@@ -32,6 +32,7 @@ from verifiers.service.models import (
     WebAuthnRegistrationOptionsOut,
 )
 from verifiers.service.routing import RouteKit, SubjectPath
+from verifiers.store import Verdict
 
 WEBAUTHN = Factor.WEBAUTHN
 PREFIX = "/v1/subjects/{subject}/webauthn"
@@ -41,6 +42,11 @@ def register(app: FastAPI, kit: RouteKit) -> None:
     parts = kit.parts
     config = parts.config
     Caller = Annotated[ServiceClient, Depends(kit.caller)]
+
+    def accepted(verdict: Verdict) -> None:
+        if not verdict.accepted and verdict.reason == "unknown_challenge":
+            raise ServiceRefusal(404, "unknown_challenge", "no such WebAuthn challenge")
+        kit.accepted(verdict)
 
     @app.post(f"{PREFIX}/registrations/options", status_code=201, tags=["webauthn"])
     def webauthn_registration_options(
@@ -84,7 +90,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
             expected_origin=list(config.origins),
             rp_id=config.rp_id,
         )
-        kit.accepted(verdict)
+        accepted(verdict)
         enrollment_id = getattr(verdict.event.data, "enrollment_id", "") if verdict.event else ""
         return ConfirmedOut(enrollment_id=enrollment_id)
 
@@ -132,7 +138,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
             expected_origin=list(config.origins),
             rp_id=config.rp_id,
         )
-        kit.accepted(verdict)
+        accepted(verdict)
         data: Any = verdict.event.data if verdict.event else None
         synced = bool(
             data is not None and data.authenticator and data.authenticator.backup_eligible

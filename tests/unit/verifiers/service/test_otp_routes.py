@@ -4,11 +4,13 @@ a test enters is always the one the server received."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from schemas.fields import Factor, PolicyTier
 from tests.integration.test_otp_delivery import (  # noqa: F401 - fixtures used by name
     Gateway,
     Mailbox,
@@ -17,8 +19,10 @@ from tests.integration.test_otp_delivery import (  # noqa: F401 - fixtures used 
     gateway,
     mailbox,
 )
+from verifiers.policy import tier_policy
 from verifiers.service.api import create_app
 from verifiers.service.server import open_parts
+from verifiers.store import VerifierStore
 
 from .conftest import Clock, Service, service_config, start_server, stop_server
 from .test_api import events
@@ -282,3 +286,58 @@ def test_bad_code_requests_get_4xx_never_500(
     enrol(service, bare, "ann", "sms", MOBILE)
     unavailable = service.call("POST", f"{base}/send", {"factor": "sms"}, token=bare)
     assert (unavailable.status, unavailable.json["error"]) == (503, "channel_unavailable")
+
+
+def test_a_voice_code_steps_up_with_amr_tel_where_the_tier_takes_voice(
+    delivering: Service, sms: Gateway
+) -> None:
+    parts = delivering.parts
+    with_voice = {
+        **parts.store.tiers,
+        PolicyTier.BUSINESS: tier_policy(
+            PolicyTier.BUSINESS, required_factors=(Factor.TOTP,), fallback_factors=(Factor.VOICE,)
+        ),
+    }
+    store = VerifierStore(parts.store.engine, parts.store.box, source="urn:test", tiers=with_voice)
+    voice_parts = dataclasses.replace(parts, store=store)
+    running = start_server(create_app(voice_parts))
+    try:
+        service = Service("127.0.0.1", running.port, voice_parts, delivering.clock)
+        token = service.client("acme")
+        base = "/v1/subjects/val/otp"
+        tier = {"tier": "business"}
+        started = service.call(
+            "POST",
+            f"{base}/enrollments",
+            {**tier, "factor": "voice", "destination": MOBILE},
+            token=token,
+        )
+        enrollment_id = started.json["enrollment_id"]
+        service.call(
+            "POST",
+            f"{base}/send",
+            {**tier, "factor": "voice", "enrollment_id": enrollment_id},
+            token=token,
+        )
+        spoken = sms.received[-1][0]
+        code = "".join(spoken["body"].split("code is ")[1].split(".")[0].split(", "))
+        service.call(
+            "POST",
+            f"{base}/enrollments/{enrollment_id}/confirm",
+            {**tier, "code": code},
+            token=token,
+        )
+        service.clock.advance(seconds=31)
+        sent = service.call("POST", f"{base}/send", {**tier, "factor": "voice"}, token=token)
+        code = "".join(sms.received[-1][0]["body"].split("code is ")[1].split(".")[0].split(", "))
+        verified = service.call(
+            "POST",
+            f"{base}/verify",
+            {**tier, "challenge_id": sent.json["challenge_id"], "code": code},
+            token=token,
+        )
+    finally:
+        stop_server(running)
+    assert spoken["channel"] == "voice"
+    assert verified.status == 200, verified.body
+    assert verified.json["amr"] == ["tel", "mfa"]

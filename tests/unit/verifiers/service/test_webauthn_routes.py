@@ -204,8 +204,8 @@ def test_bad_webauthn_requests_get_4xx_never_500(service: Service) -> None:
         "wrong_type": (415, "unsupported_media_type"),
         "oversized": (413, "body_too_large"),
         "credential_not_object": (422, "invalid_request"),
-        "junk_credential": (403, "unknown_challenge"),
-        "unknown_challenge": (403, "unknown_challenge"),
+        "junk_credential": (404, "unknown_challenge"),
+        "unknown_challenge": (404, "unknown_challenge"),
     }
     assert {name: (a.status, a.json["error"]) for name, a in answers.items()} == expected
     service.enrol_totp(bank, "erin")
