@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -37,9 +37,12 @@ class ServiceConfig:
     smtp_port: int = 25
     smtp_sender: str = "no-reply@localhost"
     smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
     sms_gateway_url: str | None = None
     """SMS and voice codes go to this JSON gateway (:class:`verifiers.delivery.HttpSmsProvider`;
     none: SMS and voice are unavailable)."""
+    sms_gateway_token: str | None = field(default=None, repr=False)
 
     @property
     def rp_id(self) -> str:

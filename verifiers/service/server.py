@@ -59,10 +59,14 @@ def open_delivery(config: ServiceConfig) -> FailoverDelivery | None:
                 config.smtp_port,
                 config.smtp_sender,
                 starttls=config.smtp_starttls,
+                username=config.smtp_username,
+                password=config.smtp_password,
             )
         )
     if config.sms_gateway_url is not None:
-        providers.append(HttpSmsProvider("sms-gateway", config.sms_gateway_url))
+        providers.append(
+            HttpSmsProvider("sms-gateway", config.sms_gateway_url, token=config.sms_gateway_token)
+        )
     return FailoverDelivery(providers) if providers else None
 
 
