@@ -45,6 +45,9 @@ from verifiers.tables import challenges, enrollments
 
 DEFAULT_TTL = timedelta(seconds=60)
 MAX_DEVICE_NAME = 128
+ANSWERED = frozenset({"used", "rejected", "reported_fraud", "number_mismatch"})
+"""How a challenge closes when it was answered: another answer to it is a replay."""
+CLOSED = {"expired": "expired", "locked_out": "challenge_closed"}
 
 __all__ = [
     "Decision",
@@ -331,14 +334,15 @@ def respond_signed(
     ``locked_out``, ``device_not_enrolled`` (the push went to no enrollment, or it was
     removed), ``unsigned_answer``, ``unknown_device_key`` (signed with another key),
     ``bad_signature`` (forged, or any signed field altered), ``replayed_answer`` (a good
-    signature over a challenge already answered); then as :func:`respond`. A refused
+    signature over a challenge already answered; ``expired`` or ``challenge_closed`` for
+    one closed unanswered); then as :func:`respond`. A refused
     signature leaves the challenge open for the real device, and counts as a failure."""
     with store.step(request, factor=Factor.PUSH) as step:
         row = _challenge_row(step, answer.challenge_id)
         if row is None:
             return _failed(step, answer.challenge_id, "unknown_challenge")
-        if step.lockout.locked and row.closed_at is None:
-            step.close_challenge(row.id, "locked_out", attempts=1)
+        if step.lockout.locked:
+            step.close_challenge(row.id, "locked_out", attempts=1)  # if it is still open
             return _failed(step, row.id, "locked_out")
         device = _device_key(step, store, row.enrollment_id)
         if device is None:
@@ -357,7 +361,9 @@ def respond_signed(
             reason = "unsigned_answer" if problem == "unsigned" else problem
             return _failed(step, row.id, reason, row.enrollment_id)
         if row.closed_at is not None:
-            return _failed(step, row.id, "replayed_answer", row.enrollment_id)
+            answered = row.closed_reason in ANSWERED
+            reason = "replayed_answer" if answered else CLOSED.get(row.closed_reason, "closed")
+            return _failed(step, row.id, reason, row.enrollment_id)
         return _decide(step, store, row, answer.decision, answer.number, responder)
 
 

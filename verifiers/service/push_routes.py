@@ -16,7 +16,8 @@ caller relays it to ``respond``. An approval with the right number returns a sig
 assertion (``amr``: ``pop``, ``mfa``). Refusals, each recorded as an event:
 ``unsigned_answer``, ``unknown_device_key`` (signed by another key, as its ``key_id``
 says), ``bad_signature`` (forged, or a signed field altered) are 403; ``replayed_answer``
-(a good signature for a challenge already answered) is 409; then the library's
+(a good signature for a challenge already answered) and ``challenge_closed`` (closed by a
+lock before any answer) are 409; then the library's
 ``number_mismatch``, ``user_rejected``, ``reported_fraud``, ``expired`` (403) and
 ``locked_out`` (423).
 
@@ -47,7 +48,7 @@ from verifiers.store import Verdict
 
 PREFIX = "/v1/subjects/{subject}/push"
 PUSH = Factor.PUSH
-CONFLICT = frozenset({"replayed_answer"})
+CONFLICT = frozenset({"replayed_answer", "challenge_closed"})
 NOT_FOUND = frozenset({"unknown_challenge", "unknown_enrollment", "device_not_enrolled"})
 PUSH_WAIT = {"push_pending": 409, "resend_cooldown": 429, "send_limit": 429, "locked_out": 423}
 

@@ -474,3 +474,30 @@ def test_an_enrollment_needs_the_devices_own_proof(
     assert push.active_enrollment(store, tenant="acme", subject="u-1001") is None
     with pytest.raises(push.DeviceKeyError):
         push.begin_enrollment(store, request, device_key={"kty": "RSA", "n": "AQAB"})
+
+
+def test_a_lock_closes_the_push_and_a_later_answer_is_no_replay(
+    tmp_path: Path, request_at: RequestAt
+) -> None:
+    """The stream locks the subject while the push is open: the signed approval is refused
+    ``locked_out`` and closes the push; once the lock is gone, the same answer is refused as
+    a push that closed unanswered, not as a replay."""
+    locks: list[LockoutStatus] = []
+    store = make_store(
+        f"sqlite:///{tmp_path / 'v.db'}",
+        stream_lockouts=lambda tenant, subject, factor: locks[-1] if locks else None,
+    )
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    answer = _signed(key, request, challenge.challenge_id, challenge.number)
+    until = request.now + timedelta(minutes=5)
+    locks.append(LockoutStatus(True, until, False, LockoutScope.SUBJECT, "max_failures"))
+
+    locked = push.respond_signed(store, request, answer=answer)
+    locks.clear()
+    later = push.respond_signed(store, request, answer=answer)
+
+    assert locked.reason == "locked_out"
+    assert later.reason == "challenge_closed"
+    assert _types(store)[-2:] == ["mfa.verification.failed", "mfa.verification.failed"]
