@@ -86,11 +86,8 @@ class Problem(BaseModel):
 
 # -- WebAuthn ----------------------------------------------------------------------------
 
-UserVerificationField = Field(
-    None,
-    description="required, preferred or discouraged (default: by tier; admin and business "
-    "require it).",
-)
+UserVerification = Literal["required", "preferred", "discouraged"]
+UV_DEFAULT = "Default: by tier (admin and business require user verification)."
 
 
 class WebAuthnRegistrationBody(SignInContext):
@@ -101,15 +98,11 @@ class WebAuthnRegistrationBody(SignInContext):
         description="Shown by the authenticator (default: the subject).",
     )
     user_display_name: str | None = Field(None, min_length=1, max_length=128)
-    user_verification: Literal["required", "preferred", "discouraged"] | None = (
-        UserVerificationField
-    )
+    user_verification: UserVerification | None = Field(None, description=UV_DEFAULT)
 
 
 class WebAuthnAuthenticationBody(SignInContext):
-    user_verification: Literal["required", "preferred", "discouraged"] | None = (
-        UserVerificationField
-    )
+    user_verification: UserVerification | None = Field(None, description=UV_DEFAULT)
 
 
 class WebAuthnRegistrationOptionsOut(BaseModel):

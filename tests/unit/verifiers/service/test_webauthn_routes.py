@@ -213,3 +213,17 @@ def test_bad_webauthn_requests_get_4xx_never_500(service: Service) -> None:
         "POST", "/v1/subjects/erin/webauthn/authentications/options", ADMIN, token=bank
     )
     assert (no_key.status, no_key.json["error"]) == (404, "not_enrolled")
+
+
+def test_the_admin_tier_requires_user_verification(service: Service) -> None:
+    token = service.client("acme")
+    key = SoftAuthenticator()
+    register(service, token, "uma", key)
+    options = service.call(
+        "POST", "/v1/subjects/uma/webauthn/authentications/options", ADMIN, token=token
+    )
+    assert options.json["options"]["userVerification"] == "required"
+
+    touched_only = authenticate(service, token, "uma", key, user_verified=False)
+
+    assert (touched_only.status, touched_only.json["error"]) == (403, "user_verification_missing")
