@@ -541,6 +541,37 @@ class ServiceSettings(BaseModel):
         min_length=1,
         description="CloudEvents `source` of the events the service's ceremonies emit.",
     )
+    webauthn_rp_id: str | None = Field(
+        None,
+        description="WebAuthn relying party id: the login site's domain (default: the "
+        "issuer's host).",
+    )
+    webauthn_rp_name: str = Field(
+        "factorstream", min_length=1, description="WebAuthn relying party name (shown)."
+    )
+    webauthn_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins a WebAuthn response may come from, as JSON (`["https://login.'
+        "example.com\"]`; default: the issuer's origin).",
+    )
+    smtp_host: str | None = Field(
+        None, description="SMTP relay for e-mail codes (unset: the e-mail factor is unavailable)."
+    )
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP relay.")
+    smtp_sender: str = Field(
+        "no-reply@localhost", min_length=3, description="`From` of e-mailed codes."
+    )
+    smtp_starttls: bool = Field(False, description="Use STARTTLS with the SMTP relay.")
+    smtp_username: str | None = Field(None, description="SMTP login (with `smtp_password`).")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    sms_gateway_url: str | None = Field(
+        None,
+        description="JSON gateway for SMS and voice codes (`POST {to, body, channel}`; unset: "
+        "SMS and voice are unavailable).",
+    )
+    sms_gateway_token: SecretStr | None = Field(
+        None, description="Bearer token for the SMS gateway."
+    )
 
 
 class Settings(BaseSettings):

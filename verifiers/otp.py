@@ -130,6 +130,9 @@ class SendResult:
     retry_after: int | None = None
     """Refused ``locked_out`` (for a while), ``resend_cooldown`` or ``send_limit``: whole
     seconds until a code may be asked for again (for an HTTP ``Retry-After``)."""
+    purpose: str | None = None
+    """``enroll`` (a code for :func:`confirm_enrollment`) or ``authenticate`` (for
+    :func:`verify_code`), once the enrollment is known."""
 
 
 # -- destinations ------------------------------------------------------------------------
@@ -344,6 +347,7 @@ def send_code(
         resend=resend,
         attempts=report.attempts,
         events=tuple(events),
+        purpose=purpose,
     )
 
 

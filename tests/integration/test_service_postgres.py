@@ -1,5 +1,6 @@
 """The MFA service on its production store, PostgreSQL: the migrations (service clients
-included) apply, and a caller enrols, steps up and is held to its tenant."""
+included) apply, and a caller enrols, steps up (TOTP, WebAuthn, a signed push) and is held
+to its tenant."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from factorstream.softauthn import SoftAuthenticator
+from tests.unit.verifiers.service import test_push_routes as push
+from tests.unit.verifiers.service import test_webauthn_routes as webauthn
 from tests.unit.verifiers.service.conftest import (
     Clock,
     Service,
@@ -52,3 +56,19 @@ def test_the_service_runs_on_postgresql(service: Service) -> None:
     assert stepped_up.status == 200 and stepped_up.json["assertion"].count(".") == 2
     assert replayed.status == 403 and replayed.json["error"] == "replayed"
     assert foreign.status == 404 and foreign.json["error"] == "unknown_subject"
+
+
+def test_webauthn_and_signed_push_run_on_postgresql(service: Service) -> None:
+    acme = service.client("acme")
+    key = SoftAuthenticator()
+    webauthn.register(service, acme, "bob", key)
+    passkey = webauthn.authenticate(service, acme, "bob", key)
+    phone = push.enrol(service, acme, "acme", "carol")
+    sent = push.send(service, acme, "carol").json
+    answer = phone.answer(sent["challenge_id"], sent["number"])
+    approved = push.respond(service, acme, "carol", answer)
+    replayed = push.respond(service, acme, "carol", answer)
+
+    assert passkey.status == 200 and passkey.json["amr"] == ["hwk", "mfa"]
+    assert approved.status == 200 and approved.json["amr"] == ["pop", "mfa"]
+    assert (replayed.status, replayed.json["error"]) == (409, "replayed_answer")

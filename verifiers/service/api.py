@@ -25,15 +25,16 @@ from verifiers.service import require_extra
 
 require_extra("fastapi", "jwt")
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
 
-from schemas.envelope import ATTRIBUTE_PATTERNS
 from schemas.fields import Client, Factor
 from verifiers import factors, recovery_codes, totp
+from verifiers.delivery import FailoverDelivery
+from verifiers.service import otp_routes, push_routes, webauthn_routes
 from verifiers.service.assertions import (
     ACR_MFA,
     ACR_RECOVERY,
@@ -58,6 +59,7 @@ from verifiers.service.models import (
     TotpEnrollBody,
     TotpEnrollmentOut,
 )
+from verifiers.service.routing import IdPath, RouteKit, SubjectPath
 from verifiers.store import Request as CeremonyRequest
 from verifiers.store import Verdict, VerifierStore
 
@@ -76,15 +78,13 @@ class ServiceParts:
     clients: ServiceClients
     keys: AssertionKeys
     clock: Callable[[], datetime]
+    delivery: FailoverDelivery | None = None
+    """Where SMS, voice and e-mail codes go (``None``: those factors are unavailable)."""
 
 
-SubjectPath = Annotated[
-    str, Path(min_length=1, max_length=128, pattern=ATTRIBUTE_PATTERNS["subject"])
-]
-IdPath = Annotated[str, Path(min_length=1, max_length=128)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}}
-    for code in (400, 401, 403, 404, 413, 415, 422, 423)
+    for code in (400, 401, 403, 404, 409, 413, 415, 422, 423, 429, 502, 503)
 }
 
 
@@ -278,6 +278,9 @@ def create_app(parts: ServiceParts) -> Any:
         _accepted(verdict)
         return Response(status_code=204)
 
+    kit = RouteKit(parts, caller, ceremony, known, allowed, assertion, _accepted)
+    for family in (webauthn_routes, otp_routes, push_routes):
+        family.register(app, kit)
     return BodyGuard(app, max_bytes=parts.config.max_body_bytes)
 
 

@@ -4,6 +4,11 @@ Claims: ``iss``, ``sub`` (the subject), ``tenant``, ``aud`` (the calling client'
 audience), ``amr`` (RFC 8176), ``acr``, ``auth_time``, ``iat``, ``exp``, ``jti``.
 
 * TOTP: ``amr = ["otp", "mfa"]``, ``acr =`` :data:`ACR_MFA`.
+* WebAuthn: ``["hwk", "mfa"]`` (device-bound credential) or ``["swk", "mfa"]`` (synced
+  passkey); ``fpt``/``face`` are never claimed: user verification does not say how.
+* SMS: ``["sms", "mfa"]``; voice call: ``["tel", "mfa"]``; e-mail code: ``["mfa"]``
+  (RFC 8176 has no e-mail method; ``otp`` would let it pass for an authenticator app).
+* Push approved with a signature of the enrolled device key: ``["pop", "mfa"]``.
 * A recovery code: ``amr = ["mfa"]``, ``acr =`` :data:`ACR_RECOVERY`. RFC 8176 has no
   method for a look-up secret, and calling it ``otp`` would let a relying party that asks
   for an authenticator (``amr_any=["otp"]``) accept a code printed on paper; a relying
@@ -45,6 +50,16 @@ ACR_RECOVERY = "urn:factorstream:acr:recovery"
 """A single-use recovery code: the account was recovered, not stepped up by a device."""
 AMR_TOTP = ("otp", "mfa")
 AMR_RECOVERY = ("mfa",)
+AMR_HARDWARE_KEY = ("hwk", "mfa")
+"""WebAuthn with a device-bound credential (not backup eligible)."""
+AMR_SOFTWARE_KEY = ("swk", "mfa")
+"""WebAuthn with a synced passkey (backup eligible: the key leaves the device)."""
+AMR_SMS = ("sms", "mfa")
+AMR_VOICE = ("tel", "mfa")
+AMR_EMAIL = ("mfa",)
+"""RFC 8176 has no method for a code sent by e-mail (see the recovery code's reasoning)."""
+AMR_PUSH = ("pop", "mfa")
+"""Push: the device proved possession of its enrolled key (hardware or software: unknown)."""
 
 
 class AssertionKeyError(ValueError):

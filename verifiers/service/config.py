@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -26,3 +27,30 @@ class ServiceConfig:
     max_body_bytes: int = 16 * 1024
     totp_issuer: str = "factorstream"
     """The issuer an authenticator app shows beside a TOTP enrollment."""
+    webauthn_rp_id: str | None = None
+    """The WebAuthn relying party id: the login site's domain (default: the issuer's host)."""
+    webauthn_rp_name: str = "factorstream"
+    webauthn_origins: tuple[str, ...] = ()
+    """Origins the browser may report (default: the issuer's origin)."""
+    smtp_host: str | None = None
+    """E-mail codes go through this SMTP relay (none: the e-mail factor is unavailable)."""
+    smtp_port: int = 25
+    smtp_sender: str = "no-reply@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    sms_gateway_url: str | None = None
+    """SMS and voice codes go to this JSON gateway (:class:`verifiers.delivery.HttpSmsProvider`;
+    none: SMS and voice are unavailable)."""
+    sms_gateway_token: str | None = field(default=None, repr=False)
+
+    @property
+    def rp_id(self) -> str:
+        return self.webauthn_rp_id or urlsplit(self.issuer).hostname or "localhost"
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        if self.webauthn_origins:
+            return self.webauthn_origins
+        parts = urlsplit(self.issuer)
+        return (f"{parts.scheme}://{parts.netloc}",)

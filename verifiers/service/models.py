@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, IPvAnyAddress
 
@@ -82,3 +82,151 @@ class Problem(BaseModel):
     status: int
     error: str = Field(description="Machine-readable reason.")
     detail: str
+
+
+# -- WebAuthn ----------------------------------------------------------------------------
+
+UserVerification = Literal["required", "preferred", "discouraged"]
+UV_DEFAULT = "Default: by tier (admin and business require user verification)."
+
+
+class WebAuthnRegistrationBody(SignInContext):
+    user_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Shown by the authenticator (default: the subject).",
+    )
+    user_display_name: str | None = Field(None, min_length=1, max_length=128)
+    user_verification: UserVerification | None = Field(None, description=UV_DEFAULT)
+
+
+class WebAuthnAuthenticationBody(SignInContext):
+    user_verification: UserVerification | None = Field(None, description=UV_DEFAULT)
+
+
+class WebAuthnRegistrationOptionsOut(BaseModel):
+    challenge_id: str = Field(description="Send it back with the browser's response.")
+    enrollment_id: str
+    options: dict[str, Any] = Field(
+        description="PublicKeyCredentialCreationOptionsJSON for navigator.credentials.create() "
+        "(binary members base64url, as PublicKeyCredential.parseCreationOptionsFromJSON takes)."
+    )
+    expires_at: datetime
+
+
+class WebAuthnAuthenticationOptionsOut(BaseModel):
+    challenge_id: str = Field(description="Send it back with the browser's response.")
+    options: dict[str, Any] = Field(
+        description="PublicKeyCredentialRequestOptionsJSON for navigator.credentials.get()."
+    )
+    expires_at: datetime
+
+
+class WebAuthnCredentialBody(SignInContext):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    credential: dict[str, Any] = Field(
+        description="The browser's PublicKeyCredential as JSON (PublicKeyCredential.toJSON(): "
+        "id, rawId, type, response with base64url members), as py_webauthn parses it."
+    )
+
+
+# -- SMS, voice and e-mail codes ---------------------------------------------------------
+
+OtpFactor = Literal["sms", "voice", "email"]
+
+
+class OtpEnrollBody(SignInContext):
+    factor: OtpFactor
+    destination: str = Field(
+        min_length=3,
+        max_length=320,
+        description="A phone number (E.164, or national with `region`) or an e-mail address.",
+    )
+    region: str | None = Field(
+        None, pattern=r"^[A-Z]{2}$", description="ISO 3166 country of a national phone number."
+    )
+
+
+class OtpEnrollmentOut(BaseModel):
+    enrollment_id: str
+    factor: OtpFactor
+    status: Literal["pending"] = "pending"
+    masked_destination: str
+    destination_country: str | None
+
+
+class OtpSendBody(SignInContext):
+    factor: OtpFactor
+    enrollment_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="A pending enrollment gets an enrollment code (confirm it); default: the "
+        "subject's latest active enrollment that can take the factor (a sign-in code).",
+    )
+
+
+class OtpSentOut(BaseModel):
+    challenge_id: str = Field(description="Verify the code against it (sign-in codes).")
+    factor: OtpFactor
+    purpose: Literal["enroll", "authenticate"]
+    expires_at: datetime
+    resend: bool = Field(description="An earlier open code of the subject was superseded.")
+
+
+class OtpVerifyBody(SignInContext):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=1, max_length=64)
+
+
+# -- push --------------------------------------------------------------------------------
+
+
+class PushEnrollBody(SignInContext):
+    device_key: dict[str, Any] = Field(
+        description='The device\'s Ed25519 public key as a JWK: {"kty": "OKP", "crv": '
+        '"Ed25519", "x": "<base64url>"}; the private key never leaves the device.'
+    )
+    device_name: str | None = Field(None, min_length=1, max_length=128)
+
+
+class PushEnrollmentOut(BaseModel):
+    enrollment_id: str
+    key_id: str = Field(description="RFC 7638 thumbprint of the device key.")
+    status: Literal["pending"] = "pending"
+
+
+class PushConfirmBody(SignInContext):
+    signature: str | None = Field(
+        None,
+        max_length=128,
+        description="base64url Ed25519 signature of the enrollment proof (see the push docs).",
+    )
+
+
+class PushSendBody(SignInContext):
+    location: str | None = Field(
+        None, max_length=128, description="Where the sign-in comes from, shown on the phone."
+    )
+
+
+class PushChallengeOut(BaseModel):
+    challenge_id: str
+    enrollment_id: str
+    number: str = Field(description="Show it on the sign-in screen; the person types it.")
+    expires_at: datetime
+    application: str | None
+    location: str | None
+
+
+class PushRespondBody(SignInContext):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    decision: Literal["approve", "reject", "report_fraud"]
+    number: str | None = Field(None, max_length=8, description="The number the person typed.")
+    signature: str | None = Field(
+        None, max_length=128, description="base64url Ed25519 signature of the answer."
+    )
+    key_id: str | None = Field(
+        None, max_length=64, description="Thumbprint of the key that signed (optional)."
+    )

@@ -19,6 +19,12 @@ require_extra("uvicorn", "fastapi", "jwt")
 import uvicorn
 
 from verifiers.crypto import SecretBox, new_key
+from verifiers.delivery import (
+    DeliveryProvider,
+    FailoverDelivery,
+    HttpSmsProvider,
+    SmtpEmailProvider,
+)
 from verifiers.service.api import ServiceParts, create_app
 from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
@@ -43,6 +49,27 @@ def open_store(config: ServiceConfig) -> VerifierStore:
     return store
 
 
+def open_delivery(config: ServiceConfig) -> FailoverDelivery | None:
+    """The code delivery the configuration names (``None``: no provider configured)."""
+    providers: list[DeliveryProvider] = []
+    if config.smtp_host is not None:
+        providers.append(
+            SmtpEmailProvider(
+                config.smtp_host,
+                config.smtp_port,
+                config.smtp_sender,
+                starttls=config.smtp_starttls,
+                username=config.smtp_username,
+                password=config.smtp_password,
+            )
+        )
+    if config.sms_gateway_url is not None:
+        providers.append(
+            HttpSmsProvider("sms-gateway", config.sms_gateway_url, token=config.sms_gateway_token)
+        )
+    return FailoverDelivery(providers) if providers else None
+
+
 def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now) -> ServiceParts:
     store = open_store(config)
     return ServiceParts(
@@ -51,6 +78,7 @@ def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now
         clients=ServiceClients(store.engine),
         keys=AssertionKeys(config.signing_key_file),
         clock=clock,
+        delivery=open_delivery(config),
     )
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[3]
 
 
@@ -51,3 +53,49 @@ def test_rotating_the_signing_key_keeps_the_old_one_published(tmp_path: Path) ->
     assert len(before) == 1 and len(after) == 2
     assert after[1] == before[0] and after[0]["kid"] != before[0]["kid"]
     assert (tmp_path / "keys" / "service-signing.pem").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_service_settings_reach_its_config_and_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factorstream.service_config import service_config
+    from factorstream.settings import Settings
+    from verifiers.delivery import HttpSmsProvider, SmtpEmailProvider
+    from verifiers.service.server import open_delivery
+
+    for name, value in {
+        "DATA_DIR": str(tmp_path),
+        "SERVICE__ISSUER": "https://mfa.example:8443",
+        "SERVICE__WEBAUTHN_ORIGINS": '["https://login.example.com"]',
+        "SERVICE__SMTP_HOST": "smtp.example",
+        "SERVICE__SMTP_PORT": "587",
+        "SERVICE__SMTP_STARTTLS": "true",
+        "SERVICE__SMTP_USERNAME": "mailer",
+        "SERVICE__SMTP_PASSWORD": "smtp-secret",
+        "SERVICE__SMS_GATEWAY_URL": "https://gw.example/messages",
+        "SERVICE__SMS_GATEWAY_TOKEN": "gw-secret",
+    }.items():
+        monkeypatch.setenv(f"FACTORSTREAM_{name}", value)
+
+    config = service_config(Settings())
+    delivery = open_delivery(config)
+
+    assert config.rp_id == "mfa.example"  # no rp id set: the issuer's host
+    assert config.origins == ("https://login.example.com",)
+    assert "smtp-secret" not in repr(config) and "gw-secret" not in repr(config)
+    assert delivery is not None
+    smtp, gateway = delivery.providers
+    assert isinstance(smtp, SmtpEmailProvider) and isinstance(gateway, HttpSmsProvider)
+    assert (smtp.host, smtp.port, smtp.starttls, smtp.username) == (
+        "smtp.example",
+        587,
+        True,
+        "mailer",
+    )
+    assert gateway.url == "https://gw.example/messages"
+    monkeypatch.delenv("FACTORSTREAM_SERVICE__SMTP_HOST")
+    monkeypatch.delenv("FACTORSTREAM_SERVICE__SMS_GATEWAY_URL")
+    monkeypatch.delenv("FACTORSTREAM_SERVICE__WEBAUTHN_ORIGINS")
+    bare = service_config(Settings())
+    assert open_delivery(bare) is None
+    assert bare.origins == ("https://mfa.example:8443",)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas import decode
 from schemas.fields import Client, Geo, LockoutScope, PolicyTier
 from tests.unit.verifiers.conftest import make_store
-from verifiers import push
+from verifiers import device_keys, factors, push
 from verifiers.lockout import LockoutState, LockoutStatus, fold_lockout, lockout_status
 from verifiers.policy import TIERS, lockout_policy
 from verifiers.store import Request, VerifierStore
@@ -294,3 +297,207 @@ def test_wrong_numbers_lock_the_subject_in_the_stream_too(
     assert [e.type for e in derived] == ["lockout.applied"]
     assert derived[0].data.failures == policy.max_failures  # type: ignore[attr-defined]
     assert lockout_status(state, now=moment).locked
+
+
+# -- a device that signs its answers -----------------------------------------------------
+
+
+def _enrol_device(
+    store: VerifierStore, request: Request
+) -> tuple[Ed25519PrivateKey, push.PushEnrollment]:
+    key = Ed25519PrivateKey.generate()
+    raw = device_keys.raw_public(key.public_key())
+    enrollment = push.begin_enrollment(
+        store, request, device_key=device_keys.public_jwk(raw), device_name="Pixel 9"
+    )
+    proof = device_keys.enrollment_bytes(
+        tenant=request.tenant,
+        subject=request.subject,
+        enrollment_id=enrollment.enrollment_id,
+        key_id=enrollment.key_id,
+    )
+    verdict = push.confirm_enrollment(
+        store,
+        request,
+        enrollment_id=enrollment.enrollment_id,
+        signature=device_keys.b64url(key.sign(proof)),
+    )
+    assert verdict.accepted, verdict
+    return key, enrollment
+
+
+def _signed(
+    key: Ed25519PrivateKey,
+    request: Request,
+    challenge_id: str,
+    number: str | None,
+    decision: push.Decision = push.Decision.APPROVE,
+) -> push.SignedAnswer:
+    signed = device_keys.answer_bytes(
+        tenant=request.tenant,
+        subject=request.subject,
+        challenge_id=challenge_id,
+        decision=decision.value,
+        number=number,
+    )
+    return push.SignedAnswer(challenge_id, decision, number, device_keys.b64url(key.sign(signed)))
+
+
+def _last(store: VerifierStore) -> Any:
+    with store.engine.connect() as connection:
+        value = connection.execute(
+            sa.select(outbox_events.c.value).order_by(outbox_events.c.seq.desc()).limit(1)
+        ).scalar_one()
+    return decode(value)
+
+
+def test_an_enrolled_device_approves_with_its_signature_once(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    assert push.active_enrollment(store, tenant="acme", subject="u-1001") == (
+        enrollment.enrollment_id
+    )
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    answer = _signed(key, request, challenge.challenge_id, challenge.number)
+
+    verdict = push.respond_signed(store, request, answer=answer)
+    replayed = push.respond_signed(store, request, answer=answer)
+
+    assert verdict.accepted
+    assert (replayed.accepted, replayed.reason) == (False, "replayed_answer")
+    assert _last(store).data.reason == "replayed_answer"
+    assert _types(store) == [
+        "mfa.enrollment.started",
+        "mfa.enrollment.completed",
+        "mfa.challenge.issued",
+        "mfa.push.approved",
+        "mfa.verification.failed",
+    ]
+
+
+ATTACKS = ["unsigned", "foreign", "foreign_named", "number_altered", "decision_altered"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_unsigned_foreign_and_altered_answers_are_refused_and_leave_the_push_open(
+    store: VerifierStore, request_at: RequestAt, attack: str
+) -> None:
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    other_key, _ = _enrol_device(store, request_at(subject="u-2002"))
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    cid, number = challenge.challenge_id, challenge.number
+    good = _signed(key, request, cid, number)
+    foreign = _signed(other_key, request, cid, number)
+    other_raw = device_keys.raw_public(other_key.public_key())
+    answer, reason = {
+        "unsigned": (
+            push.SignedAnswer(cid, push.Decision.APPROVE, number, None),
+            "unsigned_answer",
+        ),
+        "foreign": (foreign, "bad_signature"),
+        "foreign_named": (
+            dataclasses.replace(foreign, key_id=device_keys.thumbprint(other_raw)),
+            "unknown_device_key",
+        ),
+        # the device approved number N; the attacker sends its signature with another number
+        "number_altered": (dataclasses.replace(good, number=_wrong(number)), "bad_signature"),
+        # the device rejected; the attacker turns the rejection into an approval
+        "decision_altered": (
+            dataclasses.replace(
+                _signed(key, request, cid, number, push.Decision.REJECT),
+                decision=push.Decision.APPROVE,
+            ),
+            "bad_signature",
+        ),
+    }[attack]
+
+    verdict = push.respond_signed(store, request, answer=answer)
+
+    assert (verdict.accepted, verdict.reason) == (False, reason)
+    recorded = _last(store)
+    assert recorded.type == "mfa.verification.failed"
+    assert (recorded.data.reason, recorded.data.enrollment_id) == (
+        reason,
+        enrollment.enrollment_id,
+    )
+    assert push.respond_signed(store, request, answer=good).accepted
+
+
+def test_another_tenants_or_subjects_challenge_is_unknown_even_signed_right(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    for elsewhere in (request_at(tenant="globex"), request_at(subject="u-2002")):
+        answer = _signed(key, elsewhere, challenge.challenge_id, challenge.number)
+        verdict = push.respond_signed(store, elsewhere, answer=answer)
+        assert verdict.reason == "unknown_challenge"
+    # nor does a signature made for another tenant pass in this one
+    answer = _signed(key, request_at(tenant="globex"), challenge.challenge_id, challenge.number)
+    assert push.respond_signed(store, request, answer=answer).reason == "bad_signature"
+
+
+def test_a_removed_device_can_no_longer_answer(store: VerifierStore, request_at: RequestAt) -> None:
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    assert factors.remove_factor(store, request, enrollment_id=enrollment.enrollment_id).accepted
+    answer = _signed(key, request, challenge.challenge_id, challenge.number)
+    assert push.respond_signed(store, request, answer=answer).reason == "device_not_enrolled"
+
+
+def test_an_enrollment_needs_the_devices_own_proof(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    request = request_at()
+    key = Ed25519PrivateKey.generate()
+    jwk = device_keys.public_jwk(device_keys.raw_public(key.public_key()))
+    enrollment = push.begin_enrollment(store, request, device_key=jwk)
+    wrong = Ed25519PrivateKey.generate()
+    proof = device_keys.enrollment_bytes(
+        tenant="acme",
+        subject="u-1001",
+        enrollment_id=enrollment.enrollment_id,
+        key_id=enrollment.key_id,
+    )
+    refusals = [
+        push.confirm_enrollment(
+            store, request, enrollment_id=enrollment.enrollment_id, signature=signature
+        ).reason
+        for signature in (None, device_keys.b64url(wrong.sign(proof)))
+    ]
+    assert refusals == ["unsigned_answer", "bad_signature"]
+    assert push.active_enrollment(store, tenant="acme", subject="u-1001") is None
+    with pytest.raises(push.DeviceKeyError):
+        push.begin_enrollment(store, request, device_key={"kty": "RSA", "n": "AQAB"})
+
+
+def test_a_lock_closes_the_push_and_a_later_answer_is_no_replay(
+    tmp_path: Path, request_at: RequestAt
+) -> None:
+    """The stream locks the subject while the push is open: the signed approval is refused
+    ``locked_out`` and closes the push; once the lock is gone, the same answer is refused as
+    a push that closed unanswered, not as a replay."""
+    locks: list[LockoutStatus] = []
+    store = make_store(
+        f"sqlite:///{tmp_path / 'v.db'}",
+        stream_lockouts=lambda tenant, subject, factor: locks[-1] if locks else None,
+    )
+    request = request_at()
+    key, enrollment = _enrol_device(store, request)
+    challenge = push.send_push(store, request, enrollment_id=enrollment.enrollment_id)
+    answer = _signed(key, request, challenge.challenge_id, challenge.number)
+    until = request.now + timedelta(minutes=5)
+    locks.append(LockoutStatus(True, until, False, LockoutScope.SUBJECT, "max_failures"))
+
+    locked = push.respond_signed(store, request, answer=answer)
+    locks.clear()
+    later = push.respond_signed(store, request, answer=answer)
+
+    assert locked.reason == "locked_out"
+    assert later.reason == "challenge_closed"
+    assert _types(store)[-2:] == ["mfa.verification.failed", "mfa.verification.failed"]

@@ -323,8 +323,24 @@ def test_the_openapi_document_describes_the_versioned_api(service: Service) -> N
         "/v1/subjects/{subject}/recovery-codes/verify",
         "/v1/subjects/{subject}/factors",
         "/v1/subjects/{subject}/factors/{enrollment_id}",
+        "/v1/subjects/{subject}/webauthn/registrations/options",
+        "/v1/subjects/{subject}/webauthn/registrations/verify",
+        "/v1/subjects/{subject}/webauthn/authentications/options",
+        "/v1/subjects/{subject}/webauthn/authentications/verify",
+        "/v1/subjects/{subject}/otp/enrollments",
+        "/v1/subjects/{subject}/otp/enrollments/{enrollment_id}/confirm",
+        "/v1/subjects/{subject}/otp/send",
+        "/v1/subjects/{subject}/otp/verify",
+        "/v1/subjects/{subject}/push/enrollments",
+        "/v1/subjects/{subject}/push/enrollments/{enrollment_id}/confirm",
+        "/v1/subjects/{subject}/push/send",
+        "/v1/subjects/{subject}/push/respond",
         "/.well-known/jwks.json",
     } <= paths
+    respond = document["paths"]["/v1/subjects/{subject}/push/respond"]["post"]
+    assert {"409", "423", "429"} <= set(respond["responses"])
+    schemas = document["components"]["schemas"]
+    assert set(schemas["PushRespondBody"]["required"]) == {"challenge_id", "decision"}
     assert all(p.startswith("/v1/") or p.startswith("/.well-known/") for p in paths)
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
