@@ -86,7 +86,6 @@ DETECTION_POINTS: Mapping[RiskLevel, int] = MappingProxyType(
     }
 )
 HIGH_FROM, MEDIUM_FROM = 60, 30
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -108,16 +107,12 @@ class RiskThresholds:
     anonymous_networks: tuple[str, ...] = ()
     """CIDR blocks of anonymising networks (Tor exits, open proxies, VPN ranges)."""
     malicious_networks: tuple[str, ...] = ()
-    _anonymous: tuple[Network, ...] = field(init=False, repr=False, compare=False, default=())
-    _malicious: tuple[Network, ...] = field(init=False, repr=False, compare=False, default=())
+    _anonymous: _Index = field(init=False, repr=False, compare=False, default=())
+    _malicious: _Index = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
-        for name, networks in (
-            ("_anonymous", self.anonymous_networks),
-            ("_malicious", self.malicious_networks),
-        ):
-            parsed = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
-            object.__setattr__(self, name, parsed)
+        object.__setattr__(self, "_anonymous", _index(self.anonymous_networks))
+        object.__setattr__(self, "_malicious", _index(self.malicious_networks))
 
     def anonymous(self, ip: str | None) -> bool:
         return _listed(ip, self._anonymous)
@@ -126,9 +121,30 @@ class RiskThresholds:
         return _listed(ip, self._malicious)
 
 
-def _listed(ip: str | None, networks: tuple[Network, ...]) -> bool:
-    address = _address(ip) if ip is not None and networks else None
-    return address is not None and any(address in n for n in networks)
+_Index = tuple[tuple[int, int, frozenset[int]], ...]
+"""(IP version, prefix length, network addresses): one set probe per prefix length."""
+
+
+def _index(networks: Iterable[str]) -> _Index:
+    found: dict[tuple[int, int], set[int]] = {}
+    for text in networks:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+        found.setdefault((network.version, network.prefixlen), set()).add(
+            int(network.network_address)
+        )
+    return tuple((v, length, frozenset(a)) for (v, length), a in sorted(found.items()))
+
+
+def _listed(ip: str | None, index: _Index) -> bool:
+    address = _address(ip) if ip is not None and index else None
+    if address is None:
+        return False
+    value, bits = int(address), 32 if address.version == 4 else 128
+    return any(
+        (value >> (bits - length) << (bits - length)) in addresses
+        for version, length, addresses in index
+        if version == address.version
+    )
 
 
 # -- the profile -------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from verifiers.service.assertions import (
     AssertionRequest,
     sign_assertion,
 )
+from verifiers.service.assess import add_assess_route
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
@@ -58,6 +59,8 @@ from verifiers.service.models import (
     TotpEnrollBody,
     TotpEnrollmentOut,
 )
+from verifiers.service.ratelimit import RateLimited
+from verifiers.service.stream_view import StreamView, enforce
 from verifiers.store import Request as CeremonyRequest
 from verifiers.store import Verdict, VerifierStore
 
@@ -76,6 +79,8 @@ class ServiceParts:
     clients: ServiceClients
     keys: AssertionKeys
     clock: Callable[[], datetime]
+    stream: StreamView | None = None
+    """The stream's state (locks, IP blocks, profiles); ``None`` without Kafka."""
 
 
 SubjectPath = Annotated[
@@ -84,7 +89,7 @@ SubjectPath = Annotated[
 IdPath = Annotated[str, Path(min_length=1, max_length=128)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM: {}}}
-    for code in (400, 401, 403, 404, 413, 415, 422, 423)
+    for code in (400, 401, 403, 404, 413, 415, 422, 423, 429)
 }
 
 
@@ -129,7 +134,7 @@ def create_app(parts: ServiceParts) -> Any:
         client: ServiceClient, subject: str, body: SignInContext | None
     ) -> CeremonyRequest:
         context = body or SignInContext()
-        return CeremonyRequest(
+        request = CeremonyRequest(
             tenant=client.tenant,
             subject=subject,
             correlationid=context.correlationid or str(uuid.uuid4()),
@@ -140,6 +145,8 @@ def create_app(parts: ServiceParts) -> Any:
             if context.ip or context.user_agent
             else None,
         )
+        enforce(parts.stream, request)  # what the stream locked or blocked: 423
+        return request
 
     def known(client: ServiceClient, subject: str) -> factors.SubjectFactors:
         found = factors.list_factors(parts.store, tenant=client.tenant, subject=subject)
@@ -278,7 +285,10 @@ def create_app(parts: ServiceParts) -> Any:
         _accepted(verdict)
         return Response(status_code=204)
 
-    return BodyGuard(app, max_bytes=parts.config.max_body_bytes)
+    add_assess_route(app, parts, caller)
+    return RateLimited(
+        BodyGuard(app, max_bytes=parts.config.max_body_bytes), parts.config.rate_limits
+    )
 
 
 def _accepted(verdict: Verdict) -> None:
