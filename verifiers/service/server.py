@@ -101,6 +101,9 @@ def serve(
             log_level="info",
             access_log=False,
             server_header=False,
+            # uvicorn would take X-Forwarded-For from any loopback peer as the client's
+            # address; the rate limiter trusts only RateLimits.trusted_proxies
+            proxy_headers=False,
         )
     )
     if on_ready is not None:
