@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import socket
 import tempfile
 import time
@@ -125,7 +126,9 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             )
             for subject, generator in generators.items()
         ]
+        cpu = _cpu_seconds(server.pid)
         http_s, http_latencies = asyncio.run(_load(port, token, verify))
+        http_cpu, cpu = _cpu_seconds(server.pid) - cpu, _cpu_seconds(server.pid)
         assess = [
             (
                 "/v1/assess",
@@ -141,6 +144,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             for index, subject in enumerate(generators)
         ]
         assess_s, assess_latencies = asyncio.run(_load(port, token, assess))
+        assess_cpu = _cpu_seconds(server.pid) - cpu
     finally:
         server.terminate()
         server.join(timeout=30)
@@ -164,6 +168,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             "HTTP latency": f"p50 {http_p50:.1f} ms, p99 {http_p99:.1f} ms ({CLIENTS} clients)",
             "HTTP vs floor": f"{http.events_per_s / floor.events_per_s:.2f}×",
             "library per verification": f"{library_s / count * 1e3:.2f} ms",
+            "service CPU per HTTP verification": f"{http_cpu / count * 1e3:.2f} ms",
         },
     )
     assess_result = BenchResult(
@@ -176,7 +181,10 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
         goal_ratio=0.0,
         goal_text="p99 ≤ 10 ms",
         goal_met=assess_p99 <= 10.0,
-        notes={"latency": f"p50 {assess_p50:.1f} ms, p99 {assess_p99:.1f} ms ({CLIENTS} clients)"},
+        notes={
+            "latency": f"p50 {assess_p50:.1f} ms, p99 {assess_p99:.1f} ms ({CLIENTS} clients)",
+            "service CPU per assessment": f"{assess_cpu / count * 1e3:.2f} ms",
+        },
     )
     return [totp_result, assess_result]
 
@@ -218,6 +226,16 @@ def _serve(config: ServiceConfig, port: int, moment: str) -> None:
         server_header=False,
         proxy_headers=False,
     )
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _wait_for(port: int, server: multiprocessing.process.BaseProcess) -> None:
