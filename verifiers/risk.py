@@ -10,7 +10,10 @@ stream engine. The MFA service keeps the profiles current from Kafka
 * completed sign-ins (an accepted second factor, a recovery code, an approved push, a
   password success that needed no MFA; the stream's own notion) teach the subject's
   countries, devices, networks (IPv4 /24, IPv6 /48), the UTC hours it signs in at, and
-  the last located sign-in (for impossible travel);
+  the last located sign-in (for impossible travel). What the completing event leaves out
+  (device, place, IP) comes from the login it completes (``auth.login.attempted`` or
+  ``mfa.required`` of the same ``correlationid``): ``/v1/assess`` records the device and
+  place, the verification that follows only the IP;
 * ``lockout.applied`` / ``lockout.cleared`` (subject or factor scope) set and clear locks;
 * ``risk.detected`` keeps the subject's recent detections.
 
@@ -31,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 from schemas import Event
 from schemas import payloads as p
@@ -104,6 +108,7 @@ class RiskThresholds:
     max_known: int = 32
     """Countries, devices and networks remembered per subject (least recently seen go)."""
     max_detections: int = 16
+    max_open_logins: int = 4
     anonymous_networks: tuple[str, ...] = ()
     """CIDR blocks of anonymising networks (Tor exits, open proxies, VPN ranges)."""
     malicious_networks: tuple[str, ...] = ()
@@ -198,6 +203,9 @@ class SubjectProfile:
     factor_locks: Mapping[Factor, Lock] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     last_correlation: str | None = None
+    open_logins: tuple[tuple[str, Client], ...] = ()
+    """(correlationid, client) of the latest logins that needed MFA, newest first: the
+    verification completing one may not repeat its device and place."""
 
     def knows(self, kind: str, value: str | None) -> bool:
         return value is not None and any(v == value for v, _ in getattr(self, kind))
@@ -264,13 +272,25 @@ def fold_profile(
     if isinstance(data, p.RiskDetected):
         finding = Finding(str(data.detection), data.severity, data.score, event.time)
         return replace(profile, findings=(*profile.findings, finding)[-thresholds.max_detections :])
-    if not completed_sign_in(event):
-        return profile
+    completed = completed_sign_in(event)
+    client: Client | None = getattr(data, "client", None)
+    if not completed:
+        if client is None or not isinstance(data, p.LoginAttempted | p.MfaRequired):
+            return profile
+        if isinstance(data, p.LoginAttempted) and data.outcome is not Outcome.SUCCESS:
+            return profile
+        others = tuple(o for o in profile.open_logins if o[0] != event.correlationid)
+        opened = ((event.correlationid, client), *others)[: thresholds.max_open_logins]
+        return replace(profile, open_logins=opened)
     if event.correlationid is not None and event.correlationid == profile.last_correlation:
         return profile  # a second completion of one login transaction counts once
-    client: Client | None = getattr(data, "client", None)
-    geo = client.geo if client is not None else None
-    device = client.device.id if client is not None and client.device is not None else None
+    login = next((c for cid, c in profile.open_logins if cid == event.correlationid), None)
+    geo = _first(client, login, "geo")
+    found_device = _first(client, login, "device")
+    device = found_device.id if found_device is not None else None
+    ip = client.ip if client is not None and client.ip is not None else None
+    if ip is None and login is not None:
+        ip = login.ip
     at, limit = event.time, thresholds.max_known
     hours = list(profile.hours)
     hours[at.hour] += 1
@@ -282,12 +302,22 @@ def fold_profile(
         sign_ins=profile.sign_ins + 1,
         countries=_remember(profile.countries, geo.country if geo else None, at, limit),
         devices=_remember(profile.devices, device, at, limit),
-        networks=_remember(profile.networks, network_of(client.ip if client else None), at, limit),
+        networks=_remember(profile.networks, network_of(ip), at, limit),
         hours=tuple(hours),
         last_place=place,
         last_sign_in=at,
         last_correlation=event.correlationid,
+        open_logins=tuple(o for o in profile.open_logins if o[0] != event.correlationid),
     )
+
+
+def _first(client: Client | None, login: Client | None, name: str) -> Any:
+    """``client.<name>``, else the login's (the sign-in's context as first recorded)."""
+    for source in (client, login):
+        value = getattr(source, name, None) if source is not None else None
+        if value is not None:
+            return value
+    return None
 
 
 def fold_profiles(events: Iterable[Event], thresholds: RiskThresholds) -> dict[str, SubjectProfile]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from schemas import Event, new_event
 from schemas import payloads as p
-from schemas.fields import Client, Device, Factor, Geo, LockoutScope, PolicyTier, RiskLevel
+from schemas.fields import Client, Device, Factor, Geo, LockoutScope, Outcome, PolicyTier, RiskLevel
 from verifiers.risk import (
     EMPTY,
     IpBlocks,
@@ -262,3 +262,31 @@ def test_a_naive_time_is_refused() -> None:
         assert "timezone-aware" in str(error)
     else:
         raise AssertionError("a naive time was accepted")
+
+
+def test_a_verification_learns_the_device_and_place_of_the_login_it_completes() -> None:
+    context = Client(ip="203.0.113.7", geo=BERLIN, device=LAPTOP)
+    needs_mfa = event(
+        p.MfaRequired(required=True, reasons=["customer_tier"], client=context), T0, cid="l-1"
+    )
+    other = event(
+        p.MfaRequired(required=True, client=Client(ip="198.51.100.1", device=Device(id="x"))),
+        T0,
+        cid="l-2",
+    )
+    verified = event(
+        p.VerificationSucceeded(factor=Factor.TOTP, client=Client(ip="203.0.113.8")),
+        T0 + timedelta(seconds=20),
+        cid="l-1",
+    )
+
+    profile = fold_profiles([needs_mfa, other, verified], THRESHOLDS)["acme/alice"]
+
+    assert profile.knows("devices", "dev-laptop") and not profile.knows("devices", "x")
+    assert profile.knows("countries", "DE") and profile.knows("networks", "203.0.113.0/24")
+    assert profile.last_place is not None and profile.last_place.country == "DE"
+    assert [cid for cid, _ in profile.open_logins] == ["l-2"]
+    failed_login = event(
+        p.LoginAttempted(outcome=Outcome.FAILURE, method="password", client=context), T0, cid="l-3"
+    )
+    assert fold_profile(profile, failed_login, THRESHOLDS) is profile

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from schemas import Event, new_event
+from schemas import Event, decode, new_event
 from schemas import payloads as p
 from schemas.fields import Client, Device, Factor, Geo, LockoutScope
+from verifiers.publish import outbox_events
 from verifiers.risk import RiskThresholds
 from verifiers.service.api import create_app
 from verifiers.service.server import open_parts
@@ -313,3 +315,37 @@ def test_an_ip_the_stream_blocked_is_refused_and_others_are_not(
     assert mapped.status == 423
     assert "ip_blocked" in {f["factor"] for f in scored["factors"]}
     assert other.status == 200, other.body
+
+
+def relay(service: Service, view: StreamView) -> None:
+    """What the relay and the view's consumer do: the outbox's events into the view."""
+    with service.parts.store.engine.connect() as connection:
+        rows = connection.execute(sa.select(outbox_events.c.value).order_by("seq")).all()
+    view.apply([decode(bytes(row.value), []) for row in rows])
+
+
+def test_a_sign_in_through_the_api_makes_its_device_and_network_familiar(
+    streamed: Service, view: StreamView
+) -> None:
+    token = streamed.client("acme")
+    authenticator = streamed.enrol_totp(token, "alice")
+    context = {"ip": "203.0.113.50", "device_id": "laptop-1", "geo": HOME}
+
+    first = assess(streamed, token, **context)
+    verified = streamed.call(
+        "POST",
+        "/v1/subjects/alice/totp/verify",
+        {
+            "code": authenticator.at(streamed.clock()),
+            "correlationid": first["correlationid"],
+            "ip": "203.0.113.50",
+        },
+        token=token,
+    )
+    relay(streamed, view)
+    streamed.clock.advance(hours=1)
+    again = assess(streamed, token, **context)
+
+    assert first["mfa"]["required"] and "untrusted_device" in first["mfa"]["reasons"]
+    assert verified.status == 200, verified.body
+    assert again["level"] == "low" and not again["mfa"]["required"]
