@@ -72,9 +72,10 @@ def service(
         None, help="PostgreSQL to use; default: start a private local server for the run."
     ),
 ) -> None:
-    """The MFA service over HTTP with 32 clients: TOTP verifications/s and p50/p99 beside the
-    durable floor (goal p99 ≤ 25 ms), the library path (goal ≥ 0.5× the floor), assess p99
-    (goal ≤ 10 ms)."""
+    """MFA service over HTTP, 32 clients: TOTP verifications/s, p50/p99, assess p99.
+
+    Beside the durable floor on PostgreSQL; goals: HTTP TOTP p99 ≤ 25 ms, the library path
+    ≥ 0.5× the floor, assess p99 ≤ 10 ms."""
     from factorstream.bench import service as service_bench
 
     show_all(service_bench.run(quick=quick, postgres_url=postgres_url), as_json=as_json)

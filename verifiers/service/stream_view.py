@@ -84,6 +84,8 @@ class StreamView:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.undecodable = 0
+        self._positions: dict[tuple[str, int], int] = {}
+        """The next offset to read of each partition (kept across reconnections)."""
 
     # -- folding -------------------------------------------------------------------------
 
@@ -192,7 +194,12 @@ class StreamView:
                     if found != assigned:
                         new = [tp for tp in found if tp not in assigned]
                         consumer.assign(found)
-                        consumer.seek_to_beginning(*new)
+                        for tp in new:  # from where a lost connection left off, else the start
+                            position = self._positions.get((tp.topic, tp.partition))
+                            if position is None:
+                                consumer.seek_to_beginning(tp)
+                            else:
+                                consumer.seek(tp, position)
                         if not self._caught_up.is_set():
                             ends = consumer.end_offsets(found)
                         assigned = found
@@ -202,6 +209,9 @@ class StreamView:
                             self._caught_up.set()
             except KafkaError as error:
                 log.warning("stream view: %s; reconnecting", error)
+                self._stop.wait(1.0)
+            except Exception:  # a dead thread would stop enforcing silently: say so, go on
+                log.exception("stream view: unexpected failure; reconnecting")
                 self._stop.wait(1.0)
             finally:
                 consumer.close()
@@ -213,7 +223,10 @@ class StreamView:
             batch = poll(timeout_ms=poll_ms, max_records=5000)
             events: list[Event] = []
             stamps: list[int] = []
-            for records in batch.values():
+            reached = {}
+            for tp, records in batch.items():
+                if records:
+                    reached[(tp.topic, tp.partition)] = records[-1].offset + 1
                 for record in records:
                     try:
                         events.append(decode(record.value, record.headers or []))
@@ -223,6 +236,8 @@ class StreamView:
                     stamps.append(record.timestamp)
             if events:
                 self.apply(events)
+            self._positions.update(reached)  # once applied: a reconnection reads on from here
+            if events:
                 now_ms = time.time() * 1000
                 with self._lock:
                     self._lags.extend(max(0.0, now_ms - stamp) for stamp in stamps)
