@@ -12,7 +12,7 @@ with the score, the level, each factor with its points, and the decision.
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI
@@ -23,11 +23,16 @@ from schemas.fields import COUNTRY_PATTERN, Client, Device, Factor, Geo, Outcome
 from schemas.payloads import LoginAttempted
 from verifiers.policy import Sensitivity, mfa_required_payload
 from verifiers.risk import EMPTY, SignIn, assess_risk, decide
+from verifiers.service.errors import ServiceRefusal
 from verifiers.service.models import SignInContext
 from verifiers.store import Request as CeremonyRequest
 
 if TYPE_CHECKING:  # api.py imports this module
     from verifiers.service.api import ServiceParts
+
+
+MAX_SKEW = timedelta(minutes=5)
+"""How far a sign-in's ``time`` may be from the service's clock (the events record it)."""
 
 
 class GeoIn(BaseModel):
@@ -44,7 +49,9 @@ class AssessBody(SignInContext):
         None, min_length=1, max_length=128, description="Stable pseudonymous device id."
     )
     geo: GeoIn | None = None
-    time: AwareDatetime | None = Field(None, description="When (default: the service's clock).")
+    time: AwareDatetime | None = Field(
+        None, description="When (default: the service's clock; at most 5 minutes from it)."
+    )
     role: str | None = Field(None, max_length=64)
     application_sensitivity: Sensitivity = Sensitivity.LOW
 
@@ -91,7 +98,14 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
     @app.post("/v1/assess", tags=["risk"])
     def assess(body: AssessBody, client: Caller) -> AssessmentOut:
         """Score a sign-in and decide whether it must step up, and with which factors."""
-        now = body.time.astimezone(UTC) if body.time is not None else parts.clock()
+        clock = parts.clock()
+        now = body.time.astimezone(UTC) if body.time is not None else clock
+        if abs(now - clock) > MAX_SKEW:
+            raise ServiceRefusal(
+                422,
+                "time_out_of_range",
+                f"time must be within {MAX_SKEW} of the service's clock ({clock.isoformat()})",
+            )
         geo = body.geo or GeoIn()
         ip = str(body.ip) if body.ip else None
         sign_in = SignIn(

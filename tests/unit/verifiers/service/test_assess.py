@@ -197,9 +197,16 @@ def test_bad_assess_requests_are_4xx_with_a_reason(streamed: Service) -> None:
     country = streamed.call(
         "POST", "/v1/assess", {"subject": "alice", "geo": {"country": "de"}}, token=token
     )
+    backdated = streamed.call(
+        "POST",
+        "/v1/assess",
+        {"subject": "alice", "time": (streamed.clock() - timedelta(hours=3)).isoformat()},
+        token=token,
+    )
     anonymous = streamed.call("POST", "/v1/assess", {"subject": "alice"})
     assert naive.status == 422 and naive.json["error"] == "invalid_request"
     assert country.status == 422
+    assert backdated.status == 422 and backdated.json["error"] == "time_out_of_range"
     assert anonymous.status == 401
 
 
