@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +28,7 @@ from factorstream.localkafka import free_port
 from factorstream.settings import TopicSettings
 from schemas import Event, new_event
 from schemas import payloads as p
-from schemas.fields import Client, Device, Factor, Geo, Outcome, PolicyTier
+from schemas.fields import Client, Device, Factor, Geo, LockoutScope, Outcome, PolicyTier
 from tests.integration.test_worker import _produce, _worker_env, running_worker, topics
 from tests.kafka_broker import KafkaBroker
 from tests.unit.verifiers.service.conftest import (
@@ -42,9 +42,11 @@ from tests.unit.verifiers.service.conftest import (
 from verifiers.kafka_connection import as_connection
 from verifiers.policy import TIERS
 from verifiers.publish import OutboxRelay, kafka_producer_factory
+from verifiers.risk import RiskThresholds, SubjectProfile
 from verifiers.service.api import create_app
 from verifiers.service.config import RateLimits, StreamViewConfig
 from verifiers.service.server import close_parts, open_parts
+from verifiers.service.stream_view import StreamView
 
 __all__ = ["topics"]  # the fixture, re-used from test_worker
 
@@ -267,3 +269,65 @@ def test_what_the_stream_decides_reaches_the_next_request(
         f"p50 {lag['lag_p50_ms']:.1f} ms, max {lag['lag_max_ms']:.1f} ms"
     )
     assert staleness["profile (another service's sign-ins -> view)"] < 5
+
+
+def test_the_view_reads_on_after_an_outage_and_a_failure_and_folds_nothing_twice(
+    kafka_broker: KafkaBroker, topics: TopicSettings
+) -> None:
+    view = StreamView(RiskThresholds())
+    view.start(
+        StreamViewConfig(
+            kafka=as_connection(kafka_broker.bootstrap),
+            events_topic=topics.events,
+            lockouts_topic=topics.lockouts,
+            anomalies_topic=topics.anomalies,
+        )
+    )
+    try:
+        assert view.wait_caught_up(30)
+        now = datetime.now(UTC)
+        signed_in = [  # two logins: one read again would count (the last would not)
+            other_service(
+                p.VerificationSucceeded(factor=Factor.TOTP, client=Client(ip="203.0.113.7")),
+                now + timedelta(seconds=n),
+                "bob",
+            )
+            for n in range(2)
+        ]
+        _produce(kafka_broker.bootstrap, topics.events, signed_in)
+        within(30, lambda: view.profile("acme", "bob").sign_ins == 2 or None)
+
+        with kafka_broker.outage():  # kill -9, started again on leaving the block
+            time.sleep(3)
+        failed: list[BaseException] = []
+        apply = view.apply
+
+        def fails_once(events: Iterable[Event]) -> None:  # the view's thread fails once
+            if not failed:
+                failed.append(RuntimeError("injected"))
+                raise failed[0]
+            apply(events)
+
+        view.apply = fails_once  # type: ignore[method-assign]
+        locked = other_service(
+            p.LockoutApplied(
+                scope=LockoutScope.SUBJECT,
+                reason="too_many_failures",
+                failures=10,
+                locked_until=now + timedelta(minutes=15),
+            ),
+            now,
+            "bob",
+        )
+        _produce(kafka_broker.bootstrap, topics.lockouts, [locked])
+
+        def lock_seen() -> SubjectProfile | None:
+            profile = view.profile("acme", "bob")
+            return profile if profile.subject_lock is not None else None
+
+        profile, _ = within(90, lock_seen)
+    finally:
+        view.stop()
+    assert failed  # the failure happened, was logged, and the view reconnected
+    assert profile.sign_ins == 2  # read on from where it was, not from the start again
+    assert view.status().events_applied == 3
