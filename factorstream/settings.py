@@ -572,6 +572,31 @@ class ServiceSettings(BaseModel):
     sms_gateway_token: SecretStr | None = Field(
         None, description="Bearer token for the SMS gateway."
     )
+    stream_view: bool = Field(
+        False,
+        description="Read the stream's state from Kafka (`kafka_bootstrap`; the events, "
+        "lockouts and anomalies topics): the worker's locks and IP blocks are refused (423) "
+        "and `/v1/assess` scores against each subject's profile. Off: no stream state, only "
+        "the verifier's own lockout gate.",
+    )
+    stream_events_topic: str | None = Field(
+        None,
+        description="The events topic the stream view learns profiles from (default: "
+        "`topics.events`; `<app_id>-events-ingested` for the worker's geo-enriched copy).",
+    )
+    rate_per_ip_per_s: float = Field(
+        100.0, ge=0, description="Requests a second per caller IP (token bucket; 0: no limit)."
+    )
+    rate_per_ip_burst: int = Field(200, ge=1, description="… at most this many at once.")
+    rate_per_client_per_s: float = Field(
+        500.0, ge=0, description="Requests a second per client credential (0: no limit)."
+    )
+    rate_per_client_burst: int = Field(1000, ge=1, description="… at most this many at once.")
+    trusted_proxies: list[str] = Field(
+        [],
+        description="CIDR networks of reverse proxies whose `X-Forwarded-For` names the "
+        "caller for the rate limits (none: the TCP peer is the caller).",
+    )
 
 
 class Settings(BaseSettings):

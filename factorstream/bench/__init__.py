@@ -42,6 +42,8 @@ class BenchResult:
         default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds")
     )
     """When the result was made: one time however often it is written out."""
+    goal_met: bool | None = None
+    """Set when the goal is not a ratio to the baseline (a latency): whether it was met."""
 
     @property
     def candidate(self) -> Measurement:
@@ -53,6 +55,8 @@ class BenchResult:
 
     @property
     def meets_goal(self) -> bool:
+        if self.goal_met is not None:
+            return self.goal_met
         return self.ratio >= self.goal_ratio
 
     def as_dict(self) -> dict[str, object]:

@@ -65,6 +65,23 @@ def verifiers(
 
 
 @app.command()
+def service(
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    postgres_url: str | None = typer.Option(
+        None, help="PostgreSQL to use; default: start a private local server for the run."
+    ),
+) -> None:
+    """MFA service over HTTP, 32 clients: TOTP verifications/s, p50/p99, assess p99.
+
+    Beside the durable floor on PostgreSQL; goals: HTTP TOTP p99 ≤ 25 ms, the library path
+    ≥ 0.5× the floor, assess p99 ≤ 10 ms."""
+    from factorstream.bench import service as service_bench
+
+    show_all(service_bench.run(quick=quick, postgres_url=postgres_url), as_json=as_json)
+
+
+@app.command()
 def pipeline(
     ctx: typer.Context,
     quick: bool = Quick,
@@ -130,7 +147,16 @@ def show_all(results: Sequence[BenchResult], *, as_json: bool) -> None:
         show(result, as_json=False, console=console)
 
 
-BENCHES = ("codec", "folds", "publish", "verifiers", "ledger", "analytics", "pipeline")
+BENCHES = (
+    "codec",
+    "folds",
+    "publish",
+    "verifiers",
+    "service",
+    "ledger",
+    "analytics",
+    "pipeline",
+)
 
 
 ResultsFile = typer.Option(
@@ -171,6 +197,7 @@ def all_benches(
     from factorstream.bench import ledger as ledger_bench
     from factorstream.bench import pipeline as pipeline_bench
     from factorstream.bench import publish as publish_bench
+    from factorstream.bench import service as service_bench
     from factorstream.bench import verifiers as verifiers_bench
     from factorstream.bench.broker import broker_for
     from factorstream.localpostgres import local_postgres
@@ -196,6 +223,7 @@ def all_benches(
                 )
             ],
             "verifiers": lambda: verifiers_bench.run(quick=quick, postgres_url=postgres),
+            "service": lambda: service_bench.run(quick=quick, postgres_url=postgres),
             "ledger": lambda: ledger_bench.run(quick=quick, postgres_url=postgres),
             "analytics": lambda: analytics_bench.run(
                 quick=quick, rows=None, batch_rows=settings.lake.batch_rows

@@ -26,6 +26,12 @@ def serve(
     ctx: typer.Context,
     host: str | None = typer.Option(None, help="Interface to bind (default: the settings)."),
     port: int | None = typer.Option(None, help="Port (default: the settings)."),
+    stream_view: bool | None = typer.Option(
+        None,
+        "--stream-view/--no-stream-view",
+        help="Read the stream's locks, IP blocks and profiles from Kafka (default: the "
+        "settings' service.stream_view).",
+    ),
 ) -> None:
     """Serve the MFA service until SIGINT, SIGTERM or SIGHUP.
 
@@ -35,13 +41,14 @@ def serve(
 
     settings = settings_of(ctx)
     bind, listen = host or settings.service.host, port or settings.service.port
-    config = service_config(settings, host=bind, port=listen)
+    config = service_config(settings, host=bind, port=listen, stream_view=stream_view)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready() -> None:
         console.print(
             f"MFA service on [bold]http://{bind}:{listen}/v1[/] (issuer {config.issuer}, "
-            f"verifier database {redacted(config.database_url)})",
+            f"verifier database {redacted(config.database_url)}, stream view "
+            f"{'on ' + ', '.join(config.stream.topics) if config.stream else 'off'})",
             soft_wrap=True,
         )
 

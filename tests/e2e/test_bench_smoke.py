@@ -56,6 +56,8 @@ def test_bench_all_quick_writes_every_figure(
         "verifiers-totp-sqlite",
         "verifiers-totp-postgresql",
         "verifiers-webauthn-sqlite",
+        "service-totp-postgresql",
+        "service-assess-postgresql",
         "ledger-append-sqlite",
         "ledger-append-postgresql",
         "ledger-verify-sqlite",
@@ -80,6 +82,17 @@ def test_bench_all_quick_writes_every_figure(
     assert _names(by_name["ledger-append-postgresql"])[1].startswith("plain binary COPY")
     for name in ("verifiers-totp-sqlite", "verifiers-totp-postgresql", "verifiers-webauthn-sqlite"):
         assert _names(by_name[name])[1].startswith("durable floor:")
+    service = by_name["service-totp-postgresql"]
+    _check(service, 0.5, events=64)
+    assert _names(service) == [
+        "library totp.verify, sequential (PostgreSQL)",
+        "HTTP totp/verify, 32 clients (PostgreSQL)",
+    ]
+    assert service["baseline"]["name"].startswith("durable floor:")  # type: ignore[index]
+    assert "p99" in service["notes"]["HTTP latency"]  # type: ignore[index]
+    assess = by_name["service-assess-postgresql"]
+    assert assess["contenders"][0]["events"] == 64  # type: ignore[index]
+    assert "p99" in assess["notes"]["latency"]  # type: ignore[index]
     _check(by_name["analytics ingest"], 0.7)
     queries = by_name["analytics queries over 20,000 events"]["contenders"]
     assert isinstance(queries, list) and len(queries) == 14

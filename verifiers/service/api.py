@@ -44,6 +44,7 @@ from verifiers.service.assertions import (
     AssertionRequest,
     sign_assertion,
 )
+from verifiers.service.assess import add_assess_route
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
@@ -59,7 +60,9 @@ from verifiers.service.models import (
     TotpEnrollBody,
     TotpEnrollmentOut,
 )
+from verifiers.service.ratelimit import RateLimited
 from verifiers.service.routing import IdPath, RouteKit, SubjectPath
+from verifiers.service.stream_view import StreamView, enforce
 from verifiers.store import Request as CeremonyRequest
 from verifiers.store import Verdict, VerifierStore
 
@@ -80,6 +83,8 @@ class ServiceParts:
     clock: Callable[[], datetime]
     delivery: FailoverDelivery | None = None
     """Where SMS, voice and e-mail codes go (``None``: those factors are unavailable)."""
+    stream: StreamView | None = None
+    """The stream's state (locks, IP blocks, profiles); ``None`` without Kafka."""
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -129,7 +134,7 @@ def create_app(parts: ServiceParts) -> Any:
         client: ServiceClient, subject: str, body: SignInContext | None
     ) -> CeremonyRequest:
         context = body or SignInContext()
-        return CeremonyRequest(
+        request = CeremonyRequest(
             tenant=client.tenant,
             subject=subject,
             correlationid=context.correlationid or str(uuid.uuid4()),
@@ -140,6 +145,8 @@ def create_app(parts: ServiceParts) -> Any:
             if context.ip or context.user_agent
             else None,
         )
+        enforce(parts.stream, request)  # what the stream locked or blocked: 423
+        return request
 
     def known(client: ServiceClient, subject: str) -> factors.SubjectFactors:
         found = factors.list_factors(parts.store, tenant=client.tenant, subject=subject)
@@ -281,7 +288,10 @@ def create_app(parts: ServiceParts) -> Any:
     kit = RouteKit(parts, caller, ceremony, known, allowed, assertion, _accepted)
     for family in (webauthn_routes, otp_routes, push_routes):
         family.register(app, kit)
-    return BodyGuard(app, max_bytes=parts.config.max_body_bytes)
+    add_assess_route(app, parts, caller)
+    return RateLimited(
+        BodyGuard(app, max_bytes=parts.config.max_body_bytes), parts.config.rate_limits
+    )
 
 
 def _accepted(verdict: Verdict) -> None:

@@ -7,6 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from verifiers.kafka_connection import KafkaConnection
+from verifiers.risk import RiskThresholds
+
 
 @dataclass(frozen=True)
 class ServiceConfig:
@@ -44,6 +47,12 @@ class ServiceConfig:
     none: SMS and voice are unavailable)."""
     sms_gateway_token: str | None = field(default=None, repr=False)
 
+    stream: StreamViewConfig | None = None
+    """Where to read the stream's state (:mod:`verifiers.service.stream_view`); ``None``:
+    no stream view (assessments score the request alone, only the verifier's gate locks)."""
+    risk: RiskThresholds = field(default_factory=RiskThresholds)
+    rate_limits: RateLimits = field(default_factory=lambda: RateLimits())
+
     @property
     def rp_id(self) -> str:
         return self.webauthn_rp_id or urlsplit(self.issuer).hostname or "localhost"
@@ -54,3 +63,36 @@ class ServiceConfig:
             return self.webauthn_origins
         parts = urlsplit(self.issuer)
         return (f"{parts.scheme}://{parts.netloc}",)
+
+
+@dataclass(frozen=True)
+class StreamViewConfig:
+    """The topics the service tails for the stream's state."""
+
+    kafka: KafkaConnection
+    events_topic: str = "mfa.events"
+    """``mfa.events``, or the worker's ``<app_id>-events-ingested`` (geo-enriched)."""
+    lockouts_topic: str = "mfa.lockouts"
+    anomalies_topic: str = "mfa.anomalies"
+    poll_ms: int = 100
+    """The consumer's long-poll wait (the broker answers at once when records arrive)."""
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.events_topic, self.lockouts_topic, self.anomalies_topic)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Token buckets per caller IP and per client credential (``0``: no limit).
+
+    The caller IP is the TCP peer; ``X-Forwarded-For`` is read only when the peer is in
+    ``trusted_proxies`` (then the right-most address not itself a trusted proxy counts)."""
+
+    per_ip_per_s: float = 100.0
+    per_ip_burst: int = 200
+    per_client_per_s: float = 500.0
+    per_client_burst: int = 1000
+    trusted_proxies: tuple[str, ...] = ()
+    max_keys: int = 100_000
+    """Buckets kept at most per kind; the longest idle go first."""

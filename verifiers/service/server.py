@@ -30,6 +30,7 @@ from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.keyfiles import read_or_create
+from verifiers.service.stream_view import StreamView
 from verifiers.store import VerifierStore, store_engine
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -71,7 +72,14 @@ def open_delivery(config: ServiceConfig) -> FailoverDelivery | None:
 
 
 def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now) -> ServiceParts:
+    """The service's parts; with ``config.stream``, a stream view tailing Kafka (started
+    here, stopped with :func:`close_parts`) whose locks the verifier's gate honours."""
     store = open_store(config)
+    view = None
+    if config.stream is not None:
+        view = StreamView(config.risk)
+        store.stream_lockouts = view.stream_lockouts(clock)
+        view.start(config.stream)
     return ServiceParts(
         config=config,
         store=store,
@@ -79,7 +87,14 @@ def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now
         keys=AssertionKeys(config.signing_key_file),
         clock=clock,
         delivery=open_delivery(config),
+        stream=view,
     )
+
+
+def close_parts(parts: ServiceParts) -> None:
+    if parts.stream is not None:
+        parts.stream.stop()
+    parts.store.engine.dispose()
 
 
 class _Server(uvicorn.Server):
@@ -103,7 +118,8 @@ def serve(
     on_ready: Callable[[], Any] | None = None,
 ) -> None:
     """Serve until stopped by a signal; ``on_ready`` is called once the port is bound."""
-    app = create_app(open_parts(config))
+    parts = open_parts(config)
+    app = create_app(parts)
     server = _Server(
         uvicorn.Config(
             app,
@@ -113,6 +129,9 @@ def serve(
             log_level="info",
             access_log=False,
             server_header=False,
+            # uvicorn would take X-Forwarded-For from any loopback peer as the client's
+            # address; the rate limiter trusts only RateLimits.trusted_proxies
+            proxy_headers=False,
         )
     )
     if on_ready is not None:
@@ -124,4 +143,7 @@ def serve(
                 on_ready()
 
         server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    try:
+        server.run()
+    finally:
+        close_parts(parts)

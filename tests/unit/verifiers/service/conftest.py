@@ -138,7 +138,9 @@ def start_server(app: Any) -> RunningServer:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan="off", log_level="warning", proxy_headers=False)
+    )  # as `serve` runs it: X-Forwarded-For is the rate limiter's to trust, not uvicorn's
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

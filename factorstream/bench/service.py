@@ -1,0 +1,287 @@
+"""``bench service``: the MFA service over HTTP, on PostgreSQL, with 32 concurrent clients.
+
+* TOTP verifications/s through HTTP (``POST /v1/subjects/{s}/totp/verify``: credential
+  check, lockout gate, replay guard, outbox event, signed assertion), each of 32 clients on
+  its own keep-alive connection sending one request after the other; p50 and p99 latency.
+* The library path: ``totp.verify`` called in-process, one after another, same database.
+* The durable floor, the baseline: one one-row commit per transaction, same database, same
+  run (what no durable verifier can beat; see ``bench verifiers``).
+* ``POST /v1/assess`` (score, decision, two events recorded in one transaction; no stream
+  view) with 32 clients: requests/s, p50, p99.
+
+The service runs in a process of its own (uvicorn, as ``factorstream serve`` runs it, rate
+limits off) whose clock is fixed, so every subject's code is fresh once; the clients run
+on one asyncio loop in this process. Goals (issue 18): library ≥ 0.5× the floor; HTTP
+TOTP p99 ≤ 25 ms; assess p99 ≤ 10 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyotp
+
+from factorstream.bench import BenchResult, Measurement
+from factorstream.bench.verifiers import _floor_measurement, _postgres
+from factorstream.localkafka import free_port
+from schemas.fields import PolicyTier
+from verifiers import totp
+from verifiers.publish import metadata
+from verifiers.service.config import RateLimits, ServiceConfig
+from verifiers.store import Request, VerifierStore
+
+CLIENTS = 32
+HOST = "127.0.0.1"
+
+
+def run(*, quick: bool, postgres_url: str | None = None) -> list[BenchResult]:
+    count = 64 if quick else 2_000
+    with (
+        tempfile.TemporaryDirectory(prefix="factorstream-bench-") as tmp,
+        _postgres(postgres_url) as url,
+    ):
+        return _run(Path(tmp), url, count)
+
+
+def _config(tmp: Path, url: str) -> ServiceConfig:
+    return ServiceConfig(
+        database_url=url,
+        secrets_key_file=tmp / "secrets.key",
+        signing_key_file=tmp / "signing.pem",
+        issuer="https://bench.invalid",
+        rate_limits=RateLimits(per_ip_per_s=0, per_client_per_s=0),
+    )
+
+
+def _fresh_store(config: ServiceConfig) -> VerifierStore:
+    from verifiers.service.server import open_store
+
+    store = open_store(config)
+    with store.engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    store.migrate()
+    return store
+
+
+def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
+    config = _config(tmp, url)
+    store = _fresh_store(config)
+    moment = datetime.now(UTC).replace(microsecond=0)
+    enrolled = moment - timedelta(minutes=5)
+    generators = {}
+    for index in range(count):
+        subject = f"u-{index:05d}"
+        request = _request(subject, enrolled)
+        enrollment = totp.begin_enrollment(store, request, account_name=subject, issuer="Bench")
+        generator = pyotp.TOTP(pyotp.parse_uri(enrollment.provisioning_uri).secret)
+        verdict = totp.confirm_enrollment(
+            store, request, enrollment_id=enrollment.enrollment_id, code=generator.at(enrolled)
+        )
+        if not verdict.accepted:
+            raise AssertionError(f"enrollment refused: {verdict.reason}")
+        generators[subject] = generator
+    from verifiers.service.clients import ServiceClients
+
+    token = (
+        ServiceClients(store.engine)
+        .add(tenant="acme", audience=None, label="bench", now=enrolled)
+        .credential
+    )
+
+    # the library path, in-process, a step before the HTTP run's moment
+    library_at = moment - timedelta(seconds=60)
+    started = time.perf_counter()
+    for subject, generator in generators.items():
+        verdict = totp.verify(store, _request(subject, library_at), code=generator.at(library_at))
+        if not verdict.accepted:
+            raise AssertionError(f"the library refused a valid code: {verdict.reason}")
+    library_s = time.perf_counter() - started
+    floor = _floor_measurement(store.engine, count, commits=1, backend="PostgreSQL")
+    store.engine.dispose()
+
+    port = free_port()
+    context = multiprocessing.get_context("spawn")
+    server = context.Process(
+        target=_serve, args=(config, port, moment.isoformat()), name="bench-service"
+    )
+    server.start()
+    try:
+        _wait_for(port, server)
+        verify = [
+            (
+                f"/v1/subjects/{subject}/totp/verify",
+                json.dumps({"code": generator.at(moment)}).encode(),
+            )
+            for subject, generator in generators.items()
+        ]
+        cpu = _cpu_seconds(server.pid)
+        http_s, http_latencies = asyncio.run(_load(port, token, verify))
+        http_cpu, cpu = _cpu_seconds(server.pid) - cpu, _cpu_seconds(server.pid)
+        assess = [
+            (
+                "/v1/assess",
+                json.dumps(
+                    {
+                        "subject": subject,
+                        "ip": f"203.0.113.{index % 250}",
+                        "device_id": f"device-{index % 7}",
+                        "geo": {"country": "DE", "latitude": 52.5, "longitude": 13.4},
+                    }
+                ).encode(),
+            )
+            for index, subject in enumerate(generators)
+        ]
+        assess_s, assess_latencies = asyncio.run(_load(port, token, assess))
+        assess_cpu = _cpu_seconds(server.pid) - cpu
+    finally:
+        server.terminate()
+        server.join(timeout=30)
+    http = Measurement(
+        f"HTTP totp/verify, {CLIENTS} clients (PostgreSQL)", count / http_s, 1, count
+    )
+    library = Measurement(
+        "library totp.verify, sequential (PostgreSQL)", count / library_s, 1, count
+    )
+    http_p50, http_p99 = _percentiles(http_latencies)
+    assess_p50, assess_p99 = _percentiles(assess_latencies)
+    totp_result = BenchResult(
+        bench="service-totp-postgresql",
+        baseline=floor,
+        contenders=[library, http],
+        unit="verifications/s",
+        goal_ratio=0.5,
+        goal_text="library ≥ 0.5× the durable floor; HTTP p99 ≤ 25 ms",
+        goal_met=library.events_per_s >= 0.5 * floor.events_per_s and http_p99 <= 25.0,
+        notes={
+            "HTTP latency": f"p50 {http_p50:.1f} ms, p99 {http_p99:.1f} ms ({CLIENTS} clients)",
+            "HTTP vs floor": f"{http.events_per_s / floor.events_per_s:.2f}×",
+            "library per verification": f"{library_s / count * 1e3:.2f} ms",
+            "service CPU per HTTP verification": f"{http_cpu / count * 1e3:.2f} ms",
+        },
+    )
+    assess_result = BenchResult(
+        bench="service-assess-postgresql",
+        baseline=floor,
+        contenders=[
+            Measurement(f"HTTP assess, {CLIENTS} clients (PostgreSQL)", count / assess_s, 1, count)
+        ],
+        unit="requests/s",
+        goal_ratio=0.0,
+        goal_text="p99 ≤ 10 ms",
+        goal_met=assess_p99 <= 10.0,
+        notes={
+            "latency": f"p50 {assess_p50:.1f} ms, p99 {assess_p99:.1f} ms ({CLIENTS} clients)",
+            "service CPU per assessment": f"{assess_cpu / count * 1e3:.2f} ms",
+        },
+    )
+    return [totp_result, assess_result]
+
+
+def _request(subject: str, moment: datetime) -> Request:
+    return Request(
+        tenant="acme",
+        subject=subject,
+        correlationid=f"bench-{subject}",
+        now=moment,
+        tier=PolicyTier.CUSTOMER,
+        application="bench",
+    )
+
+
+def _percentiles(latencies: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return p50 * 1e3, p99 * 1e3
+
+
+def _serve(config: ServiceConfig, port: int, moment: str) -> None:
+    """The service in its own process, its clock fixed at ``moment``."""
+    import uvicorn
+
+    from verifiers.service.api import create_app
+    from verifiers.service.server import open_parts
+
+    fixed = datetime.fromisoformat(moment)
+    parts = open_parts(replace(config), clock=lambda: fixed)
+    uvicorn.run(
+        create_app(parts),
+        host=HOST,
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _wait_for(port: int, server: multiprocessing.process.BaseProcess) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not server.is_alive():
+            raise RuntimeError("the benchmark's service process exited")
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the benchmark's service did not start")
+
+
+async def _load(
+    port: int, token: str, requests: Sequence[tuple[str, bytes]]
+) -> tuple[float, list[float]]:
+    """Send ``requests`` from :data:`CLIENTS` keep-alive connections; the seconds it took
+    and each request's latency (s)."""
+    pending: Iterator[tuple[str, bytes]] = iter(requests)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection(HOST, port)
+        try:
+            for path, body in pending:
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n"
+                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                started = time.perf_counter()
+                writer.write(head + body)
+                await writer.drain()
+                status = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                answer = await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if b" 200 " not in status:
+                    raise AssertionError(f"{path}: {status!r} {answer[:300]!r}")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return time.perf_counter() - started, latencies
