@@ -1,6 +1,7 @@
-"""The README sections generated from code and data: the settings table, the CLI
-reference and the benchmark table (from the figures ``factorstream bench all`` wrote to
-:data:`BENCH_RESULTS`).
+"""The documentation generated from code and data: the README's settings table, CLI
+reference and benchmark table (from the figures ``factorstream bench all`` wrote to
+:data:`BENCH_RESULTS`), and the MFA service's API reference in ``docs/`` (its OpenAPI
+document, and that as Markdown).
 
 ``factorstream docs`` rewrites them between their markers; a test fails when they are
 stale, so a setting or a command cannot go undocumented, and the README's figures are
@@ -20,7 +21,10 @@ from pydantic.fields import FieldInfo
 from factorstream.bench import bench_family
 from factorstream.settings import setting_fields
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+OPENAPI = ROOT / "docs" / "openapi.json"
+API_REFERENCE = ROOT / "docs" / "api.md"
 BENCH_RESULTS = Path(__file__).resolve().parent / "bench" / "results.json"
 """The full run's figures: ``factorstream bench all --output`` this file."""
 ENV_PREFIX = "FACTORSTREAM_"
@@ -146,3 +150,14 @@ def render(readme: str, command: Any) -> str:
         section = f"{start}\n{body}\n{end}"
         readme = pattern.sub(section.replace("\\", "\\\\"), readme)
     return readme
+
+
+def api_reference() -> dict[Path, str]:
+    """The API reference files and what they should hold."""
+    from verifiers.service.reference import markdown, openapi_document
+
+    document = openapi_document()
+    return {
+        OPENAPI: json.dumps(document, indent=2, ensure_ascii=False) + "\n",
+        API_REFERENCE: markdown(document),
+    }

@@ -1,4 +1,4 @@
-"""``factorstream docs``: regenerate (or check) the README's settings and CLI sections."""
+"""``factorstream docs``: regenerate (or check) the generated documentation."""
 
 from __future__ import annotations
 
@@ -8,16 +8,23 @@ from factorstream import docs as generated
 from factorstream.cli.context import console, fail
 
 
-def docs(check: bool = typer.Option(False, "--check", help="Fail if the README is stale.")) -> None:
-    """Regenerate the README's settings table and CLI reference from the code."""
+def docs(check: bool = typer.Option(False, "--check", help="Fail if any is stale.")) -> None:
+    """Regenerate the README's settings table and CLI reference, and the service's API
+    reference in docs/, from the code."""
     from factorstream.cli import app
 
     current = generated.README.read_text()
-    wanted = generated.render(current, typer.main.get_command(app))
-    if current == wanted:
-        console.print("[green]README settings and CLI reference are current[/]")
+    wanted = {generated.README: generated.render(current, typer.main.get_command(app))}
+    wanted.update(generated.api_reference())
+    stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
+    if not stale:
+        console.print(
+            "[green]README settings and CLI reference, and the API reference, are current[/]"
+        )
     elif check:
-        raise fail("README is stale: run `factorstream docs`")
+        names = ", ".join(str(path.relative_to(generated.ROOT)) for path in stale)
+        raise fail(f"stale: {names}: run `factorstream docs`")
     else:
-        generated.README.write_text(wanted)
-        console.print(f"updated [bold]{generated.README}[/]")
+        for path in stale:
+            path.write_text(wanted[path])
+            console.print(f"updated [bold]{path}[/]")

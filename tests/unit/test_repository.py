@@ -38,6 +38,14 @@ def test_readme_settings_and_cli_reference_are_current() -> None:
     assert docs.render(readme, typer.main.get_command(app)) == readme, "run `factorstream docs`"
 
 
+def test_the_api_reference_is_what_the_service_serves() -> None:
+    for path, text in docs.api_reference().items():
+        assert path.exists() and path.read_text() == text, f"{path.name}: run `factorstream docs`"
+    reference = docs.API_REFERENCE.read_text()
+    assert "### `POST /v1/assess`" in reference
+    assert "### `POST /v1/subjects/{subject}/totp/verify`" in reference
+
+
 def test_every_setting_and_command_is_documented() -> None:
     readme = docs.README.read_text()
     for row in docs.settings_rows():
