@@ -1,13 +1,14 @@
 """Per-IP and per-client rate limits: token buckets in front of the API (429, Retry-After).
 
-Two buckets per request, both must have a token: one per caller IP, one per client
-credential. The caller IP is the TCP peer; ``X-Forwarded-For`` counts only when the peer
-is a configured trusted proxy, and then its right-most address that is not itself a
-trusted proxy is the caller (an attacker can prepend anything, never append). The client
+Two buckets per request, both must have a token: one per caller IP (for IPv6 its /64), one
+per client credential. The caller IP is the TCP peer; ``X-Forwarded-For`` counts only when
+the peer is a configured trusted proxy, and then its right-most address that is not itself
+a trusted proxy is the caller (an attacker can prepend anything, never append). The client
 bucket is keyed by a digest of the bearer credential as sent: a caller cannot spend
 another client's budget without its credential, and made-up credentials each get a bucket
 that the per-IP bucket bounds. Requests without a credential (the JWKS, health) count
-against their IP only.
+against their IP only. The per-IP limit applies to the service's callers, usually a few
+login back ends: size it for a back end's peak, not a person's.
 
 :class:`TokenBuckets` is pure (the time is a parameter); :class:`RateLimited` is the ASGI
 wrapper that reads the monotonic clock.
@@ -76,6 +77,24 @@ def caller_ip(peer: str | None, forwarded_for: str | None, trusted: Iterable[Net
     return address
 
 
+IPV6_BUCKET_PREFIX = 64
+"""An IPv6 caller's bucket is its /64: one host, one LAN, is given a /64 to number its
+addresses from as it likes, so a bucket per address would be a fresh budget per request."""
+
+
+def ip_bucket(address: str) -> str:
+    """The per-IP bucket ``address`` spends from: itself (IPv4), its /64 (IPv6)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_BUCKET_PREFIX}", strict=False))
+    return str(ip)
+
+
 class RateLimited:
     """The app behind per-IP and per-client token buckets (ASGI)."""
 
@@ -104,7 +123,7 @@ class RateLimited:
             self.trusted,
         )
         now = self.clock()
-        wait = self.by_ip.take(ip, now)
+        wait = self.by_ip.take(ip_bucket(ip), now)
         kind = "ip"
         authorization = headers.get(b"authorization")
         if not wait and authorization is not None:

@@ -11,7 +11,7 @@ import pytest
 
 from verifiers.service.api import create_app
 from verifiers.service.config import RateLimits
-from verifiers.service.ratelimit import TokenBuckets, caller_ip
+from verifiers.service.ratelimit import TokenBuckets, caller_ip, ip_bucket
 from verifiers.service.server import open_parts
 
 from .conftest import Clock, Service, service_config, start_server, stop_server
@@ -123,6 +123,41 @@ def test_behind_a_trusted_proxy_each_forwarded_ip_has_its_own_bucket(
         )
         assert [a.status for a in first] == [404, 404, 404]
         assert again.status == 429  # the left-most hop is the attacker's to write
+
+
+def test_addresses_of_one_ipv6_64_share_a_bucket_behind_a_trusted_proxy(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """An attacker numbers requests from a fresh address of their /64 each time."""
+    limits = RateLimits(
+        per_ip_per_s=0.01, per_ip_burst=2, per_client_per_s=0, trusted_proxies=("127.0.0.1/32",)
+    )
+    for service in serve(tmp_path, clock, limits):
+        token = service.client("acme")
+        answers = [
+            service.call(
+                "GET",
+                "/v1/subjects/a/factors",
+                token=token,
+                headers={"X-Forwarded-For": f"2001:db8:1:2::{n:x}"},
+            )
+            for n in range(1, 5)
+        ]
+        neighbour = service.call(
+            "GET",
+            "/v1/subjects/a/factors",
+            token=token,
+            headers={"X-Forwarded-For": "2001:db8:1:3::1"},
+        )
+        assert [a.status for a in answers] == [404, 404, 429, 429]
+        assert neighbour.status == 404  # the next /64 is someone else
+
+
+def test_the_bucket_of_an_address() -> None:
+    assert ip_bucket("203.0.113.7") == "203.0.113.7"
+    assert ip_bucket("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
+    assert ip_bucket("::ffff:203.0.113.7") == "203.0.113.7"  # IPv4 in IPv6 clothing
+    assert ip_bucket("unknown") == "unknown"
 
 
 def test_buckets_refill_at_their_rate() -> None:
