@@ -27,6 +27,12 @@ def pytest_configure() -> None:
         signal.signal(signum, _interrupted)
 
 
+def pytest_runtest_setup() -> None:
+    """Again before each test: one that ran a command in this process (its own handlers,
+    put back to the default when its loop closed) must not leave the rest unprotected."""
+    pytest_configure()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test carries the marker of the tier directory it lives in."""
     for item in items:
