@@ -380,8 +380,13 @@ def _subject(record: Mapping[str, Any], log_type: str) -> str | None:
 
 
 def _correlation(log: Auth0Log) -> str:
-    """Auth0's ``correlation_id`` when the record has one, else the record itself."""
-    return _token(log.record.get("correlation_id")) or log.log_id
+    """Auth0's correlation id when the record has one, else the record itself."""
+    references = _object(log.record.get("references"))
+    return (
+        _token(log.record.get("correlation_id"))
+        or _token(references.get("correlation_id"))
+        or log.log_id
+    )
 
 
 def _authenticator(details: Mapping[str, Any]) -> tuple[Factor, Channel | None]:
