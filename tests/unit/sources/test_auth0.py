@@ -456,3 +456,10 @@ def test_sources_never_imports_factorstream_faust_or_the_clock() -> None:
                 names = [node.module]
             assert not {name.split(".")[0] for name in names} & forbidden, (path, names)
         assert ".now(" not in path.read_text() and "utcnow" not in path.read_text(), path
+
+
+def test_docs_sources_md_is_current() -> None:
+    from sources.auth0 import reference
+
+    path = Path(__file__).resolve().parents[3] / "docs" / "sources.md"
+    assert path.read_text() == reference(), "run `factorstream docs`"
