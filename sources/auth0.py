@@ -95,8 +95,11 @@ AUTHENTICATOR_TYPES: Final[Mapping[str, tuple[Factor, Channel | None]]] = {
     "webauthn-platform": (Factor.WEBAUTHN, Channel.PLATFORM_AUTHENTICATOR),
     "recovery-code": (Factor.RECOVERY_CODE, Channel.PAPER),
 }
-"""Auth0's authenticator types (``details.authenticator.type``) as factor and channel.
-``phone`` is absent on purpose: it may be SMS or voice."""
+"""Auth0's authenticator types (``details.authenticator.type``) as factor and channel: the
+Management API's authentication method types (``totp``, ``push-notification``, ``email``,
+``webauthn-roaming``, ``webauthn-platform``, ``recovery-code``, …) and Guardian's factor
+names (``otp``, ``sms``, ``voice``, ``push``). Absent on purpose: ``phone`` (SMS or
+voice), ``guardian`` (the app, not a factor), ``passkey`` and ``password`` (first factors)."""
 
 
 def _codes_by_channel(event_type: str) -> Mapping[str, Channel]:
