@@ -28,8 +28,18 @@ import msgspec
 from schemas import Event, decode, encode, new_event, uuid7
 from schemas import payloads as p
 from schemas.errors import SchemaError
-from schemas.fields import Channel, Client, Factor, Geo, Outcome, check_country, check_ip
+from schemas.fields import Channel, Client, Factor, Geo, Outcome
 from schemas.registry import BY_NAME, BY_PAYLOAD
+from sources.reading import (
+    country_code,
+    degrees,
+    ip_address,
+    name,
+    obj,
+    text,
+    token,
+    utc_time,
+)
 from sources.unmapped import Unmapped
 
 PROVIDER: Final = "auth0"
@@ -62,7 +72,7 @@ class Auth0Log:
     def context(self) -> dict[str, Any]:
         """The payload fields every user-facing event carries (application, client)."""
         return {
-            "application": _name(self.record.get("client_name")),
+            "application": name(self.record.get("client_name")),
             "client": _client(self.record),
         }
 
@@ -143,7 +153,7 @@ def _enrollment_failed(factor: Factor | None) -> PayloadMaker:
         return p.EnrollmentFailed(
             factor=factor or log.factor,
             reason=_failure_reason(log.details, "enrollment_failed"),
-            detail=_text(log.record.get("description"), 1024),
+            detail=text(log.record.get("description"), 1024),
             **log.context,
         )
 
@@ -176,17 +186,15 @@ def _challenge_sent(log: Auth0Log) -> p.Payload:
 
 def _delivery_failed(log: Auth0Log) -> p.Payload:
     channel = DELIVERY_FAILURE_CODES[log.type]
-    error = _object(log.details.get("provider_error")) or _object(
-        log.details.get("failure_details")
-    )
+    error = obj(log.details.get("provider_error")) or obj(log.details.get("failure_details"))
     return p.ChallengeDeliveryFailed(
         factor=Factor(channel.value),
         challenge_id=log.log_id,
         channel=channel,
         provider=PROVIDER,
         reason=_failure_reason(log.details, "delivery_failed"),
-        provider_error=_text(error.get("message"), 1024)
-        or _text(log.record.get("description"), 1024),
+        provider_error=text(error.get("message"), 1024)
+        or text(log.record.get("description"), 1024),
         **log.context,
     )
 
@@ -222,9 +230,9 @@ def _login(outcome: Outcome, reason: str | None) -> PayloadMaker:
     def make(log: Auth0Log) -> p.Payload:
         return p.LoginAttempted(
             outcome=outcome,
-            method=_name(log.record.get("strategy")) or "unknown",
+            method=name(log.record.get("strategy")) or "unknown",
             reason=reason,
-            attempted_name=None if log.subject_known else _text(log.record.get("user_name"), 320),
+            attempted_name=None if log.subject_known else text(log.record.get("user_name"), 320),
             **log.context,
         )
 
@@ -287,7 +295,7 @@ def map_log(record: Any, source: Auth0Source) -> Event | Unmapped:
         return _unmapped(None, None, "not_an_object", "a log record is a JSON object")
     if "type" not in record and isinstance(record.get("data"), Mapping):
         record = record["data"]  # a Log Streams webhook item
-    log_id = _token(record.get("log_id")) or _token(record.get("_id"))
+    log_id = token(record.get("log_id")) or token(record.get("_id"))
     log_type = record.get("type") if isinstance(record.get("type"), str) else None
     if log_id is None:
         return _unmapped(None, log_type, "missing_log_id", "no log_id (or _id) to derive an id")
@@ -296,13 +304,13 @@ def map_log(record: Any, source: Auth0Source) -> Event | Unmapped:
     make = LOG_TYPES.get(log_type)
     if make is None:
         return _not_mapped(log_id, log_type)
-    time = _time(record.get("date"))
+    time = utc_time(record.get("date"))
     if time is None:
         return _unmapped(log_id, log_type, "invalid_date", "date is not an ISO 8601 time")
     subject = _subject(record, log_type)
     if subject is None:
         return _unmapped(log_id, log_type, "missing_subject", "no usable user_id")
-    details = _object(record.get("details"))
+    details = obj(record.get("details"))
     log = Auth0Log(log_id, log_type, time, subject, record, details)
     return _event(log, make, source)
 
@@ -344,39 +352,11 @@ def _unmapped(log_id: str | None, log_type: str | None, reason: str, detail: str
 
 # -- reading a record --------------------------------------------------------------------
 
-_TOKEN = re.compile(r"[\x21-\x7e]{1,128}")
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-def _token(value: Any) -> str | None:
-    """A printable ASCII string without spaces (what ids and subjects may be)."""
-    return value if isinstance(value, str) and _TOKEN.fullmatch(value) else None
-
-
-def _text(value: Any, max_length: int) -> str | None:
-    return value if isinstance(value, str) and 0 < len(value) <= max_length else None
-
-
-def _name(value: Any) -> str | None:
-    return _text(value, 128)
-
-
-def _object(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        time = datetime.fromisoformat(value)
-        return time.astimezone(UTC) if time.tzinfo is not None else None
-    except (ValueError, OverflowError):
-        return None
-
-
 def _subject(record: Mapping[str, Any], log_type: str) -> str | None:
-    user_id = _token(record.get("user_id"))
+    user_id = token(record.get("user_id"))
     if user_id is None and log_type in LOGIN_FAILURES:
         return UNKNOWN_SUBJECT
     return user_id
@@ -384,36 +364,30 @@ def _subject(record: Mapping[str, Any], log_type: str) -> str | None:
 
 def _correlation(log: Auth0Log) -> str:
     """Auth0's correlation id when the record has one, else the record itself."""
-    references = _object(log.record.get("references"))
+    references = obj(log.record.get("references"))
     return (
-        _token(log.record.get("correlation_id"))
-        or _token(references.get("correlation_id"))
+        token(log.record.get("correlation_id"))
+        or token(references.get("correlation_id"))
         or log.log_id
     )
 
 
 def _authenticator(details: Mapping[str, Any]) -> tuple[Factor, Channel | None]:
-    kind = _object(details.get("authenticator")).get("type")
-    return (
-        AUTHENTICATOR_TYPES.get(kind, (Factor.UNKNOWN, None))
-        if isinstance(kind, str)
-        else (
-            Factor.UNKNOWN,
-            None,
-        )
-    )
+    kind = obj(details.get("authenticator")).get("type")
+    known = AUTHENTICATOR_TYPES.get(kind) if isinstance(kind, str) else None
+    return known or (Factor.UNKNOWN, None)
 
 
 def _enrollment_id(log: Auth0Log) -> str:
     """Guardian's enrollment id, else the authenticator's, else the log record's id."""
-    enrollment = _object(log.details.get("enrollment"))
-    authenticator = _object(log.details.get("authenticator"))
-    return _token(enrollment.get("_id")) or _token(authenticator.get("id")) or log.log_id
+    enrollment = obj(log.details.get("enrollment"))
+    authenticator = obj(log.details.get("authenticator"))
+    return token(enrollment.get("_id")) or token(authenticator.get("id")) or log.log_id
 
 
 def _phone(details: Mapping[str, Any]) -> str | None:
     for holder in ("authenticator", "enrollment"):
-        number = _text(_object(details.get(holder)).get("phone_number"), 320)
+        number = text(obj(details.get(holder)).get("phone_number"), 320)
         if number is not None:
             return number
     return None
@@ -422,52 +396,31 @@ def _phone(details: Mapping[str, Any]) -> str | None:
 def _failure_reason(details: Mapping[str, Any], default: str) -> str:
     """Guardian's error code (e.g. ``invalid_otp``) when it is one, else ``default``."""
     for holder in ("failure_details", "provider_error"):
-        code = _object(details.get(holder)).get("errorCode")
+        code = obj(details.get(holder)).get("errorCode")
         if isinstance(code, str) and _REASON.fullmatch(code):
             return code
     return default
 
 
 def _client(record: Mapping[str, Any]) -> Client | None:
-    ip = _ip(record.get("ip"))
-    user_agent = _text(record.get("user_agent"), 1024)
-    geo = _geo(_object(record.get("location_info")))
+    ip = ip_address(record.get("ip"))
+    user_agent = text(record.get("user_agent"), 1024)
+    geo = _geo(obj(record.get("location_info")))
     if ip is None and user_agent is None and geo is None:
         return None
     return Client(ip=ip, user_agent=user_agent, geo=geo)
 
 
-def _ip(value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) > 45:
-        return None
-    try:
-        check_ip("ip", value)
-    except ValueError:
-        return None
-    return value
-
-
 def _geo(location: Mapping[str, Any]) -> Geo | None:
     """Auth0's ``location_info`` (country_code, city_name, latitude, longitude)."""
-    country = location.get("country_code")
-    try:
-        check_country("country", country if isinstance(country, str) else None)
-    except ValueError:
-        country = None
     geo = Geo(
-        country=country if isinstance(country, str) and len(country) == 2 else None,
-        city=_name(location.get("city_name")),
-        latitude=_degrees(location.get("latitude"), 90),
-        longitude=_degrees(location.get("longitude"), 180),
+        country=country_code(location.get("country_code")),
+        city=name(location.get("city_name")),
+        latitude=degrees(location.get("latitude"), 90),
+        longitude=degrees(location.get("longitude"), 180),
         source=PROVIDER,
     )
     return geo if (geo.country, geo.city, geo.latitude, geo.longitude) != (None,) * 4 else None
-
-
-def _degrees(value: Any, limit: float) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if -limit <= value <= limit else None
 
 
 # -- the reference ------------------------------------------------------------------------
