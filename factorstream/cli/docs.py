@@ -20,7 +20,7 @@ def docs(check: bool = typer.Option(False, "--check", help="Fail if any is stale
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if not stale:
         console.print(
-            "[green]README settings and CLI reference, and the API reference, are current[/]"
+            "[green]README settings and CLI reference, API and sources references are current[/]"
         )
     elif check:
         names = ", ".join(str(path.relative_to(generated.ROOT)) for path in stale)
