@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 OPENAPI = ROOT / "docs" / "openapi.json"
 API_REFERENCE = ROOT / "docs" / "api.md"
+SOURCES_REFERENCE = ROOT / "docs" / "sources.md"
 BENCH_RESULTS = Path(__file__).resolve().parent / "bench" / "results.json"
 """The full run's figures: ``factorstream bench all --output`` this file."""
 ENV_PREFIX = "FACTORSTREAM_"
@@ -161,3 +162,10 @@ def api_reference() -> dict[Path, str]:
         OPENAPI: json.dumps(document, indent=2, ensure_ascii=False) + "\n",
         API_REFERENCE: markdown(document),
     }
+
+
+def sources_reference() -> dict[Path, str]:
+    """``docs/sources.md``: what each identity provider's log types become."""
+    from sources import auth0
+
+    return {SOURCES_REFERENCE: auth0.reference()}

@@ -74,6 +74,8 @@ class Factor(StrEnum):
     EMAIL = "email"
     PUSH = "push"
     RECOVERY_CODE = "recovery_code"
+    UNKNOWN = "unknown"
+    """The source did not name the factor (e.g. an identity provider's log record)."""
 
 
 class Channel(StrEnum):

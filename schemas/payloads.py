@@ -240,6 +240,17 @@ class LoginAttempted(Activity, frozen=True, kw_only=True):
     method: Name
     reason: Reason | None = None
     mfa_required: bool | None = None
+    attempted_name: (
+        Annotated[
+            str,
+            personal(
+                "The name typed at sign-in, kept when it matched no account (the subject is "
+                "then unknown).",
+                max_length=320,
+            ),
+        ]
+        | None
+    ) = None
 
 
 class MfaRequired(Activity, frozen=True, kw_only=True):

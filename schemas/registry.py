@@ -106,13 +106,13 @@ def _code(default: str | None, by_field: str | None = None, **cases: str) -> Aut
 _SEND = {
     "sms": "gd_send_sms",
     "voice": "gd_send_voice",
-    "email": "gd_send_mail",
+    "email": "gd_send_email",
     "push": "gd_send_pn",
 }
 _SEND_FAIL = {
     "sms": "gd_send_sms_failure",
     "voice": "gd_send_voice_failure",
-    "email": "fn",
+    "email": "gd_send_email_failure",
     "push": "gd_send_pn_failure",
 }
 

@@ -28,6 +28,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "demo": "factorstream.cli.demo:demo",
     "relay": "factorstream.cli.relay:relay",
     "replay": "factorstream.cli.replay:replay",
+    "idp": "factorstream.cli.idp:app",
     "docs": "factorstream.cli.docs:docs",
     "worker": "factorstream.cli.worker:worker",
     "sink": "factorstream.cli.worker:sink",

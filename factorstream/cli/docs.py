@@ -16,10 +16,11 @@ def docs(check: bool = typer.Option(False, "--check", help="Fail if any is stale
     current = generated.README.read_text()
     wanted = {generated.README: generated.render(current, typer.main.get_command(app))}
     wanted.update(generated.api_reference())
+    wanted.update(generated.sources_reference())
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if not stale:
         console.print(
-            "[green]README settings and CLI reference, and the API reference, are current[/]"
+            "[green]README settings and CLI reference, API and sources references are current[/]"
         )
     elif check:
         names = ", ".join(str(path.relative_to(generated.ROOT)) for path in stale)
