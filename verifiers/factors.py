@@ -43,6 +43,29 @@ class SubjectFactors:
         return bool(self.factors) or self.recovery_codes_remaining > 0
 
 
+_KNOWN = sa.select(
+    sa.or_(
+        sa.exists().where(
+            enrollments.c.tenant == sa.bindparam("tenant"),
+            enrollments.c.subject == sa.bindparam("subject"),
+            enrollments.c.status != "removed",
+        ),
+        sa.exists().where(
+            recovery_codes.c.tenant == sa.bindparam("tenant"),
+            recovery_codes.c.subject == sa.bindparam("subject"),
+            recovery_codes.c.used_at.is_(None),
+            recovery_codes.c.revoked_at.is_(None),
+        ),
+    )
+)
+
+
+def subject_known(connection: sa.Connection, *, tenant: str, subject: str) -> bool:
+    """Whether the subject has anything in ``tenant`` (what :attr:`SubjectFactors.known`
+    says), in one statement on the caller's connection (inside a ceremony's step)."""
+    return bool(connection.execute(_KNOWN, {"tenant": tenant, "subject": subject}).scalar_one())
+
+
 def list_factors(store: VerifierStore, *, tenant: str, subject: str) -> SubjectFactors:
     """The subject's pending and active enrollments (removed ones are left out)."""
     with store.engine.connect() as connection:

@@ -57,6 +57,9 @@ outbox_events = sa.Table(
 )
 
 
+_INSERT = outbox_events.insert()
+
+
 def outbox_engine(url: str) -> sa.Engine:
     """An engine for an outbox database; SQLite gets WAL so the relay never blocks writers."""
     engine = sa.create_engine(url)
@@ -102,8 +105,10 @@ class Outbox:
                     "created_at": event.time,
                 }
             )
-        if rows:
-            connection.execute(outbox_events.insert(), rows)
+        if len(rows) == 1:  # the common case: one plain statement, no executemany pipeline
+            connection.execute(_INSERT, rows[0])
+        elif rows:
+            connection.execute(_INSERT, rows)
         return len(rows)
 
     def pending(self) -> int:

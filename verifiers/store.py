@@ -9,7 +9,8 @@ Every ceremony step runs inside :meth:`VerifierStore.step`. The step
    is locked at ``now``, and whether the stream has locked it (``stream_lockouts``);
 3. lets the ceremony change its tables and emit events; each event is folded into the
    subject's lockout state and staged in the outbox;
-4. commits the state change, the new lockout state and the events together.
+4. commits the state change, the new lockout state (written only when it changed) and
+   the events together.
 
 The verifier does not publish the fold's derived ``lockout.*`` events: the stream runs
 the same fold over the same log and is their system of record (DESIGN.md, Lockout).
@@ -112,6 +113,14 @@ class Step:
     factor: Factor | None
     events: list[Event] = field(default_factory=list)
     entropy: Entropy = SYSTEM
+    abandoned: bool = False
+    """Set by :meth:`abandon`: the step's transaction rolls back, nothing is recorded."""
+
+    def abandon(self) -> None:
+        """Roll the step back when it ends: no change, no lockout state, no event. Only for
+        a request that names nothing the store knows (the service's unknown subject), so
+        that such a request leaves no row behind."""
+        self.abandoned = True
 
     def current_lockout(self) -> LockoutStatus:
         """The lockout status after the events emitted so far in this step."""
@@ -264,7 +273,7 @@ class VerifierStore:
         enrollment bookkeeping that is not an authentication attempt passes ``False``.
         """
         policy, locking = self.tiers[request.tier], self._lockout_policies[request.tier]
-        with self.engine.begin() as connection:
+        with self.engine.connect() as connection, connection.begin() as transaction:
             state = self._locked_state(connection, request) if gated else LockoutState()
             status = lockout_status(state, now=request.now, factor=factor)
             if gated and not status.locked and self.stream_lockouts is not None:
@@ -282,7 +291,13 @@ class VerifierStore:
                 entropy=self.entropy,
             )
             yield step
-            if gated:
+            if step.abandoned:
+                transaction.rollback()
+                return
+            # an unchanged state (a success with no failures to reset, the common case)
+            # is not written again: the upsert above holds the row lock until commit either
+            # way, and updated_at says when the state last changed
+            if gated and step.state != state:
                 connection.execute(
                     _SAVE_STATE,
                     {

@@ -30,6 +30,7 @@ from schemas.payloads import (
     VerificationFailed,
     VerificationSucceeded,
 )
+from verifiers.factors import subject_known
 from verifiers.store import Request, Step, Verdict, VerifierError, VerifierStore
 from verifiers.tables import enrollments
 
@@ -161,14 +162,30 @@ _ADVANCE_STEP = (
 """The replay guard: the stored step only ever moves forward, in one conditional UPDATE."""
 
 
-def verify(store: VerifierStore, request: Request, *, code: str) -> Verdict:
-    """Verify a code against the subject's active TOTP enrollments."""
+def verify(
+    store: VerifierStore, request: Request, *, code: str, refuse_unknown_subject: bool = False
+) -> Verdict:
+    """Verify a code against the subject's active TOTP enrollments.
+
+    ``refuse_unknown_subject``: a subject with nothing enrolled in its tenant (no pending
+    or active factor, no recovery code left) gets ``unknown_subject`` and leaves no trace:
+    the step rolls back, no lockout row and no event (the service's 404, checked inside
+    this step's transaction rather than in one of its own). Without it such a subject is
+    ``not_enrolled``, recorded as a failed verification.
+    """
     with store.step(request, factor=Factor.TOTP) as step:
-        if step.lockout.locked:
-            return _failed(step, "locked_out", None)
         rows = step.connection.execute(
             _ACTIVE, {"tenant": request.tenant, "subject": request.subject}
         ).all()
+        if (
+            not rows
+            and refuse_unknown_subject
+            and not subject_known(step.connection, tenant=request.tenant, subject=request.subject)
+        ):
+            step.abandon()
+            return Verdict(False, "unknown_subject")
+        if step.lockout.locked:
+            return _failed(step, "locked_out", None)
         if not rows:
             return _failed(step, "not_enrolled", None)
         if not _well_formed(code, {row.settings["digits"] for row in rows}):

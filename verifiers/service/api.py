@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from schemas.fields import Client, Factor
@@ -108,9 +109,11 @@ def create_app(parts: ServiceParts) -> Any:
     _install_error_handlers(app)
     bearer = HTTPBearer(auto_error=False, description="A service client credential")
 
-    def caller(
+    async def caller(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> ServiceClient:
+        # async, so a credential the cache knows costs no thread hop; a database look-up
+        # runs in the thread pool
         if credentials is None:
             raise ServiceRefusal(
                 401,
@@ -118,7 +121,9 @@ def create_app(parts: ServiceParts) -> Any:
                 "send a client credential: Authorization: Bearer …",
                 headers={"WWW-Authenticate": REALM},
             )
-        client = parts.clients.authenticate(credentials.credentials)
+        client = parts.clients.cached(credentials.credentials)
+        if client is None:
+            client = await run_in_threadpool(parts.clients.authenticate, credentials.credentials)
         if client is None:
             raise ServiceRefusal(
                 401,
@@ -151,7 +156,7 @@ def create_app(parts: ServiceParts) -> Any:
     def known(client: ServiceClient, subject: str) -> factors.SubjectFactors:
         found = factors.list_factors(parts.store, tenant=client.tenant, subject=subject)
         if not found.known:
-            raise ServiceRefusal(404, "unknown_subject", "no such subject")
+            raise _unknown_subject()
         return found
 
     def allowed(request: CeremonyRequest, factor: Factor) -> None:
@@ -230,9 +235,15 @@ def create_app(parts: ServiceParts) -> Any:
     def totp_verify(subject: SubjectPath, client: Caller, body: CodeBody) -> AssertionOut:
         """Step up with a TOTP code; returns a signed MFA assertion."""
         request = ceremony(client, subject, body)
-        known(client, subject)
-        allowed(request, Factor.TOTP)
-        _accepted(totp.verify(parts.store, request, code=body.code))
+        if Factor.TOTP not in parts.store.tiers[request.tier].accepted_factors:
+            known(client, subject)  # an unknown subject is 404 before anything else
+            allowed(request, Factor.TOTP)
+        # the 404 check is part of the ceremony's own transaction: an active TOTP
+        # enrollment proves the subject known, so the common case costs no query for it
+        verdict = totp.verify(parts.store, request, code=body.code, refuse_unknown_subject=True)
+        if verdict.reason == "unknown_subject":
+            raise _unknown_subject()
+        _accepted(verdict)
         return assertion(client, request, AMR_TOTP, ACR_MFA)
 
     @app.post("/v1/subjects/{subject}/recovery-codes", status_code=201, tags=["recovery codes"])
@@ -292,6 +303,12 @@ def create_app(parts: ServiceParts) -> Any:
     return RateLimited(
         BodyGuard(app, max_bytes=parts.config.max_body_bytes), parts.config.rate_limits
     )
+
+
+def _unknown_subject() -> ServiceRefusal:
+    """The 404 of a subject with nothing enrolled in the caller's tenant (or another
+    tenant's subject: the two are indistinguishable)."""
+    return ServiceRefusal(404, "unknown_subject", "no such subject")
 
 
 def _accepted(verdict: Verdict) -> None:

@@ -5,7 +5,7 @@ path parameters. Each ceremony family registers its routes from a module of its 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -33,7 +33,7 @@ class RouteKit:
     """The glue each route uses (see :mod:`verifiers.service.api` for what each does)."""
 
     parts: ServiceParts
-    caller: Callable[..., ServiceClient]
+    caller: Callable[..., Awaitable[ServiceClient]]
     """The FastAPI dependency that authenticates the calling client (401 otherwise)."""
     ceremony: Callable[[ServiceClient, str, SignInContext | None], CeremonyRequest]
     known: Callable[[ServiceClient, str], SubjectFactors]

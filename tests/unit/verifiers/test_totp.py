@@ -17,7 +17,7 @@ from tests.support import missing
 from tests.unit.verifiers.conftest import raw_dump
 from verifiers import totp
 from verifiers.store import Request, VerifierStore
-from verifiers.tables import outbox_events
+from verifiers.tables import lockout_states, outbox_events
 
 RFC_SEEDS = {
     "SHA1": b"12345678901234567890",
@@ -219,3 +219,49 @@ def test_the_database_holds_no_secret_in_clear(store: VerifierStore, request_at:
         base64.b64encode(raw),
     ):
         assert form not in dump
+
+
+def test_an_unknown_subject_is_refused_without_a_trace_when_asked(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    now = _at(1_800_000_000)
+    _enrolled(store, request_at, now=now)  # u-1001 in acme
+    before = _events(store)
+
+    unknown = totp.verify(
+        store, request_at(now, subject="nobody"), code="123456", refuse_unknown_subject=True
+    )
+    other_tenant = totp.verify(
+        store, request_at(now, tenant="globex"), code="123456", refuse_unknown_subject=True
+    )
+    plain = totp.verify(store, request_at(now, subject="nobody-2"), code="123456")
+
+    assert unknown.reason == other_tenant.reason == "unknown_subject"
+    assert unknown.event is None and other_tenant.event is None
+    # without the flag the library records the attempt, as it always has
+    assert plain.reason == "not_enrolled"
+    assert _events(store)[len(before) :] == [("mfa.verification.failed", "not_enrolled")]
+    with store.engine.connect() as connection:
+        keys = connection.execute(sa.select(lockout_states.c.tenant, lockout_states.c.subject))
+        assert {tuple(k) for k in keys} == {("acme", "u-1001"), ("acme", "nobody-2")}
+
+
+def test_failures_still_lock_when_successes_leave_the_state_unwritten(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    now = _at(1_800_000_000)
+    _, secret = _enrolled(store, request_at, now=now)
+    generator = pyotp.TOTP(secret)
+    for offset in range(1, 4):  # successes from a fresh state change nothing
+        moment = now + timedelta(seconds=30 * offset)
+        verdict = totp.verify(
+            store, request_at(moment), code=generator.at(moment), refuse_unknown_subject=True
+        )
+        assert verdict.accepted
+    wrong = now + timedelta(seconds=120)
+    refusals = [
+        totp.verify(store, request_at(wrong), code="000000", refuse_unknown_subject=True)
+        for _ in range(12)
+    ]
+    assert refusals[0].reason == "invalid_code"
+    assert refusals[-1].reason == "locked_out"

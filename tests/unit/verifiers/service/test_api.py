@@ -15,9 +15,10 @@ from verifiers.policy import tier_policy
 from verifiers.publish import outbox_events
 from verifiers.service.api import ServiceParts, create_app
 from verifiers.service.assertions import ACR_MFA, ACR_RECOVERY
-from verifiers.service.clients import ServiceClients
+from verifiers.service.clients import CACHE_SECONDS, ServiceClients
 from verifiers.service.server import open_parts
 from verifiers.store import VerifierStore
+from verifiers.tables import lockout_states
 
 from .conftest import ISSUER, Clock, Service, service_config, start_server, stop_server
 
@@ -358,3 +359,62 @@ def test_an_infrastructure_failure_is_a_json_500_that_says_nothing_inside(
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json["error"] == "internal_error"
     assert "recovery_codes" not in answer.body.decode()
+
+
+def test_a_revoked_credential_is_refused_within_the_cache_bound(
+    tmp_path: Path, clock: Clock
+) -> None:
+    parts = open_parts(service_config(tmp_path), clock=clock)
+    elapsed = [0.0]
+    cached = ServiceClients(parts.store.engine, monotonic=lambda: elapsed[0])
+    served = ServiceParts(parts.config, parts.store, cached, parts.keys, clock)
+    running = start_server(create_app(served))
+    path = "/v1/subjects/alice/factors"
+    try:
+        service = Service("127.0.0.1", running.port, served, clock)
+        kept, dropped = service.client("acme"), service.client("acme")
+        kept_id, dropped_id = (t.removeprefix("fsc_").split(".")[0] for t in (kept, dropped))
+        assert service.call("GET", path, token=kept).status == 404  # authenticated, cached
+        assert service.call("GET", path, token=dropped).status == 404
+        # a forged secret for a client id the cache knows is still checked, and refused
+        forged = service.call("GET", path, token=f"fsc_{kept_id}.{'A' * 43}")
+        # revoked by the service's own clients: refused at once
+        assert cached.revoke(dropped_id, now=clock())
+        at_once = service.call("GET", path, token=dropped)
+        # revoked elsewhere (the CLI, another process): refused once the cache entry expires
+        assert ServiceClients(parts.store.engine).revoke(kept_id, now=clock())
+        elapsed[0] += CACHE_SECONDS - 0.5
+        within = service.call("GET", path, token=kept)
+        elapsed[0] += 0.5
+        after = service.call("GET", path, token=kept)
+    finally:
+        stop_server(running)
+    assert forged.status == 401 and at_once.status == 401 and after.status == 401
+    assert within.status == 404  # the documented bound: at most CACHE_SECONDS
+    assert CACHE_SECONDS <= 5
+
+
+def test_verifying_an_unknown_subject_is_404_and_leaves_no_trace(service: Service) -> None:
+    token = service.client("acme")
+    codes = service.call("POST", "/v1/subjects/bob/recovery-codes", token=token)
+    assert codes.status == 201
+    before = events(service)
+
+    unknown = [
+        service.call("POST", "/v1/subjects/nobody/totp/verify", {"code": "123456"}, token=token)
+        for _ in range(12)  # more than any lockout threshold
+    ]
+    only_codes = service.call(
+        "POST", "/v1/subjects/bob/totp/verify", {"code": "123456"}, token=token
+    )
+
+    for answer in unknown:
+        assert answer.status == 404 and answer.json["error"] == "unknown_subject"
+    assert unknown[0].body == unknown[-1].body
+    # a subject with something enrolled but no TOTP is known: its own 404, recorded
+    assert only_codes.status == 404 and only_codes.json["error"] == "not_enrolled"
+    recorded = events(service)[len(before) :]
+    assert [e["subject"] for e in recorded] == ["bob"]
+    with service.parts.store.engine.connect() as connection:
+        states = connection.execute(sa.select(lockout_states.c.subject)).scalars().all()
+    assert "nobody" not in states
