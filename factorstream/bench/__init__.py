@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -73,6 +74,13 @@ class BenchResult:
             "machine": machine_description(),
             "measured_at": self.measured_at,
         }
+
+
+def percentile(values: Sequence[float], q: int) -> float:
+    """The ``q``-th percentile of ``values`` (inclusive method; one value: itself)."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def bench_family(result_name: str) -> str:

@@ -30,7 +30,6 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from analytics.lake import LakeWriter
 from analytics.tables import flatten
 from audit.ledger import open_ledger
-from factorstream.bench import BenchResult, Measurement
+from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
 from factorstream.localkafka import ensure_pipeline_topics, free_port
@@ -201,7 +200,7 @@ def _cpu_seconds(pid: int) -> float:
 def _latency_result(
     rate: int, latencies: list[float], timeouts: int, achieved: float
 ) -> BenchResult:
-    p50, p99 = _percentile(latencies, 50), _percentile(latencies, 99)
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     return BenchResult(
         bench="pipeline-latency",
         baseline=Measurement("goal: p99 ≤ 50 ms (as a rate: 20/s)", 1000 / 50, 1, 0),
@@ -605,12 +604,6 @@ def _failures(subject: str) -> list[Event]:
         )
         for n in range(5)
     ]
-
-
-def _percentile(values: Sequence[float], q: int) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 # -- profile ----------------------------------------------------------------------------------

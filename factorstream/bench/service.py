@@ -26,13 +26,12 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
 
-from factorstream.bench import BenchResult, Measurement
+from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.verifiers import _floor_measurement, _postgres
 from factorstream.localkafka import free_port
 from schemas.fields import PolicyTier
@@ -201,31 +200,16 @@ def _request(subject: str, moment: datetime) -> Request:
 
 
 def _percentiles(latencies: Sequence[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    p50 = ordered[len(ordered) // 2]
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return p50 * 1e3, p99 * 1e3
+    """p50 and p99 in milliseconds of latencies in seconds."""
+    return percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3
 
 
 def _serve(config: ServiceConfig, port: int, moment: str) -> None:
     """The service in its own process, its clock fixed at ``moment``."""
-    import uvicorn
-
-    from verifiers.service.api import create_app
-    from verifiers.service.server import open_parts
+    from verifiers.service.server import serve
 
     fixed = datetime.fromisoformat(moment)
-    parts = open_parts(replace(config), clock=lambda: fixed)
-    uvicorn.run(
-        create_app(parts),
-        host=HOST,
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
+    serve(config, host=HOST, port=port, clock=lambda: fixed, log_level="warning")
 
 
 def _cpu_seconds(pid: int | None) -> float:

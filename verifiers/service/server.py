@@ -116,9 +116,12 @@ def serve(
     host: str,
     port: int,
     on_ready: Callable[[], Any] | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    log_level: str = "info",
 ) -> None:
-    """Serve until stopped by a signal; ``on_ready`` is called once the port is bound."""
-    parts = open_parts(config)
+    """Serve until stopped by a signal; ``on_ready`` is called once the port is bound;
+    ``clock``: the service's time (a benchmark fixes it)."""
+    parts = open_parts(config, clock=clock)
     app = create_app(parts)
     server = _Server(
         uvicorn.Config(
@@ -126,7 +129,7 @@ def serve(
             host=host,
             port=port,
             lifespan="off",
-            log_level="info",
+            log_level=log_level,
             access_log=False,
             server_header=False,
             # uvicorn would take X-Forwarded-For from any loopback peer as the client's
