@@ -7,9 +7,11 @@ import stat
 from pathlib import Path
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
-from factorstream.settings import Settings, load_settings, unknown_environment
+from factorstream.settings import ENV_PREFIX, Settings, load_settings, unknown_environment
 
 console = Console()
 errors = Console(stderr=True)
@@ -19,8 +21,24 @@ def load_into(ctx: typer.Context) -> None:
     """Read settings from the environment once, for every subcommand."""
     for name in unknown_environment(os.environ):
         errors.print(f"[yellow]warning:[/] {name} is not a factorstream setting (a typo?)")
-    ctx.obj = settings = load_settings()
+    try:
+        ctx.obj = settings = load_settings()
+    except ValidationError as error:
+        raise fail(f"bad setting: {settings_problems(error)}") from None
+    except SettingsError as error:  # a list or object that is not JSON
+        raise fail(f"bad setting: {error} ({error.__cause__}); lists are JSON") from None
     keep_private(settings.data_dir)
+
+
+def settings_problems(error: ValidationError) -> str:
+    """Each invalid setting as its environment variable, the value given and what is wrong
+    (``FACTORSTREAM_STREAM__SESSION_TIMEOUT_S='1': Input should be greater than or equal
+    to 6``), in one line."""
+    problems = []
+    for problem in error.errors():
+        name = ENV_PREFIX + "__".join(str(part).upper() for part in problem["loc"])
+        problems.append(f"{name}={problem.get('input')!r}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 PRIVATE_UMASK = 0o077

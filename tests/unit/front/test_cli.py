@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -135,3 +136,37 @@ def test_a_worker_given_a_junk_trusted_control_key_says_so_and_exits(tmp_path: P
     assert done.returncode == 1, said
     assert f"control.trusted_key_files: {junk}: not a PEM public key" in said
     assert "Traceback" not in said
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "FACTORSTREAM_STREAM__SESSION_TIMEOUT_S",
+            "1",
+            "FACTORSTREAM_STREAM__SESSION_TIMEOUT_S='1': Input should be greater than or equal",
+        ),
+        ("FACTORSTREAM_STREAM__WEB_PORT", "http", "FACTORSTREAM_STREAM__WEB_PORT='http'"),
+        ("FACTORSTREAM_STREAM__ROLES", "folds", "lists are JSON"),
+    ],
+)
+def test_a_bad_setting_is_named_in_one_line(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    env = {
+        "FACTORSTREAM_DATA_DIR": str(tmp_path / "data"),
+        variable: value,
+        "PATH": "/usr/bin:/bin",
+        "COLUMNS": "300",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "factorstream.cli", "kafka", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "error: bad setting: " in out and said in out
+    assert "Traceback" not in out
