@@ -288,6 +288,64 @@ class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
     request_id: Identifier | None = None
 
 
+# -- reported by identity providers ------------------------------------------------------
+
+
+class IdpLockReported(Activity, frozen=True, kw_only=True):
+    """An identity provider says it locked a subject, one factor or an IP address (Okta's
+    ``user.account.lock``, Auth0's ``limit_wc``, …). The pipeline applies a lock of its own
+    from it (``lockout.applied`` / ``ip.block.applied``, reason ``idp_reported``): what the
+    provider does not say (the failure count, often the end) is not invented here."""
+
+    provider: Name
+    scope: LockoutScope
+    reason: Reason
+    factor: Factor | None = None
+    ip: Annotated[str, personal("The IP address the provider blocked.", max_length=45)] | None = (
+        None
+    )
+    locked_until: UtcTime | None = None
+    detail: Text | None = None
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+        if self.scope is LockoutScope.FACTOR and self.factor is None:
+            raise ValueError("a factor lock names the factor")
+        if self.scope is LockoutScope.IP and self.ip is None:
+            raise ValueError("an IP lock names the ip")
+
+
+class IdpUnlockReported(Activity, frozen=True, kw_only=True):
+    """An identity provider says it lifted a lock (Okta's ``user.account.unlock``, Auth0's
+    ``ublkdu``); the pipeline clears its own lock of the same scope."""
+
+    provider: Name
+    scope: LockoutScope
+    reason: Reason
+    factor: Factor | None = None
+    ip: Annotated[str, personal("The IP address the provider unblocked.", max_length=45)] | None = (
+        None
+    )
+
+    def __post_init__(self) -> None:
+        check_ip("ip", self.ip)
+        if self.scope is LockoutScope.FACTOR and self.factor is None:
+            raise ValueError("a factor unlock names the factor")
+        if self.scope is LockoutScope.IP and self.ip is None:
+            raise ValueError("an IP unlock names the ip")
+
+
+class IdpRiskReported(Activity, frozen=True, kw_only=True):
+    """An identity provider's own risk verdict on a sign-in (Entra ID's ``riskLevelDuringSignIn``
+    and ``riskEventTypes``, Okta's ``security.threat.detected``). The pipeline files it as a
+    ``risk.detected`` of detection ``idp_reported``, the provider named in its evidence."""
+
+    provider: Name
+    level: RiskLevel
+    risk_types: list[Reason] = []
+    detail: Text | None = None
+
+
 # -- derived: lockouts, IP blocks, risk --------------------------------------------------
 
 
@@ -354,6 +412,8 @@ class Detection(StrEnum):
     SMS_PUMPING = "sms_pumping"
     CLONED_AUTHENTICATOR = "cloned_authenticator"
     FACTOR_RESET_AFTER_RISK = "factor_reset_after_risk"
+    IDP_REPORTED = "idp_reported"
+    """The identity provider's own verdict (``idp.risk.reported``), not one of ours."""
 
 
 EvidenceValue = str | int | float | bool | None

@@ -239,6 +239,23 @@ EVENT_TYPES: tuple[EventType, ...] = (
         auth0=_code("mfar"),
     ),
     EventType(
+        "idp.lock.reported",
+        p.IdpLockReported,
+        "An identity provider locked a subject, factor or IP.",
+        ocsf=Ocsf(3001, ACCOUNT_CHANGE, 9, "Lock"),
+    ),
+    EventType(
+        "idp.unlock.reported",
+        p.IdpUnlockReported,
+        "An identity provider lifted a lock.",
+        ocsf=Ocsf(3001, ACCOUNT_CHANGE, 99, "Other"),
+    ),
+    EventType(
+        "idp.risk.reported",
+        p.IdpRiskReported,
+        "An identity provider's own risk verdict on a sign-in.",
+    ),
+    EventType(
         "admin.override.requested",
         p.AdminOverrideRequested,
         "An administrator asked to override a control (unlock, reset, bypass).",

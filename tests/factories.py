@@ -140,6 +140,22 @@ PAYLOADS: dict[str, p.Payload] = {
         justification="Lost phone; temporary access pass for re-enrollment.",
         scope="enroll",
     ),
+    "idp.lock.reported": p.IdpLockReported(
+        provider="okta",
+        scope=LockoutScope.SUBJECT,
+        reason="locked_out",
+        detail="Max sign in attempts exceeded",
+        client=CLIENT,
+    ),
+    "idp.unlock.reported": p.IdpUnlockReported(
+        provider="okta", scope=LockoutScope.IP, ip="198.51.100.23", reason="unlocked"
+    ),
+    "idp.risk.reported": p.IdpRiskReported(
+        provider="entra",
+        level=RiskLevel.HIGH,
+        risk_types=["unlikely_travel", "anonymized_ip_address"],
+        client=CLIENT,
+    ),
     "lockout.applied": p.LockoutApplied(
         scope=LockoutScope.SUBJECT,
         reason="max_failures",
