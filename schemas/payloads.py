@@ -308,11 +308,11 @@ class IdpLockReported(Activity, frozen=True, kw_only=True):
     detail: Text | None = None
 
     def __post_init__(self) -> None:
+        # an IP lock names its ip, but the ip is personal: erasure redacts it, so it may be
+        # absent from a stored event (the folds then lock nothing)
         check_ip("ip", self.ip)
         if self.scope is LockoutScope.FACTOR and self.factor is None:
             raise ValueError("a factor lock names the factor")
-        if self.scope is LockoutScope.IP and self.ip is None:
-            raise ValueError("an IP lock names the ip")
 
 
 class IdpUnlockReported(Activity, frozen=True, kw_only=True):
@@ -331,8 +331,6 @@ class IdpUnlockReported(Activity, frozen=True, kw_only=True):
         check_ip("ip", self.ip)
         if self.scope is LockoutScope.FACTOR and self.factor is None:
             raise ValueError("a factor unlock names the factor")
-        if self.scope is LockoutScope.IP and self.ip is None:
-            raise ValueError("an IP unlock names the ip")
 
 
 class IdpRiskReported(Activity, frozen=True, kw_only=True):

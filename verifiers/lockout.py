@@ -44,6 +44,16 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   SP 800-63B §5.2.2: ``consecutive_failure_cap`` failures since the last completed login lock
   the subject permanently, whatever the windows. Expiry is noticed lazily: the first
   consumed event at or after ``locked_until`` emits ``lockout.cleared(reason="expired")``.
+* Locks an identity provider reports (``idp.lock.reported``, from ``sources``' adapters):
+  the provider locked the subject or a factor, so the pipeline locks it too, with reason
+  :data:`REPORTED_REASON`, until the provider's ``locked_until`` or, when it does not say,
+  for the tier's ``max_wait`` (subject) or ``otp_lockout`` (factor) — the pipeline's
+  decision, not a fact invented for the provider. Nothing is counted (the provider gives
+  no failure count: ``failures`` is ours); a report never shortens a lock in force, and a
+  factor is locked only if it is one with a counter (:data:`OTP_FACTORS`). A reported
+  unlock (``idp.unlock.reported``) lifts only a subject lock that came from a report and
+  was applied at or before the unlock: our own locks, from our own evidence, are lifted by
+  time or an administrator, and a provider's stale unlock does not lift a newer lock.
 """
 
 from __future__ import annotations
@@ -64,6 +74,10 @@ OTP_FACTORS = frozenset({Factor.TOTP, Factor.SMS, Factor.VOICE, Factor.EMAIL, Fa
 """Factors with a guessable code, each with its own failure counter."""
 STATE_VERSION = 1
 OTP_REASON = "otp_max_failures"
+REPORTED_REASON = "idp_reported"
+"""``reason`` of a lock applied because an identity provider reported its own."""
+REPORTED_UNLOCK = "idp_unlock"
+"""``reason`` of ``lockout.cleared`` when the provider lifted the lock it reported."""
 
 
 class LockoutStrategy(StrEnum):
@@ -176,6 +190,9 @@ class LockoutState:
     """End of a temporary lock (Keycloak ``failedLoginNotBefore``); may lie in the past."""
     permanent: bool = False
     lock_reason: str | None = None
+    locked_at: datetime | None = None
+    """When a reported subject lock (reason :data:`REPORTED_REASON`) was applied (event time):
+    an older reported unlock does not lift it."""
     factors: tuple[FactorLockout, ...] = ()
     """Counters of OTP factors that are not fresh, sorted by factor."""
 
@@ -209,6 +226,7 @@ class LockoutState:
             "locked_until": _iso(self.locked_until),
             "permanent": self.permanent,
             "lock_reason": self.lock_reason,
+            **({} if self.locked_at is None else {"locked_at": _iso(self.locked_at)}),
             "factors": {
                 c.factor.value: {
                     "failures": c.failures,
@@ -240,6 +258,7 @@ class LockoutState:
             locked_until=_time(data, "locked_until"),
             permanent=_flag(data, "permanent"),
             lock_reason=reason,
+            locked_at=_time(data, "locked_at"),
         )
         for name, value in factors.items():
             if not isinstance(value, Mapping):
@@ -296,6 +315,7 @@ def _login_completed(state: LockoutState) -> LockoutState:
         and state.locked_until is None
         and not state.permanent
         and state.lock_reason is None
+        and state.locked_at is None
     ):
         return state
     return LockoutState(factors=state.factors)
@@ -336,7 +356,11 @@ _LOGIN_NEEDS_MFA = _Attempt("success", None, False)
 _RECOVERY_FAILED = _Attempt("failure", Factor.RECOVERY_CODE)
 _RECOVERY_SUCCEEDED = _Attempt("success", Factor.RECOVERY_CODE, True)
 _UNLOCK = _Attempt("unlock")
+_REPORTED_LOCK = _Attempt("reported_lock")
+_REPORTED_UNLOCK = _Attempt("reported_unlock")
 READS = (
+    p.IdpLockReported,
+    p.IdpUnlockReported,
     p.LoginAttempted,
     p.VerificationFailed,
     p.VerificationSucceeded,
@@ -354,6 +378,10 @@ def _attempt(data: p.Payload) -> _Attempt | None:
     kind = _read_as(type(data))
     if kind is None:
         return None
+    if kind is p.IdpLockReported:  # its reason is the provider's, whatever it says
+        return _REPORTED_LOCK
+    if kind is p.IdpUnlockReported:
+        return _REPORTED_UNLOCK
     if getattr(data, "reason", None) in NOT_EVALUATED:
         return None  # the gate refused it unseen; counting it would let anyone lock anyone
     if kind is p.LoginAttempted:
@@ -411,6 +439,10 @@ def fold_lockout(
                 state = state.with_factor(_fresh_counter(attempt.factor))
             if attempt.completes_login:
                 state = _login_completed(state)
+    elif attempt.kind == "reported_lock":
+        state = _reported_lock(state, event, cast(p.IdpLockReported, event.data), policy, derived)
+    elif attempt.kind == "reported_unlock":
+        state = _reported_unlock(state, event, cast(p.IdpUnlockReported, event.data), derived)
     elif not _older_than_failures(event, state):
         state = _unlock(state, event, derived)
     return state, derived
@@ -429,7 +461,7 @@ def _expire(state: LockoutState, event: Event, derived: list[Event]) -> LockoutS
     """Notice locks whose time is up: emit ``lockout.cleared(expired)`` and forget them."""
     if not state.permanent and state.locked_until and event.time >= state.locked_until:
         derived.append(_cleared(event, LockoutScope.SUBJECT, "expired"))
-        state = _changed(state, locked_until=None, lock_reason=None)
+        state = _changed(state, locked_until=None, lock_reason=None, locked_at=None)
     for counter in state.factors:
         if counter.locked_until and event.time >= counter.locked_until:
             derived.append(_cleared(event, LockoutScope.FACTOR, "expired", counter.factor))
@@ -578,6 +610,76 @@ def _fail_factor(
     )
     derived.append(_derive(event, applied, f"factor/{counter.factor}"))
     return state.with_factor(counter)
+
+
+def _reported_lock(
+    state: LockoutState,
+    event: Event,
+    report: p.IdpLockReported,
+    policy: LockoutPolicy,
+    derived: list[Event],
+) -> LockoutState:
+    """A provider's lock as ours (see the module docstring): the subject or an OTP factor."""
+    now, tier = event.time, report.policy_tier
+    if report.scope is LockoutScope.SUBJECT:
+        until = report.locked_until or now + policy.max_wait
+        if state.permanent or until <= now or (state.locked_until or now) >= until:
+            return state
+        state = _changed(
+            state,
+            locked_until=until,
+            lock_reason=REPORTED_REASON,
+            locked_at=now,
+            lockout_count=state.lockout_count + 1,
+        )
+        applied = p.LockoutApplied(
+            scope=LockoutScope.SUBJECT,
+            reason=REPORTED_REASON,
+            failures=state.failures,
+            locked_until=until,
+            lockout_count=state.lockout_count,
+            policy_tier=tier,
+            trigger_event_id=event.id,
+        )
+        derived.append(_derive(event, applied, "subject"))
+        return state
+    if report.scope is not LockoutScope.FACTOR or report.factor not in OTP_FACTORS:
+        return state  # an IP is the per-IP fold's; a factor without a counter has no gate
+    counter = state.factor(report.factor)
+    until = report.locked_until or now + policy.otp_lockout
+    if until <= now or (counter.locked_until or now) >= until:
+        return state
+    counter = FactorLockout(
+        counter.factor, counter.failures, counter.last_failure, until, counter.lockout_count + 1
+    )
+    applied = p.LockoutApplied(
+        scope=LockoutScope.FACTOR,
+        reason=REPORTED_REASON,
+        failures=counter.failures,
+        locked_until=until,
+        lockout_count=counter.lockout_count,
+        factor=counter.factor,
+        policy_tier=tier,
+        trigger_event_id=event.id,
+    )
+    derived.append(_derive(event, applied, f"factor/{counter.factor}"))
+    return state.with_factor(counter)
+
+
+def _reported_unlock(
+    state: LockoutState, event: Event, report: p.IdpUnlockReported, derived: list[Event]
+) -> LockoutState:
+    """A provider lifted its lock: lift ours if it came from its report, and no later."""
+    if (
+        report.scope is not LockoutScope.SUBJECT
+        or state.lock_reason != REPORTED_REASON
+        or state.locked_until is None
+        or event.time >= state.locked_until
+        or (state.locked_at is not None and event.time < state.locked_at)
+    ):
+        return state
+    derived.append(_cleared(event, LockoutScope.SUBJECT, REPORTED_UNLOCK))
+    return _changed(state, locked_until=None, lock_reason=None, locked_at=None)
 
 
 def _unlock(state: LockoutState, event: Event, derived: list[Event]) -> LockoutState:

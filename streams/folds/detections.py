@@ -5,7 +5,8 @@ Three tables, one per key (see :data:`DETECTION_TABLES`):
 * per subject (``partitionkey``, the Kafka key: no re-keying) — :func:`fold_detections`
   over :class:`SubjectDetections`: impossible travel, new country, new device, anonymous
   and malicious IP, push fatigue, OTP guessing, recovery-code abuse, cloned authenticator,
-  factor reset after risk;
+  factor reset after risk, and the identity provider's own verdicts (stateless:
+  :mod:`streams.folds.reported`);
 * per client IP — :func:`~streams.folds.spray.fold_password_spray`;
 * per tenant — :func:`~streams.folds.pumping.fold_sms_pumping`.
 
@@ -25,7 +26,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from schemas import Event
 from schemas import payloads as p
-from streams.folds import cloning, familiarity, fatigue, guessing, reputation, travel
+from streams.folds import cloning, familiarity, fatigue, guessing, reported, reputation, travel
 from streams.folds import reset as reset_fold
 from streams.folds import window as w
 from streams.folds.cloning import CloningState, fold_cloned_authenticator
@@ -125,7 +126,7 @@ def fold_detections(
         plan = _PLANS.setdefault((kind, completes), _plan(kind, completes))
     if plan.erase:
         return SubjectDetections(), []
-    if not (plan.folds or plan.reset):
+    if not (plan.folds or plan.reset or plan.reported):
         return state, []  # most events no detection reads: the caller may skip the write
     parts: list[Any] = [
         state.travel,
@@ -137,7 +138,7 @@ def fold_detections(
         state.recovery,
         state.cloning,
     ]
-    derived: list[Event] = []
+    derived: list[Event] = reported.reported_risks(event) if plan.reported else []
     changed = False
     for index, fold in plan.folds:
         before = parts[index]
@@ -188,6 +189,8 @@ class _Plan(NamedTuple):
     reset: bool
     """Whether the factor-reset fold reads it."""
     erase: bool = False
+    reported: bool = False
+    """Whether it is a provider's verdict (:mod:`streams.folds.reported`)."""
 
 
 _PLANS: dict[tuple[type, bool], _Plan] = {}
@@ -203,7 +206,9 @@ def _plan(kind: type, completes: bool) -> _Plan:
         for i, (fold, reads) in enumerate(_FOLDS)
         if (completes if reads is SIGN_IN_COMPLETIONS else issubclass(kind, reads))
     )
-    return _Plan(folds, issubclass(kind, reset_fold.READS))
+    return _Plan(
+        folds, issubclass(kind, reset_fold.READS), reported=issubclass(kind, reported.READS)
+    )
 
 
 class DetectionState(Protocol):

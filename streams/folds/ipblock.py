@@ -53,6 +53,15 @@ release waits for ``lateness``; ``failures`` is no longer the failures counted; 
 events belong to the platform (:data:`TENANT`, :data:`SUBJECT`) instead of to the failure
 that completed the count.
 
+**Reported blocks**: an identity provider's block of an address (``idp.lock.reported`` with
+scope ``ip``, e.g. Auth0's ``limit_wc``/``limit_mu``) blocks it here too, from the report's
+time until the provider's ``locked_until`` or, when it does not say, ``duration`` later —
+unless the address is exempt or the end is past. Each report derives one
+``ip.block.applied`` (reason :data:`REPORTED`, ``failures`` and ``distinct_subjects`` 0:
+the provider gives no counts; id from the report's, so every order derives the same). The
+state keeps the reported block (overlapping or touching reports merged; of two apart, the
+later), which :func:`ip_block_status` answers from; a reported block gets no release.
+
 **Envelope**: an IP block is the platform's decision about an address and belongs to no
 tenant's subject, yet every event has both: the ``ip.block.*`` events belong to tenant
 :data:`TENANT` and subject :data:`SUBJECT`, keyed by that ``partitionkey``; the IP is in
@@ -69,23 +78,26 @@ slot`` slots; no personal data but ``tenant/subject`` labels, gone within that t
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any, Final
 
 from schemas import Event
 from schemas import payloads as p
-from schemas.fields import Outcome
+from schemas.envelope import derive_event
+from schemas.fields import LockoutScope, Outcome
 from streams.folds import slots as sl
 from streams.folds import window as w
 from streams.folds.signals import client_ip
-from streams.folds.thresholds import MAX_COUNT, IpAddress, NetworkList
+from streams.folds.thresholds import MAX_COUNT, IpAddress, NetworkList, parse_ip
 
 SOURCE: Final = "factorstream://lockout/ip"
 """``source`` of the ``ip.block.*`` events this fold derives."""
 REASON: Final = "credential_stuffing"
 """``reason`` of ``ip.block.applied``: one IP failing against many subjects."""
+REPORTED: Final = "idp_reported"
+"""``reason`` of ``ip.block.applied`` an identity provider's block derived."""
 RELEASED: Final = "expired"
 """``reason`` of ``ip.block.released`` (the only way a block ends, for now)."""
 TENANT: Final = "system"
@@ -174,6 +186,8 @@ class IpBlockState:
     block: IpBlock | None = None
     """The blocks no failure to come can change, merged: the block they make, in force or
     past, until its release."""
+    reported: IpBlock | None = None
+    """The latest block an identity provider reported (see the module docstring)."""
 
     def to_dict(self) -> JsonState:
         block = self.block
@@ -183,9 +197,8 @@ class IpBlockState:
             "newest": self.newest,
             **self.subjects.to_json(),
             "blocks": [[b, self.blocks[b]] for b in sorted(self.blocks)],
-            "block": None
-            if block is None
-            else {"since": w.isoformat(block.since), "until": w.isoformat(block.until)},
+            "block": _span_json(block),
+            **({} if self.reported is None else {"reported": _span_json(self.reported)}),
         }
 
     @classmethod
@@ -193,34 +206,48 @@ class IpBlockState:
         """The inverse of :meth:`to_dict`; a malformed value raises ``ValueError``."""
         w.check_version(data, STATE_VERSION)
         (grid,) = sl.int_pairs({"grid": [data.get("grid", [0, 0, 0, 0])]}, "grid", 4)
-        raw = data.get("block")
-        block = None
-        if raw is not None:
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"block: expected an object with since and until, found {raw!r}")
-            since = w.parse_time(raw.get("since"), "block.since")
-            block = IpBlock(since, w.parse_time(raw.get("until"), "block.until"))
         return cls(
             (grid[0], grid[1], grid[2], grid[3]),
             sl.optional_int(data, "newest"),
             sl.SubjectSlots.from_json(data),
             {b: since for b, since in sl.int_pairs(data, "blocks", 2)},
-            block,
+            _span(data.get("block"), "block"),
+            _span(data.get("reported"), "reported"),
         )
 
-    def intervals(self) -> list[IpBlock]:
-        """Every block known, as they chain (overlapping or touching ones merged)."""
+    def intervals(self, *, reported: bool = True) -> list[IpBlock]:
+        """Every block known, as they chain (overlapping or touching ones merged); the
+        reported block among them unless ``reported`` is false."""
         slot, bucket, duration, _ = self.grid
-        found: list[IpBlock] = [] if self.block is None else [self.block]
+        spans = [] if self.block is None else [self.block]
         for b in sorted(self.blocks):
             since = datetime.fromtimestamp(self.blocks[b] * slot, UTC)
-            until = datetime.fromtimestamp((b + 1) * bucket + duration, UTC)
+            spans.append(IpBlock(since, datetime.fromtimestamp((b + 1) * bucket + duration, UTC)))
+        if reported and self.reported is not None:
+            spans = sorted([*spans, self.reported], key=lambda span: span.since)
+        found: list[IpBlock] = []
+        for span in spans:
             last = found[-1] if found else None
-            if last is not None and since <= last.until:
-                found[-1] = IpBlock(last.since, max(last.until, until))
+            if last is not None and span.since <= last.until:
+                found[-1] = IpBlock(last.since, max(last.until, span.until))
             else:
-                found.append(IpBlock(since, until))
+                found.append(span)
         return found
+
+
+def _span_json(span: IpBlock | None) -> dict[str, str] | None:
+    if span is None:
+        return None
+    return {"since": w.isoformat(span.since), "until": w.isoformat(span.until)}
+
+
+def _span(raw: Any, name: str) -> IpBlock | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{name}: expected an object with since and until, found {raw!r}")
+    since = w.parse_time(raw.get("since"), f"{name}.since")
+    return IpBlock(since, w.parse_time(raw.get("until"), f"{name}.until"))
 
 
 @dataclass(frozen=True)
@@ -240,10 +267,13 @@ def ip_block_status(state: IpBlockState, *, now: datetime) -> IpBlockStatus:
     its end as far as the state knows (a bucket still to come may extend it)."""
     if now.tzinfo is None:
         raise ValueError("now: expected a timezone-aware datetime (UTC), found a naive one")
-    for block in state.intervals():
+    for block in state.intervals(reported=False):
         if block.since <= now < block.until:
             need = state.grid[3]
             return IpBlockStatus(True, block.until, block.since, REASON, need, need)
+    for block in state.intervals():  # a reported block, alone or extending one of ours
+        if block.since <= now < block.until:
+            return IpBlockStatus(True, block.until, block.since, REPORTED, 0, 0)
     return IpBlockStatus(blocked=False)
 
 
@@ -252,13 +282,25 @@ def ip_block_key(event: Event) -> str | None:
     a counted failure (:func:`counted_failure`), else ``None``: the fold reads nothing else,
     so nothing else is re-keyed to it (successes are most of the traffic)."""
     if not counted_failure(event):
-        return None
+        reported = _reported_ip(event)
+        return None if reported is None else str(reported)
     address = _attempt_ip(event)
     return None if address is None else str(address)
 
 
 def _attempt_ip(event: Event) -> IpAddress | None:
     return client_ip(event) if isinstance(event.data, _ACTIVITY) else None
+
+
+def _reported_ip(event: Event) -> IpAddress | None:
+    """The address of an identity provider's IP block, if ``event`` is one."""
+    data = event.data
+    if not isinstance(data, p.IdpLockReported) or data.scope is not LockoutScope.IP:
+        return None
+    try:
+        return parse_ip(data.ip or "")
+    except ValueError:  # the codec validated it; a hand-built event may not be
+        return None
 
 
 def counted_failure(event: Event) -> bool:
@@ -275,8 +317,10 @@ def fold_ip_block(
     state: IpBlockState, event: Event, policy: IpBlockPolicy
 ) -> tuple[IpBlockState, list[Event]]:
     """Apply one event of one IP's stream; return the new state and the derived events."""
-    if not counted_failure(event):
-        return state, []  # before the address: most attempts are no counted failures
+    if not counted_failure(event):  # before the address: most attempts are no counted failures
+        if isinstance(event.data, p.IdpLockReported):
+            return _reported(state, event, event.data, policy)
+        return state, []
     address = _attempt_ip(event)
     if address is None or policy.exempt_networks.match(address) is not None:
         return state, []
@@ -320,7 +364,39 @@ def fold_ip_block(
             derived.append(_released(str(address), block, key))
             block = None
         subjects = subjects.since(slot - grid.late - grid.span)
-    return IpBlockState(key, newest, subjects, blocks, block), derived
+    return IpBlockState(key, newest, subjects, blocks, block, base.reported), derived
+
+
+def _reported(
+    state: IpBlockState, event: Event, report: p.IdpLockReported, policy: IpBlockPolicy
+) -> tuple[IpBlockState, list[Event]]:
+    """A provider's block of an address as ours (see the module docstring)."""
+    address = _reported_ip(event)
+    until = report.locked_until or event.time + policy.duration
+    if address is None or policy.exempt_networks.match(address) is not None:
+        return state, []
+    if until <= event.time:
+        return state, []
+    key = _layout(policy.window, policy.duration, policy.lateness, policy.min_subjects)[1]
+    base = state if state.grid == key else IpBlockState(grid=key)
+    span, known = IpBlock(event.time, until), base.reported
+    if known is not None and span.since <= known.until and known.since <= span.until:
+        span = IpBlock(min(known.since, span.since), max(known.until, span.until))
+    elif known is not None and known.until > span.until:
+        span = known
+    ip = str(address)
+    payload = p.IpBlockApplied(
+        ip=ip,
+        reason=REPORTED,
+        blocked_until=until,
+        failures=0,
+        distinct_subjects=0,
+        trigger_event_id=event.id,
+    )
+    derived = derive_event(
+        event, payload, source=SOURCE, what=f"reported/{ip}", tenant=TENANT, subject=SUBJECT
+    )
+    return replace(base, reported=span), [derived]
 
 
 @lru_cache(maxsize=16)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ import msgspec
 import pytest
 
 from schemas import Event, decode, encode
+from schemas import payloads as p
 from schemas.fields import Factor, RiskLevel
 from schemas.payloads import Detection
 from streams.folds import (
@@ -502,6 +504,36 @@ def reset_scenarios() -> dict[str, Scenario]:
     }
 
 
+def reported_scenarios() -> dict[str, Scenario]:
+    def verdict(log: Log, level: RiskLevel, at: datetime) -> Event:
+        report = p.IdpRiskReported(
+            provider="entra", level=level, risk_types=["unlikely_travel", "anonymized_ip_address"]
+        )
+        return log.event(report, at)
+
+    log = Log()
+    risky = [verdict(log, RiskLevel.HIGH, T0), log.removed(T0 + HOUR)]
+    log = Log()
+    calm = [verdict(log, RiskLevel.NONE, T0), log.removed(T0 + HOUR)]
+    idp, fr = "idp_reported", "factor_reset_after_risk"
+    return {
+        "idp_reported": Scenario(
+            "subject",
+            "Entra ID reports a high-risk sign-in (filed as ours), a TOTP removed an hour later "
+            "(the reset detection reads the provider's verdict like one of ours)",
+            risky,
+            [idp, fr],
+        ),
+        "idp_reported_none": Scenario(
+            "subject",
+            "Entra ID reports risk level none, then a removal: quiet",
+            calm,
+            [],
+            [idp, fr],
+        ),
+    }
+
+
 def golden_scenarios() -> dict[str, Scenario]:
     scenarios: dict[str, Scenario] = {}
     for part in (
@@ -514,6 +546,7 @@ def golden_scenarios() -> dict[str, Scenario]:
         sms_scenarios,
         cloning_scenarios,
         reset_scenarios,
+        reported_scenarios,
     ):
         scenarios |= part()
     return scenarios

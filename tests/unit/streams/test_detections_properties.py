@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import Event, decode, encode
+from schemas import payloads as p
 from schemas.fields import Factor, RiskLevel
 from schemas.payloads import Detection
 from streams.folds import (
@@ -68,6 +69,7 @@ KINDS = [
     "removed",
     "regenerated",
     "risk",
+    "idp_risk",
 ]
 steps = st.lists(
     st.tuples(
@@ -113,6 +115,9 @@ def build(actions: list[Action]) -> list[Event]:
             event = log.removed(at)
         elif kind == "regenerated":
             event = log.regenerated(at)
+        elif kind == "idp_risk":
+            level = [RiskLevel.NONE, RiskLevel.LOW, RiskLevel.HIGH, RiskLevel.CRITICAL][where % 4]
+            event = log.event(p.IdpRiskReported(provider="entra", level=level), at)
         else:
             event = log.risk(at, list(Detection)[ip], RiskLevel.HIGH, 70)
         events.append(event)
@@ -210,6 +215,8 @@ def test_a_detection_fires_again_for_a_key_only_after_its_cooldown(
     once: set[str] = set()
     for key, event in derived:
         risk = risk_of(event)
+        if risk.detection is Detection.IDP_REPORTED:
+            continue  # the provider's verdict on each sign-in: one per report, no cooldown
         if risk.detection in (Detection.NEW_COUNTRY, Detection.NEW_DEVICE):
             device = risk.client.device if risk.client is not None else None
             value = risk.evidence.get("country") or (device.id if device else None)
@@ -265,5 +272,6 @@ def test_the_property_logs_do_fire_every_detection() -> None:
     actions += [("wrong_code", 0, 0, 0, 10, 4), ("recovery_failed", 0, 0, 0, 10, 2)]
     actions += [("sms", 0, 0, 0, 10, 3), ("sms", 0, 2, 0, 10, 3)]
     actions += [("clone", 0, 0, 0, 10, 1), ("removed", 0, 0, 0, 10, 1)]
+    actions += [("idp_risk", 0, 2, 0, 10, 1)]
     _tables, derived = run(build(actions))
     assert {risk_of(e).detection for _, e in derived} == set(Detection)

@@ -18,9 +18,10 @@ import pytest
 
 from schemas import Event, decode, encode
 from schemas import payloads as p
-from schemas.fields import Factor, Outcome
+from schemas.fields import Factor, LockoutScope, Outcome
 from streams.folds.ipblock import (
     REASON,
+    REPORTED,
     SOURCE,
     SUBJECT,
     TENANT,
@@ -33,7 +34,7 @@ from streams.folds.ipblock import (
 )
 from streams.folds.thresholds import NetworkList
 from tests.factories import T0
-from tests.unit.streams import MINUTE, SECOND, Log, client, replay
+from tests.unit.streams import HOUR, MINUTE, SECOND, Log, client, replay
 
 IP = "198.51.100.23"
 POLICY = IpBlockPolicy()
@@ -282,6 +283,69 @@ def test_an_ip_quiet_since_its_block_needs_a_full_count_again() -> None:
     _, derived = run(events + later)
 
     assert types(derived) == ["ip.block.applied"]
+
+
+# -- blocks an identity provider reported ----------------------------------------------------
+
+
+def reported(log: Log, at: datetime, *, ip: str = IP, until: datetime | None = None) -> Event:
+    data = p.IdpLockReported(
+        provider="auth0", scope=LockoutScope.IP, reason="limit_mu", ip=ip, locked_until=until
+    )
+    return log.event(data, at)
+
+
+def test_a_reported_block_blocks_the_address_and_derives_one_event_per_report() -> None:
+    log = Log()
+    report = reported(log, T0)
+    assert ip_block_key(report) == IP
+    state, derived = run([report])
+    (applied,) = derived
+    data = applied.data
+    assert isinstance(data, p.IpBlockApplied)
+    assert (data.ip, data.reason, data.trigger_event_id) == (IP, REPORTED, report.id)
+    assert (data.failures, data.distinct_subjects) == (0, 0)  # the provider gives no counts
+    assert data.blocked_until == T0 + POLICY.duration
+    assert (applied.tenant, applied.subject, applied.source) == (TENANT, SUBJECT, SOURCE)
+    status = ip_block_status(state, now=T0 + MINUTE)
+    assert (status.blocked, status.reason, status.until) == (True, REPORTED, T0 + POLICY.duration)
+    assert not ip_block_status(state, now=T0 + POLICY.duration).blocked
+    assert IpBlockState.from_dict(state.to_dict()) == state
+    assert run([report, report])[1] == [applied, applied]  # same id: dropped downstream
+
+
+def test_the_providers_end_is_kept_and_overlapping_reports_merge_in_any_order() -> None:
+    log = Log()
+    first = reported(log, T0, until=T0 + 30 * MINUTE)
+    second = reported(log, T0 + 20 * MINUTE, until=T0 + 2 * HOUR)
+    forward, backward = run([first, second]), run([second, first])
+    assert forward[0] == backward[0]
+    assert sorted(e.id for e in forward[1]) == sorted(e.id for e in backward[1])
+    status = ip_block_status(forward[0], now=T0 + 90 * MINUTE)
+    assert (status.blocked, status.since, status.until) == (True, T0, T0 + 2 * HOUR)
+
+
+def test_an_ended_exempt_or_other_scope_report_blocks_nothing() -> None:
+    log = Log()
+    exempt = IpBlockPolicy(exempt_networks=NetworkList.parse(["198.51.100.0/24"], name="office"))
+    assert run([reported(log, T0)], exempt) == (IpBlockState(), [])
+    assert run([reported(log, T0, until=T0 - SECOND)]) == (IpBlockState(), [])
+    subject = log.event(
+        p.IdpLockReported(provider="okta", scope=LockoutScope.SUBJECT, reason="locked"), T0
+    )
+    assert ip_block_key(subject) is None
+    assert run([subject]) == (IpBlockState(), [])
+
+
+def test_a_reported_block_survives_the_rules_own_blocks_and_releases() -> None:
+    log = Log()
+    report = reported(log, T0, until=T0 + 3 * HOUR)
+    events = [report, *spray(log, POLICY.min_subjects, start=T0 + MINUTE)]
+    events.append(failure(log, T0 + 2 * HOUR, "u-late"))  # settles and releases the rule's
+    state, derived = run(events)
+    assert types(derived).count("ip.block.released") == 1
+    status = ip_block_status(state, now=T0 + 2 * HOUR + MINUTE)
+    assert (status.blocked, status.reason) == (True, REPORTED)
 
 
 # -- state: JSON form, bounds, the table step -----------------------------------------------

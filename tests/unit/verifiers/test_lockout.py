@@ -45,6 +45,8 @@ CONSUMED = {
     "mfa.recovery.failed",
     "mfa.recovery.succeeded",
     "admin.override.approved",
+    "idp.lock.reported",
+    "idp.unlock.reported",
 }
 
 
