@@ -75,7 +75,7 @@ def degrees(value: Any, limit: float) -> float | None:
 
 _CAMEL_WORD = re.compile(r"([a-z0-9])([A-Z])")
 _ACRONYM_WORD = re.compile(r"([A-Z]+)([A-Z][a-z])")
-_SEPARATORS = re.compile(r"[\s\-.:/]+")
+_SEPARATORS = re.compile(r"[\-.:/]+")
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
