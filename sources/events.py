@@ -11,9 +11,11 @@ polled or delivered twice is the same event again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import msgspec
 
@@ -65,11 +67,15 @@ def event_id(source: str, record_id: str, time: datetime, role: str | None = Non
     return uuid7(time, random_bits=int.from_bytes(digest[:10], "big") >> 6)
 
 
-def content_id(fields: dict[str, object]) -> str:
+def content_id(fields: Mapping[str, Any]) -> str | None:
     """An id for a record that has none (Keycloak before it gave events ids): a hash of
-    what the record says, so the same record read twice has the same id."""
-    canonical = msgspec.json.encode(fields, order="sorted")
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()[:56]
+    what the record says, so the same record read twice has the same id; ``None`` for
+    something that is not JSON."""
+    try:
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:56]
 
 
 def to_event(
