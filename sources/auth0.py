@@ -28,12 +28,15 @@ from schemas.fields import Channel, Client, Factor, LockoutScope, Outcome
 from schemas.registry import BY_NAME, BY_PAYLOAD
 from sources.events import (
     UNKNOWN_SUBJECT,
+    FactorAndChannel,
     IdpSource,
     MappedRecord,
     RecordOrigin,
     client,
     event_id,
     geo,
+    not_mapped,
+    not_mapped_rows,
     to_event,
 )
 from sources.reading import ip_address, name, obj, text, token, utc_time
@@ -90,7 +93,7 @@ PayloadMaker = Callable[[Auth0Log], p.Payload]
 
 # -- vocabulary --------------------------------------------------------------------------
 
-AUTHENTICATOR_TYPES: Final[Mapping[str, tuple[Factor, Channel | None]]] = {
+AUTHENTICATOR_TYPES: Final[Mapping[str, FactorAndChannel]] = {
     "otp": (Factor.TOTP, Channel.AUTHENTICATOR_APP),
     "totp": (Factor.TOTP, Channel.AUTHENTICATOR_APP),
     "sms": (Factor.SMS, Channel.SMS),
@@ -332,7 +335,8 @@ def map_log(record: Any, source: Auth0Source) -> Event | Unmapped:
         return _unmapped(log_id, None, "missing_type", "no type (the Auth0 log event code)")
     make = LOG_TYPES.get(log_type)
     if make is None:
-        return _not_mapped(log_id, log_type)
+        origin = RecordOrigin(PROVIDER, log_id, log_type)
+        return not_mapped(origin, CONTRACT_GAPS, NO_CONTRACT_TYPE, "not an MFA-related log type")
     time = utc_time(record.get("date"))
     if time is None:
         return _unmapped(log_id, log_type, "invalid_date", "date is not an ISO 8601 time")
@@ -358,14 +362,6 @@ map_record = map_log
 def map_records(record: Any, source: Auth0Source) -> list[MappedRecord]:
     """Every event one record becomes: for Auth0 always exactly one result."""
     return [map_log(record, source)]
-
-
-def _not_mapped(log_id: str, log_type: str) -> Unmapped:
-    if log_type in CONTRACT_GAPS:
-        return _unmapped(log_id, log_type, "contract_gap", CONTRACT_GAPS[log_type])
-    if log_type in NO_CONTRACT_TYPE:
-        return _unmapped(log_id, log_type, "no_contract_type", NO_CONTRACT_TYPE[log_type])
-    return _unmapped(log_id, log_type, "not_mfa", "not an MFA-related log type")
 
 
 def _unmapped(log_id: str | None, log_type: str | None, reason: str, detail: str) -> Unmapped:
@@ -466,13 +462,7 @@ def reference() -> str:
         "",
         "MFA-related, not mapped (yet):",
         "",
-        "| Auth0 log type | reason | why |",
-        "|---|---|---|",
-        *(f"| `{code}` | `contract_gap` | {why} |" for code, why in sorted(CONTRACT_GAPS.items())),
-        *(
-            f"| `{code}` | `no_contract_type` | {why} |"
-            for code, why in sorted(NO_CONTRACT_TYPE.items())
-        ),
+        *not_mapped_rows("Auth0 log type", CONTRACT_GAPS, NO_CONTRACT_TYPE),
         "",
         "Every other log type is `not_mfa`. A record without a log id, a type, a `date` with",
         "an offset or (except failed logins and IP blocks) a `user_id` is unmapped with that",

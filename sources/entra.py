@@ -35,6 +35,7 @@ from schemas import payloads as p
 from schemas.fields import Channel, Client, Factor, Outcome, RiskLevel
 from sources.events import (
     UNKNOWN_SUBJECT,
+    FactorAndChannel,
     IdpSource,
     MappedRecord,
     RecordOrigin,
@@ -84,7 +85,7 @@ PayloadMaker = Callable[[SignIn], p.Payload]
 
 # -- vocabulary --------------------------------------------------------------------------
 
-METHODS: Final[Mapping[str, tuple[Factor, Channel | None]]] = {
+METHODS: Final[Mapping[str, FactorAndChannel]] = {
     "SMS": (Factor.SMS, Channel.SMS),
     "Text message": (Factor.SMS, Channel.SMS),
     "Voice": (Factor.VOICE, Channel.VOICE),

@@ -22,7 +22,7 @@ import msgspec
 from schemas import Event, decode, encode, new_event, uuid7
 from schemas import payloads as p
 from schemas.errors import SchemaError
-from schemas.fields import Client, Geo
+from schemas.fields import Channel, Client, Factor, Geo
 from sources.reading import country_code, degrees, ip_address, name, text
 from sources.unmapped import Unmapped
 
@@ -32,6 +32,9 @@ as ``attempted_name``, personal data)."""
 
 MappedRecord = Event | Unmapped
 """What one record (or one part of a record) becomes."""
+
+FactorAndChannel = tuple[Factor, Channel | None]
+"""A provider's name for an authenticator, as our factor and (when it says) channel."""
 
 
 @dataclass(frozen=True)
@@ -134,3 +137,34 @@ def geo(
     )
     said = (place.country, place.region, place.city, place.latitude, place.longitude)
     return place if said != (None,) * 5 else None
+
+
+def not_mapped(
+    origin: RecordOrigin,
+    contract_gaps: Mapping[str, str],
+    no_contract_type: Mapping[str, str],
+    why: str,
+) -> Unmapped:
+    """A record of a type that becomes no event: ``contract_gap`` or ``no_contract_type``
+    (MFA-related, with the reason the module's table gives), else ``not_mfa`` (``why``)."""
+    kind = origin.record_type
+    if kind in contract_gaps:
+        return origin.unmapped("contract_gap", contract_gaps[kind])
+    if kind in no_contract_type:
+        return origin.unmapped("no_contract_type", no_contract_type[kind])
+    return origin.unmapped("not_mfa", why)
+
+
+def not_mapped_rows(
+    label: str, contract_gaps: Mapping[str, str], no_contract_type: Mapping[str, str]
+) -> list[str]:
+    """The reference's table of the MFA-related types a provider maps to nothing, and why."""
+    return [
+        f"| {label} | reason | why |",
+        "|---|---|---|",
+        *(f"| `{kind}` | `contract_gap` | {why} |" for kind, why in sorted(contract_gaps.items())),
+        *(
+            f"| `{kind}` | `no_contract_type` | {why} |"
+            for kind, why in sorted(no_contract_type.items())
+        ),
+    ]

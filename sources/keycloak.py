@@ -39,6 +39,8 @@ from sources.events import (
     RecordOrigin,
     client,
     content_id,
+    not_mapped,
+    not_mapped_rows,
     to_event,
 )
 from sources.reading import name, obj, reason_code, text, token, utc_time
@@ -210,7 +212,8 @@ def map_records(record: Any, source: KeycloakSource) -> list[MappedRecord]:
         return [_unmapped(record_id, None, "missing_type", "no type (or operationType)")]
     found = _admin_roles(record, kind) if admin else _roles(record, kind)
     if isinstance(found, str):
-        return [_not_mapped(record_id, kind, found)]
+        origin = RecordOrigin(PROVIDER, record_id, kind)
+        return [not_mapped(origin, CONTRACT_GAPS, NO_CONTRACT_TYPE, found)]
     roles, subject = found
     time = _time(record.get("time"))
     if time is None:
@@ -276,14 +279,6 @@ def _admin_type(record: Mapping[str, Any]) -> str | None:
     if path.rstrip("/").endswith("attack-detection/brute-force/users"):
         return f"{operation} attack-detection/brute-force/users"
     return f"{operation} {token(record.get('resourceType')) or 'unknown'}"
-
-
-def _not_mapped(record_id: str, kind: str, why: str) -> Unmapped:
-    if kind in CONTRACT_GAPS:
-        return _unmapped(record_id, kind, "contract_gap", CONTRACT_GAPS[kind])
-    if kind in NO_CONTRACT_TYPE:
-        return _unmapped(record_id, kind, "no_contract_type", NO_CONTRACT_TYPE[kind])
-    return _unmapped(record_id, kind, "not_mfa", why)
 
 
 def _unmapped(record_id: str | None, kind: str | None, reason: str, detail: str) -> Unmapped:
@@ -402,13 +397,7 @@ def reference() -> str:
         "",
         "Not mapped (yet):",
         "",
-        "| Keycloak event | reason | why |",
-        "|---|---|---|",
-        *(f"| `{kind}` | `contract_gap` | {why} |" for kind, why in sorted(CONTRACT_GAPS.items())),
-        *(
-            f"| `{kind}` | `no_contract_type` | {why} |"
-            for kind, why in sorted(NO_CONTRACT_TYPE.items())
-        ),
+        *not_mapped_rows("Keycloak event", CONTRACT_GAPS, NO_CONTRACT_TYPE),
         "",
         "Every other type, `LOGIN_ERROR` error and admin event is `not_mfa`.",
         "",

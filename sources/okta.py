@@ -28,11 +28,14 @@ from schemas.fields import Channel, Client, Factor, LockoutScope, Outcome
 from schemas.registry import BY_PAYLOAD
 from sources.events import (
     UNKNOWN_SUBJECT,
+    FactorAndChannel,
     IdpSource,
     MappedRecord,
     RecordOrigin,
     client,
     geo,
+    not_mapped,
+    not_mapped_rows,
     to_event,
 )
 from sources.reading import name, obj, reason_code, text, token, utc_time
@@ -92,7 +95,7 @@ PayloadMaker = Callable[[OktaEvent], p.Payload]
 
 # -- vocabulary --------------------------------------------------------------------------
 
-FACTORS: Final[Mapping[str, tuple[Factor, Channel | None]]] = {
+FACTORS: Final[Mapping[str, FactorAndChannel]] = {
     "push": (Factor.PUSH, Channel.PUSH),
     "okta_verify_push": (Factor.PUSH, Channel.PUSH),
     "sms": (Factor.SMS, Channel.SMS),
@@ -319,7 +322,8 @@ def map_record(record: Any, source: OktaSource) -> Event | Unmapped:
         return _unmapped(uuid, None, "missing_type", "no eventType")
     by_outcome = EVENT_TYPES.get(event_type)
     if by_outcome is None:
-        return _not_mapped(uuid, event_type)
+        origin = RecordOrigin(PROVIDER, uuid, event_type)
+        return not_mapped(origin, CONTRACT_GAPS, NO_CONTRACT_TYPE, "not an MFA-related event type")
     result = obj(record.get("outcome")).get("result")
     outcome = result.upper() if isinstance(result, str) else ""
     make = by_outcome.get(outcome) or by_outcome.get(ANY)
@@ -356,14 +360,6 @@ def _delivered(record: Any) -> list[Any] | None:
     """The LogEvents of an Event Hook delivery (``data.events``; a LogEvent has no ``data``)."""
     events = obj(obj(record).get("data")).get("events")
     return events if isinstance(events, list) else None
-
-
-def _not_mapped(uuid: str, event_type: str) -> Unmapped:
-    if event_type in CONTRACT_GAPS:
-        return _unmapped(uuid, event_type, "contract_gap", CONTRACT_GAPS[event_type])
-    if event_type in NO_CONTRACT_TYPE:
-        return _unmapped(uuid, event_type, "no_contract_type", NO_CONTRACT_TYPE[event_type])
-    return _unmapped(uuid, event_type, "not_mfa", "not an MFA-related event type")
 
 
 def _unmapped(uuid: str | None, event_type: str | None, reason: str, detail: str) -> Unmapped:
@@ -493,13 +489,7 @@ def reference() -> str:
         "An outcome not listed is unmapped (`outcome_not_mapped`). MFA-related, not mapped",
         "(yet):",
         "",
-        "| Okta event type | reason | why |",
-        "|---|---|---|",
-        *(f"| `{kind}` | `contract_gap` | {why} |" for kind, why in sorted(CONTRACT_GAPS.items())),
-        *(
-            f"| `{kind}` | `no_contract_type` | {why} |"
-            for kind, why in sorted(NO_CONTRACT_TYPE.items())
-        ),
+        *not_mapped_rows("Okta event type", CONTRACT_GAPS, NO_CONTRACT_TYPE),
         "",
         "Every other event type is `not_mfa`.",
         "",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas import Event, decode, encode
@@ -31,6 +31,7 @@ from sources.auth0 import (
     map_record,
     map_records,
 )
+from tests.unit.sources.fixtures import FUZZ, ids, json_values
 
 SOURCE = Auth0Source(tenant="acme", source="https://acme.eu.auth0.com/")
 SCHEMAS = "https://github.com/auth0/auth0-log-schemas/blob/main/schemas/log-types/"
@@ -464,17 +465,9 @@ def test_every_auth0_code_the_registry_names_is_mapped_or_explained() -> None:
 
 # -- any JSON object ----------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-log_ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
 dates = st.datetimes(timezones=st.timezones()).map(datetime.isoformat)
 types = st.sampled_from([*LOG_TYPES, *CONTRACT_GAPS, "sapi"])
-user_ids = st.sampled_from(["auth0|1", "", "a b", "x" * 129]) | log_ids
+user_ids = st.sampled_from(["auth0|1", "", "a b", "x" * 129]) | ids
 details = st.fixed_dictionaries(
     {},
     optional={
@@ -491,7 +484,7 @@ optional_fields = {
     "strategy": st.text(max_size=200) | json_values,
     "ip": st.ip_addresses().map(str) | json_values,
     "user_agent": st.text(max_size=20) | json_values,
-    "correlation_id": log_ids | json_values,
+    "correlation_id": ids | json_values,
     "details": details | json_values,
     "location_info": st.dictionaries(
         st.sampled_from(["country_code", "city_name", "latitude", "longitude"]),
@@ -499,13 +492,13 @@ optional_fields = {
     ),
 }
 plausible = st.fixed_dictionaries(
-    {"log_id": log_ids, "date": dates, "type": types}, optional=optional_fields
+    {"log_id": ids, "date": dates, "type": types}, optional=optional_fields
 )
 anything_in_the_fields = st.fixed_dictionaries(
     {},
     optional={
-        "log_id": log_ids | json_values,
-        "_id": log_ids | json_values,
+        "log_id": ids | json_values,
+        "_id": ids | json_values,
         "date": dates | json_values,
         "type": types | json_values,
         **optional_fields,
@@ -516,10 +509,10 @@ log_records = (plausible | anything_in_the_fields).flatmap(
         lambda extra: {**extra, **known}
     )
 )
-FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+AUTH0_FUZZ = settings(FUZZ, max_examples=500)
 
 
-@FUZZ
+@AUTH0_FUZZ
 @given(sample=log_records | json_values)
 def test_any_json_value_is_an_event_the_codec_takes_or_unmapped_with_a_reason(sample: Any) -> None:
     result = map_log(sample, SOURCE)

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import Event, decode, encode
+from schemas import Event
 from schemas.fields import Channel, Factor, LockoutScope, Outcome
 from schemas.registry import BY_NAME
 from sources import Unmapped
@@ -32,6 +32,7 @@ from sources.keycloak import (
     map_record,
     map_records,
 )
+from tests.unit.sources.fixtures import FUZZ, all_events, assert_sound, ids, json_values
 
 SOURCE = KeycloakSource(tenant="acme", source="https://sso.acme.example/realms/acme")
 USER_ID = "f7c1a8a2-5b1e-4a1c-9d4e-0c2b9f1e8a77"
@@ -67,11 +68,7 @@ def login_error(error: str, **fields: Any) -> dict[str, Any]:
 
 
 def mapped_all(sample: Any) -> list[Event]:
-    events = map_records(sample, SOURCE)
-    for event in events:
-        assert not isinstance(event, Unmapped), event
-        assert decode(encode(event)) == event
-    return events  # type: ignore[return-value]
+    return all_events(map_records(sample, SOURCE))
 
 
 def mapped(sample: Any) -> Event:
@@ -374,14 +371,6 @@ def test_every_login_error_mapped_is_one_an_adapter_may_say(error: str) -> None:
 
 # -- any JSON value -----------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-ids = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)
 login_events = st.fixed_dictionaries(
     {},
     optional={
@@ -427,7 +416,6 @@ log_lines = st.fixed_dictionaries(
         "timestamp": st.datetimes(timezones=st.timezones()).map(datetime.isoformat) | json_values
     },
 )
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
@@ -435,9 +423,5 @@ FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 def test_any_json_value_is_events_the_codec_takes_or_unmapped_with_a_reason(sample: Any) -> None:
     results = map_records(sample, SOURCE)
     assert results and results == map_records(sample, SOURCE)  # deterministic, no clock
-    for result in results:
-        if isinstance(result, Unmapped):
-            assert result.reason and result.detail and result.provider == "keycloak"
-        else:
-            assert decode(encode(result)) == result
+    assert_sound(results, "keycloak")
     assert map_record(sample, SOURCE) == results[0]
