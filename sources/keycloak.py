@@ -327,8 +327,8 @@ def _lock_detail(details: Mapping[str, Any]) -> str | None:
 
 _PAIR = re.compile(r"""([A-Za-z_][\w.-]*)=('[^']*'|"(?:[^"\\]|\\.)*"|[^,]*)(?:,\s*|$)""")
 _FIELDS: Final = frozenset(
-    {"type", "operationType", "realmId", "clientId", "userId", "ipAddress", "error"}
-    | {"resourceType", "resourcePath", "sessionId"}
+    {"type", "operationType", "realmId", "realmName", "clientId", "userId", "ipAddress"}
+    | {"error", "resourceType", "resourcePath", "sessionId"}
 )
 _LISTENER_NOTES: Final = frozenset({"authSessionParentId", "authSessionTabId"})
 

@@ -13,6 +13,7 @@ JBossLoggingEventListenerProvider.java) in Keycloak's JSON log format
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -303,6 +304,51 @@ def test_a_log_line_of_an_admin_unlock_is_an_unlock() -> None:
     )
     event = mapped(log_line(message))
     assert (event.type, event.subject) == ("idp.unlock.reported", USER_ID)
+
+
+# https://docs.oracle.com/en/industries/communications/cloud-native-core/3.25.2.2xx.0/cnc_console_troubleshooting_guide/login-error.html
+# (Oracle's console troubleshooting guide quotes Keycloak's JSON event log): a wrong password,
+# as it is, and the lockout that follows, with the attributes the guide lists
+ORACLE_LOGIN_ERROR = (
+    '{"timestamp":"2025-11-27T14:48:37.759646496Z","sequence":2543,"loggerClassName":'
+    '"org.jboss.logging.Logger","loggerName":"org.keycloak.events","level":"WARN","me'
+    'ssage":"type=\\"LOGIN_ERROR\\", realmId=\\"master\\", realmName=\\"master\\", clientId'
+    '=\\"security-admin-console\\", userId=\\"4f960adf-d36a-4706-ae1b-24ca3508c05f\\", ip'
+    'Address=\\"10.75.213.184\\", error=\\"invalid_user_credentials\\", auth_method=\\"ope'
+    'nid-connect\\", auth_type=\\"code\\", redirect_uri=\\"http://10.75.213.184:30085/cnc'
+    'c/auth/admin/master/console/#/master/realms\\", code_id=\\"8a6becd6-9f29-5ce3-fd85'
+    '-9247e45b4ec1\\", username=\\"admin_test\\"","threadName":"executor-thread-54","thr'
+    'eadId":109,"mdc":{},"ndc":"","hostName":"cncc-iam","processName":"/opt/java/jre/'
+    'bin/java","processId":571}'
+)
+ORACLE_LOCKOUT_MESSAGE = (
+    'type="USER_DISABLED_BY_TEMPORARY_LOCKOUT", realmId="master", realmName="master", '
+    'clientId="null", userId="4f960adf-d36a-4706-ae1b-24ca3508c05f", ipAddress="10.75.213.184", '
+    'reason="brute_force_attack detected", num_failures="5", not_before="2025-11-17T09:37:50"'
+)
+
+
+def test_keycloaks_json_event_log_as_oracle_quotes_it() -> None:
+    failed = mapped(json.loads(ORACLE_LOGIN_ERROR))
+    assert (failed.type, failed.subject) == (
+        "auth.login.attempted",
+        "4f960adf-d36a-4706-ae1b-24ca3508c05f",
+    )
+    data = failed.data
+    assert (data.reason, data.method, data.application) == (  # type: ignore[attr-defined]
+        "invalid_user_credentials",
+        "openid-connect",
+        "security-admin-console",
+    )
+    assert failed.correlationid == "8a6becd6-9f29-5ce3-fd85-9247e45b4ec1"
+    assert failed.time == datetime(2025, 11, 27, 14, 48, 37, 759646, tzinfo=UTC)
+    line = {**json.loads(ORACLE_LOGIN_ERROR), "level": "DEBUG", "message": ORACLE_LOCKOUT_MESSAGE}
+    lock = mapped(line)
+    assert (lock.type, lock.subject) == ("idp.lock.reported", failed.subject)
+    assert lock.data.application is None  # type: ignore[attr-defined]  # clientId="null"
+    assert lock.data.detail == (  # type: ignore[attr-defined]
+        "reason=brute_force_attack detected; num_failures=5; not_before=2025-11-17T09:37:50"
+    )
 
 
 def test_a_line_of_another_logger_is_unmapped() -> None:
