@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,21 +14,36 @@ import typer
 
 from factorstream.cli.context import fail
 from schemas import Event, encode
-from sources import Unmapped, auth0
+from sources import Unmapped, auth0, entra, keycloak, okta
 
-app = typer.Typer(help="Identity providers' logs (Auth0) mapped to the event contract.")
+app = typer.Typer(
+    help="Identity providers' logs (Auth0, Okta, Keycloak, Entra ID) mapped to the event contract."
+)
 
 
 class Provider(StrEnum):
     AUTH0 = "auth0"
+    OKTA = "okta"
+    KEYCLOAK = "keycloak"
+    ENTRA = "entra"
 
 
-Mapper = Callable[[Any], Event | Unmapped]
+Mapper = Callable[[Any], Event | Unmapped | Sequence[Event | Unmapped]]
+"""One record in; what it becomes (a record may become several events)."""
 
 
 def _mapper(provider: Provider, tenant: str, source: str) -> Mapper:
+    if provider is Provider.OKTA:
+        okta_config = okta.OktaSource(tenant=tenant, source=source)
+        return lambda record: okta.map_records(record, okta_config)
+    if provider is Provider.KEYCLOAK:
+        keycloak_config = keycloak.KeycloakSource(tenant=tenant, source=source)
+        return lambda record: keycloak.map_records(record, keycloak_config)
+    if provider is Provider.ENTRA:
+        entra_config = entra.EntraSource(tenant=tenant, source=source)
+        return lambda record: entra.map_records(record, entra_config)
     config = auth0.Auth0Source(tenant=tenant, source=source)
-    return lambda record: auth0.map_log(record, config)
+    return lambda record: auth0.map_records(record, config)
 
 
 ProviderArgument = typer.Argument(..., help="Whose log records the file holds.")
@@ -85,4 +100,6 @@ def _results(lines: Iterable[str], mapper: Mapper) -> Iterator[tuple[int, Event 
         except (ValueError, RecursionError) as exc:
             yield number, Unmapped("file", None, None, "not_json", str(exc))
             continue
-        yield number, mapper(record)
+        mapped = mapper(record)
+        for result in mapped if isinstance(mapped, Sequence) else [mapped]:
+            yield number, result
