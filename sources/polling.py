@@ -118,6 +118,7 @@ class Poller:
         unmapped: UnmappedKeeper,
         clock: Clock,
         schedule: PollSchedule = PollSchedule(),
+        report: Callable[[str], None] | None = None,
     ) -> None:
         self.name = name
         self.client = client
@@ -127,6 +128,7 @@ class Poller:
         self.unmapped = unmapped
         self.clock = clock
         self.schedule = schedule
+        self.report = report or (lambda _message: None)
         self.state = store.load(name)
 
     async def poll_page(self) -> Page:
@@ -152,6 +154,10 @@ class Poller:
             unmapped=dict(counts),
         )
         self.store.save(self.name, self.state)
+        self.report(
+            f"{len(mapped.events)} events delivered, {len(mapped.unmapped)} unmapped kept"
+            f"{'' if page.more else '; caught up'}"
+        )
         return page
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -181,6 +187,7 @@ class Poller:
     def _failed(self, message: str) -> None:
         self.state = self.state.with_error(message, self.clock())
         self.store.save(self.name, self.state)
+        self.report(f"error: {message}")
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
