@@ -1,0 +1,115 @@
+"""``factorstream idp poll`` as a process against the fake Auth0 API and a real broker:
+killed with SIGKILL mid-run and started again, every record's event reaches the topic,
+none is lost, and after dropping repeated ids (as the worker does) each is there once.
+A second poller of the same adapter is refused while the first runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sources.unmapped import Unmapped
+from tests import idp_fakes as fakes
+from tests.integration.records import consume, first_seen
+from tests.kafka_broker import KafkaBroker
+from tests.support import wait_for
+
+ROOT = Path(__file__).resolve().parents[3]
+PAGE = 20
+
+
+@pytest.fixture
+def idp() -> Iterator[fakes.FakeIdp]:
+    yield from fakes.serve(fakes.FakeIdp())
+
+
+def _env(kafka_broker: KafkaBroker, topic: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")}
+    env.update(
+        {
+            "PYTHONPATH": str(ROOT),
+            "FACTORSTREAM_KAFKA_BOOTSTRAP": kafka_broker.bootstrap,
+            "FACTORSTREAM_DATA_DIR": str(data_dir),
+            "FACTORSTREAM_TOPICS__EVENTS": topic,
+            "FACTORSTREAM_IDP__PAGE_SIZE": str(PAGE),
+            "FACTORSTREAM_IDP__POLL_INTERVAL_S": "0.2",
+            "FACTORSTREAM_IDP__BACKOFF_INITIAL_S": "0.1",
+        }
+    )
+    return env
+
+
+def _cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(  # noqa: S603 - our interpreter, our CLI
+        [sys.executable, "-m", "factorstream.cli", "idp", *args],
+        env=env, cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+def _poll(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "factorstream.cli", "idp", "poll", "acme"],
+        env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    done = _cli(env, "status", "--json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.splitlines()[0]))
+
+
+def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_doubled(
+    kafka_broker: KafkaBroker, topic: str, idp: fakes.FakeIdp, tmp_path: Path
+) -> None:
+    idp.auth0 = fakes.auth0_logs(600)
+    idp.delay_s = 0.1  # a page every ~0.1 s: the kill lands mid-run
+    env = _env(kafka_broker, topic, tmp_path / "data")
+    credentials = json.dumps({"client_id": "factorstream", "client_secret": "s3cret"})
+    added = _cli(env, "add", "auth0", "acme", "--tenant", "acme", "--source", fakes.FAKE_SOURCE,
+                 "--base-url", idp.base_url, "--credentials-file", "-",
+                 stdin=credentials)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "s3cret" not in added.stdout + added.stderr
+
+    log = tmp_path / "poll.log"
+    first = _poll(env, log)
+    try:
+        wait_for(lambda: _status(env)["delivered"] >= 100, timeout=60, what="some pages")
+        rival = _cli(env, "poll", "acme")
+        assert rival.returncode == 1 and f"polled by process {first.pid}" in rival.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    killed_at = _status(env)
+    assert killed_at["caught_up_at"] is None and killed_at["position"]["from"]
+
+    idp.auth0 += fakes.auth0_logs(40, first=600)  # more while it was down
+    second = _poll(env, log)
+    try:
+        last_id = idp.auth0[-1]["log_id"]
+        wait_for(lambda: _status(env)["position"].get("from") == last_id, timeout=90,
+                 what="the restarted poller to catch up")  # fmt: skip
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0, log.read_text()
+    assert "stopped; cursor saved" in log.read_text()
+
+    expected = [e.id for e in map(fakes.auth0_mapper, idp.auth0) if not isinstance(e, Unmapped)]
+    records = consume(kafka_broker.bootstrap, topic, at_least=len(expected))
+    ids = [record.event().id for record in sorted(records, key=lambda r: r.offset)]
+    assert set(ids) == set(expected), "an event is missing (or foreign)"
+    assert sorted(first_seen(ids)) == sorted(expected)  # each once after dropping repeats
+    assert len(ids) - len(expected) <= PAGE, "more than the page in flight was sent again"
+    status = _status(env)
+    assert status["unmapped"] == {"not_mfa": 128} and status["last_error"] is None
