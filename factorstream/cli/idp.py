@@ -181,8 +181,6 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per adapter a line."),
 ) -> None:
     """Each adapter's cursor, lag, last success, last error and counts."""
-    from rich.table import Table
-
     from factorstream.cli.context import console, settings_of
     from factorstream.idp_config import adapter_files, utc_now
 
@@ -209,22 +207,20 @@ def status(
     if not rows:
         print("no adapters (factorstream idp add)")
         return
-    table = Table("adapter", "provider", "cursor", "lag", "last success", "last error",
-                  "delivered", "unmapped")  # fmt: skip
     for row in rows:
         lag = "never caught up" if row["lag_s"] is None else f"{row['lag_s']:.0f} s"
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(row["unmapped"].items()))
-        table.add_row(
-            row["name"],
-            row["provider"],
-            json.dumps(row["position"])[:60] or "-",
-            lag,
-            row["last_success_at"] or "-",
-            (row["last_error"] or "-")[:80],
-            str(row["delivered"]),
-            f"{row['unmapped_total']}" + (f" ({reasons})" if reasons else ""),
-        )
-    console.print(table)
+        error = row["last_error"] and f"{row['last_error']} (at {row['last_error_at']})"
+        lines = [
+            f"{row['name']} ({row['provider']}, tenant {row['tenant']})",
+            f"  cursor        {json.dumps(row['position']) if row['position'] else '-'}",
+            f"  lag           {lag}",
+            f"  last success  {row['last_success_at'] or '-'}",
+            f"  last error    {error or '-'}",
+            f"  delivered     {row['delivered']}",
+            f"  unmapped      {row['unmapped_total']}" + (f" ({reasons})" if reasons else ""),
+        ]
+        console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("poll")
