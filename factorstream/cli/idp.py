@@ -223,21 +223,37 @@ def status(
         console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
+FromFileOption = typer.Option(
+    None,
+    "--from-file",
+    help="Backfill instead: ingest this saved export (as `idp ingest`, with the adapter's "
+    "provider, tenant and source); the API and the cursor are not touched.",
+)
+
+
 @app.command("poll")
 def poll(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="The adapter to poll."),
+    from_file: Path | None = FromFileOption,
 ) -> None:
     """Poll the adapter's API until stopped (Ctrl-C, SIGTERM, SIGHUP: the page in flight is
     delivered and its cursor saved first). One poller per adapter: a second is refused."""
     import asyncio
 
     from factorstream.cli.context import settings_of
-    from factorstream.idp_config import NoMapping
+    from factorstream.idp_config import NoMapping, adapter_files
     from sources.cursors import AdapterBusy
     from sources.delivery import BrokerUnavailable
 
     settings = settings_of(ctx)
+    if from_file is not None:
+        try:
+            adapter = adapter_files(settings).load(name)
+        except (KeyError, ValueError) as exc:
+            raise fail(str(exc).strip("'\"")) from None
+        ingest(ctx, AdapterProvider(adapter.provider), from_file, adapter.tenant, adapter.source)
+        return
     try:
         asyncio.run(_poll(settings, name))
     except (KeyError, ValueError, PermissionError, NoMapping, AdapterBusy) as exc:
