@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from factorstream.settings import Settings
 from schemas import Event
@@ -33,6 +33,7 @@ from sources.unmapped import Unmapped
 
 ProviderName = Literal["auth0", "okta", "keycloak", "entra"]
 PROVIDERS: Final[tuple[str, ...]] = ("auth0", "okta", "keycloak", "entra")
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def utc_now() -> datetime:
@@ -99,6 +100,19 @@ class Adapter(BaseModel):
     """Entra: the token endpoint's host (default ``https://login.microsoftonline.com``)."""
     start_from: str | None = None
     """Auth0: the log id to start after (default: the oldest log retained)."""
+
+    @field_validator("base_url", "login_url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        """Credentials and tokens travel to these URLs: HTTPS, or plain HTTP to this host."""
+        if url is None:
+            return url
+        parsed = httpx.URL(url)
+        if parsed.scheme == "https" and parsed.host:
+            return url
+        if parsed.scheme == "http" and parsed.host in LOOPBACK:
+            return url
+        raise ValueError(f"{url}: an https:// URL (plain http only to this machine)")
 
 
 REQUIRED: Final[Mapping[str, tuple[frozenset[str], ...]]] = {
@@ -200,9 +214,10 @@ def schedule(settings: Settings) -> PollSchedule:
 
 def http_client(settings: Settings) -> httpx.AsyncClient:
     """The HTTP client of the provider APIs: TLS verified, no redirects followed (a token
-    is never sent to another host), the settings' timeout."""
+    is never sent to another host), the settings' timeout; ``HTTPS_PROXY``, ``NO_PROXY``
+    and ``SSL_CERT_FILE`` from the environment are honoured (httpx reads no ``.netrc``)."""
     return httpx.AsyncClient(
-        timeout=settings.idp.request_timeout_s, follow_redirects=False, trust_env=False
+        timeout=settings.idp.request_timeout_s, follow_redirects=False, trust_env=True
     )
 
 

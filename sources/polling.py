@@ -180,6 +180,9 @@ class Poller:
                 await _wait(stop, backoff)
                 backoff = min(backoff * 2, self.schedule.backoff_max_s)
                 continue
+            except Exception as defect:  # a defect: on record for `idp status`, then raised
+                self._failed(f"stopped by {defect!r}")
+                raise
             backoff = self.schedule.backoff_initial_s
             if not page.more:
                 await _wait(stop, self.schedule.interval_s)

@@ -130,3 +130,13 @@ def test_credentials_others_can_read_are_refused(env: Path) -> None:
 def test_poll_of_an_adapter_that_does_not_exist(env: Path) -> None:
     result = CliRunner().invoke(app, ["idp", "poll", "nobody"])
     assert result.exit_code == 1 and "no adapter nobody" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://acme.okta.com", "ftp://x", "acme.okta.com", "https://"])
+def test_an_api_url_must_be_https_but_for_this_machine(env: Path, url: str) -> None:
+    args = ["idp", "add", "okta", "o", "--tenant", "acme", "--source", "s",
+            "--base-url", url, "--credentials-file", "-"]  # fmt: skip
+    result = CliRunner().invoke(app, args, input=json.dumps({"api_token": "t"}))
+    assert result.exit_code == 1 and "https://" in result.stderr
+    args[args.index(url)] = "http://127.0.0.1:8080"
+    assert CliRunner().invoke(app, args, input=json.dumps({"api_token": "t"})).exit_code == 0
