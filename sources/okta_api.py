@@ -20,6 +20,7 @@ import httpx
 from sources.idp_http import (
     ClientCredentials,
     Clock,
+    ProviderRefused,
     ProviderUnavailable,
     StaticToken,
     TokenSource,
@@ -79,12 +80,30 @@ class OktaLogClient:
         params = {"since": since, "limit": str(limit), "sortOrder": "ASCENDING"}
         if position.get("after"):
             params["after"] = str(position["after"])
-        response = await get(self.http, self.token, self.logs_url, clock=self.clock, params=params)
+        try:
+            response = await get(
+                self.http, self.token, self.logs_url, clock=self.clock, params=params
+            )
+        except ProviderRefused as refused:
+            if refused.status != 400 or "after" not in position:
+                raise
+            # a cursor Okta no longer takes: start again at the newest record delivered
+            # (the records at that instant come again, with the same event ids)
+            return Page([], {"since": position.get("newest") or since}, more=True)
         records = page_json(response)
         if not isinstance(records, list):
             raise ProviderUnavailable("GET /api/v1/logs: the answer is not a JSON array")
         after = _next_after(response) or position.get("after")
-        new_position = {"since": since, **({"after": after} if after else {})}
+        newest = next(
+            (r["published"] for r in reversed(records)
+             if isinstance(r, dict) and isinstance(r.get("published"), str)),
+            position.get("newest"),
+        )  # fmt: skip
+        new_position = {
+            "since": since,
+            **({"after": after} if after else {}),
+            **({"newest": newest} if newest else {}),
+        }
         return Page(records, new_position, more=len(records) >= limit)
 
 

@@ -203,6 +203,7 @@ async def test_okta_follows_the_link_cursor_and_resumes_from_it(
                          store, tmp_path, clock)  # fmt: skip
         await _run_until(poller, lambda: poller.state.caught_up_at is not None)
         assert store.load("test").position["after"] == "okta-000119"
+        assert store.load("test").position["newest"] == idp.okta[-1]["published"]
         idp.okta += fakes.okta_events(30, first=120)
         # a new poller (a restart) starts from the saved cursor, not from `since`
         again = _poller(OktaLogClient(api, http, clock), fakes.okta_mapper, delivery,
@@ -268,3 +269,25 @@ async def test_entra_sweeps_next_links_and_a_restart_resumes_the_sweep(
         await restarted.poll_page()
     assert len(delivery.ids) == len(set(delivery.ids)) == before + 4
     assert idp.token_requests[0]["scope"] == [f"{idp.base_url}/.default"]
+
+
+async def test_okta_starts_again_from_the_newest_record_when_its_cursor_is_refused(
+    idp: fakes.FakeIdp, store: CursorStore, tmp_path: Path
+) -> None:
+    idp.okta = fakes.okta_events(60)
+    delivery = RecordingDelivery()
+    clock = ShiftedClock()
+    api = OktaApi(idp.base_url, api_token=fakes.OKTA_API_TOKEN.removeprefix("SSWS "),
+                  page_size=50, lookback_s=10 * 86400)  # fmt: skip
+    async with httpx.AsyncClient() as http:
+        poller = _poller(OktaLogClient(api, http, clock), fakes.okta_mapper, delivery,
+                         store, tmp_path, clock)  # fmt: skip
+        await _run_until(poller, lambda: poller.state.caught_up_at is not None)
+        idp.okta += fakes.okta_events(10, first=60)
+        idp.fail_next(400)  # "after" no longer valid
+        idp.fail_next(400)  # refused without a cursor too: a wait, then again
+        before = len(delivery.ids)
+        await _run_until(poller, lambda: len(delivery.ids) >= before + 10)
+    ids = delivery.ids
+    assert set(ids) == set(_mapped_ids(idp.okta, fakes.okta_mapper))
+    assert len(ids) - len(set(ids)) <= 1  # the newest record before the refusal, again
