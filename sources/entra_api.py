@@ -26,8 +26,7 @@ from sources.idp_http import (
     page_json,
     same_origin,
 )
-from sources.keycloak_api import record_key
-from sources.pages import Page, Window
+from sources.pages import Page, Window, record_key
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ comes from ``/realms/{realm}/protocol/openid-connect/token`` (client credentials
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +20,7 @@ from typing import Any, Final
 import httpx
 
 from sources.idp_http import ClientCredentials, Clock, ProviderUnavailable, get, page_json
-from sources.pages import Page, Window
+from sources.pages import Page, Window, record_key
 
 STREAMS: Final = {"events": "events", "admin_events": "admin-events"}
 
@@ -37,14 +35,6 @@ class KeycloakApi:
     page_size: int = 100
     lookback_s: float = 86400.0
     admin_events: bool = True
-
-
-def record_key(record: Any) -> str:
-    """The record's ``id``, or a hash of its canonical JSON."""
-    if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"]:
-        return str(record["id"])
-    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def record_time(record: Any) -> datetime | None:

@@ -3,6 +3,8 @@ have no stable cursor (Keycloak's admin API, Microsoft Graph's sign-ins)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -77,3 +79,11 @@ class Window:
             sweep_newest=datetime.fromisoformat(newest) if newest else None,
             sweep_boundary=frozenset(value.get("sweep_boundary") or ()),
         )
+
+
+def record_key(record: Any) -> str:
+    """A record's ``id``, or a hash of its canonical JSON (what a window dedupes by)."""
+    if isinstance(record, dict) and isinstance(record.get("id"), str) and record["id"]:
+        return str(record["id"])
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -70,7 +70,7 @@ class Receiver:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def take(self, provider: str, records: Sequence[Any]) -> JSONResponse:
+    async def take(self, records: Sequence[Any]) -> JSONResponse:
         mapped = map_records(records, self.mapper)
         try:
             await self.delivery.deliver(mapped.events)
@@ -134,10 +134,7 @@ def _refusing_not_json(mapper: Mapper) -> Mapper:
 def auth0_log_stream_router(*, path: str, token: str, receiver: Receiver) -> APIRouter:
     """``POST path``: an Auth0 Log Streams custom webhook batch."""
     router = APIRouter(tags=["identity providers"])
-    take = Receiver(
-        _refusing_not_json(receiver.mapper), receiver.delivery, receiver.unmapped,
-        receiver.clock, receiver.max_body_bytes,
-    )  # fmt: skip
+    take = replace(receiver, mapper=_refusing_not_json(receiver.mapper))
 
     @router.post(path, summary="Auth0 Log Streams custom webhook batch")
     async def auth0_log_stream(request: Request) -> JSONResponse:
@@ -146,7 +143,7 @@ def auth0_log_stream_router(*, path: str, token: str, receiver: Receiver) -> API
         body = await take.body(request)
         if body is None:
             return problem(413, f"the body is over {take.max_body_bytes} bytes")
-        return await take.take("auth0", batch_records(body, "auth0"))
+        return await take.take(batch_records(body, "auth0"))
 
     return router
 
@@ -186,6 +183,6 @@ def okta_event_hook_router(*, path: str, header: str, secret: str, receiver: Rec
         events = data.get("events") if isinstance(data, dict) else None
         if not isinstance(events, list):
             return problem(400, "no data.events array (an Okta event hook delivery)")
-        return await receiver.take("okta", events)
+        return await receiver.take(events)
 
     return router

@@ -181,15 +181,19 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per adapter a line."),
 ) -> None:
     """Each adapter's cursor, lag, last success, last error and counts."""
-    from factorstream.cli.context import console, settings_of
+    from factorstream.cli.context import console, errors, settings_of
     from factorstream.idp_config import adapter_files, utc_now
 
     files = adapter_files(settings_of(ctx))
     now = utc_now()
     rows = []
     for name in files.names():
-        adapter = files.load(name)
-        state = files.cursors.load(name)
+        try:
+            adapter = files.load(name)
+            state = files.cursors.load(name)
+        except (ValueError, KeyError) as exc:  # a file edited by hand, or torn
+            errors.print(f"[yellow]warning:[/] adapter {name}: {exc}")
+            continue
         rows.append(
             {
                 "name": name,
