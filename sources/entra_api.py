@@ -106,6 +106,8 @@ class EntraSignInClient:
         found.sort(key=lambda pair: pair[0])
         records = [record for _, record in found]
         link = body.get("@odata.nextLink")
+        if isinstance(link, str) and link and not same_origin(link, self.graph):
+            raise ProviderRefused(f"Graph gave a next link to another host: {link[:200]}", 502)
         if isinstance(link, str) and link:
             return Page(records, {"window": window.as_json(), "next_link": link}, more=True)
         return Page(records, {"window": window.finished().as_json()}, more=False)

@@ -28,6 +28,8 @@ Clock = Callable[[], datetime]
 
 MAX_RATE_LIMIT_WAIT_S: Final = 900.0
 DEFAULT_RATE_LIMIT_WAIT_S: Final = 60.0
+MAX_TOKEN_LIFETIME_S: Final = 86400.0
+"""A token is renewed at least daily, whatever ``expires_in`` said."""
 MAX_PAGE_BYTES: Final = 32 * 1024 * 1024
 """A page larger than this is refused (a provider page of 1,000 records is a few MB)."""
 
@@ -153,11 +155,22 @@ class ClientCredentials:
             raise ProviderRefused("the token endpoint gave no access_token", response.status_code)
         expires_in = body.get("expires_in")
         self._token = token
-        self._expires_at = (
-            now + timedelta(seconds=float(expires_in))
-            if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-            else None
-        )
+        lifetime = token_lifetime(expires_in)
+        self._expires_at = now + timedelta(seconds=lifetime) if lifetime is not None else None
+
+
+def token_lifetime(expires_in: Any) -> float | None:
+    """``expires_in`` as seconds within ``[0, MAX_TOKEN_LIFETIME_S]``; None when it is not
+    a number (the token is then used until a 401)."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float):
+        return None
+    try:
+        seconds = float(expires_in)
+    except OverflowError:
+        return MAX_TOKEN_LIFETIME_S
+    if seconds != seconds:  # NaN
+        return None
+    return min(max(seconds, 0.0), MAX_TOKEN_LIFETIME_S)
 
 
 async def get(
@@ -167,22 +180,43 @@ async def get(
     *,
     clock: Clock,
     params: Mapping[str, str] | None = None,
+    max_bytes: int = MAX_PAGE_BYTES,
 ) -> httpx.Response:
-    """GET ``url`` with the token; one retry with a new token after a 401."""
+    """GET ``url`` with the token; one retry with a new token after a 401. The answer is
+    read as it arrives and refused past ``max_bytes`` (a provider, or whoever answers in
+    its name, cannot make the poller hold an endless body)."""
     for attempt in (1, 2):
         headers = {"Authorization": await token.authorization(http), "Accept": "application/json"}
+        request = http.build_request("GET", url, params=params, headers=headers)
         try:
-            response = await http.get(url, params=params, headers=headers)
+            streamed = await http.send(request, stream=True)
+            try:
+                body = await _read_at_most(streamed, max_bytes)
+            finally:
+                await streamed.aclose()
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(f"GET {url}: {exc!r}") from exc
+        if body is None:
+            raise ProviderRefused(f"GET {url}: an answer over {max_bytes} bytes", 413)
+        response = httpx.Response(
+            streamed.status_code, headers=streamed.headers, content=body, request=request
+        )
         if response.status_code == 401 and attempt == 1:
             token.expire()
             continue
         _raise_for(response, clock(), f"GET {url}")
-        if len(response.content) > MAX_PAGE_BYTES:
-            raise ProviderRefused(f"GET {url}: a page of {len(response.content)} bytes", 413)
         return response
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def page_json(response: httpx.Response) -> Any:

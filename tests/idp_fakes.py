@@ -117,6 +117,8 @@ class FakeIdp:
     token_lifetime_s: int = 3600
     faults: deque[tuple[int, dict[str, str]]] = field(default_factory=deque)
     """``(status, headers)`` answered to the next API requests, one each."""
+    foreign_next_links: bool = False
+    """Graph's next links point at another host (a tampered answer)."""
     delay_s: float = 0.0
     """Each API page is answered this late (to catch a poller mid-run)."""
     requests: list[tuple[float, str, str]] = field(default_factory=list)
@@ -243,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, newest_first[first : first + size])
 
     def _entra(self, query: dict[str, str]) -> None:
+        idp = self.server.idp
         since = query["$filter"].removeprefix("createdDateTime ge ")
         rows = sorted(
             (r for r in self.server.idp.entra if r["createdDateTime"] >= since),
@@ -253,9 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] = {"value": rows[skip : skip + top]}
         if skip + top < len(rows):
             params = {**query, "$skiptoken": str(skip + top)}
-            body["@odata.nextLink"] = (
-                f"{self.server.idp.base_url}/v1.0/auditLogs/signIns?{urlencode(params)}"
-            )
+            host = "https://graph.example.net" if idp.foreign_next_links else idp.base_url
+            body["@odata.nextLink"] = f"{host}/v1.0/auditLogs/signIns?{urlencode(params)}"
         self._send(200, body)
 
 

@@ -19,6 +19,7 @@ from sources.auth0_api import Auth0Api, Auth0LogClient
 from sources.cursors import CursorStore
 from sources.delivery import BrokerUnavailable
 from sources.entra_api import EntraApi, EntraSignInClient
+from sources.idp_http import ProviderRefused, get
 from sources.keycloak_api import KeycloakApi, KeycloakEventClient
 from sources.okta_api import OktaApi, OktaLogClient
 from sources.pages import LogClient
@@ -291,3 +292,32 @@ async def test_okta_starts_again_from_the_newest_record_when_its_cursor_is_refus
     ids = delivery.ids
     assert set(ids) == set(_mapped_ids(idp.okta, fakes.okta_mapper))
     assert len(ids) - len(set(ids)) <= 1  # the newest record before the refusal, again
+
+
+async def test_a_next_link_to_another_host_is_refused_and_no_token_goes_there(
+    idp: fakes.FakeIdp, store: CursorStore, tmp_path: Path
+) -> None:
+    idp.entra = fakes.entra_signins(30)
+    idp.foreign_next_links = True
+    clock = ShiftedClock()
+    lookback = (datetime.now(UTC) - fakes.START).total_seconds() + 60
+    api = EntraApi("contoso", "app", "secret", graph_url=idp.base_url,
+                   login_url=idp.base_url, page_size=20, lookback_s=lookback)  # fmt: skip
+    delivery = RecordingDelivery()
+    async with httpx.AsyncClient() as http:
+        poller = _poller(EntraSignInClient(api, http, clock), fakes.entra_mapper, delivery,
+                         store, tmp_path, clock)  # fmt: skip
+        await _run_until(poller, lambda: store.load("test").last_error is not None)
+    state = store.load("test")
+    assert "another host" in (state.last_error or "")
+    assert "next_link" not in state.position and delivery.events == []
+
+
+async def test_an_endless_answer_is_cut_off_at_the_limit(idp: fakes.FakeIdp) -> None:
+    idp.auth0 = fakes.auth0_logs(100)
+    async with httpx.AsyncClient() as http:
+        client = Auth0LogClient(Auth0Api(idp.base_url, "c", "s"), http, ShiftedClock())
+        with pytest.raises(ProviderRefused, match="over 4096 bytes") as refused:
+            await get(http, client.token, client.logs_url, clock=ShiftedClock(),
+                      params={"from": "0", "take": "100"}, max_bytes=4096)  # fmt: skip
+    assert refused.value.status == 413

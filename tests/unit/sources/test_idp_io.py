@@ -16,7 +16,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sources.cursors import AdapterBusy, CursorState, CursorStore, check_name
-from sources.idp_http import MAX_RATE_LIMIT_WAIT_S, rate_limit_wait
+from sources.idp_http import (
+    MAX_RATE_LIMIT_WAIT_S,
+    MAX_TOKEN_LIFETIME_S,
+    rate_limit_wait,
+    token_lifetime,
+)
 from sources.pages import Window
 from sources.webhooks import batch_records, secret_matches
 
@@ -133,3 +138,12 @@ def test_webhook_batches_are_arrays_objects_or_json_lines() -> None:
     assert lines[0] == {"a": 1} and lines[2] == {"b": 2}
     assert type(lines[1]).__name__ == "_NotJson"
     assert batch_records(json.dumps("x").encode(), "auth0") == ["x"]
+
+
+def test_token_lifetimes_from_a_token_endpoint_are_bounded() -> None:
+    assert token_lifetime(3600) == 3600
+    assert token_lifetime(-5) == 0
+    for huge in (10**400, 1e308, float("inf")):
+        assert token_lifetime(huge) == MAX_TOKEN_LIFETIME_S
+    for junk in (None, "3600", True, float("nan"), [3600]):
+        assert token_lifetime(junk) is None
