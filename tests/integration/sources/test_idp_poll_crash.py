@@ -73,7 +73,7 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     kafka_broker: KafkaBroker, topic: str, idp: fakes.FakeIdp, tmp_path: Path
 ) -> None:
     idp.auth0 = fakes.auth0_logs(600)
-    idp.delay_s = 0.1  # a page every ~0.1 s: the kill lands mid-run
+    idp.delay_s = 0.2  # a page every ~0.2 s (30 of them): the kill lands mid-run
     env = _env(kafka_broker, topic, tmp_path / "data")
     credentials = json.dumps({"client_id": "factorstream", "client_secret": "s3cret"})
     added = _cli(env, "add", "auth0", "acme", "--tenant", "acme", "--source", fakes.FAKE_SOURCE,
@@ -83,11 +83,11 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     assert "s3cret" not in added.stdout + added.stderr
 
     log = tmp_path / "poll.log"
+    cursor = tmp_path / "data" / "idp" / "cursors" / "acme.cursor.json"
     first = _poll(env, log)
     try:
-        wait_for(lambda: _status(env)["delivered"] >= 100, timeout=60, what="some pages")
-        rival = _cli(env, "poll", "acme")
-        assert rival.returncode == 1 and f"polled by process {first.pid}" in rival.stderr
+        wait_for(lambda: cursor.exists() and json.loads(cursor.read_text())["delivered"] >= 100,
+                 timeout=60, what="some pages")  # fmt: skip
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -97,6 +97,10 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     idp.auth0 += fakes.auth0_logs(40, first=600)  # more while it was down
     second = _poll(env, log)
     try:
+        wait_for(lambda: log.read_text().count(": polling auth0") == 2, timeout=30,
+                 what="the second poller to hold the adapter")  # fmt: skip
+        rival = _cli(env, "poll", "acme")
+        assert rival.returncode == 1 and f"polled by process {second.pid}" in rival.stderr
         last_id = idp.auth0[-1]["log_id"]
         wait_for(lambda: _status(env)["position"].get("from") == last_id, timeout=90,
                  what="the restarted poller to catch up")  # fmt: skip
