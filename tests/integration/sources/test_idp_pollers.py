@@ -321,3 +321,37 @@ async def test_an_endless_answer_is_cut_off_at_the_limit(idp: fakes.FakeIdp) -> 
             await get(http, client.token, client.logs_url, clock=ShiftedClock(),
                       params={"from": "0", "take": "100"}, max_bytes=4096)  # fmt: skip
     assert refused.value.status == 413
+
+
+class Crash(BaseException):
+    """The process dies here (not an error anything would catch)."""
+
+
+async def test_a_crash_between_delivery_and_save_polls_the_same_page_again(
+    idp: fakes.FakeIdp, store: CursorStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    idp.auth0 = fakes.auth0_logs(100)
+    delivery = RecordingDelivery()
+    clock = ShiftedClock()
+    async with httpx.AsyncClient() as http:
+        api = Auth0Api(idp.base_url, "client", "secret", page_size=50)
+        first = _poller(Auth0LogClient(api, http, clock), fakes.auth0_mapper, delivery,
+                        store, tmp_path, clock)  # fmt: skip
+        await first.poll_page()
+        saved = store.load("test")
+
+        def crash(name: str, state: object) -> None:
+            raise Crash
+
+        monkeypatch.setattr(store, "save", crash)
+        with pytest.raises(Crash):
+            await first.poll_page()  # delivered, then the process died
+        monkeypatch.undo()
+        assert store.load("test") == saved
+        restarted = _poller(Auth0LogClient(api, http, clock), fakes.auth0_mapper, delivery,
+                            store, tmp_path, clock)  # fmt: skip
+        await _run_until(restarted, lambda: restarted.state.caught_up_at is not None)
+    expected = _mapped_ids(idp.auth0, fakes.auth0_mapper)
+    second_page = _mapped_ids(idp.auth0[50:], fakes.auth0_mapper)
+    assert delivery.ids == expected[:40] + second_page + second_page
+    assert list(dict.fromkeys(delivery.ids)) == expected  # after the worker's dedupe
