@@ -153,10 +153,11 @@ class Poller:
             unmapped=dict(counts),
         )
         self.store.save(self.name, self.state)
-        self.report(
-            f"{len(mapped.events)} events delivered, {len(mapped.unmapped)} unmapped kept"
-            f"{'' if page.more else '; caught up'}"
-        )
+        if page.records:
+            self.report(
+                f"{len(mapped.events)} events delivered, {len(mapped.unmapped)} unmapped kept"
+                f"{'' if page.more else '; caught up'}"
+            )
         return page
 
     async def run(self, stop: asyncio.Event) -> None:

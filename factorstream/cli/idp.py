@@ -301,7 +301,9 @@ async def _poll(settings: Any, name: str) -> None:
                 files.unmapped(name),
                 utc_now,
                 schedule(settings),
-                report=lambda message: errors.print(f"{name}: {message}", highlight=False),
+                report=lambda message: errors.print(
+                    f"{name}: {message}", markup=False, highlight=False
+                ),
             )
             errors.print(f"{name}: polling {adapter.provider} {adapter.base_url}")
             await poller.run(stop)
