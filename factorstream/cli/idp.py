@@ -242,13 +242,13 @@ def poll(
     from_file: Path | None = FromFileOption,
 ) -> None:
     """Poll the adapter's API until stopped (Ctrl-C, SIGTERM, SIGHUP: the page in flight is
-    delivered and its cursor saved first). One poller per adapter: a second is refused."""
+    delivered and its cursor saved first). One poller per adapter: a second is refused. A
+    broker or provider that is down is waited for (see `idp status` for the last error)."""
     import asyncio
 
     from factorstream.cli.context import settings_of
     from factorstream.idp_config import NoMapping, adapter_files
     from sources.cursors import AdapterBusy
-    from sources.delivery import BrokerUnavailable
 
     settings = settings_of(ctx)
     if from_file is not None:
@@ -262,12 +262,11 @@ def poll(
         asyncio.run(_poll(settings, name))
     except (KeyError, ValueError, PermissionError, NoMapping, AdapterBusy) as exc:
         raise fail(str(exc).strip("'\"")) from None
-    except BrokerUnavailable as exc:
-        raise fail(str(exc)) from None
 
 
 async def _poll(settings: Any, name: str) -> None:
     import asyncio
+    import contextlib
     import signal
 
     from factorstream.cli.context import errors
@@ -280,6 +279,7 @@ async def _poll(settings: Any, name: str) -> None:
         schedule,
         utc_now,
     )
+    from sources.delivery import BrokerUnavailable
     from sources.polling import Poller
 
     files = adapter_files(settings)
@@ -290,24 +290,34 @@ async def _poll(settings: Any, name: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+
+    def report(message: str) -> None:
+        errors.print(f"{name}: {message}", markup=False, highlight=False)
+
     with files.cursors.claim(name):
-        async with http_client(settings) as http, event_delivery(settings) as delivery:
-            poller = Poller(
-                name,
-                log_client(settings, adapter, credentials, http, utc_now),
-                mapper,
-                delivery,
-                files.cursors,
-                files.unmapped(name),
-                utc_now,
-                schedule(settings),
-                report=lambda message: errors.print(
-                    f"{name}: {message}", markup=False, highlight=False
-                ),
-            )
-            errors.print(f"{name}: polling {adapter.provider} {adapter.base_url}")
-            await poller.run(stop)
-            errors.print(f"{name}: stopped; cursor saved")
+        wait = settings.idp.backoff_initial_s
+        while not stop.is_set():
+            try:
+                async with http_client(settings) as http, event_delivery(settings) as delivery:
+                    poller = Poller(
+                        name,
+                        log_client(settings, adapter, credentials, http, utc_now),
+                        mapper,
+                        delivery,
+                        files.cursors,
+                        files.unmapped(name),
+                        utc_now,
+                        schedule(settings),
+                        report=report,
+                    )
+                    report(f"polling {adapter.provider} {adapter.base_url}")
+                    await poller.run(stop)
+            except BrokerUnavailable as exc:  # at start: wait for the broker, as run() does
+                report(f"error: {exc}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+                wait = min(wait * 2, settings.idp.backoff_max_s)
+        report("stopped")
 
 
 @app.command("ingest")

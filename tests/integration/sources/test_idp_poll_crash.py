@@ -107,7 +107,7 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     finally:
         second.send_signal(signal.SIGTERM)
         assert second.wait(20) == 0, log.read_text()
-    assert "stopped; cursor saved" in log.read_text()
+    assert "acme: stopped" in log.read_text()
 
     expected = [e.id for e in map(fakes.auth0_mapper, idp.auth0) if not isinstance(e, Unmapped)]
     records = consume(kafka_broker.bootstrap, topic, at_least=len(expected))
@@ -117,3 +117,31 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     assert len(ids) - len(expected) <= PAGE, "more than the page in flight was sent again"
     status = _status(env)
     assert status["unmapped"] == {"not_mfa": 128} and status["last_error"] is None
+
+
+def test_poll_waits_for_a_broker_that_is_down_and_stops_cleanly(
+    idp: fakes.FakeIdp, tmp_path: Path
+) -> None:
+    from factorstream.localkafka import free_port
+
+    idp.auth0 = fakes.auth0_logs(10)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORSTREAM_")}
+    env |= {"PYTHONPATH": str(ROOT), "FACTORSTREAM_DATA_DIR": str(tmp_path / "data"),
+            "FACTORSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",  # nobody there
+            "FACTORSTREAM_IDP__BACKOFF_INITIAL_S": "0.2"}  # fmt: skip
+    credentials = json.dumps({"client_id": "factorstream", "client_secret": "s3cret"})
+    added = _cli(env, "add", "auth0", "acme", "--tenant", "acme", "--source", fakes.FAKE_SOURCE,
+                 "--base-url", idp.base_url, "--credentials-file", "-",
+                 stdin=credentials)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    log = tmp_path / "poll.log"
+    poller = _poll(env, log)
+    try:
+        wait_for(lambda: log.read_text().count("error:") >= 2, timeout=60,
+                 what="the poller to report the broker down, twice")  # fmt: skip
+        assert poller.poll() is None, log.read_text()  # still waiting, not exited
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        assert poller.wait(30) == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    assert not (tmp_path / "data" / "idp" / "cursors" / "acme.cursor.json").exists()
