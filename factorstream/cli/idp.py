@@ -314,6 +314,8 @@ async def _poll(settings: Any, name: str) -> None:
                     await poller.run(stop)
             except BrokerUnavailable as exc:  # at start: wait for the broker, as run() does
                 report(f"error: {exc}")
+                state = files.cursors.load(name).with_error(str(exc), utc_now())
+                files.cursors.save(name, state)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
                 wait = min(wait * 2, settings.idp.backoff_max_s)

@@ -144,4 +144,5 @@ def test_poll_waits_for_a_broker_that_is_down_and_stops_cleanly(
         poller.send_signal(signal.SIGTERM)
         assert poller.wait(30) == 0, log.read_text()
     assert "stopped" in log.read_text()
-    assert not (tmp_path / "data" / "idp" / "cursors" / "acme.cursor.json").exists()
+    status = _status(env)
+    assert "cannot reach the broker" in status["last_error"] and status["position"] == {}
