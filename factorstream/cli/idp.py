@@ -241,9 +241,11 @@ def poll(
     name: str = typer.Argument(..., help="The adapter to poll."),
     from_file: Path | None = FromFileOption,
 ) -> None:
-    """Poll the adapter's API until stopped (Ctrl-C, SIGTERM, SIGHUP: the page in flight is
-    delivered and its cursor saved first). One poller per adapter: a second is refused. A
-    broker or provider that is down is waited for (see `idp status` for the last error)."""
+    """Poll the adapter's API until stopped, resuming from its saved cursor.
+
+    Ctrl-C, SIGTERM and SIGHUP stop it cleanly: the page in flight is delivered and its
+    cursor saved first. One poller per adapter: a second is refused. A broker or provider
+    that is down is waited for (`idp status` shows the last error)."""
     import asyncio
 
     from factorstream.cli.context import settings_of
@@ -332,10 +334,11 @@ def ingest(
         ..., help="The events' source, as the adapter's (ids derive from it)."
     ),
 ) -> None:
-    """Backfill: map a saved export and send its events to the events topic, with a
-    progress bar. Unmapped records are kept in the state directory's
-    ``ingest.unmapped.jsonl``. Running it again sends the same event ids (dropped as
-    duplicates by the pipeline), so an interrupted backfill is simply run again."""
+    """Backfill a saved export to the events topic, with a progress bar.
+
+    Unmapped records are kept in the state directory's ``ingest.unmapped.jsonl``. Running
+    it again sends the same event ids (dropped as duplicates by the pipeline), so an
+    interrupted backfill is simply run again."""
     import asyncio
 
     from factorstream.cli.context import settings_of
