@@ -119,8 +119,9 @@ def test_poll_killed_mid_run_resumes_from_its_cursor_with_nothing_lost_or_double
     assert status["unmapped"] == {"not_mfa": 128} and status["last_error"] is None
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_poll_waits_for_a_broker_that_is_down_and_stops_cleanly(
-    idp: fakes.FakeIdp, tmp_path: Path
+    idp: fakes.FakeIdp, tmp_path: Path, stop: signal.Signals
 ) -> None:
     from factorstream.localkafka import free_port
 
@@ -141,8 +142,8 @@ def test_poll_waits_for_a_broker_that_is_down_and_stops_cleanly(
                  what="the poller to report the broker down, twice")  # fmt: skip
         assert poller.poll() is None, log.read_text()  # still waiting, not exited
     finally:
-        poller.send_signal(signal.SIGTERM)
+        poller.send_signal(stop)
         assert poller.wait(30) == 0, log.read_text()
-    assert "stopped" in log.read_text()
+    assert "acme: stopped" in log.read_text()
     status = _status(env)
     assert "cannot reach the broker" in status["last_error"] and status["position"] == {}
