@@ -599,6 +599,57 @@ class ServiceSettings(BaseModel):
     )
 
 
+# -- identity providers' logs (sources/) --------------------------------------------------
+
+
+class IdpSettings(BaseModel):
+    """Identity-provider adapters (`factorstream idp`): pollers of Auth0, Okta, Keycloak and
+    Entra ID logs, and their webhook receivers."""
+
+    state_dir: Path | None = Field(
+        None,
+        description="Adapters' configuration, credentials (mode 0600), cursors and unmapped "
+        "records (default: `idp` in data_dir). A poller holds its adapter's lock file here: "
+        "one poller per adapter.",
+    )
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="A poller that has read everything waits this long to poll again."
+    )
+    page_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Records asked for per request (capped by each API: Auth0 100, Okta 1000).",
+    )
+    lookback_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Where a new Okta, Keycloak or Entra adapter starts: this long before its "
+        "first poll (a new Auth0 adapter starts at the oldest log retained).",
+    )
+    backoff_initial_s: float = Field(
+        1.0, gt=0, description="First wait after a provider's 5xx or a broker outage …"
+    )
+    backoff_max_s: float = Field(
+        300.0,
+        gt=0,
+        description="… doubling up to this (also the wait after credentials are refused). A "
+        "429 waits what the provider's reset header says instead.",
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="A provider request that takes longer fails (and is retried)."
+    )
+    token_refresh_margin_s: float = Field(
+        60.0, ge=0, description="An OAuth2 access token is renewed this long before it expires."
+    )
+    webhook_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger webhook bodies are refused (413)."
+    )
+    ingest_batch_size: int = Field(
+        500, ge=1, description="Events `idp ingest` sends per acknowledged batch."
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -632,6 +683,7 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    idp: IdpSettings = Field(default_factory=IdpSettings)
 
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of the project uses (``kafka_bootstrap`` with
@@ -646,6 +698,9 @@ class Settings(BaseSettings):
 
     def dashboard_database_url(self) -> str:
         return self.dashboard.users_url or self.sqlite_url("dashboard.db")
+
+    def idp_state_dir(self) -> Path:
+        return self.idp.state_dir or self.data_dir / "idp"
 
     def lake_path(self) -> Path:
         return self.lake.path or self.data_dir / "lake"
