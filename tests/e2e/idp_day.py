@@ -14,7 +14,8 @@ What the day holds, and what the pipeline must make of it:
 * ``auth0|bob``'s password is guessed twelve times a minute apart (``fp``): the lockout
   fold locks the subject (customer tier: ten failures);
 * ``auth0|carol``'s OTP is guessed six times (``gd_auth_failed`` naming the ``otp``
-  authenticator): her TOTP factor is locked (five failures) and OTP guessing fires;
+  authenticator): her TOTP factor is locked (five failures). (OTP guessing does not fire:
+  it counts the reasons ``invalid_code`` and ``replayed``, and Auth0 says ``failed``);
 * Auth0 blocks ``203.0.113.77`` for ``auth0|dave`` after its own brute-force protection
   (``limit_wc``): an IP block reported by the provider.
 """
