@@ -14,9 +14,16 @@ events may already be in the log and others not. Nothing is ever reported delive
 was not acknowledged, and events keep their ids: the caller retries the same events (the
 HTTP client the same batch), the ones already written become duplicates, and the
 pipeline drops duplicates by id. A failed call retried is therefore written exactly once
-in effect; a successful call is written whole. After a failure the producer is replaced
-(a new idempotent producer id), so a sequence gap left by expired batches cannot wedge
-the next calls.
+in effect; a successful call is written whole.
+
+After a failure the producer is **abandoned, not flushed**: what it still holds is failed
+on the spot and its sender stopped, so events of a call already answered "unavailable"
+are not written minutes later behind the caller's back (and then again by its retry);
+the next call starts a new idempotent producer. Only a produce request already on the
+wire when the time ran out can still land (the broker was slow, not gone): that is the
+one way a retried event is in the log twice, and the pipeline's dedupe by id covers it.
+(Abandoning reaches into aiokafka's producer, pinned at 0.14.0: the accumulator's
+``fail_all`` and the sender's ``close``; the outage tests exercise it.)
 
 The configuration is a plain aiokafka keyword dict
 (:func:`verifiers.kafka_connection.aiokafka_config`, made by the front door).
@@ -138,16 +145,28 @@ class EventDelivery:
         self.delivered += len(events)
 
     def _replace(self, failed: AIOKafkaProducer) -> None:
-        """Drop ``failed`` (if it is still the current producer); the next call makes a
+        """Abandon ``failed`` (if it is still the current producer); the next call makes a
         new one."""
         if self._producer is failed:
             self._producer = None
-            self._retire(failed)
+            self._retire(failed, abandon=True)
 
-    def _retire(self, producer: AIOKafkaProducer) -> None:
-        task = asyncio.get_running_loop().create_task(self._stop_quietly(producer))
+    def _retire(self, producer: AIOKafkaProducer, *, abandon: bool = False) -> None:
+        stopping = self._abandon(producer) if abandon else self._stop_quietly(producer)
+        task = asyncio.get_running_loop().create_task(stopping)
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
+
+    @staticmethod
+    async def _abandon(producer: AIOKafkaProducer) -> None:
+        """Close ``producer`` without delivering the batches it still holds (they fail)."""
+        with contextlib.suppress(Exception):
+            producer._message_accumulator.fail_all(BrokerUnavailable("abandoned"))
+            async with asyncio.timeout(_STOP_GRACE_S):
+                if producer._sender is not None:
+                    await producer._sender.close()
+            producer._closed = True
+            await producer.client.close()
 
     @staticmethod
     async def _stop_quietly(producer: AIOKafkaProducer) -> None:
