@@ -65,7 +65,8 @@ _KNOWN_MEMBERS = frozenset(CloudEvent.__struct_fields__) - {"extensions"}
 _EXTENSION_NAME = re.compile(EXTENSION_NAME_PATTERN, re.ASCII)
 _members_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _UNKNOWN_AT_TOP = re.compile(
-    r"^(?:Object contains unknown field `[^`]*`|.* - at `\$\.extensions(?:[.\[][^`]*)?`)$", re.DOTALL
+    r"^(?:Object contains unknown field `[^`]*`|.* - at `\$\.extensions(?:[.\[][^`]*)?`)$",
+    re.DOTALL,
 )
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"(?:unknown field|required field|Invalid) `(?P<name>[^`]+)`")

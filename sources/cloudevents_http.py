@@ -64,7 +64,12 @@ class EventProblem:
     reason: str
 
     def as_json(self) -> dict[str, object]:
-        return {"index": self.index, "error": self.error, "field": self.field, "reason": self.reason}
+        return {
+            "index": self.index,
+            "error": self.error,
+            "field": self.field,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,9 @@ def _http_against_bare(
     p50, p99 = percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3
     return BenchResult(
         bench="ingest-http-batch",
-        baseline=Measurement("bare aiokafka producer, same bytes, acks=all", bare_best, rounds, count),
+        baseline=Measurement(
+            "bare aiokafka producer, same bytes, acks=all", bare_best, rounds, count
+        ),
         contenders=[
             Measurement(
                 f"HTTP batch ingest, {CLIENTS} clients × {batch} events, 202 on ack",
@@ -153,9 +155,7 @@ def _fresh_ids(events: list[Event]) -> list[Event]:
 async def _bare_round(kafka: Mapping[str, Any], topic: str, events: Sequence[Event]) -> float:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(
-        **kafka, acks="all", enable_idempotence=True, linger_ms=LINGER_MS
-    )
+    producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True, linger_ms=LINGER_MS)
     await producer.start()
     try:
         await (await producer.send(topic, value=b"{}", key=b"warm-up"))

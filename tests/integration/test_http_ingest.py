@@ -120,7 +120,17 @@ def event(subject: str, tenant: str = "acme") -> dict[str, object]:
 
 def curl(ingest: Ingest, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], str]:
     """POST with curl; the status, the response headers (lower-case) and the body."""
-    args = ["curl", "-sS", "-D", "-", "-X", "POST", f"{ingest.url}/v1/events", "--data-binary", "@-"]
+    args = [
+        "curl",
+        "-sS",
+        "-D",
+        "-",
+        "-X",
+        "POST",
+        f"{ingest.url}/v1/events",
+        "--data-binary",
+        "@-",
+    ]
     args += ["-H", f"Authorization: Bearer {ingest.credential}"]
     for name, value in headers.items():
         args += ["-H", f"{name}: {value}"]

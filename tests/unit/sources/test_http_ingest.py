@@ -57,9 +57,7 @@ def app_for(
     credentials: ServiceClients, delivery: RecordingDelivery, **config: Any
 ) -> httpx.AsyncClient:
     values = {"control_keys": TRUSTED, "max_body_bytes": 200_000, "max_batch_events": 10}
-    app = create_app(
-        IngestConfig(**(values | config)), delivery, credentials, clock=lambda: T0
-    )
+    app = create_app(IngestConfig(**(values | config)), delivery, credentials, clock=lambda: T0)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")
 
 
@@ -74,8 +72,7 @@ def acme(credentials: ServiceClients) -> str:
 
 def events(count: int, tenant: str = "acme") -> list[Event]:
     return [
-        sample_event(tenant=tenant, subject=f"u-{i}", correlationid=f"c-{i}")
-        for i in range(count)
+        sample_event(tenant=tenant, subject=f"u-{i}", correlationid=f"c-{i}") for i in range(count)
     ]
 
 
@@ -225,7 +222,9 @@ async def test_oversized_bodies_and_batches_are_413(credentials: ServiceClients,
     assert delivery.batches == []
 
 
-async def test_what_is_not_cloudevents_is_400_or_415(credentials: ServiceClients, acme: str) -> None:
+async def test_what_is_not_cloudevents_is_400_or_415(
+    credentials: ServiceClients, acme: str
+) -> None:
     delivery = RecordingDelivery()
     body = encode(events(1)[0])
     async with app_for(credentials, delivery) as client:
@@ -268,7 +267,9 @@ async def test_while_the_broker_is_away_the_answer_is_503_with_retry_after(
     assert retried.status_code == 202
 
 
-def signed(headers: dict[str, str], body: bytes, *, at: int, secret: bytes = SECRET) -> dict[str, str]:
+def signed(
+    headers: dict[str, str], body: bytes, *, at: int, secret: bytes = SECRET
+) -> dict[str, str]:
     return {**headers, SIGNATURE_HEADER: sign(secret, at, "POST", "/v1/events", headers, body)}
 
 
