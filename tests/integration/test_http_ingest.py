@@ -298,3 +298,34 @@ def test_concurrent_clients_through_an_outage_lose_nothing_acknowledged(
     assert set(acknowledged) <= set(counts)
     assert {i for i, n in counts.items() if n > 1} <= retried
     assert set(counts) <= set(acknowledged) | retried
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_serve_stops_cleanly_on_each_signal(tmp_path: Path, stop: signal.Signals) -> None:
+    """No broker needed to start (the producer connects on the first request)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "FACTORSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "FACTORSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "FACTORSTREAM_INGEST__PORT": str(port),
+    }
+    process = subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "factorstream.cli", "ingest", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(f"http://127.0.0.1:{port}"):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(stop)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, out
+    assert "ingest stopped" in out and "Traceback" not in out
