@@ -47,6 +47,7 @@ from starlette.exceptions import HTTPException
 from schemas import Event
 from sources.cloudevents_http import (
     BATCH_CONTENT_TYPE,
+    ParsedRequest,
     RequestRefused,
     admit,
     parse_request,
@@ -140,6 +141,46 @@ def create_app(
             )
         return client
 
+    def events_of(
+        client: ServiceClient, headers: Mapping[str, str], body: bytes, now: datetime
+    ) -> ParsedRequest:
+        """The request's events, or the refusal naming each bad one (all or nothing)."""
+        try:
+            parsed = parse_request(headers, body, max_events=config.max_batch_events)
+        except RequestRefused as refused:
+            raise ServiceRefusal(refused.status, refused.error, refused.detail) from None
+        problems = parsed.problems + admit(
+            parsed,
+            tenant=client.tenant,
+            control_keys=config.control_keys,
+            now=now,
+            max_ahead=config.max_ahead,
+        )
+        if problems:
+            problems.sort(key=lambda p: p.index)
+            total = len(parsed.events) + len(parsed.problems)
+            status = refusal_status(problems)
+            raise ServiceRefusal(
+                status,
+                "events_refused" if status == 422 else "events_forbidden",
+                f"{len({p.index for p in problems})} of {total} event(s) refused; none of the "
+                "request's events was delivered (a request is all or nothing)",
+                extra={"errors": [p.as_json() for p in problems]},
+            )
+        return parsed
+
+    async def deliver(events: Sequence[Event]) -> None:
+        try:
+            await delivery.deliver(events)
+        except BrokerUnavailable as unavailable:
+            raise ServiceRefusal(
+                503,
+                "broker_unavailable",
+                f"{unavailable} Retry the same request: events keep their ids, and the "
+                "pipeline drops the ones it already has.",
+                headers={"Retry-After": str(config.retry_after_s)},
+            ) from None
+
     @app.post(
         "/v1/events",
         status_code=202,
@@ -181,37 +222,12 @@ def create_app(
             except SignatureRefused as refused:
                 raise ServiceRefusal(401, refused.error, refused.detail) from None
         try:
-            parsed = parse_request(headers, body, max_events=config.max_batch_events)
-        except RequestRefused as refused:
-            raise ServiceRefusal(refused.status, refused.error, refused.detail) from None
-        problems = parsed.problems + admit(
-            parsed,
-            tenant=client.tenant,
-            control_keys=config.control_keys,
-            now=now,
-            max_ahead=config.max_ahead,
-        )
-        if problems:
-            problems.sort(key=lambda p: p.index)
-            total = len(parsed.events) + len(parsed.problems)
-            status = refusal_status(problems)
-            raise ServiceRefusal(
-                status,
-                "events_refused" if status == 422 else "events_forbidden",
-                f"{len({p.index for p in problems})} of {total} event(s) refused; none of the "
-                "request's events was delivered (a request is all or nothing)",
-                extra={"errors": [p.as_json() for p in problems]},
-            )
-        try:
-            await delivery.deliver(parsed.events)
-        except BrokerUnavailable as unavailable:
-            raise ServiceRefusal(
-                503,
-                "broker_unavailable",
-                f"{unavailable} Retry the same request: events keep their ids, and the "
-                "pipeline drops the ones it already has.",
-                headers={"Retry-After": str(config.retry_after_s)},
-            ) from None
+            parsed = events_of(client, headers, body, now)
+            await deliver(parsed.events)
+        except BaseException:
+            if signing is not None and checked is not None:
+                signing.released(checked)
+            raise
         if signing is not None and checked is not None:
             signing.accepted(checked, now=now)
         return JSONResponse(

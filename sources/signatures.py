@@ -12,9 +12,13 @@ sent. The binary mode's attributes travel in ``ce-*`` headers, so they are cover
 
 A signature is refused when ``t`` is more than the window away from the ingest's clock
 (stale, or from the future), when it does not match (forged, or the request altered),
-or when the same signature was already accepted within the window (replayed). A request
-that failed (a 503 while the broker was away) does not use its signature up, so a
-client may retry it unchanged; one that was answered 2xx may not be sent again.
+or when the same signature was already accepted within the window, or is in a request
+still being answered (replayed). A request that failed (a 503 while the broker was away,
+a refused event) does not use its signature up, so a client may retry it unchanged; one
+that was answered 2xx may not be sent again. The accepted signatures are remembered in
+the ingest process (one process: run several behind a balancer and a replay to another
+one within the window gets through the signature check, and its events are dropped as
+duplicates by id downstream).
 Several ``v1=`` values may be given (a secret being rotated): one matching is enough.
 """
 
@@ -80,6 +84,7 @@ class RequestSigning:
         self.window = window
         self._max = max_remembered
         self._accepted: OrderedDict[str, int] = OrderedDict()
+        self._in_flight: set[str] = set()
 
     def check(
         self,
@@ -91,8 +96,10 @@ class RequestSigning:
         body: bytes,
         now: datetime,
     ) -> CheckedSignature:
-        """The matching signature of the request (to :meth:`accepted` once it succeeded),
-        or :class:`SignatureRefused`."""
+        """The matching signature of the request, or :class:`SignatureRefused`. The
+        signature is then in flight: the same one is refused as a replay until the request
+        ends, by :meth:`accepted` (answered 2xx: remembered) or :meth:`released` (failed:
+        it may be sent again)."""
         if not value:
             raise SignatureRefused(
                 "signature_required", f"sign the request: {SIGNATURE_HEADER}: t=…,v1=…"
@@ -113,15 +120,21 @@ class RequestSigning:
             raise SignatureRefused(
                 "bad_signature", "the signature does not match the request (forged or altered)"
             )
-        if expected in self._accepted:
+        if expected in self._accepted or expected in self._in_flight:
             raise SignatureRefused(
                 "replayed_signature", "this signed request was already accepted: sign it anew"
             )
+        self._in_flight.add(expected)
         return CheckedSignature(expected, timestamp)
+
+    def released(self, signature: CheckedSignature) -> None:
+        """The request failed: its signature may be used again (within the window)."""
+        self._in_flight.discard(signature.digest)
 
     def accepted(self, signature: CheckedSignature, *, now: datetime) -> None:
         """Remember an accepted signature for as long as its time is within the window (at
         most ``max_remembered``: beyond, the oldest are forgotten first)."""
+        self._in_flight.discard(signature.digest)
         accepted, moment = self._accepted, now.timestamp()
         while accepted and (next(iter(accepted.values())) < moment or len(accepted) >= self._max):
             accepted.popitem(last=False)

@@ -345,3 +345,30 @@ def test_the_batch_body_is_the_sdks_own_serialisation() -> None:
     event = sdk_event(events(1)[0], sampled=True)
     _, body = batch([event])
     assert msgspec.json.decode(body)[0]["sampled"] is True
+
+
+async def test_the_same_signed_request_sent_twice_at_once_is_taken_once(
+    credentials: ServiceClients, acme: str
+) -> None:
+    """The second copy arrives while the first waits for the broker: refused as a replay."""
+    import asyncio
+
+    release = asyncio.Event()
+
+    class SlowDelivery(RecordingDelivery):
+        async def deliver(self, events: Sequence[Event]) -> None:
+            await release.wait()
+            await super().deliver(events)
+
+    delivery = SlowDelivery()
+    headers, body = structured(sdk_event(events(1)[0]))
+    request = bearer(acme, signed(headers, body, at=int(T0.timestamp())))
+    async with app_for(credentials, delivery, signing_secret=SECRET) as client:
+        first = asyncio.create_task(client.post("/v1/events", headers=request, content=body))
+        await asyncio.sleep(0.2)
+        second = await client.post("/v1/events", headers=request, content=body)
+        release.set()
+        answered = await first
+    assert (answered.status_code, second.status_code) == (202, 401)
+    assert second.json()["error"] == "replayed_signature"
+    assert len(delivery.batches) == 1
