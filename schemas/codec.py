@@ -186,6 +186,10 @@ def _envelope_with_extensions(raw: bytes) -> CloudEvent[msgspec.Raw]:
         members = _members_decoder.decode(raw)
     except msgspec.ValidationError:
         raise EventDecodeError("event", "an event is a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError("event", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise EventDecodeError("event", "not valid UTF-8") from None
     known: dict[str, msgspec.Raw] = {}
     extensions: dict[str, str | int | bool] = {}
     for name, value in members.items():

@@ -98,3 +98,10 @@ def test_a_signed_control_event_covers_its_extensions() -> None:
     document["comexampleticket"] = "T-1"
     with pytest.raises(EventDecodeError, match="altered after signing, or forged"):
         check_signature(decode(json.dumps(document)), TRUSTED)
+
+
+def test_invalid_json_after_an_unknown_member_is_a_decode_error() -> None:
+    document = encode(sample_event())[:-1] + b',"":Infinity}'
+    with pytest.raises(EventDecodeError) as refused:
+        decode(document)
+    assert refused.value.field == "event" and "not valid JSON" in refused.value.reason
