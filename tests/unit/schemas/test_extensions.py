@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import EventDecodeError, decode, encode, encode_binary
 from schemas.envelope import MAX_EXTENSIONS
@@ -105,3 +107,33 @@ def test_invalid_json_after_an_unknown_member_is_a_decode_error() -> None:
     with pytest.raises(EventDecodeError) as refused:
         decode(document)
     assert refused.value.field == "event" and "not valid JSON" in refused.value.reason
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    members=st.dictionaries(
+        st.from_regex(r"[a-z0-9]{1,22}", fullmatch=True) | st.text(max_size=22),
+        JSON_VALUES,
+        max_size=20,
+    )
+)
+def test_any_added_members_decode_and_round_trip_or_are_refused_by_name(
+    members: dict[str, object],
+) -> None:
+    document = json.loads(encode(sample_event()))
+    document.update({k: v for k, v in members.items() if k not in document})
+    try:
+        event = decode(json.dumps(document))
+    except EventDecodeError as refused:
+        assert refused.field and refused.reason
+        return
+    assert decode(encode(event)) == event
+    headers, value = encode_binary(event)
+    assert decode(value, headers).id == event.id
