@@ -114,17 +114,22 @@ class EventDelivery:
             except (KafkaError, OSError, TimeoutError) as error:
                 self._retire(producer)
                 raise BrokerUnavailable(f"cannot reach the broker: {_describe(error)}") from None
+            except BaseException:  # cancelled (the caller's own time ran out): no leak
+                self._retire(producer)
+                raise
             self._producer = producer
             return producer
 
     async def deliver(self, events: Sequence[Event]) -> None:
         """Return once the broker acknowledged every event of ``events`` (all in the
-        events topic, in order per partition key); :class:`BrokerUnavailable` otherwise."""
+        events topic, in order per partition key); :class:`BrokerUnavailable` otherwise,
+        within ``timeout_s`` of the call however many calls wait for a connection."""
         if not events:
             return
-        producer = await self._ready()
+        producer: AIOKafkaProducer | None = None
         try:
             async with asyncio.timeout(self.timeout_s):
+                producer = await self._ready()
                 pending = [
                     await producer.send(
                         self.topic,
@@ -136,7 +141,8 @@ class EventDelivery:
                 ]
                 await asyncio.gather(*pending)
         except (KafkaError, OSError, TimeoutError) as error:
-            self._replace(producer)
+            if producer is not None:
+                self._replace(producer)
             raise BrokerUnavailable(
                 f"the broker did not acknowledge all {len(events)} event(s) within "
                 f"{self.timeout_s:g} s ({_describe(error)}); some may be written: retry them "
