@@ -290,7 +290,7 @@ def event_delivery(settings: Settings) -> Any:
     from sources.delivery import EventDelivery
     from verifiers.kafka_connection import aiokafka_config
 
-    return EventDelivery(aiokafka_config(settings.kafka()), settings.topics.events)
+    return EventDelivery(aiokafka_config(settings.kafka()), topic=settings.topics.events)
 
 
 def webhook_routers(settings: Settings, delivery: Any) -> list[Any]:

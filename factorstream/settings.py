@@ -650,6 +650,57 @@ class IdpSettings(BaseModel):
     )
 
 
+# -- HTTP ingest (sources/) ----------------------------------------------------------------
+
+
+class IngestSettings(BaseModel):
+    """HTTP ingest (`factorstream ingest serve`): CloudEvents over HTTP onto the events topic."""
+
+    host: str = Field("127.0.0.1", description="Interface the ingest binds.")
+    port: int = Field(8071, ge=1, le=65535, description="Port of the ingest.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database of ingest credentials (default: SQLite "
+        "`ingest.db` in data_dir). Its own database: an MFA-service credential is not an "
+        "ingest credential.",
+    )
+    events_topic: str | None = Field(
+        None, description="Topic the events go to (default: `topics.events`)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Larger request bodies are refused (413)."
+    )
+    max_batch_events: int = Field(
+        1000, ge=1, description="A batch of more events is refused (413)."
+    )
+    delivery_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a request waits for the broker to acknowledge its events "
+        "before it is answered 503.",
+    )
+    retry_after_s: int = Field(
+        5, ge=1, le=3600, description="`Retry-After` of a 503 while the broker is unreachable."
+    )
+    linger_ms: int = Field(
+        5, ge=0, le=1000, description="How long the producer gathers events into a batch."
+    )
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 secret: when set, every request must carry a fresh, "
+        "unused `X-Factorstream-Signature: t=…,v1=…` over its body and CloudEvents headers "
+        "(unset: bearer credentials alone).",
+    )
+    signature_window_s: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="A signature whose time is further than this from the ingest's clock is "
+        "refused, as is one already accepted within it (a replay).",
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -684,6 +735,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     idp: IdpSettings = Field(default_factory=IdpSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of the project uses (``kafka_bootstrap`` with
@@ -692,6 +744,9 @@ class Settings(BaseSettings):
 
     def outbox_database_url(self) -> str:
         return self.outbox_url or self.sqlite_url("outbox.db")
+
+    def ingest_database_url(self) -> str:
+        return self.ingest.database_url or self.sqlite_url("ingest.db")
 
     def ledger_database_url(self) -> str:
         return self.ledger.url or self.sqlite_url("ledger.db")

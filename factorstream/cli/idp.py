@@ -100,11 +100,7 @@ def _results(lines: Iterable[str], mapper: Mapper) -> Iterator[tuple[int, Event 
 # -- adapters: add, status, poll, ingest (the thin I/O of sources/*_api.py, webhooks) -----
 
 
-class AdapterProvider(StrEnum):
-    AUTH0 = "auth0"
-    OKTA = "okta"
-    KEYCLOAK = "keycloak"
-    ENTRA = "entra"
+AdapterProvider = Provider  # the providers an adapter can poll: the ones it can map
 
 
 AdapterProviderArgument = typer.Argument(..., help="The identity provider.")
