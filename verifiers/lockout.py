@@ -49,7 +49,8 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   :data:`REPORTED_REASON`, until the provider's ``locked_until`` or, when it does not say,
   for the tier's ``max_wait`` (subject) or ``otp_lockout`` (factor) — the pipeline's
   decision, not a fact invented for the provider. Nothing is counted (the provider gives
-  no failure count: ``failures`` is ours); a report never shortens a lock in force, and a
+  no failure count: ``failures`` is ours); a report never shortens a lock in force, one
+  without an end does not extend it (providers repeat their lock at each attempt), and a
   factor is locked only if it is one with a counter (:data:`OTP_FACTORS`). A reported
   unlock (``idp.unlock.reported``) lifts only a subject lock that came from a report and
   was applied at or before the unlock: our own locks, from our own evidence, are lifted by
@@ -622,6 +623,8 @@ def _reported_lock(
     """A provider's lock as ours (see the module docstring): the subject or an OTP factor."""
     now, tier = event.time, report.policy_tier
     if report.scope is LockoutScope.SUBJECT:
+        if report.locked_until is None and lockout_status(state, now=now).locked:
+            return state  # the provider repeats the lock in force (Keycloak, on each attempt)
         until = report.locked_until or now + policy.max_wait
         if state.permanent or until <= now or (state.locked_until or now) >= until:
             return state
@@ -646,6 +649,12 @@ def _reported_lock(
     if report.scope is not LockoutScope.FACTOR or report.factor not in OTP_FACTORS:
         return state  # an IP is the per-IP fold's; a factor without a counter has no gate
     counter = state.factor(report.factor)
+    if (
+        report.locked_until is None
+        and counter.locked_until is not None
+        and now < counter.locked_until
+    ):
+        return state  # a repeat of the lock in force
     until = report.locked_until or now + policy.otp_lockout
     if until <= now or (counter.locked_until or now) >= until:
         return state

@@ -56,9 +56,11 @@ that completed the count.
 **Reported blocks**: an identity provider's block of an address (``idp.lock.reported`` with
 scope ``ip``, e.g. Auth0's ``limit_wc``/``limit_mu``) blocks it here too, from the report's
 time until the provider's ``locked_until`` or, when it does not say, ``duration`` later —
-unless the address is exempt or the end is past. Each report derives one
+unless the address is exempt or the end is past, or the report names no end while the
+address is blocked already (a provider repeats its block at each attempt; which of such
+repeats derives the block then depends on arrival). Each report that blocks derives one
 ``ip.block.applied`` (reason :data:`REPORTED`, ``failures`` and ``distinct_subjects`` 0:
-the provider gives no counts; id from the report's, so every order derives the same). The
+the provider gives no counts; id from the report's). The
 state keeps the reported block (overlapping or touching reports merged; of two apart, the
 later), which :func:`ip_block_status` answers from; a reported block gets no release.
 
@@ -379,6 +381,8 @@ def _reported(
         return state, []
     key = _layout(policy.window, policy.duration, policy.lateness, policy.min_subjects)[1]
     base = state if state.grid == key else IpBlockState(grid=key)
+    if report.locked_until is None and ip_block_status(base, now=event.time).blocked:
+        return state, []  # a repeat of a block in force (providers repeat it per attempt)
     span, known = IpBlock(event.time, until), base.reported
     if known is not None and span.since <= known.until and known.since <= span.until:
         span = IpBlock(min(known.since, span.since), max(known.until, span.until))

@@ -311,7 +311,7 @@ def test_a_reported_block_blocks_the_address_and_derives_one_event_per_report() 
     assert (status.blocked, status.reason, status.until) == (True, REPORTED, T0 + POLICY.duration)
     assert not ip_block_status(state, now=T0 + POLICY.duration).blocked
     assert IpBlockState.from_dict(state.to_dict()) == state
-    assert run([report, report])[1] == [applied, applied]  # same id: dropped downstream
+    assert run([report, report])[1] == [applied]  # the same report again: a repeat
 
 
 def test_the_providers_end_is_kept_and_overlapping_reports_merge_in_any_order() -> None:
@@ -323,6 +323,13 @@ def test_the_providers_end_is_kept_and_overlapping_reports_merge_in_any_order() 
     assert sorted(e.id for e in forward[1]) == sorted(e.id for e in backward[1])
     status = ip_block_status(forward[0], now=T0 + 90 * MINUTE)
     assert (status.blocked, status.since, status.until) == (True, T0, T0 + 2 * HOUR)
+
+
+def test_a_repeated_report_without_an_end_blocks_once() -> None:
+    log = Log()
+    state, derived = run([reported(log, T0 + i * MINUTE) for i in range(5)])
+    assert len(derived) == 1
+    assert ip_block_status(state, now=T0 + MINUTE).until == T0 + POLICY.duration
 
 
 def test_an_ended_exempt_or_other_scope_report_blocks_nothing() -> None:

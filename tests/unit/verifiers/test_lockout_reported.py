@@ -113,3 +113,21 @@ def test_a_reported_lock_survives_its_state_round_trip() -> None:
     state, _ = replay([report(Log(), T0)], policy())
     assert state.locked_at == T0
     assert LockoutState.from_dict(state.to_dict()) == state
+
+
+def test_a_repeated_report_without_an_end_does_not_extend_the_lock() -> None:
+    """Keycloak reports its lock again at each refused attempt: an attacker hammering a
+    locked account must not keep it locked for ever through us."""
+    log, rules = Log(), policy()
+    repeats = [report(log, T0 + i * MINUTE) for i in range(10)]
+    state, derived = replay(repeats, rules)
+    assert len(derived) == 1
+    assert state.locked_until == T0 + rules.max_wait
+    sms = [
+        report(log, T0 + i * MINUTE, scope=LockoutScope.FACTOR, factor=Factor.SMS) for i in (0, 1)
+    ]
+    _, factor_derived = replay(sms, rules)
+    assert len(factor_derived) == 1
+    later = report(log, T0 + 2 * MINUTE, locked_until=T0 + 2 * HOUR)  # the provider says longer
+    state, more = replay([later], rules, state)
+    assert (len(more), state.locked_until) == (1, T0 + 2 * HOUR)
