@@ -7,9 +7,7 @@ and returns (no signal is re-raised afterwards).
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,14 +16,12 @@ from verifiers.service import require_extra
 
 require_extra("uvicorn", "fastapi")
 
-import uvicorn
 from fastapi import APIRouter
 
 from sources.credentials import ingest_credentials
 from sources.delivery import DEFAULT_TIMEOUT_S, EventDelivery
 from sources.http_ingest import IngestConfig, create_app
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+from verifiers.service.serving import run_app
 
 
 @dataclass(frozen=True)
@@ -39,19 +35,6 @@ class IngestServerConfig:
     topic: str
     delivery_timeout_s: float = DEFAULT_TIMEOUT_S
     linger_ms: int = 5
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server, stopped by SIGHUP too, and without re-raising the signal."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {stop: signal.signal(stop, self.handle_exit) for stop in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for stop, handler in previous.items():
-                signal.signal(stop, handler)
 
 
 def serve(
@@ -82,28 +65,7 @@ def serve(
         clock=clock,
         routers=[make(delivery) for make in routers],
     )
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="on",
-            log_level=log_level,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-        )
-    )
-    if on_ready is not None:
-        original = server.startup
-
-        async def startup(sockets: Any = None) -> None:
-            await original(sockets=sockets)
-            if server.started:
-                on_ready()
-
-        server.startup = startup  # type: ignore[method-assign]
     try:
-        server.run()
+        run_app(app, host=host, port=port, lifespan="on", log_level=log_level, on_ready=on_ready)
     finally:
         credentials.engine.dispose()

@@ -6,9 +6,7 @@ requests in flight and returns (no signal is re-raised afterwards).
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +14,6 @@ from verifiers.service import require_extra
 
 require_extra("uvicorn", "fastapi", "jwt")
 
-import uvicorn
 
 from verifiers.crypto import SecretBox, new_key
 from verifiers.delivery import (
@@ -30,10 +27,9 @@ from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.keyfiles import read_or_create
+from verifiers.service.serving import run_app
 from verifiers.service.stream_view import StreamView
 from verifiers.store import VerifierStore, store_engine
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def utc_now() -> datetime:
@@ -97,19 +93,6 @@ def close_parts(parts: ServiceParts) -> None:
     parts.store.engine.dispose()
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, stopped by SIGHUP too, and without re-raising the signal."""
-
-    @contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        previous = {stop: signal.signal(stop, self.handle_exit) for stop in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for stop, handler in previous.items():
-                signal.signal(stop, handler)
-
-
 def serve(
     config: ServiceConfig,
     *,
@@ -122,31 +105,7 @@ def serve(
     """Serve until stopped by a signal; ``on_ready`` is called once the port is bound;
     ``clock``: the service's time (a benchmark fixes it)."""
     parts = open_parts(config, clock=clock)
-    app = create_app(parts)
-    server = _Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            log_level=log_level,
-            access_log=False,
-            server_header=False,
-            # uvicorn would take X-Forwarded-For from any loopback peer as the client's
-            # address; the rate limiter trusts only RateLimits.trusted_proxies
-            proxy_headers=False,
-        )
-    )
-    if on_ready is not None:
-        original = server.startup
-
-        async def startup(sockets: Any = None) -> None:
-            await original(sockets=sockets)
-            if server.started:
-                on_ready()
-
-        server.startup = startup  # type: ignore[method-assign]
     try:
-        server.run()
+        run_app(create_app(parts), host=host, port=port, log_level=log_level, on_ready=on_ready)
     finally:
         close_parts(parts)
