@@ -67,10 +67,16 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
+JSON_LINES = frozenset({"application/x-ndjson", "application/jsonl", "application/json-seq"})
+"""Media types of JSON lines (what an identity provider's log stream may post in a batch)."""
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
+    return (
+        media == "application/json"
+        or media in JSON_LINES
+        or (media.startswith("application/") and media.endswith("+json"))
     )
 
 
@@ -84,7 +90,8 @@ async def _untold(_scope: Scope, _status: int, _error: str) -> None:
 
 class BodyGuard:
     """Reads a request's body (at most ``max_bytes``) before the app does: larger is 413;
-    a non-empty body that is not ``application/json`` is 415. ``refused`` is told of each."""
+    a non-empty body that is not JSON (``application/json``, ``…+json``, or JSON lines,
+    :data:`JSON_LINES`) is 415. ``refused`` is told of each."""
 
     def __init__(self, app: AsgiApp, *, max_bytes: int, refused: Refusals = _untold) -> None:
         self.app = app
