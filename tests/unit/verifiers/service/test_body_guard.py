@@ -4,6 +4,7 @@ stream may post) passes; anything else is 415 and never reaches the app."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -27,8 +28,8 @@ def through_guard(content_type: str | None, body: bytes = b'{"a": 1}') -> tuple[
     async def receive() -> dict[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     asyncio.run(BodyGuard(app, max_bytes=1024)(scope, receive, send))
     return sent[0]["status"], reached[0] if reached else b""
