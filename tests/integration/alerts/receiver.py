@@ -4,8 +4,10 @@
 Each POST is checked with the verification receivers copy (``alerts.signing.verify``);
 a genuine one is appended to LOG as a JSON line (fsync'd) *before* it is answered, so a
 kill between the two leaves a request the sender retries: a duplicate with the same key.
-``--fail-every N`` answers every N-th request 500 (not recorded); ``--status S`` answers
-every request S (not recorded); a forged or stale request gets 401.
+``--die-after N`` kills the process (``os._exit``) right after recording the N-th
+request, before answering it: a crash mid-request. ``--fail-every N`` answers every N-th
+request 500 (not recorded); ``--status S`` answers every request S (not recorded); a
+forged or stale request gets 401.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--status", type=int, default=200)
     parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--die-after", type=int, default=0)
     args = parser.parse_args()
     secret = args.secret_file.read_bytes().strip()
     lock = threading.Lock()
@@ -55,6 +58,8 @@ def main() -> None:
                         out.write(json.dumps(line) + "\n")
                         out.flush()
                         os.fsync(out.fileno())
+                    if args.die_after and sum(1 for _ in args.log.open()) >= args.die_after:
+                        os._exit(1)  # taken, never answered
             if not genuine:
                 status = 401
             elif failing:

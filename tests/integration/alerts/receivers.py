@@ -59,6 +59,9 @@ class WebhookReceiver:
         except OSError:
             return False
 
+    def died(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
