@@ -234,3 +234,50 @@ def test_500s_are_retried_and_what_cannot_be_delivered_is_dead_lettered(
         else:
             assert value["reason"] == "HTTP 503" and value["attempts"] > 1
     assert by_destination == {"down": ids, "refusing": ids}
+
+
+def test_a_crash_with_a_group_open_loses_none_of_its_count(
+    kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
+) -> None:
+    """The burst's first alert goes at once; the process is killed (SIGKILL) while the
+    group is open; started again, it re-reads from the group's first event (its commit
+    was held there): the first alert comes again with its key, and the summary counts all."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    burst = [risk(subject="bombed", at=now + timedelta(milliseconds=100 * i)) for i in range(30)]
+    secret = tmp_path / "k"
+    secret.write_bytes(b"k")
+    with webhook_receiver(free_port(), tmp_path / "soc.jsonl", secret) as soc:
+        env = _env(
+            kafka_broker,
+            topics,
+            tmp_path,
+            destinations=[
+                {"name": "soc", "kind": "webhook", "url": soc.url, "secret_file": str(secret)}
+            ],
+            min_severity="low",
+            window_s="25",
+        )
+        _produce(kafka_broker.bootstrap, topics.anomalies, burst)
+        with running_worker(env, tmp_path / "alerts-1.log", ALERTS) as process:
+            wait_for(lambda: soc.received(), what="the first alert", timeout=60)
+            time.sleep(2)  # the rest of the burst folded, its offsets past
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        assert [x["body"]["kind"] for x in soc.received()] == ["alert"]
+        assert datetime.now(UTC) < now + timedelta(seconds=25), "the window closed too soon"
+        with running_worker(env, tmp_path / "alerts-2.log", ALERTS) as process:
+            wait_for(
+                lambda: any(x["body"]["kind"] == "summary" for x in soc.received()),
+                what="the summary",
+                timeout=90,
+            )
+            wait_for(lambda: _lag(env, topics, "soc") == 0, what="committed", timeout=60)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+    got = soc.received()
+    first = got[0]["body"]["id"]
+    assert [(x["body"]["id"], x["key"]) for x in got[:2]] == [(first, _key("soc", first))] * 2
+    summary = got[-1]["body"]
+    assert (summary["id"], summary["count"]) == (f"{first}/summary", 30)
