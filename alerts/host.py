@@ -79,9 +79,12 @@ class DestinationPipe:
         self.committed: dict[TopicPartition, int] = {}
         self.sent = 0
         self.dead_lettered = 0
+        self.generation = 0
 
     def reset(self) -> None:
+        """After a new assignment: start afresh from the committed offsets."""
         self.state, self.positions, self.committed = EMPTY, {}, {}
+        self.generation += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         retry = self.config.retry
@@ -134,7 +137,7 @@ class DestinationPipe:
     async def _handle(
         self, fetched: Mapping[TopicPartition, list[Any]], stop: asyncio.Event
     ) -> None:
-        grouping = self.config.grouping
+        grouping, generation = self.config.grouping, self.generation
         state, now_due = fold(self.state, self.arrivals(fetched), grouping)
         state, closed = tick(state, self.clock(), grouping)
         for alert in [*now_due, *closed]:
@@ -153,7 +156,8 @@ class DestinationPipe:
             await self.dead_letter(alert, self.destination, result.outcome, result.attempts)
             self.dead_lettered += 1
         await self._confirm(stop)
-        self.state = state
+        if generation == self.generation:  # else a rebalance came meanwhile: the log again
+            self.state = state
 
     async def _confirm(self, stop: asyncio.Event) -> None:
         attempt = 0
