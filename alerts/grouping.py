@@ -78,7 +78,7 @@ def fold(
                 out += _close(groups, oldest)
             rank = severity_rank(alert.severity)
             groups[alert.group] = Group(
-                first=alert,
+                first=replace(alert, event=None),  # the event itself went with the alert
                 end=alert.time + window,
                 last=alert.time,
                 sent_rank=rank,
