@@ -281,3 +281,45 @@ def test_a_crash_with_a_group_open_loses_none_of_its_count(
     assert [(x["body"]["id"], x["key"]) for x in got[:2]] == [(first, _key("soc", first))] * 2
     summary = got[-1]["body"]
     assert (summary["id"], summary["count"]) == (f"{first}/summary", 30)
+
+
+def test_the_worker_s_lockouts_reach_the_soc_as_they_happen(
+    kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
+) -> None:
+    """End to end: failed sign-ins on the events topic, the worker locks the subjects, the
+    alerts process delivers each lockout (routed by type and severity) to the webhook."""
+    from tests.integration.test_worker import BUSINESS, _failures
+
+    secret = tmp_path / "k"
+    secret.write_bytes(b"k")
+    subjects = ["u-lock-1", "u-lock-2", "u-lock-3"]
+    with webhook_receiver(free_port(), tmp_path / "soc.jsonl", secret) as soc:
+        env = _env(
+            kafka_broker,
+            topics,
+            tmp_path,
+            destinations=[
+                {"name": "soc", "kind": "webhook", "url": soc.url, "secret_file": str(secret)}
+            ],
+            routes=[
+                {"destinations": ["soc"], "types": ["lockout.applied"], "min_severity": "medium"}
+            ],
+            lockouts_by="subject",
+        )
+        with (
+            running_worker(env, tmp_path / "worker.log"),
+            running_worker(env, tmp_path / "alerts.log", ALERTS),
+        ):
+            failures = [e for s in subjects for e in _failures(s, BUSINESS.max_failures)]
+            _produce(kafka_broker.bootstrap, topics.events, failures)
+            wait_for(
+                lambda: {x["body"]["subject"] for x in soc.received()} >= set(subjects),
+                what="a lockout alert for each subject",
+                timeout=180,
+            )
+    got = soc.received()
+    assert {x["body"]["type"] for x in got} == {"lockout.applied"}
+    for line in got:
+        event = line["body"]["event"]
+        assert event["type"] == "lockout.applied" and event["subject"] == line["body"]["subject"]
+        assert line["key"] == _key("soc", event["id"])
