@@ -64,3 +64,28 @@ def test_a_rotated_secret_can_be_checked_among_several_signatures() -> None:
 def test_without_a_secret_nothing_is_signed_but_the_key_is_sent() -> None:
     h = signed_headers(None, BODY, dedup_key="abc", now=NOW)
     assert SIGNATURE_HEADER not in h and h[DEDUP_HEADER] == "abc"
+
+
+def test_the_snippet_in_the_docs_verifies_as_the_shipped_function_does() -> None:
+    """docs/alerts.md's verification, run as a receiver would copy it."""
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "alerts.md").read_text()
+    snippet = re.search(r"```python\n(.*?)```", docs, re.S)
+    assert snippet is not None
+    scope: dict[str, object] = {}
+    exec(compile(snippet.group(1), "docs/alerts.md", "exec"), scope)  # noqa: S102 - our docs
+    copied = scope["verify"]
+    h = _headers()
+    cases = [
+        (BODY, h[TIMESTAMP_HEADER], h[SIGNATURE_HEADER], NOW),
+        (BODY, h[TIMESTAMP_HEADER], "v1=" + "0" * 64, NOW),
+        (BODY + b"x", h[TIMESTAMP_HEADER], h[SIGNATURE_HEADER], NOW),
+        (BODY, h[TIMESTAMP_HEADER], h[SIGNATURE_HEADER], NOW + 301),
+    ]
+    for body, timestamp, sig, now in cases:
+        assert copied(SECRET, body, timestamp, sig, now=now) == verify(  # type: ignore[operator]
+            SECRET, body, timestamp, sig, now=now
+        )
+    assert [copied(SECRET, *c[:3], now=c[3]) for c in cases] == [True, False, False, False]  # type: ignore[operator]
