@@ -191,6 +191,8 @@ class DestinationPipe:
             self.committed.update(offsets)
         except (CommitFailedError, IllegalStateError) as error:
             log.info("alerts %s: commit refused at a rebalance (%s); read again", self.group, error)
+        except KafkaError as error:  # the broker away: committed at the next round
+            log.warning("alerts %s: commit failed (%r); trying again", self.group, error)
 
 
 def kafka_dead_letter(producer: AIOKafkaProducer, topic: str, stop: asyncio.Event) -> DeadLetter:
