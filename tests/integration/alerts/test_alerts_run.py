@@ -323,3 +323,36 @@ def test_the_worker_s_lockouts_reach_the_soc_as_they_happen(
         event = line["body"]["event"]
         assert event["type"] == "lockout.applied" and event["subject"] == line["body"]["subject"]
         assert line["key"] == _key("soc", event["id"])
+
+
+def test_alerts_ride_out_a_broker_outage(
+    kafka_broker: KafkaBroker, topics: TopicSettings, tmp_path: Path
+) -> None:
+    singles, _, _ = _events()
+    secret = tmp_path / "k"
+    secret.write_bytes(b"k")
+    with webhook_receiver(free_port(), tmp_path / "soc.jsonl", secret) as soc:
+        env = _env(
+            kafka_broker,
+            topics,
+            tmp_path,
+            destinations=[
+                {"name": "soc", "kind": "webhook", "url": soc.url, "secret_file": str(secret)}
+            ],
+            min_severity="low",
+        )
+        with running_worker(env, tmp_path / "alerts.log", ALERTS) as process:
+            _produce(kafka_broker.bootstrap, topics.anomalies, singles[:20])
+            wait_for(lambda: len(soc.received()) >= 20, what="the first twenty", timeout=90)
+            with kafka_broker.outage():
+                time.sleep(5)
+                assert process.poll() is None, "the alerts process waits for the broker"
+            _produce(kafka_broker.bootstrap, topics.anomalies, singles[20:])
+            wait_for(
+                lambda: {e.id for e in singles} <= {x["body"]["id"] for x in soc.received()},
+                what="every alert after the outage",
+                timeout=120,
+            )
+            wait_for(lambda: _lag(env, topics, "soc") == 0, what="committed", timeout=120)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
