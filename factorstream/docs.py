@@ -166,6 +166,6 @@ def api_reference() -> dict[Path, str]:
 
 def sources_reference() -> dict[Path, str]:
     """``docs/sources.md``: what each identity provider's log types become."""
-    from sources import auth0
+    from sources.reference import document
 
-    return {SOURCES_REFERENCE: auth0.reference()}
+    return {SOURCES_REFERENCE: document()}

@@ -712,6 +712,108 @@ class AlertSettings(BaseModel):
     )
 
 
+# -- identity providers' logs (sources/) --------------------------------------------------
+
+
+class IdpSettings(BaseModel):
+    """Identity-provider adapters (`factorstream idp`): pollers of Auth0, Okta, Keycloak and
+    Entra ID logs, and their webhook receivers."""
+
+    state_dir: Path | None = Field(
+        None,
+        description="Adapters' configuration, credentials (mode 0600), cursors and unmapped "
+        "records (default: `idp` in data_dir). A poller holds its adapter's lock file here: "
+        "one poller per adapter.",
+    )
+    poll_interval_s: float = Field(
+        30.0, gt=0, description="A poller that has read everything waits this long to poll again."
+    )
+    page_size: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Records asked for per request (capped by each API: Auth0 100, Okta 1000).",
+    )
+    lookback_s: float = Field(
+        86400.0,
+        gt=0,
+        description="Where a new Okta, Keycloak or Entra adapter starts: this long before its "
+        "first poll (a new Auth0 adapter starts at the oldest log retained).",
+    )
+    backoff_initial_s: float = Field(
+        1.0, gt=0, description="First wait after a provider's 5xx or a broker outage …"
+    )
+    backoff_max_s: float = Field(
+        300.0,
+        gt=0,
+        description="… doubling up to this (also the wait after credentials are refused). A "
+        "429 waits what the provider's reset header says instead.",
+    )
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="A provider request that takes longer fails (and is retried)."
+    )
+    token_refresh_margin_s: float = Field(
+        60.0, ge=0, description="An OAuth2 access token is renewed this long before it expires."
+    )
+    webhook_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger webhook bodies are refused (413)."
+    )
+    ingest_batch_size: int = Field(
+        500, ge=1, description="Events `idp ingest` sends per acknowledged batch."
+    )
+
+
+# -- HTTP ingest (sources/) ----------------------------------------------------------------
+
+
+class IngestSettings(BaseModel):
+    """HTTP ingest (`factorstream ingest serve`): CloudEvents over HTTP onto the events topic."""
+
+    host: str = Field("127.0.0.1", description="Interface the ingest binds.")
+    port: int = Field(8071, ge=1, le=65535, description="Port of the ingest.")
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database of ingest credentials (default: SQLite "
+        "`ingest.db` in data_dir). Its own database: an MFA-service credential is not an "
+        "ingest credential.",
+    )
+    events_topic: str | None = Field(
+        None, description="Topic the events go to (default: `topics.events`)."
+    )
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Larger request bodies are refused (413)."
+    )
+    max_batch_events: int = Field(
+        1000, ge=1, description="A batch of more events is refused (413)."
+    )
+    delivery_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a request waits for the broker to acknowledge its events "
+        "before it is answered 503.",
+    )
+    retry_after_s: int = Field(
+        5, ge=1, le=3600, description="`Retry-After` of a 503 while the broker is unreachable."
+    )
+    linger_ms: int = Field(
+        5, ge=0, le=1000, description="How long the producer gathers events into a batch."
+    )
+    signing_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 secret: when set, every request must carry a fresh, "
+        "unused `X-Factorstream-Signature: t=…,v1=…` over its body and CloudEvents headers "
+        "(unset: bearer credentials alone).",
+    )
+    signature_window_s: float = Field(
+        300.0,
+        ge=1,
+        le=3600,
+        description="A signature whose time is further than this from the ingest's clock is "
+        "refused, as is one already accepted within it (a replay).",
+    )
+
+
 class Settings(BaseSettings):
     """factorstream settings. Environment prefix ``FACTORSTREAM_``."""
 
@@ -745,6 +847,8 @@ class Settings(BaseSettings):
     lake: LakeSettings = Field(default_factory=LakeSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    idp: IdpSettings = Field(default_factory=IdpSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def kafka(self) -> KafkaConnection:
@@ -755,11 +859,17 @@ class Settings(BaseSettings):
     def outbox_database_url(self) -> str:
         return self.outbox_url or self.sqlite_url("outbox.db")
 
+    def ingest_database_url(self) -> str:
+        return self.ingest.database_url or self.sqlite_url("ingest.db")
+
     def ledger_database_url(self) -> str:
         return self.ledger.url or self.sqlite_url("ledger.db")
 
     def dashboard_database_url(self) -> str:
         return self.dashboard.users_url or self.sqlite_url("dashboard.db")
+
+    def idp_state_dir(self) -> Path:
+        return self.idp.state_dir or self.data_dir / "idp"
 
     def lake_path(self) -> Path:
         return self.lake.path or self.data_dir / "lake"

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.codec import MAX_EVENT_BYTES
+from schemas.envelope import MAX_EXTENSION_LENGTH, MAX_EXTENSIONS
 from schemas.fields import PERSONAL_MARK
 from schemas.jsonschema import event_schema
 from schemas.registry import EVENT_TYPES, EventType, Producer, personal_paths
@@ -43,8 +44,19 @@ Events larger than {MAX_EVENT_BYTES} bytes are refused.
 | `signature` | control events | base64 Ed25519 signature of the event (see below) |
 | `data` | yes | the typed payload of the type's schema |
 
-Unknown attributes and unknown payload fields are refused: a misspelt field is an error
-(the event goes to the dead-letter topic with the reason), not silently lost evidence.
+**Extension attributes** the contract does not know are **kept**, as CloudEvents expects
+of a consumer: a top-level member whose name is 1–20 lower-case ASCII letters and digits
+(not one of the attributes above, not `extensions`) and whose value is a string of at most
+{MAX_EXTENSION_LENGTH} characters, an integer in −2³¹…2³¹−1 or a boolean; at most
+{MAX_EXTENSIONS} an event; `null` means absent. The worker passes them on unchanged (as
+members in structured mode, `ce_*` headers in binary mode, where every value is a string);
+the ledger's entries and the signed bytes of control events hold them as one object member
+`extensions`. Anything else outside the contract is refused with the reason: another name
+(`Tenant`, `data_base64`: data is JSON), an object, array or fractional value, a 17th
+extension. A misspelt *required* attribute therefore fails as missing (`tennant` is kept,
+`tenant` is missing); a misspelt optional one (`traceparnt`) is kept as an extension.
+Unknown payload fields are refused: a misspelt field in `data` is an error (the event goes
+to the dead-letter topic with the reason), not silently lost evidence.
 Fields marked **personal** are encrypted per subject in the ledger and can be
 crypto-shredded. The JSON Schema of each type is in [`json/`](json/).
 

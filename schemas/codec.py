@@ -4,6 +4,16 @@ Structured mode (what factorstream writes): the whole event is the Kafka value, 
 ``content-type: application/cloudevents+json``. Binary mode (also accepted): attributes
 in ``ce_*`` headers, ``data`` alone in the value. Every failure to decode raises
 :class:`EventDecodeError` naming the offending field; nothing else escapes.
+
+**Extension attributes the contract does not know are kept**, within bounds: a name of
+CloudEvents' form (1–20 lower-case ASCII letters and digits), a value that is a string
+(at most :data:`~schemas.envelope.MAX_EXTENSION_LENGTH` characters), a 32-bit integer or
+a boolean, at most :data:`~schemas.envelope.MAX_EXTENSIONS` of them; ``null`` is an
+absent attribute. They land in :attr:`CloudEvent.extensions` and are written back as
+top-level members (structured) or ``ce_*`` headers (binary), so a worker re-encoding an
+event passes them on. Anything else outside the contract (a misspelt attribute such as
+``tennant``: its name is a valid extension name, so it is *kept* and the required
+``tenant`` is then missing; ``data_base64``; an object value) is still refused.
 """
 
 from __future__ import annotations
@@ -16,7 +26,16 @@ from typing import Any, Final
 
 import msgspec
 
-from schemas.envelope import ATTRIBUTE_PATTERNS, STRUCTURED_CONTENT_TYPE, CloudEvent, Event
+from schemas.envelope import (
+    ATTRIBUTE_PATTERNS,
+    EXTENSION_INT_RANGE,
+    EXTENSION_NAME_PATTERN,
+    MAX_EXTENSION_LENGTH,
+    MAX_EXTENSIONS,
+    STRUCTURED_CONTENT_TYPE,
+    CloudEvent,
+    Event,
+)
 from schemas.errors import EventDecodeError
 from schemas.payloads import Payload
 from schemas.registry import BY_DATASCHEMA, BY_NAME, EventType
@@ -42,13 +61,23 @@ _ATTRIBUTE_RES = {name: re.compile(pattern) for name, pattern in ATTRIBUTE_PATTE
 _ALL_ATTRIBUTES = re.compile(
     "\n".join(pattern.strip("^$") for pattern in ATTRIBUTE_PATTERNS.values()), re.ASCII
 )
+_KNOWN_MEMBERS = frozenset(CloudEvent.__struct_fields__) - {"extensions"}
+_EXTENSION_NAME = re.compile(EXTENSION_NAME_PATTERN, re.ASCII)
+_members_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_UNKNOWN_AT_TOP = re.compile(
+    r"^(?:Object contains unknown field `[^`]*`|.* - at `\$\.extensions(?:[.\[][^`]*)?`)$",
+    re.DOTALL,
+)
 _AT = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"(?:unknown field|required field|Invalid) `(?P<name>[^`]+)`")
 
 
 def encode(event: Event) -> bytes:
-    """The structured-mode Kafka value of ``event``."""
-    return _encoder.encode(event)
+    """The structured-mode Kafka value of ``event`` (extension attributes as members)."""
+    if not event.extensions:
+        return _encoder.encode(event)
+    body = _encoder.encode(msgspec.structs.replace(event, extensions=None))
+    return body[:-1] + b"," + _encoder.encode(event.extensions)[1:]
 
 
 def kafka_key(event: Event) -> bytes:
@@ -63,8 +92,9 @@ def encode_binary(event: Event) -> tuple[list[tuple[str, bytes]], bytes]:
     """Binary mode: ``ce_*`` headers and the bare ``data`` value."""
     attributes = msgspec.to_builtins(event)
     data = attributes.pop("data")
+    attributes.update(attributes.pop("extensions", None) or {})
     headers = [("content-type", attributes.pop("datacontenttype").encode())]
-    headers += [(f"ce_{name}", str(value).encode()) for name, value in attributes.items()]
+    headers += [(f"ce_{name}", _header_text(value)) for name, value in attributes.items()]
     # to_builtins already left out attributes at their default (traceparent None)
     return headers, _encoder.encode(data)
 
@@ -108,6 +138,8 @@ def _decode_in_one_pass(raw: bytes) -> Event | None:
         return None
     if event.dataschema.encode() != dataschema:  # the text found was inside ``data``
         return None
+    if event.extensions is not None:  # a member named ``extensions``: the slow path says why
+        return None
     _check_envelope(event)
     return event
 
@@ -115,13 +147,11 @@ def _decode_in_one_pass(raw: bytes) -> Event | None:
 def _decode_in_two_passes(raw: bytes) -> Event:
     """The envelope first (``data`` kept raw), then ``data`` by the type it names."""
     try:
-        envelope = _envelope_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise _field_error(str(exc), "") from None
-    except msgspec.DecodeError as exc:
-        raise EventDecodeError("event", f"not valid JSON: {exc}") from None
-    except UnicodeDecodeError:
-        raise EventDecodeError("event", "not valid UTF-8") from None
+        envelope: CloudEvent[msgspec.Raw] | None = _strict_envelope(raw)
+    except _UnknownMember:
+        envelope = None
+    if envelope is None or envelope.extensions is not None:
+        envelope = _envelope_with_extensions(raw)
     kind = _check_envelope(envelope)
     try:
         data: Payload = _payload_decoders[kind.dataschema].decode(envelope.data)
@@ -130,6 +160,99 @@ def _decode_in_two_passes(raw: bytes) -> Event:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EventDecodeError("data", f"not valid JSON text: {exc}") from None
     return msgspec.structs.replace(envelope, data=data)  # type: ignore[arg-type]
+
+
+class _UnknownMember(Exception):
+    """The envelope has a top-level member the contract does not name."""
+
+
+def _strict_envelope(raw: bytes) -> CloudEvent[msgspec.Raw]:
+    try:
+        return _envelope_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        if _UNKNOWN_AT_TOP.match(str(exc)):
+            raise _UnknownMember from None
+        raise _field_error(str(exc), "") from None
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError("event", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise EventDecodeError("event", "not valid UTF-8") from None
+
+
+def _envelope_with_extensions(raw: bytes) -> CloudEvent[msgspec.Raw]:
+    """The envelope of an event with members the contract does not name: each must be an
+    extension attribute within bounds (kept), else the event is refused naming it."""
+    try:
+        members = _members_decoder.decode(raw)
+    except msgspec.ValidationError:
+        raise EventDecodeError("event", "an event is a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError("event", f"not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise EventDecodeError("event", "not valid UTF-8") from None
+    known: dict[str, msgspec.Raw] = {}
+    extensions: dict[str, str | int | bool] = {}
+    for name, value in members.items():
+        if name in _KNOWN_MEMBERS:
+            known[name] = value
+            continue
+        kept = _extension(name, value)
+        if kept is not None:
+            extensions[name] = kept
+    if len(extensions) > MAX_EXTENSIONS:
+        raise EventDecodeError(
+            "event",
+            f"{len(extensions)} extension attributes the contract does not know; at most "
+            f"{MAX_EXTENSIONS} are kept",
+        )
+    try:
+        envelope = _strict_envelope(_encoder.encode(known))
+    except _UnknownMember:  # pragma: no cover - every member left is a known one
+        raise EventDecodeError("event", "unknown attribute") from None
+    return msgspec.structs.replace(envelope, extensions=extensions or None)
+
+
+def _extension(name: str, raw: msgspec.Raw) -> str | int | bool | None:
+    """The value of extension attribute ``name`` (``None``: JSON null, absent), or
+    :class:`EventDecodeError` saying why it is not one."""
+    if name == "data_base64":
+        raise EventDecodeError(
+            name, "binary data is not accepted: data is a JSON object of the type's schema"
+        )
+    if name == "extensions" or not _EXTENSION_NAME.fullmatch(name):
+        printable = name.isprintable() and 0 < len(name) <= 64
+        raise EventDecodeError(
+            name if printable else "event",
+            f"{name[:64]!r} is not an attribute of the contract, nor an extension attribute it "
+            "keeps (a name of 1-20 lower-case letters and digits, not 'extensions')",
+        )
+    value = msgspec.json.decode(raw)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        low, high = EXTENSION_INT_RANGE
+        if not low <= value <= high:
+            raise EventDecodeError(name, f"integer {value} is outside CloudEvents' 32-bit range")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_EXTENSION_LENGTH:
+            raise EventDecodeError(
+                name, f"extension value of {len(value)} characters exceeds {MAX_EXTENSION_LENGTH}"
+            )
+        return value
+    raise EventDecodeError(
+        name,
+        f"an extension attribute is a string, an integer or a boolean, not {type(value).__name__}",
+    )
+
+
+def _header_text(value: object) -> bytes:
+    """An attribute's value as a binary-mode header (CloudEvents' canonical string form)."""
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    return str(value).encode()
 
 
 def _check_envelope(envelope: CloudEvent[Any]) -> EventType:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Final, Generic, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -95,6 +95,33 @@ Signature = Annotated[
 ]
 
 
+EXTENSION_NAME_PATTERN: Final = r"^[a-z0-9]{1,20}$"
+"""An extension attribute's name: CloudEvents 1.0 §3.1.1 (lower-case ASCII letters and
+digits; 20 characters, which the spec recommends, is the limit here)."""
+MAX_EXTENSIONS: Final = 16
+"""At most this many extension attributes the contract does not know are kept per event."""
+MAX_EXTENSION_LENGTH: Final = 256
+"""The longest string value of such an attribute (characters)."""
+EXTENSION_INT_RANGE: Final = (-(2**31), 2**31 - 1)
+"""CloudEvents' Integer type: 32-bit signed."""
+
+ExtensionName = Annotated[str, msgspec.Meta(pattern=EXTENSION_NAME_PATTERN)]
+ExtensionValue = (
+    Annotated[str, msgspec.Meta(max_length=MAX_EXTENSION_LENGTH)]
+    | Annotated[int, msgspec.Meta(ge=EXTENSION_INT_RANGE[0], le=EXTENSION_INT_RANGE[1])]
+    | bool
+)
+Extensions = Annotated[
+    dict[ExtensionName, ExtensionValue],
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_EXTENSIONS,
+        description="Extension attributes the contract does not know, kept as sent (see "
+        "schemas/README.md). On the wire they are top-level members of the event.",
+    ),
+]
+
+
 class CloudEvent(
     msgspec.Struct,
     Generic[D],
@@ -123,6 +150,11 @@ class CloudEvent(
     """Control events (:mod:`schemas.signing`): id of the key that signed the event."""
     signature: Signature | None = None
     """Control events: Ed25519 signature (base64) of the event, see :mod:`schemas.signing`."""
+    extensions: Extensions | None = None
+    """Extension attributes the contract does not know, by name (``None``: none). On the
+    wire (:mod:`schemas.codec`) each is a top-level member like any attribute; in the
+    canonical forms made from this struct (the ledger's entries, the signed bytes of
+    control events) they are the one member ``extensions``, an object."""
 
 
 Event = CloudEvent[Payload]

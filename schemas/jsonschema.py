@@ -19,7 +19,12 @@ from typing import Any
 
 import msgspec
 
-from schemas.envelope import CloudEvent
+from schemas.envelope import (
+    EXTENSION_INT_RANGE,
+    MAX_EXTENSION_LENGTH,
+    MAX_EXTENSIONS,
+    CloudEvent,
+)
 from schemas.errors import BreakingSchemaChange
 from schemas.registry import EVENT_TYPES, EventType
 
@@ -36,6 +41,8 @@ def event_schema(kind: EventType) -> Schema:
     root = defs.pop(body["$ref"].rsplit("/", 1)[-1])
     root["properties"]["type"] = {"const": kind.name}
     root["properties"]["dataschema"] = {"const": kind.dataschema}
+    root["properties"].pop("extensions")
+    root["patternProperties"] = {_extension_pattern(root["properties"]): EXTENSION_VALUE}
     return {
         "$schema": DIALECT,
         "$id": kind.dataschema,
@@ -44,6 +51,24 @@ def event_schema(kind: EventType) -> Schema:
         **{k: v for k, v in root.items() if k not in ("title", "description")},
         "$defs": dict(sorted(defs.items())),
     }
+
+
+EXTENSION_VALUE: Schema = {
+    "description": f"An extension attribute the contract does not know, kept as sent (at "
+    f"most {MAX_EXTENSIONS} an event; JSON null: absent).",
+    "anyOf": [
+        {"type": "string", "maxLength": MAX_EXTENSION_LENGTH},
+        {"type": "integer", "minimum": EXTENSION_INT_RANGE[0], "maximum": EXTENSION_INT_RANGE[1]},
+        {"type": "boolean"},
+        {"type": "null"},
+    ],
+}
+
+
+def _extension_pattern(known: Mapping[str, Any]) -> str:
+    """Names of extension attributes: CloudEvents' form, none of the contract's own."""
+    names = "|".join(sorted({*known, "extensions"}))
+    return rf"^(?!(?:{names})$)[a-z0-9]{{1,20}}$"
 
 
 def generate() -> dict[str, Schema]:

@@ -288,6 +288,45 @@ class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
     request_id: Identifier | None = None
 
 
+# -- the MFA service ---------------------------------------------------------------------
+
+
+class RequestRefused(Activity, frozen=True, kw_only=True):
+    """The MFA service refused a request outside any ceremony: before one began (malformed,
+    unauthenticated, oversized, unknown subject, a factor the tier does not accept, a lock
+    or IP block the stream applied) or instead of one. A ceremony's own refusals are its own
+    events (``mfa.verification.failed``, …). No lockout or detection counts it."""
+
+    status: Annotated[int, msgspec.Meta(ge=400, le=499)]
+    error: Reason
+    operation: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=256,
+            description="Method and route template, e.g. POST /v1/subjects/{subject}/totp/verify.",
+        ),
+    ]
+    service_client: Identifier | None = None
+    """The service client whose credential the request carried (none when it had no valid one)."""
+    named_subject: (
+        Annotated[
+            str,
+            personal("The subject the request named, when no such subject exists.", max_length=128),
+        ]
+        | None
+    ) = None
+    caller_ip: (
+        Annotated[
+            str,
+            personal("The address the request came from (a back end's, or not).", max_length=45),
+        ]
+        | None
+    ) = None
+
+    def __post_init__(self) -> None:
+        check_ip("caller_ip", self.caller_ip)
+
+
 # -- reported by identity providers ------------------------------------------------------
 
 

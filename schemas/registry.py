@@ -239,6 +239,12 @@ EVENT_TYPES: tuple[EventType, ...] = (
         auth0=_code("mfar"),
     ),
     EventType(
+        "service.request.refused",
+        p.RequestRefused,
+        "The MFA service refused a request outside any ceremony.",
+        ocsf=Ocsf(6003, "API Activity", 99, "Other"),
+    ),
+    EventType(
         "idp.lock.reported",
         p.IdpLockReported,
         "An identity provider locked a subject, factor or IP.",

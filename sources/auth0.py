@@ -16,45 +16,41 @@ same record polled twice or delivered twice is the same event; time is the recor
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import msgspec
-
-from schemas import Event, decode, encode, new_event, uuid7
+from schemas import Event
 from schemas import payloads as p
-from schemas.errors import SchemaError
-from schemas.fields import Channel, Client, Factor, Geo, Outcome
+from schemas.fields import Channel, Client, Factor, LockoutScope, Outcome
 from schemas.registry import BY_NAME, BY_PAYLOAD
-from sources.reading import (
-    country_code,
-    degrees,
-    ip_address,
-    name,
-    obj,
-    text,
-    token,
-    utc_time,
+from sources.events import (
+    UNKNOWN_SUBJECT,
+    FactorAndChannel,
+    IdpSource,
+    MappedRecord,
+    RecordOrigin,
+    client,
+    event_id,
+    geo,
+    not_mapped,
+    not_mapped_rows,
+    to_event,
 )
+from sources.reading import ip_address, name, obj, text, token, utc_time
 from sources.unmapped import Unmapped
 
 PROVIDER: Final = "auth0"
-UNKNOWN_SUBJECT: Final = "unknown"
-"""The subject of a failed login whose name matched no account."""
+__all__ = ["UNKNOWN_SUBJECT", "Auth0Source", "event_id", "map_log", "map_record", "map_records"]
 
 
 @dataclass(frozen=True)
-class Auth0Source:
-    """The adapter's configuration: whose logs these are and where they come from."""
-
-    tenant: str
-    """Our tenant id the events are filed under (Auth0 never decides it)."""
-    source: str
-    """The events' ``source``, e.g. ``https://acme.eu.auth0.com/`` (the Auth0 tenant)."""
+class Auth0Source(IdpSource):
+    """The adapter's configuration: our tenant the events are filed under (Auth0 never
+    decides it) and their ``source``, e.g. ``https://acme.eu.auth0.com/`` (the Auth0
+    tenant; ids derive from it)."""
 
 
 @dataclass(frozen=True)
@@ -88,12 +84,16 @@ class Auth0Log:
     def subject_known(self) -> bool:
         return self.subject != UNKNOWN_SUBJECT
 
+    @property
+    def origin(self) -> RecordOrigin:
+        return RecordOrigin(PROVIDER, self.log_id, self.type)
+
 
 PayloadMaker = Callable[[Auth0Log], p.Payload]
 
 # -- vocabulary --------------------------------------------------------------------------
 
-AUTHENTICATOR_TYPES: Final[Mapping[str, tuple[Factor, Channel | None]]] = {
+AUTHENTICATOR_TYPES: Final[Mapping[str, FactorAndChannel]] = {
     "otp": (Factor.TOTP, Channel.AUTHENTICATOR_APP),
     "totp": (Factor.TOTP, Channel.AUTHENTICATOR_APP),
     "sms": (Factor.SMS, Channel.SMS),
@@ -239,6 +239,30 @@ def _login(outcome: Outcome, reason: str | None) -> PayloadMaker:
     return make
 
 
+def _lock(scope: LockoutScope, reason: str) -> PayloadMaker:
+    """Auth0's brute-force and rate-limit blocks, as Auth0 says them: no failure count and no
+    end (Auth0 gives neither); a factor block names the factor Auth0 names, else ``unknown``."""
+
+    def make(log: Auth0Log) -> p.Payload:
+        return p.IdpLockReported(
+            provider=PROVIDER,
+            scope=scope,
+            reason=reason,
+            factor=log.factor if scope is LockoutScope.FACTOR else None,
+            ip=ip_address(log.record.get("ip")) if scope is LockoutScope.IP else None,
+            detail=text(log.record.get("description"), 1024),
+            **log.context,
+        )
+
+    return make
+
+
+def _unblocked(log: Auth0Log) -> p.Payload:
+    return p.IdpUnlockReported(
+        provider=PROVIDER, scope=LockoutScope.SUBJECT, reason="user_block_released", **log.context
+    )
+
+
 LOG_TYPES: Final[Mapping[str, PayloadMaker]] = {
     "gd_start_enroll": _enrollment_started,
     "gd_enrollment_complete": _enrollment_completed,
@@ -256,20 +280,28 @@ LOG_TYPES: Final[Mapping[str, PayloadMaker]] = {
     "mfar": _mfa_required,
     "s": _login(Outcome.SUCCESS, None),
     **{code: _login(Outcome.FAILURE, reason) for code, reason in LOGIN_FAILURES.items()},
+    "limit_wc": _lock(LockoutScope.IP, "blocked_account"),
+    "limit_mu": _lock(LockoutScope.IP, "blocked_ip_address"),
+    "limit_sul": _lock(LockoutScope.SUBJECT, "blocked_user"),
+    "gd_otp_rate_limit_exceed": _lock(LockoutScope.FACTOR, "too_many_failures"),
+    "ublkdu": _unblocked,
 }
-"""Auth0 log type → the payload it becomes (the event type follows from the payload)."""
+"""Auth0 log type → the payload it becomes (the event type follows from the payload).
+
+Blocks and unblocks are the provider's own reports (``idp.lock.reported`` /
+``idp.unlock.reported``): ``limit_wc`` blocks an IP for one account (scope ip, the subject
+is the account), ``limit_mu`` an IP for every account (scope ip), ``limit_sul`` a user
+(scope subject), ``gd_otp_rate_limit_exceed`` a user's OTP factor (scope factor: the factor
+Auth0 names in ``details.authenticator``, else ``unknown``, the contract's word for a factor
+the source does not name), ``ublkdu`` releases the user's blocks (scope subject)."""
+
+SUBJECT_OPTIONAL: Final = frozenset({*LOGIN_FAILURES, "limit_wc", "limit_mu"})
+"""Log types whose subject is :data:`UNKNOWN_SUBJECT` when the record names no user: failed
+logins of names that match no account, and IP blocks (``limit_mu`` concerns many accounts)."""
 
 CONTRACT_GAPS: Final[Mapping[str, str]] = {
     "gd_recovery_succeed": "mfa.recovery.succeeded requires codes_remaining; Auth0 does not "
     "say how many recovery codes are left",
-    "gd_otp_rate_limit_exceed": "a factor lock is lockout.applied, which only the pipeline "
-    "derives, and it requires the failure count Auth0 does not give",
-    "limit_wc": "an IP blocked for one account is lockout.applied (scope ip), which only the "
-    "pipeline derives, and it requires the failure count Auth0 does not give",
-    "limit_sul": "a blocked user is lockout.applied (scope subject), which only the pipeline "
-    "derives, and it requires the failure count Auth0 does not give",
-    "limit_mu": "a blocked IP is ip.block.applied, which only the pipeline derives, and it "
-    "requires blocked_until and counts Auth0 does not give",
     "pwd_leak": "Auth0 does not say whether the login with a breached password was refused "
     "or only noted (it depends on the tenant's settings)",
 }
@@ -303,7 +335,8 @@ def map_log(record: Any, source: Auth0Source) -> Event | Unmapped:
         return _unmapped(log_id, None, "missing_type", "no type (the Auth0 log event code)")
     make = LOG_TYPES.get(log_type)
     if make is None:
-        return _not_mapped(log_id, log_type)
+        origin = RecordOrigin(PROVIDER, log_id, log_type)
+        return not_mapped(origin, CONTRACT_GAPS, NO_CONTRACT_TYPE, "not an MFA-related log type")
     time = utc_time(record.get("date"))
     if time is None:
         return _unmapped(log_id, log_type, "invalid_date", "date is not an ISO 8601 time")
@@ -312,38 +345,23 @@ def map_log(record: Any, source: Auth0Source) -> Event | Unmapped:
         return _unmapped(log_id, log_type, "missing_subject", "no usable user_id")
     details = obj(record.get("details"))
     log = Auth0Log(log_id, log_type, time, subject, record, details)
-    return _event(log, make, source)
+    return to_event(
+        log.origin,
+        source,
+        lambda: make(log),
+        subject=log.subject,
+        correlation=_correlation(log),
+        time=log.time,
+    )
 
 
-def event_id(source: str, log_id: str, time: datetime) -> str:
-    """The event id of a log record: a UUIDv7 at ``time`` whose random bits are a hash of
-    the source and the log id, so a record polled or delivered again has the same id."""
-    digest = hashlib.sha256(f"{source}|{log_id}".encode()).digest()
-    return uuid7(time, random_bits=int.from_bytes(digest[:10], "big") >> 6)
+map_record = map_log
+"""The name every provider module shares: one record, one event or :class:`Unmapped`."""
 
 
-def _event(log: Auth0Log, make: PayloadMaker, source: Auth0Source) -> Event | Unmapped:
-    try:
-        event = new_event(
-            make(log),
-            source=source.source,
-            tenant=source.tenant,
-            subject=log.subject,
-            correlationid=_correlation(log),
-            now=log.time,
-            event_id=event_id(source.source, log.log_id, log.time),
-        )
-        return decode(encode(event))
-    except (SchemaError, ValueError, TypeError, OverflowError, msgspec.MsgspecError) as exc:
-        return _unmapped(log.log_id, log.type, "invalid_record", str(exc)[:1024])
-
-
-def _not_mapped(log_id: str, log_type: str) -> Unmapped:
-    if log_type in CONTRACT_GAPS:
-        return _unmapped(log_id, log_type, "contract_gap", CONTRACT_GAPS[log_type])
-    if log_type in NO_CONTRACT_TYPE:
-        return _unmapped(log_id, log_type, "no_contract_type", NO_CONTRACT_TYPE[log_type])
-    return _unmapped(log_id, log_type, "not_mfa", "not an MFA-related log type")
+def map_records(record: Any, source: Auth0Source) -> list[MappedRecord]:
+    """Every event one record becomes: for Auth0 always exactly one result."""
+    return [map_log(record, source)]
 
 
 def _unmapped(log_id: str | None, log_type: str | None, reason: str, detail: str) -> Unmapped:
@@ -357,7 +375,7 @@ _REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 def _subject(record: Mapping[str, Any], log_type: str) -> str | None:
     user_id = token(record.get("user_id"))
-    if user_id is None and log_type in LOGIN_FAILURES:
+    if user_id is None and log_type in SUBJECT_OPTIONAL:
         return UNKNOWN_SUBJECT
     return user_id
 
@@ -403,67 +421,52 @@ def _failure_reason(details: Mapping[str, Any], default: str) -> str:
 
 
 def _client(record: Mapping[str, Any]) -> Client | None:
-    ip = ip_address(record.get("ip"))
-    user_agent = text(record.get("user_agent"), 1024)
-    geo = _geo(obj(record.get("location_info")))
-    if ip is None and user_agent is None and geo is None:
-        return None
-    return Client(ip=ip, user_agent=user_agent, geo=geo)
-
-
-def _geo(location: Mapping[str, Any]) -> Geo | None:
-    """Auth0's ``location_info`` (country_code, city_name, latitude, longitude)."""
-    geo = Geo(
-        country=country_code(location.get("country_code")),
-        city=name(location.get("city_name")),
-        latitude=degrees(location.get("latitude"), 90),
-        longitude=degrees(location.get("longitude"), 180),
-        source=PROVIDER,
+    """The request context; ``location_info`` (country_code, city_name, latitude, longitude)."""
+    location = obj(record.get("location_info"))
+    place = geo(
+        PROVIDER,
+        country=location.get("country_code"),
+        city=location.get("city_name"),
+        latitude=location.get("latitude"),
+        longitude=location.get("longitude"),
     )
-    return geo if (geo.country, geo.city, geo.latitude, geo.longitude) != (None,) * 4 else None
+    return client(record.get("ip"), record.get("user_agent"), place)
 
 
 # -- the reference ------------------------------------------------------------------------
 
+_STUB_RECORD: Final = {"ip": "192.0.2.1"}  # an IP lock names the IP
+
 
 def event_type_of(log_type: str) -> str:
     """The event type a mapped log type becomes (the payload its maker builds decides)."""
-    stub = Auth0Log(log_type, log_type, datetime(2000, 1, 1, tzinfo=UTC), "s", {}, {})
+    stub = Auth0Log(log_type, log_type, datetime(2000, 1, 1, tzinfo=UTC), "s", _STUB_RECORD, {})
     return BY_PAYLOAD[type(LOG_TYPES[log_type](stub))].name
 
 
 def reference() -> str:
-    """``docs/sources.md``: every Auth0 log type mapped, and the MFA ones that are not."""
+    """The Auth0 part of ``docs/sources.md``: every log type mapped, the MFA ones that are not."""
     lines = [
-        "# Sources: identity providers' logs",
+        "## Auth0",
         "",
-        "<!-- Generated by `factorstream docs` from sources/auth0.py; do not edit. -->",
-        "",
-        "`factorstream idp map auth0 FILE --tenant T --source URI` shows what a file of Auth0",
-        "log records (one JSON object a line) becomes, without sending anything. Event ids",
-        "derive from the source and Auth0's log id (the same record twice is the same event);",
-        "time is the record's `date`. The factor is `unknown` unless the record names the",
-        "authenticator (`details.authenticator.type`); a failed login with no account has the",
-        f"subject `{UNKNOWN_SUBJECT}` and keeps the name typed in `attempted_name` (personal).",
-        "",
-        "## Auth0: mapped",
+        "Records: the Management API's log objects (`GET /api/v2/logs`) or Log Streams webhook",
+        "items. Event ids derive from the source and Auth0's `log_id`; time is the record's",
+        "`date`. The factor is `unknown` unless the record names the authenticator",
+        "(`details.authenticator.type`). Blocks are Auth0's own reports: `limit_wc` blocks an IP",
+        "for one account, `limit_mu` an IP, `limit_sul` a user, `gd_otp_rate_limit_exceed` a",
+        "user's OTP factor (`unknown` unless named), `ublkdu` releases a user's blocks.",
         "",
         "| Auth0 log type | event |",
         "|---|---|",
         *(f"| `{code}` | `{event_type_of(code)}` |" for code in sorted(LOG_TYPES)),
         "",
-        "## Auth0: MFA-related, not mapped (yet)",
+        "MFA-related, not mapped (yet):",
         "",
-        "| Auth0 log type | reason | why |",
-        "|---|---|---|",
-        *(f"| `{code}` | `contract_gap` | {why} |" for code, why in sorted(CONTRACT_GAPS.items())),
-        *(
-            f"| `{code}` | `no_contract_type` | {why} |"
-            for code, why in sorted(NO_CONTRACT_TYPE.items())
-        ),
+        *not_mapped_rows("Auth0 log type", CONTRACT_GAPS, NO_CONTRACT_TYPE),
         "",
         "Every other log type is `not_mfa`. A record without a log id, a type, a `date` with",
-        "an offset or (except failed logins) a `user_id` is unmapped with that reason.",
+        "an offset or (except failed logins and IP blocks) a `user_id` is unmapped with that",
+        "reason.",
         "",
     ]
     return "\n".join(lines)

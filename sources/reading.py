@@ -71,3 +71,20 @@ def degrees(value: Any, limit: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if -limit <= value <= limit else None
+
+
+_CAMEL_WORD = re.compile(r"([a-z0-9])([A-Z])")
+_ACRONYM_WORD = re.compile(r"([A-Z]+)([A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\-.:/]+")
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def reason_code(value: Any) -> str | None:
+    """A provider's code as the contract's snake_case reason: ``INVALID_CREDENTIALS`` →
+    ``invalid_credentials``, ``anonymizedIPAddress`` → ``anonymized_ip_address``,
+    ``user_not_found`` as it is; ``None`` for anything that does not become one."""
+    if not isinstance(value, str) or len(value) > 64:
+        return None
+    words = _ACRONYM_WORD.sub(r"\1_\2", _CAMEL_WORD.sub(r"\1_\2", value))
+    code = _SEPARATORS.sub("_", words.strip()).lower()
+    return code if _REASON.fullmatch(code) else None

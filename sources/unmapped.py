@@ -11,9 +11,11 @@ class Unmapped:
 
     ``reason`` is machine-readable (snake_case): ``not_mfa`` (a type outside MFA),
     ``no_contract_type`` / ``contract_gap`` (MFA, but the contract cannot say it without
-    inventing what the provider does not say), or a defect of the record itself
-    (``not_an_object``, ``missing_log_id``, ``invalid_date``, ``missing_subject``,
-    ``invalid_record``). ``detail`` says it for people.
+    inventing what the provider does not say), ``outcome_not_mapped`` (a mapped type with an
+    outcome that becomes no event), ``batch`` (a delivery of several records: each is mapped
+    on its own), or a defect of the record itself (``not_an_object``, ``missing_log_id`` /
+    ``missing_record_id``, ``missing_type``, ``invalid_date``, ``missing_status``,
+    ``missing_subject``, ``invalid_record``). ``detail`` says it for people.
     """
 
     provider: str

@@ -140,6 +140,13 @@ PAYLOADS: dict[str, p.Payload] = {
         justification="Lost phone; temporary access pass for re-enrollment.",
         scope="enroll",
     ),
+    "service.request.refused": p.RequestRefused(
+        status=400,
+        error="malformed_json",
+        operation="POST /v1/subjects/{subject}/totp/verify",
+        service_client="c-7f3a",
+        caller_ip="192.0.2.10",
+    ),
     "idp.lock.reported": p.IdpLockReported(
         provider="okta",
         scope=LockoutScope.SUBJECT,
@@ -148,7 +155,7 @@ PAYLOADS: dict[str, p.Payload] = {
         client=CLIENT,
     ),
     "idp.unlock.reported": p.IdpUnlockReported(
-        provider="okta", scope=LockoutScope.IP, ip="198.51.100.23", reason="unlocked"
+        provider="okta", scope=LockoutScope.IP, ip="198.51.100.23", reason="unlocked", client=CLIENT
     ),
     "idp.risk.reported": p.IdpRiskReported(
         provider="entra",

@@ -29,6 +29,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "relay": "factorstream.cli.relay:relay",
     "replay": "factorstream.cli.replay:replay",
     "idp": "factorstream.cli.idp:app",
+    "ingest": "factorstream.cli.ingest:app",
     "docs": "factorstream.cli.docs:docs",
     "worker": "factorstream.cli.worker:worker",
     "sink": "factorstream.cli.worker:sink",

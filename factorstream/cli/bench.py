@@ -51,6 +51,23 @@ def publish(
 
 
 @app.command()
+def ingest(
+    ctx: typer.Context,
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    bootstrap: str | None = typer.Option(
+        None, help="Broker to use; default: start a private local broker for the run."
+    ),
+) -> None:
+    """HTTP batch ingest events/s, 202 on acknowledgement, vs a bare aiokafka producer
+    sending the same bytes (goal ≥ 0.5×); each adapter's mapping rate."""
+    from factorstream.bench import ingest as ingest_bench
+
+    results = ingest_bench.run(settings=settings_of(ctx), quick=quick, bootstrap=bootstrap)
+    show_all(results, as_json=as_json)
+
+
+@app.command()
 def verifiers(
     quick: bool = Quick,
     as_json: bool = AsJson,
@@ -151,6 +168,7 @@ BENCHES = (
     "codec",
     "folds",
     "publish",
+    "ingest",
     "verifiers",
     "service",
     "ledger",
@@ -194,6 +212,7 @@ def all_benches(
     figures go to a JSON file, which the README's benchmark table is written from."""
     from factorstream.bench import analytics as analytics_bench
     from factorstream.bench import folds as folds_bench
+    from factorstream.bench import ingest as ingest_bench
     from factorstream.bench import ledger as ledger_bench
     from factorstream.bench import pipeline as pipeline_bench
     from factorstream.bench import publish as publish_bench
@@ -222,6 +241,9 @@ def all_benches(
                     settings=on_broker, quick=quick, bootstrap=on_broker.kafka_bootstrap
                 )
             ],
+            "ingest": lambda: ingest_bench.run(
+                settings=on_broker, quick=quick, bootstrap=on_broker.kafka_bootstrap
+            ),
             "verifiers": lambda: verifiers_bench.run(quick=quick, postgres_url=postgres),
             "service": lambda: service_bench.run(quick=quick, postgres_url=postgres),
             "ledger": lambda: ledger_bench.run(quick=quick, postgres_url=postgres),

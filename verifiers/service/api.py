@@ -64,6 +64,7 @@ from verifiers.service.models import (
 from verifiers.service.ratelimit import RateLimited
 from verifiers.service.routing import IdPath, RouteKit, SubjectPath
 from verifiers.service.stream_view import StreamView, enforce
+from verifiers.service.trail import RefusalTrail
 from verifiers.store import Request as CeremonyRequest
 from verifiers.store import Verdict, VerifierStore
 
@@ -106,7 +107,8 @@ def create_app(parts: ServiceParts) -> Any:
         redoc_url=None,
         responses=ERRORS,
     )
-    _install_error_handlers(app)
+    trail = RefusalTrail(parts.store, parts.clients, parts.clock, routes=lambda: app.router.routes)
+    _install_error_handlers(app, trail)
     bearer = HTTPBearer(auto_error=False, description="A service client credential")
 
     async def caller(
@@ -300,9 +302,8 @@ def create_app(parts: ServiceParts) -> Any:
     for family in (webauthn_routes, otp_routes, push_routes):
         family.register(app, kit)
     add_assess_route(app, parts, caller)
-    return RateLimited(
-        BodyGuard(app, max_bytes=parts.config.max_body_bytes), parts.config.rate_limits
-    )
+    guarded = BodyGuard(app, max_bytes=parts.config.max_body_bytes, refused=trail.record)
+    return RateLimited(guarded, parts.config.rate_limits)
 
 
 def _unknown_subject() -> ServiceRefusal:
@@ -317,14 +318,19 @@ def _accepted(verdict: Verdict) -> None:
         return
     reason = verdict.reason or "refused"
     extra = {"locked_until": verdict.locked_until.isoformat()} if verdict.locked_until else {}
+    recorded = verdict.event is not None  # the ceremony's own event says it
     if reason == "locked_out":
-        raise ServiceRefusal(LOCKED, reason, "the subject or factor is locked", extra=extra)
+        raise ServiceRefusal(
+            LOCKED, reason, "the subject or factor is locked", extra=extra, recorded=recorded
+        )
     if reason in NOT_FOUND_REASONS:
-        raise ServiceRefusal(404, reason, "the subject has no such factor enrolled")
-    raise ServiceRefusal(REFUSED, reason, "the factor was refused", extra=extra)
+        raise ServiceRefusal(
+            404, reason, "the subject has no such factor enrolled", recorded=recorded
+        )
+    raise ServiceRefusal(REFUSED, reason, "the factor was refused", extra=extra, recorded=recorded)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, trail: RefusalTrail) -> None:
     def respond(status: int, error: str, detail: str, **extra: Any) -> Response:
         headers = extra.pop("headers", None)
         return Response(
@@ -334,24 +340,29 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=headers,
         )
 
-    async def refused(_request: Request, exc: Exception) -> Response:
+    async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceRefusal)  # noqa: S101 - registered for this type
+        if not exc.recorded:
+            await trail.record(request.scope, exc.status, exc.error)
         return respond(exc.status, exc.error, exc.detail, headers=exc.headers, **exc.extra)
 
-    async def invalid(_request: Request, exc: Exception) -> Response:
+    async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
+            await trail.record(request.scope, 400, "malformed_json")
             return respond(400, "malformed_json", "the request body is not valid JSON")
         detail = "; ".join(
             f"{'.'.join(str(part) for part in p.get('loc', ()))}: {p.get('msg')}" for p in problems
         )
+        await trail.record(request.scope, 422, "invalid_request")
         return respond(422, "invalid_request", detail)
 
-    async def http_error(_request: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)  # noqa: S101
         status = exc.status_code
         error = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        await trail.record(request.scope, status, error)
         return respond(status, error, str(exc.detail), headers=exc.headers)
 
     async def unexpected(_request: Request, _exc: Exception) -> Response:

@@ -32,13 +32,17 @@ class ServiceRefusal(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        recorded: bool = False,
     ) -> None:
+        """``recorded``: a ceremony already wrote the refusal's event (the refusal trail,
+        :mod:`verifiers.service.trail`, records the others)."""
         super().__init__(detail)
         self.status = status
         self.error = error
         self.detail = detail
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+        self.recorded = recorded
 
 
 def problem(status: int, error: str, detail: str, **extra: Any) -> bytes:
@@ -70,13 +74,22 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+Refusals = Callable[[Scope, int, str], Awaitable[None]]
+"""Told of each refusal a guard answers itself: (scope, status, error)."""
+
+
+async def _untold(_scope: Scope, _status: int, _error: str) -> None:
+    return None
+
+
 class BodyGuard:
     """Reads a request's body (at most ``max_bytes``) before the app does: larger is 413;
-    a non-empty body that is not ``application/json`` is 415."""
+    a non-empty body that is not ``application/json`` is 415. ``refused`` is told of each."""
 
-    def __init__(self, app: AsgiApp, *, max_bytes: int) -> None:
+    def __init__(self, app: AsgiApp, *, max_bytes: int, refused: Refusals = _untold) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.refused = refused
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,7 +98,7 @@ class BodyGuard:
         headers = {k.lower(): v.decode("latin-1") for k, v in scope.get("headers", ())}
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._too_large(send)
+            await self._too_large(scope, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -96,7 +109,7 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -109,6 +122,7 @@ class BodyGuard:
                 "unsupported_media_type",
                 "request bodies are JSON: send Content-Type: application/json",
             )
+            await self.refused(scope, 415, "unsupported_media_type")
             return
         delivered = False
 
@@ -121,7 +135,8 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
+    async def _too_large(self, scope: Scope, send: Send) -> None:
         await send_problem(
             send, 413, "body_too_large", f"request bodies are at most {self.max_bytes} bytes"
         )
+        await self.refused(scope, 413, "body_too_large")

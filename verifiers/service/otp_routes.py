@@ -53,7 +53,12 @@ def register(app: FastAPI, kit: RouteKit) -> None:
 
     def accepted(verdict: Verdict) -> None:
         if not verdict.accepted and verdict.reason in NOT_FOUND:
-            raise ServiceRefusal(404, verdict.reason, "no such enrollment or code was sent")
+            raise ServiceRefusal(
+                404,
+                verdict.reason,
+                "no such enrollment or code was sent",
+                recorded=verdict.event is not None,
+            )
         kit.accepted(verdict)
 
     @app.post(f"{PREFIX}/enrollments", status_code=201, tags=["sms, voice, e-mail"])
@@ -143,6 +148,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
 
 def _send_refused(result: otp.SendResult) -> None:
     reason = result.reason or "refused"
+    recorded = bool(result.events)  # the library's own events say it
     headers = {"Retry-After": str(result.retry_after)} if result.retry_after is not None else {}
     extra: dict[str, object] = (
         {"retry_after": result.retry_after} if result.retry_after is not None else {}
@@ -151,14 +157,28 @@ def _send_refused(result: otp.SendResult) -> None:
         extra["locked_until"] = result.locked_until.isoformat()
     if reason in TOO_SOON:
         raise ServiceRefusal(
-            429, reason, "too soon or too often: ask again later", headers=headers, extra=extra
+            429,
+            reason,
+            "too soon or too often: ask again later",
+            headers=headers,
+            extra=extra,
+            recorded=recorded,
         )
     if reason == "locked_out":
         raise ServiceRefusal(
-            423, reason, "the subject or factor is locked", headers=headers, extra=extra
+            423,
+            reason,
+            "the subject or factor is locked",
+            headers=headers,
+            extra=extra,
+            recorded=recorded,
         )
     if reason in NOT_FOUND:
-        raise ServiceRefusal(404, reason, "the subject has no such destination enrolled")
+        raise ServiceRefusal(
+            404, reason, "the subject has no such destination enrolled", recorded=recorded
+        )
     if reason == "delivery_failed":
-        raise ServiceRefusal(502, reason, "no delivery provider accepted the message")
-    raise ServiceRefusal(403, reason, "no code was sent")
+        raise ServiceRefusal(
+            502, reason, "no delivery provider accepted the message", recorded=recorded
+        )
+    raise ServiceRefusal(403, reason, "no code was sent", recorded=recorded)

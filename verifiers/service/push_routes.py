@@ -59,10 +59,13 @@ def register(app: FastAPI, kit: RouteKit) -> None:
 
     def accepted(verdict: Verdict) -> None:
         reason = verdict.reason or "refused"
+        recorded = verdict.event is not None  # the ceremony's own event says it
         if not verdict.accepted and reason in CONFLICT:
-            raise ServiceRefusal(409, reason, "this challenge was already answered")
+            raise ServiceRefusal(
+                409, reason, "this challenge was already answered", recorded=recorded
+            )
         if not verdict.accepted and reason in NOT_FOUND:
-            raise ServiceRefusal(404, reason, "no such push challenge or device")
+            raise ServiceRefusal(404, reason, "no such push challenge or device", recorded=recorded)
         kit.accepted(verdict)
 
     @app.post(f"{PREFIX}/enrollments", status_code=201, tags=["push"])

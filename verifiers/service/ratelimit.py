@@ -95,8 +95,13 @@ def ip_bucket(address: str) -> str:
     return str(ip)
 
 
+CALLER_IP = "factorstream.caller_ip"
+"""Key in the ASGI scope's ``state`` where :class:`RateLimited` leaves the caller's IP."""
+
+
 class RateLimited:
-    """The app behind per-IP and per-client token buckets (ASGI)."""
+    """The app behind per-IP and per-client token buckets (ASGI); the caller's IP is left
+    in the scope's ``state`` under :data:`CALLER_IP` for the app."""
 
     def __init__(
         self, app: AsgiApp, limits: RateLimits, *, clock: Callable[[], float] = time.monotonic
@@ -122,6 +127,7 @@ class RateLimited:
             forwarded.decode("latin-1") if forwarded is not None else None,
             self.trusted,
         )
+        scope.setdefault("state", {})[CALLER_IP] = ip
         now = self.clock()
         wait = self.by_ip.take(ip_bucket(ip), now)
         kind = "ip"

@@ -66,3 +66,57 @@ def test_write_mapped_counts_by_outcome() -> None:
     counts = write_mapped(lines, lambda record: map_log(record, source), out, err)
     assert counts == {"mapped": 2, "unmapped (not_mfa)": 1}
     assert len(out.getvalue().splitlines()) == 2 and len(err.getvalue().splitlines()) == 1
+
+
+# Microsoft Graph's sign-in sample (api-reference/beta/api/signin-list.md), trimmed, with
+# a declined Authenticator notification after a correct password and a high risk rating
+ENTRA_SIGN_IN = {
+    "id": "1691d37b-8579-43a7-966a-0f35583c1300",
+    "createdDateTime": "2021-06-30T16:34:32Z",
+    "userId": "26be570a-1111-5555-b4e2-a37c6808512d",
+    "ipAddress": "131.107.159.37",
+    "status": {"errorCode": 500121},
+    "riskLevelDuringSignIn": "high",
+    "riskEventTypes_v2": ["unlikelyTravel"],
+    "authenticationDetails": [
+        {"authenticationMethod": "Password", "succeeded": True,
+         "authenticationStepRequirement": "Primary authentication"},
+        {"authenticationMethod": "Mobile app notification", "succeeded": False,
+         "authenticationStepResultDetail": "MFA denied; user declined the authentication",
+         "authenticationStepRequirement": "Multifactor authentication"},
+    ],
+}  # fmt: skip
+
+
+def test_a_record_of_several_events_prints_each(tmp_path: Path) -> None:
+    path = _file(tmp_path, [json.dumps(ENTRA_SIGN_IN)])
+    args = ["--tenant", "acme", "--source", "https://login.microsoftonline.com/contoso"]
+    result = CliRunner().invoke(app, ["idp", "map", "entra", str(path), *args])
+    assert result.exit_code == 0, result.output
+    events = [decode(line) for line in result.stdout.splitlines()]
+    assert [event.type for event in events] == [
+        "auth.login.attempted",
+        "mfa.push.rejected",
+        "idp.risk.reported",
+    ]
+    assert result.stderr.splitlines()[-1] == "entra: 3 mapped"
+
+
+def test_okta_and_keycloak_records_are_mapped_by_their_adapters(tmp_path: Path) -> None:
+    # Okta's Event Hooks guide's sample LogEvent (user.session.start), and a Keycloak
+    # EventRepresentation of a LOGIN
+    okta_event = {
+        "uuid": "f790999f-fe87-467a-9880-6982a583986c",
+        "eventType": "user.session.start",
+        "published": "2018-03-28T22:23:07.777Z",
+        "outcome": {"result": "SUCCESS"},
+        "actor": {"id": "00u1qw6mqitPHM8AJ0g7", "type": "User"},
+    }
+    keycloak_event = {"id": "k-1", "time": 1705314600000, "type": "LOGIN", "userId": "u-1"}
+    for provider, record in (("okta", okta_event), ("keycloak", keycloak_event)):
+        path = _file(tmp_path, [json.dumps(record)])
+        result = CliRunner().invoke(app, ["idp", "map", provider, str(path), *ARGS])
+        assert result.exit_code == 0, result.output
+        assert [decode(line).type for line in result.stdout.splitlines()] == [
+            "auth.login.attempted"
+        ]

@@ -394,7 +394,7 @@ def test_a_revoked_credential_is_refused_within_the_cache_bound(
     assert CACHE_SECONDS <= 5
 
 
-def test_verifying_an_unknown_subject_is_404_and_leaves_no_trace(service: Service) -> None:
+def test_verifying_an_unknown_subject_is_404_and_becomes_no_subject(service: Service) -> None:
     token = service.client("acme")
     codes = service.call("POST", "/v1/subjects/bob/recovery-codes", token=token)
     assert codes.status == 201
@@ -414,7 +414,14 @@ def test_verifying_an_unknown_subject_is_404_and_leaves_no_trace(service: Servic
     # a subject with something enrolled but no TOTP is known: its own 404, recorded
     assert only_codes.status == 404 and only_codes.json["error"] == "not_enrolled"
     recorded = events(service)[len(before) :]
-    assert [e["subject"] for e in recorded] == ["bob"]
+    refusals = [e for e in recorded if e["type"] == "service.request.refused"]
+    assert [e["subject"] for e in recorded if e not in refusals] == ["bob"]
+    # the trail shows the refusals, filed under no subject of their own: a made-up name
+    # becomes no subject of the pipeline
+    assert len(refusals) == 12
+    assert {(e["subject"], e["data"]["error"], e["data"]["named_subject"]) for e in refusals} == {
+        ("unknown", "unknown_subject", "nobody")
+    }
     with service.parts.store.engine.connect() as connection:
         states = connection.execute(sa.select(lockout_states.c.subject)).scalars().all()
     assert "nobody" not in states
