@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -599,6 +599,119 @@ class ServiceSettings(BaseModel):
     )
 
 
+# -- alerts to the SOC (alerts/) -------------------------------------------------------------
+
+
+class AlertDestinationSettings(BaseModel):
+    """One place alerts go (an item of `alerts.destinations`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Its name in routes, logs, the consumer group and the dedup keys.",
+    )
+    kind: Literal["webhook", "slack", "syslog"] = Field(
+        ..., description="`webhook` (HTTPS POST of JSON), `slack` (incoming webhook) or `syslog`."
+    )
+    url: str | None = Field(None, description="webhook, slack: the URL POSTed to.")
+    secret_file: Path | None = Field(
+        None,
+        description="webhook: a file holding the HMAC-SHA256 secret that signs each request "
+        "(docs/alerts.md); unset: unsigned.",
+    )
+    format: Literal["alert", "ocsf"] = Field(
+        "alert",
+        description="webhook, syslog: `alert` (our JSON, or text in syslog) or `ocsf` (OCSF 1.1).",
+    )
+    host: str | None = Field(None, description="syslog: the collector's host.")
+    port: int = Field(514, ge=1, le=65535, description="syslog: the collector's port.")
+    transport: Literal["udp", "tcp"] = Field(
+        "udp", description="syslog: `udp` (RFC 5426) or `tcp` (octet-counted, RFC 6587)."
+    )
+    facility: int = Field(10, ge=0, le=23, description="syslog: facility (10 authpriv).")
+    hostname: str = Field("-", description="syslog: the HOSTNAME field of the messages.")
+    timeout_s: float = Field(10.0, gt=0, description="One attempt's connect and answer time.")
+
+
+class AlertRouteSettings(BaseModel):
+    """Which alerts go where (an item of `alerts.routes`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    destinations: list[str] = Field(..., min_length=1, description="Destination names.")
+    tenants: list[str] | None = Field(None, description="Only these tenants (unset: all).")
+    types: list[Literal["risk.detected", "lockout.applied", "ip.block.applied"]] | None = Field(
+        None, description="Only these event types (unset: the three)."
+    )
+    detections: list[str] | None = Field(
+        None, description="risk.detected: only these detections (unset: all)."
+    )
+    min_severity: Literal["none", "low", "medium", "high", "critical"] = Field(
+        "low", description="At least this severity."
+    )
+
+
+class AlertSettings(BaseModel):
+    """Alerts to the SOC (`factorstream alerts run`, docs/alerts.md): detections, lockouts
+    and IP blocks to webhooks, Slack and syslog, grouped, retried, dead-lettered."""
+
+    destinations: list[AlertDestinationSettings] = Field(
+        default_factory=list,
+        description='Where alerts go, as JSON: `[{"name": "soc", "kind": "webhook", '
+        '"url": "https://…", "secret_file": "/etc/fs/soc.key"}, {"name": '
+        '"siem", "kind": "syslog", "host": "siem", "transport": "tcp"}]`.',
+    )
+    routes: list[AlertRouteSettings] = Field(
+        default_factory=list,
+        description='Which alerts go where, as JSON: `[{"destinations": ["slack"], '
+        '"tenants": ["acme"], "types": ["risk.detected"], "min_severity": '
+        '"high"}]`; a destination takes an alert any of its routes matches. Empty: every '
+        "destination takes every alert of `min_severity` or above.",
+    )
+    min_severity: Literal["none", "low", "medium", "high", "critical"] = Field(
+        "medium",
+        description="Without routes: the least severity alerted. Lockouts are medium (a "
+        "factor's low, permanent high), IP blocks medium, detections their own.",
+    )
+    window_s: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Grouping: alerts of one tenant, type, detection and key (subject or IP) "
+        "this soon after the first are counted, not sent; a summary with the count follows at "
+        "the window's end. Commits wait for open groups, so a restart re-reads at most this "
+        "much (re-sent alerts keep their dedup keys).",
+    )
+    max_groups: int = Field(
+        10_000, ge=1, description="Grouping: open groups at most (the oldest closes early)."
+    )
+    lockouts_by: Literal["tenant", "subject"] = Field(
+        "tenant",
+        description="Grouping of subject and factor lockouts: `tenant` (a spray locking many "
+        "subjects is one alert) or `subject`.",
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="First wait after a failed attempt.")
+    retry_max_s: float = Field(60.0, gt=0, description="Longest wait between attempts.")
+    give_up_after_s: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86400,
+        description="A destination failing this long (down, 5xx) has the alert in hand "
+        "dead-lettered and moves on; until then it waits and holds its commits, so a receiver "
+        "down for less gets everything once back. A permanent refusal (4xx but 408/425/429) "
+        "is dead-lettered at once.",
+    )
+    dead_letter_topic: str = Field(
+        "mfa.alerts.dlq",
+        description="Alerts no destination took: key = dedup key, value = destination, reason, "
+        "attempts and the alert.",
+    )
+
+
 # -- identity providers' logs (sources/) --------------------------------------------------
 
 
@@ -736,6 +849,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     idp: IdpSettings = Field(default_factory=IdpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of the project uses (``kafka_bootstrap`` with

@@ -33,6 +33,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "docs": "factorstream.cli.docs:docs",
     "worker": "factorstream.cli.worker:worker",
     "sink": "factorstream.cli.worker:sink",
+    "alerts": "factorstream.cli.alerts:app",
     "dashboard": "factorstream.cli.dashboard:dashboard",
     "simulate": "factorstream.cli.simulate:simulate",
     "sql": "factorstream.cli.sql:sql",
