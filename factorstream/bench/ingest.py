@@ -11,34 +11,42 @@ identity providers' mapping rates.
   values, keys, headers) with the same producer settings (idempotent, ``acks=all``, same
   linger) to a topic of the same partitions on the same broker, every acknowledgement
   awaited. Rounds alternate, the best of each is kept. Goal: HTTP ≥ 0.5× bare.
-* **Mapping rates** (a slot per adapter): records/s of each provider's pure mapping
-  function over synthetic records of its log format (Auth0 today: ``sources.auth0.map_log``);
-  the other adapters add theirs to :data:`MAPPERS`.
+* **Mapping rates** (one per adapter of :data:`MAPPERS`: Auth0, Okta, Keycloak, Entra ID):
+  records/s of each provider's pure ``map_records`` over synthetic records of its log format
+  in an MFA-heavy mix (:mod:`factorstream.bench.idp_records`), and the events they became
+  per record (an Entra ID sign-in is several), beside ``json.loads`` of the same records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import multiprocessing
 import os
-import random
 import socket
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import synthetic_events
+from factorstream.bench.idp_records import (
+    auth0_records,
+    entra_records,
+    keycloak_records,
+    okta_records,
+)
 from factorstream.localkafka import ensure_topics, free_port
 from factorstream.settings import Settings
 from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
-from schemas.envelope import CloudEvent
+from sources.unmapped import Unmapped
 from verifiers.kafka_connection import aiokafka_config
 
 CLIENTS = 4
@@ -242,97 +250,83 @@ async def _post_all(
 
 # -- mapping rates -------------------------------------------------------------------------
 
-Mapper = Callable[[Any], object]
+
+@dataclass(frozen=True)
+class MappingBench:
+    """An adapter's place in the mapping rates: the ``source`` its events get and a maker
+    of ``n`` synthetic records of its log format. The function measured and its config
+    class are the adapter's own, from the registry ``idp poll`` and ``idp ingest`` map
+    through (:data:`factorstream.idp_config.MAPPINGS`)."""
+
+    source: str
+    records: Callable[[int], list[dict[str, Any]]]
 
 
-def _auth0() -> tuple[Mapper, Callable[[int], list[dict[str, Any]]]]:
-    from sources.auth0 import Auth0Source, map_log
-
-    source = Auth0Source(tenant="acme", source="https://acme.eu.auth0.com/")
-    return (lambda record: map_log(record, source)), auth0_records
-
-
-MAPPERS: dict[str, Callable[[], tuple[Mapper, Callable[[int], list[dict[str, Any]]]]]] = {
-    "auth0": _auth0,
+MAPPERS: dict[str, MappingBench] = {
+    "auth0": MappingBench("https://acme.eu.auth0.com/", auth0_records),
+    "okta": MappingBench("https://acme.okta.com/", okta_records),
+    "keycloak": MappingBench("https://sso.acme.example/realms/acme", keycloak_records),
+    "entra": MappingBench(
+        "https://login.microsoftonline.com/99081087-73c4-48d1-a112-f60ff75114f7", entra_records
+    ),
 }
-"""Each adapter: its mapping function and a maker of ``n`` synthetic records of its format.
-The Okta, Keycloak and Entra ID adapters register here."""
+"""Each adapter measured, by provider name (every provider of ``MAPPINGS``)."""
 
-_AUTH0_TYPES = (
-    ("gd_auth_succeed", 30),
-    ("gd_auth_failed", 10),
-    ("gd_start_auth", 20),
-    ("gd_send_sms", 8),
-    ("gd_send_email", 4),
-    ("s", 40),
-    ("f", 6),
-    ("fp", 4),
-    ("mfar", 10),
-    ("gd_enrollment_complete", 2),
-    ("limit_wc", 1),
-    ("sapi", 3),  # not MFA: unmapped, counted
+MappingFunction = Callable[[Any, Any], Sequence[Event | Unmapped]]
+
+EVENTS_COUNTED = (
+    "events produced, counted (an Entra ID sign-in becomes several: the sign-in, each MFA "
+    "step, a risk verdict), not records that mapped"
 )
 
 
-def auth0_records(count: int, *, seed: int = 11) -> list[dict[str, Any]]:
-    """``count`` Auth0 log records (Management API / Log Streams shape) of an MFA mix."""
-    rng = random.Random(seed)
-    kinds = [kind for kind, _ in _AUTH0_TYPES]
-    weights = [weight for _, weight in _AUTH0_TYPES]
-    moment = datetime(2026, 11, 1, tzinfo=UTC)
-    records = []
-    for index in range(count):
-        moment += timedelta(milliseconds=rng.randint(1, 900))
-        kind = rng.choices(kinds, weights)[0]
-        details: dict[str, Any] = {}
-        if kind.startswith("gd_"):
-            details = {
-                "authenticator": {"id": f"sms|dev_{index % 97}", "type": "sms"},
-                "enrollment": {"_id": f"dev_{index % 97}", "user_id": f"auth0|{index % 500}"},
-            }
-        records.append(
-            {
-                "log_id": f"9002023013120150972346{index:016d}",
-                "date": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "type": kind,
-                "user_id": f"auth0|{index % 500}",
-                "user_name": f"user{index % 500}@example.com",
-                "client_id": "AbC12345dEf67890gHi12345",
-                "client_name": "My Application",
-                "ip": f"192.0.2.{index % 250 + 1}",
-                "user_agent": "Chrome 120.0.0 / Mac OS X 10.15.7",
-                "connection": "Username-Password-Authentication",
-                "details": details,
-            }
-        )
-    return records
+def mapping_of(provider: str, source: str) -> tuple[MappingFunction, Any]:
+    """The adapter's mapping function (``map_records``) and its config for ``source``."""
+    from factorstream.idp_config import MAPPINGS
+
+    entry = MAPPINGS[provider]
+    module = importlib.import_module(entry.module)
+    function: MappingFunction = getattr(module, entry.function)
+    return function, getattr(module, entry.config)(tenant="acme", source=source)
 
 
-def mapping_rates(count: int) -> BenchResult:
-    """Records/s of each adapter's mapping function; the baseline is ``json.loads`` of the
-    same records (what reading them costs at least)."""
+def mapping_rates(count: int, adapters: Mapping[str, MappingBench] = MAPPERS) -> BenchResult:
+    """Records/s of each adapter's mapping function (``map_records``, what polling,
+    webhooks and backfills run) over ``count`` records of its format, and the events
+    they became per record; the baseline is ``json.loads`` of the same records (what
+    reading them costs at least), every adapter's together, each one's in the notes."""
     import json
 
     measured: list[Measurement] = []
-    loads_rate = 0.0
-    notes: dict[str, str] = {}
-    for name, make in MAPPERS.items():
-        mapper, records_of = make()
-        records = records_of(count)
+    loads_seconds = 0.0
+    notes = {"events per record": EVENTS_COUNTED}
+    for name, adapter in adapters.items():
+        function, config = mapping_of(name, adapter.source)
+        records = adapter.records(count)
         lines = [json.dumps(record) for record in records]
         started = time.perf_counter()
         for line in lines:
             json.loads(line)
-        loads_rate = max(loads_rate, count / (time.perf_counter() - started))
+        loads = time.perf_counter() - started
+        loads_seconds += loads
         started = time.perf_counter()
-        results = [mapper(record) for record in records]
-        rate = count / (time.perf_counter() - started)
-        events = sum(1 for result in results if isinstance(result, CloudEvent))
-        measured.append(Measurement(f"{name} mapping (map_log)", rate, 1, count))
-        notes[name] = f"{events:,} of {count:,} records became events, the rest unmapped"
+        results = [function(record, config) for record in records]
+        seconds = time.perf_counter() - started
+        mapped = [result for each in results for result in each]
+        unmapped = sum(1 for result in mapped if isinstance(result, Unmapped))
+        events = len(mapped) - unmapped
+        label = f"{name} mapping ({function.__module__}.{function.__qualname__})"
+        measured.append(Measurement(label, count / seconds, 1, count))
+        notes[name] = (
+            f"{events / count:.2f} events per record ({events:,} from {count:,} records, "
+            f"{unmapped:,} unmapped); json.loads {count / loads:,.0f} records/s"
+        )
+    total = count * len(adapters)
     return BenchResult(
         bench="ingest-mapping",
-        baseline=Measurement("json.loads of the same records", loads_rate, 1, count),
+        baseline=Measurement(
+            "json.loads of the same records (every adapter's)", total / loads_seconds, 1, total
+        ),
         contenders=measured,
         unit="records/s",
         goal_ratio=0.0,
