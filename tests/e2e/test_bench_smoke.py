@@ -53,6 +53,8 @@ def test_bench_all_quick_writes_every_figure(
         "codec",
         "folds",
         "publish",
+        "ingest-http-batch",
+        "ingest-mapping",
         "verifiers-totp-sqlite",
         "verifiers-totp-postgresql",
         "verifiers-webauthn-sqlite",
