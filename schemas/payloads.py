@@ -291,7 +291,7 @@ class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
 # -- the MFA service ---------------------------------------------------------------------
 
 
-class RequestRefused(Activity, frozen=True, kw_only=True):
+class ServiceRequestRefused(Activity, frozen=True, kw_only=True):
     """The MFA service refused a request outside any ceremony: before one began (malformed,
     unauthenticated, oversized, unknown subject, a factor the tier does not accept, a lock
     or IP block the stream applied) or instead of one. A ceremony's own refusals are its own

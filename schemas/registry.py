@@ -240,7 +240,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     ),
     EventType(
         "service.request.refused",
-        p.RequestRefused,
+        p.ServiceRequestRefused,
         "The MFA service refused a request outside any ceremony.",
         ocsf=Ocsf(6003, "API Activity", 99, "Other"),
     ),

@@ -140,7 +140,7 @@ PAYLOADS: dict[str, p.Payload] = {
         justification="Lost phone; temporary access pass for re-enrollment.",
         scope="enroll",
     ),
-    "service.request.refused": p.RequestRefused(
+    "service.request.refused": p.ServiceRequestRefused(
         status=400,
         error="malformed_json",
         operation="POST /v1/subjects/{subject}/totp/verify",

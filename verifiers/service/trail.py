@@ -112,7 +112,7 @@ class RefusalTrail:
         named = None
         if error == UNKNOWN_SUBJECT_ERROR:  # no such person: no event of its own
             subject, named = None, subject
-        refused = p.RequestRefused(
+        refused = p.ServiceRequestRefused(
             status=status,
             error=error if _REASON.fullmatch(error) else "refused",
             operation=f"{scope.get('method', '?')} {template}"[:256],
