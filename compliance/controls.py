@@ -282,7 +282,8 @@ def erasures(evidence: Evidence) -> ControlResult:
             data = item.data
             detail = (
                 f"erased at {item.event['time']} on request of {data.get('requested_by')} "
-                f"({data.get('reason')}{', ticket ' + str(data['ticket']) if data.get('ticket') else ''})"
+                f"({data.get('reason')}"
+                + (f", ticket {data['ticket']})" if data.get("ticket") else ")")
             )
             rows.append(_row(item, evidence, "record", detail))
     return ControlResult(

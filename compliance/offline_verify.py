@@ -206,6 +206,11 @@ def check_rows(
         for column, proven in claims.items():
             if row[column] != proven:
                 raise PackRefused(f"{where}: {column} {row[column]!r} is not the proven {proven!r}")
+        if event.get("type") == "auth.login.attempted":  # a sign-in: ok means a proven MFA step
+            if (event.get("data") or {}).get("outcome") != "success":
+                raise PackRefused(f"{where}: the proven event is not a successful sign-in")
+            if (row["finding"] == "ok") != bool(row["related_event_id"]):
+                raise PackRefused(f"{where}: a sign-in is ok only with a proven MFA step")
         if row["related_event_id"]:
             related = check_proof(pack, row["related_proof"], row["related_event_id"], checkpoints)
             used.add(row["related_proof"])

@@ -15,7 +15,8 @@ ROWS_SHOWN: Final = 200
 _STYLE: Final = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#1d2430}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-top:1px solid #ccd;padding-top:1rem}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #dde;padding:.2rem .4rem;
+table{border-collapse:collapse;width:100%;margin:.5rem 0}
+td,th{border:1px solid #dde;padding:.2rem .4rem;
 text-align:left;vertical-align:top}th{background:#f1f3f7}code{font-size:12px}
 .met{color:#116329;font-weight:600}.not-met{color:#b3261e;font-weight:600}
 .informational{color:#3b4a66;font-weight:600}.exception{background:#fdecea}.erased{color:#6b6f80}
@@ -32,14 +33,16 @@ def _row_html(row: EvidenceRow, proof_of: Callable[[str], str]) -> str:
     cells = "".join(
         _cell(v) for v in (row.finding, row.time, row.type, row.tenant, subject, row.detail)
     )
-    proof = f'<td><a href="{escape(proof_of(row.event_id))}"><code>{escape(row.event_id)}</code></a></td>'
+    link = escape(proof_of(row.event_id))
+    proof = f'<td><a href="{link}"><code>{escape(row.event_id)}</code></a></td>'
     return f'<tr class="{css}">{cells}{proof}</tr>'
 
 
 def _control_html(control: ControlResult, proof_of: Callable[[str], str]) -> str:
     status = escape(control.status)
     head = (
-        f'<h2 id="{escape(control.control)}">{escape(control.control)} — {escape(control.title)}</h2>'
+        f'<h2 id="{escape(control.control)}">'
+        f"{escape(control.control)} — {escape(control.title)}</h2>"
         f"<p><b>Question.</b> {escape(control.question)}</p>"
         f"<p><b>Answer.</b> {escape(control.answer)}</p>"
         f'<p><b>Status:</b> <span class="{status.replace(" ", "-")}">{status}</span>; '
@@ -75,7 +78,8 @@ def render_report(
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Evidence pack {escape(str(header['framework']).upper())} {escape(period['label'])}"
         f"</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Evidence pack: {escape(str(header['framework']).upper())}, {escape(period['label'])}</h1>"
+        f"<h1>Evidence pack: {escape(str(header['framework']).upper())}, "
+        f"{escape(period['label'])}</h1>"
         f"<p>Period {escape(period['since'])} to {escape(period['until'])} (end excluded); tenant "
         f"{escape(str(header['tenant'] or 'all'))}; generated {escape(header['generated_at'])}.</p>"
         "<table><tr><th>control</th><th>title</th><th>status</th><th>exceptions</th>"

@@ -35,10 +35,13 @@ def _period(period: str | None, since: str | None, until: str | None) -> Period:
         raise fail(str(error)) from None
 
 
+PackDirectory = typer.Option(..., "--output", "-o", help="A new directory for the pack.")
+
+
 def evidence(
     ctx: typer.Context,
     framework: str = typer.Argument(..., help="soc2, hipaa or gdpr."),
-    output: Path = typer.Option(..., "--output", "-o", help="A new directory for the pack."),
+    output: Path = PackDirectory,
     period: str | None = typer.Option(None, help="2026-Q3, 2026-11 or 2026 (UTC)."),
     since: str | None = typer.Option(None, help="Start, inclusive (ISO 8601, UTC if bare)."),
     until: str | None = typer.Option(None, help="End, exclusive (ISO 8601, UTC if bare)."),

@@ -115,8 +115,9 @@ def cryptography_only_python(root: Path) -> Path:
     from importlib.metadata import version
 
     wheels, venv = root / "wheels", root / "venv"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", f"cryptography=={version('cryptography')}",
-                    "-d", str(wheels)], check=True)  # fmt: skip
+    pinned = f"cryptography=={version('cryptography')}"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", pinned, "-d", str(wheels)],
+                   check=True)  # fmt: skip
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
