@@ -123,7 +123,7 @@ def check_checkpoint(checkpoint: dict[str, Any], keys: dict[str, Ed25519PublicKe
 
 
 def check_manifest(pack: Path) -> dict[str, Any]:
-    manifest = json.loads((pack / "manifest.json").read_text("utf-8"))
+    manifest: dict[str, Any] = json.loads((pack / "manifest.json").read_text("utf-8"))
     listed: dict[str, str] = manifest["files"]
     present = {
         p.relative_to(pack).as_posix()
@@ -156,7 +156,7 @@ def check_proof(
     if proof.get("kind") != "inclusion" or proof.get("event_id") != event_id:
         raise PackRefused(f"{name} is not the inclusion proof of event {event_id}")
     checkpoint = proof.get("checkpoint") or {}
-    signed = checkpoints.get(checkpoint.get("tree_size"))
+    signed = checkpoints.get(int(checkpoint.get("tree_size", -1)))
     fields = ("log_id", "tree_size", "root_hash", "time", "key_id", "signature")
     if signed is None or any(signed.get(f) != checkpoint.get(f) for f in fields):
         raise PackRefused(f"{name} is against a checkpoint that is not among the pack's")
@@ -168,7 +168,9 @@ def check_proof(
     root = root_from_inclusion(leaf, int(proof["leaf_index"]), int(signed["tree_size"]), path)
     if root.hex() != signed["root_hash"]:
         raise PackRefused(f"{name}: the inclusion path does not lead to the checkpoint's root")
-    stored: dict[str, Any] = json.loads(entry)
+    stored = json.loads(entry)
+    if not isinstance(stored, dict) or not isinstance(stored.get("event"), dict):
+        raise PackRefused(f"{name}: the proven entry is not a ledger entry")
     if stored.get("seq") != proof["leaf_index"] or stored["event"].get("id") != event_id:
         raise PackRefused(f"{name}: the proven entry is not event {event_id} at its position")
     return stored

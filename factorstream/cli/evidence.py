@@ -53,7 +53,7 @@ def evidence(
     """Build an evidence pack: controls answered, every row proven, a verify.py inside."""
     if framework not in FRAMEWORKS:
         raise fail(f"framework must be one of {', '.join(FRAMEWORKS)}, not {framework!r}")
-    chosen: Framework = framework  # type: ignore[assignment]
+    chosen: Framework = framework
     window = _period(period, since, until)
     now = datetime.now(UTC)
     ledger = ledger_of(ctx, sign=True)  # signs a covering checkpoint; never unseals

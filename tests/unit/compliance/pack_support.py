@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from audit.ledger import Ledger
 from schemas import Event, new_event
@@ -41,7 +42,7 @@ class Scenario:
     def sign_in(
         self, subject: str, login: str, *, tier: PolicyTier, mfa: bool, role: str = ""
     ) -> None:
-        ctx = {"policy_tier": tier, "client": CLIENT, "application": "payroll"}
+        ctx: dict[str, Any] = {"policy_tier": tier, "client": CLIENT, "application": "payroll"}
         self.add(
             p.MfaRequired(required=True, role=role or None, risk_level=RiskLevel.LOW, **ctx),
             subject,
