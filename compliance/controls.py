@@ -21,9 +21,26 @@ from analytics.columns import PHISHING_RESISTANT, PRIVILEGED_ROLES, SUCCESS_TYPE
 from schemas.registry import BY_NAME, personal_paths
 
 Status = Literal["met", "not met", "informational"]
+Finding = Literal["ok", "refused", "exception", "record"]
+"""``ok``: the control holds for this event; ``refused``: a sign-in whose MFA step was
+required and not passed (access refused, MFA enforced); ``exception``: the control does
+not hold; ``record``: an event the control reports."""
 Framework = Literal["soc2", "hipaa", "gdpr"]
 FRAMEWORKS: Final[tuple[Framework, ...]] = ("soc2", "hipaa", "gdpr")
 
+MFA_STEP_TYPES: Final = frozenset(
+    {
+        "mfa.challenge.issued",
+        "mfa.challenge.sent",
+        "mfa.challenge.delivery_failed",
+        "mfa.verification.failed",
+        "mfa.push.rejected",
+        "mfa.push.expired",
+        "mfa.push.reported_fraud",
+        "mfa.recovery.failed",
+    }
+)
+"""An MFA step that did not pass: the sign-in was challenged, not let through."""
 ERASURE_TYPE: Final = "privacy.subject.erased"
 LOGIN_TYPE: Final = "auth.login.attempted"
 
@@ -38,7 +55,7 @@ class EvidenceRow:
     type: str
     tenant: str
     subject: str
-    finding: Literal["ok", "exception", "record"]
+    finding: Finding
     detail: str
     subject_erased: bool = False
     related_event_id: str = ""
@@ -97,7 +114,7 @@ class Evidence:
 def _row(
     item: LedgerEvent,
     evidence: Evidence,
-    finding: Literal["ok", "exception", "record"],
+    finding: Finding,
     detail: str,
     related: str = "",
 ) -> EvidenceRow:
@@ -135,24 +152,40 @@ def _privileged(events: Iterable[LedgerEvent]) -> dict[tuple[str, str], LedgerEv
 def _sign_in_mfa(
     evidence: Evidence, *, only: Callable[[tuple[str, str]], bool]
 ) -> tuple[list[EvidenceRow], int]:
-    """Every successful sign-in of the subjects ``only`` accepts, with the MFA success of
-    the same login transaction (correlation id and subject), or an exception without one."""
+    """Every successful password step of the subjects ``only`` accepts, with the MFA
+    success of the same login transaction (correlation id and subject); else ``refused``
+    with the MFA step that did not pass (MFA was enforced), else an exception."""
     successes: dict[tuple[str, str, str], LedgerEvent] = {}
+    attempts: dict[tuple[str, str, str], LedgerEvent] = {}
     for item in evidence.period:
+        key = (*item.owner, str(item.event.get("correlationid", "")))
         if item.type in SUCCESS_TYPES:
-            key = (*item.owner, str(item.event.get("correlationid", "")))
             successes.setdefault(key, item)
+        elif item.type in MFA_STEP_TYPES:
+            attempts[key] = item  # the last step the transaction reached
     rows: list[EvidenceRow] = []
     for item in evidence.period:
         if item.type != LOGIN_TYPE or item.data.get("outcome") != "success" or not only(item.owner):
             continue
-        mfa = successes.get((*item.owner, str(item.event.get("correlationid", ""))))
-        if mfa is None:
-            rows.append(_row(item, evidence, "exception", "signed in without a completed MFA step"))
+        key = (*item.owner, str(item.event.get("correlationid", "")))
+        mfa, step = successes.get(key), attempts.get(key)
+        if mfa is None and step is not None:
+            detail = f"MFA required and not passed ({step.type}): access refused"
+            rows.append(_row(item, evidence, "refused", detail, step.id))
+        elif mfa is None:
+            rows.append(_row(item, evidence, "exception", "signed in without any MFA step"))
         else:
             factor = mfa.data.get("factor") or mfa.type.split(".")[1]
             rows.append(_row(item, evidence, "ok", f"MFA by {factor} ({mfa.type})", mfa.id))
     return rows, sum(row.finding == "exception" for row in rows)
+
+
+def _sign_in_answer(rows: list[EvidenceRow], what: str) -> str:
+    found = Counter(row.finding for row in rows)
+    return (
+        f"{len(rows)} {what}: {found['ok']} completed MFA, {found['refused']} were refused at "
+        f"the MFA step, {found['exception']} went through without any MFA step."
+    )
 
 
 def _met(exceptions: int) -> Status:
@@ -166,9 +199,9 @@ def mfa_for_privileged(evidence: Evidence) -> ControlResult:
         "CC6.1-mfa",
         "soc2",
         "MFA for every privileged sign-in",
-        "Did every successful sign-in of a privileged account complete multi-factor "
-        "authentication in the same login transaction?",
-        f"{len(rows) - bad} of {len(rows)} privileged sign-ins completed MFA; {bad} did not.",
+        "Did every privileged account's sign-in that passed the password step go through "
+        "multi-factor authentication in the same login transaction?",
+        _sign_in_answer(rows, "privileged sign-ins"),
         _met(bad),
         rows,
     )
@@ -267,9 +300,9 @@ def person_authentication(evidence: Evidence) -> ControlResult:
         "164.312(d)",
         "hipaa",
         "Person or entity authentication",
-        "Was every person who signed in verified with a second factor before access "
-        "(45 CFR §164.312(d))?",
-        f"{len(rows) - bad} of {len(rows)} successful sign-ins completed MFA; {bad} did not.",
+        "Was every person who passed the password step also verified with a second factor "
+        "before access (45 CFR §164.312(d))?",
+        _sign_in_answer(rows, "sign-ins past the password step"),
         _met(bad),
         rows,
     )

@@ -37,6 +37,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 STATEMENT_HEADER = "factorstream-ledger-checkpoint/v1"
 MFA_SUCCESS_TYPES = ("mfa.verification.succeeded", "mfa.push.approved", "mfa.recovery.succeeded")
+MFA_STEP_TYPES = (
+    "mfa.challenge.issued", "mfa.challenge.sent", "mfa.challenge.delivery_failed",
+    "mfa.verification.failed", "mfa.push.rejected", "mfa.push.expired",
+    "mfa.push.reported_fraud", "mfa.recovery.failed",
+)  # fmt: skip
 COLUMNS = (
     "control", "finding", "event_id", "sequence", "time", "type", "tenant", "subject",
     "subject_erased", "detail", "related_event_id", "proof", "related_proof",
@@ -211,15 +216,21 @@ def check_rows(
         if event.get("type") == "auth.login.attempted":  # a sign-in: ok means a proven MFA step
             if (event.get("data") or {}).get("outcome") != "success":
                 raise PackRefused(f"{where}: the proven event is not a successful sign-in")
-            if (row["finding"] == "ok") != bool(row["related_event_id"]):
-                raise PackRefused(f"{where}: a sign-in is ok only with a proven MFA step")
+            if (row["finding"] in ("ok", "refused")) != bool(row["related_event_id"]):
+                raise PackRefused(
+                    f"{where}: a sign-in is ok or refused only with a proven MFA step"
+                )
         if row["related_event_id"]:
             related = check_proof(pack, row["related_proof"], row["related_event_id"], checkpoints)
             used.add(row["related_proof"])
             other = related["event"]
             same = all(other.get(f) == event.get(f) for f in ("tenant", "subject", "correlationid"))
-            if other.get("type") not in MFA_SUCCESS_TYPES or not same:
-                raise PackRefused(f"{where}: the related event is not an MFA success of this login")
+            wanted = MFA_STEP_TYPES if row["finding"] == "refused" else MFA_SUCCESS_TYPES
+            if other.get("type") not in wanted or not same:
+                raise PackRefused(
+                    f"{where}: the related event is not an MFA "
+                    f"{'step' if row['finding'] == 'refused' else 'success'} of this login"
+                )
     return len(rows)
 
 

@@ -19,7 +19,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}
 td,th{border:1px solid #dde;padding:.2rem .4rem;
 text-align:left;vertical-align:top}th{background:#f1f3f7}code{font-size:12px}
 .met{color:#116329;font-weight:600}.not-met{color:#b3261e;font-weight:600}
-.informational{color:#3b4a66;font-weight:600}.exception{background:#fdecea}.erased{color:#6b6f80}
+.informational{color:#3b4a66;font-weight:600}.exception{background:#fdecea}.refused{color:#6b4e00}.erased{color:#6b6f80}
 """
 
 
@@ -29,7 +29,8 @@ def _cell(value: object) -> str:
 
 def _row_html(row: EvidenceRow, proof_of: Callable[[str], str]) -> str:
     subject = f"{row.subject} (erased)" if row.subject_erased else row.subject
-    css = "exception" if row.finding == "exception" else ("erased" if row.subject_erased else "")
+    css = {"exception": "exception", "refused": "refused"}.get(row.finding, "")
+    css += " erased" if row.subject_erased else ""
     cells = "".join(
         _cell(v) for v in (row.finding, row.time, row.type, row.tenant, subject, row.detail)
     )

@@ -40,8 +40,10 @@ class Scenario:
         return event
 
     def sign_in(
-        self, subject: str, login: str, *, tier: PolicyTier, mfa: bool, role: str = ""
+        self, subject: str, login: str, *, tier: PolicyTier, mfa: bool | None, role: str = ""
     ) -> None:
+        """Password step passed; then MFA passed (``True``), failed (``None``) or never
+        asked (``False``)."""
         ctx: dict[str, Any] = {"policy_tier": tier, "client": CLIENT, "application": "payroll"}
         self.add(
             p.MfaRequired(required=True, role=role or None, risk_level=RiskLevel.LOW, **ctx),
@@ -57,10 +59,19 @@ class Scenario:
                 subject,
                 login,
             )
+        elif mfa is None:
+            self.add(
+                p.VerificationFailed(
+                    factor=Factor.TOTP, reason="invalid_code", challenge_id=f"ch-{login}", **ctx
+                ),
+                subject,
+                login,
+            )
 
 
 def scenario() -> Scenario:
-    """``admin-1``: privileged, WebAuthn, MFA at sign-in; ``admin-2``: privileged (role),
+    """``admin-1``: privileged, WebAuthn, MFA at sign-in, once refused at the MFA step;
+    ``admin-2``: privileged (role),
     TOTP only, one sign-in without MFA; ``cust-1``: customer, MFA, locked out once;
     ``cust-2``: customer, erased later (its sealed IP must never show)."""
     s = Scenario()
@@ -72,6 +83,7 @@ def scenario() -> Scenario:
     s.add(p.EnrollmentRemoved(factor=Factor.WEBAUTHN, enrollment_id="e-a2w", reason="lost"),
           "admin-2", "enr-4")  # fmt: skip
     s.sign_in("admin-1", "l-1", tier=PolicyTier.ADMIN, mfa=True)
+    s.sign_in("admin-1", "l-8", tier=PolicyTier.ADMIN, mfa=None)  # refused at MFA
     s.sign_in("admin-2", "l-2", tier=PolicyTier.BUSINESS, mfa=True, role="admin")
     s.sign_in("admin-2", "l-3", tier=PolicyTier.BUSINESS, mfa=False, role="admin")
     s.sign_in("cust-1", "l-4", tier=PolicyTier.CUSTOMER, mfa=True)

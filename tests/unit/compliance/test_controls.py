@@ -38,6 +38,7 @@ def test_privileged_sign_ins_without_mfa_are_the_exceptions() -> None:
     found = {(r.subject, r.finding) for r in mfa.rows}  # type: ignore[attr-defined]
     assert found == {
         ("admin-1", "ok"),
+        ("admin-1", "refused"),
         ("admin-2", "ok"),
         ("admin-2", "exception"),
         ("other-1", "exception"),
@@ -55,7 +56,8 @@ def test_phishing_resistance_is_judged_at_the_period_end_removals_counted() -> N
 
 def test_hipaa_covers_every_sign_in_and_erased_subjects_are_marked() -> None:
     (control,) = evaluate("hipaa", _evidence())
-    assert len(control.rows) == 6 and len(control.exceptions) == 2
+    assert len(control.rows) == 7 and len(control.exceptions) == 2
+    assert "7 sign-ins past the password step: 4 completed MFA, 1 were refused" in control.answer
     erased = {r.subject for r in control.rows if r.subject_erased}
     assert erased == {"cust-2"}
 

@@ -135,10 +135,10 @@ def test_a_removed_row_is_refused_even_with_a_forged_manifest(
     _rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
-    assert "CC6.1-mfa: 3 evidence rows, but the control states 4" in result.stderr
+    assert "CC6.1-mfa: 4 evidence rows, but the control states 5" in result.stderr
 
     controls = json.loads((pack / "controls.json").read_text())
-    controls[0].update(rows=3, exceptions=1)
+    controls[0].update(rows=4, exceptions=1)
     (pack / "controls.json").write_text(json.dumps(controls))
     _rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
@@ -238,4 +238,14 @@ def test_an_exception_relabelled_ok_is_refused(bare_python: Path, pack: Path) ->
     _rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
-    assert "a sign-in is ok only with a proven MFA step" in result.stderr
+    assert "a sign-in is ok or refused only with a proven MFA step" in result.stderr
+
+
+def test_a_refused_sign_in_relabelled_ok_is_refused(bare_python: Path, pack: Path) -> None:
+    evidence = pack / "evidence" / "cc6-1-mfa.csv"
+    assert ",refused," in evidence.read_text()
+    evidence.write_text(evidence.read_text().replace(",refused,", ",ok,", 1))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "the related event is not an MFA success of this login" in result.stderr
