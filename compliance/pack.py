@@ -30,9 +30,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from audit import database, proofs
 from audit.checkpoints import Checkpoint, format_time, public_pem
 from audit.export import ExportFilter
-from audit.ledger import Ledger, LedgerError
+from audit.ledger import Ledger
 from compliance import offline_verify
 from compliance.controls import (
     ERASURE_TYPE,
@@ -167,19 +168,18 @@ def write_pack(
         raise PackError(f"the ledger does not hold the public key {checkpoint.key_id}")
     for folder in ("evidence", "proofs", "keys"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    proven: set[str] = set()
+    wanted: dict[str, None] = {}
     for control in controls:
         _write_rows(out, slug_of(control.control), control)
         for row in control.rows:
-            for event_id in filter(None, (row.event_id, row.related_event_id)):
-                if event_id in proven:
-                    continue
-                try:
-                    document = ledger.prove(event_id, checkpoint=checkpoint.tree_size)
-                except LedgerError as error:
-                    raise PackError(f"no proof of {event_id}: {error}") from None
-                (out / proof_name(event_id)).write_text(json.dumps(document, indent=1) + "\n")
-                proven.add(event_id)
+            wanted.update(dict.fromkeys(filter(None, (row.event_id, row.related_event_id))))
+    with database.reading(ledger.engine) as connection:  # one snapshot for every proof
+        try:
+            for document in proofs.inclusion_documents(connection, wanted, checkpoint.tree_size):
+                name = proof_name(document["event_id"])
+                (out / name).write_text(json.dumps(document, indent=1) + "\n")
+        except proofs.ProofUnavailable as error:
+            raise PackError(f"a row cannot be proven: {error}") from None
     (out / "checkpoints.json").write_text(json.dumps([checkpoint.to_json()], indent=1) + "\n")
     (out / "keys" / f"{checkpoint.key_id}.pem").write_bytes(public_pem(keys[checkpoint.key_id]))
     summary = [
