@@ -183,8 +183,8 @@ def _sign_in_mfa(
 def _sign_in_answer(rows: list[EvidenceRow], what: str) -> str:
     found = Counter(row.finding for row in rows)
     return (
-        f"{len(rows)} {what}: {found['ok']} completed MFA, {found['refused']} were refused at "
-        f"the MFA step, {found['exception']} went through without any MFA step."
+        f"{len(rows)} {what}: completed MFA {found['ok']}, refused at the MFA step "
+        f"{found['refused']}, through without any MFA step {found['exception']}."
     )
 
 
