@@ -57,7 +57,10 @@ def test_phishing_resistance_is_judged_at_the_period_end_removals_counted() -> N
 def test_hipaa_covers_every_sign_in_and_erased_subjects_are_marked() -> None:
     (control,) = evaluate("hipaa", _evidence())
     assert len(control.rows) == 7 and len(control.exceptions) == 2
-    assert "7 sign-ins past the password step: completed MFA 4, refused at the MFA step 1" in control.answer
+    assert (
+        "7 sign-ins past the password step: completed MFA 4, refused at the MFA step 1"
+        in control.answer
+    )
     erased = {r.subject for r in control.rows if r.subject_erased}
     assert erased == {"cust-2"}
 
