@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -156,9 +156,12 @@ def write_pack(
     tenant: str | None,
     out: Path,
     now: datetime,
+    policy: Mapping[str, Mapping[str, str]] | None = None,
 ) -> IssuedPack:
     """Build the pack in ``out`` (which must not exist or be empty); nothing is appended
-    to the ledger here (see :func:`issued_event`)."""
+    to the ledger here (see :func:`issued_event`). ``policy``: the policy tiers in force
+    (tier → setting → value), written as ``policy.json`` and shown in the report: what
+    the pipeline was configured with when the pack was issued, not a fact of the ledger."""
     if out.exists() and any(out.iterdir()):
         raise PackError(f"{out} is not empty: a pack is written into a new directory")
     controls = evaluate(framework, read_evidence(ledger, period, tenant))
@@ -197,6 +200,8 @@ def write_pack(
         for c in controls
     ]
     (out / "controls.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if policy is not None:
+        (out / "policy.json").write_text(json.dumps(policy, indent=1, sort_keys=True) + "\n")
     header = {
         "format": FORMAT,
         "framework": framework,
@@ -211,7 +216,7 @@ def write_pack(
         "checkpoint": checkpoint.tree_size,
     }
     (out / "report.html").write_text(
-        render_report(header, controls, checkpoint, proof_name), encoding="utf-8"
+        render_report(header, controls, checkpoint, proof_name, policy), encoding="utf-8"
     )
     shutil.copyfile(offline_verify.__file__, out / "verify.py")
     files = {

@@ -62,11 +62,28 @@ def _control_html(control: ControlResult, proof_of: Callable[[str], str]) -> str
     return f"{head}<table><tr>{header}</tr>{body}</table>{note}"
 
 
+def _policy_html(policy: Mapping[str, Mapping[str, str]] | None) -> str:
+    if not policy:
+        return ""
+    names = sorted({name for tier in policy.values() for name in tier})
+    head = "".join(f"<th>{escape(n)}</th>" for n in ["tier", *names])
+    body = "".join(
+        f"<tr>{_cell(tier)}{''.join(_cell(values.get(n, '')) for n in names)}</tr>"
+        for tier, values in policy.items()
+    )
+    return (
+        "<h2>Policy tiers in force</h2><p>The configuration the pipeline enforced when the pack "
+        "was issued (<code>policy.json</code>; covered by the manifest, not by a ledger proof)."
+        f"</p><table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def render_report(
     header: Mapping[str, Any],
     controls: list[ControlResult],
     checkpoint: Checkpoint,
     proof_of: Callable[[str], str],
+    policy: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     period = header["period"]
     summary = "".join(
@@ -86,6 +103,7 @@ def render_report(
         "<table><tr><th>control</th><th>title</th><th>status</th><th>exceptions</th>"
         f"<th>rows</th></tr>{summary}</table>"
         + "".join(_control_html(c, proof_of) for c in controls)
+        + _policy_html(policy)
         + "<h2>How to check this pack</h2>"
         f"<p>Every row is an event of the ledger <code>{escape(checkpoint.log_id)}</code>, proven "
         f"included in its checkpoint of {checkpoint.tree_size} entries signed at "

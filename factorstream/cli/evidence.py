@@ -38,6 +38,27 @@ def _period(period: str | None, since: str | None, until: str | None) -> Period:
 PackDirectory = typer.Option(..., "--output", "-o", help="A new directory for the pack.")
 
 
+def policy_in_force() -> dict[str, dict[str, str]]:
+    """The verifiers' policy tiers as plain values, for the pack's policy.json."""
+    from verifiers.policy import TIERS
+
+    return {
+        str(tier): {
+            "required_factors": ", ".join(policy.required_factors),
+            "fallback_factors": ", ".join(policy.fallback_factors),
+            "max_failures": str(policy.max_failures),
+            "lockout_duration": str(policy.lockout_duration),
+            "max_wait": str(policy.max_wait),
+            "lockout_strategy": str(policy.strategy),
+            "permanent_after_lockouts": str(policy.max_temporary_lockouts or "never"),
+            "failure_reset": str(policy.failure_reset),
+            "otp_max_failures": str(policy.otp_max_failures),
+            "code_lifetime": str(policy.code_lifetime),
+        }
+        for tier, policy in TIERS.items()
+    }
+
+
 def evidence(
     ctx: typer.Context,
     framework: str = typer.Argument(..., help="soc2, hipaa or gdpr."),
@@ -60,7 +81,13 @@ def evidence(
     try:
         ledger.tick(now=now, force=True)
         pack = write_pack(
-            ledger, framework=chosen, period=window, tenant=tenant, out=output, now=now
+            ledger,
+            framework=chosen,
+            period=window,
+            tenant=tenant,
+            out=output,
+            now=now,
+            policy=policy_in_force(),
         )
         ledger.append([issued_event(pack, issued_by=issued_by or getpass.getuser(), now=now)],
                       now=now)  # fmt: skip

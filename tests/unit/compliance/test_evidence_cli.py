@@ -40,6 +40,10 @@ def test_the_command_writes_a_pack_and_records_its_digest(tmp_path: Path) -> Non
     assert recorded.event["subject"] == "auditor-1"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["period"]["since"].startswith("2026-07-01")
+    policy = json.loads((out / "policy.json").read_text())
+    assert set(policy) == {"admin", "business", "customer"}
+    assert "policy.json" in manifest["files"]
+    assert "Policy tiers in force" in (out / "report.html").read_text()
 
 
 def test_since_and_until_and_a_tenant(tmp_path: Path) -> None:
