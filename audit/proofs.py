@@ -7,7 +7,8 @@ The JSON shapes are those :mod:`audit.verify` checks offline. Node reads go thro
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,6 +121,31 @@ def _checkpoint(connection: sa.Connection, size: int | None, *, covering: int) -
 def inclusion_document(
     connection: sa.Connection, event_id: str, size: int | None
 ) -> dict[str, Any]:
+    row = _entry(connection, event_id)
+    checkpoint = _checkpoint(connection, size, covering=int(row.seq))
+    return _inclusion(
+        row, event_id, checkpoint, node_reader(connection), load_public_keys(connection)
+    )
+
+
+def inclusion_documents(
+    connection: sa.Connection, event_ids: Iterable[str], size: int
+) -> Iterator[dict[str, Any]]:
+    """Inclusion proofs of many events against the checkpoint of ``size`` (the same
+    documents as :func:`inclusion_document`), reading each shared tree node once."""
+    checkpoint = _checkpoint(connection, size, covering=-1)
+    keys = load_public_keys(connection)
+    read = functools.cache(node_reader(connection))
+    for event_id in event_ids:
+        row = _entry(connection, event_id)
+        if int(row.seq) >= checkpoint.tree_size:
+            raise ProofUnavailable(
+                f"the checkpoint of size {size} was signed before entry {row.seq} was appended"
+            )
+        yield _inclusion(row, event_id, checkpoint, read, keys)
+
+
+def _entry(connection: sa.Connection, event_id: str) -> Any:
     row = connection.execute(
         sa.select(entries.c.seq, entries.c.entry, entries.c.leaf_hash).where(
             entries.c.event_id == event_id
@@ -127,8 +153,17 @@ def inclusion_document(
     ).first()
     if row is None:
         raise ProofUnavailable(f"event {event_id} is not in the ledger")
-    checkpoint = _checkpoint(connection, size, covering=int(row.seq))
-    path = merkle.inclusion_path(node_reader(connection), int(row.seq), checkpoint.tree_size)
+    return row
+
+
+def _inclusion(
+    row: Any,
+    event_id: str,
+    checkpoint: Checkpoint,
+    read: Callable[[int, int], bytes],
+    keys: dict[str, Ed25519PublicKey],
+) -> dict[str, Any]:
+    path = merkle.inclusion_path(read, int(row.seq), checkpoint.tree_size)
     return {
         "kind": "inclusion",
         "event_id": event_id,
@@ -136,7 +171,7 @@ def inclusion_document(
         "leaf_hash": bytes(row.leaf_hash).hex(),
         "entry": base64.b64encode(bytes(row.entry)).decode(),
         "path": [node.hex() for node in path],
-        "checkpoint": _checkpoint_json(checkpoint, load_public_keys(connection)),
+        "checkpoint": _checkpoint_json(checkpoint, keys),
     }
 
 

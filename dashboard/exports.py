@@ -83,3 +83,10 @@ def grid_row(row: LedgerRow) -> dict[str, Any]:
         "source": event.get("source"),
         "erased": ", ".join(row.erased),
     }
+
+
+def shown_count(shown: int, entries: int, *, limit: int) -> str:
+    """What the grid shows against how many entries the ledger holds (pure): the grid's
+    own pager counts only the rows it was given."""
+    which = f"the newest {shown:,} matching" if shown >= limit else f"{shown:,} matching"
+    return f"Showing {which} of the ledger's {entries:,} entries."

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit.checkpoints import Checkpoint
 from audit.export import ExportFilter, ExportFormat, LedgerRow, write_export
 from audit.ledger import Ledger
+from compliance.controls import ControlResult, Framework, evaluate
+from compliance.pack import IssuedPack, read_evidence, write_pack
+from compliance.periods import Period
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,14 @@ class LedgerAccess(Protocol):
 
     def export(self, where: ExportFilter, *, fmt: ExportFormat, out: Path) -> int: ...
 
+    def controls(
+        self, framework: Framework, period: Period, tenant: str | None
+    ) -> list[ControlResult]: ...
+
+    def evidence_pack(
+        self, framework: Framework, period: Period, tenant: str | None, *, out: Path, now: datetime
+    ) -> IssuedPack: ...
+
 
 class AuditLedger:
     """:class:`LedgerAccess` over one ledger database (read only: nothing is appended);
@@ -46,6 +58,8 @@ class AuditLedger:
     ) -> None:
         self.ledger = ledger
         self.pinned = pinned
+        self.sealed = Ledger(ledger.engine, signing_key=None, master_key=None)
+        """The same database without keys: what evidence packs read (never unsealed)."""
 
     def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]:
         """The last ``limit`` matching rows, newest first (read from the newest end)."""
@@ -76,6 +90,18 @@ class AuditLedger:
 
     def export(self, where: ExportFilter, *, fmt: ExportFormat, out: Path) -> int:
         return write_export(self.ledger.rows(where), fmt=fmt, out=out)
+
+    def controls(
+        self, framework: Framework, period: Period, tenant: str | None
+    ) -> list[ControlResult]:
+        return evaluate(framework, read_evidence(self.sealed, period, tenant))
+
+    def evidence_pack(
+        self, framework: Framework, period: Period, tenant: str | None, *, out: Path, now: datetime
+    ) -> IssuedPack:
+        return write_pack(
+            self.sealed, framework=framework, period=period, tenant=tenant, out=out, now=now
+        )
 
 
 def open_ledger(

@@ -492,3 +492,20 @@ class SubjectErased(Payload, frozen=True, kw_only=True):
     reason: Reason
     ticket: Identifier | None = None
     key_id: Identifier | None = None
+
+
+class EvidenceIssued(Payload, frozen=True, kw_only=True):
+    """An evidence pack was handed out: its digest, so the pack is provable later."""
+
+    framework: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]+$", max_length=16)]
+    period: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    since: UtcTime
+    until: UtcTime
+    scope_tenant: Identifier | None = None
+    manifest_sha256: Annotated[
+        str, msgspec.Meta(pattern=r"^[0-9a-f]{64}$", description="SHA-256 hex of manifest.json.")
+    ]
+    controls: list[Name] = []
+    rows: Count = 0
+    exceptions: Count = 0
+    checkpoint_size: Count = 0

@@ -327,6 +327,12 @@ EVENT_TYPES: tuple[EventType, ...] = (
         made_by=Producer.CONTROL,
         ocsf=Ocsf(3001, ACCOUNT_CHANGE, 6, "Delete"),
     ),
+    EventType(
+        "audit.evidence.issued",
+        p.EvidenceIssued,
+        "An evidence pack (SOC 2, HIPAA, GDPR) was issued; its manifest's SHA-256.",
+        made_by=Producer.PIPELINE,
+    ),
 )
 
 BY_NAME: Mapping[str, EventType] = {t.name: t for t in EVENT_TYPES}

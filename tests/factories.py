@@ -202,6 +202,17 @@ PAYLOADS: dict[str, p.Payload] = {
     "privacy.subject.erased": p.SubjectErased(
         requested_by="dpo-1", reason="gdpr_art17", ticket="DSR-77", key_id="dk-1"
     ),
+    "audit.evidence.issued": p.EvidenceIssued(
+        framework="soc2",
+        period="2026-Q3",
+        since=datetime(2026, 7, 1, tzinfo=UTC),
+        until=datetime(2026, 10, 1, tzinfo=UTC),
+        manifest_sha256="ab" * 32,
+        controls=["CC6.1-mfa"],
+        rows=12,
+        exceptions=1,
+        checkpoint_size=40,
+    ),
 }
 
 

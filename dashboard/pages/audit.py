@@ -18,6 +18,7 @@ from dashboard.exports import (
     export_filter,
     grid_row,
     send_bytes,
+    shown_count,
 )
 from dashboard.gate import current_user
 from dashboard.layout import FILTER_INPUTS, filters_of, page_header, register_page
@@ -127,6 +128,7 @@ def layout(**_: object) -> html.Div:
                     [
                         _controls(),
                         html.Div(id="audit-export-status"),
+                        html.Div(id="audit-count", className="text-muted small mb-1"),
                         dag.AgGrid(
                             id="audit-grid",
                             columnDefs=[{"field": c} for c in GRID_COLUMNS],
@@ -177,16 +179,21 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
     verifying = threading.Lock()
 
     @app.callback(
-        [Output("audit-grid", "rowData"), Output("audit-checkpoint", "children")],
+        [
+            Output("audit-grid", "rowData"),
+            Output("audit-checkpoint", "children"),
+            Output("audit-count", "children"),
+        ],
         [*FILTER_INPUTS, Input("audit-subject", "value"), Input("audit-type", "value")],
     )
     def update(*values: Any) -> list[Any]:
         filters, (subject, event_type) = filters_of(*values[:5]), values[5:]
         if context.ledger is None:
-            return [[], _checkpoint_card(context)]
+            return [[], _checkpoint_card(context), ""]
         where = export_filter(filters, subject=subject, event_type=event_type)
         rows = context.ledger.recent(where, limit=GRID_LIMIT)
-        return [[grid_row(r) for r in rows], _checkpoint_card(context)]
+        count = shown_count(len(rows), context.ledger.size(), limit=GRID_LIMIT)
+        return [[grid_row(r) for r in rows], _checkpoint_card(context), count]
 
     @app.callback(
         Output("audit-verify-status", "children"),

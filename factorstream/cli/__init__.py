@@ -23,6 +23,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "bench": "factorstream.cli.bench:app",
     "lockout": "factorstream.cli.lockout:app",
     "audit": "factorstream.cli.audit:app",
+    "evidence": "factorstream.cli.evidence:evidence",
     "users": "factorstream.cli.dashboard:app",
     "lake": "factorstream.cli.sql:app",
     "demo": "factorstream.cli.demo:demo",

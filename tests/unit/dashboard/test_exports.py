@@ -195,3 +195,12 @@ def test_a_pinned_key_file_that_holds_no_key_stops_the_dashboard_at_start(
         config = replace(dashboard_config(settings), ledger_public_key_files=(path,))
         with pytest.raises(ValueError, match=f"ledger public key {path}"):
             create_app(config, now=clock)
+
+
+def test_the_grid_says_how_many_entries_the_ledger_holds() -> None:
+    from dashboard.exports import shown_count
+
+    assert shown_count(500, 12_345, limit=500) == (
+        "Showing the newest 500 matching of the ledger's 12,345 entries."
+    )
+    assert shown_count(7, 12_345, limit=500) == "Showing 7 matching of the ledger's 12,345 entries."

@@ -1,0 +1,251 @@
+"""Evidence packs end to end: built from a ledger made here, checked by the pack's own
+``verify.py`` in a venv that has only ``cryptography`` (no factorstream on the path), and
+refused once a file is changed, a row removed or a proof swapped."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from audit.verify import check_proof_document
+from compliance.pack import IssuedPack, PackError, issued_event, write_pack
+from compliance.periods import parse_period
+from schemas.payloads import EvidenceIssued
+from tests.unit.compliance.pack_support import (
+    ERASED_IP,
+    build_ledger,
+    cryptography_only_python,
+    reader,
+)
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cryptography_only_python(tmp_path_factory.mktemp("bare"))
+
+
+@pytest.fixture(scope="module")
+def ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("ledger")
+    build_ledger(data)
+    return data
+
+
+def _pack(ledger_dir: Path, out: Path, framework: str = "soc2") -> IssuedPack:
+    return write_pack(
+        reader(ledger_dir),
+        framework=framework,  # type: ignore[arg-type]
+        period=parse_period("2026-Q3"),
+        tenant=None,
+        out=out,
+        now=NOW,
+    )
+
+
+@pytest.fixture
+def pack(ledger_dir: Path, tmp_path: Path) -> Iterator[Path]:
+    _pack(ledger_dir, tmp_path / "pack")
+    yield tmp_path / "pack"
+
+
+def run_verify(python: Path, pack: Path) -> subprocess.CompletedProcess[str]:
+    """The pack's verify.py, run from an unrelated directory with a clean environment."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONNOUSERSITE": "1"}
+    return subprocess.run(
+        [str(python), "-I", str(pack / "verify.py"), str(pack)],
+        cwd=pack.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _rewrite_manifest(pack: Path) -> None:
+    """What a forger would do next: make the manifest agree with the edited files."""
+    manifest = json.loads((pack / "manifest.json").read_text())
+    manifest["files"] = {
+        name: hashlib.sha256((pack / name).read_bytes()).hexdigest() for name in manifest["files"]
+    }
+    (pack / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_the_venv_has_no_factorstream(bare_python: Path) -> None:
+    names = "('audit', 'compliance', 'schemas', 'msgspec')"
+    probe = f"import importlib.util as u; print([n for n in {names} if u.find_spec(n)])"
+    result = subprocess.run([str(bare_python), "-I", "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("framework", ["soc2", "hipaa", "gdpr"])
+def test_a_pack_verifies_offline_with_cryptography_alone(
+    bare_python: Path, ledger_dir: Path, tmp_path: Path, framework: str
+) -> None:
+    built = _pack(ledger_dir, tmp_path / framework, framework)
+    result = run_verify(bare_python, tmp_path / framework)
+    assert result.returncode == 0, result.stderr
+    assert "the evidence pack verifies" in result.stdout
+    assert built.rows > 0
+    for control in built.controls:
+        assert (
+            f"{control.control}: {control.status}; {len(control.rows)} rows proven" in result.stdout
+        )
+
+
+def test_every_row_has_an_inclusion_proof_audit_accepts(pack: Path) -> None:
+    key = next((pack / "keys").glob("*.pem")).read_bytes()
+    for csv_file in (pack / "evidence").glob("*.csv"):
+        with csv_file.open() as handle:
+            for row in csv.DictReader(handle):
+                verified = check_proof_document(
+                    (pack / row["proof"]).read_bytes(), public_keys=[key]
+                )
+                assert f"event {row['event_id']}" in verified.summary
+
+
+def test_a_changed_file_is_refused(bare_python: Path, pack: Path) -> None:
+    report = pack / "report.html"
+    report.write_text(report.read_text().replace("not met", "met"))
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "report.html was changed" in result.stderr
+
+
+def test_a_removed_row_is_refused_even_with_a_forged_manifest(
+    bare_python: Path, pack: Path
+) -> None:
+    evidence = pack / "evidence" / "cc6-1-mfa.csv"
+    lines = evidence.read_text().splitlines(keepends=True)
+    exception = next(i for i, line in enumerate(lines) if ",exception," in line)
+    evidence.write_text("".join(lines[:exception] + lines[exception + 1 :]))
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1 and "evidence/cc6-1-mfa.csv was changed" in result.stderr
+
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "CC6.1-mfa: 4 evidence rows, but the control states 5" in result.stderr
+
+    controls = json.loads((pack / "controls.json").read_text())
+    controls[0].update(rows=4, exceptions=1)
+    (pack / "controls.json").write_text(json.dumps(controls))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "proves no evidence row" in result.stderr  # the dropped row's proof is left over
+
+
+def test_a_swapped_proof_is_refused_even_with_a_forged_manifest(
+    bare_python: Path, pack: Path
+) -> None:
+    with (pack / "evidence" / "cc6-1-mfa.csv").open() as handle:
+        first, second = list(csv.DictReader(handle))[:2]
+    a, b = pack / first["proof"], pack / second["proof"]
+    a_text, b_text = a.read_text(), b.read_text()
+    a.write_text(b_text)
+    b.write_text(a_text)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1 and "was changed" in result.stderr
+
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert f"is not the inclusion proof of event {first['event_id']}" in result.stderr
+
+    # the proof's own event id relabelled too: the entry inside still names the other event
+    document = json.loads(b_text)
+    document["event_id"] = first["event_id"]
+    a.write_text(json.dumps(document))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "the proven entry is not event" in result.stderr
+
+
+def test_a_forged_checkpoint_is_refused(bare_python: Path, pack: Path) -> None:
+    checkpoints = json.loads((pack / "checkpoints.json").read_text())
+    checkpoints[0]["root_hash"] = "00" * 32
+    (pack / "checkpoints.json").write_text(json.dumps(checkpoints))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "signature of checkpoint" in result.stderr
+
+
+def test_erased_subjects_are_marked_and_never_unsealed(
+    bare_python: Path, ledger_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "hipaa"
+    _pack(ledger_dir, out, "hipaa")
+    with (out / "evidence" / "164-312-d.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    erased = [row for row in rows if row["subject"] == "cust-2"]
+    assert erased and all(row["subject_erased"] == "true" for row in erased)
+    assert all(row["subject_erased"] == "false" for row in rows if row["subject"] != "cust-2")
+    assert "cust-2 (erased)" in (out / "report.html").read_text()
+    for path in out.rglob("*"):  # no personal value, of the erased subject or anyone
+        if path.is_file() and path.suffix != ".parquet":
+            assert str(ERASED_IP) not in path.read_text(), path
+    assert run_verify(bare_python, out).returncode == 0
+
+
+def test_a_pack_refuses_a_ledger_opened_with_its_master_key(
+    ledger_dir: Path, tmp_path: Path
+) -> None:
+    from tests.unit.audit.ledger_support import open_test_ledger
+
+    unsealing = open_test_ledger(ledger_dir, f"sqlite:///{ledger_dir / 'ledger.db'}")
+    with pytest.raises(PackError, match="without its master key"):
+        write_pack(
+            unsealing, framework="gdpr", period=parse_period("2026-Q3"), tenant=None,
+            out=tmp_path / "p", now=NOW,
+        )  # fmt: skip
+
+
+def test_the_issued_event_names_the_manifest_digest(ledger_dir: Path, tmp_path: Path) -> None:
+    built = _pack(ledger_dir, tmp_path / "p")
+    event = issued_event(built, issued_by="auditor-1", now=NOW)
+    assert event.type == "audit.evidence.issued"
+    assert isinstance(event.data, EvidenceIssued)
+    digest = hashlib.sha256((tmp_path / "p" / "manifest.json").read_bytes()).hexdigest()
+    assert event.data.manifest_sha256 == digest == built.digest
+
+
+def test_a_pack_is_written_into_a_new_directory(ledger_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "p").mkdir()
+    shutil.copyfile(__file__, tmp_path / "p" / "x")
+    with pytest.raises(PackError, match="not empty"):
+        _pack(ledger_dir, tmp_path / "p")
+
+
+def test_an_exception_relabelled_ok_is_refused(bare_python: Path, pack: Path) -> None:
+    evidence = pack / "evidence" / "cc6-1-mfa.csv"
+    evidence.write_text(evidence.read_text().replace(",exception,", ",ok,", 1))
+    controls = json.loads((pack / "controls.json").read_text())
+    controls[0].update(exceptions=controls[0]["exceptions"] - 1)
+    (pack / "controls.json").write_text(json.dumps(controls))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "a sign-in is ok or refused only with a proven MFA step" in result.stderr
+
+
+def test_a_refused_sign_in_relabelled_ok_is_refused(bare_python: Path, pack: Path) -> None:
+    evidence = pack / "evidence" / "cc6-1-mfa.csv"
+    assert ",refused," in evidence.read_text()
+    evidence.write_text(evidence.read_text().replace(",refused,", ",ok,", 1))
+    _rewrite_manifest(pack)
+    result = run_verify(bare_python, pack)
+    assert result.returncode == 1
+    assert "the related event is not an MFA success of this login" in result.stderr
