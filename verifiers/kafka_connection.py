@@ -15,6 +15,8 @@ default. The password is never part of the value's ``repr``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,3 +141,21 @@ def aiokafka_config(target: KafkaTarget) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client (``AIOKafkaProducer``, ``AIOKafkaConsumer``)."""
     connection = as_connection(target)
     return {"bootstrap_servers": connection.servers, **_security(connection)}
+
+
+async def broker_reachable(connection: KafkaConnection, *, timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to any bootstrap server opens within ``timeout_s``: the
+    readiness probes' broker check (cheap, and the same with TLS or SASL)."""
+    for server in connection.servers:
+        host, _, port = server.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout_s
+            )
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
