@@ -50,7 +50,10 @@ def _until(check: Any, *, timeout_s: float = 60) -> Any:
 
 
 def test_the_worker_exports_what_went_through_and_says_when_it_is_ready(
-    kafka_broker: KafkaBroker, topics: TopicSettings, kcat: str, tmp_path: Path  # noqa: F811
+    kafka_broker: KafkaBroker,
+    topics: TopicSettings,
+    kcat: str,
+    tmp_path: Path,  # noqa: F811
 ) -> None:
     bootstrap, port, log = kafka_broker.bootstrap, free_port(), tmp_path / "worker.log"
     locked = _failures("u-lock", BUSINESS.max_failures)
@@ -99,9 +102,7 @@ def test_the_worker_exports_what_went_through_and_says_when_it_is_ready(
     assert total(text, "factorstream_worker_dead_letters_total") == 2
     assert total(text, "factorstream_worker_dead_letters_total", field="event") == 1
     assert total(text, "factorstream_worker_records_produced_total", topic=topics.lockouts) == 1
-    assert total(
-        text, "factorstream_worker_derived_events_total", type="lockout.applied"
-    ) == 1
+    assert total(text, "factorstream_worker_derived_events_total", type="lockout.applied") == 1
     assert total(text, "factorstream_worker_batch_duration_seconds_count", runner="ingest") >= 1
     assert has(text, "factorstream_worker_consumer_lag_records")
     lag = total(text, "factorstream_worker_consumer_lag_records", topic=topics.events)
