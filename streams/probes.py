@@ -40,7 +40,7 @@ async def readiness(app: AppT, engine: Engine, kafka: KafkaConnection) -> dict[s
     except Exception:  # no consumer yet (starting): not ready
         assigned = False
     return {
-        "broker": await broker_reachable(kafka),
+        "broker": await broker_reachable(kafka.servers),
         "partitions_assigned": assigned and not app.rebalancing,
         "engine": engine.failed is None,
     }

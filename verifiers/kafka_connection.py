@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
@@ -143,10 +144,11 @@ def aiokafka_config(target: KafkaTarget) -> dict[str, Any]:
     return {"bootstrap_servers": connection.servers, **_security(connection)}
 
 
-async def broker_reachable(connection: KafkaConnection, *, timeout_s: float = 2.0) -> bool:
-    """Whether a TCP connection to any bootstrap server opens within ``timeout_s``: the
-    readiness probes' broker check (cheap, and the same with TLS or SASL)."""
-    for server in connection.servers:
+async def broker_reachable(servers: Sequence[str], *, timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to any of the bootstrap ``servers`` (``host:port``) opens
+    within ``timeout_s``: the readiness probes' broker check (cheap, and the same with TLS
+    or SASL)."""
+    for server in servers:
         host, _, port = server.rpartition(":")
         try:
             _, writer = await asyncio.wait_for(

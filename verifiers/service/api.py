@@ -49,7 +49,7 @@ from verifiers.service.assess import add_assess_route
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
-from verifiers.service.metrics import ServiceMetrics, add_probes
+from verifiers.service.metrics import ServiceMetrics, add_probes, service_checks
 from verifiers.service.models import (
     AssertionOut,
     CodeBody,
@@ -303,13 +303,12 @@ def create_app(parts: ServiceParts) -> Any:
         return Response(status_code=204)
 
     stream = parts.stream
-    add_probes(
-        app,
-        database=parts.store.engine,
+    checks = service_checks(
+        parts.store.engine,
         kafka=None if parts.config.stream is None else parts.config.stream.kafka,
         caught_up=None if stream is None else (lambda: stream.status().caught_up),
-        metrics=parts.metrics,
     )
+    add_probes(app, checks, metrics=parts.metrics)
     kit = RouteKit(parts, caller, ceremony, known, allowed, assertion, _accepted)
     for family in (webauthn_routes, otp_routes, push_routes):
         family.register(app, kit)

@@ -38,13 +38,42 @@ UNMATCHED = "unmatched"
 """The route label of a request no route matched (a 404 on an unknown path)."""
 
 
-class ServiceMetrics:
-    """The service's metrics on ``registry`` (a ``prometheus_client.CollectorRegistry``)."""
+class HttpMetrics:
+    """Requests answered and their latency, by route template (``part``: ``service``,
+    ``ingest``: the metrics' names are ``factorstream_<part>_http_…``)."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, part: str) -> None:
         from prometheus_client import Counter, Histogram  # the optional extra ``metrics``
 
         self.registry = registry
+        self.requests = Counter(
+            f"factorstream_{part}_http_requests",
+            "HTTP requests answered, by route template, method and status code.",
+            ["route", "method", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            f"factorstream_{part}_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method.",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+    def exposition(self) -> bytes:
+        from prometheus_client.exposition import generate_latest
+
+        body: bytes = generate_latest(self.registry)
+        return body
+
+
+class ServiceMetrics(HttpMetrics):
+    """The service's metrics on ``registry`` (a ``prometheus_client.CollectorRegistry``)."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter
+
+        super().__init__(registry, "service")
         self.verifications = Counter(
             "factorstream_service_verifications",
             "Verification outcomes committed, by factor, outcome and refusal reason.",
@@ -55,19 +84,6 @@ class ServiceMetrics:
             "factorstream_service_events",
             "Events the ceremonies committed to the outbox, by type.",
             ["type"],
-            registry=registry,
-        )
-        self.requests = Counter(
-            "factorstream_service_http_requests",
-            "HTTP requests answered, by route template, method and status code.",
-            ["route", "method", "status"],
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "factorstream_service_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template and method.",
-            ["route", "method"],
-            buckets=LATENCY_BUCKETS,
             registry=registry,
         )
 
@@ -81,23 +97,30 @@ class ServiceMetrics:
             elif isinstance(data, VerificationFailed):
                 self.verifications.labels(str(data.factor), "failed", str(data.reason)).inc()
 
-    def exposition(self) -> bytes:
-        from prometheus_client.exposition import generate_latest
 
-        body: bytes = generate_latest(self.registry)
-        return body
+ReadyChecks = Callable[[], Awaitable[dict[str, bool]]]
+"""Each readiness check by name (all true: ready)."""
 
 
-def add_probes(
-    app: FastAPI,
-    *,
-    database: sa.Engine,
-    kafka: Any = None,
-    caught_up: Callable[[], bool] | None = None,
-    metrics: ServiceMetrics | None = None,
-) -> None:
-    """``/health``, ``/ready`` and (with ``metrics``) ``/metrics`` and the request counts.
-    ``kafka``: the stream view's ``KafkaConnection`` (``None``: no broker to check)."""
+def service_checks(
+    database: sa.Engine, *, kafka: Any = None, caught_up: Callable[[], bool] | None = None
+) -> ReadyChecks:
+    """The service's readiness: the database answers; with a stream view (``kafka``, its
+    ``KafkaConnection``), a broker answers and the view caught up."""
+
+    async def checks() -> dict[str, bool]:
+        found = {"database": await run_in_threadpool(database_answers, database)}
+        if kafka is not None:
+            found["broker"] = await broker_reachable(kafka.servers)
+        if caught_up is not None:
+            found["stream_caught_up"] = caught_up()
+        return found
+
+    return checks
+
+
+def add_probes(app: FastAPI, checks: ReadyChecks, *, metrics: HttpMetrics | None = None) -> None:
+    """``/health``, ``/ready`` and (with ``metrics``) ``/metrics`` and the request counts."""
 
     @app.get("/health", tags=["probes"], include_in_schema=False)
     async def health() -> dict[str, str]:
@@ -105,13 +128,9 @@ def add_probes(
 
     @app.get("/ready", tags=["probes"], include_in_schema=False)
     async def ready() -> JSONResponse:
-        checks = {"database": await run_in_threadpool(_database_answers, database)}
-        if kafka is not None:
-            checks["broker"] = await broker_reachable(kafka)
-        if caught_up is not None:
-            checks["stream_caught_up"] = caught_up()
-        ok = all(checks.values())
-        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+        found = await checks()
+        ok = all(found.values())
+        return JSONResponse({"ready": ok, "checks": found}, status_code=200 if ok else 503)
 
     if metrics is None:
         return
@@ -139,7 +158,8 @@ def add_probes(
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
-def _database_answers(engine: sa.Engine) -> bool:
+def database_answers(engine: sa.Engine) -> bool:
+    """Whether ``SELECT 1`` succeeds on ``engine``."""
     try:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
