@@ -21,13 +21,15 @@ from tests.integration.test_worker import (
     _kcat_produce,
     _produce,
     _worker_env,
-    kcat,  # noqa: F401 - the fixture
+    kcat,
     running_worker,
-    topics,  # noqa: F401 - the fixture
+    topics,
 )
 from tests.kafka_broker import KafkaBroker
 from tests.prometheus import check_metrics, has, scrape, total
 from verifiers.policy import TIERS
+
+__all__ = ["kcat", "topics"]  # the fixtures, re-used from test_worker
 
 BUSINESS = TIERS[PolicyTier.BUSINESS]
 
@@ -53,7 +55,7 @@ def test_the_worker_exports_what_went_through_and_says_when_it_is_ready(
     kafka_broker: KafkaBroker,
     topics: TopicSettings,
     kcat: str,
-    tmp_path: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     bootstrap, port, log = kafka_broker.bootstrap, free_port(), tmp_path / "worker.log"
     locked = _failures("u-lock", BUSINESS.max_failures)
