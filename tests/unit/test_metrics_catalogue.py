@@ -13,6 +13,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from alerts.metrics import AlertMetrics, reason_label
+from dashboard.probes import DashboardMetrics
 from sources.ingest_metrics import IngestMetrics
 from streams.metrics import StreamMetrics
 from tests.prometheus import check_metrics, check_rules, promtool
@@ -37,6 +38,7 @@ def _registries() -> dict[str, CollectorRegistry]:
         ("ingest", IngestMetrics),
         ("relay", RelayMetrics),
         ("alerts", AlertMetrics),
+        ("dashboard", DashboardMetrics),
     ):
         registry = CollectorRegistry()
         metrics = make(registry)
