@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
@@ -34,6 +35,9 @@ from alerts.model import Alert, alert_of
 from alerts.routes import routed_to
 from alerts.transports import Outcome, Transport, transport_for
 from schemas import EventDecodeError, decode
+
+if TYPE_CHECKING:
+    from alerts.metrics import AlertMetrics
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -68,6 +72,7 @@ class DestinationPipe:
         transport: Transport | None = None,
         clock: Clock = _utc_now,
         max_records: int = 500,
+        metrics: AlertMetrics | None = None,
     ) -> None:
         self.config, self.destination = config, destination
         self.consumer_config, self.dead_letter = consumer_config, dead_letter
@@ -80,6 +85,7 @@ class DestinationPipe:
         self.sent = 0
         self.dead_lettered = 0
         self.generation = 0
+        self.metrics = metrics
 
     def reset(self) -> None:
         """After a new assignment: start afresh from the committed offsets."""
@@ -142,7 +148,16 @@ class DestinationPipe:
         state, closed = tick(state, self.clock(), grouping)
         for alert in [*now_due, *closed]:
             key = alert.dedup_key(self.destination.name)
+            started = time.monotonic()
             result = await deliver(self.transport, alert, key, self.config.retry, stop=stop)
+            if self.metrics is not None:
+                self.metrics.handled(
+                    self.destination.name,
+                    delivered=result.outcome.delivered,
+                    reason=result.outcome.reason,
+                    attempts=result.attempts,
+                    seconds=time.monotonic() - started,
+                )
             if result.outcome.delivered:
                 self.sent += 1
                 continue
@@ -237,14 +252,22 @@ async def run_alerts(
     producer_config: Mapping[str, Any],
     stop: asyncio.Event,
     only: tuple[str, ...] = (),
+    metrics: AlertMetrics | None = None,
 ) -> list[DestinationPipe]:
-    """Every destination's loop (``only``: those) until ``stop`` is set."""
+    """Every destination's loop (``only``: those) until ``stop`` is set; ``metrics``:
+    where each delivery is counted (``alerts/metrics.py``)."""
     producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **producer_config)
     await producer.start()
     try:
         dead_letter = kafka_dead_letter(producer, config.dead_letter_topic, stop)
         pipes = [
-            DestinationPipe(config, d, consumer_config=consumer_config, dead_letter=dead_letter)
+            DestinationPipe(
+                config,
+                d,
+                consumer_config=consumer_config,
+                dead_letter=dead_letter,
+                metrics=metrics,
+            )
             for d in config.destinations
             if not only or d.name in only
         ]

@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from audit.checkpoints import Checkpoint
-from audit.ledger import Ledger
+from audit.ledger import AppendResult, Ledger
 from schemas import Event, decode, encode, kafka_key, new_event
 from schemas.codec import structured_headers
 from schemas.envelope import uuid7
@@ -74,8 +74,11 @@ async def append_durably(
     *,
     clock: Clock,
     backoff_s: tuple[float, float] = (0.5, 30.0),
+    on_append: Callable[[AppendResult], None] | None = None,
 ) -> int:
-    """Decode and append ``values``; retries database errors until the batch commits."""
+    """Decode and append ``values``; retries database errors until the batch commits.
+    ``on_append``: told the result (the tree's size, the checkpoints signed), e.g. for
+    metrics."""
     events = []
     for value in values:
         try:
@@ -91,6 +94,8 @@ async def append_durably(
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
         else:
+            if on_append is not None:
+                on_append(result)
             return result.appended
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import dash
 import flask
@@ -24,6 +25,7 @@ from dashboard.data import LakeMetrics
 from dashboard.gate import SessionPolicy, install_gate
 from dashboard.keys import read_or_create
 from dashboard.ledger import LedgerAccess, open_ledger, pinned_keys
+from dashboard.probes import DashboardMetrics, install_probes
 from dashboard.throttle import LoginThrottle
 from dashboard.users import CONSOLE_TIERS, User, UserDirectory
 from verifiers.crypto import SecretBox, new_key
@@ -69,8 +71,11 @@ def create_app(
     now: Callable[[], datetime] = utc_now,
     metrics: LakeMetrics | None = None,
     ledger: LedgerAccess | None = None,
+    registry: Any = None,
 ) -> Dash:
-    """The dashboard for ``config``; ``metrics``/``ledger`` replace the configured ones.
+    """The dashboard for ``config``; ``metrics``/``ledger`` replace the configured ones;
+    ``registry`` (a ``prometheus_client.CollectorRegistry``): where ``/metrics`` counts the
+    sign-ins (``None``: no ``/metrics``; ``/health`` and ``/ready`` either way).
     ``ValueError`` for a configured ledger public key that is no such key."""
     directory = open_directory(config)
     pinned = pinned_keys(config.ledger_public_key_files)
@@ -98,13 +103,16 @@ def create_app(
         serve_locally=True,
     )
     app.server.extensions["factorstream_dashboard"] = context
+    probe_metrics = None if registry is None else DashboardMetrics(registry)
     install_gate(
         app.server,
         directory=directory,
         policy=session_policy(config),
         now=now,
         throttle=LoginThrottle(config.login_limits),
+        on_sign_in=None if probe_metrics is None else probe_metrics.signed_in,
     )
+    install_probes(app.server, users=directory.engine, metrics=probe_metrics)
 
     def shell() -> object:
         user = flask.g.get("dashboard_user") if flask.has_request_context() else None

@@ -38,6 +38,7 @@ import flask
 from werkzeug.wrappers import Response
 
 from dashboard.auth import sign_in
+from dashboard.probes import PROBE_ENDPOINTS
 from dashboard.throttle import LoginThrottle
 from dashboard.users import User, UserDirectory
 from schemas.fields import Client
@@ -46,7 +47,7 @@ COOKIE = "factorstream_session"
 SESSION_ID = "sid"
 LOGIN, LOGOUT = "/login", "/logout"
 LOGIN_ENDPOINT = "factorstream_login"
-PUBLIC_ENDPOINTS = frozenset({LOGIN_ENDPOINT, "_dash_assets.static"})
+PUBLIC_ENDPOINTS = frozenset({LOGIN_ENDPOINT, "_dash_assets.static", *PROBE_ENDPOINTS})
 """What answers without a session, by the route Flask matched (not by a path prefix:
 ``/assets//x`` is Dash's catch-all route, which serves the app)."""
 STATIC_ENDPOINTS = frozenset({"_dash_assets.static", "/_dash-component-suites/"})
@@ -138,10 +139,12 @@ def install_gate(
     policy: SessionPolicy,
     now: Callable[[], datetime],
     throttle: LoginThrottle | None = None,
+    on_sign_in: Callable[[str, str | None], None] | None = None,
 ) -> None:
     """Configure the session cookie and add the gate, ``/login`` and ``/logout``; login
     posts are throttled by ``throttle`` (:mod:`dashboard.throttle`) before any password
-    is checked."""
+    is checked. ``on_sign_in``: told each sign-in's outcome (``succeeded``, ``failed``,
+    ``throttled``) and reason (the metrics)."""
     throttle = throttle or LoginThrottle()
     server.secret_key = policy.secret
     server.config.update(
@@ -180,9 +183,13 @@ def install_gate(
             return _page(policy, next_=next_, name=name, message=STALE_FORM, status=400)
         wait = throttle.admit(flask.request.remote_addr, now().timestamp())
         if wait is not None:
+            if on_sign_in is not None:
+                on_sign_in("throttled", "per_address")
             return _too_many(policy, next_=next_, name=name, wait_s=wait)
         with throttle.checking() as turn:
             if not turn:
+                if on_sign_in is not None:
+                    on_sign_in("throttled", "busy")
                 return _too_many(policy, next_=next_, name=name, wait_s=1.0)
             result = sign_in(
                 directory,
@@ -192,6 +199,9 @@ def install_gate(
                 now=now(),
                 client=_client(),
             )
+        if on_sign_in is not None:
+            outcome = "failed" if result.user is None else "succeeded"
+            on_sign_in(outcome, result.detail if result.user is None else None)
         if result.user is None:
             return _page(policy, next_=next_, name=name, message=REFUSED, status=401)
         old = flask.session.get(SESSION_ID)

@@ -128,6 +128,18 @@ class RelaySettings(BaseModel):
         "(hourly): they hold IP addresses and user agents that the topic, the ledger and the "
         "lake already have. Unset (null): kept.",
     )
+    probes_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the process's `/health`, `/ready` and `/metrics` "
+        "(docs/metrics.md).",
+    )
+    probes_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the process's `/health`, `/ready` and `/metrics` "
+        "(docs/metrics.md); unset: not served.",
+    )
 
 
 class EnrichSettings(BaseModel):
@@ -709,6 +721,18 @@ class AlertSettings(BaseModel):
         "mfa.alerts.dlq",
         description="Alerts no destination took: key = dedup key, value = destination, reason, "
         "attempts and the alert.",
+    )
+    probes_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the process's `/health`, `/ready` and `/metrics` "
+        "(docs/metrics.md).",
+    )
+    probes_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the process's `/health`, `/ready` and `/metrics` "
+        "(docs/metrics.md); unset: not served.",
     )
 
 

@@ -27,6 +27,7 @@ receivers) can be mounted into the same app (``routers``).
 (No ``from __future__ import annotations``: FastAPI reads annotations at run time.)
 """
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,9 +55,11 @@ from sources.cloudevents_http import (
     refusal_status,
 )
 from sources.delivery import BrokerUnavailable
+from sources.ingest_metrics import IngestMetrics
 from sources.signatures import SIGNATURE_HEADER, RequestSigning, SignatureRefused
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.metrics import ReadyChecks, add_probes
 
 REALM = 'Bearer realm="factorstream-ingest"'
 
@@ -94,9 +97,13 @@ def create_app(
     *,
     clock: Callable[[], datetime],
     routers: Sequence[APIRouter] = (),
+    ready: ReadyChecks | None = None,
+    metrics: IngestMetrics | None = None,
 ) -> Any:
     """The ingest as an ASGI app (FastAPI behind a body-size guard). ``clock``: the time
-    signatures and event times are checked against. Stopping the app stops ``delivery``."""
+    signatures and event times are checked against. Stopping the app stops ``delivery``.
+    ``ready``: the readiness checks of ``/ready`` (``None``: ready while up); ``metrics``:
+    what ``/metrics`` exports (``None``: no ``/metrics``)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # type: ignore[no-untyped-def]
@@ -160,6 +167,8 @@ def create_app(
             problems.sort(key=lambda p: p.index)
             total = len(parsed.events) + len(parsed.problems)
             status = refusal_status(problems)
+            if metrics is not None:
+                metrics.events.labels("refused").inc(len({p.index for p in problems}))
             raise ServiceRefusal(
                 status,
                 "events_refused" if status == 422 else "events_forbidden",
@@ -170,8 +179,12 @@ def create_app(
         return parsed
 
     async def deliver(events: Sequence[Event]) -> None:
+        started = time.perf_counter()
         try:
             await delivery.deliver(events)
+            if metrics is not None:
+                metrics.delivery_seconds.observe(time.perf_counter() - started)
+                metrics.events.labels("accepted").inc(len(events))
         except BrokerUnavailable as unavailable:
             raise ServiceRefusal(
                 503,
@@ -204,6 +217,14 @@ def create_app(
     )
     async def ingest(request: Request) -> JSONResponse:
         """Every event of the request is in the events topic when this answers 202."""
+        try:
+            return await ingest_request(request)
+        except ServiceRefusal as refusal:
+            if metrics is not None:
+                metrics.refusals.labels(refusal.error).inc()
+            raise
+
+    async def ingest_request(request: Request) -> JSONResponse:
         client = await caller(request)
         body = await request.body()
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -239,9 +260,14 @@ def create_app(
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    add_probes(app, ready or _always_ready, metrics=metrics)
     for router in routers:
         app.include_router(router)
     return BodyGuard(app, max_bytes=config.max_body_bytes)
+
+
+async def _always_ready() -> dict[str, bool]:
+    return {}
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from fastapi import APIRouter
 from sources.credentials import ingest_credentials
 from sources.delivery import DEFAULT_TIMEOUT_S, EventDelivery
 from sources.http_ingest import IngestConfig, create_app
+from sources.ingest_metrics import IngestMetrics, bootstrap_servers, ingest_checks
 from verifiers.service.serving import run_app
 
 
@@ -46,11 +47,14 @@ def serve(
     routers: Sequence[Callable[[EventDelivery], APIRouter]] = (),
     on_ready: Callable[[], Any] | None = None,
     log_level: str = "info",
+    registry: Any = None,
 ) -> None:
     """Serve until stopped by a signal; ``on_ready`` is called once the port is bound.
 
     ``routers``: makers of further routers mounted in the same server (the identity
-    providers' webhook receivers), each given the server's one :class:`EventDelivery`."""
+    providers' webhook receivers), each given the server's one :class:`EventDelivery`.
+    ``registry``: where the metrics go (a ``prometheus_client.CollectorRegistry``;
+    ``None``: no ``/metrics``)."""
     credentials = ingest_credentials(config.database_url)
     delivery = EventDelivery(
         config.kafka,
@@ -64,6 +68,8 @@ def serve(
         credentials,
         clock=clock,
         routers=[make(delivery) for make in routers],
+        ready=ingest_checks(credentials.engine, bootstrap_servers(config.kafka)),
+        metrics=None if registry is None else IngestMetrics(registry),
     )
     try:
         run_app(app, host=host, port=port, lifespan="on", log_level=log_level, on_ready=on_ready)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faust
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -49,6 +50,7 @@ from streams.api import register_ip_block_api, register_lockout_api, register_ow
 from streams.consumer import App
 from streams.engine import Engine, IngestRunner, KeyedRunner
 from streams.faust_fence import check_faust
+from streams.probes import held_commits, partition_offsets, register_probes
 from streams.sinks import LakeRunner, LedgerRunner
 from streams.stages import (
     ANOMALIES,
@@ -62,6 +64,9 @@ from streams.stages import (
 )
 from streams.topology import Topology
 from verifiers.kafka_connection import KafkaConnection, ssl_context
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +246,15 @@ def faust_credentials(connection: KafkaConnection) -> CredentialsT | None:
     return None
 
 
-def create_pipeline(config: PipelineConfig) -> Pipeline:
+def create_pipeline(
+    config: PipelineConfig, *, registry: CollectorRegistry | None = None
+) -> Pipeline:
     """Declare the app, its topics and tables, and wire the engine, the sinks and the API.
 
     ``config``'s roles say what this process runs: the folds (ingest, the keyed stages,
-    the lockout API) and/or the sinks. The stages are ``config.folds.stages``, the very
-    ones the replay runs (``streams.topology``).
+    the lockout API, the probes) and/or the sinks. The stages are ``config.folds.stages``,
+    the very ones the replay runs (``streams.topology``). ``registry``: the Prometheus
+    registry the process's metrics go to (``streams/metrics.py``; ``None``: none).
     """
     if not config.roles:
         raise ValueError("a pipeline runs at least one role (folds, ledger, lake)")
@@ -344,7 +352,21 @@ def create_pipeline(config: PipelineConfig) -> Pipeline:
         )
         attach_lake_compaction(app, lake_path=lake.path, min_files=lake.compact_min_files)
     app.stall_s = config.stall_s  # the consumer's stall watch (InOrderConsumer.heal)
+    if registry is not None:
+        _add_metrics(app, engine, registry)
+    if folds:
+        register_probes(app, engine, config.kafka, registry=registry)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
+
+
+def _add_metrics(app: faust.App, engine: Engine, registry: CollectorRegistry) -> None:
+    from streams.metrics import StreamMetrics  # the optional extra ``metrics``
+
+    metrics = engine.metrics = StreamMetrics(registry)
+    metrics.consumer(lambda: partition_offsets(app), lambda: held_commits(app))
+    for runner in engine.runners.values():
+        if isinstance(runner, LedgerRunner | LakeRunner):
+            runner.sink.metrics = metrics
 
 
 def _add_folds(

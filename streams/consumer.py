@@ -189,6 +189,16 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         result: int | None = super()._new_offset(tp)
         return result
 
+    def committed_or_sought(self, tp: TP) -> int | None:
+        """The partition's committed offset (before the first commit: where reading
+        began); ``None``: not known yet."""
+        committed: int | None = self._committed_offset[tp]
+        return self._sought.get(tp) if committed is None else committed
+
+    def held_commits(self) -> dict[TP, tuple[int, int]]:
+        """Partitions whose commit is held: the offset it waits at, commits held in a row."""
+        return dict(self._held)
+
     def _hold(self, tp: TP, offset: int) -> None:
         held_at, times = self._held.get(tp, (offset, 0))
         times = times + 1 if held_at == offset else 1

@@ -33,9 +33,10 @@ import gc
 import io
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 import msgspec
@@ -44,9 +45,21 @@ from faust.types import TP, Message, TableT, TopicT
 from schemas import Event
 from streams.delivery import StallWatch
 from streams.faust_fence import store_apply, table_context
-from streams.ingest import record_headers
+from streams.ingest import DLQ_HEADER_PREFIX, record_headers
 from streams.produce import BatchProducer, Outgoing
-from streams.stages import Emit, Ingest, JsonState, KeyedStage, Record, StageOutput, StateCache
+from streams.stages import (
+    DLQ,
+    Emit,
+    Ingest,
+    JsonState,
+    KeyedStage,
+    Record,
+    StageOutput,
+    StateCache,
+)
+
+if TYPE_CHECKING:  # prometheus_client is the optional extra ``metrics``
+    from streams.metrics import StreamMetrics
 
 log = logging.getLogger(__name__)
 _json = msgspec.json.Encoder().encode
@@ -100,6 +113,7 @@ class Runner:
                 if epoch != engine.epoch:
                     continue  # fetched before a rebalance: read again from the committed offset
                 fetched = self.take_queued(fetched)
+                started = time.perf_counter()
                 try:
                     await self.handle(fetched)
                     for messages in fetched.values():
@@ -107,11 +121,20 @@ class Runner:
                             message.ack(consumer)  # acked once every runner of its topic did
                         self.records += len(messages)
                     self.batches += 1
+                    if engine.metrics is not None:
+                        self.count(engine.metrics, fetched, started)
                     if self.queue.empty() and engine.failed is None:  # idle: write the
                         await self.write_state()  # state now, a commit has less to do
                 except BaseException as error:  # cancelled too: its state may be half done
                     engine.fail(self, error)
                     raise
+
+    def count(self, metrics: StreamMetrics, fetched: Fetched, started: float) -> None:
+        counts: dict[str, int] = {}
+        for tp, messages in fetched.items():
+            counts[tp.topic] = counts.get(tp.topic, 0) + len(messages)
+        stamps = [messages[0].timestamp for messages in fetched.values() if messages]
+        metrics.batch_done(self.name, counts, started, min(stamps) if stamps else None)
 
     def take_queued(self, fetched: Fetched) -> Fetched:
         """``fetched`` and every batch queued behind it of the same epoch, as one batch:
@@ -161,6 +184,21 @@ class Runner:
         )
         wants = engine.wants
         engine.handoff.keep(placed, [e.event if wants(topics[e.role]) else None for e in emits])
+        if engine.metrics is not None:
+            engine.metrics.produced(
+                [topics[e.role] for e in emits],
+                [_dead_letter_field(e) for e in emits if e.role == DLQ],
+            )
+
+
+_DLQ_FIELD = DLQ_HEADER_PREFIX + "field"
+
+
+def _dead_letter_field(emit: Emit) -> str:
+    for name, value in emit.headers:
+        if name == _DLQ_FIELD and value is not None:
+            return value.decode(errors="replace")
+    return "unknown"
 
 
 class Handoff:
@@ -260,6 +298,10 @@ class KeyedRunner(Runner):
             self.duplicates += out.duplicates
             self.skipped += out.skipped
             emits += out.emits
+            metrics = None if self.engine is None else self.engine.metrics
+            if metrics is not None:
+                for event in out.derived:
+                    metrics.derived.labels(self.name, event.type).inc()
             await asyncio.sleep(0)  # let the API and the heartbeats in between partitions
         await self.produce(emits)
 
@@ -329,6 +371,8 @@ class Engine:
         """Set when a batch failed: from then on nothing is written or committed."""
         self.epoch = 0
         """Counts rebalances: a batch fetched in an earlier epoch is dropped."""
+        self.metrics: StreamMetrics | None = None
+        """Counts batches, records and derived events when set (``streams/metrics.py``)."""
         self._busy: StallWatch | None = None
         self._committing: asyncio.Task[Any] | None = None
 

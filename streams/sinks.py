@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 from faust.types import TopicT
@@ -38,11 +39,14 @@ from faust.types import TopicT
 from analytics.erasure import ErasedSubjects, redact_subject
 from analytics.lake import LakeWriter, WriteReport
 from analytics.tables import flatten
-from audit.ledger import Ledger
+from audit.ledger import AppendResult, Ledger
 from audit.sink import Send, append_durably, publish_checkpoints
 from schemas import Event, EventDecodeError, decode
 from schemas.payloads import SubjectErased
 from streams.engine import Fetched, Runner
+
+if TYPE_CHECKING:  # prometheus_client is the optional extra ``metrics``
+    from streams.metrics import StreamMetrics
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -66,6 +70,7 @@ class LedgerSink:
     ) -> None:
         self.ledger, self.send, self.batch_size, self.clock = ledger, send, batch_size, clock
         self.appended = 0
+        self.metrics: StreamMetrics | None = None
 
     @property
     def tick_every_s(self) -> float | None:
@@ -78,7 +83,11 @@ class LedgerSink:
         size = self.batch_size
         for start in range(0, len(values), size):  # a transaction of at most batch_size
             chunk = values[start : start + size]
-            self.appended += await append_durably(self.ledger, chunk, clock=self.clock)
+            started = time.perf_counter()
+            observe = None if self.metrics is None else self._observer(started)
+            self.appended += await append_durably(
+                self.ledger, chunk, clock=self.clock, on_append=observe
+            )
         if self.send is not None:
             await publish_checkpoints(self.ledger, self.send, clock=self.clock)
 
@@ -86,8 +95,22 @@ class LedgerSink:
         """Sign a checkpoint when one is due by time (no events came), and publish it."""
         if self.send is None:
             return
-        await asyncio.to_thread(self.ledger.tick, now=self.clock())
+        signed = await asyncio.to_thread(self.ledger.tick, now=self.clock())
+        if self.metrics is not None and signed:
+            self.metrics.checkpoint_signed(signed[-1].time)
         await publish_checkpoints(self.ledger, self.send, clock=self.clock)
+
+    def _observer(self, started: float) -> Callable[[AppendResult], None]:
+        metrics = self.metrics
+
+        def observe(result: AppendResult) -> None:
+            if metrics is not None:
+                elapsed = time.perf_counter() - started
+                metrics.ledger_appended_batch(elapsed, result.appended, result.size)
+                if result.checkpoints:
+                    metrics.checkpoint_signed(result.checkpoints[-1].time)
+
+        return observe
 
     def forget(self) -> None:
         """Nothing is cached: the ledger skips the ids it already holds."""
@@ -103,6 +126,7 @@ class LakeSink:
         self._writer: LakeWriter | None = None
         self._erased: ErasedSubjects | None = None
         self.reports: list[WriteReport] = []
+        self.metrics: StreamMetrics | None = None
 
     async def _open(self) -> tuple[LakeWriter, ErasedSubjects]:
         if self._writer is None or self._erased is None:
@@ -124,7 +148,11 @@ class LakeSink:
             for event in erasures:
                 erased.add(event.tenant, event.subject, event.time)
             tables = erased.redact(flatten(chunk)) if erased else flatten(chunk)
+            started = time.perf_counter()
             report = await asyncio.to_thread(writer.write, tables)
+            if self.metrics is not None:
+                self.metrics.lake_write_seconds.observe(time.perf_counter() - started)
+                self.metrics.lake_rows.inc(len(chunk))
             for event in erasures:  # what earlier batches wrote
                 await asyncio.to_thread(redact_subject, self.lake_path, event.tenant, event.subject)
             self.reports = [*self.reports[-99:], report]

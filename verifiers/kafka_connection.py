@@ -15,7 +15,10 @@ default. The password is never part of the value's ``repr``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
@@ -139,3 +142,22 @@ def aiokafka_config(target: KafkaTarget) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client (``AIOKafkaProducer``, ``AIOKafkaConsumer``)."""
     connection = as_connection(target)
     return {"bootstrap_servers": connection.servers, **_security(connection)}
+
+
+async def broker_reachable(servers: Sequence[str], *, timeout_s: float = 2.0) -> bool:
+    """Whether a TCP connection to any of the bootstrap ``servers`` (``host:port``) opens
+    within ``timeout_s``: the readiness probes' broker check (cheap, and the same with TLS
+    or SASL)."""
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host.strip("[]"), int(port)), timeout_s
+            )
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False

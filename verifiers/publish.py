@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -228,6 +229,8 @@ class OutboxRelay:
         self._producer: Producer | None = None
         self.published = 0
         self.pruned = 0
+        self.on_round: Callable[[int, float, bool], None] | None = None
+        """Told each round's rows published, its seconds and whether it failed (metrics)."""
 
     def prune_if_due(self) -> int:
         """Delete the rows published more than ``keep_sent`` ago, at most every
@@ -300,15 +303,20 @@ class OutboxRelay:
         """Relay until ``stop`` is set; back off while the broker is unreachable."""
         failures = 0
         while not stop.is_set():
+            started = time.perf_counter()
             try:
                 count = self.relay_once()
             except Exception as exc:  # noqa: BLE001 - keep relaying whatever the broker does
+                if self.on_round is not None:
+                    self.on_round(0, time.perf_counter() - started, True)
                 failures += 1
                 delay = self.backoff.delay(failures)
                 log.warning("relay round failed (%s); retrying in %.1fs", exc, delay)
                 self._reset_producer()
                 stop.wait(delay)
                 continue
+            if self.on_round is not None:
+                self.on_round(count, time.perf_counter() - started, False)
             failures = 0
             if count == 0:
                 self.prune_if_due()

@@ -18,7 +18,7 @@ the same fold over the same log and is their system of record (DESIGN.md, Lockou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -246,6 +246,8 @@ class VerifierStore:
         self.stream_lockouts = stream_lockouts
         self.entropy = entropy
         self.outbox = Outbox(engine)
+        self.on_committed: Callable[[Sequence[Event]], None] | None = None
+        """Told the events of each step once committed (the service's metrics)."""
         self._lockout_policies = {tier: lockout_policy(p) for tier, p in tiers.items()}
 
     def seal_enrollment(self, enrollment_id: str, plaintext: bytes) -> bytes:
@@ -308,6 +310,8 @@ class VerifierStore:
                     },
                 )
             self.outbox.add(connection, step.events)
+        if self.on_committed is not None and step.events:
+            self.on_committed(step.events)
 
     def _locked_state(self, connection: sa.Connection, request: Request) -> LockoutState:
         """The subject's lockout state, its row created if need be and locked until commit.

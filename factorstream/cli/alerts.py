@@ -8,6 +8,7 @@ test alert to a destination; ``destinations`` lists them. See docs/alerts.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from factorstream.settings import Settings
 
 if TYPE_CHECKING:
     from alerts.config import AlertsConfig
+    from alerts.metrics import AlertMetrics
 
 app = typer.Typer(help="Alerts to the SOC: webhooks, Slack, syslog, OCSF.", no_args_is_help=True)
 LogLevel = typer.Option("info", help="Log level: debug, info, warning, error.")
@@ -152,12 +154,35 @@ def run(
         f"{', '.join(config.topics)} to {', '.join(names)}"
     )
     limit_kafka_client_logs()
-    asyncio.run(_run(config, aiokafka_config(kafka), tuple(only)))
+    probes: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    metrics = None
+    port = settings.alerts.probes_port
+    if port is not None:
+        from factorstream.metrics import ProbeServer, broker_answers, metrics_registry
+
+        registry = metrics_registry()
+        if registry is not None:
+            from alerts.metrics import AlertMetrics
+
+            metrics = AlertMetrics(registry)
+        servers = kafka.servers
+        probes = ProbeServer(
+            settings.alerts.probes_host,
+            port,
+            ready=lambda: {"broker": broker_answers(servers)},
+            registry=registry,
+        )
+        console.print(f"probes on http://{settings.alerts.probes_host}:{port}/ready, /metrics")
+    with probes:
+        asyncio.run(_run(config, aiokafka_config(kafka), tuple(only), metrics))
     console.print("alerts stopped")
 
 
 async def _run(
-    config: AlertsConfig, kafka_config: Mapping[str, Any], only: tuple[str, ...]
+    config: AlertsConfig,
+    kafka_config: Mapping[str, Any],
+    only: tuple[str, ...],
+    metrics: AlertMetrics | None = None,
 ) -> None:
     from alerts.host import run_alerts
 
@@ -171,4 +196,5 @@ async def _run(
         producer_config=kafka_config,
         stop=stop,
         only=only,
+        metrics=metrics,
     )

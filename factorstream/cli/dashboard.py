@@ -34,12 +34,13 @@ def dashboard(
     from waitress import serve
 
     from dashboard.app import create_app
+    from factorstream.metrics import metrics_registry
 
     settings = settings_of(ctx)
     bind = host or settings.dashboard.host
     listen = port or settings.dashboard.port
     try:
-        dash_app = create_app(dashboard_config(settings))
+        dash_app = create_app(dashboard_config(settings), registry=metrics_registry())
     except ValueError as error:
         raise fail(str(error)) from None
     console.print(

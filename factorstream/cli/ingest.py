@@ -41,6 +41,7 @@ def serve(
     (application/cloudevents-batch+json) mode; 202 once the broker acknowledged every
     event, 503 with Retry-After while it cannot be reached."""
     from factorstream.ingest_config import ingest_server_config
+    from factorstream.metrics import metrics_registry
     from sources.ingest_server import serve as run
 
     settings = settings_of(ctx)
@@ -72,7 +73,15 @@ def serve(
             mounted.include_router(router)
         return mounted
 
-    run(config, host=bind, port=listen, clock=utc_now, routers=[idp_webhooks], on_ready=ready)
+    run(
+        config,
+        host=bind,
+        port=listen,
+        clock=utc_now,
+        routers=[idp_webhooks],
+        on_ready=ready,
+        registry=metrics_registry(),
+    )
     console.print("ingest stopped")
 
 

@@ -8,6 +8,7 @@ creates it) and only once when both URLs name one database."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -69,6 +70,47 @@ def relay(
             f"relaying [bold]{redacted(url)}[/] → [bold]{settings.topics.events}[/] on "
             f"{settings.kafka().describe()} ({outbox_relay.outbox.pending()} pending)"
         )
+    with _probes(settings, relays):
+        _relay(relays, drain=drain)
+    published = sum(outbox_relay.published for _, outbox_relay in relays)
+    console.print(f"published {published} events")
+
+
+def _probes(
+    settings: Settings, relays: list[tuple[str, OutboxRelay]]
+) -> contextlib.AbstractContextManager[object]:
+    """``/health``, ``/ready`` (every outbox database and a broker answer) and
+    ``/metrics`` on ``relay.probes_port`` (unset: nothing)."""
+    port = settings.relay.probes_port
+    if port is None:
+        return contextlib.nullcontext()
+    from factorstream.metrics import ProbeServer, broker_answers, database_answers, metrics_registry
+
+    registry = metrics_registry()
+    if registry is not None:
+        from verifiers.relay_metrics import RelayMetrics
+
+        metrics = RelayMetrics(registry)
+        for url, outbox_relay in relays:
+            metrics.watch(outbox_relay, _outbox_name(settings, url))
+    databases = {_outbox_name(settings, url): database_answers(url) for url, _ in relays}
+    servers = settings.kafka().servers
+
+    def ready() -> dict[str, bool]:
+        checks = {f"database_{name}": answers() for name, answers in databases.items()}
+        checks["broker"] = broker_answers(servers)
+        return checks
+
+    server = ProbeServer(settings.relay.probes_host, port, ready=ready, registry=registry)
+    console.print(f"probes on http://{settings.relay.probes_host}:{server.port}/ready, /metrics")
+    return server
+
+
+def _outbox_name(settings: Settings, url: str) -> str:
+    return "verifiers" if url == settings.outbox_database_url() else "dashboard"
+
+
+def _relay(relays: list[tuple[str, OutboxRelay]], *, drain: bool) -> None:
     if drain:
         for _, outbox_relay in relays:
             outbox_relay.drain(timeout_s=3600)
@@ -89,5 +131,3 @@ def relay(
         for thread in threads:
             while thread.is_alive():
                 thread.join(timeout=0.5)  # the main thread stays free for the signals
-    published = sum(outbox_relay.published for _, outbox_relay in relays)
-    console.print(f"published {published} events")

@@ -36,7 +36,9 @@ def serve(
     """Serve the MFA service until SIGINT, SIGTERM or SIGHUP.
 
     The HTTP API is under /v1, its OpenAPI document at /openapi.json, the assertions'
-    public keys at /.well-known/jwks.json."""
+    public keys at /.well-known/jwks.json; probes at /health and /ready, Prometheus
+    metrics at /metrics."""
+    from factorstream.metrics import metrics_registry
     from verifiers.service.server import serve as run
 
     settings = settings_of(ctx)
@@ -52,7 +54,7 @@ def serve(
             soft_wrap=True,
         )
 
-    run(config, host=bind, port=listen, on_ready=ready)
+    run(config, host=bind, port=listen, on_ready=ready, registry=metrics_registry())
     console.print("MFA service stopped")
 
 

@@ -151,6 +151,7 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
 def _run(settings: Settings, loglevel: str) -> None:
     import faust  # the worker's heavy imports, kept off every other command's start
 
+    from factorstream.metrics import metrics_registry
     from factorstream.stream_config import pipeline_config
     from streams.app import create_pipeline, internal_topics
     from streams.engine import tune_collector
@@ -160,7 +161,7 @@ def _run(settings: Settings, loglevel: str) -> None:
         config = pipeline_config(settings)
     except ValueError as error:
         raise fail(str(error)) from None
-    pipeline = create_pipeline(config)
+    pipeline = create_pipeline(config, registry=metrics_registry())
     try:
         _check_events_topic(settings)
         created = _create_internal_topics(settings.kafka(), internal_topics(pipeline))
@@ -173,7 +174,8 @@ def _run(settings: Settings, loglevel: str) -> None:
             f"worker [bold]{stream.app_id}[/] ({roles}) on {settings.kafka().describe()}: "
             f"{names.events} → {names.lockouts}, dead letters to {names.dlq} "
             f"({len(created)} internal topics created); "
-            f"lockout API on http://{stream.web_host}:{stream.web_port}/lockouts/"
+            f"lockout API on http://{stream.web_host}:{stream.web_port}/lockouts/, "
+            "probes and metrics at /health, /ready, /metrics"
         )
     else:
         console.print(

@@ -1,7 +1,8 @@
 """``factorstream demo`` from outside: it starts Kafka, the worker, the simulator and the
 dashboard on an empty data dir; every attack scenario reaches the lake (what the
-dashboard's anomaly feed and lockout pages show); the demo auditor signs in (password and
-TOTP) and every page shows data in headless Chromium; SIGINT leaves no process behind."""
+dashboard's anomaly feed and lockout pages show), and the worker's and the dashboard's
+/metrics show what went through; the demo auditor signs in (password and TOTP) and every
+page shows data in headless Chromium; SIGINT leaves no process behind."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from factorstream.localkafka import free_port
 from factorstream.settings import Settings
 from factorstream.simulator.scenarios import EXPECTED
 from tests.e2e.dashboard.conftest import PAGES, chromium, wait_for, wait_for_page_data
+from tests.prometheus import check_metrics, scrape, total
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,6 +92,19 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
         }
         assert not missing, (missing, sorted(seen), sorted(types))
 
+        # the SRE's view: the worker's /metrics counts what went through (docs/metrics.md)
+        worker = f"http://127.0.0.1:{env['FACTORSTREAM_STREAM__WEB_PORT']}/metrics"
+        scraped = scrape(worker)
+        check_metrics(scraped)
+        settings = Settings(data_dir=data_dir)
+        ingested = total(
+            scraped, "factorstream_worker_records_consumed_total", topic=settings.topics.events
+        )
+        assert ingested > 0, "the worker counted the events it ingested"
+        derived = total(scraped, "factorstream_worker_derived_events_total", type="risk.detected")
+        assert derived >= len(seen), "the worker counted its detections"
+        assert total(scraped, "factorstream_ledger_appended_events_total") >= ingested
+
         # every page shows data to the demo auditor, signed in with password and TOTP
         auditor = read_demo_auditor(Settings(data_dir=data_dir))
         assert auditor is not None
@@ -111,6 +126,9 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
                 except AssertionError:  # what the page showed instead, kept with the test
                     browser.save_screenshot(str(tmp_path / "page-without-data.png"))
                     raise
+        signed_in = scrape(url + "/metrics")
+        check_metrics(signed_in)
+        assert total(signed_in, "factorstream_dashboard_sign_ins_total", outcome="succeeded") >= 1
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)

@@ -49,6 +49,7 @@ from verifiers.service.assess import add_assess_route
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.metrics import ServiceMetrics, add_probes, service_checks
 from verifiers.service.models import (
     AssertionOut,
     CodeBody,
@@ -87,6 +88,9 @@ class ServiceParts:
     """Where SMS, voice and e-mail codes go (``None``: those factors are unavailable)."""
     stream: StreamView | None = None
     """The stream's state (locks, IP blocks, profiles); ``None`` without Kafka."""
+    metrics: ServiceMetrics | None = None
+    """What ``/metrics`` exports (``None``: no ``/metrics``; ``/health`` and ``/ready``
+    are served either way)."""
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -298,6 +302,13 @@ def create_app(parts: ServiceParts) -> Any:
         _accepted(verdict)
         return Response(status_code=204)
 
+    stream = parts.stream
+    checks = service_checks(
+        parts.store.engine,
+        kafka=None if parts.config.stream is None else parts.config.stream.kafka,
+        caught_up=None if stream is None else (lambda: stream.status().caught_up),
+    )
+    add_probes(app, checks, metrics=parts.metrics)
     kit = RouteKit(parts, caller, ceremony, known, allowed, assertion, _accepted)
     for family in (webauthn_routes, otp_routes, push_routes):
         family.register(app, kit)

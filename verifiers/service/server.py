@@ -27,6 +27,7 @@ from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
 from verifiers.service.config import ServiceConfig
 from verifiers.service.keyfiles import read_or_create
+from verifiers.service.metrics import ServiceMetrics
 from verifiers.service.serving import run_app
 from verifiers.service.stream_view import StreamView
 from verifiers.store import VerifierStore, store_engine
@@ -67,10 +68,20 @@ def open_delivery(config: ServiceConfig) -> FailoverDelivery | None:
     return FailoverDelivery(providers) if providers else None
 
 
-def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now) -> ServiceParts:
+def open_parts(
+    config: ServiceConfig,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    registry: Any = None,
+) -> ServiceParts:
     """The service's parts; with ``config.stream``, a stream view tailing Kafka (started
-    here, stopped with :func:`close_parts`) whose locks the verifier's gate honours."""
+    here, stopped with :func:`close_parts`) whose locks the verifier's gate honours;
+    with ``registry`` (a ``prometheus_client.CollectorRegistry``), its metrics."""
     store = open_store(config)
+    metrics = None
+    if registry is not None:
+        metrics = ServiceMetrics(registry)
+        store.on_committed = metrics.committed
     view = None
     if config.stream is not None:
         view = StreamView(config.risk)
@@ -84,6 +95,7 @@ def open_parts(config: ServiceConfig, *, clock: Callable[[], datetime] = utc_now
         clock=clock,
         delivery=open_delivery(config),
         stream=view,
+        metrics=metrics,
     )
 
 
@@ -101,10 +113,12 @@ def serve(
     on_ready: Callable[[], Any] | None = None,
     clock: Callable[[], datetime] = utc_now,
     log_level: str = "info",
+    registry: Any = None,
 ) -> None:
     """Serve until stopped by a signal; ``on_ready`` is called once the port is bound;
-    ``clock``: the service's time (a benchmark fixes it)."""
-    parts = open_parts(config, clock=clock)
+    ``clock``: the service's time (a benchmark fixes it); ``registry``: where the metrics
+    go (``None``: no ``/metrics``)."""
+    parts = open_parts(config, clock=clock, registry=registry)
     try:
         run_app(create_app(parts), host=host, port=port, log_level=log_level, on_ready=on_ready)
     finally:
