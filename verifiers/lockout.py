@@ -54,7 +54,8 @@ logSuccess`` when a flow completes); an administrator's unlock resets everything
   factor is locked only if it is one with a counter (:data:`OTP_FACTORS`). A reported
   unlock (``idp.unlock.reported``) lifts only a subject lock that came from a report and
   was applied at or before the unlock: our own locks, from our own evidence, are lifted by
-  time or an administrator, and a provider's stale unlock does not lift a newer lock.
+  time or an administrator (a report extending one of ours leaves it ours), and a
+  provider's stale unlock does not lift a newer lock.
 """
 
 from __future__ import annotations
@@ -628,10 +629,12 @@ def _reported_lock(
         until = report.locked_until or now + policy.max_wait
         if state.permanent or until <= now or (state.locked_until or now) >= until:
             return state
+        ours = lockout_status(state, now=now)  # a lock of our own in force stays ours:
+        reason = ours.reason if ours.locked else REPORTED_REASON  # no reported unlock lifts it
         state = _changed(
             state,
             locked_until=until,
-            lock_reason=REPORTED_REASON,
+            lock_reason=reason,
             locked_at=now,
             lockout_count=state.lockout_count + 1,
         )

@@ -131,3 +131,19 @@ def test_a_repeated_report_without_an_end_does_not_extend_the_lock() -> None:
     later = report(log, T0 + 2 * MINUTE, locked_until=T0 + 2 * HOUR)  # the provider says longer
     state, more = replay([later], rules, state)
     assert (len(more), state.locked_until) == (1, T0 + 2 * HOUR)
+
+
+def test_a_report_extending_our_own_lock_cannot_be_used_to_lift_it() -> None:
+    """A holder of a write credential reports a slightly longer lock, then an unlock: our
+    brute-force lock must not end early through that."""
+    log, rules = Log(), policy()
+    failures = [log.login(T0 + i * 10 * MINUTE) for i in range(rules.max_failures)]
+    state, _ = replay(failures, rules)
+    ours = state.locked_until
+    assert ours is not None and state.lock_reason == "max_failures"
+    at = failures[-1].time + timedelta(seconds=5)
+    longer = report(log, at, locked_until=ours + MINUTE)
+    lifted = unreport(log, at + timedelta(seconds=1))
+    state, derived = replay([longer, lifted], rules, state)
+    assert kinds(derived) == [("lockout.applied", REPORTED_REASON)]  # extended, not lifted
+    assert lockout_status(state, now=ours - timedelta(seconds=1)).locked
