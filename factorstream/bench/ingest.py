@@ -22,8 +22,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import multiprocessing
-import os
-import socket
 import tempfile
 import time
 import uuid
@@ -36,6 +34,7 @@ from typing import Any
 from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import synthetic_events
+from factorstream.bench.http_load import HOST, cpu_seconds, post_all, wait_for_port
 from factorstream.bench.idp_records import (
     auth0_records,
     entra_records,
@@ -46,11 +45,11 @@ from factorstream.localkafka import ensure_topics, free_port
 from factorstream.settings import Settings
 from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
+from sources.cloudevents_http import BATCH_CONTENT_TYPE
 from sources.unmapped import Unmapped
 from verifiers.kafka_connection import aiokafka_config
 
 CLIENTS = 4
-HOST = "127.0.0.1"
 LINGER_MS = 5
 PARTITIONS = 6
 
@@ -99,12 +98,12 @@ def _http_against_bare(
     latencies: list[float] = []
     cpu_per_event = 0.0
     try:
-        _wait_for(port, server)
+        wait_for_port(port, server, "ingest")
         bodies = [
             b"[" + b",".join(encode(event) for event in chunk) + b"]"
             for chunk in _chunks(synthetic_events(count), batch)
         ]
-        asyncio.run(_post_all(port, token, bodies[:1], clients=1))  # connect and warm up
+        asyncio.run(_post_batches(port, token, bodies[:1], clients=1))  # connect and warm up
         for _ in range(rounds):
             events = _fresh_ids(synthetic_events(count))
             bare_best = max(bare_best, asyncio.run(_bare_round(kafka, f"{prefix}.bare", events)))
@@ -112,11 +111,11 @@ def _http_against_bare(
                 b"[" + b",".join(encode(event) for event in chunk) + b"]"
                 for chunk in _chunks(events, batch)
             ]
-            cpu = _cpu_seconds(server.pid)
-            seconds, took = asyncio.run(_post_all(port, token, bodies, clients=CLIENTS))
+            cpu = cpu_seconds(server.pid)
+            seconds, took = asyncio.run(_post_batches(port, token, bodies, clients=CLIENTS))
             if count / seconds > http_best:
                 http_best, latencies = count / seconds, took
-                cpu_per_event = (_cpu_seconds(server.pid) - cpu) / count
+                cpu_per_event = (cpu_seconds(server.pid) - cpu) / count
     finally:
         server.terminate()
         server.join(timeout=30)
@@ -185,67 +184,6 @@ def _serve(config: Any, port: int) -> None:
     from sources.ingest_server import serve
 
     serve(config, host=HOST, port=port, clock=lambda: datetime.now(UTC), log_level="warning")
-
-
-def _wait_for(port: int, server: multiprocessing.process.BaseProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not server.is_alive():
-            raise RuntimeError("the benchmark's ingest process exited")
-        try:
-            socket.create_connection((HOST, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the benchmark's ingest did not start")
-
-
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _post_all(
-    port: int, token: str, bodies: Sequence[bytes], *, clients: int
-) -> tuple[float, list[float]]:
-    """POST every body as a batch from ``clients`` keep-alive connections; the seconds it
-    took and each request's latency (s). Anything but 202 fails the benchmark."""
-    pending = iter(bodies)
-    latencies: list[float] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
-        try:
-            for body in pending:
-                head = (
-                    f"POST /v1/events HTTP/1.1\r\nHost: {HOST}\r\n"
-                    f"Authorization: Bearer {token}\r\n"
-                    "Content-Type: application/cloudevents-batch+json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode()
-                started = time.perf_counter()
-                writer.write(head + body)
-                await writer.drain()
-                status = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                answer = await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                if b" 202 " not in status:
-                    raise AssertionError(f"ingest answered {status!r} {answer[:300]!r}")
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return time.perf_counter() - started, latencies
 
 
 # -- mapping rates -------------------------------------------------------------------------
@@ -332,4 +270,14 @@ def mapping_rates(count: int, adapters: Mapping[str, MappingBench] = MAPPERS) ->
         goal_ratio=0.0,
         goal_text="a figure per adapter (no goal)",
         notes=notes,
+    )
+
+
+async def _post_batches(
+    port: int, token: str, bodies: Sequence[bytes], *, clients: int
+) -> tuple[float, list[float]]:
+    """Each body as a batch to ``/v1/events``; anything but 202 fails the benchmark."""
+    requests = [("/v1/events", body) for body in bodies]
+    return await post_all(
+        port, token, requests, clients=clients, content_type=BATCH_CONTENT_TYPE, expect=202
     )

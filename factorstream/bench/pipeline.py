@@ -54,6 +54,7 @@ from audit.ledger import open_ledger
 from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
+from factorstream.bench.http_load import cpu_seconds
 from factorstream.localkafka import ensure_pipeline_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
 from factorstream.stream_config import replay_settings, settings_topology
@@ -98,9 +99,9 @@ def run(
             say("starting the worker (folds)")
             _wait_for_api(one.stream.web_port, log)
             say(f"producing {len(records):,} events; waiting for the worker to commit them all")
-            before = _cpu_seconds(process.pid)
+            before = cpu_seconds(process.pid)
             worker_rate = _worker_round(one, records)
-            cpu_us = (_cpu_seconds(process.pid) - before) / len(records) * 1e6
+            cpu_us = (cpu_seconds(process.pid) - before) / len(records) * 1e6
             hops = _records_written(broker, one) / len(records)
             say(f"worker: {worker_rate:,.0f} events/s; latency probes under background traffic")
             probed = [
@@ -188,13 +189,6 @@ def _bench_settings(settings: Settings, data: Path, name: str) -> Settings:
         roles=("folds",),
     )
     return settings.model_copy(update={"data_dir": data, "topics": topics, "stream": stream})
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def _latency_result(

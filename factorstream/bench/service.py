@@ -18,20 +18,18 @@ TOTP p99 ≤ 25 ms; assess p99 ≤ 10 ms.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
-import os
-import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyotp
 
 from factorstream.bench import BenchResult, Measurement, percentile
+from factorstream.bench.http_load import HOST, cpu_seconds, post_all, wait_for_port
 from factorstream.bench.verifiers import _floor_measurement, _postgres
 from factorstream.localkafka import free_port
 from schemas.fields import PolicyTier
@@ -41,7 +39,6 @@ from verifiers.service.config import RateLimits, ServiceConfig
 from verifiers.store import Request, VerifierStore
 
 CLIENTS = 32
-HOST = "127.0.0.1"
 
 
 def run(*, quick: bool, postgres_url: str | None = None) -> list[BenchResult]:
@@ -117,7 +114,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
     )
     server.start()
     try:
-        _wait_for(port, server)
+        wait_for_port(port, server, "service")
         verify = [
             (
                 f"/v1/subjects/{subject}/totp/verify",
@@ -125,9 +122,9 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             )
             for subject, generator in generators.items()
         ]
-        cpu = _cpu_seconds(server.pid)
+        cpu = cpu_seconds(server.pid)
         http_s, http_latencies = asyncio.run(_load(port, token, verify))
-        http_cpu, cpu = _cpu_seconds(server.pid) - cpu, _cpu_seconds(server.pid)
+        http_cpu, cpu = cpu_seconds(server.pid) - cpu, cpu_seconds(server.pid)
         assess = [
             (
                 "/v1/assess",
@@ -143,7 +140,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             for index, subject in enumerate(generators)
         ]
         assess_s, assess_latencies = asyncio.run(_load(port, token, assess))
-        assess_cpu = _cpu_seconds(server.pid) - cpu
+        assess_cpu = cpu_seconds(server.pid) - cpu
     finally:
         server.terminate()
         server.join(timeout=30)
@@ -212,60 +209,11 @@ def _serve(config: ServiceConfig, port: int, moment: str) -> None:
     serve(config, host=HOST, port=port, clock=lambda: fixed, log_level="warning")
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of process ``pid`` so far (Linux; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _wait_for(port: int, server: multiprocessing.process.BaseProcess) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if not server.is_alive():
-            raise RuntimeError("the benchmark's service process exited")
-        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError("the benchmark's service did not start")
-
-
 async def _load(
     port: int, token: str, requests: Sequence[tuple[str, bytes]]
 ) -> tuple[float, list[float]]:
-    """Send ``requests`` from :data:`CLIENTS` keep-alive connections; the seconds it took
-    and each request's latency (s)."""
-    pending: Iterator[tuple[str, bytes]] = iter(requests)
-    latencies: list[float] = []
-
-    async def client() -> None:
-        reader, writer = await asyncio.open_connection(HOST, port)
-        try:
-            for path, body in pending:
-                head = (
-                    f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\n"
-                    f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n"
-                ).encode()
-                started = time.perf_counter()
-                writer.write(head + body)
-                await writer.drain()
-                status = await reader.readline()
-                length = 0
-                while (line := await reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
-                answer = await reader.readexactly(length)
-                latencies.append(time.perf_counter() - started)
-                if b" 200 " not in status:
-                    raise AssertionError(f"{path}: {status!r} {answer[:300]!r}")
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    return time.perf_counter() - started, latencies
+    """Send ``requests`` from :data:`CLIENTS` keep-alive connections (anything but 200
+    fails the benchmark)."""
+    return await post_all(
+        port, token, requests, clients=CLIENTS, content_type="application/json", expect=200
+    )
