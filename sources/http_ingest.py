@@ -32,7 +32,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http import HTTPStatus
 from typing import Any, Protocol
 
 from verifiers.service import require_extra
@@ -58,7 +57,13 @@ from sources.delivery import BrokerUnavailable
 from sources.ingest_metrics import IngestMetrics
 from sources.signatures import SIGNATURE_HEADER, RequestSigning, SignatureRefused
 from verifiers.service.clients import ServiceClient, ServiceClients
-from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.errors import (
+    PROBLEM,
+    BodyGuard,
+    ServiceRefusal,
+    error_of,
+    problem_response,
+)
 from verifiers.service.metrics import ReadyChecks, add_probes
 
 REALM = 'Bearer realm="factorstream-ingest"'
@@ -271,14 +276,7 @@ async def _always_ready() -> dict[str, bool]:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    def respond(status: int, error: str, detail: str, **extra: Any) -> Response:
-        headers = extra.pop("headers", None)
-        return Response(
-            problem(status, error, detail, **extra),
-            status_code=status,
-            media_type=PROBLEM,
-            headers=headers,
-        )
+    respond = problem_response
 
     async def refused(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceRefusal)  # noqa: S101 - registered for this type
@@ -287,7 +285,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)  # noqa: S101
         status = exc.status_code
-        error = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        error = error_of(status)
         return respond(status, error, str(exc.detail), headers=exc.headers)
 
     async def unexpected(_request: Request, _exc: Exception) -> Response:

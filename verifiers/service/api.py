@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from http import HTTPStatus
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlparse
 
@@ -48,7 +47,13 @@ from verifiers.service.assertions import (
 from verifiers.service.assess import add_assess_route
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.config import ServiceConfig
-from verifiers.service.errors import PROBLEM, BodyGuard, ServiceRefusal, problem
+from verifiers.service.errors import (
+    PROBLEM,
+    BodyGuard,
+    ServiceRefusal,
+    error_of,
+    problem_response,
+)
 from verifiers.service.metrics import ServiceMetrics, add_probes, service_checks
 from verifiers.service.models import (
     AssertionOut,
@@ -342,14 +347,7 @@ def _accepted(verdict: Verdict) -> None:
 
 
 def _install_error_handlers(app: FastAPI, trail: RefusalTrail) -> None:
-    def respond(status: int, error: str, detail: str, **extra: Any) -> Response:
-        headers = extra.pop("headers", None)
-        return Response(
-            problem(status, error, detail, **extra),
-            status_code=status,
-            media_type=PROBLEM,
-            headers=headers,
-        )
+    respond = problem_response
 
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceRefusal)  # noqa: S101 - registered for this type
@@ -372,7 +370,7 @@ def _install_error_handlers(app: FastAPI, trail: RefusalTrail) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)  # noqa: S101
         status = exc.status_code
-        error = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+        error = error_of(status)
         await trail.record(request.scope, status, error)
         return respond(status, error, str(exc.detail), headers=exc.headers)
 

@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from http import HTTPStatus
 from typing import Any
 
+from starlette.responses import Response
+
 PROBLEM = "application/problem+json"
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,6 +57,23 @@ def problem(status: int, error: str, detail: str, **extra: Any) -> bytes:
         **extra,
     }
     return json.dumps(body, default=str).encode()
+
+
+def problem_response(
+    status: int, error: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+) -> Response:
+    """The problem as a Starlette ``Response`` (for an app's exception handlers)."""
+    return Response(
+        problem(status, error, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM,
+        headers=dict(headers) if headers else None,
+    )
+
+
+def error_of(status: int) -> str:
+    """The ``error`` of a bare HTTP status: its phrase in snake_case (``method_not_allowed``)."""
+    return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
 
 
 async def send_problem(
