@@ -35,11 +35,12 @@ from schemas import Event, decode, encode, kafka_key, new_event
 from schemas.codec import structured_headers
 from schemas.envelope import uuid7
 from schemas.errors import EventDecodeError
+from schemas.fields import PLATFORM_TENANT
 from schemas.payloads import CheckpointSigned
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_TENANT = "system"
+CHECKPOINT_TENANT = PLATFORM_TENANT
 RETRYABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, OSError)
 Clock = Callable[[], datetime]
 Send = Callable[[bytes, bytes, list[tuple[str, bytes]]], Awaitable[Any]]

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import msgspec
 
+from schemas.fields import TENANT_PATTERN
 from schemas.payloads import Payload, UtcTime
 from schemas.registry import BY_PAYLOAD
 
@@ -23,7 +24,6 @@ D = TypeVar("D")
 
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 TOKEN_PATTERN = r"^[\x21-\x7e]+$"  # noqa: S105 - printable ASCII, not a secret
-TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 ATTRIBUTE_PATTERNS = {
     "id": UUID_PATTERN,

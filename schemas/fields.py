@@ -31,6 +31,12 @@ def personal(
 
 
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+TENANT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+TenantId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=TENANT_PATTERN)]
+"""A tenant's id inside a payload (the envelope's ``tenant`` attribute has the same form)."""
+PLATFORM_TENANT = "system"
+"""The tenant of the platform's own events (IP blocks, ledger checkpoints, refusals no
+credential vouched for): no customer's."""
 """An opaque identifier, e.g. of a challenge or an enrollment."""
 
 Text = Annotated[str, msgspec.Meta(max_length=1024)]

@@ -27,6 +27,7 @@ from schemas.fields import (
     PolicyTier,
     Record,
     RiskLevel,
+    TenantId,
     Text,
     check_country,
     check_ip,
@@ -421,6 +422,10 @@ class IpBlockApplied(Payload, frozen=True, kw_only=True):
     failures: Count
     distinct_subjects: Count
     trigger_event_id: Identifier | None = None
+    only_tenant: TenantId | None = None
+    """The block holds for this tenant's sign-ins alone: one an identity provider of that
+    tenant reported (a tenant's report must not block an address every tenant shares).
+    None: the platform's own block, for every tenant."""
 
     def __post_init__(self) -> None:
         check_ip("ip", self.ip)

@@ -19,16 +19,19 @@ clock now, read here at the edge): the subject's lock, else (with ``factor``) th
 factor's lock. A subject the stream never saw is not locked. A bad ``factor`` or ``at``
 is a 400 with ``{"error": ...}``; 503 while the partition owner is not known (rebalance).
 
-``GET /lockouts/ip/{ip}[?at=2026-11-02T09:30:00Z]`` — per-IP throttling
+``GET /lockouts/ip/{ip}[?at=2026-11-02T09:30:00Z][&tenant=acme]`` — per-IP throttling
 (``streams.folds.ipblock``), routed the same way on the ``ips`` table, whose key is
-the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case)::
+the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case). The
+platform's blocks hold for every tenant; a block a tenant's identity provider reported
+(reason ``idp_reported``) only when that ``tenant`` is asked for::
 
-    {"ip": "198.51.100.23", "at": "2026-11-02T09:30:00+00:00",
+    {"ip": "198.51.100.23", "tenant": "acme" | null, "at": "2026-11-02T09:30:00+00:00",
      "blocked": true, "until": "2026-11-02T09:45:00+00:00" | null,
      "since": "2026-11-02T09:30:00+00:00" | null, "reason": "credential_stuffing" | null,
      "failures": 57 | null, "distinct_subjects": 20 | null}
 
-An IP the stream never saw failing is not blocked; a malformed IP or ``at`` is a 400. The IP
+An IP the stream never saw failing is not blocked; a malformed IP, ``at`` or ``tenant`` is a
+400. The IP
 route is matched before the subject route, so the tenant ``ip`` is reserved: a subject of
 a tenant named ``ip`` whose id looks like an address cannot be asked for.
 
@@ -49,6 +52,7 @@ what an operator, or a test waiting for a rebalance to settle, needs from Faust'
 from __future__ import annotations
 
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,7 +61,7 @@ import faust
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 
-from schemas.fields import Factor
+from schemas.fields import TENANT_PATTERN, Factor
 from streams.engine import KeyedRunner
 from streams.folds.ipblock import IpBlockState, ip_block_status
 from streams.folds.thresholds import parse_ip
@@ -125,6 +129,13 @@ def parse_query(
         if far:
             raise ValueError(f"at: more than {AT_RANGE.days // 366} years from now: {at_text!r}")
     return (None if factor is None else Factor(factor)), at
+
+
+def parse_tenant(text: str | None) -> str | None:
+    """The ``tenant`` of the query string, if given; ValueError says what is wrong."""
+    if text is not None and not (len(text) <= 64 and re.fullmatch(TENANT_PATTERN, text)):
+        raise ValueError(f"tenant: expected a tenant id ({TENANT_PATTERN}), found {text[:80]!r}")
+    return text
 
 
 class ApiView(View):
@@ -214,13 +225,18 @@ def canonical_ip(text: str) -> str:
         raise ValueError(f"ip: expected an IPv4 or IPv6 address, found {text!r}") from None
 
 
-def ip_block_answer(state: Mapping[str, Any] | None, *, ip: str, at: datetime) -> dict[str, Any]:
-    """The API's JSON answer for one IP's table value (``None``: never seen failing)."""
+def ip_block_answer(
+    state: Mapping[str, Any] | None, *, ip: str, at: datetime, tenant: str | None = None
+) -> dict[str, Any]:
+    """The API's JSON answer for one IP's table value (``None``: never seen failing), for a
+    sign-in of ``tenant`` (None: the platform's blocks alone; a block an identity provider
+    reported holds for its tenant only)."""
     status = ip_block_status(
-        IpBlockState() if state is None else IpBlockState.from_dict(state), now=at
+        IpBlockState() if state is None else IpBlockState.from_dict(state), now=at, tenant=tenant
     )
     return {
         "ip": ip,
+        "tenant": tenant,
         "at": at.isoformat(),
         "blocked": status.blocked,
         "until": None if status.until is None else status.until.isoformat(),
@@ -246,13 +262,14 @@ def register_ip_block_api(app: faust.App, ips: KeyedRunner, *, token: str | None
                 key = canonical_ip(ip)
                 query = {"at": request.query["at"]} if "at" in request.query else {}
                 _, at = parse_query(query, now=now)
+                tenant = parse_tenant(request.query.get("tenant"))
             except ValueError as error:
                 return self.error(400, str(error))
             routed = await _routed(self, table.name, key.encode(), request)
             if routed is not None:
                 return routed
             state = fold_state_of(ips.stored(key.encode()), IP_BLOCK)
-            return self.json(ip_block_answer(state, ip=key, at=at or now))
+            return self.json(ip_block_answer(state, ip=key, at=at or now, tenant=tenant))
 
     IpBlockView.token = None if token is None else token.encode()
 

@@ -331,25 +331,41 @@ def fold_profiles(events: Iterable[Event], thresholds: RiskThresholds) -> dict[s
 
 @dataclass(frozen=True)
 class IpBlocks:
-    """The platform's IP blocks: address → until when."""
+    """The IP blocks the stream applied: the platform's (address → until when), for every
+    tenant, and those a tenant's identity provider reported ((tenant, address) → until
+    when), for that tenant's sign-ins alone."""
 
     blocked: Mapping[str, datetime] = field(default_factory=dict)
+    reported: Mapping[tuple[str, str], datetime] = field(default_factory=dict)
 
-    def until(self, ip: str | None, now: datetime) -> datetime | None:
+    def until(self, ip: str | None, now: datetime, tenant: str | None = None) -> datetime | None:
+        """The end of the block of ``ip`` in force at ``now`` for a sign-in of ``tenant``
+        (the later of the platform's and the tenant's), if any."""
         address = _address(ip) if ip is not None else None
-        until = self.blocked.get(str(address)) if address is not None else None
-        return until if until is not None and now < until else None
+        if address is None:
+            return None
+        ends = [self.blocked.get(str(address))]
+        if tenant is not None:
+            ends.append(self.reported.get((tenant, str(address))))
+        live = [end for end in ends if end is not None and now < end]
+        return max(live) if live else None
 
 
 def fold_ip_blocks(blocks: IpBlocks, event: Event) -> IpBlocks:
     data = event.data
     if isinstance(data, p.IpBlockApplied):
         address = str(_address(data.ip))
+        if data.only_tenant is not None:
+            key = (data.only_tenant, address)
+            until = max(data.blocked_until, blocks.reported.get(key, data.blocked_until))
+            live = {k: t for k, t in blocks.reported.items() if t > event.time}  # no release
+            return replace(blocks, reported={**live, key: until})
         until = max(data.blocked_until, blocks.blocked.get(address, data.blocked_until))
-        return IpBlocks({**blocks.blocked, address: until})
-    if isinstance(data, p.IpBlockReleased):
+        return replace(blocks, blocked={**blocks.blocked, address: until})
+    if isinstance(data, p.IpBlockReleased):  # the platform's blocks alone are released
         address = str(_address(data.ip))
-        return IpBlocks({a: t for a, t in blocks.blocked.items() if a != address})
+        blocked = {a: t for a, t in blocks.blocked.items() if a != address}
+        return replace(blocks, blocked=blocked)
     return blocks
 
 

@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 
 from factorstream.cli.context import console, fail, settings_of
+from streams.folds.ipblock import REPORTED
 
 app = typer.Typer(
     help="Lockouts and IP blocks, from the stream worker's API.", no_args_is_help=True
@@ -67,10 +68,13 @@ def describe_ip(answer: dict[str, Any]) -> str:
     ip = escape(answer["ip"])
     if not answer["blocked"]:
         return f"IP {ip}: [green]not blocked[/]"
+    if answer["reason"] == REPORTED:
+        why = f"blocked for tenant {escape(str(answer.get('tenant')))} by its identity provider"
+    else:
+        why = f"{answer['failures']} failures against {answer['distinct_subjects']} subjects"
     return (
         f"IP {ip}: [bold red]BLOCKED[/] until {answer['until']} (since {answer['since']}, "
-        f"reason {answer['reason']}: {answer['failures']} failures against "
-        f"{answer['distinct_subjects']} subjects)"
+        f"reason {escape(str(answer['reason']))}: {why})"
     )
 
 
@@ -105,7 +109,7 @@ def show(
         answers = {"subject": fetch(base, path, _with_factor(query, factor), timeout=timeout)}
         if ip is not None:
             ip_path = f"/lockouts/ip/{quote(ip, safe=':')}"
-            answers["ip"] = fetch(base, ip_path, query, timeout=timeout)
+            answers["ip"] = fetch(base, ip_path, {"tenant": tenant, **query}, timeout=timeout)
     except ApiError as error:
         raise fail(escape(str(error))) from None
     if as_json:

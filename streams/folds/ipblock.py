@@ -54,15 +54,21 @@ events belong to the platform (:data:`TENANT`, :data:`SUBJECT`) instead of to th
 that completed the count.
 
 **Reported blocks**: an identity provider's block of an address (``idp.lock.reported`` with
-scope ``ip``, e.g. Auth0's ``limit_wc``/``limit_mu``) blocks it here too, from the report's
-time until the provider's ``locked_until`` or, when it does not say, ``duration`` later —
-unless the address is exempt or the end is past, or the report names no end while the
-address is blocked already (a provider repeats its block at each attempt; which of such
-repeats derives the block then depends on arrival). Each report that blocks derives one
-``ip.block.applied`` (reason :data:`REPORTED`, ``failures`` and ``distinct_subjects`` 0:
-the provider gives no counts; id from the report's). The
-state keeps the reported block (overlapping or touching reports merged; of two apart, the
-later), which :func:`ip_block_status` answers from; a reported block gets no release.
+scope ``ip``, e.g. Auth0's ``limit_wc``/``limit_mu``) blocks it here too, **for the
+reporting tenant's sign-ins only** — a tenant's adapter or ingest credential must not block
+an address every tenant shares (a NAT, a VPN), and Auth0's ``limit_wc`` even blocks an
+address for one account only — from the report's time until the provider's
+``locked_until`` or, when it does not say, ``duration`` later — unless the address is
+exempt or the end is past, or the report names no end while the address is blocked for
+that tenant already (a provider repeats its block at each attempt; which of such repeats
+derives the block then depends on arrival). Each report that blocks derives one
+``ip.block.applied`` of the reporting tenant (reason :data:`REPORTED`, ``only_tenant``
+that tenant, ``failures`` and ``distinct_subjects`` 0: the provider gives no counts; id
+from the report's). The state keeps each tenant's reported block (overlapping or touching
+reports merged; of two apart, the later; ended ones forgotten at the next report, at most
+:data:`MAX_REPORTING_TENANTS` tenants, the soonest ending dropped first), which
+:func:`ip_block_status` answers from when asked for that tenant; a reported block gets no
+release.
 
 **Envelope**: an IP block is the platform's decision about an address and belongs to no
 tenant's subject, yet every event has both: the ``ip.block.*`` events belong to tenant
@@ -88,7 +94,7 @@ from typing import Any, Final
 from schemas import Event
 from schemas import payloads as p
 from schemas.envelope import derive_event
-from schemas.fields import LockoutScope, Outcome
+from schemas.fields import PLATFORM_TENANT, LockoutScope, Outcome
 from streams.folds import slots as sl
 from streams.folds import window as w
 from streams.folds.signals import client_ip
@@ -102,7 +108,7 @@ REPORTED: Final = "idp_reported"
 """``reason`` of ``ip.block.applied`` an identity provider's block derived."""
 RELEASED: Final = "expired"
 """``reason`` of ``ip.block.released`` (the only way a block ends, for now)."""
-TENANT: Final = "system"
+TENANT: Final = PLATFORM_TENANT
 """Tenant of the ``ip.block.*`` events: the platform's (as audit checkpoints')."""
 SUBJECT: Final = "ip-block"
 """Pseudonymous subject of the ``ip.block.*`` events."""
@@ -111,6 +117,8 @@ NOT_EVALUATED: Final = p.NOT_EVALUATED_REASONS
 MAX_WINDOW: Final = timedelta(days=1)
 MAX_DURATION: Final = timedelta(days=90)
 STATE_VERSION: Final = 2
+MAX_REPORTING_TENANTS: Final = 64
+"""Tenants whose reported blocks of one address the state keeps (bounded state)."""
 
 JsonState = dict[str, Any]
 
@@ -188,8 +196,8 @@ class IpBlockState:
     block: IpBlock | None = None
     """The blocks no failure to come can change, merged: the block they make, in force or
     past, until its release."""
-    reported: IpBlock | None = None
-    """The latest block an identity provider reported (see the module docstring)."""
+    reported: Mapping[str, IpBlock] = field(default_factory=dict)
+    """Tenant → the latest block its identity provider reported (see the module docstring)."""
 
     def to_dict(self) -> JsonState:
         block = self.block
@@ -200,7 +208,11 @@ class IpBlockState:
             **self.subjects.to_json(),
             "blocks": [[b, self.blocks[b]] for b in sorted(self.blocks)],
             "block": _span_json(block),
-            **({} if self.reported is None else {"reported": _span_json(self.reported)}),
+            **(
+                {"reported_by": {t: _span_json(b) for t, b in self.reported.items()}}
+                if self.reported
+                else {}
+            ),
         }
 
     @classmethod
@@ -214,19 +226,20 @@ class IpBlockState:
             sl.SubjectSlots.from_json(data),
             {b: since for b, since in sl.int_pairs(data, "blocks", 2)},
             _span(data.get("block"), "block"),
-            _span(data.get("reported"), "reported"),
+            _reported_spans(data.get("reported_by")),
         )
 
-    def intervals(self, *, reported: bool = True) -> list[IpBlock]:
-        """Every block known, as they chain (overlapping or touching ones merged); the
-        reported block among them unless ``reported`` is false."""
+    def intervals(self, *, tenant: str | None = None) -> list[IpBlock]:
+        """Every block known, as they chain (overlapping or touching ones merged): the
+        platform's, and the block ``tenant``'s identity provider reported, if any."""
         slot, bucket, duration, _ = self.grid
         spans = [] if self.block is None else [self.block]
         for b in sorted(self.blocks):
             since = datetime.fromtimestamp(self.blocks[b] * slot, UTC)
             spans.append(IpBlock(since, datetime.fromtimestamp((b + 1) * bucket + duration, UTC)))
-        if reported and self.reported is not None:
-            spans = sorted([*spans, self.reported], key=lambda span: span.since)
+        reported = None if tenant is None else self.reported.get(tenant)
+        if reported is not None:
+            spans = sorted([*spans, reported], key=lambda span: span.since)
         found: list[IpBlock] = []
         for span in spans:
             last = found[-1] if found else None
@@ -241,6 +254,15 @@ def _span_json(span: IpBlock | None) -> dict[str, str] | None:
     if span is None:
         return None
     return {"since": w.isoformat(span.since), "until": w.isoformat(span.until)}
+
+
+def _reported_spans(raw: Any) -> dict[str, IpBlock]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"reported_by: expected an object of tenant → block, found {raw!r}")
+    spans = {str(t): _span(b, f"reported_by.{t}") for t, b in raw.items()}
+    return {t: b for t, b in spans.items() if b is not None}
 
 
 def _span(raw: Any, name: str) -> IpBlock | None:
@@ -264,16 +286,22 @@ class IpBlockStatus:
     distinct_subjects: int | None = None
 
 
-def ip_block_status(state: IpBlockState, *, now: datetime) -> IpBlockStatus:
-    """The IP's block in force at ``now`` (timezone-aware), if any: since its start, until
-    its end as far as the state knows (a bucket still to come may extend it)."""
+def ip_block_status(
+    state: IpBlockState, *, now: datetime, tenant: str | None = None
+) -> IpBlockStatus:
+    """The IP's block in force at ``now`` (timezone-aware) for a sign-in of ``tenant``, if
+    any: since its start, until its end as far as the state knows (a bucket still to come
+    may extend it). The platform's blocks hold for every tenant; a reported block only for
+    the tenant that reported it (``tenant`` None: the platform's blocks alone)."""
     if now.tzinfo is None:
         raise ValueError("now: expected a timezone-aware datetime (UTC), found a naive one")
-    for block in state.intervals(reported=False):
+    for block in state.intervals():
         if block.since <= now < block.until:
             need = state.grid[3]
             return IpBlockStatus(True, block.until, block.since, REASON, need, need)
-    for block in state.intervals():  # a reported block, alone or extending one of ours
+    if tenant is None or tenant not in state.reported:
+        return IpBlockStatus(blocked=False)
+    for block in state.intervals(tenant=tenant):  # reported, alone or extending ours
         if block.since <= now < block.until:
             return IpBlockStatus(True, block.until, block.since, REPORTED, 0, 0)
     return IpBlockStatus(blocked=False)
@@ -381,13 +409,16 @@ def _reported(
         return state, []
     key = _layout(policy.window, policy.duration, policy.lateness, policy.min_subjects)[1]
     base = state if state.grid == key else IpBlockState(grid=key)
-    if report.locked_until is None and ip_block_status(base, now=event.time).blocked:
+    tenant = event.tenant
+    if report.locked_until is None and ip_block_status(base, now=event.time, tenant=tenant).blocked:
         return state, []  # a repeat of a block in force (providers repeat it per attempt)
-    span, known = IpBlock(event.time, until), base.reported
+    span, known = IpBlock(event.time, until), base.reported.get(tenant)
     if known is not None and span.since <= known.until and known.since <= span.until:
         span = IpBlock(min(known.since, span.since), max(known.until, span.until))
     elif known is not None and known.until > span.until:
         span = known
+    kept = {t: b for t, b in base.reported.items() if b.until > event.time and t != tenant}
+    kept = dict(sorted(kept.items(), key=lambda item: item[1].until)[1 - MAX_REPORTING_TENANTS :])
     ip = str(address)
     payload = p.IpBlockApplied(
         ip=ip,
@@ -396,11 +427,12 @@ def _reported(
         failures=0,
         distinct_subjects=0,
         trigger_event_id=event.id,
+        only_tenant=tenant,
     )
     derived = derive_event(
-        event, payload, source=SOURCE, what=f"reported/{ip}", tenant=TENANT, subject=SUBJECT
+        event, payload, source=SOURCE, what=f"reported/{ip}", tenant=tenant, subject=SUBJECT
     )
-    return replace(base, reported=span), [derived]
+    return replace(base, reported={**kept, tenant: span}), [derived]
 
 
 @lru_cache(maxsize=16)

@@ -15,7 +15,7 @@ from faust.types import TP
 
 from schemas import Event
 from schemas import payloads as p
-from schemas.fields import Outcome, PolicyTier
+from schemas.fields import LockoutScope, Outcome, PolicyTier
 from streams.app import Pipeline
 from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
@@ -148,6 +148,35 @@ def failed_login(log: Log, at: datetime, subject: str) -> Event:
     return log.event(data, at, subject=subject)
 
 
+async def test_a_block_a_tenants_provider_reported_is_answered_for_that_tenant_alone(
+    pipeline: Pipeline, this_node_owns_every_key: list[tuple[str, bytes]]
+) -> None:
+    report = Log(tenant="mallory").event(
+        p.IdpLockReported(provider="auth0", scope=LockoutScope.IP, reason="limit_wc", ip=IP),
+        T0,
+    )
+    await through_subjects(pipeline, [report])
+    journal, by_ip = journal_of(pipeline), pipeline.rekeyed["ip"].get_topic_name()
+    batch = produced_as_read(journal, by_ip)
+    journal.entries.clear()
+    await pipeline.engine.keyed("ips").handle({TP(by_ip, 0): batch})
+    (applied,) = journal.events(pipeline.lockouts.get_topic_name())
+    assert isinstance(applied.data, p.IpBlockApplied)
+    assert (applied.tenant, applied.data.only_tenant) == ("mallory", "mallory")
+    del this_node_owns_every_key[:]
+
+    async with TestClient(TestServer(web_app(pipeline))) as http:
+
+        async def blocked(query: str) -> bool:
+            response = await http.get(f"/lockouts/ip/{IP}?at={_q(T0 + SECOND)}{query}")
+            assert response.status == 200
+            return bool((await response.json())["blocked"])
+
+        assert await blocked("&tenant=mallory")
+        assert not await blocked("&tenant=acme")
+        assert not await blocked("")
+
+
 async def test_the_ip_block_api_answers_from_the_ips_stage(
     pipeline: Pipeline, this_node_owns_every_key: list[tuple[str, bytes]]
 ) -> None:
@@ -188,6 +217,8 @@ async def test_the_ip_block_api_answers_from_the_ips_stage(
         assert status == 400 and body["error"].startswith("ip: expected an IPv4 or IPv6")
         status, body = await get(f"/lockouts/ip/{IP}?at=yesterday")
         assert status == 400 and "RFC 3339" in body["error"]
+        status, body = await get(f"/lockouts/ip/{IP}?tenant=a%2Fb")
+        assert status == 400 and body["error"].startswith("tenant: expected a tenant id")
         # a tenant named "ip" with a subject that is no address reaches the subject route
         status, body = await get("/lockouts/ip/u-1")
         assert (status, body["tenant"], body["subject"], body["locked"]) == (

@@ -121,7 +121,7 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
         assessment = assess_risk(
             sign_in,
             profile if profile is not None else EMPTY,
-            ip_blocked_until=view.ip_blocked_until(ip, now) if view else None,
+            ip_blocked_until=view.ip_blocked_until(ip, now, client.tenant) if view else None,
             thresholds=parts.config.risk,
         )
         context, decision = decide(

@@ -109,9 +109,12 @@ class StreamView:
         with self._lock:
             return self._profiles.get(f"{tenant}/{subject}", EMPTY)
 
-    def ip_blocked_until(self, ip: str | None, now: datetime) -> datetime | None:
+    def ip_blocked_until(
+        self, ip: str | None, now: datetime, tenant: str | None = None
+    ) -> datetime | None:
+        """When the block of ``ip`` in force for a sign-in of ``tenant`` ends, if any."""
         with self._lock:
-            return self._blocks.until(ip, now)
+            return self._blocks.until(ip, now, tenant)
 
     def status(self) -> ViewStatus:
         with self._lock:
@@ -254,7 +257,7 @@ def enforce(view: StreamView | None, request: Request) -> None:
     if view is None:
         return
     ip = request.client.ip if request.client is not None else None
-    until = view.ip_blocked_until(ip, request.now)
+    until = view.ip_blocked_until(ip, request.now, request.tenant)
     if until is not None:
         raise ServiceRefusal(
             LOCKED,

@@ -41,7 +41,7 @@ from starlette.routing import BaseRoute, Match
 from schemas import Event, new_event
 from schemas import payloads as p
 from schemas.envelope import ATTRIBUTE_PATTERNS
-from schemas.fields import check_ip
+from schemas.fields import PLATFORM_TENANT, check_ip
 from verifiers.service.clients import ServiceClient, ServiceClients
 from verifiers.service.errors import Scope
 from verifiers.service.ratelimit import CALLER_IP, TokenBuckets, ip_bucket
@@ -49,7 +49,7 @@ from verifiers.store import VerifierStore
 
 log = logging.getLogger(__name__)
 
-TENANT: Final = "system"
+TENANT: Final = PLATFORM_TENANT
 """Tenant of refusals no valid credential vouched for (as the platform's IP blocks)."""
 UNKNOWN_SUBJECT: Final = "unknown"
 UNKNOWN_SUBJECT_ERROR: Final = "unknown_subject"

@@ -64,6 +64,7 @@ def test_a_subject_never_seen_is_not_locked() -> None:
 def test_ip_block_answer_of_an_ip_never_seen_failing() -> None:
     assert ip_block_answer(None, ip="192.0.2.1", at=T0) == {
         "ip": "192.0.2.1",
+        "tenant": None,
         "at": T0.isoformat(),
         "blocked": False,
         "until": None,

@@ -20,6 +20,7 @@ from schemas import Event, decode, encode
 from schemas import payloads as p
 from schemas.fields import Factor, LockoutScope, Outcome
 from streams.folds.ipblock import (
+    MAX_REPORTING_TENANTS,
     REASON,
     REPORTED,
     SOURCE,
@@ -27,6 +28,7 @@ from streams.folds.ipblock import (
     TENANT,
     IpBlockPolicy,
     IpBlockState,
+    IpBlockStatus,
     fold_ip_block,
     ip_block_key,
     ip_block_status,
@@ -34,7 +36,7 @@ from streams.folds.ipblock import (
 )
 from streams.folds.thresholds import NetworkList
 from tests.factories import T0
-from tests.unit.streams import HOUR, MINUTE, SECOND, Log, client, replay
+from tests.unit.streams import DAY, HOUR, MINUTE, SECOND, Log, client, replay
 
 IP = "198.51.100.23"
 POLICY = IpBlockPolicy()
@@ -288,11 +290,17 @@ def test_an_ip_quiet_since_its_block_needs_a_full_count_again() -> None:
 # -- blocks an identity provider reported ----------------------------------------------------
 
 
-def reported(log: Log, at: datetime, *, ip: str = IP, until: datetime | None = None) -> Event:
+def reported(
+    log: Log, at: datetime, *, ip: str = IP, until: datetime | None = None, tenant: str = "acme"
+) -> Event:
     data = p.IdpLockReported(
         provider="auth0", scope=LockoutScope.IP, reason="limit_mu", ip=ip, locked_until=until
     )
-    return log.event(data, at)
+    return log.event(data, at, tenant=tenant)
+
+
+def status_for(state: IpBlockState, now: datetime, tenant: str = "acme") -> IpBlockStatus:
+    return ip_block_status(state, now=now, tenant=tenant)
 
 
 def test_a_reported_block_blocks_the_address_and_derives_one_event_per_report() -> None:
@@ -306,10 +314,11 @@ def test_a_reported_block_blocks_the_address_and_derives_one_event_per_report() 
     assert (data.ip, data.reason, data.trigger_event_id) == (IP, REPORTED, report.id)
     assert (data.failures, data.distinct_subjects) == (0, 0)  # the provider gives no counts
     assert data.blocked_until == T0 + POLICY.duration
-    assert (applied.tenant, applied.subject, applied.source) == (TENANT, SUBJECT, SOURCE)
-    status = ip_block_status(state, now=T0 + MINUTE)
+    assert data.only_tenant == "acme"  # the reporting tenant's block, not the platform's
+    assert (applied.tenant, applied.subject, applied.source) == ("acme", SUBJECT, SOURCE)
+    status = status_for(state, T0 + MINUTE)
     assert (status.blocked, status.reason, status.until) == (True, REPORTED, T0 + POLICY.duration)
-    assert not ip_block_status(state, now=T0 + POLICY.duration).blocked
+    assert not status_for(state, T0 + POLICY.duration).blocked
     assert IpBlockState.from_dict(state.to_dict()) == state
     assert run([report, report])[1] == [applied]  # the same report again: a repeat
 
@@ -321,7 +330,7 @@ def test_the_providers_end_is_kept_and_overlapping_reports_merge_in_any_order() 
     forward, backward = run([first, second]), run([second, first])
     assert forward[0] == backward[0]
     assert sorted(e.id for e in forward[1]) == sorted(e.id for e in backward[1])
-    status = ip_block_status(forward[0], now=T0 + 90 * MINUTE)
+    status = status_for(forward[0], T0 + 90 * MINUTE)
     assert (status.blocked, status.since, status.until) == (True, T0, T0 + 2 * HOUR)
 
 
@@ -329,7 +338,7 @@ def test_a_repeated_report_without_an_end_blocks_once() -> None:
     log = Log()
     state, derived = run([reported(log, T0 + i * MINUTE) for i in range(5)])
     assert len(derived) == 1
-    assert ip_block_status(state, now=T0 + MINUTE).until == T0 + POLICY.duration
+    assert status_for(state, T0 + MINUTE).until == T0 + POLICY.duration
 
 
 def test_an_ended_exempt_or_other_scope_report_blocks_nothing() -> None:
@@ -351,8 +360,40 @@ def test_a_reported_block_survives_the_rules_own_blocks_and_releases() -> None:
     events.append(failure(log, T0 + 2 * HOUR, "u-late"))  # settles and releases the rule's
     state, derived = run(events)
     assert types(derived).count("ip.block.released") == 1
-    status = ip_block_status(state, now=T0 + 2 * HOUR + MINUTE)
+    status = status_for(state, T0 + 2 * HOUR + MINUTE)
     assert (status.blocked, status.reason) == (True, REPORTED)
+
+
+def test_one_tenants_report_does_not_block_a_shared_address_for_anyone_else() -> None:
+    """An attacker with one tenant's adapter (or ingest) credential reports a block of an
+    address other tenants' people share (a NAT, a VPN): it holds for that tenant alone."""
+    log = Log()
+    report = reported(log, T0, until=T0 + 90 * DAY, tenant="mallory")
+    state, _ = run([report])
+    assert status_for(state, T0 + MINUTE, "mallory").blocked
+    assert not status_for(state, T0 + MINUTE, "acme").blocked
+    assert not ip_block_status(state, now=T0 + MINUTE).blocked  # not the platform's block
+    # The rule's own block (many subjects failing) still holds for every tenant.
+    state, _ = run([report, *spray(log, POLICY.min_subjects)])
+    assert status_for(state, T0 + 5 * MINUTE, "acme").reason == REASON
+
+
+def test_tenants_reports_are_kept_apart_and_bounded() -> None:
+    log = Log()
+    first = reported(log, T0, until=T0 + HOUR, tenant="acme")
+    second = reported(log, T0 + MINUTE, until=T0 + 2 * HOUR, tenant="globex")
+    state, derived = run([first, second])
+    assert [e.tenant for e in derived] == ["acme", "globex"]
+    assert status_for(state, T0 + 90 * MINUTE, "acme").blocked is False
+    assert status_for(state, T0 + 90 * MINUTE, "globex").until == T0 + 2 * HOUR
+    many = [
+        reported(log, T0 + i * SECOND, until=T0 + DAY + i * SECOND, tenant=f"t{i}")
+        for i in range(MAX_REPORTING_TENANTS + 10)
+    ]
+    state, _ = run(many)
+    assert len(state.reported) == MAX_REPORTING_TENANTS
+    assert "t0" not in state.reported and f"t{MAX_REPORTING_TENANTS + 9}" in state.reported
+    assert IpBlockState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
 
 # -- state: JSON form, bounds, the table step -----------------------------------------------

@@ -220,6 +220,30 @@ def test_ip_blocks_apply_until_their_end_and_release() -> None:
     assert assessment.has(RiskFactor.IP_BLOCKED) and assessment.level is RiskLevel.HIGH
 
 
+def test_a_block_one_tenants_provider_reported_holds_for_that_tenant_alone() -> None:
+    """A tenant's reported block of a shared address must not refuse other tenants'
+    sign-ins, nor survive the platform releasing a block of its own on the address."""
+    reported = event(
+        p.IpBlockApplied(
+            ip="192.0.2.9",
+            reason="idp_reported",
+            failures=0,
+            distinct_subjects=0,
+            blocked_until=T0 + timedelta(hours=2),
+            only_tenant="mallory",
+        ),
+        T0,
+    )
+    blocks = fold_ip_blocks(IpBlocks(), reported)
+    assert blocks.until("192.0.2.9", T0, "mallory") == T0 + timedelta(hours=2)
+    assert blocks.until("192.0.2.9", T0, "acme") is None
+    assert blocks.until("192.0.2.9", T0) is None
+    released = fold_ip_blocks(
+        blocks, event(p.IpBlockReleased(ip="192.0.2.9", reason="expired"), T0)
+    )
+    assert released.until("192.0.2.9", T0, "mallory") == T0 + timedelta(hours=2)
+
+
 def test_an_anonymous_network_is_scored_and_bars_telephony() -> None:
     assessment = assess(
         history(), SignIn(at=NEXT_MORNING, ip="185.220.101.5", device_id="dev-laptop")

@@ -324,6 +324,46 @@ def test_an_ip_the_stream_blocked_is_refused_and_others_are_not(
     assert other.status == 200, other.body
 
 
+def test_a_block_another_tenants_provider_reported_does_not_refuse_our_sign_ins(
+    streamed: Service, view: StreamView
+) -> None:
+    """Tenant mallory's adapter reports a block of an address acme's people share: acme's
+    sign-ins from it go on; mallory's are refused."""
+    acme, mallory = streamed.client("acme"), streamed.client("mallory")
+    alice, mark = streamed.enrol_totp(acme, "alice"), streamed.enrol_totp(mallory, "mark")
+    view.apply(
+        [
+            new_event(
+                p.IpBlockApplied(
+                    ip="192.0.2.66",
+                    reason="idp_reported",
+                    failures=0,
+                    distinct_subjects=0,
+                    blocked_until=streamed.clock() + timedelta(hours=2),
+                    only_tenant="mallory",
+                ),
+                source="factorstream://lockout/ip",
+                tenant="mallory",
+                subject="ip-block",
+                correlationid="report",
+                now=streamed.clock(),
+            )
+        ]
+    )
+
+    def verify(token: str, subject: str, code: str) -> int:
+        body = {"code": code, "ip": "192.0.2.66"}
+        return streamed.call(
+            "POST", f"/v1/subjects/{subject}/totp/verify", body, token=token
+        ).status
+
+    assert verify(acme, "alice", alice.at(streamed.clock())) == 200
+    assert "ip_blocked" not in {
+        f["factor"] for f in assess(streamed, acme, ip="192.0.2.66")["factors"]
+    }
+    assert verify(mallory, "mark", mark.at(streamed.clock())) == 423
+
+
 def relay(service: Service, view: StreamView) -> None:
     """What the relay and the view's consumer do: the outbox's events into the view."""
     with service.parts.store.engine.connect() as connection:
