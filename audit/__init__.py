@@ -13,5 +13,6 @@
   ``audit/migrations`` — storage (SQLAlchemy Core + Alembic; SQLite or PostgreSQL);
 * :mod:`audit.sink` — appending batches durably and publishing checkpoints (the sink runs
   in the stream engine: ``streams/sinks.py``);
-* :mod:`audit.export`, :mod:`audit.ocsf` — exports (JSON Lines, CSV, Parquet, OCSF).
+* :mod:`audit.rows` — entries as the exports read them; :mod:`audit.export`,
+  :mod:`audit.ocsf` — exports (JSON Lines, CSV, Parquet, OCSF).
 """

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from audit import canonical, database, proofs
 from audit.appending import build_rows
 from audit.checkpoints import Checkpoint, load_signing_key, sign
-from audit.export import ExportFilter, LedgerRow
 from audit.integrity import VerifyReport, verify_ledger
 from audit.keyring import KeyRing
 from audit.reading import read_rows
+from audit.rows import ExportFilter, LedgerRow
 from audit.shredding import KeyWrapper, load_master_key
 from audit.tables import checkpoints, entries, head, nodes, signing_keys
 from schemas import Event, decode, new_event

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any, Final
 
-from audit.export import ERASED, LedgerRow, event_time, flatten
+from audit.rows import ERASED, LedgerRow, event_time, flatten
 from schemas.registry import BY_NAME
 
 OCSF_VERSION: Final = "1.1.0"

@@ -1,4 +1,4 @@
-"""Reading entries back as :class:`audit.export.LedgerRow`, personal data opened.
+"""Reading entries back as :class:`audit.rows.LedgerRow`, personal data opened.
 
 Filters go into SQL (tenant, subject, types, event time). Rows are read in chunks by
 sequence number (keyset pagination, oldest or newest first), each chunk in its own short
@@ -16,8 +16,8 @@ import msgspec
 import sqlalchemy as sa
 
 from audit import canonical, database
-from audit.export import ERASED, ExportFilter, LedgerRow
 from audit.keyring import KeyRing
+from audit.rows import ERASED, ExportFilter, LedgerRow
 from audit.shredding import NONCE_BYTES
 from audit.tables import entries
 

@@ -32,8 +32,8 @@ from typing import Any, Final
 
 from audit import database, proofs
 from audit.checkpoints import Checkpoint, format_time, public_pem
-from audit.export import ExportFilter
 from audit.ledger import Ledger
+from audit.rows import ExportFilter
 from compliance import offline_verify
 from compliance.controls import (
     ERASURE_TYPE,

@@ -13,7 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from audit.export import ExportFilter, ExportFormat, LedgerRow
+from audit.export import ExportFormat
+from audit.rows import ExportFilter, LedgerRow
 from dashboard.filters import DashboardFilters
 from dashboard.ledger import LedgerAccess
 from dashboard.users import User, may_export

@@ -14,8 +14,9 @@ from typing import Protocol
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.checkpoints import Checkpoint
-from audit.export import ExportFilter, ExportFormat, LedgerRow, write_export
+from audit.export import ExportFormat, write_export
 from audit.ledger import Ledger
+from audit.rows import ExportFilter, LedgerRow
 from compliance.controls import ControlResult, Framework, evaluate
 from compliance.pack import IssuedPack, read_evidence, write_pack
 from compliance.periods import Period

@@ -23,8 +23,9 @@ from audit.checkpoints import (
     public_pem,
     rotate_signing_key,
 )
-from audit.export import ExportFilter, write_export
+from audit.export import write_export
 from audit.ledger import Ledger, LedgerError, open_ledger
+from audit.rows import ExportFilter
 from audit.shredding import ShreddingError
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of, read_trusted_keys
 from factorstream.cli.context import console, fail, redacted, settings_of

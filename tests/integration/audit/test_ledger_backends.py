@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from audit.checkpoints import public_pem
 from audit.database import bulk_insert, ledger_engine
-from audit.export import ERASED, ExportFilter
+from audit.rows import ERASED, ExportFilter
 from audit.tables import entries, metadata, subject_keys
 from audit.verify import check_proof_document
 from tests.factories import CONTROL_KEY, T0

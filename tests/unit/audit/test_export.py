@@ -13,16 +13,8 @@ import msgspec
 import pyarrow.parquet as pq
 import pytest
 
-from audit.export import (
-    COLUMNS,
-    ERASED,
-    FORMULA_STARTS,
-    ExportFilter,
-    LedgerRow,
-    flatten,
-    parquet_schema,
-    write_export,
-)
+from audit.export import FORMULA_STARTS, parquet_schema, write_export
+from audit.rows import COLUMNS, ERASED, ExportFilter, LedgerRow, flatten
 from schemas import encode
 from schemas.registry import BY_NAME, personal_paths
 from tests.factories import PAYLOADS, T0, sample_event

@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from audit.checkpoints import load_signing_key, public_pem
-from audit.export import ERASED, ExportFilter
 from audit.ledger import Ledger, LedgerError, open_ledger
+from audit.rows import ERASED, ExportFilter
 from audit.tables import subject_keys
 from audit.verify import ProofRefused, check_proof_document, checkpoints_of
 from factorstream.localkafka import free_port

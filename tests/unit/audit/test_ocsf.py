@@ -12,8 +12,9 @@ import jsonschema
 import msgspec
 import pytest
 
-from audit.export import ERASED, LedgerRow, write_export
+from audit.export import write_export
 from audit.ocsf import OCSF_VERSION, defined_activities, ocsf_record, ocsf_schema
+from audit.rows import ERASED, LedgerRow
 from schemas import encode
 from schemas.registry import BY_NAME, personal_paths
 from tests.factories import PAYLOADS, sample_event

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from audit.export import ExportFilter
+from audit.rows import ExportFilter
 from factorstream.cli.context import load_into
 from factorstream.cli.evidence import evidence
 from tests.unit.audit.ledger_support import settings_env

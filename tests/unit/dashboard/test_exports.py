@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dash import Dash
 
 from audit.checkpoints import Checkpoint, public_pem
-from audit.export import ExportFilter, ExportFormat, LedgerRow
+from audit.export import ExportFormat
 from audit.ledger import Ledger
+from audit.rows import ExportFilter, LedgerRow
 from dashboard.app import create_app
 from dashboard.exports import ExportRefused, export_bytes, export_filter, grid_row
 from dashboard.filters import DashboardFilters
