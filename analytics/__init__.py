@@ -6,3 +6,7 @@ atomically for readers; ``views`` gives DuckDB views over the files (and the rea
 ``analytics.duckdb``); ``queries`` holds the named metric queries; ``sink`` compacts the lake
 on a timer (the lake sink itself runs in the stream engine: ``streams/sinks.py``).
 """
+
+from schemas.extras import require_extra
+
+require_extra("analytics")

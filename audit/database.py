@@ -11,7 +11,6 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from psycopg import sql as psycopg_sql
 
 from audit.merkle import Frontier
 from audit.tables import UtcDateTime, head
@@ -105,6 +104,8 @@ def bulk_insert(
     if connection.dialect.name != "postgresql":
         connection.execute(table.insert(), list(rows))
         return
+    from psycopg import sql as psycopg_sql  # the postgres extra: only on PostgreSQL
+
     columns = [column.name for column in table.columns]
     types = [_copy_type(column, connection.dialect) for column in table.columns]
     statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(

@@ -12,3 +12,7 @@ Packs never open sealed personal data: the ledger is read without its master key
 sealed field reads as erased whether or not its subject was erased, and a subject erased
 under GDPR Art. 17 is marked as such.
 """
+
+from schemas.extras import require_extra
+
+require_extra("compliance")

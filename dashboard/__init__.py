@@ -7,3 +7,7 @@ the sign-in gate (:mod:`dashboard.gate`,
 ``audit``) and one module per page in ``dashboard/pages``; figures are pure functions in
 :mod:`dashboard.figures`.
 """
+
+from schemas.extras import require_extra
+
+require_extra("dashboard")

@@ -8,3 +8,7 @@ the sinks, and ``streams.api`` (the lockout API). The pure folds live in ``strea
 and ``verifiers.lockout``; ``streams.replay`` runs the same stages without Kafka.
 ``factorstream worker`` runs the app.
 """
+
+from schemas.extras import require_extra
+
+require_extra("streams")

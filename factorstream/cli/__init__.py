@@ -16,6 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from factorstream.cli.context import PRIVATE_UMASK, load_into
+from schemas import extras
 
 COMMANDS: Final[Mapping[str, str]] = {
     "schemas": "factorstream.cli.schemas:app",
@@ -47,15 +48,35 @@ function, in the order help lists them."""
 
 
 def load_command(name: str) -> Any:
-    """The click command ``name`` stands for, its module imported now."""
+    """The click command ``name`` stands for, its module imported now; a command whose
+    part's extra is not installed says so when run (and in help) instead."""
     module, attribute = COMMANDS[name].split(":")
-    target = getattr(importlib.import_module(module), attribute)
+    try:
+        target = getattr(importlib.import_module(module), attribute)
+    except ImportError as error:
+        message = extras.explain(error, f"factorstream {name}")
+        if message is None:
+            raise
+        return _missing_extra(name, message)
     if isinstance(target, typer.Typer):
         group = typer.main.get_group(target)
         group.name = name
         return group
     single = typer.Typer(add_completion=False)
     single.command(name=name)(target)
+    return typer.main.get_command(single)
+
+
+def _missing_extra(name: str, message: str) -> Any:
+    def unavailable() -> None:
+        typer.echo(message, err=True)
+        raise typer.Exit(2)
+
+    unavailable.__doc__ = f"(not installed) {message}"
+    single = typer.Typer(add_completion=False)
+    single.command(
+        name=name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )(unavailable)
     return typer.main.get_command(single)
 
 
@@ -93,4 +114,11 @@ def main() -> None:
     for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, _interrupt)
     os.umask(PRIVATE_UMASK)
-    app()
+    try:
+        app()
+    except ImportError as error:  # a command's part whose extra is not installed
+        message = extras.explain(error, "this command")
+        if message is None:
+            raise
+        typer.echo(message, err=True)
+        raise SystemExit(2) from None

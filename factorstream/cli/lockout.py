@@ -16,7 +16,6 @@ import typer
 from rich.markup import escape
 
 from factorstream.cli.context import console, fail, settings_of
-from streams.folds.ipblock import REPORTED
 
 app = typer.Typer(
     help="Lockouts and IP blocks, from the stream worker's API.", no_args_is_help=True
@@ -68,7 +67,7 @@ def describe_ip(answer: dict[str, Any]) -> str:
     ip = escape(answer["ip"])
     if not answer["blocked"]:
         return f"IP {ip}: [green]not blocked[/]"
-    if answer["reason"] == REPORTED:
+    if answer["reason"] == "idp_reported":  # streams.folds.ipblock.REPORTED (no worker here)
         why = f"blocked for tenant {escape(str(answer.get('tenant')))} by its identity provider"
     else:
         why = f"{answer['failures']} failures against {answer['distinct_subjects']} subjects"

@@ -7,14 +7,9 @@ only checks assertions needs PyJWT and cryptography alone)."""
 
 from __future__ import annotations
 
-from importlib.util import find_spec
+from schemas import extras
 
 
 def require_extra(*modules: str) -> None:
     """Fail with a message naming the extra when a module of it is not installed."""
-    for module in modules:
-        if find_spec(module) is None:
-            raise ImportError(
-                f"verifiers.service needs {module!r}: pip install 'factorstream[service]'",
-                name=module,
-            )
+    extras.require_extra("verifiers.service", *modules)
