@@ -88,6 +88,11 @@ def _call(run: Run, *args: str, who: dict[str, Any]) -> Result:
     return run("override", *args, *who["args"], stdin=who["stdin"])
 
 
+def _ask(run: Run, action: str, *options: str, who: dict[str, Any]) -> Result:
+    """``override request`` of :data:`SUBJECT` for ``action``."""
+    return _call(run, "request", TENANT, SUBJECT, "--action", action, *options, who=who)
+
+
 @pytest.fixture
 def admins(run: Run) -> Admins:
     made = Admins(run)
@@ -114,12 +119,8 @@ def test_an_unlock_through_the_cli_needs_a_second_signed_in_administrator(
     run: Run, admins: Admins, store: VerifierStore
 ) -> None:
     lock(store, datetime.now(UTC) - timedelta(seconds=6))
-    asked = _call(
+    asked = _ask(
         run,
-        "request",
-        TENANT,
-        SUBJECT,
-        "--action",
         "unlock",
         "--reason",
         "Locked out on a trip; identity checked by video call.",
@@ -170,26 +171,12 @@ def test_a_temporary_access_code_from_the_cli_lets_the_locked_person_in_once_ove
 ) -> None:
     lock(store, datetime.now(UTC) - timedelta(seconds=6))
     common = ("--reason", "Lost phone; identity checked at the desk.", "--ticket", "SEC-43")
-    beyond = _call(
-        run,
-        "request",
-        TENANT,
-        SUBJECT,
-        "--action",
-        "temporary-access",
-        "--tier",
-        "admin",
-        "--multi-use",
-        *common,
-        who=admins.as_("alice"),
+    beyond = _ask(
+        run, "temporary-access", "--tier", "admin", "--multi-use", *common, who=admins.as_("alice")
     )
     assert beyond.exit_code == 1 and "multi_use_not_allowed" in beyond.output
-    asked = _call(
+    asked = _ask(
         run,
-        "request",
-        TENANT,
-        SUBJECT,
-        "--action",
         "temporary-access",
         "--hours",
         "2",

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas import new_event
-from schemas import payloads as p
 from schemas.fields import LockoutScope
 from tests.unit.verifiers.override_support import SUBJECT, approved, requested
 from verifiers.service.assertions import ACR_TEMPORARY_ACCESS
 from verifiers.service.stream_view import StreamView
 
 from .conftest import Service
-from .test_assess import lock, stream_event, streamed, view
+from .test_assess import ip_block, lock, stream_event, streamed, view
 
 __all__ = ["streamed", "view"]  # the fixtures: a service whose stream view the test feeds
 VERIFY = f"/v1/subjects/{SUBJECT}/temporary-access/verify"
@@ -36,24 +34,7 @@ def test_the_code_passes_the_streams_lock_but_not_its_ip_block(
     token = streamed.client("acme")
     code = _code(streamed)
     view.apply([stream_event(streamed, lock(streamed, LockoutScope.SUBJECT), subject=SUBJECT)])
-    view.apply(
-        [
-            new_event(
-                p.IpBlockApplied(
-                    ip=BLOCKED_IP,
-                    reason="many_subjects",
-                    failures=20,
-                    distinct_subjects=20,
-                    blocked_until=streamed.clock() + timedelta(minutes=30),
-                ),
-                source="factorstream://lockout",
-                tenant="_platform",
-                subject="_ip",
-                correlationid="block",
-                now=streamed.clock(),
-            )
-        ]
-    )
+    view.apply([ip_block(streamed, BLOCKED_IP)])
     recovery = streamed.call(
         "POST", f"/v1/subjects/{SUBJECT}/recovery-codes/verify", {"code": "x"}, token=token
     )
