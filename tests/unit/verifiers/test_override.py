@@ -37,7 +37,7 @@ from verifiers.override import (
     refuse_approval,
     refuse_request,
 )
-from verifiers.policy import TIERS, TemporaryAccessLimits
+from verifiers.policy import TIERS, TemporaryAccessLimits, tier_policy
 from verifiers.store import VerifierStore
 
 HOUR = timedelta(hours=1)
@@ -276,3 +276,12 @@ def test_a_multi_use_code_works_until_it_expires(store: VerifierStore) -> None:
     assert [u.accepted for u in uses] == [True, True, True, False]
     assert [u.event.data.uses for u in uses[:3]] == [1, 2, 3]  # type: ignore[union-attr]
     assert uses[3].reason == "expired_code"
+
+
+def test_a_tier_takes_only_temporary_access_limits() -> None:
+    with pytest.raises(ValueError, match="temporary_access: expected TemporaryAccessLimits"):
+        tier_policy(PolicyTier.CUSTOMER, temporary_access={"max_valid_for": HOUR})
+    stricter = tier_policy(PolicyTier.CUSTOMER, temporary_access=TemporaryAccessLimits(HOUR))
+    assert stricter.temporary_access.refusal(valid_for=2 * HOUR, single_use=True) == (
+        "lifetime_over_tier_limit"
+    )
