@@ -271,6 +271,15 @@ class AdminOverrideRequested(Payload, frozen=True, kw_only=True):
     justification: Text
     factor: Factor | None = None
     ticket: Identifier | None = None
+    approve_before: UtcTime | None = None
+    """The deadline: a second administrator's approval after it is refused."""
+    policy_tier: PolicyTier | None = None
+    """The subject's tier, whose limits a temporary access must keep."""
+    access_valid_for_s: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """Temporary access: how long the code stays valid once approved, in seconds."""
+    single_use: bool | None = None
+    """Temporary access: the code lets the subject in once (else any number of times
+    until it expires)."""
 
 
 class AdminOverrideApproved(Payload, frozen=True, kw_only=True):
@@ -278,6 +287,31 @@ class AdminOverrideApproved(Payload, frozen=True, kw_only=True):
     approved_by: Identifier
     action: Reason
     expires_at: UtcTime | None = None
+    requested_by: Identifier | None = None
+    """Who requested the override (the first of the two administrators)."""
+    ticket: Identifier | None = None
+
+
+class AdminOverrideRefused(Payload, frozen=True, kw_only=True):
+    """A request for, or an approval of, an administrator's override that the two-person
+    rule refused (self-approval, an expired request, a non-administrator, a second
+    approval, an administrator who failed to sign in, a temporary access beyond the tier's
+    limits)."""
+
+    attempted_by: Identifier
+    """Who tried: the administrator's name as given (and signed in, unless the reason is
+    ``sign_in_refused``)."""
+    stage: Reason
+    """``request`` or ``approve``."""
+    reason: Reason
+    request_id: Identifier | None = None
+    action: Reason | None = None
+    requested_by: Identifier | None = None
+    ticket: Identifier | None = None
+    justification: (
+        Annotated[str, personal("Why the override was asked for (free text).", max_length=1024)]
+        | None
+    ) = None
 
 
 class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
@@ -287,6 +321,28 @@ class TemporaryAccessGranted(Payload, frozen=True, kw_only=True):
     justification: Text
     scope: Name | None = None
     request_id: Identifier | None = None
+    single_use: bool | None = None
+    """The code lets the subject in once (else any number of times until ``expires_at``)."""
+    requested_by: Identifier | None = None
+    ticket: Identifier | None = None
+
+
+class TemporaryAccessUsed(Activity, frozen=True, kw_only=True):
+    """A temporary-access code let its subject in (whatever lock the subject is under)."""
+
+    grant_id: Identifier
+    single_use: bool
+    uses: Annotated[int, msgspec.Meta(ge=1)]
+    """How many times the code has let the subject in, this time included."""
+    request_id: Identifier | None = None
+
+
+class TemporaryAccessRefused(Activity, frozen=True, kw_only=True):
+    """A temporary-access code was refused: unknown, malformed, expired, revoked, used up,
+    or issued for another subject or tenant."""
+
+    reason: Reason
+    grant_id: Identifier | None = None
 
 
 # -- the MFA service ---------------------------------------------------------------------

@@ -282,6 +282,25 @@ EVENT_TYPES: tuple[EventType, ...] = (
         ocsf=Ocsf(3005, "User Access Management", 1, "Assign Privileges"),
     ),
     EventType(
+        "admin.override.refused",
+        p.AdminOverrideRefused,
+        "The two-person rule refused an override's request or approval.",
+        made_by=Producer.CONTROL,
+        ocsf=Ocsf(3005, "User Access Management", 99, "Other"),
+    ),
+    EventType(
+        "access.temporary.used",
+        p.TemporaryAccessUsed,
+        "A temporary-access code let its subject in.",
+        ocsf=AUTHENTICATION_LOGON,
+    ),
+    EventType(
+        "access.temporary.refused",
+        p.TemporaryAccessRefused,
+        "A temporary-access code was refused.",
+        ocsf=AUTHENTICATION_LOGON,
+    ),
+    EventType(
         "lockout.applied",
         p.LockoutApplied,
         "The lockout fold locked a subject, factor or IP.",

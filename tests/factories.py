@@ -140,6 +140,21 @@ PAYLOADS: dict[str, p.Payload] = {
         justification="Lost phone; temporary access pass for re-enrollment.",
         scope="enroll",
     ),
+    "admin.override.refused": p.AdminOverrideRefused(
+        attempted_by="admin-7",
+        stage="approve",
+        reason="self_approval",
+        request_id="req-1",
+        action="unlock",
+        requested_by="admin-7",
+        ticket="SEC-1234",
+    ),
+    "access.temporary.used": p.TemporaryAccessUsed(
+        grant_id="tap-1", single_use=True, uses=1, request_id="req-1", **CONTEXT
+    ),
+    "access.temporary.refused": p.TemporaryAccessRefused(
+        reason="used_code", grant_id="tap-1", **CONTEXT
+    ),
     "service.request.refused": p.ServiceRequestRefused(
         status=400,
         error="malformed_json",

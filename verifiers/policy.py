@@ -18,6 +18,11 @@ never locked permanently by the strategy (a denial-of-service risk for many acco
 only by the NIST cap of 100 consecutive failures. Quick-login settings are Keycloak's
 defaults (1 s, 1 min); ``failure_reset`` is 24 h for admin and 12 h otherwise.
 
+Temporary access (:mod:`verifiers.override`, a code two administrators grant to a locked-out
+person) stays within each tier's limits (:class:`TemporaryAccessLimits`): admin, single use
+only, valid at most 1 h; business, single use or multi use, at most 8 h; customer, single
+use or multi use, at most 24 h.
+
 Every tier resends alike (:mod:`verifiers.resend`): codes to a phone or mailbox, and pushes,
 30 s apart, the wait doubling with each unused resend up to 10 min, at most 10 sends of
 codes (and 10 of pushes) an hour per subject.
@@ -78,6 +83,31 @@ def _factors(name: str, value: object) -> tuple[Factor, ...]:
 
 
 @dataclass(frozen=True)
+class TemporaryAccessLimits:
+    """How far a temporary-access code of a tier may go (:mod:`verifiers.override`)."""
+
+    max_valid_for: timedelta = timedelta(hours=24)
+    """The longest a code may stay valid once approved."""
+    multi_use: bool = True
+    """Whether a code may let its subject in more than once while valid."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_valid_for, timedelta) or self.max_valid_for <= timedelta(0):
+            raise ValueError(
+                f"max_valid_for: expected a positive timedelta, found {self.max_valid_for!r}"
+            )
+
+    def refusal(self, *, valid_for: timedelta, single_use: bool) -> str | None:
+        """Why a code valid for ``valid_for`` (single use or not) is beyond these limits
+        (``None``: within them)."""
+        if valid_for <= timedelta(0) or valid_for > self.max_valid_for:
+            return "lifetime_over_tier_limit"
+        if not single_use and not self.multi_use:
+            return "multi_use_not_allowed"
+        return None
+
+
+@dataclass(frozen=True)
 class TierPolicy:
     """One tier: which factors, how many failures, how long things last."""
 
@@ -103,6 +133,8 @@ class TierPolicy:
     """How soon another SMS, voice or e-mail code may be sent (:mod:`verifiers.resend`)."""
     push_resend: ResendPolicy = ResendPolicy()
     """How soon another push may be sent, besides one open push at a time."""
+    temporary_access: TemporaryAccessLimits = TemporaryAccessLimits()
+    """What a temporary-access code two administrators grant may be (lifetime, reuse)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier", _enum(PolicyTier, "tier", self.tier))
@@ -131,6 +163,10 @@ class TierPolicy:
         for name in ("code_resend", "push_resend"):
             if not isinstance(getattr(self, name), ResendPolicy):
                 raise ValueError(f"{name}: expected a ResendPolicy, found {getattr(self, name)!r}")
+        if not isinstance(self.temporary_access, TemporaryAccessLimits):
+            raise ValueError(
+                f"temporary_access: expected TemporaryAccessLimits, found {self.temporary_access!r}"
+            )
         if self.max_wait < self.lockout_duration:
             raise ValueError(
                 f"max_wait: expected at least lockout_duration ({self.lockout_duration}), "
@@ -162,6 +198,7 @@ TIERS: Mapping[PolicyTier, TierPolicy] = MappingProxyType(
             strategy=LockoutStrategy.LINEAR,
             max_temporary_lockouts=3,
             failure_reset=timedelta(hours=24),
+            temporary_access=TemporaryAccessLimits(timedelta(hours=1), multi_use=False),
         ),
         PolicyTier.BUSINESS: TierPolicy(
             tier=PolicyTier.BUSINESS,
@@ -175,6 +212,7 @@ TIERS: Mapping[PolicyTier, TierPolicy] = MappingProxyType(
             max_wait=timedelta(minutes=15),
             strategy=LockoutStrategy.MULTIPLE,
             max_temporary_lockouts=0,
+            temporary_access=TemporaryAccessLimits(timedelta(hours=8)),
         ),
         PolicyTier.CUSTOMER: TierPolicy(
             tier=PolicyTier.CUSTOMER,

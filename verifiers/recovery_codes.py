@@ -28,7 +28,8 @@ def normalise(code: str) -> str:
     return "".join(ch for ch in code.upper() if ch not in "- \t")
 
 
-def _display(code: str) -> str:
+def grouped(code: str) -> str:
+    """``code`` as shown to a person: groups of four joined by ``-``."""
     return "-".join(code[i : i + 4] for i in range(0, len(code), 4))
 
 
@@ -68,7 +69,7 @@ def regenerate(store: VerifierStore, request: Request) -> list[str]:
             ],
         )
         step.emit(RecoveryRegenerated(code_count=CODE_COUNT, previous_codes_invalidated=revoked))
-    return [_display(code) for code in codes]
+    return [grouped(code) for code in codes]
 
 
 def redeem(store: VerifierStore, request: Request, *, code: str) -> Verdict:

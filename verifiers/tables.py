@@ -1,4 +1,5 @@
-"""The verifier database: enrollments, challenges, recovery codes, lockout gate, outbox.
+"""The verifier database: enrollments, challenges, recovery codes, lockout gate, outbox,
+administrators' overrides and temporary access.
 
 One SQLAlchemy ``MetaData`` for the whole service database, so a ceremony's state change
 and its outbox events commit in one transaction. The schema is created and upgraded by
@@ -117,6 +118,44 @@ service_clients = sa.Table(
 )
 """The MFA service's callers: one credential per row, bound to one tenant."""
 
+override_requests = sa.Table(
+    "override_requests",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),  # unlock | temporary_access
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("justification", sa.String(1024), nullable=False),
+    sa.Column("ticket", sa.String(128), nullable=False),
+    sa.Column("requested_at", Timestamp, nullable=False),
+    sa.Column("approve_before", Timestamp, nullable=False),
+    sa.Column("single_use", sa.Boolean(), nullable=True),  # temporary access only
+    sa.Column("valid_for_s", sa.Integer(), nullable=True),  # temporary access only
+    sa.Column("approved_by", sa.String(128), nullable=True),
+    sa.Column("approved_at", Timestamp, nullable=True),
+    sa.Index("ix_override_requests_subject", "tenant", "subject"),
+)
+"""Administrators' overrides waiting for, or given, a second administrator's approval."""
+
+temporary_access = sa.Table(
+    "temporary_access",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("lookup", sa.LargeBinary(32), nullable=False, unique=True),  # keyed HMAC of the code
+    sa.Column("single_use", sa.Boolean(), nullable=False),
+    sa.Column("uses", sa.Integer(), nullable=False, default=0),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+"""Temporary-access codes, kept only as a keyed hash (the code has 80 random bits)."""
+
 ALL_TABLES = (
     outbox_events,
     enrollments,
@@ -124,6 +163,8 @@ ALL_TABLES = (
     recovery_codes,
     lockout_states,
     service_clients,
+    override_requests,
+    temporary_access,
 )
 
 __all__ = [
@@ -135,6 +176,8 @@ __all__ = [
     "lockout_states",
     "metadata",
     "outbox_events",
+    "override_requests",
     "recovery_codes",
     "service_clients",
+    "temporary_access",
 ]

@@ -26,6 +26,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "audit": "factorstream.cli.audit:app",
     "evidence": "factorstream.cli.evidence:evidence",
     "users": "factorstream.cli.dashboard:app",
+    "override": "factorstream.cli.override:app",
     "lake": "factorstream.cli.sql:app",
     "demo": "factorstream.cli.demo:demo",
     "relay": "factorstream.cli.relay:relay",

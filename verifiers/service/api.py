@@ -32,13 +32,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from schemas.fields import Client, Factor
-from verifiers import factors, recovery_codes, totp
+from verifiers import factors, recovery_codes, temporary_access, totp
 from verifiers.delivery import FailoverDelivery
 from verifiers.service import otp_routes, push_routes, webauthn_routes
 from verifiers.service.assertions import (
     ACR_MFA,
     ACR_RECOVERY,
+    ACR_TEMPORARY_ACCESS,
     AMR_RECOVERY,
+    AMR_TEMPORARY_ACCESS,
     AMR_TOTP,
     AssertionKeys,
     AssertionRequest,
@@ -147,7 +149,7 @@ def create_app(parts: ServiceParts) -> Any:
     Caller = Annotated[ServiceClient, Depends(caller)]
 
     def ceremony(
-        client: ServiceClient, subject: str, body: SignInContext | None
+        client: ServiceClient, subject: str, body: SignInContext | None, *, past_lock: bool = False
     ) -> CeremonyRequest:
         context = body or SignInContext()
         request = CeremonyRequest(
@@ -161,7 +163,8 @@ def create_app(parts: ServiceParts) -> Any:
             if context.ip or context.user_agent
             else None,
         )
-        enforce(parts.stream, request)  # what the stream locked or blocked: 423
+        # what the stream locked or blocked: 423 (past_lock: the IP block only)
+        enforce(parts.stream, request, subject_lock=not past_lock)
         return request
 
     def known(client: ServiceClient, subject: str) -> factors.SubjectFactors:
@@ -273,6 +276,17 @@ def create_app(parts: ServiceParts) -> Any:
         known(client, subject)
         _accepted(recovery_codes.redeem(parts.store, request, code=body.code))
         return assertion(client, request, AMR_RECOVERY, ACR_RECOVERY)
+
+    @app.post("/v1/subjects/{subject}/temporary-access/verify", tags=["temporary access"])
+    def temporary_access_verify(
+        subject: SubjectPath, client: Caller, body: CodeBody
+    ) -> AssertionOut:
+        """Let a locked-out subject in with a temporary-access code two administrators
+        granted (``factorstream override``), past any lock of theirs; single-use codes work
+        once. The assertion's ``acr`` says temporary access."""
+        request = ceremony(client, subject, body, past_lock=True)
+        _accepted(temporary_access.redeem(parts.store, request, code=body.code))
+        return assertion(client, request, AMR_TEMPORARY_ACCESS, ACR_TEMPORARY_ACCESS)
 
     @app.get("/v1/subjects/{subject}/factors", tags=["factors"])
     def factor_list(subject: SubjectPath, client: Caller) -> FactorsOut:

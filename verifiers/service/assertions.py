@@ -13,6 +13,8 @@ audience), ``amr`` (RFC 8176), ``acr``, ``auth_time``, ``iat``, ``exp``, ``jti``
   method for a look-up secret, and calling it ``otp`` would let a relying party that asks
   for an authenticator (``amr_any=["otp"]``) accept a code printed on paper; a relying
   party that accepts recovery asks for :data:`ACR_RECOVERY` explicitly.
+* A temporary-access code (``verifiers/override.py``): ``amr = []``, ``acr =``
+  :data:`ACR_TEMPORARY_ACCESS`; only a relying party that asks for it accepts it.
 
 The key id (``kid``) is the RFC 7638 thumbprint of the public key. Rotation writes the
 old public key beside the new private key (``<name>.retired-<kid>.pub.pem``); the JWKS
@@ -48,8 +50,14 @@ ACR_MFA = "urn:factorstream:acr:mfa"
 """A second factor that is an authenticator (TOTP today)."""
 ACR_RECOVERY = "urn:factorstream:acr:recovery"
 """A single-use recovery code: the account was recovered, not stepped up by a device."""
+ACR_TEMPORARY_ACCESS = "urn:factorstream:acr:temporary-access"
+"""A temporary-access code two administrators granted (``verifiers/override.py``): the
+person got in without any factor of theirs, past any lock."""
 AMR_TOTP = ("otp", "mfa")
 AMR_RECOVERY = ("mfa",)
+AMR_TEMPORARY_ACCESS: tuple[str, ...] = ()
+"""A code two administrators handed over: no method of the person's own, so none is claimed
+(``otp`` or ``mfa`` would let it pass where a relying party asks for an authenticator)."""
 AMR_HARDWARE_KEY = ("hwk", "mfa")
 """WebAuthn with a device-bound credential (not backup eligible)."""
 AMR_SOFTWARE_KEY = ("swk", "mfa")

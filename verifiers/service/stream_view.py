@@ -248,12 +248,13 @@ class StreamView:
                 return  # nothing more: let the caller check whether the view caught up
 
 
-def enforce(view: StreamView | None, request: Request) -> None:
+def enforce(view: StreamView | None, request: Request, *, subject_lock: bool = True) -> None:
     """Refuse (423) a request whose subject the stream locked or whose IP it blocked.
 
     Every route that acts for a subject calls it (the ceremony builder in ``api.py`` does);
     with no view it does nothing. Factor locks are refused by the verifier's gate through
-    :meth:`StreamView.stream_lockouts`, which knows the factor."""
+    :meth:`StreamView.stream_lockouts`, which knows the factor. ``subject_lock=False``: only
+    the IP block (a temporary-access code is a way in past the subject's lock)."""
     if view is None:
         return
     ip = request.client.ip if request.client is not None else None
@@ -265,6 +266,8 @@ def enforce(view: StreamView | None, request: Request) -> None:
             "the stream blocked this IP address",
             extra={"locked_until": until.isoformat()},
         )
+    if not subject_lock:
+        return
     lock = view.profile(request.tenant, request.subject).subject_lock
     if lock is not None and lock.active(request.now):
         extra = {"locked_until": lock.until.isoformat()} if lock.until else {}

@@ -45,6 +45,7 @@ def test_the_registry_names_the_control_types() -> None:
     assert CONTROL == [
         "access.temporary.granted",
         "admin.override.approved",
+        "admin.override.refused",
         "admin.override.requested",
         "privacy.subject.erased",
     ]

@@ -274,29 +274,30 @@ def test_a_factor_the_stream_locked_is_refused_by_the_gate_and_recorded(
     assert failed and failed[-1]["data"]["reason"] == "locked_out"
 
 
+def ip_block(service: Service, ip: str) -> Event:
+    """The stream's ``ip.block.applied`` of ``ip`` for 30 minutes from now."""
+    return new_event(
+        p.IpBlockApplied(
+            ip=ip,
+            reason="many_subjects",
+            failures=20,
+            distinct_subjects=20,
+            blocked_until=service.clock() + timedelta(minutes=30),
+        ),
+        source="factorstream://lockout",
+        tenant="_platform",
+        subject="_ip",
+        correlationid="block",
+        now=service.clock(),
+    )
+
+
 def test_an_ip_the_stream_blocked_is_refused_and_others_are_not(
     streamed: Service, view: StreamView
 ) -> None:
     token = streamed.client("acme")
     authenticator = streamed.enrol_totp(token, "alice")
-    view.apply(
-        [
-            new_event(
-                p.IpBlockApplied(
-                    ip="192.0.2.66",
-                    reason="many_subjects",
-                    failures=20,
-                    distinct_subjects=20,
-                    blocked_until=streamed.clock() + timedelta(minutes=30),
-                ),
-                source="factorstream://lockout",
-                tenant="_platform",
-                subject="_ip",
-                correlationid="block",
-                now=streamed.clock(),
-            )
-        ]
-    )
+    view.apply([ip_block(streamed, "192.0.2.66")])
 
     blocked = streamed.call(
         "POST",
