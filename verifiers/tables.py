@@ -1,4 +1,5 @@
-"""The verifier database: enrollments, challenges, recovery codes, lockout gate, outbox.
+"""The verifier database: enrollments, challenges, recovery codes, trusted devices, lockout
+gate, outbox.
 
 One SQLAlchemy ``MetaData`` for the whole service database, so a ceremony's state change
 and its outbox events commit in one transaction. The schema is created and upgraded by
@@ -117,6 +118,29 @@ service_clients = sa.Table(
 )
 """The MFA service's callers: one credential per row, bound to one tenant."""
 
+trusted_devices = sa.Table(
+    "trusted_devices",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),  # keyed HMAC
+    sa.Column("binding_salt", sa.LargeBinary(16), nullable=False),
+    sa.Column("binding_hash", sa.LargeBinary(32), nullable=False),  # keyed salted HMAC
+    sa.Column("device_name", sa.LargeBinary(), nullable=True),  # AES-GCM, bound to the row id
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("assertion_id", sa.String(128), nullable=True, unique=True),  # jti: one use
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
+    sa.Index("ix_trusted_devices_subject", "tenant", "subject"),
+)
+"""Devices a subject trusted (remember-me): the token and the device binding as keyed
+hashes, never in clear (:mod:`verifiers.trusted_devices`)."""
+
 ALL_TABLES = (
     outbox_events,
     enrollments,
@@ -124,6 +148,7 @@ ALL_TABLES = (
     recovery_codes,
     lockout_states,
     service_clients,
+    trusted_devices,
 )
 
 __all__ = [
@@ -137,4 +162,5 @@ __all__ = [
     "outbox_events",
     "recovery_codes",
     "service_clients",
+    "trusted_devices",
 ]
