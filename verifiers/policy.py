@@ -127,7 +127,11 @@ class TierPolicy:
                 raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
         for name in _DURATIONS:
             value = getattr(self, name)
-            zero_ok = name in ("quick_login_check", "min_quick_login_wait", "trusted_device_lifetime")
+            zero_ok = name in (
+                "quick_login_check",
+                "min_quick_login_wait",
+                "trusted_device_lifetime",
+            )
             if (
                 not isinstance(value, timedelta)
                 or value < timedelta(0)

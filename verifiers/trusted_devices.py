@@ -44,7 +44,7 @@ from verifiers.risk import RiskAssessment, RiskFactor, level_of
 from verifiers.store import Request, Step, VerifierStore
 from verifiers.tables import trusted_devices
 
-TOKEN_PREFIX = "fsdt_"
+TOKEN_PREFIX = "fsdt_"  # noqa: S105 - the prefix that names a token, not a secret
 TOKEN_BYTES = 32
 MAX_TOKEN_LENGTH = 128
 MAX_BINDING_LENGTH = 128
@@ -60,7 +60,9 @@ LOCKED_OUT = "locked_out"
 IP_BLOCKED = "ip_blocked"
 STOLEN = "presented_from_other_device"
 """The ``device.revoked`` reason of a token refused as ``wrong_device``."""
-WAIVED_REASONS = frozenset({"customer_tier", "business_tier", "untrusted_device", "unknown_location"})
+WAIVED_REASONS = frozenset(
+    {"customer_tier", "business_tier", "untrusted_device", "unknown_location"}
+)
 """The step-up reasons a trusted device answers: the tier's default and not knowing the
 device or the place. Any other (a privileged role, a lock or block scoring high, impossible
 travel, an anonymous network, a new country, a sensitive application) still steps up."""
@@ -211,7 +213,7 @@ def _binding(device_id: str) -> str:
 def _bound(store: VerifierStore, row: sa.Row[tuple[object, ...]], device_id: str | None) -> bool:
     if device_id is None:
         return False
-    return store.box.code_matches(device_id, row.binding_salt, row.binding_hash)  # type: ignore[attr-defined]
+    return store.box.code_matches(device_id, row.binding_salt, row.binding_hash)
 
 
 def _with_device(client: Client | None, device_id: str, *, trusted: bool) -> Client:
@@ -304,9 +306,7 @@ def check(
             )
         ).first()
     record = (
-        TrustRecord(
-            row.id, row.tenant, row.subject, row.created_at, row.expires_at, row.revoked_at
-        )
+        TrustRecord(row.id, row.tenant, row.subject, row.created_at, row.expires_at, row.revoked_at)
         if row is not None
         else None
     )

@@ -112,7 +112,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
                 TrustedDeviceOut(
                     trust_id=d.trust_id,
                     device_name=d.device_name,
-                    status=d.status(now),  # type: ignore[arg-type]
+                    status=d.status(now),
                     tier=d.tier,
                     created_at=d.created_at,
                     expires_at=d.expires_at,

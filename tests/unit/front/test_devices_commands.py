@@ -88,7 +88,14 @@ def test_an_erasure_ends_every_trusted_device_of_the_subject_at_once(
     assert made.token is not None and kept.token is not None
 
     erased = factorstream(
-        tmp_path, "audit", "erase", "acme", "alice", "--requested-by", "dpo-1", "--yes",
+        tmp_path,
+        "audit",
+        "erase",
+        "acme",
+        "alice",
+        "--requested-by",
+        "dpo-1",
+        "--yes",
         "--no-publish",
     )
 

@@ -184,7 +184,9 @@ def test_another_subjects_and_another_tenants_token_is_refused_unnamed(
     assert made.token is not None
 
     other_tenant, emitted = checked(store, request_at(NOW + DAY), made.token)  # acme/u-1001
-    other_subject, _ = checked(store, request_at(NOW + DAY, tenant="globex", subject="u-2"), made.token)
+    other_subject, _ = checked(
+        store, request_at(NOW + DAY, tenant="globex", subject="u-2"), made.token
+    )
     flipped = "B" if made.token[10] == "A" else "A"
     forged, _ = checked(store, request_at(NOW + DAY), made.token[:10] + flipped + made.token[11:])
     junk, _ = checked(store, request_at(NOW + DAY), "x" * 5000)
@@ -241,9 +243,7 @@ def test_erasure_ends_every_trust_at_once_and_leaves_nothing_of_the_devices(
     second = trusted(store, request_at(), device_id="phone-fp-2")
     assert first.token is not None and second.token is not None
 
-    ended = td.forget(
-        store, tenant="acme", subject="u-1001", now=NOW + DAY, requested_by="dpo-1"
-    )
+    ended = td.forget(store, tenant="acme", subject="u-1001", now=NOW + DAY, requested_by="dpo-1")
 
     assert ended == 2
     for token in (first.token, second.token):
