@@ -17,6 +17,7 @@ the subject is locked.
 """
 
 import uuid
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated
 
@@ -48,15 +49,22 @@ def register(app: FastAPI, kit: RouteKit) -> None:
     parts = kit.parts
     Caller = Annotated[ServiceClient, Depends(kit.caller)]
 
-    def revocation(client: ServiceClient, subject: str) -> CeremonyRequest:
+    def revoke(client: ServiceClient, subject: str, trust_id: str | None) -> int:
         # not kit.ceremony: a subject the stream locked may still revoke its devices
         kit.known(client, subject)
-        return CeremonyRequest(
+        request = CeremonyRequest(
             tenant=client.tenant,
             subject=subject,
             correlationid=str(uuid.uuid4()),
             now=parts.clock(),
             application=client.label,
+        )
+        return trusted_devices.revoke(
+            parts.store,
+            request,
+            trust_id=trust_id,
+            reason=REVOKED_BY_SUBJECT,
+            revoked_by=f"client:{client.client_id}",
         )
 
     @app.post(PREFIX, status_code=201, tags=["trusted devices"])
@@ -109,17 +117,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
         found = trusted_devices.list_devices(parts.store, tenant=client.tenant, subject=subject)
         return TrustedDevicesOut(
             devices=[
-                TrustedDeviceOut(
-                    trust_id=d.trust_id,
-                    device_name=d.device_name,
-                    status=d.status(now),
-                    tier=d.tier,
-                    created_at=d.created_at,
-                    expires_at=d.expires_at,
-                    last_used_at=d.last_used_at,
-                    revoked_at=d.revoked_at,
-                    revoked_reason=d.revoked_reason,
-                )
+                TrustedDeviceOut.model_validate({**asdict(d), "status": d.status(now)})
                 for d in found
             ]
         )
@@ -127,14 +125,7 @@ def register(app: FastAPI, kit: RouteKit) -> None:
     @app.delete(f"{PREFIX}/{{trust_id}}", status_code=204, tags=["trusted devices"])
     def device_revoke(subject: SubjectPath, trust_id: IdPath, client: Caller) -> Response:
         """Stop trusting one device, at once."""
-        request = revocation(client, subject)
-        ended = trusted_devices.revoke(
-            parts.store,
-            request,
-            trust_id=trust_id,
-            reason=REVOKED_BY_SUBJECT,
-            revoked_by=f"client:{client.client_id}",
-        )
+        ended = revoke(client, subject, trust_id)
         if not ended:
             raise ServiceRefusal(
                 404, "unknown_trusted_device", "the subject has no such trusted device in force"
@@ -144,12 +135,5 @@ def register(app: FastAPI, kit: RouteKit) -> None:
     @app.delete(PREFIX, tags=["trusted devices"])
     def device_revoke_all(subject: SubjectPath, client: Caller) -> DevicesRevokedOut:
         """Stop trusting every device of the subject, at once."""
-        request = revocation(client, subject)
-        ended = trusted_devices.revoke(
-            parts.store,
-            request,
-            trust_id=None,
-            reason=REVOKED_BY_SUBJECT,
-            revoked_by=f"client:{client.client_id}",
-        )
+        ended = revoke(client, subject, None)
         return DevicesRevokedOut(revoked=ended)

@@ -3,9 +3,6 @@ at once: the next presentation of the token is refused."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,25 +10,10 @@ import pytest
 
 from factorstream.service_config import service_config
 from factorstream.settings import Settings
+from tests.unit.front.test_service_commands import factorstream
 from verifiers import trusted_devices as td
 from verifiers.service.server import open_store
 from verifiers.store import Request, VerifierStore
-
-ROOT = Path(__file__).parents[3]
-
-
-def factorstream(
-    data_dir: Path, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our interpreter, our CLI
-        [sys.executable, "-m", "factorstream.cli", *args],
-        env={**os.environ, "FACTORSTREAM_DATA_DIR": str(data_dir), "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=check,
-        timeout=60,
-    )
 
 
 def request(subject: str = "alice") -> Request:

@@ -5,46 +5,25 @@ assertion, a recovery code's assertion, the admin tier."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pyotp
-import pytest
 
 from schemas import new_event
 from schemas import payloads as p
 from schemas.fields import LockoutScope
 from verifiers import trusted_devices
-from verifiers.risk import RiskThresholds
-from verifiers.service.api import create_app
-from verifiers.service.server import open_parts
 from verifiers.service.stream_view import StreamView
 
-from .conftest import Clock, Service, service_config, start_server, stop_server
+from .conftest import Service
 from .test_api import events
+from .test_assess import streamed, view
+
+__all__ = ["streamed", "view"]  # the fixtures, re-used from test_assess
 
 LAPTOP = "laptop-fp-1"
 PATH = "/v1/subjects/alice/trusted-devices"
-
-
-@pytest.fixture
-def view() -> StreamView:
-    return StreamView(RiskThresholds())
-
-
-@pytest.fixture
-def streamed(tmp_path: Path, clock: Clock, view: StreamView) -> Iterator[Service]:
-    config = service_config(tmp_path)
-    parts = replace(open_parts(config, clock=clock), stream=view)
-    parts.store.stream_lockouts = view.stream_lockouts(clock)
-    running = start_server(create_app(parts))
-    try:
-        yield Service("127.0.0.1", running.port, parts, clock)
-    finally:
-        stop_server(running)
 
 
 def step_up(service: Service, token: str, authenticator: pyotp.TOTP, **context: Any) -> str:
