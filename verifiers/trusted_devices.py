@@ -355,9 +355,10 @@ def revoke(
 def forget(
     store: VerifierStore, *, tenant: str, subject: str, now: datetime, requested_by: str
 ) -> int:
-    """An erasure: delete every trust of the subject (nothing of its devices remains);
-    how many were in force. One ``device.revoked`` (reason ``subject_erased``) says so,
-    with no personal data (no client context)."""
+    """An erasure at ``now``: delete every trust of the subject made until then (nothing of
+    those devices remains; a trust made after it is not the erased person's); how many were
+    in force. One ``device.revoked`` (reason ``subject_erased``) says so, with no personal
+    data (no client context). Run again for the same erasure it finds nothing."""
     request = Request(
         tenant=tenant,
         subject=subject,
@@ -365,7 +366,11 @@ def forget(
         now=now,
     )
     with store.step(request, factor=None, gated=False) as step:
-        mine = (trusted_devices.c.tenant == tenant, trusted_devices.c.subject == subject)
+        mine = (
+            trusted_devices.c.tenant == tenant,
+            trusted_devices.c.subject == subject,
+            trusted_devices.c.created_at <= now,
+        )
         in_force = step.connection.execute(
             sa.select(sa.func.count()).where(
                 *mine,

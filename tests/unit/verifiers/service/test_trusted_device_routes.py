@@ -14,6 +14,7 @@ from schemas import new_event
 from schemas import payloads as p
 from schemas.fields import LockoutScope
 from verifiers import trusted_devices
+from verifiers.service.server import forget_devices
 from verifiers.service.stream_view import StreamView
 
 from .conftest import Service
@@ -288,3 +289,34 @@ def test_only_a_fresh_unused_mfa_assertion_of_a_tier_that_trusts_devices_trusts_
     assert admin.status == 403 and admin.json["error"] == "tier_not_trusted"
     assert by_recovery.status == 403 and by_recovery.json["error"] == "invalid_assertion"
     assert len(service.call("GET", PATH, token=token).json["devices"]) == 1
+
+
+def test_an_erasure_the_stream_view_reads_ends_the_trusts_made_before_it(
+    streamed: Service, view: StreamView
+) -> None:
+    token = streamed.client("acme")
+    device_token = trusted_token(streamed, token)
+    view.on_erased = forget_devices(streamed.parts.store)
+    erasure = new_event(
+        p.SubjectErased(requested_by="dpo-1", reason="gdpr_art17"),
+        source="factorstream://audit",
+        tenant="acme",
+        subject="alice",
+        correlationid="erase-1",
+        now=streamed.clock(),
+    )
+
+    view.apply([erasure])
+    erased = assess(streamed, token, device_id=LAPTOP, device_token=device_token)
+    streamed.clock.advance(minutes=1)  # alice signs up again, trusts her laptop again
+    authenticator = pyotp.TOTP(_secret_of(streamed))
+    again = trust(streamed, token, step_up(streamed, token, authenticator)).json["device_token"]
+    view.apply([erasure])  # the service restarts and replays the log
+    replayed = assess(streamed, token, device_id=LAPTOP, device_token=again)
+
+    assert erased["mfa"]["required"] and erased["trusted_device"]["reason"] == "unknown_token"
+    assert replayed["trusted_device"]["trusted"]  # made after the erasure: not the erased one's
+    revoked = [e["data"] for e in events(streamed) if e["type"] == "device.revoked"]
+    assert revoked == [  # one device in force (the default count), nothing personal
+        {"policy_tier": "customer", "reason": "subject_erased", "revoked_by": "dpo-1"}
+    ]
