@@ -67,6 +67,7 @@ FAILED_TYPES: Final = {
     "mfa.push.rejected": "rejected",
     "mfa.push.expired": "expired",
     "mfa.push.reported_fraud": "reported_fraud",
+    "device.trust_refused": None,
 }
 """Types whose event records a failed attempt, with the status detail used when the
 payload gives no ``reason``. ``auth.login.attempted`` says so in its ``outcome``."""
@@ -74,7 +75,12 @@ payload gives no ``reason``. ``auth.login.attempted`` says so in its ``outcome``
 FACTOR_OF_TYPE: Final = {"mfa.push": "push", "mfa.recovery": "recovery_code"}
 """The factor of types whose payload has no ``factor`` field, by type prefix."""
 
-ACTOR_FIELDS: Final = ("data.removed_by", "data.cleared_by", "data.requested_by")
+ACTOR_FIELDS: Final = (
+    "data.removed_by",
+    "data.cleared_by",
+    "data.requested_by",
+    "data.revoked_by",
+)
 """Payload fields naming who acted on the subject (an administrator, a DPO)."""
 
 USER_TYPES: Final = {"admin": (2, "Admin"), "business": (1, "User"), "customer": (1, "User")}

@@ -233,6 +233,42 @@ class RecoveryRegenerated(Activity, frozen=True, kw_only=True):
     previous_codes_invalidated: Count = 0
 
 
+# -- trusted devices (remember-me) -------------------------------------------------------
+
+
+class DeviceTrusted(Activity, frozen=True, kw_only=True):
+    """The subject trusted the device it just stepped up on (``client.device.id`` names the
+    device binding): that device skips MFA until ``expires_at`` unless revoked first."""
+
+    trust_id: Identifier
+    expires_at: UtcTime
+    device_name: (
+        Annotated[str, personal("The name the subject gave the device.", max_length=128)] | None
+    ) = None
+    assertion_id: Identifier | None = None
+    """The ``jti`` of the MFA assertion that proved the step-up (one device per assertion)."""
+
+
+class DeviceRevoked(Activity, frozen=True, kw_only=True):
+    """Trust in one device (``trust_id``) or every device of the subject ended: revoked by the
+    subject or an administrator, replaced by a newer trust of the same device, presented from
+    another device (a stolen token), or forgotten by an erasure."""
+
+    reason: Reason
+    trust_id: Identifier | None = None
+    revoked_by: Identifier | None = None
+    devices_revoked: Count = 1
+
+
+class DeviceTrustRefused(Activity, frozen=True, kw_only=True):
+    """A trusted-device token was presented and refused (the sign-in steps up instead): the
+    reason says why (unknown, another subject's, another device's, revoked, expired, a tier
+    that trusts no device, a locked subject, a blocked IP). No lockout counts it."""
+
+    reason: Reason
+    trust_id: Identifier | None = None
+
+
 # -- login, policy, administration -------------------------------------------------------
 
 

@@ -226,6 +226,24 @@ EVENT_TYPES: tuple[EventType, ...] = (
         ocsf=Ocsf(3001, ACCOUNT_CHANGE, 99, "Other"),
     ),
     EventType(
+        "device.trusted",
+        p.DeviceTrusted,
+        "The subject trusted a device: it skips MFA until the trust expires or is revoked.",
+        ocsf=Ocsf(3001, ACCOUNT_CHANGE, 99, "Trusted Device Add"),
+    ),
+    EventType(
+        "device.revoked",
+        p.DeviceRevoked,
+        "Trust in a device ended (subject, administrator, erasure, stolen token).",
+        ocsf=Ocsf(3001, ACCOUNT_CHANGE, 99, "Trusted Device Remove"),
+    ),
+    EventType(
+        "device.trust_refused",
+        p.DeviceTrustRefused,
+        "A trusted-device token was refused (the reason says why); the sign-in steps up.",
+        ocsf=AUTHENTICATION_LOGON,
+    ),
+    EventType(
         "auth.login.attempted",
         p.LoginAttempted,
         "A first-factor sign-in was attempted.",

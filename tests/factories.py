@@ -111,6 +111,13 @@ PAYLOADS: dict[str, p.Payload] = {
     "mfa.recovery.succeeded": p.RecoverySucceeded(codes_remaining=9, **CONTEXT),
     "mfa.recovery.failed": p.RecoveryFailed(reason="unknown_code", attempt=1, **CONTEXT),
     "mfa.recovery.regenerated": p.RecoveryRegenerated(code_count=10, previous_codes_invalidated=9),
+    "device.trusted": p.DeviceTrusted(
+        trust_id="td-1", expires_at=LATER, device_name="Alice's laptop", **CONTEXT
+    ),
+    "device.revoked": p.DeviceRevoked(
+        trust_id="td-1", reason="admin_request", revoked_by="admin-7", **CONTEXT
+    ),
+    "device.trust_refused": p.DeviceTrustRefused(trust_id="td-1", reason="wrong_device", **CONTEXT),
     "auth.login.attempted": p.LoginAttempted(
         outcome=Outcome.FAILURE, method="password", reason="invalid_password", **CONTEXT
     ),

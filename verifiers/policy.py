@@ -1,12 +1,13 @@
 """The mission's policy tiers, as data, and conditional access (who must use MFA, and how).
 
-=========  ==================  ============  ========  =======  ========  =========
-tier       required factors    fallbacks     failures  lockout  code      permanent
-=========  ==================  ============  ========  =======  ========  =========
-admin      webauthn, push      totp, sms     3         5 min    2 min     after 3
-business   totp, push          sms, email    5         3 min    5 min     never
-customer   totp                sms, email    10        15 min   10 min    never
-=========  ==================  ============  ========  =======  ========  =========
+=========  ==================  ============  ========  =======  ========  =========  =======
+tier       required factors    fallbacks     failures  lockout  code      permanent  trusted
+                                                                                     device
+=========  ==================  ============  ========  =======  ========  =========  =======
+admin      webauthn, push      totp, sms     3         5 min    2 min     after 3    never
+business   totp, push          sms, email    5         3 min    5 min     never      7 days
+customer   totp                sms, email    10        15 min   10 min    never      30 days
+=========  ==================  ============  ========  =======  ========  =========  =======
 
 :func:`lockout_policy` maps a tier onto the Keycloak-style :class:`LockoutPolicy`:
 ``max_failures`` as is; ``wait_increment = lockout_duration`` (so the first lockout lasts
@@ -26,6 +27,9 @@ use or multi use, at most 24 h.
 Every tier resends alike (:mod:`verifiers.resend`): codes to a phone or mailbox, and pushes,
 30 s apart, the wait doubling with each unused resend up to 10 min, at most 10 sends of
 codes (and 10 of pushes) an hour per subject.
+
+A trusted device (remember-me, :mod:`verifiers.trusted_devices`) skips the step-up for
+``trusted_device_lifetime`` after the subject trusted it; zero (the admin tier) trusts none.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ _DURATIONS = (
     "failure_reset",
     "quick_login_check",
     "min_quick_login_wait",
+    "trusted_device_lifetime",
 )
 
 
@@ -135,6 +140,8 @@ class TierPolicy:
     """How soon another push may be sent, besides one open push at a time."""
     temporary_access: TemporaryAccessLimits = TemporaryAccessLimits()
     """What a temporary-access code two administrators grant may be (lifetime, reuse)."""
+    trusted_device_lifetime: timedelta = timedelta(0)
+    """How long a device the subject trusted skips the step-up (zero: no device is trusted)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tier", _enum(PolicyTier, "tier", self.tier))
@@ -152,7 +159,11 @@ class TierPolicy:
                 raise ValueError(f"{name}: expected an integer >= {minimum}, found {value!r}")
         for name in _DURATIONS:
             value = getattr(self, name)
-            zero_ok = name in ("quick_login_check", "min_quick_login_wait")
+            zero_ok = name in (
+                "quick_login_check",
+                "min_quick_login_wait",
+                "trusted_device_lifetime",
+            )
             if (
                 not isinstance(value, timedelta)
                 or value < timedelta(0)
@@ -213,6 +224,7 @@ TIERS: Mapping[PolicyTier, TierPolicy] = MappingProxyType(
             strategy=LockoutStrategy.MULTIPLE,
             max_temporary_lockouts=0,
             temporary_access=TemporaryAccessLimits(timedelta(hours=8)),
+            trusted_device_lifetime=timedelta(days=7),
         ),
         PolicyTier.CUSTOMER: TierPolicy(
             tier=PolicyTier.CUSTOMER,
@@ -226,6 +238,7 @@ TIERS: Mapping[PolicyTier, TierPolicy] = MappingProxyType(
             max_wait=timedelta(hours=1),
             strategy=LockoutStrategy.MULTIPLE,
             max_temporary_lockouts=0,
+            trusted_device_lifetime=timedelta(days=30),
         ),
     }
 )

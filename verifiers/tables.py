@@ -1,5 +1,5 @@
-"""The verifier database: enrollments, challenges, recovery codes, lockout gate, outbox,
-administrators' overrides and temporary access.
+"""The verifier database: enrollments, challenges, recovery codes, trusted devices, lockout
+gate, outbox, administrators' overrides and temporary access.
 
 One SQLAlchemy ``MetaData`` for the whole service database, so a ceremony's state change
 and its outbox events commit in one transaction. The schema is created and upgraded by
@@ -156,6 +156,29 @@ temporary_access = sa.Table(
 )
 """Temporary-access codes, kept only as a keyed hash (the code has 80 random bits)."""
 
+trusted_devices = sa.Table(
+    "trusted_devices",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("token_hash", sa.LargeBinary(32), nullable=False, unique=True),  # keyed HMAC
+    sa.Column("binding_salt", sa.LargeBinary(16), nullable=False),
+    sa.Column("binding_hash", sa.LargeBinary(32), nullable=False),  # keyed salted HMAC
+    sa.Column("device_name", sa.LargeBinary(), nullable=True),  # AES-GCM, bound to the row id
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("assertion_id", sa.String(128), nullable=True, unique=True),  # jti: one use
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=True),
+    sa.Column("revoked_by", sa.String(128), nullable=True),
+    sa.Index("ix_trusted_devices_subject", "tenant", "subject"),
+)
+"""Devices a subject trusted (remember-me): the token and the device binding as keyed
+hashes, never in clear (:mod:`verifiers.trusted_devices`)."""
+
 ALL_TABLES = (
     outbox_events,
     enrollments,
@@ -165,6 +188,7 @@ ALL_TABLES = (
     service_clients,
     override_requests,
     temporary_access,
+    trusted_devices,
 )
 
 __all__ = [
@@ -180,4 +204,5 @@ __all__ = [
     "recovery_codes",
     "service_clients",
     "temporary_access",
+    "trusted_devices",
 ]

@@ -42,6 +42,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "sql": "factorstream.cli.sql:sql",
     "serve": "factorstream.cli.service:serve",
     "clients": "factorstream.cli.service:clients",
+    "devices": "factorstream.cli.devices:app",
     "service-keys": "factorstream.cli.service:keys",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import typer
 from kafka.errors import KafkaError
 from rich.markup import escape
@@ -303,6 +304,7 @@ def erase(
         f"{erasure.event.signedby}"
     )
     _forget_in_outboxes(settings, tenant, subject)
+    _end_trusted_devices(settings, tenant, subject, requested_by=requested_by)
     if not publish:
         return
     try:
@@ -314,6 +316,38 @@ def erase(
             "broker is up (it records and publishes a new erasure event)."
         ) from None
     console.print(f"published the erasure to {escape(settings.topics.events)}")
+
+
+def _end_trusted_devices(
+    settings: Settings, tenant: str, subject: str, *, requested_by: str
+) -> None:
+    """The subject's trusted devices end at once: their rows leave the verifier database
+    (a ``device.revoked``, reason ``subject_erased``, with no personal data, says how many
+    were in force). Nothing to do where the verifiers keep no trusted devices."""
+    from factorstream.cli.relay import outbox_urls
+    from factorstream.service_config import service_config
+    from verifiers import trusted_devices
+    from verifiers.publish import outbox_engine
+    from verifiers.service.server import open_store
+
+    url = settings.outbox_database_url()
+    if url not in outbox_urls(settings, existing=True):
+        return
+    engine = outbox_engine(url)
+    try:
+        kept = sa.inspect(engine).has_table("trusted_devices")
+    finally:
+        engine.dispose()
+    if not kept:
+        return
+    store = open_store(service_config(settings))
+    try:
+        ended = trusted_devices.forget(
+            store, tenant=tenant, subject=subject, now=datetime.now(UTC), requested_by=requested_by
+        )
+    finally:
+        store.engine.dispose()
+    console.print(f"trusted devices: {ended} of the subject ended, none left stored")
 
 
 def _forget_in_outboxes(settings: Settings, tenant: str, subject: str) -> None:

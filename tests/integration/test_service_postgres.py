@@ -1,6 +1,6 @@
 """The MFA service on its production store, PostgreSQL: the migrations (service clients
-included) apply, and a caller enrols, steps up (TOTP, WebAuthn, a signed push) and is held
-to its tenant."""
+included) apply, and a caller enrols, steps up (TOTP, WebAuthn, a signed push), trusts a
+device and is held to its tenant."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from factorstream.softauthn import SoftAuthenticator
 from tests.unit.verifiers.service import test_push_routes as push
+from tests.unit.verifiers.service import test_trusted_device_routes as devices
 from tests.unit.verifiers.service import test_webauthn_routes as webauthn
 from tests.unit.verifiers.service.conftest import (
     Clock,
@@ -72,3 +73,23 @@ def test_webauthn_and_signed_push_run_on_postgresql(service: Service) -> None:
     assert passkey.status == 200 and passkey.json["amr"] == ["hwk", "mfa"]
     assert approved.status == 200 and approved.json["amr"] == ["pop", "mfa"]
     assert (replayed.status, replayed.json["error"]) == (409, "replayed_answer")
+
+
+def test_trusted_devices_run_on_postgresql(service: Service) -> None:
+    acme, other = service.client("acme"), service.client("other")
+    device_token = devices.trusted_token(service, acme)
+
+    remembered = devices.assess(service, acme, device_id=devices.LAPTOP, device_token=device_token)
+    stolen = devices.assess(service, other, device_id=devices.LAPTOP, device_token=device_token)
+    thief = devices.assess(service, acme, device_id="thief-fp", device_token=device_token)
+    owner = devices.assess(service, acme, device_id=devices.LAPTOP, device_token=device_token)
+
+    assert remembered["mfa"] == {
+        "required": False,
+        "reasons": ["trusted_device"],
+        "required_factors": [],
+        "allowed_factors": [],
+    }
+    assert stolen["trusted_device"]["reason"] == "wrong_subject"
+    assert thief["trusted_device"]["reason"] == "wrong_device"
+    assert owner["mfa"]["required"] and owner["trusted_device"]["reason"] == "revoked"

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException
 from schemas.fields import Client, Factor
 from verifiers import factors, recovery_codes, temporary_access, totp
 from verifiers.delivery import FailoverDelivery
-from verifiers.service import otp_routes, push_routes, webauthn_routes
+from verifiers.service import otp_routes, push_routes, trusted_device_routes, webauthn_routes
 from verifiers.service.assertions import (
     ACR_MFA,
     ACR_RECOVERY,
@@ -329,7 +329,7 @@ def create_app(parts: ServiceParts) -> Any:
     )
     add_probes(app, checks, metrics=parts.metrics)
     kit = RouteKit(parts, caller, ceremony, known, allowed, assertion, _accepted)
-    for family in (webauthn_routes, otp_routes, push_routes):
+    for family in (webauthn_routes, otp_routes, push_routes, trusted_device_routes):
         family.register(app, kit)
     add_assess_route(app, parts, caller)
     guarded = BodyGuard(app, max_bytes=parts.config.max_body_bytes, refused=trail.record)

@@ -7,6 +7,13 @@ service scores it against the subject's profile (:mod:`verifiers.risk`, read fro
 ``mfa.required`` with the reasons (through the outbox, like every ceremony), and answers
 with the score, the level, each factor with its points, and the decision.
 
+A sign-in that presents a trusted-device token (``device_token``, with the ``device_id`` it
+was trusted with) is judged by :func:`verifiers.trusted_devices.check` in the same
+transaction, against the verifier's gate and the stream's lock and IP block: a valid one
+takes the device's ``new_device`` points away and skips the step-up when nothing but the
+tier, the device or an unknown place asked for it (``mfa.reasons == ["trusted_device"]``);
+a refused one is a ``device.trust_refused`` event and changes nothing.
+
 (No ``from __future__ import annotations``: FastAPI reads the route's annotations.)
 """
 
@@ -21,6 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from schemas.envelope import ATTRIBUTE_PATTERNS
 from schemas.fields import COUNTRY_PATTERN, Client, Device, Factor, Geo, Outcome, RiskLevel
 from schemas.payloads import LoginAttempted
+from verifiers import trusted_devices
 from verifiers.policy import Sensitivity, mfa_required_payload
 from verifiers.risk import EMPTY, SignIn, assess_risk, decide
 from verifiers.service.errors import ServiceRefusal
@@ -54,6 +62,13 @@ class AssessBody(SignInContext):
     )
     role: str | None = Field(None, max_length=64)
     application_sensitivity: Sensitivity = Sensitivity.LOW
+    device_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=trusted_devices.MAX_TOKEN_LENGTH,
+        description="The trusted-device token the device keeps (remember-me); judged with "
+        "`device_id`, the binding it was trusted with.",
+    )
 
 
 class RiskFactorOut(BaseModel):
@@ -79,6 +94,13 @@ class StreamOut(BaseModel):
     lag_max_ms: float | None = None
 
 
+class TrustedDeviceCheckOut(BaseModel):
+    trusted: bool = Field(description="The token is valid for this subject and device now.")
+    reason: str | None = Field(None, description="Why it was refused (none when trusted).")
+    trust_id: str | None = None
+    expires_at: AwareDatetime | None = None
+
+
 class AssessmentOut(BaseModel):
     subject: str
     correlationid: str
@@ -87,6 +109,9 @@ class AssessmentOut(BaseModel):
     factors: list[RiskFactorOut]
     mfa: DecisionOut
     stream: StreamOut
+    trusted_device: TrustedDeviceCheckOut | None = Field(
+        None, description="The presented trusted-device token, judged (none presented: null)."
+    )
 
 
 def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., Any]) -> None:
@@ -118,18 +143,12 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
         )
         view = parts.stream
         profile = view.profile(client.tenant, body.subject) if view else None
+        blocked_until = view.ip_blocked_until(ip, now, client.tenant) if view else None
         assessment = assess_risk(
             sign_in,
             profile if profile is not None else EMPTY,
-            ip_blocked_until=view.ip_blocked_until(ip, now, client.tenant) if view else None,
+            ip_blocked_until=blocked_until,
             thresholds=parts.config.risk,
-        )
-        context, decision = decide(
-            assessment,
-            tier=body.tier,
-            role=body.role,
-            sensitivity=body.application_sensitivity,
-            tiers=parts.store.tiers,
         )
         request = CeremonyRequest(
             tenant=client.tenant,
@@ -140,10 +159,39 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
             application=body.application or client.label,
             client=_client(body, ip),
         )
-        with parts.store.step(request, factor=None, gated=False) as step:
+        token = body.device_token
+        # a token is judged against the verifier's gate: the step then takes the subject's
+        # lockout row, as a verification does
+        with parts.store.step(request, factor=None, gated=token is not None) as step:
+            found = None
+            if token is not None:
+                lock = profile.subject_lock if profile is not None else None
+                found = trusted_devices.check(
+                    parts.store,
+                    step,
+                    token=token,
+                    device_id=body.device_id,
+                    locked=lock is not None and lock.active(now),
+                    ip_blocked=blocked_until is not None,
+                )
+                if found.trusted:
+                    assessment = trusted_devices.remembered(assessment)
+            context, decision = decide(
+                assessment,
+                tier=body.tier,
+                role=body.role,
+                sensitivity=body.application_sensitivity,
+                tiers=parts.store.tiers,
+            )
+            if found is not None and found.trusted:
+                decision = trusted_devices.skip_step_up(decision)
+            seen = _client(body, ip, trusted=found.trusted if found is not None else None)
             step.emit(
                 LoginAttempted(
-                    outcome=Outcome.SUCCESS, method="password", mfa_required=decision.required
+                    outcome=Outcome.SUCCESS,
+                    method="password",
+                    mfa_required=decision.required,
+                    client=seen,
                 )
             )
             step.emit(
@@ -151,7 +199,7 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
                     decision,
                     context,
                     application=request.application or "unknown",
-                    client=request.client,
+                    client=seen,
                 )
             )
         status = view.status() if view else None
@@ -179,17 +227,26 @@ def add_assess_route(app: FastAPI, parts: "ServiceParts", caller: Callable[..., 
                 lag_p50_ms=status.lag_p50_ms,
                 lag_max_ms=status.lag_max_ms,
             ),
+            trusted_device=None
+            if found is None
+            else TrustedDeviceCheckOut(
+                trusted=found.trusted,
+                reason=found.reason,
+                trust_id=found.trust_id,
+                expires_at=found.expires_at,
+            ),
         )
 
 
-def _client(body: AssessBody, ip: str | None) -> Client | None:
+def _client(body: AssessBody, ip: str | None, *, trusted: bool | None = None) -> Client | None:
+    """The sign-in's context; ``trusted``: what its trusted-device token was judged."""
     geo = body.geo
     if ip is None and body.user_agent is None and body.device_id is None and geo is None:
         return None
     return Client(
         ip=ip,
         user_agent=body.user_agent,
-        device=Device(id=body.device_id) if body.device_id else None,
+        device=Device(id=body.device_id, trusted=trusted) if body.device_id else None,
         geo=Geo(
             country=geo.country, latitude=geo.latitude, longitude=geo.longitude, source="client"
         )

@@ -230,3 +230,51 @@ class PushRespondBody(SignInContext):
     key_id: str | None = Field(
         None, max_length=64, description="Thumbprint of the key that signed (optional)."
     )
+
+
+# -- trusted devices ---------------------------------------------------------------------
+
+
+class TrustDeviceBody(SignInContext):
+    assertion: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="The MFA assertion this service returned for the step-up just done on the "
+        "device (at most 5 minutes old, acr mfa); one assertion trusts one device, once.",
+    )
+    device_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The device binding: the identifier or fingerprint the caller sees on "
+        "every sign-in from this device (send it with the token to /v1/assess).",
+    )
+    device_name: str | None = Field(None, min_length=1, max_length=128)
+
+
+class TrustedDeviceIssuedOut(BaseModel):
+    trust_id: str
+    device_token: str = Field(
+        description="Shown once: the device keeps it (a cookie, the keychain) and the caller "
+        "presents it with device_id to /v1/assess."
+    )
+    expires_at: datetime
+
+
+class TrustedDeviceOut(BaseModel):
+    trust_id: str
+    device_name: str | None
+    status: Literal["active", "expired", "revoked"]
+    tier: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+
+
+class TrustedDevicesOut(BaseModel):
+    devices: list[TrustedDeviceOut]
+
+
+class DevicesRevokedOut(BaseModel):
+    revoked: int = Field(description="How many trusts in force ended.")

@@ -15,6 +15,8 @@ from verifiers.service import require_extra
 require_extra("uvicorn", "fastapi", "jwt")
 
 
+from schemas import Event
+from verifiers import trusted_devices
 from verifiers.crypto import SecretBox, new_key
 from verifiers.delivery import (
     DeliveryProvider,
@@ -68,6 +70,23 @@ def open_delivery(config: ServiceConfig) -> FailoverDelivery | None:
     return FailoverDelivery(providers) if providers else None
 
 
+def forget_devices(store: VerifierStore) -> Callable[[Event], None]:
+    """The stream view's ``on_erased``: an erasure ends the subject's trusted devices made
+    until then (:func:`verifiers.trusted_devices.forget`; a replayed erasure finds none)."""
+
+    def erased(event: Event) -> None:
+        requested_by = getattr(event.data, "requested_by", None) or "erasure"
+        trusted_devices.forget(
+            store,
+            tenant=event.tenant,
+            subject=event.subject,
+            now=event.time,
+            requested_by=requested_by,
+        )
+
+    return erased
+
+
 def open_parts(
     config: ServiceConfig,
     *,
@@ -86,6 +105,7 @@ def open_parts(
     if config.stream is not None:
         view = StreamView(config.risk)
         store.stream_lockouts = view.stream_lockouts(clock)
+        view.on_erased = forget_devices(store)
         view.start(config.stream)
     return ServiceParts(
         config=config,

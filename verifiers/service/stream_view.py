@@ -11,6 +11,9 @@ group, nothing committed, from the beginning of each log):
   ``ip.block.applied|released``, the worker's decisions;
 * the anomalies topic (``mfa.anomalies``): ``risk.detected``.
 
+An erasure on the events topic (``privacy.subject.erased``) is handed to ``on_erased``
+(the service ends the subject's trusted devices with it, whoever ran the erasure).
+
 Each event is decoded with the contract's codec and folded by :mod:`verifiers.risk` (pure)
 into per-subject profiles and the platform's IP blocks, held in memory. The view reads the
 derived *events*, not the worker's table changelogs: their codecs belong to ``streams``,
@@ -58,6 +61,7 @@ from verifiers.store import Request
 log = logging.getLogger(__name__)
 LOCKED = 423
 IP_EVENTS = ("ip.block.applied", "ip.block.released")
+ERASED = "privacy.subject.erased"
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,19 @@ class StreamView:
         self.undecodable = 0
         self._positions: dict[tuple[str, int], int] = {}
         """The next offset to read of each partition (kept across reconnections)."""
+        self.on_erased: Callable[[Event], None] | None = None
+        """Told each ``privacy.subject.erased`` applied (again on a replay of the log)."""
 
     # -- folding -------------------------------------------------------------------------
 
     def apply(self, events: Iterable[Event]) -> None:
-        """Fold ``events`` (in log order per key) into the view."""
+        """Fold ``events`` (in log order per key) into the view; then tell ``on_erased``
+        of the erasures among them."""
+        erasures: list[Event] = []
         with self._lock:
             for event in events:
+                if event.type == ERASED:
+                    erasures.append(event)
                 if event.type in IP_EVENTS:
                     self._blocks = fold_ip_blocks(self._blocks, event)
                 else:
@@ -102,6 +112,14 @@ class StreamView:
                     if after is not before:
                         self._profiles[key] = after
                 self._applied += 1
+        told = self.on_erased
+        if told is None:
+            return
+        for erasure in erasures:
+            try:
+                told(erasure)
+            except Exception:  # the view goes on; `audit erase` itself ends them too
+                log.exception("stream view: the erasure of %s was not applied", erasure.subject)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ FAILED = {
     "mfa.push.reported_fraud": "reported_fraud",
     "mfa.recovery.failed": "unknown_code",
     "auth.login.attempted": "invalid_password",
+    "device.trust_refused": "wrong_device",
 }
 """The sample events (tests/factories.py) that record a failure, and why."""
 
@@ -67,7 +68,7 @@ def record_of(type_name: str, **kwargs: Any) -> dict[str, Any]:
 def test_both_classes_are_mapped_by_the_registry() -> None:
     classes = {BY_NAME[name].ocsf.class_uid for name in MAPPED}  # type: ignore[union-attr]
     assert classes == OCSF_CLASSES
-    assert len(MAPPED) == 22
+    assert len(MAPPED) == 25
 
 
 @pytest.mark.parametrize("type_name", MAPPED)
