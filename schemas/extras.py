@@ -11,6 +11,7 @@ itself) installs with ``pip install factorstream``; every other part names its g
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from importlib.util import find_spec
 from typing import Final
@@ -76,5 +77,14 @@ def require_extra(part: str, *modules: str) -> None:
     """Raise ``ImportError`` naming the extra when one of ``modules`` (default: all
     ``part`` needs, :data:`PARTS`) is not installed."""
     for module in modules or PARTS[part]:
-        if find_spec(module) is None:
+        if not _installed(module):
             raise ImportError(missing_extra(part, module), name=module)
+
+
+def _installed(module: str) -> bool:
+    if module in sys.modules:  # imported already (its __spec__ may be unset)
+        return True
+    try:
+        return find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
