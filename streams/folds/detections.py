@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from schemas import Event
@@ -216,7 +215,6 @@ class DetectionState(Protocol):
 
 
 S = TypeVar("S", bound=DetectionState)
-JsonState = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -235,32 +233,6 @@ class DetectionTable(Generic[S]):
     dump_after: Callable[[S, S, Mapping[str, Any]], dict[str, Any]] | None = None
     """``(state, previous, previous's form) -> state's form``, cheaper than ``to_dict()``
     when the state shares parts with ``previous`` (``None``: always ``to_dict()``)."""
-
-    def apply(
-        self, stored: JsonState | None, event: Event, thresholds: DetectionThresholds
-    ) -> tuple[JsonState | None, list[Event]]:
-        """Fold ``event`` into a stored state (``None``: none yet): the state to store and
-        the derived events. An unchanged state comes back as the very ``stored`` object
-        (``None`` for a fresh key the event did not touch), so the caller can skip the write.
-        """
-        before = self.empty() if stored is None else self.load(stored)
-        after, derived = self.fold(before, event, thresholds)
-        return (stored if after is before or after == before else after.to_dict()), derived
-
-    def step(
-        self, thresholds: DetectionThresholds
-    ) -> Callable[[JsonState | None, Event], tuple[JsonState | None, list[Event]]]:
-        """:meth:`apply` with the thresholds bound: ``(stored, event) -> (stored, derived)``."""
-        return partial(_apply, self, thresholds)
-
-
-def _apply(
-    table: DetectionTable[Any],
-    thresholds: DetectionThresholds,
-    stored: JsonState | None,
-    event: Event,
-) -> tuple[JsonState | None, list[Event]]:
-    return table.apply(stored, event, thresholds)
 
 
 BY_SUBJECT: DetectionTable[SubjectDetections] = DetectionTable(

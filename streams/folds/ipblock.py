@@ -85,10 +85,10 @@ slot`` slots; no personal data but ``tenant/subject`` labels, gone within that t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Final
 
 from schemas import Event
@@ -479,21 +479,3 @@ def _derived(payload: p.Payload, at: datetime, what: str) -> Event:
 def _require(name: str, ok: bool, expected: str, found: object) -> None:
     if not ok:
         raise ValueError(f"{name}: expected {expected}, found {found!r}")
-
-
-Step = Callable[[JsonState | None, Event], tuple[JsonState | None, list[Event]]]
-
-
-def ip_block_step(policy: IpBlockPolicy) -> Step:
-    """:func:`fold_ip_block` over a table's stored form: ``(stored, event) -> (stored,
-    derived)``; an unchanged state comes back as the very ``stored`` object (``None`` for an
-    IP the event did not touch), so the caller can skip the write."""
-    return partial(_step, policy)
-
-
-def _step(
-    policy: IpBlockPolicy, stored: JsonState | None, event: Event
-) -> tuple[JsonState | None, list[Event]]:
-    before = IpBlockState() if stored is None else IpBlockState.from_dict(stored)
-    after, derived = fold_ip_block(before, event, policy)
-    return (stored if after is before or after == before else after.to_dict()), derived

@@ -32,7 +32,6 @@ from streams.folds.ipblock import (
     fold_ip_block,
     ip_block_key,
     ip_block_status,
-    ip_block_step,
 )
 from streams.folds.thresholds import NetworkList
 from tests.factories import T0
@@ -396,7 +395,7 @@ def test_tenants_reports_are_kept_apart_and_bounded() -> None:
     assert IpBlockState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
 
-# -- state: JSON form, bounds, the table step -----------------------------------------------
+# -- state: JSON form, bounds, unchanged states ----------------------------------------------
 
 
 def test_state_round_trips_and_stays_bounded() -> None:
@@ -466,19 +465,20 @@ def test_another_policy_starts_afresh() -> None:
     assert derived == [] and len(after.subjects.labels[after.newest or 0]) == 1
 
 
-def test_the_table_step_skips_writes_for_untouched_ips() -> None:
-    step = ip_block_step(POLICY)
+def test_an_event_that_changes_nothing_returns_the_very_state() -> None:
+    """The engine skips the write of a key whose fold returned the state it was given."""
     log = Log()
     success = p.LoginAttempted(outcome=Outcome.SUCCESS, method="password", client=client(ip=IP))
-    assert step(None, log.event(success, T0)) == (None, [])
+    fresh = IpBlockState()
+    assert fold_ip_block(fresh, log.event(success, T0), POLICY) == (fresh, [])
+    assert fold_ip_block(fresh, log.event(success, T0), POLICY)[0] is fresh
 
-    stored, derived = step(None, failure(log, T0, "u-1"))
-    assert stored is not None and derived == []
-    assert IpBlockState.from_dict(stored).subjects.labels.popitem()[1] == ("acme/u-1",)
-    same, _ = step(stored, log.event(success, T0 + SECOND))
-    assert same is stored
-    same, _ = step(stored, failure(log, T0 + SECOND, "u-1"))  # the same subject, same minute
-    assert same is stored
+    state, derived = fold_ip_block(fresh, failure(log, T0, "u-1"), POLICY)
+    assert state is not fresh and derived == []
+    assert state.subjects.labels[state.newest or 0] == ("acme/u-1",)
+    assert fold_ip_block(state, log.event(success, T0 + SECOND), POLICY)[0] is state
+    same, _ = fold_ip_block(state, failure(log, T0 + SECOND, "u-1"), POLICY)  # same subject, minute
+    assert same is state
 
 
 def test_the_status_needs_an_aware_time() -> None:
