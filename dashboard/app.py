@@ -61,7 +61,10 @@ def session_policy(config: DashboardConfig) -> SessionPolicy:
         config.session_secret_file, lambda: base64.urlsafe_b64encode(secrets.token_bytes(48))
     )
     return SessionPolicy(
-        secret=secret, lifetime=config.session_lifetime, secure=config.secure_cookies
+        secret=secret,
+        lifetime=config.session_lifetime,
+        secure=config.secure_cookies,
+        keep_ended=config.sessions_keep,
     )
 
 

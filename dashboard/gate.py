@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import math
 import secrets
 from collections.abc import Callable
@@ -42,6 +43,8 @@ from dashboard.probes import PROBE_ENDPOINTS
 from dashboard.throttle import LoginThrottle
 from dashboard.users import User, UserDirectory
 from schemas.fields import Client
+
+log = logging.getLogger(__name__)
 
 COOKIE = "factorstream_session"
 SESSION_ID = "sid"
@@ -122,6 +125,30 @@ class SessionPolicy:
     secret: bytes
     lifetime: timedelta
     secure: bool
+    keep_ended: timedelta | None = None
+    """Retention: session rows over longer ago are deleted (at a sign-in, at most hourly;
+    ``None``: kept)."""
+
+
+SESSION_RETENTION_EVERY = timedelta(hours=1)
+
+
+class SessionRetention:
+    """Deletes the session rows over longer ago than ``keep``, at most every ``every``."""
+
+    def __init__(self, keep: timedelta | None, *, every: timedelta = SESSION_RETENTION_EVERY):
+        self.keep, self.every = keep, every
+        self._ran_at: datetime | None = None
+        self.deleted = 0
+
+    def run_if_due(self, directory: UserDirectory, *, now: datetime) -> int:
+        if self.keep is None or (self._ran_at is not None and now - self._ran_at < self.every):
+            return 0
+        self._ran_at = now
+        deleted = directory.expire_sessions(ended_before=now - self.keep)
+        self.deleted += deleted
+        log.info("session retention: %d rows over before %s deleted", deleted, now - self.keep)
+        return deleted
 
 
 def current_user() -> User:
@@ -146,6 +173,8 @@ def install_gate(
     is checked. ``on_sign_in``: told each sign-in's outcome (``succeeded``, ``failed``,
     ``throttled``) and reason (the metrics)."""
     throttle = throttle or LoginThrottle()
+    retention = SessionRetention(policy.keep_ended)
+    retention.run_if_due(directory, now=now())  # at start, then at sign-ins (hourly at most)
     server.secret_key = policy.secret
     server.config.update(
         SESSION_COOKIE_NAME=COOKIE,
@@ -212,6 +241,7 @@ def install_gate(
         flask.session[SESSION_ID] = directory.open_session(
             result.user.name, now=at, expires_at=at + policy.lifetime
         )
+        retention.run_if_due(directory, now=at)
         flask.session.permanent = True
         return flask.redirect(next_)
 

@@ -14,6 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -27,6 +28,7 @@ from factorstream.localkafka import (
     ensure_topics,
     topic_partitions,
 )
+from factorstream.retention_config import align_topic_retention
 from factorstream.settings import Settings
 from verifiers.kafka_connection import KafkaConnection
 
@@ -93,11 +95,11 @@ def sink(
 async def _serve_sink(settings: Settings, name: str, group: str, topics: list[str]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from analytics.compaction import compact
-    from analytics.sink import COMPACTION_INTERVAL_S
+    from analytics.sink import COMPACTION_INTERVAL_S, maintain_lake
+    from factorstream.retention_config import days
     from factorstream.stream_config import ledger_of
     from streams.sink_host import BatchSink, Timer, run_sink
-    from streams.sinks import LakeSink, LedgerSink
+    from streams.sinks import RETENTION_INTERVAL_S, LakeSink, LedgerSink
     from verifiers.kafka_connection import aiokafka_config
 
     stop = asyncio.Event()
@@ -119,16 +121,25 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
                 await producer.send_and_wait(checkpoints, value, key=key, headers=headers)
 
             ledger = LedgerSink(
-                ledger_of(settings), send=send, batch_size=settings.ledger.batch_size
+                ledger_of(settings),
+                send=send,
+                batch_size=settings.ledger.batch_size,
+                keep_personal=days(settings.retention.ledger_personal_days),
             )
             sink, batch = ledger, settings.ledger.batch_size
             timers = [Timer(ledger.tick_every_s or 60.0, ledger.tick)]
+            if ledger.keep_personal is not None:
+                timers.append(Timer(RETENTION_INTERVAL_S, ledger.apply_retention))
         else:
             lake = settings.lake
 
             async def compaction() -> None:
                 await asyncio.to_thread(
-                    compact, settings.lake_path(), min_files=lake.compact_min_files
+                    maintain_lake,
+                    settings.lake_path(),
+                    min_files=lake.compact_min_files,
+                    keep=days(settings.retention.lake_days),
+                    now=datetime.now(UTC),
                 )
 
             sink, batch = (
@@ -165,8 +176,11 @@ def _run(settings: Settings, loglevel: str) -> None:
     try:
         _check_events_topic(settings)
         created = _create_internal_topics(settings.kafka(), internal_topics(pipeline))
+        drifted = align_topic_retention(settings)  # the policy in force on every topic
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
+    for line in drifted:
+        console.print(f"retention: {line}")
     stream, names = settings.stream, settings.topics
     roles = ", ".join(stream.roles)
     if "folds" in stream.roles:
