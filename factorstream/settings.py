@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -478,10 +478,23 @@ LAKE_MIN_DAYS = 397
 (``2026``) can still be packed in the January after it."""
 
 
+STORE_PERIODS: tuple[str, ...] = (
+    "events_topic_days",
+    "dlq_topic_days",
+    "derived_topics_days",
+    "checkpoints_topic_days",
+    "lake_days",
+    "ledger_personal_days",
+    "outbox_sent_days",
+    "dashboard_sessions_days",
+)
+"""The settings of :class:`RetentionSettings` that are a store's period."""
+
+
 class RetentionSettings(BaseModel):
     """How long each store keeps what it holds (docs/retention.md). Each is enforced by
     the process that owns the store; `factorstream retention show|apply` reports and runs
-    them, the GDPR evidence pack lists them with the oldest data found. Unset (null): kept
+    them, the GDPR evidence pack lists them with the oldest data found. `forever`: kept
     for ever. Shorter than a day (the lake: than `LAKE_MIN_DAYS`) is refused unless
     `allow_short` is set: a typo must not delete a store's history."""
 
@@ -545,6 +558,14 @@ class RetentionSettings(BaseModel):
         "for tests and deliberate choices only.",
     )
 
+    @field_validator(*STORE_PERIODS, mode="before")
+    @classmethod
+    def _kept(cls, value: object) -> object:
+        """``null`` or ``none`` (in the environment: a string) means kept for ever."""
+        if isinstance(value, str) and value.strip().lower() in ("null", "none", "forever"):
+            return None
+        return value
+
     @model_validator(mode="after")
     def _not_too_short(self) -> RetentionSettings:
         if self.allow_short:
@@ -569,19 +590,6 @@ class RetentionSettings(BaseModel):
     def periods(self) -> dict[str, float | None]:
         """Every period of the policy by setting name (days; ``None``: kept)."""
         return {name: getattr(self, name) for name in STORE_PERIODS}
-
-
-STORE_PERIODS: tuple[str, ...] = (
-    "events_topic_days",
-    "dlq_topic_days",
-    "derived_topics_days",
-    "checkpoints_topic_days",
-    "lake_days",
-    "ledger_personal_days",
-    "outbox_sent_days",
-    "dashboard_sessions_days",
-)
-"""The settings of :class:`RetentionSettings` that are a store's period."""
 
 
 # -- dashboard (dashboard/) -----------------------------------------------------------------

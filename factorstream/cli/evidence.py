@@ -78,7 +78,9 @@ def evidence(
     chosen: Framework = framework
     window = _period(period, since, until)
     now = datetime.now(UTC)
-    retention = retention_report(settings_of(ctx), now) if chosen == "gdpr" else None
+    retention = (
+        retention_report(settings_of(ctx), now, kafka_timeout=5) if chosen == "gdpr" else None
+    )
     ledger = ledger_of(ctx, sign=True)  # signs a covering checkpoint; never unseals
     try:
         ledger.tick(now=now, force=True)
