@@ -287,7 +287,7 @@ def _outbox_stores(settings: Settings) -> list[Store]:
 
         def inspect() -> tuple[datetime | None, datetime | None]:
             with opened() as outbox:
-                return (None if outbox is None else outbox.oldest_sent()), None
+                return (None, None) if outbox is None else outbox.sent_range()
 
         def enforce(now: datetime) -> str:
             if keep is None:

@@ -125,16 +125,18 @@ class Outbox:
             )
             return result.rowcount
 
-    def oldest_sent(self) -> datetime | None:
-        """When the oldest row still held was published (``None``: none held); what
-        retention (:meth:`prune`) is measured against."""
+    def sent_range(self) -> tuple[datetime | None, datetime | None]:
+        """When the oldest and the newest row still held were published (``None``: none
+        held); what retention (:meth:`prune`) is measured against."""
+        column = outbox_events.c.sent_at
         with self.engine.connect() as connection:
-            value: datetime | None = connection.scalar(
-                sa.select(sa.func.min(outbox_events.c.sent_at))
-            )
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            row = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+        oldest, newest = (
+            None if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None
+            else value.astimezone(UTC)
+            for value in row
+        )  # fmt: skip
+        return oldest, newest
 
     def forget(self, tenant: str, subject: str) -> tuple[int, int]:
         """Delete the subject's published rows (an erasure; they are on the topic already).
