@@ -36,12 +36,13 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import flask
+import sqlalchemy as sa
 from werkzeug.wrappers import Response
 
 from dashboard.auth import sign_in
 from dashboard.probes import PROBE_ENDPOINTS
 from dashboard.throttle import LoginThrottle
-from dashboard.users import User, UserDirectory
+from dashboard.users import User, UserDirectory, expire_sessions
 from schemas.fields import Client
 
 log = logging.getLogger(__name__)
@@ -141,11 +142,13 @@ class SessionRetention:
         self._ran_at: datetime | None = None
         self.deleted = 0
 
-    def run_if_due(self, directory: UserDirectory, *, now: datetime) -> int:
+    def run_if_due(self, engine: sa.Engine, *, now: datetime) -> int:
+        """Delete the rows of sessions over before ``now - keep`` in the users' database
+        ``engine``, unless it was done less than ``every`` ago; how many."""
         if self.keep is None or (self._ran_at is not None and now - self._ran_at < self.every):
             return 0
         self._ran_at = now
-        deleted = directory.expire_sessions(ended_before=now - self.keep)
+        deleted = expire_sessions(engine, ended_before=now - self.keep)
         self.deleted += deleted
         log.info("session retention: %d rows over before %s deleted", deleted, now - self.keep)
         return deleted
@@ -174,7 +177,7 @@ def install_gate(
     ``throttled``) and reason (the metrics)."""
     throttle = throttle or LoginThrottle()
     retention = SessionRetention(policy.keep_ended)
-    retention.run_if_due(directory, now=now())  # at start, then at sign-ins (hourly at most)
+    retention.run_if_due(directory.engine, now=now())  # at start, then at sign-ins (hourly at most)
     server.secret_key = policy.secret
     server.config.update(
         SESSION_COOKIE_NAME=COOKIE,
@@ -241,7 +244,7 @@ def install_gate(
         flask.session[SESSION_ID] = directory.open_session(
             result.user.name, now=at, expires_at=at + policy.lifetime
         )
-        retention.run_if_due(directory, now=at)
+        retention.run_if_due(directory.engine, now=at)
         flask.session.permanent = True
         return flask.redirect(next_)
 

@@ -284,9 +284,6 @@ class UserDirectory:
                 .values(ended_at=now)
             )
 
-    def expire_sessions(self, *, ended_before: datetime) -> int:
-        return expire_sessions(self.engine, ended_before=ended_before)
-
 
 def expire_sessions(engine: sa.Engine, *, ended_before: datetime) -> int:
     """Retention: delete the session rows that ended (signed out, or expired) before
