@@ -96,9 +96,13 @@ def align_topic_configs(
     try:
         with admin_client(kafka, timeout=timeout) as client:
             result = client.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, t, configs=c) for t, c in changes.items()]
+                [
+                    ConfigResource(ConfigResourceType.TOPIC, t, configs=c)
+                    for t, c in changes.items()
+                ],
+                raise_on_unknown=False,  # the broker decides (a principal may not describe)
             )
-    except KafkaError as error:
+    except (KafkaError, ValueError) as error:
         raise KafkaUnavailable(f"setting topic configs on {where} failed: {error}") from error
     failed = [f"{name}: {error}" for name, error in _errors(result)]
     if failed:
@@ -107,14 +111,13 @@ def align_topic_configs(
 
 
 def _errors(result: object) -> Iterable[tuple[str, object]]:
-    """The resources kafka-python's ``alter_configs`` answer reports an error for."""
+    """The resources kafka-python's ``alter_configs`` answer reports an error for (it
+    answers ``'OK'`` or the error's text, per resource type and name)."""
     if isinstance(result, Mapping):
         for resources in result.values():
             if isinstance(resources, Mapping):
                 for name, outcome in resources.items():
-                    if isinstance(outcome, BaseException) or (
-                        getattr(outcome, "errno", 0) not in (0, None)
-                    ):
+                    if outcome != "OK":
                         yield name, outcome
 
 

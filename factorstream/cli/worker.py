@@ -29,7 +29,7 @@ from factorstream.localkafka import (
     ensure_topics,
     topic_partitions,
 )
-from factorstream.retention_config import align_topic_retention
+from factorstream.retention_config import align_topic_retention, topic_retention_configs
 from factorstream.settings import Settings
 from verifiers.kafka_connection import KafkaConnection
 
@@ -215,9 +215,14 @@ def _align_retention(settings: Settings) -> None:
     try:
         drifted = align_topic_retention(settings)
     except (KafkaUnavailable, KafkaError) as error:
+        reason = (
+            "this principal may not alter topic configs"
+            if "Authorization" in str(error)
+            else escape(str(error))
+        )
         console.print(
-            f"[yellow]retention not set on the topics[/] ({escape(str(error))}): an "
-            "administrator can run `factorstream retention apply`"
+            f"[yellow]retention not checked on the topics[/] ({reason}): an administrator "
+            "sets it with `factorstream kafka topics` or `factorstream retention apply`"
         )
         return
     for line in drifted:
@@ -227,7 +232,7 @@ def _align_retention(settings: Settings) -> None:
 def _check_events_topic(settings: Settings) -> None:
     """Create the pipeline's topics; the events topic must have the configured partitions."""
     names = settings.topics
-    ensure_pipeline_topics(settings.kafka(), names)
+    ensure_pipeline_topics(settings.kafka(), names, retention=topic_retention_configs(settings))
     found = topic_partitions(settings.kafka()).get(names.events)
     if found != names.events_partitions:  # the tables are co-partitioned with it
         raise KafkaUnavailable(

@@ -21,7 +21,7 @@ from dashboard.users import metadata as dashboard_metadata
 from dashboard.users import sessions
 from factorstream.cli import app
 from factorstream.localkafka import ensure_pipeline_topics
-from factorstream.retention_config import align_topic_retention, stores
+from factorstream.retention_config import align_topic_retention, stores, topic_retention_configs
 from factorstream.settings import Settings, TopicSettings
 from factorstream.topic_config import oldest_record_times, topic_configs
 from tests.factories import sample_event
@@ -242,3 +242,18 @@ def test_show_reports_exceptions_apply_clears_them(
     assert after.exit_code == 0, after.output
     assert "older than the policy" not in after.output
     assert [s.name for s in stores(settings) if s.report().status(NOW) == "exception"] == []
+
+
+def test_topics_created_by_the_operator_start_within_policy(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """`kafka up` and `kafka topics` create the topics with the policy's configs: the
+    worker then finds nothing to set."""
+    settings = _settings(tmp_path, kafka_broker.bootstrap)
+    created = ensure_pipeline_topics(
+        kafka_broker.bootstrap, settings.topics, retention=topic_retention_configs(settings)
+    )
+    assert len(created) == 5
+    assert align_topic_retention(settings, apply=False) == []
+    found = topic_configs(kafka_broker.bootstrap, [settings.topics.events])
+    assert found[settings.topics.events]["message.timestamp.type"] == "LogAppendTime"
