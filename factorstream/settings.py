@@ -1053,7 +1053,11 @@ def environment(settings: Settings) -> dict[str, str]:
     or a benchmark starts) to read back the same settings. Unset (None) values are left
     out; lists are JSON; secrets are given in clear (the child needs them): keep the
     result out of logs."""
-    return dict(_flatten(_revealed(settings, settings.model_dump(mode="json")), ENV_PREFIX))
+    found = dict(_flatten(_revealed(settings, settings.model_dump(mode="json")), ENV_PREFIX))
+    for name, days in settings.retention.periods().items():  # kept for ever is not unset
+        if days is None:
+            found[f"{ENV_PREFIX}RETENTION__{name.upper()}"] = "forever"
+    return found
 
 
 def _revealed(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from factorstream.retention_config import days, topic_retention_configs
-from factorstream.settings import LAKE_MIN_DAYS, RetentionSettings, Settings
+from factorstream.settings import LAKE_MIN_DAYS, RetentionSettings, Settings, environment
 from factorstream.stream_config import pipeline_config
 
 
@@ -75,3 +75,14 @@ def test_the_sinks_are_given_their_periods() -> None:
     assert config.lake is not None and config.lake.keep is None
     assert config.ledger is not None and config.ledger.keep_personal == timedelta(days=500)
     assert days(1.5) == timedelta(hours=36) and days(None) is None
+
+
+def test_a_child_process_reads_back_a_period_kept_for_ever() -> None:
+    settings = Settings(retention=RetentionSettings(lake_days=None, outbox_sent_days=3))
+    env = environment(settings)
+    assert env["FACTORSTREAM_RETENTION__LAKE_DAYS"] == "forever"
+    assert env["FACTORSTREAM_RETENTION__OUTBOX_SENT_DAYS"] == "3.0"
+    child = Settings.model_validate(
+        {"retention": {k.split("__")[1].lower(): v for k, v in env.items() if "RETENTION__" in k}}
+    )
+    assert child.retention == settings.retention
