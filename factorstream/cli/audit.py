@@ -302,6 +302,7 @@ def erase(
         f"{erasure.event.signedby}"
     )
     _forget_in_outboxes(settings, tenant, subject)
+    console.print(_topic_reach(settings))
     if not publish:
         return
     try:
@@ -313,6 +314,19 @@ def erase(
             "broker is up (it records and publishes a new erasure event)."
         ) from None
     console.print(f"published the erasure to {escape(settings.topics.events)}")
+
+
+def _topic_reach(settings: Settings) -> str:
+    """What erasure does not reach: the raw topics, until their retention deletes the
+    subject's records (docs/retention.md)."""
+    from factorstream.retention_config import topic_days
+
+    kept = [f"{escape(topic)} {'for ever' if days is None else f'{days:g} days'}"
+            for topic, days in topic_days(settings).items()]  # fmt: skip
+    return (
+        "the Kafka topics keep the subject's records until their retention deletes them: "
+        + ", ".join(kept)
+    )
 
 
 def _forget_in_outboxes(settings: Settings, tenant: str, subject: str) -> None:

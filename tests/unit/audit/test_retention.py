@@ -16,7 +16,7 @@ from audit.ledger import KEY_ROTATION, Ledger, LedgerError
 from audit.verify import check_proof_document
 from schemas import Event
 from tests.factories import T0, sample_event
-from tests.unit.audit.ledger_support import open_test_ledger
+from tests.unit.audit.ledger_support import flat, open_test_ledger, run_cli, settings_env
 
 DAY = timedelta(days=1)
 KEEP = timedelta(days=400)
@@ -111,3 +111,17 @@ def test_shredding_without_key_rotation_is_refused(tmp_path: Path) -> None:
     ledger.keys.rotate_after = None
     with pytest.raises(LedgerError, match="needs key rotation"):
         ledger.shred_older_than(KEEP, now=T0)
+
+
+def test_erase_says_how_long_the_topics_keep_the_subject(tmp_path: Path) -> None:
+    """Erasure cannot reach records already on Kafka: the command says which topics keep
+    them and for how long (the retention policy in force)."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    open_test_ledger(tmp_path, url).append([_sign_in("u-e", 0)], now=T0)
+    env = settings_env(tmp_path, url, FACTORSTREAM_RETENTION__EVENTS_TOPIC_DAYS="3")
+    result = run_cli(env, "erase", "acme", "u-e", "--requested-by", "dpo", "--yes", "--no-publish")
+    assert result.exit_code == 0, result.output
+    said = flat(result)
+    assert "the Kafka topics keep the subject's records until their retention" in said
+    assert "mfa.events 3 days" in said and "factorstream-events-ingested 3 days" in said
+    assert "mfa.audit.checkpoints for ever" in said
