@@ -114,6 +114,7 @@ def create_app(
         now=now,
         throttle=LoginThrottle(config.login_limits),
         on_sign_in=None if probe_metrics is None else probe_metrics.signed_in,
+        on_sessions_expired=None if probe_metrics is None else probe_metrics.sessions_expired,
     )
     install_probes(app.server, users=directory.engine, metrics=probe_metrics)
 

@@ -137,8 +137,15 @@ SESSION_RETENTION_EVERY = timedelta(hours=1)
 class SessionRetention:
     """Deletes the session rows over longer ago than ``keep``, at most every ``every``."""
 
-    def __init__(self, keep: timedelta | None, *, every: timedelta = SESSION_RETENTION_EVERY):
-        self.keep, self.every = keep, every
+    def __init__(
+        self,
+        keep: timedelta | None,
+        *,
+        every: timedelta = SESSION_RETENTION_EVERY,
+        on_expired: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_expired``: told how many rows each run deleted (the metrics)."""
+        self.keep, self.every, self.on_expired = keep, every, on_expired
         self._ran_at: datetime | None = None
         self.deleted = 0
 
@@ -151,6 +158,8 @@ class SessionRetention:
         deleted = expire_sessions(engine, ended_before=now - self.keep)
         self.deleted += deleted
         log.info("session retention: %d rows over before %s deleted", deleted, now - self.keep)
+        if self.on_expired is not None:
+            self.on_expired(deleted)
         return deleted
 
 
@@ -170,13 +179,15 @@ def install_gate(
     now: Callable[[], datetime],
     throttle: LoginThrottle | None = None,
     on_sign_in: Callable[[str, str | None], None] | None = None,
+    on_sessions_expired: Callable[[int], None] | None = None,
 ) -> None:
     """Configure the session cookie and add the gate, ``/login`` and ``/logout``; login
     posts are throttled by ``throttle`` (:mod:`dashboard.throttle`) before any password
     is checked. ``on_sign_in``: told each sign-in's outcome (``succeeded``, ``failed``,
-    ``throttled``) and reason (the metrics)."""
+    ``throttled``) and reason (the metrics); ``on_sessions_expired``: how many session rows
+    each retention run deleted (the metrics)."""
     throttle = throttle or LoginThrottle()
-    retention = SessionRetention(policy.keep_ended)
+    retention = SessionRetention(policy.keep_ended, on_expired=on_sessions_expired)
     retention.run_if_due(directory.engine, now=now())  # at start, then at sign-ins (hourly at most)
     server.secret_key = policy.secret
     server.config.update(

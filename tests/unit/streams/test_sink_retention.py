@@ -68,3 +68,19 @@ def test_session_retention_runs_at_most_hourly(tmp_path: Path) -> None:
     assert retention.run_if_due(engine, now=T0 + 31 * DAY + timedelta(minutes=30)) == 0
     assert retention.run_if_due(engine, now=T0 + 31 * DAY + timedelta(hours=1)) == 1
     assert SessionRetention(None).run_if_due(engine, now=T0 + 900 * DAY) == 0
+
+
+def test_the_dashboard_counts_the_sessions_it_expired(tmp_path: Path) -> None:
+    from dashboard.probes import DashboardMetrics
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'dashboard.db'}")
+    dashboard_metadata.create_all(engine, tables=[sessions])
+    with engine.begin() as connection:
+        connection.execute(
+            sessions.insert().values(id="s", name="a", created_at=T0, expires_at=T0, ended_at=T0)
+        )
+    registry = CollectorRegistry()
+    metrics = DashboardMetrics(registry)
+    retention = SessionRetention(DAY, on_expired=metrics.sessions_expired)
+    assert retention.run_if_due(engine, now=T0 + 2 * DAY) == 1
+    assert registry.get_sample_value("factorstream_dashboard_sessions_expired_total") == 1.0
