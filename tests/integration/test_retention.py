@@ -6,6 +6,7 @@ policy."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_topic_retention_is_set_drift_reported_and_other_configs_kept(
     assert any(f"topic {topics.events}: retention.ms" in line for line in drift)
     applied = align_topic_retention(settings, apply=True)
     assert applied == [line.replace("the settings want", "set to") for line in drift]
-    found = topic_configs(kafka_broker.bootstrap, topics.partitions())
+    found = _configs_once_applied(kafka_broker.bootstrap, topics.partitions())
     assert found[topics.events]["retention.ms"] == str(7 * 86_400_000)
     assert found[topics.events]["segment.ms"] == "86400000"
     assert found[topics.events]["message.timestamp.type"] == "LogAppendTime"  # untouched
@@ -75,6 +76,18 @@ def test_topic_retention_is_set_drift_reported_and_other_configs_kept(
     assert align_topic_retention(shorter) == [
         f"topic {topics.events}: retention.ms was {7 * 86_400_000}, set to {2 * 86_400_000}"
     ]
+
+
+def _configs_once_applied(bootstrap: str, topics: object) -> dict[str, dict[str, str]]:
+    """The topics' configs once the broker shows the retention just set (an alter is
+    acknowledged before every broker's metadata has it)."""
+    deadline = time.monotonic() + 15
+    while True:
+        found = topic_configs(bootstrap, topics)  # type: ignore[arg-type]
+        if all("retention.ms" in configs for configs in found.values()):
+            return found
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
 
 
 def test_the_oldest_record_of_a_topic_is_read(kafka_broker: KafkaBroker, tmp_path: Path) -> None:
