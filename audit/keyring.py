@@ -2,12 +2,18 @@
 
 The cache holds unwrapped keys by key id only; whether a key still exists is always
 asked of the database (an erasure by another process is seen at once).
+
+Rotation (``rotate_after``): a subject's key seals new entries only while it is younger
+than that; then a new key is made. Every entry sealed under a key was thus recorded
+before the key's ``created_at + rotate_after``, and destroying the keys created before a
+time (:meth:`KeyRing.expire`) shreds the personal data of old entries only (retention),
+the way erasure does for all of a subject's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,8 +26,12 @@ CACHE_LIMIT = 100_000
 
 
 class KeyRing:
-    def __init__(self, wrapper: KeyWrapper | None) -> None:
+    def __init__(
+        self, wrapper: KeyWrapper | None, *, rotate_after: timedelta | None = None
+    ) -> None:
+        """``rotate_after``: how long a key seals new entries (``None``: for ever)."""
         self.wrapper = wrapper
+        self.rotate_after = rotate_after
         self._ciphers: dict[str, AESGCM] = {}
 
     def _remember(self, key_id: str, data_key: bytes) -> AESGCM:
@@ -50,8 +60,15 @@ class KeyRing:
         if self.wrapper is None:
             raise LookupError("the ledger was opened without its master key")
         found: dict[str, tuple[str, AESGCM]] = {}
-        for key_id, owner, wrapped in _live_keys(connection, sorted(wanted)):
-            found[owner] = (key_id, self._unwrap(key_id, owner, bytes(wrapped)))
+        newest: dict[str, datetime] = {}
+        fresh_from = None if self.rotate_after is None else now - self.rotate_after
+        for key_id, owner, wrapped, created_at in _live_keys(connection, sorted(wanted)):
+            created_at = _utc(created_at)
+            if fresh_from is not None and created_at <= fresh_from:
+                continue  # retired: it seals no more entries (retention shreds it later)
+            if owner not in newest or created_at > newest[owner]:
+                newest[owner] = created_at
+                found[owner] = (key_id, self._unwrap(key_id, owner, bytes(wrapped)))
         created = []
         for owner in sorted(wanted - found.keys()):
             key_id, data_key = new_key_id(), new_data_key()
@@ -101,21 +118,42 @@ class KeyRing:
             self._ciphers.pop(key_id, None)
         return key_ids
 
+    def expire(self, connection: sa.Connection, *, created_before: datetime, now: datetime) -> int:
+        """Destroy every live key created before ``created_before`` (retention); how many."""
+        ended = connection.execute(
+            subject_keys.update()
+            .where(subject_keys.c.created_at < created_before, subject_keys.c.erased_at.is_(None))
+            .values(wrapped=None, erased_at=now)
+        ).rowcount
+        if ended:
+            self._ciphers.clear()
+        return int(ended)
+
     def forget(self, key_ids: Iterable[str]) -> None:
         for key_id in key_ids:
             self._ciphers.pop(key_id, None)
 
 
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _live_keys(connection: sa.Connection, owners: list[str]) -> Iterable[Any]:
-    """(key id, owner, wrapped key) of the owners' live keys (one array on PostgreSQL)."""
+    """(key id, owner, wrapped key, created at) of the owners' live keys (one array on
+    PostgreSQL)."""
     if connection.dialect.name == "postgresql":
         query = sa.text(
-            "SELECT key_id, owner, wrapped FROM ledger_subject_keys "
+            "SELECT key_id, owner, wrapped, created_at FROM ledger_subject_keys "
             "WHERE owner = ANY(:owners) AND erased_at IS NULL"
         )
         yield from connection.execute(query, {"owners": owners})
         return
-    select = sa.select(subject_keys.c.key_id, subject_keys.c.owner, subject_keys.c.wrapped)
+    select = sa.select(
+        subject_keys.c.key_id,
+        subject_keys.c.owner,
+        subject_keys.c.wrapped,
+        subject_keys.c.created_at,
+    )
     for chunk in _chunks(owners):
         yield from connection.execute(
             select.where(subject_keys.c.owner.in_(chunk), subject_keys.c.erased_at.is_(None))

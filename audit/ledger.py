@@ -27,12 +27,16 @@ from audit.keyring import KeyRing
 from audit.reading import read_rows
 from audit.rows import ExportFilter, LedgerRow
 from audit.shredding import KeyWrapper, load_master_key
-from audit.tables import checkpoints, entries, head, nodes, signing_keys
+from audit.tables import checkpoints, entries, head, nodes, signing_keys, subject_keys
 from schemas import Event, decode, new_event
 from schemas.payloads import SubjectErased
 from schemas.signing import key_id_of, raw_public_key, sign_event
 
 SOURCE = "urn:factorstream:audit"
+KEY_ROTATION = timedelta(days=30)
+"""How long a subject's data key seals new entries; then a new key is made. The
+granularity of personal data retention: an entry's personal fields are shredded between
+the retention period and a rotation after it."""
 ID_CHUNK = 5000  # ids per "already present?" query (SQLite allows 32,766 parameters)
 
 
@@ -68,10 +72,16 @@ class Ledger:
         checkpoint_every: int = 1000,
         checkpoint_interval: timedelta = timedelta(seconds=60),
         source: str = SOURCE,
+        key_rotation: timedelta | None = KEY_ROTATION,
     ) -> None:
+        """``key_rotation``: how long a subject's data key seals new entries before a new
+        one is made (``None``: for ever); what lets :meth:`shred_older_than` reach old
+        entries only. Every process appending to one ledger must use the same: keep the
+        default."""
         self.engine = engine
         self.signing_key = signing_key
-        self.keys = KeyRing(KeyWrapper(master_key) if master_key is not None else None)
+        wrapper = KeyWrapper(master_key) if master_key is not None else None
+        self.keys = KeyRing(wrapper, rotate_after=key_rotation)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.source = source
@@ -270,6 +280,35 @@ class Ledger:
             self._append_locked(connection, row, [event], now=now)
         database.checkpoint_wal(self.engine)  # SQLite: the old key pages leave the WAL too
         return Erasure(tenant, subject, key_ids, event)
+
+    def shred_older_than(self, keep: timedelta, *, now: datetime) -> int:
+        """Retention: destroy the data keys whose every entry is older than ``keep`` (those
+        created before ``now - keep - key_rotation``), as erasure does: the entries, their
+        hashes and proofs stay, their personal fields no longer open. Reaches an entry
+        between ``keep`` and ``keep + key_rotation`` after it was recorded. Idempotent;
+        the number of keys destroyed."""
+        rotation = self.keys.rotate_after
+        if rotation is None:
+            raise LedgerError(
+                "personal data retention needs key rotation: without it a subject's one key "
+                "seals its newest entries too"
+            )
+        with database.locked_head(self.engine) as (connection, _row):
+            destroyed = self.keys.expire(connection, created_before=now - keep - rotation, now=now)
+        if destroyed:
+            database.checkpoint_wal(self.engine)  # SQLite: the old key pages leave the WAL too
+        return destroyed
+
+    def oldest_readable_key(self) -> datetime | None:
+        """When the oldest data key that still opens personal data was made (``None``:
+        none): no entry it sealed is older."""
+        with database.reading(self.engine) as connection:
+            oldest: datetime | None = connection.scalar(
+                sa.select(sa.func.min(subject_keys.c.created_at)).where(
+                    subject_keys.c.erased_at.is_(None)
+                )
+            )
+        return oldest
 
     def rows(
         self, where: ExportFilter | None = None, *, chunk: int = 1000, newest_first: bool = False

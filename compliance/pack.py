@@ -24,7 +24,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -157,11 +157,15 @@ def write_pack(
     out: Path,
     now: datetime,
     policy: Mapping[str, Mapping[str, str]] | None = None,
+    retention: Sequence[Mapping[str, Any]] | None = None,
 ) -> IssuedPack:
     """Build the pack in ``out`` (which must not exist or be empty); nothing is appended
     to the ledger here (see :func:`issued_event`). ``policy``: the policy tiers in force
     (tier → setting → value), written as ``policy.json`` and shown in the report: what
-    the pipeline was configured with when the pack was issued, not a fact of the ledger."""
+    the pipeline was configured with when the pack was issued, not a fact of the ledger.
+    ``retention``: each store's retention policy and the oldest data found in it
+    (:func:`compliance.retention.retention_rows`), written as ``retention.json`` and shown
+    in the report (the GDPR pack's storage limitation)."""
     if out.exists() and any(out.iterdir()):
         raise PackError(f"{out} is not empty: a pack is written into a new directory")
     controls = evaluate(framework, read_evidence(ledger, period, tenant))
@@ -202,6 +206,8 @@ def write_pack(
     (out / "controls.json").write_text(json.dumps(summary, indent=1) + "\n")
     if policy is not None:
         (out / "policy.json").write_text(json.dumps(policy, indent=1, sort_keys=True) + "\n")
+    if retention is not None:
+        (out / "retention.json").write_text(json.dumps(list(retention), indent=1) + "\n")
     header = {
         "format": FORMAT,
         "framework": framework,
@@ -216,7 +222,8 @@ def write_pack(
         "checkpoint": checkpoint.tree_size,
     }
     (out / "report.html").write_text(
-        render_report(header, controls, checkpoint, proof_name, policy), encoding="utf-8"
+        render_report(header, controls, checkpoint, proof_name, policy, retention),
+        encoding="utf-8",
     )
     shutil.copyfile(offline_verify.__file__, out / "verify.py")
     files = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any, Final
 
@@ -78,12 +78,43 @@ def _policy_html(policy: Mapping[str, Mapping[str, str]] | None) -> str:
     )
 
 
+RETENTION_COLUMNS: Final = (
+    "store",
+    "holds",
+    "policy",
+    "enforced_by",
+    "oldest",
+    "status",
+    "finding",
+)
+
+
+def _retention_html(rows: Sequence[Mapping[str, Any]] | None) -> str:
+    if rows is None:
+        return ""
+    head = "".join(f"<th>{escape(n.replace('_', ' '))}</th>" for n in RETENTION_COLUMNS)
+    body = "".join(
+        f'<tr class="{"exception" if row["status"] == "exception" else ""}">'
+        + "".join(_cell("" if row.get(n) is None else row[n]) for n in RETENTION_COLUMNS)
+        + "</tr>"
+        for row in rows
+    )
+    exceptions = sum(1 for row in rows if row["status"] == "exception")
+    return (
+        "<h2>Retention of personal data (Art. 5(1)(e))</h2><p>Each store, the retention "
+        "policy in force, and the oldest data it held when the pack was issued "
+        f"(<code>retention.json</code>; covered by the manifest, not by a ledger proof): "
+        f"{exceptions} exceptions.</p><table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def render_report(
     header: Mapping[str, Any],
     controls: list[ControlResult],
     checkpoint: Checkpoint,
     proof_of: Callable[[str], str],
     policy: Mapping[str, Mapping[str, str]] | None = None,
+    retention: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     period = header["period"]
     summary = "".join(
@@ -104,6 +135,7 @@ def render_report(
         f"<th>rows</th></tr>{summary}</table>"
         + "".join(_control_html(c, proof_of) for c in controls)
         + _policy_html(policy)
+        + _retention_html(retention)
         + "<h2>How to check this pack</h2>"
         f"<p>Every row is an event of the ledger <code>{escape(checkpoint.log_id)}</code>, proven "
         f"included in its checkpoint of {checkpoint.tree_size} entries signed at "

@@ -61,7 +61,10 @@ def session_policy(config: DashboardConfig) -> SessionPolicy:
         config.session_secret_file, lambda: base64.urlsafe_b64encode(secrets.token_bytes(48))
     )
     return SessionPolicy(
-        secret=secret, lifetime=config.session_lifetime, secure=config.secure_cookies
+        secret=secret,
+        lifetime=config.session_lifetime,
+        secure=config.secure_cookies,
+        keep_ended=config.sessions_keep,
     )
 
 
@@ -111,6 +114,7 @@ def create_app(
         now=now,
         throttle=LoginThrottle(config.login_limits),
         on_sign_in=None if probe_metrics is None else probe_metrics.signed_in,
+        on_sessions_expired=None if probe_metrics is None else probe_metrics.sessions_expired,
     )
     install_probes(app.server, users=directory.engine, metrics=probe_metrics)
 

@@ -28,3 +28,5 @@ class DashboardConfig:
     ledger_public_key_files: tuple[Path, ...] = ()
     """Public keys (PEM) the ledger's checkpoints must be signed by (none: its own)."""
     login_limits: LoginLimits = LoginLimits()
+    sessions_keep: timedelta | None = timedelta(days=30)
+    """Retention: session rows over longer ago are deleted (``None``: kept)."""

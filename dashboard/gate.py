@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import math
 import secrets
 from collections.abc import Callable
@@ -35,13 +36,16 @@ from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import flask
+import sqlalchemy as sa
 from werkzeug.wrappers import Response
 
 from dashboard.auth import sign_in
 from dashboard.probes import PROBE_ENDPOINTS
 from dashboard.throttle import LoginThrottle
-from dashboard.users import User, UserDirectory
+from dashboard.users import User, UserDirectory, expire_sessions
 from schemas.fields import Client
+
+log = logging.getLogger(__name__)
 
 COOKIE = "factorstream_session"
 SESSION_ID = "sid"
@@ -122,6 +126,41 @@ class SessionPolicy:
     secret: bytes
     lifetime: timedelta
     secure: bool
+    keep_ended: timedelta | None = None
+    """Retention: session rows over longer ago are deleted (at a sign-in, at most hourly;
+    ``None``: kept)."""
+
+
+SESSION_RETENTION_EVERY = timedelta(hours=1)
+
+
+class SessionRetention:
+    """Deletes the session rows over longer ago than ``keep``, at most every ``every``."""
+
+    def __init__(
+        self,
+        keep: timedelta | None,
+        *,
+        every: timedelta = SESSION_RETENTION_EVERY,
+        on_expired: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_expired``: told how many rows each run deleted (the metrics)."""
+        self.keep, self.every, self.on_expired = keep, every, on_expired
+        self._ran_at: datetime | None = None
+        self.deleted = 0
+
+    def run_if_due(self, engine: sa.Engine, *, now: datetime) -> int:
+        """Delete the rows of sessions over before ``now - keep`` in the users' database
+        ``engine``, unless it was done less than ``every`` ago; how many."""
+        if self.keep is None or (self._ran_at is not None and now - self._ran_at < self.every):
+            return 0
+        self._ran_at = now
+        deleted = expire_sessions(engine, ended_before=now - self.keep)
+        self.deleted += deleted
+        log.info("session retention: %d rows over before %s deleted", deleted, now - self.keep)
+        if self.on_expired is not None:
+            self.on_expired(deleted)
+        return deleted
 
 
 def current_user() -> User:
@@ -140,12 +179,16 @@ def install_gate(
     now: Callable[[], datetime],
     throttle: LoginThrottle | None = None,
     on_sign_in: Callable[[str, str | None], None] | None = None,
+    on_sessions_expired: Callable[[int], None] | None = None,
 ) -> None:
     """Configure the session cookie and add the gate, ``/login`` and ``/logout``; login
     posts are throttled by ``throttle`` (:mod:`dashboard.throttle`) before any password
     is checked. ``on_sign_in``: told each sign-in's outcome (``succeeded``, ``failed``,
-    ``throttled``) and reason (the metrics)."""
+    ``throttled``) and reason (the metrics); ``on_sessions_expired``: how many session rows
+    each retention run deleted (the metrics)."""
     throttle = throttle or LoginThrottle()
+    retention = SessionRetention(policy.keep_ended, on_expired=on_sessions_expired)
+    retention.run_if_due(directory.engine, now=now())  # at start, then at sign-ins (hourly at most)
     server.secret_key = policy.secret
     server.config.update(
         SESSION_COOKIE_NAME=COOKIE,
@@ -212,6 +255,7 @@ def install_gate(
         flask.session[SESSION_ID] = directory.open_session(
             result.user.name, now=at, expires_at=at + policy.lifetime
         )
+        retention.run_if_due(directory.engine, now=at)
         flask.session.permanent = True
         return flask.redirect(next_)
 

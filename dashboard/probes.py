@@ -35,9 +35,17 @@ class DashboardMetrics:
             ["outcome", "reason"],
             registry=registry,
         )
+        self.expired_sessions = Counter(
+            "factorstream_dashboard_sessions_expired",
+            "Rows of sessions over deleted by retention (`retention.dashboard_sessions_days`).",
+            registry=registry,
+        )
 
     def signed_in(self, outcome: str, reason: str | None) -> None:
         self.sign_ins.labels(outcome, (reason or "none")[:64]).inc()
+
+    def sessions_expired(self, deleted: int) -> None:
+        self.expired_sessions.inc(deleted)
 
 
 def install_probes(

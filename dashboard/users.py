@@ -285,6 +285,25 @@ class UserDirectory:
             )
 
 
+def expire_sessions(engine: sa.Engine, *, ended_before: datetime) -> int:
+    """Retention: delete the session rows that ended (signed out, or expired) before
+    ``ended_before``; how many. Idempotent; a live session is never deleted."""
+    with engine.begin() as connection:
+        deleted = connection.execute(
+            sessions.delete().where(
+                sa.or_(sessions.c.ended_at < ended_before, sessions.c.expires_at < ended_before)
+            )
+        ).rowcount
+    return int(deleted)
+
+
+def oldest_session(engine: sa.Engine) -> datetime | None:
+    """When the oldest session row held was opened (``None``: none)."""
+    with engine.connect() as connection:
+        oldest: datetime | None = connection.scalar(sa.select(sa.func.min(sessions.c.created_at)))
+    return oldest
+
+
 def _user(row: sa.Row[tuple[object, ...]]) -> User:
     mapping = row._mapping
     return User(

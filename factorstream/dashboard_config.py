@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from dashboard.config import DashboardConfig
 from dashboard.throttle import LoginLimits
+from factorstream.retention_config import days
 from factorstream.settings import Settings
 
 
@@ -29,4 +30,5 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
             per_minute=board.logins_per_minute,
             concurrent_checks=board.concurrent_password_checks,
         ),
+        sessions_keep=days(settings.retention.dashboard_sessions_days),
     )

@@ -767,10 +767,20 @@ def admin_client(kafka: KafkaTarget, *, timeout: float = 30.0) -> Iterator[Any]:
 
 
 def ensure_pipeline_topics(
-    kafka: KafkaTarget, topics: TopicSettings, *, timeout: float = 30.0
+    kafka: KafkaTarget,
+    topics: TopicSettings,
+    *,
+    timeout: float = 30.0,
+    retention: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """:func:`ensure_topics` for every topic of the pipeline, with its configuration."""
-    return ensure_topics(kafka, topics.partitions(), configs=topics.configs(), timeout=timeout)
+    """:func:`ensure_topics` for every topic of the pipeline, with its configuration;
+    ``retention``: each topic's retention configs as well (what the retention policy
+    wants, ``factorstream.retention_config.topic_retention_configs``)."""
+    configs: dict[str, dict[str, str]] = {name: {} for name in topics.partitions()}
+    for name, extra in (*(retention or {}).items(), *topics.configs().items()):
+        if name in configs:
+            configs[name].update(extra)
+    return ensure_topics(kafka, topics.partitions(), configs=configs, timeout=timeout)
 
 
 def _accepts(host: str, port: int) -> bool:

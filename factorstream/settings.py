@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -121,13 +121,6 @@ class RelaySettings(BaseModel):
     backoff_initial_s: float = Field(0.5, gt=0, description="First wait after a broker error.")
     backoff_max_s: float = Field(30.0, gt=0, description="Longest wait between retries.")
     linger_ms: int = Field(20, ge=0, description="Producer linger (batching) in milliseconds.")
-    keep_sent_days: float | None = Field(
-        7.0,
-        gt=0,
-        description="Outbox rows published longer ago than this are deleted by the relay "
-        "(hourly): they hold IP addresses and user agents that the topic, the ledger and the "
-        "lake already have. Unset (null): kept.",
-    )
     probes_host: str = Field(
         "127.0.0.1",
         description="Interface of the process's `/health`, `/ready` and `/metrics` "
@@ -476,6 +469,127 @@ class LakeSettings(BaseModel):
     compact_min_files: int = Field(
         8, ge=2, description="Compaction merges a date partition once it has this many files."
     )
+
+
+# -- retention (every store, docs/retention.md) --------------------------------------------
+
+LAKE_MIN_DAYS = 397
+"""The lake keeps at least a calendar year and a month: the longest evidence period
+(``2026``) can still be packed in the January after it."""
+
+
+STORE_PERIODS: tuple[str, ...] = (
+    "events_topic_days",
+    "dlq_topic_days",
+    "derived_topics_days",
+    "checkpoints_topic_days",
+    "lake_days",
+    "ledger_personal_days",
+    "outbox_sent_days",
+    "dashboard_sessions_days",
+)
+"""The settings of :class:`RetentionSettings` that are a store's period."""
+
+
+class RetentionSettings(BaseModel):
+    """How long each store keeps what it holds (docs/retention.md). Each is enforced by
+    the process that owns the store; `factorstream retention show|apply` reports and runs
+    them, the GDPR evidence pack lists them with the oldest data found. `forever`: kept
+    for ever. Shorter than a day (the lake: than `LAKE_MIN_DAYS`) is refused unless
+    `allow_short` is set: a typo must not delete a store's history."""
+
+    events_topic_days: float | None = Field(
+        7.0,
+        gt=0,
+        description="Kafka `retention.ms` of the events topic and the worker's enriched copy "
+        "(`<app_id>-events-ingested`): raw events with IPs and user agents in clear. A week "
+        "lets the ledger and lake sinks catch up after an outage and `replay` re-read it.",
+    )
+    dlq_topic_days: float | None = Field(
+        14.0,
+        gt=0,
+        description="`retention.ms` of the dead-letter topic: two weeks to look at a refused "
+        "event and replay it.",
+    )
+    derived_topics_days: float | None = Field(
+        7.0,
+        gt=0,
+        description="`retention.ms` of the lockouts and anomalies topics (the sinks and alerts "
+        "read them within seconds; the ledger keeps them).",
+    )
+    checkpoints_topic_days: float | None = Field(
+        None,
+        gt=0,
+        description="`retention.ms` of the checkpoints topic: unset (kept), it is the copy of "
+        "the signed checkpoints off the database and holds no personal data.",
+    )
+    lake_days: float | None = Field(
+        400.0,
+        gt=0,
+        description="Lake date partitions older than this (by event date) are deleted by the "
+        "lake sink's compaction timer, and so are partitions dated more than a day ahead. At "
+        "least 397 days: a calendar year's evidence can be packed in the month after it.",
+    )
+    ledger_personal_days: float | None = Field(
+        400.0,
+        gt=0,
+        description="The personal fields of ledger entries older than this are crypto-shredded "
+        "(their subject's data key of that time destroyed, as erasure does; entries, hashes and "
+        "proofs stay) by the ledger sink, within 30 days after (a subject's data key seals "
+        "new entries for 30 days, then a new one is made: `audit.ledger.KEY_ROTATION`).",
+    )
+    outbox_sent_days: float | None = Field(
+        7.0,
+        gt=0,
+        description="Outbox rows (the verifiers' or MFA service's, the dashboard's) published "
+        "longer ago than this are deleted by the relay (hourly): they hold IP addresses and "
+        "user agents that the topic, the ledger and the lake already have. Unsent rows are "
+        "never deleted.",
+    )
+    dashboard_sessions_days: float | None = Field(
+        30.0,
+        gt=0,
+        description="Dashboard session rows (who signed in when, from the hash of the session "
+        "id) ended or expired longer ago than this are deleted by the dashboard (hourly).",
+    )
+    allow_short: bool = Field(
+        False,
+        description="Accept periods shorter than a day (the lake: shorter than 397 days): "
+        "for tests and deliberate choices only.",
+    )
+
+    @field_validator(*STORE_PERIODS, mode="before")
+    @classmethod
+    def _kept(cls, value: object) -> object:
+        """``null`` or ``none`` (in the environment: a string) means kept for ever."""
+        if isinstance(value, str) and value.strip().lower() in ("null", "none", "forever"):
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _not_too_short(self) -> RetentionSettings:
+        if self.allow_short:
+            return self
+        short = [
+            f"retention.{name} = {days:g} days (at least 1)"
+            for name, days in self.periods().items()
+            if name != "lake_days" and days is not None and days < 1
+        ]
+        if self.lake_days is not None and self.lake_days < LAKE_MIN_DAYS:
+            short.append(
+                f"retention.lake_days = {self.lake_days:g} days (at least {LAKE_MIN_DAYS}: "
+                "a year's evidence pack reads the lake)"
+            )
+        if short:
+            raise ValueError(
+                f"retention shorter than allowed: {'; '.join(short)}; set retention.allow_short "
+                "= true to confirm"
+            )
+        return self
+
+    def periods(self) -> dict[str, float | None]:
+        """Every period of the policy by setting name (days; ``None``: kept)."""
+        return {name: getattr(self, name) for name in STORE_PERIODS}
 
 
 # -- dashboard (dashboard/) -----------------------------------------------------------------
@@ -874,6 +988,7 @@ class Settings(BaseSettings):
     idp: IdpSettings = Field(default_factory=IdpSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     def kafka(self) -> KafkaConnection:
         """The connection every Kafka client of the project uses (``kafka_bootstrap`` with
@@ -938,7 +1053,11 @@ def environment(settings: Settings) -> dict[str, str]:
     or a benchmark starts) to read back the same settings. Unset (None) values are left
     out; lists are JSON; secrets are given in clear (the child needs them): keep the
     result out of logs."""
-    return dict(_flatten(_revealed(settings, settings.model_dump(mode="json")), ENV_PREFIX))
+    found = dict(_flatten(_revealed(settings, settings.model_dump(mode="json")), ENV_PREFIX))
+    for name, days in settings.retention.periods().items():  # kept for ever is not unset
+        if days is None:
+            found[f"{ENV_PREFIX}RETENTION__{name.upper()}"] = "forever"
+    return found
 
 
 def _revealed(model: BaseModel, dumped: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from audit.ledger import Ledger, open_ledger
 from factorstream.control_keys import trusted_control_keys
+from factorstream.retention_config import days
 from factorstream.settings import (
     DetectionSettings,
     EnrichSettings,
@@ -164,7 +165,11 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         else None
     )
     ledger = (
-        LedgerRole(open_ledger=lambda: ledger_of(settings), batch_size=settings.ledger.batch_size)
+        LedgerRole(
+            open_ledger=lambda: ledger_of(settings),
+            batch_size=settings.ledger.batch_size,
+            keep_personal=days(settings.retention.ledger_personal_days),
+        )
         if "ledger" in roles
         else None
     )
@@ -173,6 +178,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             path=settings.lake_path(),
             batch_rows=settings.lake.batch_rows,
             compact_min_files=settings.lake.compact_min_files,
+            keep=days(settings.retention.lake_days),
         )
         if "lake" in roles
         else None

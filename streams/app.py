@@ -43,6 +43,7 @@ from faust.types import TableT, TopicT
 from faust.types.auth import CredentialsT
 from mode.utils.times import want_seconds
 
+from analytics.retention import Expired
 from analytics.sink import attach_lake_compaction
 from audit.ledger import Ledger
 from schemas import Event
@@ -151,6 +152,8 @@ class LedgerRole:
 
     open_ledger: Callable[[], Ledger]
     batch_size: int
+    keep_personal: timedelta | None = None
+    """Retention: entries' personal data is shredded after this (``None``: kept)."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,8 @@ class LakeRole:
     path: Path
     batch_rows: int
     compact_min_files: int
+    keep: timedelta | None = None
+    """Retention: partitions older than this are deleted (``None``: kept)."""
 
 
 @dataclass(frozen=True)
@@ -341,6 +346,7 @@ def create_pipeline(
                 ledger=config.ledger.open_ledger(),
                 checkpoints=topic(config.checkpoints, count=1),
                 batch_size=config.ledger.batch_size,
+                keep_personal=config.ledger.keep_personal,
             )
         )
     if config.lake is not None:
@@ -350,10 +356,23 @@ def create_pipeline(
                 app, name=LAKE, source=everything, lake_path=lake.path, batch_rows=lake.batch_rows
             )
         )
-        attach_lake_compaction(app, lake_path=lake.path, min_files=lake.compact_min_files)
     app.stall_s = config.stall_s  # the consumer's stall watch (InOrderConsumer.heal)
     if registry is not None:
         _add_metrics(app, engine, registry)
+    if config.lake is not None:
+        metrics = engine.metrics
+
+        def expired(partitions: list[Expired]) -> None:
+            if metrics is not None and partitions:
+                metrics.retention_removed.labels("lake").inc(len(partitions))
+
+        attach_lake_compaction(
+            app,
+            lake_path=config.lake.path,
+            min_files=config.lake.compact_min_files,
+            keep=config.lake.keep,
+            on_expired=expired,
+        )
     if folds:
         register_probes(app, engine, config.kafka, registry=registry)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)

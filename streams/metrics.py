@@ -106,6 +106,13 @@ class StreamMetrics:
             "Events written to the lake.",
             registry=registry,
         )
+        self.retention_removed = Counter(
+            "factorstream_retention_removed",
+            "What retention removed, by store: `lake` date partitions deleted, `ledger` "
+            "subject data keys destroyed (their entries' personal fields shredded).",
+            ["store"],
+            registry=registry,
+        )
 
     def consumer(self, offsets: PartitionOffsets, held: HeldCommits) -> None:
         """Export consumer lag and held commits, read from the consumer when scraped."""

@@ -8,7 +8,8 @@ whatever was not acknowledged, which both sinks take idempotently by event id.
 * **Ledger** (``audit/``): ``append_durably`` in transactions of at most ``batch_size``
   events (database errors retried with backoff, nothing acknowledged meanwhile), then the
   signed checkpoints are published to the
-  checkpoints topic; a timer signs time-based checkpoints when no events arrive.
+  checkpoints topic; a timer signs time-based checkpoints when no events arrive, another
+  (hourly) shreds the personal data of entries past retention (``keep_personal``).
 * **Lake** (``analytics/``): each batch flattened into the lake's tables and written as
   files of at most ``batch_rows`` rows (``LakeWriter``: complete files, idempotent by
   event id); a ``privacy.subject.erased`` redacts the subject in the whole lake, and rows
@@ -29,7 +30,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:  # prometheus_client is the optional extra ``metrics``
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+RETENTION_INTERVAL_S = 3600.0
+"""How often a sink applies its store's retention."""
 
 
 def _utc_now() -> datetime:
@@ -67,9 +70,13 @@ class LedgerSink:
         send: Send | None,
         batch_size: int = 2000,
         clock: Clock = _utc_now,
+        keep_personal: timedelta | None = None,
     ) -> None:
+        """``keep_personal``: entries' personal data is shredded after this (``None``: kept)."""
         self.ledger, self.send, self.batch_size, self.clock = ledger, send, batch_size, clock
+        self.keep_personal = keep_personal
         self.appended = 0
+        self.shredded = 0
         self.metrics: StreamMetrics | None = None
 
     @property
@@ -99,6 +106,24 @@ class LedgerSink:
         if self.metrics is not None and signed:
             self.metrics.checkpoint_signed(signed[-1].time)
         await publish_checkpoints(self.ledger, self.send, clock=self.clock)
+
+    async def apply_retention(self) -> None:
+        """Shred the personal data of entries older than ``keep_personal`` (their data
+        keys destroyed; ``shredded`` counts them). Idempotent; logged and counted each run."""
+        if self.keep_personal is None:
+            return
+        now = self.clock()
+        destroyed = await asyncio.to_thread(
+            self.ledger.shred_older_than, self.keep_personal, now=now
+        )
+        self.shredded += destroyed
+        log.info(
+            "ledger retention: %d data keys destroyed (personal data older than %s shredded)",
+            destroyed,
+            now - self.keep_personal,
+        )
+        if self.metrics is not None and destroyed:
+            self.metrics.retention_removed.labels("ledger").inc(destroyed)
 
     def _observer(self, started: float) -> Callable[[AppendResult], None]:
         metrics = self.metrics
@@ -194,15 +219,22 @@ class LedgerRunner(Runner):
         checkpoints: TopicT | None,
         batch_size: int = 2000,
         clock: Clock = _utc_now,
+        keep_personal: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(app, **kwargs)
         self.checkpoints = checkpoints
         send = None if checkpoints is None else faust_send(checkpoints)
-        self.sink = LedgerSink(ledger, send=send, batch_size=batch_size, clock=clock)
+        self.sink = LedgerSink(
+            ledger, send=send, batch_size=batch_size, clock=clock, keep_personal=keep_personal
+        )
         if self.sink.tick_every_s is not None:
             app.timer(self.sink.tick_every_s, name=f"{self.name}-checkpoints")(
                 self.sign_checkpoints
+            )
+        if keep_personal is not None:
+            app.timer(RETENTION_INTERVAL_S, on_leader=True, name=f"{self.name}-retention")(
+                self.sink.apply_retention
             )
 
     @property

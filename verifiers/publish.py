@@ -125,6 +125,19 @@ class Outbox:
             )
             return result.rowcount
 
+    def sent_range(self) -> tuple[datetime | None, datetime | None]:
+        """When the oldest and the newest row still held were published (``None``: none
+        held); what retention (:meth:`prune`) is measured against."""
+        column = outbox_events.c.sent_at
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+        oldest, newest = (
+            None if value is None else value.replace(tzinfo=UTC) if value.tzinfo is None
+            else value.astimezone(UTC)
+            for value in row
+        )  # fmt: skip
+        return oldest, newest
+
     def forget(self, tenant: str, subject: str) -> tuple[int, int]:
         """Delete the subject's published rows (an erasure; they are on the topic already).
         Returns (deleted, still unsent): an unsent row keeps its data until it is relayed,
@@ -231,6 +244,8 @@ class OutboxRelay:
         self.pruned = 0
         self.on_round: Callable[[int, float, bool], None] | None = None
         """Told each round's rows published, its seconds and whether it failed (metrics)."""
+        self.on_prune: Callable[[int], None] | None = None
+        """Told the rows each pruning deleted (metrics)."""
 
     def prune_if_due(self) -> int:
         """Delete the rows published more than ``keep_sent`` ago, at most every
@@ -243,8 +258,11 @@ class OutboxRelay:
         self._pruned_at = now
         deleted = self.outbox.prune(sent_before=now - self.keep_sent)
         self.pruned += deleted
-        if deleted:
-            log.info("pruned %d outbox rows published before %s", deleted, now - self.keep_sent)
+        log.info(
+            "outbox retention: pruned %d rows published before %s", deleted, now - self.keep_sent
+        )
+        if self.on_prune is not None:
+            self.on_prune(deleted)
         return deleted
 
     def relay_once(self) -> int:

@@ -33,6 +33,12 @@ class RelayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.pruned = Counter(
+            "factorstream_relay_pruned_events",
+            "Published outbox rows deleted by retention (`retention.outbox_sent_days`).",
+            ["outbox"],
+            registry=registry,
+        )
         self.pending = Gauge(
             "factorstream_relay_pending_events",
             "Outbox rows not yet published (counted when scraped).",
@@ -56,5 +62,9 @@ class RelayMetrics:
             except Exception:  # the database away: no number (NaN), /ready says why
                 return float("nan")
 
+        def on_prune(deleted: int) -> None:
+            self.pruned.labels(outbox).inc(deleted)
+
         relay.on_round = on_round
+        relay.on_prune = on_prune
         self.pending.labels(outbox).set_function(pending)

@@ -30,6 +30,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "lake": "factorstream.cli.sql:app",
     "demo": "factorstream.cli.demo:demo",
     "relay": "factorstream.cli.relay:relay",
+    "retention": "factorstream.cli.retention:app",
     "replay": "factorstream.cli.replay:replay",
     "idp": "factorstream.cli.idp:app",
     "ingest": "factorstream.cli.ingest:app",

@@ -305,6 +305,7 @@ def erase(
     )
     _forget_in_outboxes(settings, tenant, subject)
     _end_trusted_devices(settings, tenant, subject, requested_by=requested_by)
+    console.print(_topic_reach(settings))
     if not publish:
         return
     try:
@@ -348,6 +349,19 @@ def _end_trusted_devices(
     finally:
         store.engine.dispose()
     console.print(f"trusted devices: {ended} of the subject ended, none left stored")
+
+
+def _topic_reach(settings: Settings) -> str:
+    """What erasure does not reach: the raw topics, until their retention deletes the
+    subject's records (docs/retention.md)."""
+    from factorstream.retention_config import topic_days
+
+    kept = [f"{escape(topic)} {'for ever' if days is None else f'{days:g} days'}"
+            for topic, days in topic_days(settings).items()]  # fmt: skip
+    return (
+        "the Kafka topics keep the subject's records until their retention deletes them: "
+        + ", ".join(kept)
+    )
 
 
 def _forget_in_outboxes(settings: Settings, tenant: str, subject: str) -> None:

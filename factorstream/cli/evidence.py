@@ -19,7 +19,8 @@ from compliance.controls import FRAMEWORKS, Framework
 from compliance.pack import PackError, issued_event, write_pack
 from compliance.periods import Period, PeriodError, between, parse_period
 from factorstream.cli.audit import ledger_of
-from factorstream.cli.context import console, fail
+from factorstream.cli.context import console, fail, settings_of
+from factorstream.retention_config import retention_report
 
 
 def _period(period: str | None, since: str | None, until: str | None) -> Period:
@@ -77,6 +78,9 @@ def evidence(
     chosen: Framework = framework
     window = _period(period, since, until)
     now = datetime.now(UTC)
+    retention = (
+        retention_report(settings_of(ctx), now, kafka_timeout=5) if chosen == "gdpr" else None
+    )
     ledger = ledger_of(ctx, sign=True)  # signs a covering checkpoint; never unseals
     try:
         ledger.tick(now=now, force=True)
@@ -88,6 +92,7 @@ def evidence(
             out=output,
             now=now,
             policy=policy_in_force(),
+            retention=retention,
         )
         ledger.append([issued_event(pack, issued_by=issued_by or getpass.getuser(), now=now)],
                       now=now)  # fmt: skip

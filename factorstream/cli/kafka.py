@@ -23,6 +23,7 @@ from factorstream.localkafka import (
     provision,
     topic_partitions,
 )
+from factorstream.retention_config import topic_retention_configs
 from factorstream.settings import Settings
 
 app = typer.Typer(
@@ -98,7 +99,9 @@ def up(
         status = broker.status()
         with console.status("Creating topics…"):
             created = ensure_pipeline_topics(
-                replace(broker.connection(), bootstrap=status.bootstrap), settings.topics
+                replace(broker.connection(), bootstrap=status.bootstrap),
+                settings.topics,
+                retention=topic_retention_configs(settings),
             )
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
@@ -156,14 +159,17 @@ def status(ctx: typer.Context, data_dir: Path | None = DataDirOption) -> None:
 
 @app.command()
 def topics(ctx: typer.Context) -> None:
-    """Create the pipeline's topics on the configured cluster (FACTORSTREAM_KAFKA_BOOTSTRAP).
+    """Create the pipeline's topics on the configured cluster (FACTORSTREAM_KAFKA_BOOTSTRAP),
+    with the retention policy's configs (docs/retention.md).
 
     For any cluster, e.g. the one of ``docker compose``; idempotent.
     """
     settings = settings_of(ctx)
     try:
         with console.status(f"Creating topics on {settings.kafka().describe()}…"):
-            created = ensure_pipeline_topics(settings.kafka(), settings.topics)
+            created = ensure_pipeline_topics(
+                settings.kafka(), settings.topics, retention=topic_retention_configs(settings)
+            )
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
     wanted = settings.topics.partitions()

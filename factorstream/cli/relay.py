@@ -12,7 +12,6 @@ import contextlib
 import logging
 import signal
 import threading
-from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -20,6 +19,7 @@ import typer
 from sqlalchemy.engine import make_url
 
 from factorstream.cli.context import console, redacted, settings_of
+from factorstream.retention_config import days
 from factorstream.settings import Settings
 from verifiers.publish import Backoff, Outbox, OutboxRelay, kafka_producer_factory, outbox_engine
 
@@ -36,7 +36,7 @@ def build_relay(settings: Settings, url: str | None = None) -> OutboxRelay:
         batch_size=relay.batch_size,
         poll_interval_s=relay.poll_interval_s,
         backoff=Backoff(relay.backoff_initial_s, relay.backoff_max_s),
-        keep_sent=None if relay.keep_sent_days is None else timedelta(days=relay.keep_sent_days),
+        keep_sent=days(settings.retention.outbox_sent_days),
     )
 
 

@@ -14,10 +14,12 @@ import logging
 import signal
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import typer
 from kafka.errors import KafkaError
+from rich.markup import escape
 
 from factorstream.cli.context import console, fail, settings_of
 from factorstream.localkafka import (
@@ -27,6 +29,7 @@ from factorstream.localkafka import (
     ensure_topics,
     topic_partitions,
 )
+from factorstream.retention_config import align_topic_retention, topic_retention_configs
 from factorstream.settings import Settings
 from verifiers.kafka_connection import KafkaConnection
 
@@ -93,11 +96,11 @@ def sink(
 async def _serve_sink(settings: Settings, name: str, group: str, topics: list[str]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from analytics.compaction import compact
-    from analytics.sink import COMPACTION_INTERVAL_S
+    from analytics.sink import COMPACTION_INTERVAL_S, maintain_lake
+    from factorstream.retention_config import days
     from factorstream.stream_config import ledger_of
     from streams.sink_host import BatchSink, Timer, run_sink
-    from streams.sinks import LakeSink, LedgerSink
+    from streams.sinks import RETENTION_INTERVAL_S, LakeSink, LedgerSink
     from verifiers.kafka_connection import aiokafka_config
 
     stop = asyncio.Event()
@@ -119,16 +122,25 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
                 await producer.send_and_wait(checkpoints, value, key=key, headers=headers)
 
             ledger = LedgerSink(
-                ledger_of(settings), send=send, batch_size=settings.ledger.batch_size
+                ledger_of(settings),
+                send=send,
+                batch_size=settings.ledger.batch_size,
+                keep_personal=days(settings.retention.ledger_personal_days),
             )
             sink, batch = ledger, settings.ledger.batch_size
             timers = [Timer(ledger.tick_every_s or 60.0, ledger.tick)]
+            if ledger.keep_personal is not None:
+                timers.append(Timer(RETENTION_INTERVAL_S, ledger.apply_retention))
         else:
             lake = settings.lake
 
             async def compaction() -> None:
                 await asyncio.to_thread(
-                    compact, settings.lake_path(), min_files=lake.compact_min_files
+                    maintain_lake,
+                    settings.lake_path(),
+                    min_files=lake.compact_min_files,
+                    keep=days(settings.retention.lake_days),
+                    now=datetime.now(UTC),
                 )
 
             sink, batch = (
@@ -167,6 +179,7 @@ def _run(settings: Settings, loglevel: str) -> None:
         created = _create_internal_topics(settings.kafka(), internal_topics(pipeline))
     except KafkaUnavailable as error:
         raise fail(str(error)) from None
+    _align_retention(settings)
     stream, names = settings.stream, settings.topics
     roles = ", ".join(stream.roles)
     if "folds" in stream.roles:
@@ -195,10 +208,31 @@ def _run(settings: Settings, loglevel: str) -> None:
     runner.execute_from_commandline()
 
 
+def _align_retention(settings: Settings) -> None:
+    """Put the retention policy in force on the pipeline's topics (docs/retention.md),
+    saying what differed. A principal not allowed to alter topic configs (a cluster with
+    ACLs, where an administrator owns the topics) is told so and the worker starts."""
+    try:
+        drifted = align_topic_retention(settings)
+    except (KafkaUnavailable, KafkaError) as error:
+        reason = (
+            "this principal may not alter topic configs"
+            if "Authorization" in str(error)
+            else escape(str(error))
+        )
+        console.print(
+            f"[yellow]retention not checked on the topics[/] ({reason}): an administrator "
+            "sets it with `factorstream kafka topics` or `factorstream retention apply`"
+        )
+        return
+    for line in drifted:
+        console.print(f"retention: {escape(line)}")
+
+
 def _check_events_topic(settings: Settings) -> None:
     """Create the pipeline's topics; the events topic must have the configured partitions."""
     names = settings.topics
-    ensure_pipeline_topics(settings.kafka(), names)
+    ensure_pipeline_topics(settings.kafka(), names, retention=topic_retention_configs(settings))
     found = topic_partitions(settings.kafka()).get(names.events)
     if found != names.events_partitions:  # the tables are co-partitioned with it
         raise KafkaUnavailable(

@@ -70,3 +70,31 @@ def test_a_bad_period_or_framework_is_refused(tmp_path: Path) -> None:
         result = CliRunner().invoke(_cli(), ["evidence", *args, "-o", str(tmp_path / "p")], env=env)
         assert result.exit_code != 0
         assert not (tmp_path / "p").exists()
+
+
+def test_the_gdpr_pack_reports_every_store_and_its_oldest_data(tmp_path: Path) -> None:
+    """The ledger built here holds keys of 2026-Q3 (older than a 30-day test policy plus
+    the 30-day key rotation: an exception); the lake and outbox hold nothing; no broker
+    answers (the topics are reported unknown, never within policy)."""
+    build_ledger(tmp_path)
+    env = settings_env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'ledger.db'}",
+        FACTORSTREAM_KAFKA_BOOTSTRAP="127.0.0.1:9",
+        FACTORSTREAM_RETENTION__LEDGER_PERSONAL_DAYS="30",
+    )
+    out = tmp_path / "pack"
+    args = ["evidence", "gdpr", "--period", "2026-Q3", "-o", str(out)]
+    result = CliRunner().invoke(_cli(), args, env=env)
+    assert result.exit_code == 0, result.output
+    rows = {row["store"]: row for row in json.loads((out / "retention.json").read_text())}
+    assert rows["ledger personal data"]["status"] == "exception"
+    assert rows["ledger personal data"]["policy"] == "30 days"
+    assert rows["lake"]["status"] == "within policy" and rows["lake"]["oldest"] is None
+    assert rows["topic mfa.events"]["status"] == "unknown"
+    assert rows["dashboard sessions"]["policy"] == "30 days"
+    report = (out / "report.html").read_text()
+    assert "Retention of personal data" in report
+    soc2 = CliRunner().invoke(_cli(), ["evidence", "soc2", "--period", "2026-Q3", "-o",
+                                       str(tmp_path / "soc2")], env=env)  # fmt: skip
+    assert soc2.exit_code == 0 and not (tmp_path / "soc2" / "retention.json").exists()
