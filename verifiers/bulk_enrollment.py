@@ -54,6 +54,10 @@ class BulkResult:
     already_present: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
+    @property
+    def rows(self) -> int:
+        return self.added + self.already_present + len(self.rejected)
+
     def merge(self, other: BulkResult) -> None:
         self.added += other.added
         self.already_present += other.already_present
@@ -69,10 +73,11 @@ def import_seeds(
     correlationid: str,
     imported_from: str,
     batch_rows: int = BATCH_ROWS,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[BulkResult], None] | None = None,
 ) -> BulkResult:
     """Enrol ``seeds`` in ``tenant`` as confirmed TOTP factors (see the module docstring);
-    ``on_batch`` is told the number of rows of each committed batch."""
+    ``on_batch`` is told what each batch did once it committed (a progress bar; what an
+    interrupted run did)."""
 
     def one_batch(connection: sa.Connection, batch: Sequence[TotpSeed]) -> BulkResult:
         result = BulkResult()
@@ -147,7 +152,7 @@ def invite(
     now: datetime,
     correlationid: str,
     batch_rows: int = BATCH_ROWS,
-    on_batch: Callable[[int], None] | None = None,
+    on_batch: Callable[[BulkResult], None] | None = None,
 ) -> BulkResult:
     """Invite each subject to enrol ``factor`` (see the module docstring)."""
 
@@ -193,7 +198,7 @@ def _in_batches(
     rows: Sequence[Row],
     one_batch: Callable[[sa.Connection, Sequence[Row]], BulkResult],
     batch_rows: int,
-    on_batch: Callable[[int], None] | None,
+    on_batch: Callable[[BulkResult], None] | None,
 ) -> BulkResult:
     total = BulkResult()
     for start in range(0, len(rows), batch_rows):
@@ -204,7 +209,7 @@ def _in_batches(
             result = one_batch(connection, batch)
         total.merge(result)
         if on_batch is not None:
-            on_batch(len(batch))
+            on_batch(result)
     return total
 
 

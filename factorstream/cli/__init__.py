@@ -40,6 +40,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "sql": "factorstream.cli.sql:sql",
     "serve": "factorstream.cli.service:serve",
     "clients": "factorstream.cli.service:clients",
+    "enroll": "factorstream.cli.enroll:app",
     "service-keys": "factorstream.cli.service:keys",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a
