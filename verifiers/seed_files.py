@@ -321,11 +321,12 @@ def read_seeds(
         if isinstance(line, RowError):
             rows.append(Rejected(number, line.reason, line.detail))
             continue
-        if seed_format is None:
+        comment = line.lstrip().startswith("#")
+        if seed_format is None and not comment:
             seed_format = sniff_format(line)
         try:
-            if seed_format is SeedFormat.OTPAUTH:
-                if line.lstrip().startswith("#"):
+            if seed_format is not SeedFormat.CSV:
+                if comment:
                     continue
                 rows.append(parse_otpauth(line, row=number, subjects=subjects))
             elif header is None:
