@@ -44,6 +44,8 @@ INVITED = "invited"
 """The status of an invitation's enrollment row (besides pending, active, removed)."""
 
 Row = TypeVar("Row", TotpSeed, Invitee)
+Enrolled = sa.Row[str, str, str, bytes | None]
+"""An enrollment row as :func:`_existing` reads it: id, subject, status, sealed secret."""
 
 
 @dataclass
@@ -82,7 +84,8 @@ def import_seeds(
     def one_batch(connection: sa.Connection, batch: Sequence[TotpSeed]) -> BulkResult:
         result = BulkResult()
         existing = _existing(connection, tenant, Factor.TOTP, [s.subject for s in batch])
-        rows, events = [], []
+        rows: list[dict[str, object]] = []
+        events: list[Event] = []
         for seed in batch:
             active = [r for r in existing.get(seed.subject, ()) if r.status == "active"]
             if active:
@@ -159,7 +162,8 @@ def invite(
     def one_batch(connection: sa.Connection, batch: Sequence[Invitee]) -> BulkResult:
         result = BulkResult()
         existing = _existing(connection, tenant, factor, [i.subject for i in batch])
-        rows, events = [], []
+        rows: list[dict[str, object]] = []
+        events: list[Event] = []
         for invitee in batch:
             if invitee.subject in existing:
                 result.already_present += 1
@@ -215,9 +219,9 @@ def _in_batches(
 
 def _existing(
     connection: sa.Connection, tenant: str, factor: Factor, subjects: Iterable[str]
-) -> dict[str, list[sa.Row[tuple[str, str, str, bytes | None]]]]:
+) -> dict[str, list[Enrolled]]:
     """The subjects' enrollments of ``factor`` that are not removed, by subject."""
-    found: dict[str, list[sa.Row[tuple[str, str, str, bytes | None]]]] = {}
+    found: dict[str, list[Enrolled]] = {}
     query = sa.select(
         enrollments.c.id, enrollments.c.subject, enrollments.c.status, enrollments.c.secret
     ).where(
@@ -231,7 +235,7 @@ def _existing(
     return found
 
 
-def _same_secret(store: VerifierStore, row: sa.Row[tuple[str, str, str, bytes | None]], secret: bytes) -> bool:
+def _same_secret(store: VerifierStore, row: Enrolled, secret: bytes) -> bool:
     if row.secret is None:
         return False
     try:
@@ -262,7 +266,10 @@ def _event(
 
 
 def _write(
-    store: VerifierStore, connection: sa.Connection, rows: list[dict[str, object]], events: list[Event]
+    store: VerifierStore,
+    connection: sa.Connection,
+    rows: list[dict[str, object]],
+    events: list[Event],
 ) -> None:
     if rows:
         connection.execute(enrollments.insert(), rows)

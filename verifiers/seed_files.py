@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import BinaryIO
+from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from schemas.envelope import TOKEN_PATTERN
@@ -53,6 +53,12 @@ FORMULA_PREFIXES = ("=", "+", "-", "@")
 
 _SUBJECT = re.compile(TOKEN_PATTERN, re.ASCII)
 _BASE32 = frozenset(BASE32)
+
+
+class LineSource(Protocol):
+    """Where lines are read from: a file opened ``rb`` (or anything with its ``readline``)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 class SeedFileError(ValueError):
@@ -109,7 +115,7 @@ class RowError(ValueError):
 # -- lines ---------------------------------------------------------------------------------
 
 
-def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, str | RowError]]:
+def numbered_lines(stream: LineSource) -> Iterator[tuple[int, str | RowError]]:
     """Each non-blank line with its 1-based number, decoded, or the reason it cannot be;
     a line over :data:`MAX_LINE_BYTES` is skipped to its end without being kept."""
     number = 0
@@ -132,7 +138,9 @@ def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, str | RowError]]:
 
 
 def sniff_format(first_line: str) -> SeedFormat:
-    return SeedFormat.OTPAUTH if first_line.lstrip().lower().startswith("otpauth") else SeedFormat.CSV
+    return (
+        SeedFormat.OTPAUTH if first_line.lstrip().lower().startswith("otpauth") else SeedFormat.CSV
+    )
 
 
 # -- fields --------------------------------------------------------------------------------
@@ -202,9 +210,7 @@ def check_period(text: str) -> int:
     if not text.strip():
         return 30
     if not text.strip().isdecimal() or int(text) not in PERIODS:
-        raise RowError(
-            "unsupported_period", f"period must be {PERIODS.start}–{PERIODS.stop - 1} s"
-        )
+        raise RowError("unsupported_period", f"period must be {PERIODS.start}–{PERIODS.stop - 1} s")
     return int(text)
 
 
@@ -219,9 +225,7 @@ def check_issuer(text: str | None) -> str | None:
 # -- otpauth URIs --------------------------------------------------------------------------
 
 
-def parse_otpauth(
-    uri: str, *, row: int = 0, subjects: Mapping[str, str] | None = None
-) -> TotpSeed:
+def parse_otpauth(uri: str, *, row: int = 0, subjects: Mapping[str, str] | None = None) -> TotpSeed:
     """One ``otpauth://totp/…`` URI as a seed (raises :class:`RowError`)."""
     parts = urlsplit(uri.strip())
     if parts.scheme.lower() != "otpauth":
@@ -285,7 +289,9 @@ class CsvHeader:
         return {name: cells[index] for name, index in self.columns.items()}
 
 
-def _csv_seed(header: CsvHeader, line: str, row: int, subjects: Mapping[str, str] | None) -> TotpSeed:
+def _csv_seed(
+    header: CsvHeader, line: str, row: int, subjects: Mapping[str, str] | None
+) -> TotpSeed:
     cells = header.cells(line)
     return TotpSeed(
         row=row,
@@ -302,7 +308,7 @@ def _csv_seed(header: CsvHeader, line: str, row: int, subjects: Mapping[str, str
 
 
 def read_seeds(
-    stream: BinaryIO,
+    stream: LineSource,
     *,
     seed_format: SeedFormat | None = None,
     subjects: Mapping[str, str] | None = None,
@@ -339,7 +345,7 @@ def read_seeds(
 
 
 def read_invitees(
-    stream: BinaryIO, *, subjects: Mapping[str, str] | None = None
+    stream: LineSource, *, subjects: Mapping[str, str] | None = None
 ) -> list[Invitee | Rejected]:
     """Every row of an invitation CSV; a subject named again is refused on its later rows
     (inviting once is what was asked)."""
@@ -365,7 +371,7 @@ def read_invitees(
     return rows
 
 
-def read_subject_map(stream: BinaryIO) -> dict[str, str]:
+def read_subject_map(stream: LineSource) -> dict[str, str]:
     """A CSV of ``account,subject`` (header required): how the accounts an export names
     (often e-mail addresses) become pseudonymous subject ids. Raises
     :class:`SeedFileError` on the first bad row: a wrong map must not half-apply."""

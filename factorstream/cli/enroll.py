@@ -16,20 +16,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from factorstream.cli.context import console, errors, fail, settings_of
+from factorstream.cli.context import console, fail, settings_of
 from schemas.envelope import TENANT_PATTERN
 from schemas.fields import Factor
 
 if TYPE_CHECKING:
     from verifiers.bulk_enrollment import BulkResult
-    from verifiers.seed_files import Rejected
+    from verifiers.seed_files import LineSource, Rejected
     from verifiers.store import VerifierStore
 
 app = typer.Typer(
@@ -56,6 +56,18 @@ SubjectMapOption = typer.Option(
     exists=True,
     dir_okay=False,
 )
+SeedFileArgument = typer.Argument(..., exists=True, dir_okay=False, help="The seed file.")
+InviteFileArgument = typer.Argument(
+    ..., exists=True, dir_okay=False, help="CSV with a subject (or username) column."
+)
+FormatOption = typer.Option(
+    FormatChoice.AUTO,
+    "--format",
+    help="otpauth (one otpauth://totp/ URI a line), csv (a header row naming subject or "
+    "username, secret, and optionally issuer, algorithm, digits, period), or auto (by the "
+    "first line).",
+)
+FactorOption = typer.Option(..., help="The factor each subject is invited to enrol.")
 RejectsOption = typer.Option(
     None, help="Where to write the refused rows (default: FILE.rejects.csv beside FILE)."
 )
@@ -64,15 +76,9 @@ RejectsOption = typer.Option(
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The seed file."),
+    file: Path = SeedFileArgument,
     tenant: str = TenantOption,
-    file_format: FormatChoice = typer.Option(
-        FormatChoice.AUTO,
-        "--format",
-        help="otpauth (one otpauth://totp/ URI a line), csv (a header row naming subject "
-        "or username, secret, and optionally issuer, algorithm, digits, period), or auto "
-        "(by the first line).",
-    ),
+    file_format: FormatChoice = FormatOption,
     imported_from: str | None = typer.Option(
         None,
         "--from",
@@ -85,28 +91,19 @@ def import_(
     """Import TOTP seeds as confirmed enrollments; idempotent (a seed already imported is
     counted as already present). Exit status 2 when rows were refused."""
     from verifiers.bulk_enrollment import import_seeds
-    from verifiers.seed_files import SeedFileError, SeedFormat, TotpSeed, read_seeds
+    from verifiers.seed_files import SeedFormat, read_seeds
 
     _check_tenant(tenant)
-    source = imported_from
-    if source is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", source):
+    if imported_from is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", imported_from):
         raise fail("--from: a short lower-case name, e.g. otpauth, csv, authelia")
-    started = time.perf_counter()
-    with file.open("rb") as stream:
-        chosen = None if file_format is FormatChoice.AUTO else SeedFormat(file_format.value)
-        try:
-            rows = read_seeds(stream, seed_format=chosen, subjects=_subject_map(subject_map))
-        except SeedFileError as error:
-            raise fail(f"{file}: {error}") from None
-    seeds = [row for row in rows if isinstance(row, TotpSeed)]
-    if source is None:
-        source = chosen.value if chosen else _sniffed(file)
-    store = _store(ctx)
-    refused = [row for row in rows if not isinstance(row, TotpSeed)]
-    _run(
-        "importing seeds",
-        len(seeds),
-        lambda advance: import_seeds(
+    chosen = None if file_format is FormatChoice.AUTO else SeedFormat(file_format.value)
+    source = imported_from or (chosen.value if chosen else _sniffed(file))
+    subjects = _subject_map(subject_map)
+    _bulk(
+        ctx,
+        file,
+        lambda lines: read_seeds(lines, seed_format=chosen, subjects=subjects),
+        lambda store, seeds, advance: import_seeds(
             store,
             seeds,
             tenant=tenant,
@@ -115,22 +112,18 @@ def import_(
             imported_from=source,
             on_batch=advance,
         ),
-        file=file,
-        refused=refused,
+        doing="importing seeds",
+        done_as="imported",
         rejects=rejects,
-        started=started,
-        added_as="imported",
     )
 
 
 @app.command("invite")
 def invite(
     ctx: typer.Context,
-    file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, help="CSV with a subject (or username) column."
-    ),
+    file: Path = InviteFileArgument,
     tenant: str = TenantOption,
-    factor: Factor = typer.Option(..., help="The factor each subject is invited to enrol."),
+    factor: Factor = FactorOption,
     subject_map: Path | None = SubjectMapOption,
     rejects: Path | None = RejectsOption,
 ) -> None:
@@ -138,23 +131,17 @@ def invite(
     idempotent (a subject already invited or enrolled is counted as already present).
     Exit status 2 when rows were refused."""
     from verifiers.bulk_enrollment import invite as invite_all
-    from verifiers.seed_files import Invitee, SeedFileError, read_invitees
+    from verifiers.seed_files import read_invitees
 
     _check_tenant(tenant)
     if factor in (Factor.UNKNOWN, Factor.RECOVERY_CODE):
         raise fail(f"--factor {factor.value}: not a factor one enrols")
-    started = time.perf_counter()
-    with file.open("rb") as stream:
-        try:
-            rows = read_invitees(stream, subjects=_subject_map(subject_map))
-        except SeedFileError as error:
-            raise fail(f"{file}: {error}") from None
-    invitees = [row for row in rows if isinstance(row, Invitee)]
-    store = _store(ctx)
-    _run(
-        f"inviting to {factor.value}",
-        len(invitees),
-        lambda advance: invite_all(
+    subjects = _subject_map(subject_map)
+    _bulk(
+        ctx,
+        file,
+        lambda lines: read_invitees(lines, subjects=subjects),
+        lambda store, invitees, advance: invite_all(
             store,
             invitees,
             tenant=tenant,
@@ -163,44 +150,65 @@ def invite(
             correlationid=f"enroll-invite-{store.entropy.identifier()}",
             on_batch=advance,
         ),
-        file=file,
-        refused=[row for row in rows if not isinstance(row, Invitee)],
+        doing=f"inviting to {factor.value}",
+        done_as="invited",
         rejects=rejects,
-        started=started,
-        added_as="invited",
     )
 
 
-def _run(
-    description: str,
-    total: int,
-    work: Callable[[Callable[[BulkResult], None]], BulkResult],
-    *,
-    file: Path,
-    refused: Sequence[Rejected],
-    rejects: Path | None,
-    started: float,
-    added_as: str,
-) -> None:
-    """Run ``work`` with a progress bar; on an interrupt, report what committed."""
-    from verifiers.bulk_enrollment import BulkResult
+class _CountedLines:
+    """A binary file whose reads advance a progress bar by the bytes read."""
 
-    done = BulkResult(rejected=list(refused))
+    def __init__(self, stream: BinaryIO, advance: Callable[[int], object]) -> None:
+        self.stream, self.advance = stream, advance
+
+    def readline(self, size: int = -1, /) -> bytes:
+        line = self.stream.readline(size)
+        self.advance(len(line))
+        return line
+
+
+def _bulk(
+    ctx: typer.Context,
+    file: Path,
+    read: Callable[[LineSource], Sequence[Any]],
+    write: Callable[[VerifierStore, list[Any], Callable[[BulkResult], None]], BulkResult],
+    *,
+    doing: str,
+    done_as: str,
+    rejects: Path | None,
+) -> None:
+    """Read ``file`` then ``write`` its good rows, with a progress bar for each; print what
+    was done and write the reject report. An interrupt stops between two batches and
+    reports what committed (running again finishes the rest)."""
+    from verifiers.bulk_enrollment import BulkResult
+    from verifiers.seed_files import Rejected, SeedFileError
+
+    started = time.perf_counter()
+    store = _store(ctx)
     interrupted = False
     with _progress() as progress:
-        task = progress.add_task(description, total=total)
+        reading = progress.add_task(f"reading {escape(file.name)}", total=file.stat().st_size)
+        with file.open("rb") as stream:
+            try:
+                rows = read(_CountedLines(stream, lambda n: progress.advance(reading, n)))
+            except SeedFileError as error:
+                raise fail(f"{escape(str(file))}: {error}") from None
+        accepted = [row for row in rows if not isinstance(row, Rejected)]
+        done = BulkResult(rejected=[row for row in rows if isinstance(row, Rejected)])
+        writing = progress.add_task(doing, total=len(accepted))
 
         def advance(batch: BulkResult) -> None:
             done.merge(batch)
-            progress.advance(task, batch.rows)
+            progress.advance(writing, batch.rows)
 
         try:
-            work(advance)
+            write(store, accepted, advance)
         except KeyboardInterrupt:
             interrupted = True
     elapsed = time.perf_counter() - started
     report = rejects or file.with_name(file.name + ".rejects.csv")
-    _summary(done, added_as=added_as, elapsed=elapsed, report=report)
+    _summary(done, done_as=done_as, elapsed=elapsed, report=report)
     if interrupted:
         raise fail("interrupted: the batches above are committed; run it again to finish", 130)
     if done.rejected:
@@ -220,10 +228,10 @@ def _progress() -> Iterator[Progress]:
         yield progress
 
 
-def _summary(result: BulkResult, *, added_as: str, elapsed: float, report: Path) -> None:
+def _summary(result: BulkResult, *, done_as: str, elapsed: float, report: Path) -> None:
     rows = result.added + result.already_present + len(result.rejected)
     table = Table(show_header=False, box=None)
-    table.add_row(added_as, str(result.added))
+    table.add_row(done_as, str(result.added))
     table.add_row("already present", str(result.already_present))
     table.add_row("refused", str(len(result.rejected)))
     for reason, count in sorted(Counter(r.reason for r in result.rejected).items()):

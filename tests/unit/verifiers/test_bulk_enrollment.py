@@ -68,17 +68,21 @@ def test_imported_seeds_verify_and_are_recorded_as_imported(
         {},
         {},
     ]
-    seeds = [_seed(n, f"u-{n}", key, **s) for n, (key, s) in enumerate(zip(keys, settings))]
+    seeds = [
+        _seed(n, f"u-{n}", key, **s) for n, (key, s) in enumerate(zip(keys, settings, strict=True))
+    ]
     seen: list[int] = []
 
     result = _import(store, seeds, on_batch=lambda batch: seen.append(batch.rows))
 
     assert (result.added, result.already_present, result.rejected) == (5, 0, [])
     assert seen == [2, 2, 1]  # committed batch by batch
-    for seed, s in zip(seeds, settings):
+    for seed, s in zip(seeds, settings, strict=True):
         later = timedelta(minutes=3)
         verdict = totp.verify(
-            store, request_at(NOW + later, subject=seed.subject), code=_code(seed.secret, later, **s)
+            store,
+            request_at(NOW + later, subject=seed.subject),
+            code=_code(seed.secret, later, **s),
         )
         assert verdict.accepted, (seed.subject, verdict.reason)
     completed = [e for e in _events(store) if e.type == "mfa.enrollment.completed"]  # type: ignore[attr-defined]

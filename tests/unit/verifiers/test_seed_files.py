@@ -179,7 +179,7 @@ def test_columns_are_found_by_name_in_any_order_and_case_others_ignored() -> Non
 @pytest.mark.parametrize(
     ("row", "reason"),
     [
-        (f"=HYPERLINK(\"http://evil\"),{SECRET},,,,", "formula_subject"),
+        (f'=HYPERLINK("http://evil"),{SECRET},,,,', "formula_subject"),
         (f"+1-555,{SECRET},,,,", "formula_subject"),
         (f"@SUM(A1),{SECRET},,,,", "formula_subject"),
         (f"-2+3,{SECRET},,,,", "formula_subject"),
