@@ -50,6 +50,20 @@ Enrolled = sa.Row[str, str, str, bytes | None]
 """An enrollment row as :func:`_existing` reads it: id, subject, status, sealed secret."""
 
 
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Batches:
+    """How a bulk run writes: rows per transaction, who is told what each committed batch
+    did (a progress bar), and when to stop between two batches (a signal)."""
+
+    rows: int = BATCH_ROWS
+    on_commit: Callable[[BulkResult], None] | None = None
+    stop: Callable[[], bool] = _never
+
+
 @dataclass
 class BulkResult:
     """What a bulk run did, row by row: counts and the refused rows."""
@@ -57,6 +71,8 @@ class BulkResult:
     added: int = 0
     already_present: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    stopped: bool = False
+    """Asked to stop (:attr:`Batches.stop`) before every row was written."""
 
     @property
     def rows(self) -> int:
@@ -76,12 +92,9 @@ def import_seeds(
     now: datetime,
     correlationid: str,
     imported_from: str,
-    batch_rows: int = BATCH_ROWS,
-    on_batch: Callable[[BulkResult], None] | None = None,
+    batches: Batches = Batches(),
 ) -> BulkResult:
-    """Enrol ``seeds`` in ``tenant`` as confirmed TOTP factors (see the module docstring);
-    ``on_batch`` is told what each batch did once it committed (a progress bar; what an
-    interrupted run did)."""
+    """Enrol ``seeds`` in ``tenant`` as confirmed TOTP factors (see the module docstring)."""
 
     def one_batch(connection: sa.Connection, batch: Sequence[TotpSeed]) -> BulkResult:
         result = BulkResult()
@@ -145,7 +158,7 @@ def import_seeds(
         result.added = len(rows)
         return result
 
-    return _in_batches(store, seeds, one_batch, batch_rows, on_batch)
+    return _in_batches(store, seeds, one_batch, batches)
 
 
 def invite(
@@ -156,8 +169,7 @@ def invite(
     factor: Factor,
     now: datetime,
     correlationid: str,
-    batch_rows: int = BATCH_ROWS,
-    on_batch: Callable[[BulkResult], None] | None = None,
+    batches: Batches = Batches(),
 ) -> BulkResult:
     """Invite each subject to enrol ``factor`` (see the module docstring)."""
 
@@ -196,19 +208,21 @@ def invite(
         result.added = len(rows)
         return result
 
-    return _in_batches(store, invitees, one_batch, batch_rows, on_batch)
+    return _in_batches(store, invitees, one_batch, batches)
 
 
 def _in_batches(
     store: VerifierStore,
     rows: Sequence[Row],
     one_batch: Callable[[sa.Connection, Sequence[Row]], BulkResult],
-    batch_rows: int,
-    on_batch: Callable[[BulkResult], None] | None,
+    batches: Batches,
 ) -> BulkResult:
     total = BulkResult()
-    for start in range(0, len(rows), batch_rows):
-        batch = rows[start : start + batch_rows]
+    for start in range(0, len(rows), batches.rows):
+        if batches.stop():
+            total.stopped = True
+            break
+        batch = rows[start : start + batches.rows]
         with store.engine.connect() as connection, connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(IMPORT_LOCK)))
@@ -217,8 +231,8 @@ def _in_batches(
                 connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
             result = one_batch(connection, batch)
         total.merge(result)
-        if on_batch is not None:
-            on_batch(result)
+        if batches.on_commit is not None:
+            batches.on_commit(result)
     return total
 
 

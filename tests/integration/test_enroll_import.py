@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -258,3 +259,46 @@ def test_a_bulk_invitation_starts_enrollment_once(tmp_path: Path) -> None:
             sa.select(sa.func.count()).where(outbox_events.c.event_type == "mfa.enrollment.started")
         ).scalar_one()
     assert started == 300
+
+
+def test_a_signal_stops_the_import_between_batches_and_the_summary_says_what_committed(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        f"otpauth://totp/Old:g-{n}?secret={base64.b32encode(n.to_bytes(20, 'big')).decode()}"
+        for n in range(20_000)
+    ]
+    seeds = tmp_path / "many.txt"
+    seeds.write_text("\n".join(lines) + "\n")
+    data = tmp_path / "data"
+    env = {
+        **os.environ,
+        "FACTORSTREAM_DATA_DIR": str(data),
+        "TTY_COMPATIBLE": "1",
+        "COLUMNS": "120",
+    }
+    command = [sys.executable, "-m", "factorstream.cli", "enroll", "import", str(seeds)]
+    with subprocess.Popen(  # noqa: S603 - our interpreter, our CLI
+        [*command, "--tenant", "acme"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as process:
+        assert process.stdout is not None
+        seen = b""
+        while not re.search(
+            r"importing seeds\D*[1-9]\d*/20000", _plain(seen.decode(errors="replace"))
+        ):
+            chunk = process.stdout.read1(4096)  # type: ignore[attr-defined]
+            assert chunk, "the import ended before a batch committed"
+            seen += chunk
+        process.send_signal(signal.SIGTERM)
+        rest, errors = process.communicate(timeout=120)
+    output = (seen + rest).decode()
+
+    assert process.returncode == 130, errors
+    assert "stopped by a signal" in errors.decode()
+    committed = _count(output, "imported")
+    assert 0 < committed < 20_000 and committed % 500 == 0  # whole batches
+    assert len(_completed(_store(data, None))) == committed

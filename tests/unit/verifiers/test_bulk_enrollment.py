@@ -15,7 +15,7 @@ from schemas import decode
 from schemas.fields import Factor
 from tests.unit.verifiers.conftest import NOW, raw_dump
 from verifiers import totp
-from verifiers.bulk_enrollment import BulkResult, import_seeds, invite
+from verifiers.bulk_enrollment import Batches, BulkResult, import_seeds, invite
 from verifiers.factors import list_factors
 from verifiers.seed_files import Invitee, TotpSeed
 from verifiers.store import Request, VerifierStore
@@ -34,7 +34,7 @@ def _import(store: VerifierStore, seeds: list[TotpSeed], **options: object) -> B
         "now": NOW,
         "correlationid": "enroll-import-1",
         "imported_from": "otpauth",
-        "batch_rows": 2,
+        "batches": Batches(rows=2),
     }
     return import_seeds(store, seeds, **{**defaults, **options})  # type: ignore[arg-type]
 
@@ -73,7 +73,7 @@ def test_imported_seeds_verify_and_are_recorded_as_imported(
     ]
     seen: list[int] = []
 
-    result = _import(store, seeds, on_batch=lambda batch: seen.append(batch.rows))
+    result = _import(store, seeds, batches=Batches(2, lambda batch: seen.append(batch.rows)))
 
     assert (result.added, result.already_present, result.rejected) == (5, 0, [])
     assert seen == [2, 2, 1]  # committed batch by batch
@@ -121,6 +121,22 @@ def test_a_rerun_imports_nothing_twice_and_another_secret_is_refused(
         store, request_at(NOW + later, subject="u-1"), code=_code(b"\x01" * 20, later)
     )
     assert accepted.accepted
+
+
+def test_a_run_asked_to_stop_stops_between_batches_and_a_rerun_finishes(
+    store: VerifierStore,
+) -> None:
+    seeds = [_seed(n, f"u-{n}", bytes([n + 1]) * 20) for n in range(5)]
+    committed: list[int] = []
+    stop_after_first = Batches(
+        2, lambda batch: committed.append(batch.added), lambda: bool(committed)
+    )
+
+    stopped = _import(store, seeds, batches=stop_after_first)
+    rest = _import(store, seeds)
+
+    assert (stopped.stopped, stopped.added, committed) == (True, 2, [2])
+    assert (rest.stopped, rest.added, rest.already_present) == (False, 3, 2)
 
 
 def test_a_subject_of_another_tenant_is_imported_apart(store: VerifierStore) -> None:
