@@ -25,7 +25,9 @@ class EnrolledFactor:
     enrollment_id: str
     factor: Factor
     status: str
-    """``pending`` (waiting for its first code) or ``active``."""
+    """``pending`` (waiting for its first code), ``active``, or ``invited`` (an
+    administrator's bulk invitation, :mod:`verifiers.bulk_enrollment`: nothing enrolled
+    yet)."""
     created_at: datetime
     confirmed_at: datetime | None
 
