@@ -84,6 +84,26 @@ class BulkResult:
         self.rejected.extend(other.rejected)
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a bulk run writes: a tenant's enrollments of one factor, at one time, under
+    one correlation id (the run)."""
+
+    tenant: str
+    factor: Factor
+    now: datetime
+    correlationid: str
+
+
+NewEnrollment = tuple[dict[str, object], Payload]
+"""A new enrollment row's own columns (status, secret, settings, confirmed_at) and its
+event's payload."""
+Decision = NewEnrollment | Rejected | None
+Decide = Callable[[Row, str, list[Enrolled]], Decision]
+"""What one file row becomes, given a fresh enrollment id and the subject's enrollments
+of the factor: a new enrollment, a refusal, or ``None`` (already present)."""
+
+
 def import_seeds(
     store: VerifierStore,
     seeds: Sequence[TotpSeed],
@@ -96,69 +116,41 @@ def import_seeds(
 ) -> BulkResult:
     """Enrol ``seeds`` in ``tenant`` as confirmed TOTP factors (see the module docstring)."""
 
-    def one_batch(connection: sa.Connection, batch: Sequence[TotpSeed]) -> BulkResult:
-        result = BulkResult()
-        existing = _existing(connection, tenant, Factor.TOTP, [s.subject for s in batch])
-        rows: list[dict[str, object]] = []
-        events: list[Event] = []
-        for seed in batch:
-            active = [r for r in existing.get(seed.subject, ()) if r.status == "active"]
-            if active:
-                if any(_same_secret(store, row, seed.secret) for row in active):
-                    result.already_present += 1
-                else:
-                    result.rejected.append(
-                        Rejected(
-                            seed.row,
-                            "enrolled_with_another_secret",
-                            "the subject already has an active TOTP factor with another "
-                            "secret (remove it first to replace it)",
-                        )
-                    )
-                continue
-            enrollment_id = f"totp-{store.entropy.identifier()}"
-            settings: dict[str, object] = {
-                "algorithm": seed.algorithm,
-                "digits": seed.digits,
-                "period": seed.period,
-                "imported_from": imported_from,
-            }
-            if seed.issuer:
-                settings["issuer"] = seed.issuer
-            rows.append(
-                {
-                    "id": enrollment_id,
-                    "tenant": tenant,
-                    "subject": seed.subject,
-                    "factor": Factor.TOTP.value,
-                    "status": "active",
-                    "secret": store.seal_enrollment(enrollment_id, seed.base32.encode()),
-                    "settings": settings,
-                    "created_at": now,
-                    "confirmed_at": now,
-                }
+    def decide(seed: TotpSeed, enrollment_id: str, existing: list[Enrolled]) -> Decision:
+        active = [row for row in existing if row.status == "active"]
+        if any(_same_secret(store, row, seed.secret) for row in active):
+            return None
+        if active:
+            return Rejected(
+                seed.row,
+                "enrolled_with_another_secret",
+                "the subject already has an active TOTP factor with another secret "
+                "(remove it first to replace it)",
             )
-            events.append(
-                _event(
-                    store,
-                    EnrollmentCompleted(
-                        factor=Factor.TOTP,
-                        enrollment_id=enrollment_id,
-                        channel=Channel.AUTHENTICATOR_APP,
-                        authenticator=Authenticator(algorithm=seed.algorithm, digits=seed.digits),
-                        imported_from=imported_from,
-                    ),
-                    tenant=tenant,
-                    subject=seed.subject,
-                    now=now,
-                    correlationid=correlationid,
-                )
-            )
-        _write(store, connection, rows, events)
-        result.added = len(rows)
-        return result
+        settings: dict[str, object] = {
+            "algorithm": seed.algorithm,
+            "digits": seed.digits,
+            "period": seed.period,
+            "imported_from": imported_from,
+        }
+        if seed.issuer:
+            settings["issuer"] = seed.issuer
+        columns: dict[str, object] = {
+            "status": "active",
+            "secret": store.seal_enrollment(enrollment_id, seed.base32.encode()),
+            "settings": settings,
+            "confirmed_at": now,
+        }
+        return columns, EnrollmentCompleted(
+            factor=Factor.TOTP,
+            enrollment_id=enrollment_id,
+            channel=Channel.AUTHENTICATOR_APP,
+            authenticator=Authenticator(algorithm=seed.algorithm, digits=seed.digits),
+            imported_from=imported_from,
+        )
 
-    return _in_batches(store, seeds, one_batch, batches)
+    target = Target(tenant, Factor.TOTP, now, correlationid)
+    return _enroll(store, target, seeds, decide, batches)
 
 
 def invite(
@@ -173,67 +165,93 @@ def invite(
 ) -> BulkResult:
     """Invite each subject to enrol ``factor`` (see the module docstring)."""
 
-    def one_batch(connection: sa.Connection, batch: Sequence[Invitee]) -> BulkResult:
-        result = BulkResult()
-        existing = _existing(connection, tenant, factor, [i.subject for i in batch])
-        rows: list[dict[str, object]] = []
-        events: list[Event] = []
-        for invitee in batch:
-            if invitee.subject in existing:
-                result.already_present += 1
-                continue
-            enrollment_id = f"{factor.value}-{store.entropy.identifier()}"
-            rows.append(
-                {
-                    "id": enrollment_id,
-                    "tenant": tenant,
-                    "subject": invitee.subject,
-                    "factor": factor.value,
-                    "status": INVITED,
-                    "settings": {},
-                    "created_at": now,
-                }
-            )
-            events.append(
-                _event(
-                    store,
-                    EnrollmentStarted(factor=factor, enrollment_id=enrollment_id, invited=True),
-                    tenant=tenant,
-                    subject=invitee.subject,
-                    now=now,
-                    correlationid=correlationid,
-                )
-            )
-        _write(store, connection, rows, events)
-        result.added = len(rows)
-        return result
+    def decide(invitee: Invitee, enrollment_id: str, existing: list[Enrolled]) -> Decision:
+        if existing:
+            return None
+        columns: dict[str, object] = {
+            "status": INVITED,
+            "secret": None,
+            "settings": {},
+            "confirmed_at": None,
+        }
+        return columns, EnrollmentStarted(factor=factor, enrollment_id=enrollment_id, invited=True)
 
-    return _in_batches(store, invitees, one_batch, batches)
+    return _enroll(store, Target(tenant, factor, now, correlationid), invitees, decide, batches)
 
 
-def _in_batches(
+def _enroll(
     store: VerifierStore,
+    target: Target,
     rows: Sequence[Row],
-    one_batch: Callable[[sa.Connection, Sequence[Row]], BulkResult],
+    decide: Decide[Row],
     batches: Batches,
 ) -> BulkResult:
+    """Each of ``rows`` as ``decide`` says, a batch a transaction with its events."""
     total = BulkResult()
     for start in range(0, len(rows), batches.rows):
         if batches.stop():
             total.stopped = True
             break
-        batch = rows[start : start + batches.rows]
         with store.engine.connect() as connection, connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(IMPORT_LOCK)))
                 # psycopg prepares a statement run five times; its generic plan, made while
                 # the table's statistics predate the import, scanned every row per batch
                 connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-            result = one_batch(connection, batch)
+            result = _batch(store, connection, target, rows[start : start + batches.rows], decide)
         total.merge(result)
         if batches.on_commit is not None:
             batches.on_commit(result)
     return total
+
+
+def _batch(
+    store: VerifierStore,
+    connection: sa.Connection,
+    target: Target,
+    batch: Sequence[Row],
+    decide: Decide[Row],
+) -> BulkResult:
+    result = BulkResult()
+    existing = _existing(connection, target.tenant, target.factor, [r.subject for r in batch])
+    inserts: list[dict[str, object]] = []
+    events: list[Event] = []
+    for row in batch:
+        enrollment_id = f"{target.factor.value}-{store.entropy.identifier()}"
+        decided = decide(row, enrollment_id, existing.get(row.subject, []))
+        if decided is None:
+            result.already_present += 1
+            continue
+        if isinstance(decided, Rejected):
+            result.rejected.append(decided)
+            continue
+        columns, payload = decided
+        inserts.append(
+            {
+                "id": enrollment_id,
+                "tenant": target.tenant,
+                "subject": row.subject,
+                "factor": target.factor.value,
+                "created_at": target.now,
+                **columns,
+            }
+        )
+        events.append(
+            new_event(
+                payload,
+                source=store.source,
+                tenant=target.tenant,
+                subject=row.subject,
+                correlationid=target.correlationid,
+                now=target.now,
+                event_id=store.entropy.event_id(target.now),
+            )
+        )
+    if inserts:
+        connection.execute(enrollments.insert(), inserts)
+        store.outbox.add(connection, events)
+    result.added = len(inserts)
+    return result
 
 
 def _existing(
@@ -269,34 +287,3 @@ def _same_secret(store: VerifierStore, row: Enrolled, secret: bytes) -> bool:
     except RowError:
         return False
     return hmac.compare_digest(stored, secret)
-
-
-def _event(
-    store: VerifierStore,
-    payload: Payload,
-    *,
-    tenant: str,
-    subject: str,
-    now: datetime,
-    correlationid: str,
-) -> Event:
-    return new_event(
-        payload,
-        source=store.source,
-        tenant=tenant,
-        subject=subject,
-        correlationid=correlationid,
-        now=now,
-        event_id=store.entropy.event_id(now),
-    )
-
-
-def _write(
-    store: VerifierStore,
-    connection: sa.Connection,
-    rows: list[dict[str, object]],
-    events: list[Event],
-) -> None:
-    if rows:
-        connection.execute(enrollments.insert(), rows)
-        store.outbox.add(connection, events)

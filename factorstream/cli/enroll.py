@@ -22,10 +22,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from factorstream.cli.context import console, fail, settings_of
+from factorstream.cli.context import console, fail, progress_bar, settings_of
 from schemas.envelope import TENANT_PATTERN
 from schemas.fields import Factor
 
@@ -193,7 +192,7 @@ def _bulk(
 
     started = time.perf_counter()
     store = _store(ctx)
-    with _progress() as progress:
+    with progress_bar() as progress:
         reading = progress.add_task(f"reading {escape(file.name)}", total=file.stat().st_size)
         with file.open("rb") as stream:
             try:
@@ -230,19 +229,6 @@ def _stop_on_signal() -> Iterator[Callable[[], bool]]:
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        yield progress
 
 
 def _summary(result: BulkResult, *, done_as: str, elapsed: float, report: Path) -> None:
