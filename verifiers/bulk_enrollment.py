@@ -34,7 +34,8 @@ from sqlalchemy.dialects import postgresql
 from schemas import Event, new_event
 from schemas.fields import Channel, Factor
 from schemas.payloads import Authenticator, EnrollmentCompleted, EnrollmentStarted, Payload
-from verifiers.seed_files import Invitee, Rejected, RowError, TotpSeed, decode_secret
+from verifiers.bulk_files import Invitee, Rejected, RowError
+from verifiers.seed_files import TotpSeed, decode_secret
 from verifiers.store import VerifierStore
 from verifiers.tables import enrollments
 

@@ -1,7 +1,8 @@
-"""Reading the files of a migration: TOTP seeds exported by another system, and lists of
-subjects to invite. Pure: a binary stream in, rows or rejects out (no database, no clock).
+"""Reading TOTP seeds exported by another system (``factorstream enroll import``). Pure: a
+binary stream in, seeds or refusals out (no database, no clock). Lines, CSV headers and
+subjects are read as :mod:`verifiers.bulk_files` reads them.
 
-**Seed files** (``factorstream enroll import``), one seed a line, in either format:
+One seed a line, in either format:
 
 * ``otpauth://totp/ISSUER:ACCOUNT?secret=…&issuer=…&algorithm=…&digits=…&period=…`` (the
   Key URI format authenticator apps scan; Authelia's ``storage user totp export uri``
@@ -14,69 +15,40 @@ subjects to invite. Pure: a binary stream in, rows or rejects out (no database, 
   SHA256, SHA512; ``HmacSHA1`` style accepted), ``digits`` (6 or 8), ``period`` (15–120 s).
   An empty optional cell takes the default (SHA1, 6, 30).
 
-**Invitation files** (``factorstream enroll invite``): CSV with a header naming the
-person's column (``subject``, ``username`` or ``account``); other columns are ignored.
-
-Each row is checked as an attacker's input: a line over :data:`MAX_LINE_BYTES`, bytes that
-are not UTF-8, a subject the event contract would refuse (printable ASCII without spaces,
-at most 128 characters) or that a spreadsheet would run as a formula (``= + - @``), a
-secret that is not base32, shorter than 128 bits (RFC 4226 §4) or longer than 1024 bits,
-an unknown algorithm, and a subject named twice in one file (every row of it is refused:
-which seed is right cannot be told). A refused row is a :class:`Rejected` with its line
-number, a snake_case reason and a detail that never holds the secret.
+Besides what every row is checked for, a seed is refused when its secret is not base32,
+is shorter than 128 bits (RFC 4226 §4) or longer than 1024 bits, or its algorithm,
+digits or period are not ones the verifier runs; a subject named on several lines is
+refused on each of them (which seed is right cannot be told). No refusal holds the secret.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
-import re
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from schemas.envelope import TOKEN_PATTERN
+from verifiers.bulk_files import (
+    CsvHeader,
+    LineSource,
+    Rejected,
+    RowError,
+    check_subject,
+    numbered_lines,
+)
 from verifiers.totp import ALGORITHMS, BASE32, DIGITS, MIN_SECRET_BYTES, PERIODS
 
-MAX_LINE_BYTES = 8192
-"""A longer line is refused (``line_too_long``) without being held in memory."""
 MAX_SECRET_BYTES = 128
 """1024 bits: no exporter makes longer seeds (HMAC-SHA512's block is 128 bytes)."""
 MAX_ISSUER_CHARS = 128
-SUBJECT_COLUMNS = ("subject", "username", "account")
-"""The person's column, first found wins: ours, Authelia's, a generic account name."""
-FORMULA_PREFIXES = ("=", "+", "-", "@")
-"""What makes a spreadsheet treat a cell as a formula (OWASP CSV injection)."""
 
-_SUBJECT = re.compile(TOKEN_PATTERN, re.ASCII)
 _BASE32 = frozenset(BASE32)
-
-
-class LineSource(Protocol):
-    """Where lines are read from: a file opened ``rb`` (or anything with its ``readline``)."""
-
-    def readline(self, size: int = -1, /) -> bytes: ...
-
-
-class SeedFileError(ValueError):
-    """The file as a whole cannot be read (no header, no subject or secret column)."""
 
 
 class SeedFormat(StrEnum):
     OTPAUTH = "otpauth"
     CSV = "csv"
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A row that is not imported: its line, a machine reason and what was wrong."""
-
-    row: int
-    reason: str
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -97,75 +69,10 @@ class TotpSeed:
         return base64.b32encode(self.secret).decode().rstrip("=")
 
 
-@dataclass(frozen=True)
-class Invitee:
-    row: int
-    subject: str
-
-
-class RowError(ValueError):
-    """Why one row is refused (becomes a :class:`Rejected`)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-
-
-# -- lines ---------------------------------------------------------------------------------
-
-
-def numbered_lines(stream: LineSource) -> Iterator[tuple[int, str | RowError]]:
-    """Each non-blank line with its 1-based number, decoded, or the reason it cannot be;
-    a line over :data:`MAX_LINE_BYTES` is skipped to its end without being kept."""
-    number = 0
-    while chunk := stream.readline(MAX_LINE_BYTES + 1):
-        number += 1
-        if len(chunk) > MAX_LINE_BYTES:
-            while chunk and not chunk.endswith(b"\n"):
-                chunk = stream.readline(MAX_LINE_BYTES)
-            yield number, RowError("line_too_long", f"longer than {MAX_LINE_BYTES} bytes")
-            continue
-        if number == 1 and chunk.startswith(b"\xef\xbb\xbf"):
-            chunk = chunk[3:]
-        try:
-            text = chunk.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError as error:
-            yield number, RowError("not_utf8", f"byte {error.start} is not UTF-8")
-            continue
-        if text.strip():
-            yield number, text
-
-
 def sniff_format(first_line: str) -> SeedFormat:
-    return (
-        SeedFormat.OTPAUTH if first_line.lstrip().lower().startswith("otpauth") else SeedFormat.CSV
-    )
-
-
-# -- fields --------------------------------------------------------------------------------
-
-
-def check_subject(subject: str, subjects: Mapping[str, str] | None = None) -> str:
-    """The subject id a row names, through ``subjects`` (account → subject) if given."""
-    if subjects is not None:
-        if subject not in subjects:
-            raise RowError("unmapped_account", "the account is not in the subject map")
-        subject = subjects[subject]
-    if not subject:
-        raise RowError("missing_subject", "no subject")
-    if subject.startswith(FORMULA_PREFIXES):
-        raise RowError("formula_subject", "the subject starts like a spreadsheet formula")
-    if len(subject) > 128 or not _SUBJECT.match(subject):
-        raise RowError(
-            "bad_subject", "a subject is 1–128 printable ASCII characters without spaces"
-        )
-    if "@" in subject:
-        raise RowError(
-            "subject_is_email",
-            "subjects are pseudonymous ids, not e-mail addresses (map them with a subject map)",
-        )
-    return subject
+    """otpauth when the line is a URI of that scheme, else CSV (the line is its header)."""
+    otpauth = first_line.lstrip().lower().startswith("otpauth")
+    return SeedFormat.OTPAUTH if otpauth else SeedFormat.CSV
 
 
 def decode_secret(text: str) -> bytes:
@@ -253,42 +160,6 @@ def parse_otpauth(uri: str, *, row: int = 0, subjects: Mapping[str, str] | None 
     )
 
 
-# -- CSV -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CsvHeader:
-    """Where each known column is in a CSV file's rows."""
-
-    columns: dict[str, int]
-    width: int
-
-    @classmethod
-    def parse(cls, line: str, *, required: tuple[str, ...]) -> CsvHeader:
-        try:
-            names = [name.strip().lower() for name in next(csv.reader([line], strict=True))]
-        except csv.Error as error:
-            raise SeedFileError(f"the CSV header is not CSV: {error}") from None
-        columns = {name: index for index, name in reversed(list(enumerate(names)))}
-        subject = next((c for c in SUBJECT_COLUMNS if c in columns), None)
-        if subject is None:
-            raise SeedFileError(f"the CSV header names no {' or '.join(SUBJECT_COLUMNS)} column")
-        missing = [name for name in required if name not in columns]
-        if missing:
-            raise SeedFileError(f"the CSV header names no {missing[0]} column")
-        columns["subject"] = columns[subject]
-        return cls(columns, len(names))
-
-    def cells(self, line: str) -> dict[str, str]:
-        try:
-            cells = next(csv.reader([line], strict=True))
-        except csv.Error:
-            raise RowError("malformed_csv", "the row is not valid CSV") from None
-        if len(cells) != self.width:
-            raise RowError("wrong_field_count", f"{len(cells)} fields, the header has {self.width}")
-        return {name: cells[index] for name, index in self.columns.items()}
-
-
 def _csv_seed(
     header: CsvHeader, line: str, row: int, subjects: Mapping[str, str] | None
 ) -> TotpSeed:
@@ -304,9 +175,6 @@ def _csv_seed(
     )
 
 
-# -- files ---------------------------------------------------------------------------------
-
-
 def read_seeds(
     stream: LineSource,
     *,
@@ -317,7 +185,7 @@ def read_seeds(
 
     ``seed_format``: ``None`` tells by the first line. ``subjects``: account → subject id
     (rows whose account is missing from it are refused). A subject named on several rows
-    is refused on each of them. Raises :class:`SeedFileError` for a CSV file without a
+    is refused on each of them. Raises :class:`BulkFileError` for a CSV file without a
     usable header.
     """
     lines = numbered_lines(stream)
@@ -344,58 +212,6 @@ def read_seeds(
     return _refuse_repeated(rows)
 
 
-def read_invitees(
-    stream: LineSource, *, subjects: Mapping[str, str] | None = None
-) -> list[Invitee | Rejected]:
-    """Every row of an invitation CSV; a subject named again is refused on its later rows
-    (inviting once is what was asked)."""
-    rows: list[Invitee | Rejected] = []
-    header: CsvHeader | None = None
-    first: dict[str, int] = {}
-    for number, line in numbered_lines(stream):
-        try:
-            if isinstance(line, RowError):
-                raise line
-            if header is None:
-                header = CsvHeader.parse(line, required=())
-                continue
-            subject = check_subject(header.cells(line)["subject"].strip(), subjects)
-            if subject in first:
-                raise RowError("duplicate_subject", f"the subject is on line {first[subject]} too")
-            first[subject] = number
-            rows.append(Invitee(number, subject))
-        except RowError as error:
-            rows.append(Rejected(number, error.reason, error.detail))
-    if header is None:
-        raise SeedFileError("the file is empty (a CSV header and one subject a row expected)")
-    return rows
-
-
-def read_subject_map(stream: LineSource) -> dict[str, str]:
-    """A CSV of ``account,subject`` (header required): how the accounts an export names
-    (often e-mail addresses) become pseudonymous subject ids. Raises
-    :class:`SeedFileError` on the first bad row: a wrong map must not half-apply."""
-    mapping: dict[str, str] = {}
-    header: CsvHeader | None = None
-    for number, line in numbered_lines(stream):
-        try:
-            if isinstance(line, RowError):
-                raise line
-            if header is None:
-                header = CsvHeader.parse(line, required=("account",))
-                if header.columns["subject"] == header.columns["account"]:
-                    raise SeedFileError("the subject map needs an account and a subject column")
-                continue
-            cells = header.cells(line)
-            account = cells["account"].strip()
-            if account in mapping:
-                raise RowError("duplicate_account", "the account is mapped twice")
-            mapping[account] = check_subject(cells["subject"].strip())
-        except RowError as error:
-            raise SeedFileError(f"subject map line {number}: {error.detail}") from None
-    return mapping
-
-
 def _refuse_repeated(rows: Iterable[TotpSeed | Rejected]) -> list[TotpSeed | Rejected]:
     listed = list(rows)
     lines: dict[str, list[int]] = {}
@@ -413,8 +229,3 @@ def _refuse_repeated(rows: Iterable[TotpSeed | Rejected]) -> list[TotpSeed | Rej
         else row
         for row in listed
     ]
-
-
-def reasons(rows: Iterable[TotpSeed | Invitee | Rejected]) -> Counter[str]:
-    """How many rows were refused for each reason."""
-    return Counter(row.reason for row in rows if isinstance(row, Rejected))

@@ -2,7 +2,8 @@
 
 The verifier database is the MFA service's (settings ``outbox_url`` and
 ``service.secrets_key_file``); the events go out through its outbox (``factorstream
-relay``). The file formats are in ``verifiers/seed_files.py`` and docs/enrollment.md.
+relay``). The file formats are in ``verifiers/seed_files.py`` and
+``verifiers/bulk_files.py``, and in docs/enrollment.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import re
 import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,7 +30,7 @@ from schemas.fields import Factor
 
 if TYPE_CHECKING:
     from verifiers.bulk_enrollment import Batches, BulkResult
-    from verifiers.seed_files import LineSource, Rejected
+    from verifiers.bulk_files import LineSource, Rejected
     from verifiers.store import VerifierStore
 
 app = typer.Typer(
@@ -132,7 +132,7 @@ def invite(
     idempotent (a subject already invited or enrolled is counted as already present).
     Exit status 2 when rows were refused."""
     from verifiers.bulk_enrollment import invite as invite_all
-    from verifiers.seed_files import read_invitees
+    from verifiers.bulk_files import read_invitees
 
     _check_tenant(tenant)
     if factor in (Factor.UNKNOWN, Factor.RECOVERY_CODE):
@@ -188,7 +188,7 @@ def _bulk(
     after the batch in hand commits, and the summary says what did (running the same
     command again finishes the rest)."""
     from verifiers.bulk_enrollment import Batches, BulkResult
-    from verifiers.seed_files import Rejected, SeedFileError
+    from verifiers.bulk_files import BulkFileError, Rejected
 
     started = time.perf_counter()
     store = _store(ctx)
@@ -197,7 +197,7 @@ def _bulk(
         with file.open("rb") as stream:
             try:
                 rows = read(_CountedLines(stream, lambda n: progress.advance(reading, n)))
-            except SeedFileError as error:
+            except BulkFileError as error:
                 raise fail(f"{escape(str(file))}: {error}") from None
         accepted = [row for row in rows if not isinstance(row, Rejected)]
         done = BulkResult(rejected=[row for row in rows if isinstance(row, Rejected)])
@@ -232,12 +232,14 @@ def _stop_on_signal() -> Iterator[Callable[[], bool]]:
 
 
 def _summary(result: BulkResult, *, done_as: str, elapsed: float, report: Path) -> None:
-    rows = result.added + result.already_present + len(result.rejected)
+    from verifiers.bulk_files import reasons
+
+    rows = result.rows
     table = Table(show_header=False, box=None)
     table.add_row(done_as, str(result.added))
     table.add_row("already present", str(result.already_present))
     table.add_row("refused", str(len(result.rejected)))
-    for reason, count in sorted(Counter(r.reason for r in result.rejected).items()):
+    for reason, count in sorted(reasons(result.rejected).items()):
         table.add_row(f"  {reason}", str(count))
     console.print(table)
     rate = rows / elapsed if elapsed > 0 else 0.0
@@ -269,17 +271,18 @@ def _check_tenant(tenant: str) -> None:
 def _subject_map(path: Path | None) -> dict[str, str] | None:
     if path is None:
         return None
-    from verifiers.seed_files import SeedFileError, read_subject_map
+    from verifiers.bulk_files import BulkFileError, read_subject_map
 
     with path.open("rb") as stream:
         try:
             return read_subject_map(stream)
-        except SeedFileError as error:
+        except BulkFileError as error:
             raise fail(f"{path}: {error}") from None
 
 
 def _sniffed(file: Path) -> str:
-    from verifiers.seed_files import numbered_lines, sniff_format
+    from verifiers.bulk_files import numbered_lines
+    from verifiers.seed_files import sniff_format
 
     with file.open("rb") as stream:
         for _number, line in numbered_lines(stream):

@@ -31,8 +31,9 @@ from schemas import decode
 from tests.support import missing
 from verifiers import totp
 from verifiers.bulk_enrollment import BulkResult, import_seeds
+from verifiers.bulk_files import Rejected
 from verifiers.publish import metadata
-from verifiers.seed_files import Rejected, TotpSeed, read_seeds
+from verifiers.seed_files import TotpSeed, read_seeds
 from verifiers.service.server import open_store
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import outbox_events

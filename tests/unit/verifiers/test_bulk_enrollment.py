@@ -16,8 +16,9 @@ from schemas.fields import Factor
 from tests.unit.verifiers.conftest import NOW, raw_dump
 from verifiers import totp
 from verifiers.bulk_enrollment import Batches, BulkResult, import_seeds, invite
+from verifiers.bulk_files import Invitee
 from verifiers.factors import list_factors
-from verifiers.seed_files import Invitee, TotpSeed
+from verifiers.seed_files import TotpSeed
 from verifiers.store import Request, VerifierStore
 from verifiers.tables import enrollments, outbox_events
 

@@ -1,5 +1,5 @@
-"""Seed and invitation files read as an attacker would write them: every refused row has
-its line and reason, nothing secret is ever in a reject, and no input is held whole."""
+"""Seed files read as an attacker would write them: every refused row has its line and
+reason, nothing secret is ever in a reject, and no input is held whole."""
 
 from __future__ import annotations
 
@@ -8,19 +8,8 @@ import io
 
 import pytest
 
-from verifiers.seed_files import (
-    MAX_LINE_BYTES,
-    Invitee,
-    Rejected,
-    SeedFileError,
-    SeedFormat,
-    TotpSeed,
-    parse_otpauth,
-    read_invitees,
-    read_seeds,
-    read_subject_map,
-    reasons,
-)
+from verifiers.bulk_files import MAX_LINE_BYTES, BulkFileError, Rejected, read_subject_map
+from verifiers.seed_files import SeedFormat, TotpSeed, parse_otpauth, read_seeds
 
 KEY = bytes(range(20))  # 160 bits
 SECRET = base64.b32encode(KEY).decode().rstrip("=")
@@ -202,7 +191,7 @@ def test_a_malformed_csv_row_is_refused_with_its_reason(row: str, reason: str) -
     "header", ["", "name,secret\n", "subject,key\n", '"subject,secret\n'], ids=repr
 )
 def test_a_csv_without_a_usable_header_is_refused_whole(header: str) -> None:
-    with pytest.raises(SeedFileError):
+    with pytest.raises(BulkFileError):
         _seeds(header + f"u-1,{SECRET}\n", seed_format=SeedFormat.CSV)
 
 
@@ -215,26 +204,3 @@ def test_a_subject_map_names_the_subjects_and_refuses_unmapped_accounts() -> Non
     rows = _seeds(text, subjects=mapping)
     assert isinstance(rows[0], TotpSeed) and rows[0].subject == "u-1"
     assert rows[1].reason == "unmapped_account"  # type: ignore[union-attr]
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        b"account,subject\na,u-1\na,u-2\n",  # an account mapped twice
-        b"account,subject\na,=cmd\n",  # a subject no event may carry
-        b"account\na\n",  # no subject column
-        b"account,subject\na\n",  # a short row
-    ],
-)
-def test_a_bad_subject_map_is_refused_whole(text: bytes) -> None:
-    with pytest.raises(SeedFileError):
-        read_subject_map(io.BytesIO(text))
-
-
-def test_an_invitation_file_reads_subjects_and_refuses_repeats_after_the_first() -> None:
-    rows = read_invitees(io.BytesIO(b"\xef\xbb\xbfsubject,name\nu-1,A\nu-2,B\nu-1,A\n=x,C\n"))
-    assert rows[:2] == [Invitee(2, "u-1"), Invitee(3, "u-2")]
-    assert [r.reason for r in rows[2:]] == ["duplicate_subject", "formula_subject"]  # type: ignore[union-attr]
-    assert reasons(rows) == {"duplicate_subject": 1, "formula_subject": 1}
-    with pytest.raises(SeedFileError):
-        read_invitees(io.BytesIO(b""))
