@@ -24,7 +24,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from factorstream.cli.context import console, fail, progress_bar, settings_of
+from factorstream.cli.context import console, errors, fail, progress_bar, settings_of
 from schemas.envelope import TENANT_PATTERN
 from schemas.fields import Factor
 
@@ -97,6 +97,11 @@ def import_(
     _check_tenant(tenant)
     if imported_from is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", imported_from):
         raise fail("--from: a short lower-case name, e.g. otpauth, csv, authelia")
+    if file.stat().st_mode & 0o077:
+        errors.print(
+            f"[yellow]warning:[/] {escape(str(file))} is open to other users and holds TOTP "
+            "seeds in clear: make it private (chmod 600), delete it once imported"
+        )
     chosen = None if file_format is FormatChoice.AUTO else SeedFormat(file_format.value)
     source = imported_from or (chosen.value if chosen else _sniffed(file))
     subjects = _subject_map(subject_map)

@@ -157,6 +157,8 @@ def _oathtool_verifies(store: VerifierStore, export: Export, subjects: list[str]
 def _import_twice(data_dir: Path, export: Export, url: str | None = None) -> VerifierStore:
     """Both files imported, then both again; returns the store they went into."""
     half = len(export.seeds) // 2
+    export.uris.chmod(0o644)
+    export.csv.chmod(0o600)
     first = _factorstream(
         data_dir, "enroll", "import", str(export.uris), "--tenant", "acme", url=url
     )
@@ -168,6 +170,7 @@ def _import_twice(data_dir: Path, export: Export, url: str | None = None) -> Ver
     )
     csv = _factorstream(data_dir, "enroll", "import", str(export.csv), "--tenant", "acme", url=url)
     assert csv.returncode == 0, csv.stderr
+    assert "open to other users" in first.stderr and "open to other" not in csv.stderr
     assert _count(csv.stdout, "imported") == len(export.seeds) - half
 
     report = export.uris.with_name("seeds.txt.rejects.csv").read_text()

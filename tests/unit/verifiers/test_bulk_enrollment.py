@@ -190,3 +190,14 @@ def test_an_invited_subject_verifies_nothing_until_enrolled(
     )
     verdict = totp.verify(store, request_at(subject="u-9"), code="123456")
     assert (verdict.accepted, verdict.reason) == (False, "not_enrolled")
+
+
+def test_a_subject_written_as_sql_is_stored_as_the_text_it_is(store: VerifierStore) -> None:
+    hostile = "x');DROP/**/TABLE/**/enrollments;--"  # printable, no spaces: a legal subject
+    result = _import(store, [_seed(1, hostile, b"\x05" * 20), _seed(2, "u-2", b"\x06" * 20)])
+    assert result.added == 2
+    with store.engine.connect() as connection:
+        subjects = connection.execute(sa.select(enrollments.c.subject)).scalars().all()
+    assert sorted(subjects) == sorted([hostile, "u-2"])
+    again = _import(store, [_seed(1, hostile, b"\x05" * 20)])
+    assert (again.added, again.already_present) == (0, 1)
