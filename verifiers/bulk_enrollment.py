@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from schemas import Event, new_event
+from schemas.envelope import check_tenant
 from schemas.fields import Channel, Factor
 from schemas.payloads import Authenticator, EnrollmentCompleted, EnrollmentStarted, Payload
 from verifiers.bulk_files import Invitee, Rejected, RowError
@@ -150,7 +151,7 @@ def import_seeds(
             imported_from=imported_from,
         )
 
-    target = Target(tenant, Factor.TOTP, now, correlationid)
+    target = Target(check_tenant(tenant), Factor.TOTP, now, correlationid)
     return _enroll(store, target, seeds, decide, batches)
 
 
@@ -177,7 +178,8 @@ def invite(
         }
         return columns, EnrollmentStarted(factor=factor, enrollment_id=enrollment_id, invited=True)
 
-    return _enroll(store, Target(tenant, factor, now, correlationid), invitees, decide, batches)
+    target = Target(check_tenant(tenant), factor, now, correlationid)
+    return _enroll(store, target, invitees, decide, batches)
 
 
 def _enroll(

@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from factorstream.cli.context import console, errors, fail, progress_bar, settings_of
-from schemas.envelope import TENANT_PATTERN
+from schemas.envelope import check_tenant
 from schemas.fields import Factor
 
 if TYPE_CHECKING:
@@ -269,8 +269,10 @@ def write_rejects(path: Path, rejected: Sequence[Rejected]) -> None:
 
 
 def _check_tenant(tenant: str) -> None:
-    if len(tenant) > 64 or not re.fullmatch(TENANT_PATTERN, tenant):
-        raise fail(f"--tenant {escape(tenant)!r}: letters, digits, . _ - (at most 64)")
+    try:
+        check_tenant(tenant)
+    except ValueError as error:
+        raise fail(f"--tenant: {escape(str(error))}") from None
 
 
 def _subject_map(path: Path | None) -> dict[str, str] | None:

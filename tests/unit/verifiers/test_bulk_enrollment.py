@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 
 from schemas import decode
@@ -201,3 +202,13 @@ def test_a_subject_written_as_sql_is_stored_as_the_text_it_is(store: VerifierSto
     assert sorted(subjects) == sorted([hostile, "u-2"])
     again = _import(store, [_seed(1, hostile, b"\x05" * 20)])
     assert (again.added, again.already_present) == (0, 1)
+
+
+def test_a_tenant_no_event_may_carry_is_refused_before_anything_is_written(
+    store: VerifierStore,
+) -> None:
+    with pytest.raises(ValueError, match="tenant"):
+        _import(store, [_seed(1, "u-1", b"\x01" * 20)], tenant="acme corp")
+    with pytest.raises(ValueError, match="tenant"):
+        invite(store, [Invitee(1, "u-1")], tenant="", factor=Factor.SMS, now=NOW, correlationid="i")
+    assert _events(store) == []
