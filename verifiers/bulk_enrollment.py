@@ -38,13 +38,11 @@ from schemas.payloads import Authenticator, EnrollmentCompleted, EnrollmentStart
 from verifiers.bulk_files import Invitee, Rejected, RowError
 from verifiers.seed_files import TotpSeed, decode_secret
 from verifiers.store import VerifierStore
-from verifiers.tables import enrollments
+from verifiers.tables import INVITED, enrollments
 
 BATCH_ROWS = 500
 """Rows a transaction writes (the 10,000-row import runs as 20 transactions)."""
 IMPORT_LOCK = 0x6673_656E_726F_6C6C  # "fsenroll": PostgreSQL advisory lock of importers
-INVITED = "invited"
-"""The status of an invitation's enrollment row (besides pending, active, removed)."""
 
 _TEXTS = postgresql.ARRAY(sa.String())
 Row = TypeVar("Row", TotpSeed, Invitee)

@@ -183,6 +183,15 @@ def test_an_invitation_is_recorded_once_and_skips_who_already_has_the_factor(
     assert [(f.factor, f.status) for f in factors] == [(Factor.TOTP, "invited")]
 
 
+def test_an_invitation_taken_up_is_no_longer_listed(store: VerifierStore) -> None:
+    invite(
+        store, [Invitee(1, "u-4")], tenant="acme", factor=Factor.TOTP, now=NOW, correlationid="i"
+    )
+    _import(store, [_seed(1, "u-4", b"\x04" * 20)])
+    factors = list_factors(store, tenant="acme", subject="u-4").factors
+    assert [(f.factor, f.status) for f in factors] == [(Factor.TOTP, "active")]
+
+
 def test_an_invited_subject_verifies_nothing_until_enrolled(
     store: VerifierStore, request_at: RequestAt
 ) -> None:
