@@ -29,6 +29,7 @@ from factorstream.service_config import service_config
 from factorstream.settings import Settings
 from schemas import decode
 from tests.support import missing
+from tests.unit.front.test_service_commands import factorstream
 from verifiers import totp
 from verifiers.bulk_enrollment import BulkResult, import_seeds
 from verifiers.bulk_files import Rejected
@@ -86,23 +87,6 @@ def _export(directory: Path, rows: int) -> Export:
     return export
 
 
-def _factorstream(
-    data_dir: Path, *args: str, url: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FACTORSTREAM_DATA_DIR": str(data_dir), "COLUMNS": "120"}
-    env["TTY_COMPATIBLE"] = "1"  # draw the progress bar although the output is a pipe
-    if url is not None:
-        env["FACTORSTREAM_OUTBOX_URL"] = url
-    return subprocess.run(  # noqa: S603 - our interpreter, our CLI
-        [sys.executable, "-m", "factorstream.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-
-
 def _plain(output: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output).replace("\r", "\n")
 
@@ -154,13 +138,13 @@ def _oathtool_verifies(store: VerifierStore, export: Export, subjects: list[str]
         assert verdict.accepted, (subject, algorithm, digits, period, verdict.reason)
 
 
-def _import_twice(data_dir: Path, export: Export, url: str | None = None) -> VerifierStore:
-    """Both files imported, then both again; returns the store they went into."""
+def _import_twice(data_dir: Path, export: Export) -> VerifierStore:
+    """Both files imported with the CLI, then both again; returns the store they went into."""
     half = len(export.seeds) // 2
     export.uris.chmod(0o644)
     export.csv.chmod(0o600)
-    first = _factorstream(
-        data_dir, "enroll", "import", str(export.uris), "--tenant", "acme", url=url
+    first = factorstream(
+        data_dir, "enroll", "import", str(export.uris), "--tenant", "acme", check=False
     )
     assert first.returncode == 2, first.stderr  # finished, with refused rows
     assert "importing seeds" in first.stdout and "━" in first.stdout  # the progress bar
@@ -168,7 +152,9 @@ def _import_twice(data_dir: Path, export: Export, url: str | None = None) -> Ver
         half - 1,  # s-00001 is refused on both of its lines
         len(MALFORMED) + 1,
     )
-    csv = _factorstream(data_dir, "enroll", "import", str(export.csv), "--tenant", "acme", url=url)
+    csv = factorstream(
+        data_dir, "enroll", "import", str(export.csv), "--tenant", "acme", check=False
+    )
     assert csv.returncode == 0, csv.stderr
     assert "open to other users" in first.stderr and "open to other" not in csv.stderr
     assert _count(csv.stdout, "imported") == len(export.seeds) - half
@@ -180,16 +166,21 @@ def _import_twice(data_dir: Path, export: Export, url: str | None = None) -> Ver
     assert all(key not in report for key, *_ in export.seeds.values())
 
     for file, present in ((export.uris, half - 1), (export.csv, len(export.seeds) - half)):
-        again = _factorstream(data_dir, "enroll", "import", str(file), "--tenant", "acme", url=url)
+        again = factorstream(
+            data_dir, "enroll", "import", str(file), "--tenant", "acme", check=False
+        )
         assert _count(again.stdout, "imported") == 0, again.stdout
         assert _count(again.stdout, "already present") == present
-    store = _store(data_dir, url)
+    store = _store(data_dir, None)
     subjects = _completed(store)
     assert len(subjects) == len(set(subjects)) == len(export.seeds) - 1  # nothing twice
     return store
 
 
-def test_an_export_imports_once_and_its_seeds_verify_with_oathtool(tmp_path: Path) -> None:
+def test_an_export_imports_once_and_its_seeds_verify_with_oathtool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # draw the progress bar into the pipe
     export = _export(tmp_path, 2_000)
     store = _import_twice(tmp_path / "data", export)
     sample = random.Random(7).sample(sorted(set(export.seeds) - {"s-00001"}), 24)  # noqa: S311
@@ -248,12 +239,9 @@ def test_a_bulk_invitation_starts_enrollment_once(tmp_path: Path) -> None:
     people.write_text("subject,team\n" + "".join(f"p-{n},ops\n" for n in range(300)) + "p-1,ops\n")
     data = tmp_path / "data"
 
-    first = _factorstream(
-        data, "enroll", "invite", str(people), "--tenant", "acme", "--factor", "webauthn"
-    )
-    again = _factorstream(
-        data, "enroll", "invite", str(people), "--tenant", "acme", "--factor", "webauthn"
-    )
+    invite = ["enroll", "invite", str(people), "--tenant", "acme", "--factor", "webauthn"]
+    first = factorstream(data, *invite, check=False)
+    again = factorstream(data, *invite, check=False)
 
     assert first.returncode == again.returncode == 2  # p-1 twice in the file
     assert (_count(first.stdout, "invited"), _count(first.stdout, "refused")) == (300, 1)
