@@ -13,7 +13,6 @@ import base64
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import sqlalchemy as sa
 from factorstream.service_config import service_config
 from factorstream.settings import Settings
 from schemas import decode
-from tests.support import missing
+from tests.support import oathtool_code
 from tests.unit.front.test_service_commands import factorstream
 from verifiers import totp
 from verifiers.bulk_enrollment import BulkResult, import_seeds
@@ -112,27 +111,10 @@ def _completed(store: VerifierStore) -> list[str]:
 
 
 def _oathtool_verifies(store: VerifierStore, export: Export, subjects: list[str]) -> None:
-    oathtool = shutil.which("oathtool")
-    if oathtool is None:
-        missing("oathtool", "not on PATH (apt-get install oathtool)")
     moment = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
     for subject in subjects:
         key, algorithm, digits, period = export.seeds[subject]
-        code = subprocess.run(  # noqa: S603 - oathtool from PATH
-            [
-                oathtool,
-                f"--totp={algorithm.lower()}",
-                f"--digits={digits}",
-                f"--time-step-size={period}s",
-                "--base32",
-                key,
-                "--now",
-                f"@{int(moment.timestamp())}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        code = oathtool_code(key, algorithm=algorithm, digits=digits, at=moment, period=period)
         request = Request("acme", subject, f"check-{subject}", moment)
         verdict = totp.verify(store, request, code=code)
         assert verdict.accepted, (subject, algorithm, digits, period, verdict.reason)
