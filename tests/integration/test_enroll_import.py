@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +31,7 @@ from schemas import decode
 from tests.support import oathtool_code
 from tests.unit.front.test_service_commands import factorstream
 from verifiers import totp
-from verifiers.bulk_enrollment import BulkResult, import_seeds
+from verifiers.bulk_enrollment import Batches, BulkResult, import_seeds
 from verifiers.bulk_files import Rejected
 from verifiers.publish import metadata
 from verifiers.seed_files import TotpSeed, read_seeds
@@ -200,12 +201,29 @@ def test_an_import_into_postgresql_is_idempotent_and_verifies(
     store.engine.dispose()
 
 
+def test_two_imports_of_one_file_at_once_insert_each_seed_once(
+    tmp_path: Path, postgres_store_url: str
+) -> None:
+    export = _export(tmp_path, 1_000)
+    store = _store(tmp_path / "data", postgres_store_url)
+    seeds = [row for row in _read(export.csv) if isinstance(row, TotpSeed)]
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: _import(store, seeds, Batches(rows=50)), range(2)))
+
+    assert sum(run.added for run in runs) == len(seeds)
+    assert sum(run.already_present for run in runs) == len(seeds)
+    assert sorted(_completed(store)) == sorted(seed.subject for seed in seeds)
+    store.engine.dispose()
+
+
 def _read(path: Path) -> list[TotpSeed | Rejected]:
     with path.open("rb") as stream:
         return read_seeds(stream)
 
 
-def _import(store: VerifierStore, seeds: list[TotpSeed]) -> BulkResult:
+def _import(
+    store: VerifierStore, seeds: list[TotpSeed], batches: Batches | None = None
+) -> BulkResult:
     return import_seeds(
         store,
         seeds,
@@ -213,6 +231,7 @@ def _import(store: VerifierStore, seeds: list[TotpSeed]) -> BulkResult:
         now=datetime.now(UTC),
         correlationid="enroll-import-pg",
         imported_from="otpauth",
+        batches=batches or Batches(),
     )
 
 
