@@ -11,6 +11,9 @@ every export that shows it) and not be an e-mail address (subjects are pseudonym
 subject map names them). A refused row is a :class:`Rejected` with its line number, a
 snake_case reason and a detail that never holds what the row carried.
 
+CSV files are read a line at a time: one row a line, no line break inside a quoted cell
+(none of the files read here needs one; such a row is refused as ``malformed_csv``).
+
 **Invitation files** (``factorstream enroll invite``): CSV with a header naming the
 person's column (``subject``, ``username`` or ``account``); other columns are ignored.
 **Subject maps**: CSV of ``account,subject``.
@@ -59,6 +62,8 @@ class Rejected:
 
 @dataclass(frozen=True)
 class Invitee:
+    """One subject to invite, and the line that names it."""
+
     row: int
     subject: str
 
