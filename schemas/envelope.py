@@ -7,6 +7,7 @@ one person has a single writer. ``id`` is a UUIDv7, so ids sort by creation time
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Final, Generic, Literal, TypeVar
@@ -35,6 +36,17 @@ ATTRIBUTE_PATTERNS = {
 """Patterns of the envelope's string attributes. They are published in the JSON Schema
 and enforced by the codec in one combined match per event (see ``codec``), which is
 several times cheaper than one regex constraint per attribute."""
+
+
+def check_tenant(tenant: str) -> str:
+    """``tenant`` if an event may carry it as its tenant; else a ValueError saying what one
+    is (for a tenant given by a person, before anything is written for it)."""
+    if len(tenant) > 64 or not re.fullmatch(TENANT_PATTERN, tenant):
+        raise ValueError(
+            f"a tenant is 1–64 letters, digits, '.', '_' or '-' (the event contract's "
+            f"tenant), found {tenant!r}"
+        )
+    return tenant
 
 
 def _attribute(name: str, description: str, *, min_length: int, max_length: int) -> msgspec.Meta:

@@ -83,6 +83,13 @@ class EnrollmentStarted(Activity, frozen=True, kw_only=True):
     factor: Factor
     enrollment_id: Identifier
     channel: Channel | None = None
+    invited: Annotated[
+        bool,
+        msgspec.Meta(
+            description="An administrator invited the subject to enrol (a bulk invitation); "
+            "the subject has not started anything yet."
+        ),
+    ] = False
 
 
 class EnrollmentCompleted(Activity, frozen=True, kw_only=True):
@@ -93,6 +100,19 @@ class EnrollmentCompleted(Activity, frozen=True, kw_only=True):
     destination: Destination = None
     destination_country: CountryCode | None = None
     elapsed_ms: Milliseconds | None = None
+    imported_from: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=128,
+                description="The factor's secret was migrated from another system (a bulk "
+                "import of its seed, not confirmed by a code): the format or provider it came "
+                "from, e.g. otpauth, csv, authelia.",
+            ),
+        ]
+        | None
+    ) = None
 
     def __post_init__(self) -> None:
         check_country("destination_country", self.destination_country)

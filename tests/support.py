@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, NoReturn
 
 import pytest
@@ -19,6 +22,31 @@ def missing(component: str, why: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"CI=true and {message}", pytrace=False)
     pytest.skip(message)
+
+
+def oathtool_code(
+    secret: str, *, algorithm: str, digits: int, at: datetime, period: int = 30
+) -> str:
+    """The TOTP code GNU oathtool computes for a base32 ``secret`` at ``at`` (an
+    implementation independent of ours and of pyotp)."""
+    oathtool = shutil.which("oathtool")
+    if oathtool is None:
+        missing("oathtool", "not on PATH (apt-get install oathtool)")
+    return subprocess.run(  # noqa: S603 - oathtool from PATH
+        [
+            oathtool,
+            f"--totp={algorithm.lower()}",
+            f"--digits={digits}",
+            f"--time-step-size={period}s",
+            "--base32",
+            secret,
+            "--now",
+            f"@{int(at.timestamp())}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def delivered() -> asyncio.Future[None]:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from schemas.fields import Factor
 from schemas.payloads import EnrollmentRemoved
 from verifiers.store import Request, Verdict, VerifierStore
-from verifiers.tables import enrollments, recovery_codes
+from verifiers.tables import INVITED, enrollments, recovery_codes
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,9 @@ class EnrolledFactor:
     enrollment_id: str
     factor: Factor
     status: str
-    """``pending`` (waiting for its first code) or ``active``."""
+    """``pending`` (waiting for its first code), ``active``, or ``invited`` (an
+    administrator's bulk invitation, :mod:`verifiers.bulk_enrollment`: nothing enrolled
+    yet)."""
     created_at: datetime
     confirmed_at: datetime | None
 
@@ -67,7 +69,8 @@ def subject_known(connection: sa.Connection, *, tenant: str, subject: str) -> bo
 
 
 def list_factors(store: VerifierStore, *, tenant: str, subject: str) -> SubjectFactors:
-    """The subject's pending and active enrollments (removed ones are left out)."""
+    """The subject's invited, pending and active enrollments (removed ones are left out,
+    and an invitation to a factor the subject has enrolled since)."""
     with store.engine.connect() as connection:
         rows = connection.execute(
             sa.select(
@@ -92,9 +95,11 @@ def list_factors(store: VerifierStore, *, tenant: str, subject: str) -> SubjectF
                 recovery_codes.c.revoked_at.is_(None),
             )
         ).scalar_one()
+    enrolled = {row.factor for row in rows if row.status != INVITED}
     factors = tuple(
         EnrolledFactor(row.id, Factor(row.factor), row.status, row.created_at, row.confirmed_at)
         for row in rows
+        if row.status != INVITED or row.factor not in enrolled  # an invitation taken up
     )
     return SubjectFactors(factors, remaining)
 

@@ -39,6 +39,11 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
 
 Timestamp = UtcDateTime()
 
+INVITED = "invited"
+"""An enrollment's status while it is an administrator's invitation (no secret yet,
+:mod:`verifiers.bulk_enrollment`); then ``pending`` (waiting for its first code),
+``active`` and ``removed``."""
+
 enrollments = sa.Table(
     "enrollments",
     metadata,
@@ -46,7 +51,7 @@ enrollments = sa.Table(
     sa.Column("tenant", sa.String(64), nullable=False),
     sa.Column("subject", sa.String(128), nullable=False),
     sa.Column("factor", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | active | removed
+    sa.Column("status", sa.String(16), nullable=False),  # invited | pending | active | removed
     sa.Column("secret", sa.LargeBinary(), nullable=True),  # AES-GCM, bound to the row id
     sa.Column("destination", sa.LargeBinary(), nullable=True),  # AES-GCM phone or e-mail
     sa.Column("credential_id", sa.String(1400), nullable=True, unique=True),  # WebAuthn
@@ -193,6 +198,7 @@ ALL_TABLES = (
 
 __all__ = [
     "ALL_TABLES",
+    "INVITED",
     "Timestamp",
     "UtcDateTime",
     "challenges",

@@ -42,6 +42,9 @@ ALGORITHMS: dict[str, Callable[..., Any]] = {
 VALID_WINDOW = 1
 BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 MIN_SECRET_BYTES = 16  # 128 bits (RFC 4226 §4 asks for at least 128, recommends 160)
+DIGITS = (6, 8)
+PERIODS = range(15, 121)
+"""The settings an enrollment may have: digits and period (seconds)."""
 
 
 class TotpSettingsError(VerifierError, ValueError):
@@ -73,7 +76,7 @@ def begin_enrollment(
     ``secret`` imports an existing base32 seed (migrating from another system); by
     default a new 160-bit seed is drawn.
     """
-    if algorithm not in ALGORITHMS or digits not in (6, 8) or not 15 <= period <= 120:
+    if algorithm not in ALGORITHMS or digits not in DIGITS or period not in PERIODS:
         raise TotpSettingsError(
             f"expected algorithm in {sorted(ALGORITHMS)}, digits 6 or 8 and a period of "
             f"15–120 s; got {algorithm!r}, {digits}, {period}"

@@ -44,6 +44,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "serve": "factorstream.cli.service:serve",
     "clients": "factorstream.cli.service:clients",
     "devices": "factorstream.cli.devices:app",
+    "enroll": "factorstream.cli.enroll:app",
     "service-keys": "factorstream.cli.service:keys",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a

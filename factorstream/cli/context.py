@@ -10,11 +10,26 @@ import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from factorstream.settings import ENV_PREFIX, Settings, load_settings, unknown_environment
 
 console = Console()
 errors = Console(stderr=True)
+
+
+def progress_bar(*, disable: bool = False) -> Progress:
+    """The progress display of long commands: what, a bar, done/total, time elapsed; it
+    vanishes when done (``disable``: none, e.g. when the output is JSON)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=disable,
+    )
 
 
 def load_into(ctx: typer.Context) -> None:

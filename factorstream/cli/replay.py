@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable, Iterator
 
 import typer
 from kafka.errors import KafkaError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from factorstream.cli.context import console, fail, settings_of
+from factorstream.cli.context import console, fail, progress_bar, settings_of
 from factorstream.stream_config import replay_settings, settings_topology
 from streams.digest import StateDigest, state_digest
 from streams.logs import read_fold_tables, read_partitions, read_to_end
@@ -33,15 +32,7 @@ def replay(
 ) -> None:
     """Replay the events topic from its beginning into fresh tables; print state digests."""
     settings = settings_of(ctx)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as progress:
+    with progress_bar(disable=as_json) as progress:
         reading = progress.add_task("reading the log", total=None)
         folding = progress.add_task("folding", total=None)
 

@@ -290,7 +290,7 @@ def create_app(parts: ServiceParts) -> Any:
 
     @app.get("/v1/subjects/{subject}/factors", tags=["factors"])
     def factor_list(subject: SubjectPath, client: Caller) -> FactorsOut:
-        """The subject's pending and active factors and its recovery codes left."""
+        """The subject's invited, pending and active factors and its recovery codes left."""
         found = known(client, subject)
         return FactorsOut(
             factors=[

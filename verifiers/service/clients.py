@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import threading
 import time
@@ -29,7 +28,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from schemas.envelope import ATTRIBUTE_PATTERNS
+from schemas.envelope import check_tenant
 from verifiers.tables import service_clients
 
 PREFIX = "fsc_"
@@ -88,11 +87,7 @@ class ServiceClients:
         self, *, tenant: str, audience: str | None, label: str | None, now: datetime
     ) -> IssuedCredential:
         """A new credential for ``tenant``; ``audience`` defaults to the tenant's name."""
-        if len(tenant) > 64 or not re.fullmatch(ATTRIBUTE_PATTERNS["tenant"], tenant):
-            raise ValueError(
-                f"a tenant is 1–64 letters, digits, '.', '_' or '-' (the event contract's "
-                f"tenant), found {tenant!r}"
-            )
+        check_tenant(tenant)
         client = ServiceClient(
             client_id=secrets.token_hex(8),
             tenant=tenant,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from schemas import decode
-from tests.support import missing
+from tests.support import oathtool_code
 from tests.unit.verifiers.conftest import raw_dump
 from verifiers import totp
 from verifiers.store import Request, VerifierStore
@@ -109,27 +107,11 @@ def test_rfc_6238_appendix_b_vectors(
 def test_codes_from_oathtool_verify(
     store: VerifierStore, request_at: RequestAt, algorithm: str, digits: int
 ) -> None:
-    oathtool = shutil.which("oathtool")
-    if oathtool is None:
-        missing("oathtool", "not on PATH (apt-get install oathtool)")
     start = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
     _, secret = _enrolled(store, request_at, now=start, algorithm=algorithm, digits=digits)
     for minutes in (1, 7, 60 * 24):
         moment = start + timedelta(minutes=minutes)
-        code = subprocess.run(
-            [
-                oathtool,
-                f"--totp={algorithm.lower()}",
-                f"--digits={digits}",
-                "--base32",
-                secret,
-                "--now",
-                f"@{int(moment.timestamp())}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        code = oathtool_code(secret, algorithm=algorithm, digits=digits, at=moment)
         assert len(code) == digits
         assert totp.verify(store, request_at(moment), code=code).accepted
 
