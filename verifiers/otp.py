@@ -314,7 +314,7 @@ def send_code(
                 enrollment_id=enrollment.id,
                 code_hash=store.box.code_hash(code, salt),
                 salt=salt,
-                data={"channel": channel.value, "correlationid": request.correlationid},
+                data=_challenge_data(channel, request, country),
                 attempts=0,
                 max_attempts=policy.otp_max_failures,
                 created_at=request.now,
@@ -388,9 +388,8 @@ def send_code(
                 .where(challenges.c.id == challenge_id)
                 .values(
                     data={
-                        "channel": channel.value,
+                        **_challenge_data(channel, request, country),
                         "provider": delivered.provider,
-                        "correlationid": request.correlationid,
                     },
                     provider=delivered.provider,
                     provider_message_id=delivered.message_id,
@@ -478,6 +477,16 @@ def _send_refused(
         events=(event,),
         retry_after=retry_after(refused.retry_at, step.request.now),
     )
+
+
+def _challenge_data(channel: Channel, request: Request, country: str | None) -> dict[str, Any]:
+    """What a challenge row keeps for its later events (a delivery receipt's)."""
+    return {
+        "channel": channel.value,
+        "correlationid": request.correlationid,
+        "tier": request.tier.value,
+        "country": country,
+    }
 
 
 def _supersede(step: Step, purpose: str) -> bool:
