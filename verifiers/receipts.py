@@ -20,7 +20,7 @@ Reasons: ``unknown_message`` (no challenge of the tenant has that provider and i
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import sqlalchemy as sa
@@ -92,7 +92,10 @@ def record_receipt(
     reported_at: datetime | None = None,
 ) -> ReceiptResult:
     """Record the delivery receipt ``status`` (the provider's word) for the message
-    ``provider_message_id`` that ``provider`` accepted for one of ``tenant``'s challenges."""
+    ``provider_message_id`` that ``provider`` accepted for one of ``tenant``'s challenges.
+    ``reported_at`` must be timezone-aware (:class:`ValueError` otherwise)."""
+    if reported_at is not None and reported_at.tzinfo is None:
+        raise ValueError("reported_at must be timezone-aware")
     try:
         final = receipt_status(status)
     except ValueError:
@@ -140,7 +143,7 @@ def record_receipt(
                 provider_message_id=provider_message_id,
                 provider_status=status.strip()[:128] or None,
                 destination_country=data.get("country"),
-                reported_at=reported_at,
+                reported_at=reported_at.astimezone(UTC) if reported_at else None,
             )
         )
     return ReceiptResult(True, None, final, row.id, event)

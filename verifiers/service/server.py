@@ -30,6 +30,7 @@ from verifiers.service.keyfiles import read_or_create
 from verifiers.service.metrics import ServiceMetrics
 from verifiers.service.serving import run_app
 from verifiers.service.stream_view import StreamView
+from verifiers.sendcaps import load_send_charges
 from verifiers.store import VerifierStore, store_engine
 
 
@@ -94,6 +95,7 @@ def open_parts(
         keys=AssertionKeys(config.signing_key_file),
         clock=clock,
         delivery=open_delivery(config),
+        charges=load_send_charges(config.sms_costs_file) if config.sms_costs_file else None,
         stream=view,
         metrics=metrics,
     )
