@@ -76,6 +76,7 @@ def test_the_documented_example_and_the_simulated_table_load() -> None:
     simulated = load_send_charges(SIMULATED)
     assert simulated.prices.currency == "EUR"
     assert simulated.prices.price(Channel.SMS, "simsms-primary", "RU").micros == 480_000
+    assert simulated.caps.cap_for("RU") == DailyCap(30, 15_000_000)
 
 
 def test_lookup_order_country_then_provider_default_then_fallback() -> None:
