@@ -46,7 +46,7 @@ def parse_money(value: object, where: str) -> int:
     """``value`` (a decimal string like ``"0.0075"``, or a whole number) in micros."""
     if isinstance(value, bool) or isinstance(value, float):
         raise PriceTableError(
-            f"{where}: write amounts as decimal strings, e.g. \"0.0075\" (a float is rounded "
+            f'{where}: write amounts as decimal strings, e.g. "0.0075" (a float is rounded '
             f"already), found {value!r}"
         )
     if isinstance(value, int):
@@ -56,7 +56,7 @@ def parse_money(value: object, where: str) -> int:
             amount = Decimal(value.strip())
         except InvalidOperation:
             raise PriceTableError(
-                f"{where}: expected a decimal amount like \"0.0075\", found {value[:32]!r}"
+                f'{where}: expected a decimal amount like "0.0075", found {value[:32]!r}'
             ) from None
     else:
         raise PriceTableError(f"{where}: expected a decimal string, found {type(value).__name__}")
@@ -136,7 +136,7 @@ def price_table_from(document: Mapping[str, Any]) -> PriceTable:
         raise PriceTableError(f"unknown top-level keys {unknown}: expected {sorted(known)}")
     currency = document.get("currency")
     if not isinstance(currency, str) or not _CURRENCY.match(currency):
-        raise PriceTableError(f"currency: expected ISO 4217 like \"EUR\", found {currency!r}")
+        raise PriceTableError(f'currency: expected ISO 4217 like "EUR", found {currency!r}')
     if "fallback" not in document:
         raise PriceTableError("fallback: required (the price of a send no row prices)")
     channels: dict[Channel, dict[str, ProviderPrices]] = {}
@@ -152,7 +152,7 @@ def price_table_from(document: Mapping[str, Any]) -> PriceTable:
 
 def _provider(rows: object, where: str) -> ProviderPrices:
     if not isinstance(rows, Mapping):
-        raise PriceTableError(f"{where}: expected a table of country = \"price\"")
+        raise PriceTableError(f'{where}: expected a table of country = "price"')
     default = None
     countries: dict[str, int] = {}
     for key, value in rows.items():
@@ -162,7 +162,7 @@ def _provider(rows: object, where: str) -> ProviderPrices:
             countries[key] = parse_money(value, f"{where} {key}")
         else:
             raise PriceTableError(
-                f"{where}: expected \"default\" or an ISO 3166-1 alpha-2 code like DE, "
+                f'{where}: expected "default" or an ISO 3166-1 alpha-2 code like DE, '
                 f"found {str(key)[:16]!r}"
             )
     return ProviderPrices(default, countries)

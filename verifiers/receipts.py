@@ -54,8 +54,20 @@ FINAL: Final = {
 }
 """Provider status words (lower-cased) that end a message's life, and what they mean."""
 INTERMEDIATE: Final = frozenset(
-    {"accepted", "queued", "sending", "sent", "scheduled", "buffered", "enroute", "ringing",
-     "in-progress", "initiated", "submitted", "acceptd"}
+    {
+        "accepted",
+        "queued",
+        "sending",
+        "sent",
+        "scheduled",
+        "buffered",
+        "enroute",
+        "ringing",
+        "in-progress",
+        "initiated",
+        "submitted",
+        "acceptd",
+    }
 )
 
 

@@ -132,7 +132,9 @@ def caps_from(document: Mapping[str, Any]) -> CountryCaps:
         raise PriceTableError("[caps]: expected a table")
     unknown = sorted(set(section) - {"default", "unknown", "countries"})
     if unknown:
-        raise PriceTableError(f"[caps]: unknown keys {unknown}: expected default, unknown, countries")
+        raise PriceTableError(
+            f"[caps]: unknown keys {unknown}: expected default, unknown, countries"
+        )
     countries = section.get("countries", {})
     if not isinstance(countries, Mapping):
         raise PriceTableError("[caps.countries]: expected a table of country = {sends, spend}")
@@ -150,7 +152,7 @@ def caps_from(document: Mapping[str, Any]) -> CountryCaps:
 
 def _cap(value: object, where: str) -> DailyCap:
     if not isinstance(value, Mapping):
-        raise PriceTableError(f"{where}: expected {{ sends = N, spend = \"amount\" }}")
+        raise PriceTableError(f'{where}: expected {{ sends = N, spend = "amount" }}')
     extra = sorted(set(value) - {"sends", "spend"})
     if extra:
         raise PriceTableError(f"{where}: unknown keys {extra}: expected sends, spend")
@@ -220,7 +222,12 @@ def charge(
 
 
 def settle(
-    connection: sa.Connection, *, tenant: str, country: str | None, charged: int, cost: int,
+    connection: sa.Connection,
+    *,
+    tenant: str,
+    country: str | None,
+    charged: int,
+    cost: int,
     at: datetime,
 ) -> None:
     """Replace a send's ``charged`` estimate by its actual ``cost`` (both micros) on the
@@ -234,7 +241,9 @@ def settle(
     )
 
 
-def spent(connection: sa.Connection, *, tenant: str, country: str | None, day: datetime) -> DaySpent:
+def spent(
+    connection: sa.Connection, *, tenant: str, country: str | None, day: datetime
+) -> DaySpent:
     """What ``tenant`` sent to ``country`` on ``day``'s UTC day (read only)."""
     row = connection.execute(
         sa.select(send_counts.c.sends, send_counts.c.spend_micros).where(

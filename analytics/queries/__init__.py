@@ -29,8 +29,8 @@ from analytics.queries.risk import (
     lockouts_over_time,
     push_fatigue_incidents,
 )
-from analytics.queries.sms import sms_delivery_health, sms_pumping_spend, sms_spend
 from analytics.queries.signins import device_distribution, policy_tiers, sign_in_geography
+from analytics.queries.sms import sms_delivery_health, sms_pumping_spend, sms_spend
 from analytics.queries.verification import (
     failure_reasons,
     sms_delivery_failure_rate,

@@ -24,8 +24,8 @@ RECEIPTS: Final = (("DELIVRD", 0.955), ("UNDELIV", 0.03), ("EXPIRED", 0.01), ("R
 
 def receipt_word(rng: random.Random) -> str:
     """A simulated delivery report's status word (:data:`RECEIPTS`)."""
-    words, weights = zip(*RECEIPTS, strict=True)
-    return rng.choices(words, weights=weights)[0]
+    words = [word for word, _ in RECEIPTS]
+    return rng.choices(words, weights=[share for _, share in RECEIPTS])[0]
 
 
 FAILURES = (

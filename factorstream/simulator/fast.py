@@ -210,16 +210,9 @@ class FastService:
         """A gateway took a code: its price for an SMS, then the gateway's delivery report
         (at the same instant: the simulation keeps its events in time order)."""
         channel = CHANNELS[factor]
-        if factor is not Factor.SMS:
-            self._emit(
-                visit,
-                p.ChallengeSent(
-                    factor=factor, challenge_id=challenge_id, channel=channel, provider=provider
-                ),
-            )
-            return
-        country = visit.person.country
-        price = self._prices.price(channel, provider, country)
+        sms = factor is Factor.SMS
+        country = visit.person.country if sms else None
+        price = self._prices.price(channel, provider, country) if sms else None
         self._emit(
             visit,
             p.ChallengeSent(
@@ -228,10 +221,12 @@ class FastService:
                 channel=channel,
                 provider=provider,
                 destination_country=country,
-                cost_micros=price.micros,
-                currency=price.currency,
+                cost_micros=price.micros if price else None,
+                currency=price.currency if price else None,
             ),
         )
+        if not sms:
+            return
         word = receipt_word(self._receipts)
         status = receipt_status(word)
         assert status is not None  # noqa: S101 - the simulated words are all final

@@ -63,11 +63,13 @@ class Counting:
         return f"gw-{len(self.sent)}"
 
 
-def test_parallel_sends_of_many_subjects_cannot_pass_the_cap(store_url: str) -> None:
+def test_parallel_sends_of_many_subjects_cannot_pass_the_cap(store_url: str) -> None:  # noqa: F811
     store = _store(store_url)
     enrollments = {
         f"bot-{i}": otp.begin_enrollment(
-            store, _request(START, subject=f"bot-{i}"), factor=Factor.SMS,
+            store,
+            _request(START, subject=f"bot-{i}"),
+            factor=Factor.SMS,
             destination=f"+234802123{i:04d}",
         ).enrollment_id
         for i in range(BOTS)
@@ -94,9 +96,7 @@ def test_parallel_sends_of_many_subjects_cannot_pass_the_cap(store_url: str) -> 
     assert sorted({r.reason for r in results if not r.sent}) == ["country_cap"]
     with store.engine.connect() as connection:
         assert spent(connection, tenant="acme", country="NG", day=START).spend == 1_280_000
-        events = [
-            decode(v) for v in connection.execute(sa.select(outbox_events.c.value)).scalars()
-        ]
+        events = [decode(v) for v in connection.execute(sa.select(outbox_events.c.value)).scalars()]
     costs = [e.data.cost_micros for e in events if e.type == "mfa.challenge.sent"]
     assert sum(costs) == 1_280_000 <= CAP.spend  # type: ignore[operator]
     store.engine.dispose()
@@ -159,7 +159,9 @@ def test_the_service_refuses_over_the_cap_and_records_receipts(priced: Service) 
         "not_final",
     )
     naive = service.call(
-        "POST", "/v1/delivery-receipts", {**receipt, "reported_at": "2026-11-27T09:00:00"},
+        "POST",
+        "/v1/delivery-receipts",
+        {**receipt, "reported_at": "2026-11-27T09:00:00"},
         token=token,
     )
     assert naive.status == 422

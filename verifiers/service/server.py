@@ -22,6 +22,7 @@ from verifiers.delivery import (
     HttpSmsProvider,
     SmtpEmailProvider,
 )
+from verifiers.sendcaps import load_send_charges
 from verifiers.service.api import ServiceParts, create_app
 from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
@@ -30,7 +31,6 @@ from verifiers.service.keyfiles import read_or_create
 from verifiers.service.metrics import ServiceMetrics
 from verifiers.service.serving import run_app
 from verifiers.service.stream_view import StreamView
-from verifiers.sendcaps import load_send_charges
 from verifiers.store import VerifierStore, store_engine
 
 

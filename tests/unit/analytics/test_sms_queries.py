@@ -39,7 +39,9 @@ def sent(challenge: str, provider: str, country: str | None, micros: int | None)
     )
 
 
-def receipt(challenge: str, provider: str, country: str, status: str) -> p.ChallengeDeliveryReported:
+def receipt(
+    challenge: str, provider: str, country: str, status: str
+) -> p.ChallengeDeliveryReported:
     return p.ChallengeDeliveryReported(
         factor=Factor.SMS,
         challenge_id=challenge,

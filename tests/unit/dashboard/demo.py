@@ -66,8 +66,11 @@ def _pumping_burst(emit: Callable[..., Event], when: datetime) -> None:
             severity=RiskLevel.HIGH,
             score=75,
             summary="codes sent to unusual destinations",
-            evidence={"rule": "unusual_destination", "period_start": hour.isoformat(),
-                      "period_seconds": 3600},
+            evidence={
+                "rule": "unusual_destination",
+                "period_start": hour.isoformat(),
+                "period_seconds": 3600,
+            },
         ),
         "acme",
         "sms-pumping",
@@ -78,15 +81,22 @@ def _pumping_burst(emit: Callable[..., Event], when: datetime) -> None:
         tx, subject, at = f"pump-{hour:%Y%m%d}-{i}", f"bot-{i}", when + timedelta(seconds=i)
         if i < PUMPED:
             sent = p.ChallengeSent(
-                factor=Factor.SMS, challenge_id=f"ch-{tx}", channel=Channel.SMS,
-                provider="twilio", destination_country="NG", cost_micros=SMS_PRICES["NG"],
+                factor=Factor.SMS,
+                challenge_id=f"ch-{tx}",
+                channel=Channel.SMS,
+                provider="twilio",
+                destination_country="NG",
+                cost_micros=SMS_PRICES["NG"],
                 currency="EUR",
             )
             emit(sent, "acme", subject, at, tx)
         else:
             refused = p.VerificationFailed(
-                factor=Factor.SMS, reason="country_cap", destination_country="NG",
-                cost_micros=SMS_PRICES["NG"], currency="EUR",
+                factor=Factor.SMS,
+                reason="country_cap",
+                destination_country="NG",
+                cost_micros=SMS_PRICES["NG"],
+                currency="EUR",
             )
             emit(refused, "acme", subject, at, tx)
 

@@ -70,9 +70,7 @@ def test_a_pumping_burst_is_refused_by_the_cap_and_the_dashboard_shows_it(
         assert cap.spend is not None and 0 < paid[country] <= cap.spend, country
     refused = [e for e in events if getattr(e.data, "reason", None) == "country_cap"]
     assert refused and {e.data.destination_country for e in refused} <= set(PUMPED)
-    assert any(
-        e.type == "risk.detected" and e.data.detection == "sms_pumping" for e in events
-    )
+    assert any(e.type == "risk.detected" and e.data.detection == "sms_pumping" for e in events)
     metrics = _metrics(tmp_path, events)
     pumping = metrics.frame("sms_pumping_spend", DashboardFilters())
     kinds = pumping.groupby("kind")[["sends", "cost"]].sum()

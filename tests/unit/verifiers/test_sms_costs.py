@@ -342,9 +342,7 @@ def test_numbers_without_a_country_share_the_unknown_cap(
         assert set(keys) == {UNKNOWN_COUNTRY}
 
 
-def test_the_cap_starts_again_at_utc_midnight(
-    store: VerifierStore, request_at: RequestAt
-) -> None:
+def test_the_cap_starts_again_at_utc_midnight(store: VerifierStore, request_at: RequestAt) -> None:
     delivery = FailoverDelivery([Handset(name="primary")])
     evening = datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
     results = _burst(store, request_at, delivery, 7, start=evening - timedelta(seconds=6))
@@ -359,7 +357,9 @@ def test_the_cap_starts_again_at_utc_midnight(
     )
     assert not just_before.sent
     midnight = _send(
-        store, request_at(datetime(2026, 11, 28, tzinfo=UTC), subject="m1"), delivery,
+        store,
+        request_at(datetime(2026, 11, 28, tzinfo=UTC), subject="m1"),
+        delivery,
         NIGERIA.format(102),
     )
     assert midnight.sent
@@ -461,7 +461,9 @@ def test_receipts_are_their_own_events_once_and_only_for_the_tenants_messages(
 def test_a_send_without_charges_is_as_before(store: VerifierStore, request_at: RequestAt) -> None:
     delivery = FailoverDelivery([Handset(name="primary")])
     request = request_at()
-    enrollment = otp.begin_enrollment(store, request, factor=Factor.SMS, destination=NIGERIA.format(1))
+    enrollment = otp.begin_enrollment(
+        store, request, factor=Factor.SMS, destination=NIGERIA.format(1)
+    )
     result = otp.send_code(
         store, request, factor=Factor.SMS, delivery=delivery, enrollment_id=enrollment.enrollment_id
     )
