@@ -174,7 +174,7 @@ def _typed_row(event: Event, events_row: Row) -> tuple[str, Row] | None:
             "resend": _field(data, "resend"),
             "cost_micros": _field(data, "cost_micros"),
             "currency": _field(data, "currency"),
-            "delivery_status": _text(_field(data, "status")),
+            "delivery_status": _text(_field(data, "delivery_status")),
         }
     if kind.startswith("mfa.enrollment."):
         return "enrollments", {

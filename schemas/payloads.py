@@ -185,7 +185,7 @@ class ChallengeDeliveryReported(Activity, frozen=True, kw_only=True):
     challenge_id: Identifier
     channel: Channel
     provider: Name
-    status: ReceiptStatus
+    delivery_status: ReceiptStatus
     provider_message_id: Identifier | None = None
     provider_status: Name | None = None
     """The provider's own word for the status (``DELIVRD``, ``failed``, ``30003``)."""

@@ -151,7 +151,7 @@ def record_receipt(
                 challenge_id=row.id,
                 channel=Channel(data.get("channel", factor.value)),
                 provider=provider,
-                status=final,
+                delivery_status=final,
                 provider_message_id=provider_message_id,
                 provider_status=status.strip()[:128] or None,
                 destination_country=data.get("country"),

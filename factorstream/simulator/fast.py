@@ -237,7 +237,7 @@ class FastService:
                 challenge_id=challenge_id,
                 channel=channel,
                 provider=provider,
-                status=status,
+                delivery_status=status,
                 provider_status=word,
                 destination_country=country,
             ),

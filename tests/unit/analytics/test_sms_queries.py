@@ -47,7 +47,7 @@ def receipt(
         challenge_id=challenge,
         channel=Channel.SMS,
         provider=provider,
-        status=p.ReceiptStatus(status),
+        delivery_status=p.ReceiptStatus(status),
         destination_country=country,
         application="shop",
     )

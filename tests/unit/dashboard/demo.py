@@ -228,7 +228,7 @@ def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]
                                 challenge_id=f"ch-{tx}",
                                 channel=Channel.SMS,
                                 provider="twilio",
-                                status=p.ReceiptStatus.UNDELIVERED
+                                delivery_status=p.ReceiptStatus.UNDELIVERED
                                 if round_ % 7 == 1
                                 else p.ReceiptStatus.DELIVERED,
                                 destination_country=country,

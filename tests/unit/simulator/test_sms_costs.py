@@ -50,7 +50,7 @@ def test_a_simulated_month_shows_spend_per_country(tmp_path: Path) -> None:
     sent = [e for e in events if e.type == "mfa.challenge.sent" and e.data.channel == "sms"]
     assert sum(spend["cost_micros"]) == sum(e.data.cost_micros for e in sent)
     receipts = Counter(
-        str(e.data.status) for e in events if e.type == "mfa.challenge.delivery_reported"
+        str(e.data.delivery_status) for e in events if e.type == "mfa.challenge.delivery_reported"
     )
     assert receipts["delivered"] > 0 and sum(receipts.values()) == len(sent)
 

@@ -450,7 +450,7 @@ def test_receipts_are_their_own_events_once_and_only_for_the_tenants_messages(
     assert receipt.time == later and receipt.correlationid == "login-1"
     assert receipt.subject == "u-1001"
     data = receipt.data
-    assert (data.status, data.provider_status, data.destination_country) == (
+    assert (data.delivery_status, data.provider_status, data.destination_country) == (
         ReceiptStatus.DELIVERED,
         "DELIVRD",
         "DE",
