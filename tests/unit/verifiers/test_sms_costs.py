@@ -280,6 +280,33 @@ def test_a_pumping_burst_is_refused_before_it_costs_more_than_the_cap(
     assert day == DaySpent(6, 1_920_000)
 
 
+def test_refusals_by_the_cap_lock_no_one(store: VerifierStore, request_at: RequestAt) -> None:
+    """Anyone could run a tenant's cap dry; its refusals must not count as failed guesses,
+    or asking for codes would lock people out."""
+    handset = Handset(name="primary")
+    delivery = FailoverDelivery([handset])
+    early = NOW - timedelta(hours=1)
+    request = request_at(early, subject="victim")
+    enrolled = _send(store, request, delivery, NIGERIA.format(77))  # 1 of NG's 6 today
+    enrollment_id = _events(store)[0].data.enrollment_id
+    verdict = otp.confirm_enrollment(
+        store, request, enrollment_id=enrollment_id, code=handset.code()
+    )
+    assert enrolled.sent and verdict.accepted
+    _burst(store, request_at, delivery, 5)  # the day's NG spend is used up
+    for attempt in range(12):  # far more than any tier's failures before a lock
+        result = otp.send_code(
+            store,
+            request_at(NOW + timedelta(minutes=attempt), subject="victim"),
+            factor=Factor.SMS,
+            delivery=delivery,
+            charges=CHARGES,
+        )
+        assert (result.sent, result.reason) == (False, "country_cap")
+        assert result.events[0].type == "mfa.verification.failed"
+    assert not store.lockout(request_at(NOW + timedelta(minutes=12), subject="victim")).locked
+
+
 def test_every_send_carries_the_price_of_the_provider_that_took_it(
     store: VerifierStore, request_at: RequestAt
 ) -> None:
