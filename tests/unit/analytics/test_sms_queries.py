@@ -9,11 +9,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from analytics import queries as q
-from analytics.compaction import compact
-from analytics.lake import LakeWriter
+from analytics.columns import SCHEMAS
+from analytics.compaction import compact, refresh_seeds
+from analytics.lake import SEED_DATE, LakeWriter, parquet_files, partition_link
 from analytics.views import connect
 from schemas import Event
 from schemas import payloads as p
@@ -148,3 +150,23 @@ def test_a_lake_without_any_priced_send_answers_empty(tmp_path: Path) -> None:
     with connect(tmp_path / "lake") as connection:
         assert q.sms_spend(connection, ALL).empty
         assert q.sms_pumping_spend(connection, ALL).empty
+
+
+def test_a_lake_made_before_the_cost_columns_gains_them_at_compaction(tmp_path: Path) -> None:
+    """An upgraded lake: its seed files predate the columns and no file has them yet."""
+    lake = tmp_path / "lake"
+    LakeWriter(lake)
+    seed = partition_link(lake, "challenges", SEED_DATE)
+    (path,) = parquet_files(seed.resolve())
+    old = SCHEMAS["challenges"]
+    for name in ("cost_micros", "currency", "delivery_status"):
+        old = old.remove(old.get_field_index(name))
+    pq.write_table(old.empty_table(), path)
+    with connect(lake) as connection:
+        with pytest.raises(duckdb.BinderException):
+            q.sms_spend(connection, ALL)
+    assert refresh_seeds(lake) == ["challenges"]
+    assert refresh_seeds(lake) == []  # once
+    with connect(lake) as connection:
+        assert q.sms_spend(connection, ALL).empty
+        assert q.sms_delivery_health(connection, ALL).empty
