@@ -72,8 +72,8 @@ def parse_money(value: object, where: str) -> int:
 
 def format_money(micros: int, currency: str | None = None) -> str:
     """``7500`` as ``"0.0075"`` (with ``currency``: ``"0.0075 EUR"``); exact."""
-    text = format(Decimal(micros).scaleb(-6).normalize(), "f")
-    text = text if "." in text else f"{text}.00"
+    whole, _, fraction = format(Decimal(micros).scaleb(-6).normalize(), "f").partition(".")
+    text = f"{whole}.{fraction.ljust(2, '0')}"
     return f"{text} {currency}" if currency else text
 
 

@@ -41,6 +41,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "serve": "factorstream.cli.service:serve",
     "clients": "factorstream.cli.service:clients",
     "service-keys": "factorstream.cli.service:keys",
+    "sms-costs": "factorstream.cli.service:sms_costs",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a
 function, in the order help lists them."""
