@@ -497,3 +497,41 @@ def test_a_send_without_charges_is_as_before(store: VerifierStore, request_at: R
     assert result.sent
     with store.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM send_counts")).scalar() == 0
+
+
+def test_a_voice_call_is_priced_and_shares_the_countrys_cap(
+    store: VerifierStore, request_at: RequestAt
+) -> None:
+    handset = Handset(name="primary")
+    delivery = FailoverDelivery([handset])
+    _burst(store, request_at, delivery, 5)  # 1.60 of NG's 2.00 spent on SMS
+    request = request_at(subject="caller")
+    enrollment = otp.begin_enrollment(
+        store, request, factor=Factor.VOICE, destination=NIGERIA.format(88)
+    )
+    call = otp.send_code(
+        store,
+        request,
+        factor=Factor.VOICE,
+        delivery=delivery,
+        enrollment_id=enrollment.enrollment_id,
+        charges=CHARGES,
+    )
+    # no voice prices in the table: the fallback (0.50) would take NG past 2.00
+    assert (call.sent, call.reason) == (False, "country_cap")
+    assert call.events[0].data.cost_micros == 500_000
+    german = request_at(subject="caller-de")
+    enrollment = otp.begin_enrollment(
+        store, german, factor=Factor.VOICE, destination="+49 30 1234567"
+    )
+    call = otp.send_code(
+        store,
+        german,
+        factor=Factor.VOICE,
+        delivery=delivery,
+        enrollment_id=enrollment.enrollment_id,
+        charges=CHARGES,
+    )
+    assert call.sent and handset.received[-1].channel is Channel.VOICE
+    sent = [e for e in _events(store) if e.type == "mfa.challenge.sent"]
+    assert (sent[-1].data.channel, sent[-1].data.cost_micros) == (Channel.VOICE, 500_000)
