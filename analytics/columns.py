@@ -86,6 +86,9 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
             ("reason", _S),
             ("destination_country", _S),
             ("resend", _B),
+            ("cost_micros", _I),
+            ("currency", _S),
+            ("delivery_status", _S),
         ]
     ),
     "enrollments": pa.schema(

@@ -27,14 +27,17 @@ from analytics import rollups
 from analytics.columns import SCHEMAS, TABLES
 from analytics.lake import (
     GENERATIONS,
+    SEED_DATE,
     batch_name,
     lake_lock,
     new_generation,
     parquet_files,
+    partition_link,
     partitions,
     point_link,
     write_file,
 )
+from analytics.tables import empty
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,31 @@ def replace_partition(lake: Path, table: str, day: date, link: Path, rows: pa.Ta
     shutil.rmtree(old)
 
 
+def refresh_seeds(lake: Path) -> list[str]:
+    """Give each table's seed partition every column of the table's schema: a lake made
+    before a column was added keeps a seed file without it, and until a file with the
+    column is written, the views (and a query naming the column) would not have it. The
+    seed is swapped like a compacted partition (a new generation). The tables refreshed."""
+    refreshed = []
+    for table in TABLES:
+        link = partition_link(lake, table, SEED_DATE)
+        if not link.is_symlink():
+            continue
+        with lake_lock(lake, exclusive=True):
+            files = parquet_files(link.resolve(strict=True))
+            names = set().union(*(pq.read_schema(path).names for path in files))
+            if set(SCHEMAS[table].names) <= names:
+                continue
+            replace_partition(lake, table, SEED_DATE, link, empty(table))
+        refreshed.append(table)
+    return refreshed
+
+
 def compact(lake: Path, *, min_files: int) -> list[Compacted]:
     """Compact every table's partitions that hold at least ``min_files`` files, then bring
-    the sign-in rollups up to date (``analytics.rollups``)."""
+    the seed partitions' columns (:func:`refresh_seeds`) and the sign-in rollups
+    (``analytics.rollups``) up to date."""
+    refresh_seeds(lake)
     done = []
     for table in TABLES:
         for day, link in partitions(lake, table):

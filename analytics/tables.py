@@ -9,8 +9,10 @@ table                event types
 ===================  ==================================================================
 ``verifications``    ``mfa.verification.*``, ``mfa.push.approved|rejected|expired|
                      reported_fraud``, ``mfa.recovery.succeeded|failed``
-``challenges``       ``mfa.challenge.issued|sent|delivery_failed`` and ``mfa.required``
-                     (the prompt, ``status = 'required'``: TOTP has no challenge event)
+``challenges``       ``mfa.challenge.issued|sent|delivery_failed|delivery_reported`` and
+                     ``mfa.required`` (the prompt, ``status = 'required'``: TOTP has no
+                     challenge event); a send's price (``cost_micros``, ``currency``) and a
+                     receipt's ``delivery_status``
 ``enrollments``      ``mfa.enrollment.*``
 ``lockouts``         ``lockout.applied|cleared``, ``ip.block.applied|released``
 ``risk_detections``  ``risk.detected``
@@ -170,6 +172,9 @@ def _typed_row(event: Event, events_row: Row) -> tuple[str, Row] | None:
             "reason": events_row["reason"],
             "destination_country": _field(data, "destination_country"),
             "resend": _field(data, "resend"),
+            "cost_micros": _field(data, "cost_micros"),
+            "currency": _field(data, "currency"),
+            "delivery_status": _text(_field(data, "delivery_status")),
         }
     if kind.startswith("mfa.enrollment."):
         return "enrollments", {

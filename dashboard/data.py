@@ -191,6 +191,43 @@ def tiers(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={"policy_tier": "label", "sign_ins": "count"})[["label", "count"]]
 
 
+def spend_over_time(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``sms_spend`` per day and ``by`` (``country``, ``tenant`` or ``provider``):
+    ``day``, ``by``, ``currency``, ``sends``, ``cost_micros``, ``cost`` (currency units for
+    display; the sum itself is done in integer micros, exact)."""
+    columns = ["day", by, "currency", "sends", "cost_micros", "cost"]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    rolled = frame.groupby(["day", by, "currency"])[["sends", "cost_micros"]].sum().reset_index()
+    rolled["cost"] = rolled["cost_micros"] / 1_000_000
+    return rolled[columns]
+
+
+def delivery_health(frame: pd.DataFrame) -> pd.DataFrame:
+    """``sms_delivery_health`` labelled: ``label`` (``provider · country``), ``sent``,
+    ``reported``, ``delivered``, ``delivery_rate``; pairs without receipts left out."""
+    columns = ["label", "sent", "reported", "delivered", "delivery_rate"]
+    reported = frame[frame["reported"] > 0] if not frame.empty else frame
+    if reported.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    labels = [f"{p} · {c}" for p, c in zip(reported["provider"], reported["country"], strict=True)]
+    return reported.assign(label=labels)[columns].reset_index(drop=True)
+
+
+def pumping_spend(frame: pd.DataFrame) -> pd.DataFrame:
+    """``sms_pumping_spend`` per day and kind: ``day``, ``kind`` (``paid while flagged`` /
+    ``stopped by the cap``), ``currency``, ``sends``, ``cost``."""
+    columns = ["day", "kind", "currency", "sends", "cost"]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    names = {"flagged": "paid while flagged", "refused": "stopped by the cap"}
+    rolled = frame.groupby(["day", "kind", "currency"])[["sends", "cost_micros"]].sum()
+    rolled = rolled.reset_index()
+    rolled["kind"] = rolled["kind"].map(names)
+    rolled["cost"] = rolled["cost_micros"] / 1_000_000
+    return rolled[columns]
+
+
 OPTIONS_TTL_S: Final = 60.0
 """How long the filter dropdowns' values (tenants, applications) are reused."""
 
@@ -217,6 +254,11 @@ METRICS: Final[Mapping[str, tuple[str, Shape | None]]] = {
     "devices": ("device_distribution", devices),
     "sms_delivery": ("sms_delivery_failure_rate", sms_delivery),
     "policy_tiers": ("policy_tiers", tiers),
+    "sms_spend_country": ("sms_spend", lambda f: spend_over_time(f, "country")),
+    "sms_spend_tenant": ("sms_spend", lambda f: spend_over_time(f, "tenant")),
+    "sms_spend_provider": ("sms_spend", lambda f: spend_over_time(f, "provider")),
+    "sms_delivery_health": ("sms_delivery_health", delivery_health),
+    "sms_pumping_spend": ("sms_pumping_spend", pumping_spend),
 }
 """Each dashboard metric: the query it runs (analytics' or a local one) and its reshaping."""
 

@@ -215,6 +215,66 @@ def lockouts_over_time(frame: pd.DataFrame) -> go.Figure:
     return figure
 
 
+def spend_over_time(frame: pd.DataFrame, *, by: str, title: str) -> go.Figure:
+    """SMS and voice spend per day, stacked by ``by`` (country, tenant, provider).
+
+    Columns: ``day``, ``by``, ``currency``, ``cost`` (currency units).
+    """
+    require(frame, ("day", by, "currency", "cost"))
+    figure = base(title)
+    if frame.empty:
+        return empty(figure)
+    currencies = sorted(str(c) for c in frame["currency"].unique())
+    for (name, currency), group in frame.sort_values("day").groupby([by, "currency"], sort=True):
+        label = f"{name} ({currency})" if len(currencies) > 1 else str(name)
+        figure.add_bar(name=label, x=series(group, "day"), y=series(group, "cost"))
+    figure.update_layout(barmode="stack", yaxis_title=f"spend ({', '.join(currencies)})")
+    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    return figure
+
+
+def delivery_health(frame: pd.DataFrame) -> go.Figure:
+    """Delivered share of the receipts per provider and country (accepted is not delivered).
+
+    Columns: ``label``, ``delivery_rate``, ``reported``.
+    """
+    require(frame, ("label", "delivery_rate", "reported"))
+    figure = base("Delivery success by provider and country (receipts)")
+    if frame.empty:
+        return empty(figure)
+    ordered = frame.sort_values("label")
+    figure.add_bar(
+        x=[str(v) for v in ordered["label"]],
+        y=series(ordered, "delivery_rate"),
+        customdata=series(ordered, "reported"),
+        hovertemplate="%{x}: %{y:.1%} of %{customdata} receipts<extra></extra>",
+        marker_color=PALETTE[1],
+    )
+    figure.update_layout(yaxis={"tickformat": ".0%", "range": [0, 1]})
+    return figure
+
+
+def pumping_spend(frame: pd.DataFrame) -> go.Figure:
+    """Spend on sends an SMS-pumping detection flagged (paid) beside the spend the country
+    cap refused (stopped), per day. Columns: ``day``, ``kind``, ``currency``, ``cost``."""
+    require(frame, ("day", "kind", "currency", "cost"))
+    figure = base("SMS pumping: spend paid while flagged vs stopped by the cap")
+    if frame.empty:
+        return empty(figure)
+    colours = {"paid while flagged": PALETTE[2], "stopped by the cap": PALETTE[1]}
+    for kind, group in frame.sort_values("day").groupby("kind", sort=True):
+        figure.add_bar(
+            name=str(kind),
+            x=series(group, "day"),
+            y=series(group, "cost"),
+            marker_color=colours.get(str(kind)),
+        )
+    currencies = ", ".join(sorted(str(c) for c in frame["currency"].unique()))
+    figure.update_layout(barmode="group", yaxis_title=f"spend ({currencies})")
+    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    return figure
+
+
 def lockout_reasons(frame: pd.DataFrame) -> go.Figure:
     """Lockouts by reason, as a donut. Columns: ``reason``, ``count``."""
     require(frame, ("reason", "count"))

@@ -44,6 +44,7 @@ def service_config(
         smtp_password=_secret(service.smtp_password),
         sms_gateway_url=service.sms_gateway_url,
         sms_gateway_token=_secret(service.sms_gateway_token),
+        sms_costs_file=service.sms_costs_file,
         stream=StreamViewConfig(
             kafka=settings.kafka(),
             events_topic=service.stream_events_topic or settings.topics.events,

@@ -698,6 +698,12 @@ class ServiceSettings(BaseModel):
     sms_gateway_token: SecretStr | None = Field(
         None, description="Bearer token for the SMS gateway."
     )
+    sms_costs_file: Path | None = Field(
+        None,
+        description="SMS and voice price table and per-tenant daily caps per destination "
+        "country (TOML or JSON, format in docs/sms-cost.md; unset: sends are neither priced "
+        "nor capped). The SMS gateway's provider name is `sms-gateway`.",
+    )
     stream_view: bool = Field(
         False,
         description="Read the stream's state from Kafka (`kafka_bootstrap`; the events, "

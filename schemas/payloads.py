@@ -50,6 +50,21 @@ Destination = (
     | None
 )
 IpAddress = Annotated[str, personal("IP address (v4 or v6).", max_length=45)]
+Micros = Annotated[
+    int,
+    msgspec.Meta(
+        ge=0,
+        le=2**53 - 1,
+        description=(
+            "An amount of money in millionths of the currency unit (1.5 EUR = 1500000): an "
+            "integer, so sums are exact in every language and in SQL (no float rounding)."
+        ),
+    ),
+]
+Currency = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code, e.g. EUR, USD."),
+]
 
 
 class Payload(Record, frozen=True, kw_only=True):
@@ -123,6 +138,14 @@ class EnrollmentFailed(Activity, frozen=True, kw_only=True):
     reason: Reason
     enrollment_id: Identifier | None = None
     detail: Text | None = None
+    destination_country: CountryCode | None = None
+    """A refused send (``country_cap``): where the code would have gone."""
+    cost_micros: Micros | None = None
+    """A refused send (``country_cap``): what it would have cost at most (spend stopped)."""
+    currency: Currency | None = None
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
 
 
 class EnrollmentRemoved(Activity, frozen=True, kw_only=True):
@@ -154,6 +177,42 @@ class ChallengeSent(Activity, frozen=True, kw_only=True):
     destination_country: CountryCode | None = None
     resend: bool = False
     provider_message_id: Identifier | None = None
+    cost_micros: Micros | None = None
+    """What the provider charges for this send (the price table's), in ``currency``."""
+    currency: Currency | None = None
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
+
+
+class ReceiptStatus(StrEnum):
+    """What a provider's delivery receipt says became of a message it had accepted."""
+
+    DELIVERED = "delivered"
+    """The handset (or the called person) got it."""
+    UNDELIVERED = "undelivered"
+    """The network could not deliver it (unreachable, switched off, blocked)."""
+    EXPIRED = "expired"
+    """The provider gave up trying within its validity period."""
+    REJECTED = "rejected"
+    """The carrier or the provider refused it after accepting it (filtering, fraud)."""
+
+
+class ChallengeDeliveryReported(Activity, frozen=True, kw_only=True):
+    """A provider's delivery receipt for a message it accepted (``mfa.challenge.sent``):
+    accepted by the gateway is not delivered; this says whether it was."""
+
+    factor: Factor
+    challenge_id: Identifier
+    channel: Channel
+    provider: Name
+    delivery_status: ReceiptStatus
+    provider_message_id: Identifier | None = None
+    provider_status: Name | None = None
+    """The provider's own word for the status (``DELIVRD``, ``failed``, ``30003``)."""
+    destination_country: CountryCode | None = None
+    reported_at: UtcTime | None = None
+    """When the provider says the status was reached (the event's time: when we heard)."""
 
     def __post_init__(self) -> None:
         check_country("destination_country", self.destination_country)
@@ -175,10 +234,13 @@ class ChallengeDeliveryFailed(Activity, frozen=True, kw_only=True):
         check_country("destination_country", self.destination_country)
 
 
-NOT_EVALUATED_REASONS = frozenset({"locked_out", "resend_cooldown", "send_limit", "push_pending"})
+NOT_EVALUATED_REASONS = frozenset(
+    {"locked_out", "resend_cooldown", "send_limit", "push_pending", "country_cap"}
+)
 """Failure reasons of requests refused before any credential was checked or anything was
 sent: a locked subject or factor, a code or push asked for again too soon (``resend_cooldown``,
-``push_pending``) or too often (``send_limit``). They are no guesses: lockout, IP blocking
+``push_pending``) or too often (``send_limit``), or a tenant's daily sends or spend to the
+destination's country used up (``country_cap``). They are no guesses: lockout, IP blocking
 and guessing detections do not count them (counting them would let anyone lock anyone)."""
 
 
@@ -205,6 +267,14 @@ class VerificationFailed(Activity, frozen=True, kw_only=True):
     elapsed_ms: Milliseconds | None = None
     sign_count: Count | None = None
     previous_sign_count: Count | None = None
+    destination_country: CountryCode | None = None
+    """A refused send (``country_cap``): where the code would have gone."""
+    cost_micros: Micros | None = None
+    """A refused send (``country_cap``): what it would have cost at most (spend stopped)."""
+    currency: Currency | None = None
+
+    def __post_init__(self) -> None:
+        check_country("destination_country", self.destination_country)
 
 
 # -- push --------------------------------------------------------------------------------

@@ -165,6 +165,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
         auth0=_code(None, "channel", **_SEND_FAIL),
     ),
     EventType(
+        "mfa.challenge.delivery_reported",
+        p.ChallengeDeliveryReported,
+        "A provider's delivery receipt: whether a message it accepted reached the phone.",
+    ),
+    EventType(
         "mfa.verification.succeeded",
         p.VerificationSucceeded,
         "A second factor was verified.",

@@ -82,6 +82,16 @@ PAYLOADS: dict[str, p.Payload] = {
         destination_country="DE",
         **CONTEXT,
     ),
+    "mfa.challenge.delivery_reported": p.ChallengeDeliveryReported(
+        factor=Factor.SMS,
+        challenge_id="ch-2",
+        channel=Channel.SMS,
+        provider="twilio",
+        delivery_status=p.ReceiptStatus.DELIVERED,
+        provider_message_id="SM-1",
+        provider_status="delivered",
+        destination_country="DE",
+    ),
     "mfa.challenge.delivery_failed": p.ChallengeDeliveryFailed(
         factor=Factor.SMS,
         challenge_id="ch-2",

@@ -16,9 +16,14 @@
   closed ``undelivered``. A send the cooldown refuses is recorded (``mfa.verification.failed``,
   or ``mfa.enrollment.failed`` for an enrollment code, with the reason) and says when to ask
   again (``retry_after``); it is no failure for the lockout.
+* With :class:`~verifiers.sendcaps.SendCharges`, an SMS or voice send is priced and capped:
+  charged against the tenant's daily cap for the destination's country before it is sent
+  (refused ``country_cap`` when the cap has no room, recorded like a cooldown refusal with
+  the country and what the send would have cost), and ``mfa.challenge.sent`` carries its
+  price (``cost_micros``, ``currency``). See :mod:`verifiers.sendcaps`.
 
 Reasons: ``send_code`` — ``locked_out``, ``not_enrolled``, ``unknown_enrollment``,
-``resend_cooldown``, ``send_limit``, ``delivery_failed``. ``verify_code`` and
+``resend_cooldown``, ``send_limit``, ``country_cap``, ``delivery_failed``. ``verify_code`` and
 ``confirm_enrollment`` — ``locked_out``, ``unknown_challenge`` / ``unknown_enrollment`` /
 ``no_challenge``, ``expired``, ``superseded``, ``already_used``, ``undelivered``,
 ``too_many_attempts``, ``malformed_code``, ``invalid_code``. Every answer to a challenge
@@ -66,7 +71,9 @@ from verifiers.destinations import (
     normalise_phone,
     otp_factor,
 )
+from verifiers.pricing import PRICED_CHANNELS, Price
 from verifiers.resend import ResendRefused, refuse_send, retry_after
+from verifiers.sendcaps import CapRefused, SendCharges, charge, settle
 from verifiers.store import Request, Step, Verdict, VerifierStore
 from verifiers.tables import challenges, enrollments
 
@@ -234,6 +241,7 @@ def send_code(
     factor: Factor,
     delivery: FailoverDelivery,
     enrollment_id: str | None = None,
+    charges: SendCharges | None = None,
 ) -> SendResult:
     """Issue a new code and deliver it (see the module docstring for the steps).
 
@@ -241,6 +249,7 @@ def send_code(
     take ``factor`` is used (a phone enrolled for SMS can also take a voice call, and the
     other way round). A pending enrollment gets an enrollment code for
     :func:`confirm_enrollment`; an active one a sign-in code for :func:`verify_code`.
+    ``charges``: price SMS and voice sends and hold them to the tenant's daily caps.
     """
     factor = otp_factor(factor)
     channel = CHANNELS[factor]
@@ -268,6 +277,31 @@ def send_code(
         )
         if refused is not None:
             return _send_refused(step, factor, purpose, enrollment.id, refused)
+        destination = _open_destination(store, enrollment)
+        country = destination_country(destination)
+        charged: Price | None = None
+        if charges is not None and channel in PRICED_CHANNELS:
+            names = tuple(p.name for p in delivery.providers_for(channel))
+            charged = charges.estimate(channel, names, country)
+            over = charge(
+                step.connection,
+                tenant=request.tenant,
+                country=country,
+                cost=charged.micros,
+                caps=charges.caps,
+                now=request.now,
+            )
+            if over is not None:
+                return _send_refused(
+                    step,
+                    factor,
+                    purpose,
+                    enrollment.id,
+                    over,
+                    destination_country=country,
+                    cost_micros=charged.micros,
+                    currency=charged.currency,
+                )
         resend = _supersede(step, purpose)
         expires_at = request.now + policy.code_lifetime
         step.connection.execute(
@@ -280,7 +314,7 @@ def send_code(
                 enrollment_id=enrollment.id,
                 code_hash=store.box.code_hash(code, salt),
                 salt=salt,
-                data={"channel": channel.value},
+                data=_challenge_data(channel, request, country),
                 attempts=0,
                 max_attempts=policy.otp_max_failures,
                 created_at=request.now,
@@ -297,15 +331,18 @@ def send_code(
                 max_attempts=policy.otp_max_failures,
             )
         )
-        destination = _open_destination(store, enrollment)
     log.info("%s challenge %s issued (resend=%s)", factor, challenge_id, resend)
     message = _message(channel, destination, code, policy.code_lifetime)
     report = delivery.deliver(message)
-    country = destination_country(destination)
     events = [issued]
     with store.step(request, factor=factor, gated=False) as step:
         for index, attempt in enumerate(report.attempts):
             if attempt.delivered:
+                price = (
+                    charges.prices.price(channel, attempt.provider, country)
+                    if charged is not None and charges is not None
+                    else None
+                )
                 payload: ChallengeSent | ChallengeDeliveryFailed = ChallengeSent(
                     factor=factor,
                     challenge_id=challenge_id,
@@ -315,6 +352,8 @@ def send_code(
                     destination_country=country,
                     resend=resend,
                     provider_message_id=attempt.message_id,
+                    cost_micros=price.micros if price is not None else None,
+                    currency=price.currency if price is not None else None,
                 )
             else:
                 payload = ChallengeDeliveryFailed(
@@ -329,13 +368,32 @@ def send_code(
                 )
             events.append(step.emit(payload))
         delivered = report.delivered
+        if charged is not None and charges is not None:
+            cost = 0
+            if delivered is not None:
+                cost = charges.prices.price(channel, delivered.provider, country).micros
+            settle(
+                step.connection,
+                tenant=request.tenant,
+                country=country,
+                charged=charged.micros,
+                cost=cost,
+                at=request.now,
+            )
         if delivered is None:
             step.close_challenge(challenge_id, "undelivered")
         else:
             step.connection.execute(
                 challenges.update()
                 .where(challenges.c.id == challenge_id)
-                .values(data={"channel": channel.value, "provider": delivered.provider})
+                .values(
+                    data={
+                        **_challenge_data(channel, request, country),
+                        "provider": delivered.provider,
+                    },
+                    provider=delivered.provider,
+                    provider_message_id=delivered.message_id,
+                )
             )
     return SendResult(
         sent=delivered is not None,
@@ -393,16 +451,23 @@ def _sendable_enrollment(
 
 
 def _send_refused(
-    step: Step, factor: Factor, purpose: str, enrollment_id: str, refused: ResendRefused
+    step: Step,
+    factor: Factor,
+    purpose: str,
+    enrollment_id: str,
+    refused: ResendRefused | CapRefused,
+    **money: Any,
 ) -> SendResult:
-    """A send refused as too soon or too often: recorded, nothing stored or sent."""
+    """A send refused as too soon, too often or over the country cap: recorded (a capped
+    one with ``money``: the country and what it would have cost at most, the spend the cap
+    stopped), nothing stored or sent."""
     if purpose == "enroll":
         payload: EnrollmentFailed | VerificationFailed = EnrollmentFailed(
-            factor=factor, enrollment_id=enrollment_id, reason=refused.reason
+            factor=factor, enrollment_id=enrollment_id, reason=refused.reason, **money
         )
     else:
         payload = VerificationFailed(
-            factor=factor, reason=refused.reason, enrollment_id=enrollment_id
+            factor=factor, reason=refused.reason, enrollment_id=enrollment_id, **money
         )
     event = step.emit(payload)
     return SendResult(
@@ -410,8 +475,18 @@ def _send_refused(
         refused.reason,
         factor,
         events=(event,),
-        retry_after=refused.retry_after(step.request.now),
+        retry_after=retry_after(refused.retry_at, step.request.now),
     )
+
+
+def _challenge_data(channel: Channel, request: Request, country: str | None) -> dict[str, Any]:
+    """What a challenge row keeps for its later events (a delivery receipt's)."""
+    return {
+        "channel": channel.value,
+        "correlationid": request.correlationid,
+        "tier": request.tier.value,
+        "country": country,
+    }
 
 
 def _supersede(step: Step, purpose: str) -> bool:

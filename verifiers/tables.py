@@ -82,8 +82,22 @@ challenges = sa.Table(
     sa.Column("expires_at", Timestamp, nullable=False),
     sa.Column("closed_at", Timestamp, nullable=True),
     sa.Column("closed_reason", sa.String(32), nullable=True),  # used, superseded, expired, …
+    sa.Column("provider", sa.String(128), nullable=True),  # who accepted an SMS/voice/e-mail
+    sa.Column("provider_message_id", sa.String(128), nullable=True),  # its id: receipts
     sa.Index("ix_challenges_open", "tenant", "subject", "factor", "closed_at"),
+    sa.Index("ix_challenges_provider_message", "tenant", "provider", "provider_message_id"),
 )
+
+send_counts = sa.Table(
+    "send_counts",
+    metadata,
+    sa.Column("tenant", sa.String(64), primary_key=True),
+    sa.Column("day", sa.Date(), primary_key=True),  # UTC
+    sa.Column("country", sa.String(2), primary_key=True),  # ISO alpha-2; ZZ: not known
+    sa.Column("sends", sa.BigInteger(), nullable=False),
+    sa.Column("spend_micros", sa.BigInteger(), nullable=False),
+)
+"""SMS and voice sends per tenant, UTC day and destination country (``verifiers.sendcaps``)."""
 
 recovery_codes = sa.Table(
     "recovery_codes",
@@ -194,6 +208,7 @@ ALL_TABLES = (
     override_requests,
     temporary_access,
     trusted_devices,
+    send_counts,
 )
 
 __all__ = [
@@ -208,6 +223,7 @@ __all__ = [
     "outbox_events",
     "override_requests",
     "recovery_codes",
+    "send_counts",
     "service_clients",
     "temporary_access",
     "trusted_devices",

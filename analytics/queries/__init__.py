@@ -30,6 +30,7 @@ from analytics.queries.risk import (
     push_fatigue_incidents,
 )
 from analytics.queries.signins import device_distribution, policy_tiers, sign_in_geography
+from analytics.queries.sms import sms_delivery_health, sms_pumping_spend, sms_spend
 from analytics.queries.verification import (
     failure_reasons,
     sms_delivery_failure_rate,
@@ -56,6 +57,9 @@ __all__ = [
     "push_fatigue_incidents",
     "sign_in_geography",
     "sms_delivery_failure_rate",
+    "sms_delivery_health",
+    "sms_pumping_spend",
+    "sms_spend",
     "time_to_complete",
     "verification_success_rate",
 ]
@@ -74,6 +78,9 @@ QUERIES: Final[Mapping[str, Query]] = {
         impossible_travel_arcs,
         lockouts_over_time,
         sms_delivery_failure_rate,
+        sms_spend,
+        sms_delivery_health,
+        sms_pumping_spend,
         push_fatigue_incidents,
         privileged_role_coverage,
         policy_tiers,

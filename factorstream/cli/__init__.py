@@ -46,6 +46,7 @@ COMMANDS: Final[Mapping[str, str]] = {
     "devices": "factorstream.cli.devices:app",
     "enroll": "factorstream.cli.enroll:app",
     "service-keys": "factorstream.cli.service:keys",
+    "sms-costs": "factorstream.cli.service:sms_costs",
 }
 """Every command (or group of commands) by name: ``module:attribute``, a Typer app or a
 function, in the order help lists them."""

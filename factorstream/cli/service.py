@@ -1,9 +1,11 @@
 """``factorstream serve`` runs the MFA service; ``clients`` manages its callers'
-credentials; ``service-keys`` rotates the key that signs its assertions."""
+credentials; ``service-keys`` rotates the key that signs its assertions; ``sms-costs``
+checks and shows its SMS price table and caps."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -14,6 +16,7 @@ from factorstream.cli.context import console, errors, fail, redacted, settings_o
 from factorstream.service_config import service_config
 
 if TYPE_CHECKING:
+    from verifiers.sendcaps import SendCharges
     from verifiers.service.clients import ServiceClients
 
 clients = typer.Typer(
@@ -44,6 +47,8 @@ def serve(
     settings = settings_of(ctx)
     bind, listen = host or settings.service.host, port or settings.service.port
     config = service_config(settings, host=bind, port=listen, stream_view=stream_view)
+    if config.sms_costs_file is not None:
+        _send_charges(config.sms_costs_file)  # a bad file stops here, said plainly
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     def ready() -> None:
@@ -56,6 +61,57 @@ def serve(
 
     run(config, host=bind, port=listen, on_ready=ready, registry=metrics_registry())
     console.print("MFA service stopped")
+
+
+def _send_charges(path: Path) -> SendCharges:
+    from verifiers.pricing import PriceTableError
+    from verifiers.sendcaps import load_send_charges
+
+    try:
+        return load_send_charges(path)
+    except PriceTableError as error:
+        raise fail(f"SMS costs file: {escape(str(error))}") from None
+
+
+COSTS_FILE = typer.Argument(
+    None, help="A price table (TOML or JSON; default: the settings' service.sms_costs_file)."
+)
+
+
+def sms_costs(
+    ctx: typer.Context,
+    file: Path | None = COSTS_FILE,
+) -> None:
+    """Check an SMS and voice price table and its daily caps (docs/sms-cost.md) and show
+    them: every price per channel, provider and country, and the caps per country."""
+    from verifiers.pricing import format_money
+
+    path = file or settings_of(ctx).service.sms_costs_file
+    if path is None:
+        raise fail("no file: pass one, or set FACTORSTREAM_SERVICE__SMS_COSTS_FILE")
+    charges = _send_charges(path)
+    prices, caps = charges.prices, charges.caps
+    table = Table("channel", "provider", "country", Column("price", justify="right"))
+    for channel, providers in prices.channels.items():
+        for provider, rows in sorted(providers.items()):
+            if rows.default is not None:
+                table.add_row(str(channel), provider, "default", format_money(rows.default))
+            for country, micros in sorted(rows.countries.items()):
+                table.add_row(str(channel), provider, country, format_money(micros))
+    table.add_row("any", "any other", "any", format_money(prices.fallback))
+    console.print(table)
+    capped = Table(
+        "country", Column("sends a day", justify="right"), Column("spend a day", justify="right")
+    )
+    named = [("default", caps.default), ("unknown", caps.unknown), *sorted(caps.countries.items())]
+    for country, cap in named:
+        capped.add_row(
+            country,
+            "—" if cap.sends is None else str(cap.sends),
+            "—" if cap.spend is None else format_money(cap.spend),
+        )
+    console.print(capped)
+    console.print(f"{escape(str(path))}: prices in {prices.currency}, caps per tenant and UTC day")
 
 
 def _clients(ctx: typer.Context) -> ServiceClients:

@@ -4,7 +4,9 @@ Each simulated person holds what a real one would: a TOTP seed (read from the en
 ``otpauth://`` URI), a software WebAuthn authenticator (:mod:`factorstream.softauthn`), a
 phone and a mailbox (the :class:`~factorstream.simulator.delivery.Inbox`), a push app and a
 printed list of recovery codes. Every step goes through the verifier store (lockout gate,
-outbox), so the events are exactly what a service using the verifiers would publish.
+outbox), so the events are exactly what a service using the verifiers would publish. SMS
+sends are priced and held to the daily country caps (``charges``), and each one a gateway
+accepted gets its delivery report (:mod:`verifiers.receipts`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import random
 import pyotp
 
 from factorstream.simulator.actions import Answer, Outcome, Pending, Visit
-from factorstream.simulator.delivery import Inbox
+from factorstream.simulator.delivery import Inbox, receipt_word
 from factorstream.simulator.organisation import Person
 from factorstream.simulator.wallet import Wallet, recovery_guess, totp_code, typed_code
 from factorstream.softauthn import SoftAuthenticator
@@ -29,8 +31,10 @@ from schemas.payloads import (
     LoginAttempted,
     MfaRequired,
 )
-from verifiers import otp, push, recovery_codes, totp, webauthn
+from verifiers import otp, push, receipts, recovery_codes, totp, webauthn
 from verifiers.delivery import FailoverDelivery
+from verifiers.destinations import PHONE_FACTORS
+from verifiers.sendcaps import SendCharges
 from verifiers.store import Request, Verdict, VerifierStore
 
 RP_NAME, ISSUER = "Northwind", "Northwind"
@@ -44,13 +48,46 @@ class VerifierService:
     """Steps carried out by the real verifiers (see the module docstring)."""
 
     def __init__(
-        self, store: VerifierStore, *, delivery: FailoverDelivery, inbox: Inbox, seed: int
+        self,
+        store: VerifierStore,
+        *,
+        delivery: FailoverDelivery,
+        inbox: Inbox,
+        seed: int,
+        charges: SendCharges | None = None,
     ) -> None:
         self.store = store
         self.delivery = delivery
         self.inbox = inbox
+        self.charges = charges
         self._rng = random.Random(f"ceremonies/{seed}")  # noqa: S311 - a reproducible simulation
+        self._receipts = random.Random(f"receipts/{seed}")  # noqa: S311 - likewise
         self._wallets: dict[str, Wallet] = {}
+
+    def _send_code(
+        self, request: Request, factor: Factor, enrollment_id: str | None = None
+    ) -> otp.SendResult:
+        """A code sent (priced and capped), and the gateway's delivery report of it (at the
+        same instant: the simulation keeps each person's events in time order)."""
+        result = otp.send_code(
+            self.store,
+            request,
+            factor=factor,
+            delivery=self.delivery,
+            enrollment_id=enrollment_id,
+            charges=self.charges,
+        )
+        delivered = next((a for a in reversed(result.attempts) if a.delivered), None)
+        if factor in PHONE_FACTORS and delivered is not None and delivered.message_id:
+            receipts.record_receipt(
+                self.store,
+                tenant=request.tenant,
+                provider=delivered.provider,
+                provider_message_id=delivered.message_id,
+                status=receipt_word(self._receipts),
+                now=request.now,
+            )
+        return result
 
     def wallet(self, person: Person) -> Wallet:
         return self._wallets.setdefault(person.subject, Wallet())
@@ -117,13 +154,7 @@ class VerifierService:
             pending = otp.begin_enrollment(
                 self.store, request, factor=factor, destination=destination
             )
-            sent = otp.send_code(
-                self.store,
-                request,
-                factor=factor,
-                delivery=self.delivery,
-                enrollment_id=pending.enrollment_id,
-            )
+            sent = self._send_code(request, factor, pending.enrollment_id)
             return Pending(factor, pending.enrollment_id) if sent.sent else None
         raise ValueError(f"cannot enroll {factor}")
 
@@ -201,7 +232,7 @@ class VerifierService:
                 return None  # locked: no prompt reaches the phone
             wallet.pending[sent.challenge_id] = sent.number
             return Pending(factor, sent.challenge_id, sent.expires_at)
-        result = otp.send_code(self.store, request, factor=factor, delivery=self.delivery)
+        result = self._send_code(request, factor)
         if not result.sent or result.challenge_id is None:
             return None
         return Pending(factor, result.challenge_id, result.expires_at)

@@ -10,9 +10,23 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
 
 from schemas.fields import Channel
 from verifiers.delivery import DeliveryFailed, FailoverDelivery, Message
+
+SMS_COSTS: Final = Path(__file__).with_name("sms_costs.toml")
+"""The simulated gateways' prices and the caps per country (example rates)."""
+RECEIPTS: Final = (("DELIVRD", 0.955), ("UNDELIV", 0.03), ("EXPIRED", 0.01), ("REJECTD", 0.005))
+"""What the simulated gateways' delivery reports say, and how often (SMPP words)."""
+
+
+def receipt_word(rng: random.Random) -> str:
+    """A simulated delivery report's status word (:data:`RECEIPTS`)."""
+    words = [word for word, _ in RECEIPTS]
+    return rng.choices(words, weights=[share for _, share in RECEIPTS])[0]
+
 
 FAILURES = (
     ("timeout", "no answer from the gateway in time"),

@@ -5,8 +5,9 @@ the same ids from the seed, the same delivery failures), but checks nothing: the
 database, no lockout gate and no cryptography, so a step costs microseconds. It is for
 benchmarks of the pipeline; the default path performs the real ceremonies
 (:class:`~factorstream.simulator.ceremonies.VerifierService`). Without the gate, an
-attacker is never refused ``locked_out``, nor held back by the resend cooldown (every code
-or push asked for is sent).
+attacker is never refused ``locked_out``, nor held back by the resend cooldown or the
+country caps (every code or push asked for is sent). SMS sends carry their price from the
+simulated gateways' table and a delivery report follows each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import msgspec
 
 from factorstream.simulator.actions import Answer, Outcome, Pending, Visit
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
-from factorstream.simulator.delivery import FAILURES
+from factorstream.simulator.delivery import FAILURES, SMS_COSTS, receipt_word
 from factorstream.simulator.entropy import SeededEntropy
 from factorstream.simulator.organisation import Person
 from schemas import Event, new_event
@@ -29,6 +30,8 @@ from schemas.fields import Channel, Device, Factor
 from schemas.fields import Client as ClientInfo
 from schemas.fields import Outcome as Result
 from verifiers.policy import TIERS
+from verifiers.receipts import receipt_status
+from verifiers.sendcaps import load_send_charges
 
 SOURCE = "https://login.example.com/mfa"
 CHANNELS = {
@@ -57,6 +60,8 @@ class FastService:
     def __init__(self, *, seed: int) -> None:
         self.entropy = SeededEntropy(seed)
         self._rng = random.Random(f"fast/{seed}")  # noqa: S311 - a reproducible simulation
+        self._receipts = random.Random(f"receipts/{seed}")  # noqa: S311 - likewise
+        self._prices = load_send_charges(SMS_COSTS).prices
         self._holders: dict[str, _Holder] = {}
         self.events: list[Event] = []
 
@@ -183,12 +188,7 @@ class FastService:
         providers = list(rates.items())
         for index, (provider, rate) in enumerate(providers):
             if self._rng.random() >= rate:
-                self._emit(
-                    visit,
-                    p.ChallengeSent(
-                        factor=factor, challenge_id=challenge_id, channel=channel, provider=provider
-                    ),
-                )
+                self._sent(visit, factor, challenge_id, provider)
                 return challenge_id
             reason, detail = self._rng.choice(FAILURES)
             following = providers[index + 1][0] if index + 1 < len(providers) else None
@@ -205,6 +205,43 @@ class FastService:
                 ),
             )
         return None
+
+    def _sent(self, visit: Visit, factor: Factor, challenge_id: str, provider: str) -> None:
+        """A gateway took a code: its price for an SMS, then the gateway's delivery report
+        (at the same instant: the simulation keeps its events in time order)."""
+        channel = CHANNELS[factor]
+        sms = factor is Factor.SMS
+        country = visit.person.country if sms else None
+        price = self._prices.price(channel, provider, country) if sms else None
+        self._emit(
+            visit,
+            p.ChallengeSent(
+                factor=factor,
+                challenge_id=challenge_id,
+                channel=channel,
+                provider=provider,
+                destination_country=country,
+                cost_micros=price.micros if price else None,
+                currency=price.currency if price else None,
+            ),
+        )
+        if not sms:
+            return
+        word = receipt_word(self._receipts)
+        status = receipt_status(word)
+        assert status is not None  # noqa: S101 - the simulated words are all final
+        self._emit(
+            visit,
+            p.ChallengeDeliveryReported(
+                factor=factor,
+                challenge_id=challenge_id,
+                channel=channel,
+                provider=provider,
+                delivery_status=status,
+                provider_status=word,
+                destination_country=country,
+            ),
+        )
 
     def answer(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome:
         factor, holder = pending.factor, self._holder(visit.person)

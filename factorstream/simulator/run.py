@@ -21,7 +21,7 @@ from pathlib import Path
 from factorstream.simulator.actions import Service
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
 from factorstream.simulator.ceremonies import VerifierService
-from factorstream.simulator.delivery import Inbox, simulated_delivery
+from factorstream.simulator.delivery import SMS_COSTS, Inbox, simulated_delivery
 from factorstream.simulator.entropy import SeededEntropy
 from factorstream.simulator.episodes import DAY, World
 from factorstream.simulator.fast import FastService
@@ -29,6 +29,7 @@ from factorstream.simulator.organisation import Organisation, build_organisation
 from factorstream.simulator.scenarios import SCENARIOS, scenario_times
 from factorstream.simulator.schedule import Scheduler, daily_sign_ins, live_sign_ins
 from verifiers.crypto import SecretBox
+from verifiers.sendcaps import load_send_charges
 from verifiers.store import VerifierStore, store_engine
 
 SOURCE = "https://login.example.com/mfa"
@@ -138,7 +139,13 @@ def verifier_simulation(plan: SimulationPlan, store: VerifierStore) -> Simulatio
         sms_failure_rates=SMS_FAILURE_RATES,
         email_failure_rates=EMAIL_FAILURE_RATES,
     )
-    service = VerifierService(store, delivery=delivery, inbox=inbox, seed=plan.seed)
+    service = VerifierService(
+        store,
+        delivery=delivery,
+        inbox=inbox,
+        seed=plan.seed,
+        charges=load_send_charges(SMS_COSTS),
+    )
     return Simulation(plan, service)
 
 

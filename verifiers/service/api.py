@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException
 from schemas.fields import Client, Factor
 from verifiers import factors, recovery_codes, temporary_access, totp
 from verifiers.delivery import FailoverDelivery
+from verifiers.sendcaps import SendCharges
 from verifiers.service import otp_routes, push_routes, trusted_device_routes, webauthn_routes
 from verifiers.service.assertions import (
     ACR_MFA,
@@ -93,6 +94,8 @@ class ServiceParts:
     clock: Callable[[], datetime]
     delivery: FailoverDelivery | None = None
     """Where SMS, voice and e-mail codes go (``None``: those factors are unavailable)."""
+    charges: SendCharges | None = None
+    """The price table and daily caps of SMS and voice sends (``None``: neither)."""
     stream: StreamView | None = None
     """The stream's state (locks, IP blocks, profiles); ``None`` without Kafka."""
     metrics: ServiceMetrics | None = None

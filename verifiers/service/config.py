@@ -46,6 +46,9 @@ class ServiceConfig:
     """SMS and voice codes go to this JSON gateway (:class:`verifiers.delivery.HttpSmsProvider`;
     none: SMS and voice are unavailable)."""
     sms_gateway_token: str | None = field(default=None, repr=False)
+    sms_costs_file: Path | None = None
+    """The SMS and voice price table and daily caps per country (TOML or JSON,
+    ``docs/sms-cost.md``); none: sends are neither priced nor capped."""
 
     stream: StreamViewConfig | None = None
     """Where to read the stream's state (:mod:`verifiers.service.stream_view`); ``None``:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, IPvAnyAddress
+from pydantic import AwareDatetime, BaseModel, Field, IPvAnyAddress
 
 from schemas.envelope import ATTRIBUTE_PATTERNS
 from schemas.fields import Factor, PolicyTier
@@ -173,6 +173,34 @@ class OtpSentOut(BaseModel):
     purpose: Literal["enroll", "authenticate"]
     expires_at: datetime
     resend: bool = Field(description="An earlier open code of the subject was superseded.")
+
+
+class DeliveryReceiptBody(BaseModel):
+    """A provider's delivery receipt for a message it accepted (``verifiers.receipts``)."""
+
+    provider: str = Field(
+        min_length=1, max_length=128, description="The provider's name, as configured."
+    )
+    provider_message_id: str = Field(
+        min_length=1, max_length=128, description="The provider's id of the message."
+    )
+    status: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The provider's status word (`DELIVRD`, `delivered`, `failed`, …).",
+    )
+    reported_at: AwareDatetime | None = Field(
+        None, description="When the provider says the status was reached (with an offset)."
+    )
+
+
+class DeliveryReceiptOut(BaseModel):
+    recorded: bool
+    reason: Literal["not_final", "duplicate"] | None = Field(
+        None, description="Why nothing was recorded: an intermediate status, or a repeat."
+    )
+    status: Literal["delivered", "undelivered", "expired", "rejected"] | None = None
+    challenge_id: str | None = None
 
 
 class OtpVerifyBody(SignInContext):

@@ -4,20 +4,24 @@ Enrol a destination (pending), send it a code, confirm the code (active); then, 
 send a code and verify it for a signed assertion (``amr``: ``sms``, ``tel`` or nothing
 but ``mfa`` for e-mail, see :mod:`verifiers.service.assertions`).
 
-The library's refusals to send keep their reason as ``error``: ``resend_cooldown`` and
-``send_limit`` are 429 and ``locked_out`` 423, each with ``Retry-After`` when the library
+The library's refusals to send keep their reason as ``error``: ``resend_cooldown``,
+``send_limit`` and ``country_cap`` (the tenant's daily cap for the destination's country,
+``docs/sms-cost.md``) are 429 and ``locked_out`` 423, each with ``Retry-After`` when the library
 says when to ask again; ``delivery_failed`` (no provider took the message) is 502; a channel
 no provider serves is 503 ``channel_unavailable``.
+
+Providers' delivery receipts (``POST /v1/delivery-receipts``, :mod:`verifiers.receipts`)
+come from the caller's service, with its credential: the tenant is the credential's.
 
 (No ``from __future__ import annotations``: FastAPI reads the annotations at run time.)
 """
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI
 
 from schemas.fields import Factor
-from verifiers import otp
+from verifiers import otp, receipts
 from verifiers.otp import CHANNELS, InvalidDestination
 from verifiers.service.assertions import ACR_MFA, AMR_EMAIL, AMR_SMS, AMR_VOICE
 from verifiers.service.clients import ServiceClient
@@ -26,6 +30,8 @@ from verifiers.service.models import (
     AssertionOut,
     CodeBody,
     ConfirmedOut,
+    DeliveryReceiptBody,
+    DeliveryReceiptOut,
     OtpEnrollBody,
     OtpEnrollmentOut,
     OtpSendBody,
@@ -37,7 +43,7 @@ from verifiers.store import Verdict
 
 PREFIX = "/v1/subjects/{subject}/otp"
 AMR = {Factor.SMS: AMR_SMS, Factor.VOICE: AMR_VOICE, Factor.EMAIL: AMR_EMAIL}
-TOO_SOON = frozenset({"resend_cooldown", "send_limit"})
+TOO_SOON = frozenset({"resend_cooldown", "send_limit", "country_cap"})
 NOT_FOUND = frozenset({"not_enrolled", "unknown_enrollment", "unknown_challenge"})
 
 
@@ -117,7 +123,12 @@ def register(app: FastAPI, kit: RouteKit) -> None:
                 503, "channel_unavailable", f"no delivery provider is configured for {factor}"
             )
         result = otp.send_code(
-            parts.store, request, factor=factor, delivery=delivery, enrollment_id=body.enrollment_id
+            parts.store,
+            request,
+            factor=factor,
+            delivery=delivery,
+            enrollment_id=body.enrollment_id,
+            charges=parts.charges,
         )
         if not result.sent:
             _send_refused(result)
@@ -129,6 +140,31 @@ def register(app: FastAPI, kit: RouteKit) -> None:
             purpose=purpose,
             expires_at=result.expires_at,
             resend=result.resend,
+        )
+
+    @app.post("/v1/delivery-receipts", status_code=202, tags=["sms, voice, e-mail"])
+    def delivery_receipt(client: Caller, body: DeliveryReceiptBody) -> DeliveryReceiptOut:
+        """A provider's delivery receipt for a message it accepted for the caller's tenant:
+        recorded as ``mfa.challenge.delivery_reported`` (once per status); an intermediate
+        status (``queued``, ``sent``) is answered ``recorded: false``."""
+        result = receipts.record_receipt(
+            parts.store,
+            tenant=client.tenant,
+            provider=body.provider,
+            provider_message_id=body.provider_message_id,
+            status=body.status,
+            now=parts.clock(),
+            reported_at=body.reported_at,
+        )
+        if result.reason == "unknown_message":
+            raise ServiceRefusal(404, "unknown_message", "no message of the tenant has that id")
+        if result.reason == "unknown_status":
+            raise ServiceRefusal(422, "unknown_status", "a delivery status no provider uses")
+        return DeliveryReceiptOut(
+            recorded=result.recorded,
+            reason=_QUIET.get(result.reason or ""),
+            status=result.status.value if result.status is not None else None,
+            challenge_id=result.challenge_id,
         )
 
     @app.post(f"{PREFIX}/verify", tags=["sms, voice, e-mail"])
@@ -144,6 +180,12 @@ def register(app: FastAPI, kit: RouteKit) -> None:
             otp.verify_code(parts.store, request, challenge_id=body.challenge_id, code=body.code)
         )
         return kit.assertion(client, request, AMR[factor], ACR_MFA)
+
+
+_QUIET: dict[str, Literal["not_final", "duplicate"]] = {
+    "not_final": "not_final",
+    "duplicate": "duplicate",
+}
 
 
 def _send_refused(result: otp.SendResult) -> None:

@@ -24,6 +24,7 @@ from verifiers.delivery import (
     HttpSmsProvider,
     SmtpEmailProvider,
 )
+from verifiers.sendcaps import load_send_charges
 from verifiers.service.api import ServiceParts, create_app
 from verifiers.service.assertions import AssertionKeys
 from verifiers.service.clients import ServiceClients
@@ -114,6 +115,7 @@ def open_parts(
         keys=AssertionKeys(config.signing_key_file),
         clock=clock,
         delivery=open_delivery(config),
+        charges=load_send_charges(config.sms_costs_file) if config.sms_costs_file else None,
         stream=view,
         metrics=metrics,
     )

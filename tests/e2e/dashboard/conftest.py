@@ -39,6 +39,7 @@ PAGES = {  # path: (screenshot name, charts expected)
     "/verification": ("verification", 4),
     "/geo": ("geo", 2),
     "/lockouts": ("lockouts", 2),
+    "/sms": ("sms", 5),
     "/audit": ("audit", 0),
     "/compliance": ("compliance", 2),
 }

@@ -46,7 +46,7 @@ def test_every_event_type_lands_in_events_and_its_typed_table(tmp_path: Path) ->
     assert report.written == {
         "events": len(PAYLOADS),  # one of every type
         "enrollments": 4,
-        "challenges": 4,  # issued, sent, delivery_failed and mfa.required
+        "challenges": 5,  # issued, sent, delivery_failed, delivery_reported, mfa.required
         "verifications": 8,
         "lockouts": 4,
         "risk_detections": 1,

@@ -3,12 +3,14 @@
 Two tenants (``acme`` has three times the traffic of ``globex``), two applications, five
 days; sign-ins from four cities; push challenges with time to complete; TOTP, SMS and
 WebAuthn enrollments; lockouts; an impossible-travel detection whose arc joins two of
-the sign-ins; privileged administrators, one without phishing-resistant MFA.
+the sign-ins; privileged administrators, one without phishing-resistant MFA; priced SMS
+sends with delivery receipts, and each day an SMS-pumping burst the country cap stopped.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from msgspec.structs import replace
@@ -46,6 +48,57 @@ def _client(country: str, device: int, ip: str) -> Client:
         device=Device(id=f"dev-{device}", kind=kind, os=os_name, trusted=True),
         geo=Geo(country=country, city=city, latitude=lat, longitude=lon, source="client"),
     )
+
+
+SMS_PRICES = {"DE": 75_000, "US": 7_900, "JP": 72_000, "BR": 45_000, "NG": 320_000}
+"""Example prices (micros of EUR) of the demo's SMS sends."""
+PUMPED = 6
+"""Sends of each day's pumping burst that the country cap let through (the rest refused)."""
+
+
+def _pumping_burst(emit: Callable[..., Event], when: datetime) -> None:
+    """An SMS-pumping burst on acme to NG: a detection for its hour, PUMPED paid sends,
+    then sends the daily country cap refused (each at the price it would have cost)."""
+    hour = when.replace(minute=0, second=0, microsecond=0)
+    emit(
+        p.RiskDetected(
+            detection=p.Detection.SMS_PUMPING,
+            severity=RiskLevel.HIGH,
+            score=75,
+            summary="codes sent to unusual destinations",
+            evidence={
+                "rule": "unusual_destination",
+                "period_start": hour.isoformat(),
+                "period_seconds": 3600,
+            },
+        ),
+        "acme",
+        "sms-pumping",
+        hour,
+        f"pump-{hour:%Y%m%d}",
+    )
+    for i in range(PUMPED + 4):
+        tx, subject, at = f"pump-{hour:%Y%m%d}-{i}", f"bot-{i}", when + timedelta(seconds=i)
+        if i < PUMPED:
+            sent = p.ChallengeSent(
+                factor=Factor.SMS,
+                challenge_id=f"ch-{tx}",
+                channel=Channel.SMS,
+                provider="twilio",
+                destination_country="NG",
+                cost_micros=SMS_PRICES["NG"],
+                currency="EUR",
+            )
+            emit(sent, "acme", subject, at, tx)
+        else:
+            refused = p.VerificationFailed(
+                factor=Factor.SMS,
+                reason="country_cap",
+                destination_country="NG",
+                cost_micros=SMS_PRICES["NG"],
+                currency="EUR",
+            )
+            emit(refused, "acme", subject, at, tx)
 
 
 def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]:
@@ -159,11 +212,31 @@ def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]
                                 challenge_id=f"ch-{tx}",
                                 channel=Channel.SMS,
                                 provider="twilio",
+                                destination_country=country,
+                                cost_micros=SMS_PRICES[country],
+                                currency="EUR",
                                 **context,
                             ),
                             tenant,
                             subject,
                             when + timedelta(seconds=1),
+                            tx,
+                        )
+                        emit(
+                            p.ChallengeDeliveryReported(
+                                factor=Factor.SMS,
+                                challenge_id=f"ch-{tx}",
+                                channel=Channel.SMS,
+                                provider="twilio",
+                                delivery_status=p.ReceiptStatus.UNDELIVERED
+                                if round_ % 7 == 1
+                                else p.ReceiptStatus.DELIVERED,
+                                destination_country=country,
+                                **context,
+                            ),
+                            tenant,
+                            subject,
+                            when + timedelta(seconds=4),
                             tx,
                         )
                         emit(
@@ -207,6 +280,7 @@ def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]
                             done,
                             tx,
                         )
+        _pumping_burst(emit, start + timedelta(days=day, hours=3))
         # a lockout of each kind on each day
         when = start + timedelta(days=day, hours=19)
         for tenant in subjects:

@@ -13,6 +13,7 @@ from dashboard import data
 from dashboard.data import METRICS, LakeMetrics
 from dashboard.filters import ALL, DashboardFilters, from_inputs
 from tests.unit.dashboard.conftest import AddUser, Clock, callback_body, sign_in
+from tests.unit.dashboard.demo import PUMPED, SMS_PRICES
 
 HOSTILE = (
     "acme' OR '1'='1",
@@ -104,3 +105,42 @@ def test_hostile_filter_through_the_callback(
     answer = response.get_json()["response"]
     assert answer["kpi-verifications"]["children"] == "0"
     assert all(not trace.get("y") for trace in answer["overview-daily"]["figure"]["data"])
+
+
+def test_the_sms_page_data_shows_spend_per_country_and_the_pumping_the_cap_stopped(
+    lake: Path,
+) -> None:
+    metrics = LakeMetrics(lake)
+    every = DashboardFilters()
+    by_country = metrics.frame("sms_spend_country", every)
+    spend = by_country.groupby("country")["cost_micros"].sum().to_dict()
+    assert set(spend) == {"DE", "US", "JP", "BR", "NG"}
+    days = sorted(by_country["day"].unique())
+    assert len(days) == 5  # every day of the demo
+    # each day: PUMPED paid sends to NG flagged, four refused by the cap, none after it
+    pumping = metrics.frame("sms_pumping_spend", every)
+    per_kind = pumping.groupby("kind")[["sends", "cost"]].sum().to_dict("index")
+    assert per_kind["paid while flagged"] == {"sends": 5 * PUMPED, "cost": pytest.approx(9.6)}
+    assert per_kind["stopped by the cap"]["sends"] == 5 * 4
+    assert spend["NG"] == 5 * PUMPED * SMS_PRICES["NG"]  # nothing past the cap was paid
+    health = metrics.frame("sms_delivery_health", every)
+    assert set(health["label"]) == {f"twilio · {c}" for c in ("DE", "US", "JP", "BR")}
+    rates = list(health["delivery_rate"])
+    assert all(0 < rate <= 1 for rate in rates) and min(rates) < 1  # some undelivered
+    globex = metrics.frame("sms_pumping_spend", DashboardFilters(tenant="globex"))
+    assert globex.empty
+
+
+def test_the_sms_page_renders_through_its_callback(
+    app: Dash, add_user: AddUser, clock: Clock
+) -> None:
+    with app.server.test_client() as client:
+        sign_in(client, add_user(), clock())
+        body = callback_body(app, "sms-pumping-spend", {"filter-tenant.value": "acme"})
+        response = client.post("/_dash-update-component", json=body)
+    assert response.status_code == 200, response.data
+    answer = response.get_json()["response"]
+    traces = answer["sms-pumping-spend"]["figure"]["data"]
+    assert {trace["name"] for trace in traces} == {"paid while flagged", "stopped by the cap"}
+    country = answer["sms-spend-country"]["figure"]["data"]
+    assert "NG" in {trace["name"] for trace in country}

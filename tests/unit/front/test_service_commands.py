@@ -99,3 +99,26 @@ def test_the_service_settings_reach_its_config_and_delivery(
     bare = service_config(Settings())
     assert open_delivery(bare) is None
     assert bare.origins == ("https://mfa.example:8443",)
+
+
+def test_sms_costs_shows_a_table_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    shown = factorstream(tmp_path, "sms-costs", "factorstream/simulator/sms_costs.toml").stdout
+    assert "simsms-primary" in shown and "0.0079" in shown and "prices in EUR" in shown
+    assert "15.00" in shown  # a cap of the pumping countries
+    bad = tmp_path / "prices.toml"
+    bad.write_text('currency = "EUR"\nfallback = 0.5\n')
+    refused = factorstream(tmp_path, "sms-costs", str(bad), check=False)
+    assert refused.returncode == 1 and "decimal strings" in refused.stderr
+    served = subprocess.run(  # noqa: S603 - our interpreter, our CLI
+        [sys.executable, "-m", "factorstream.cli", "serve", "--port", "1"],
+        env={
+            **os.environ,
+            "FACTORSTREAM_DATA_DIR": str(tmp_path),
+            "FACTORSTREAM_SERVICE__SMS_COSTS_FILE": str(bad),
+        },
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert served.returncode == 1 and "SMS costs file" in served.stderr
