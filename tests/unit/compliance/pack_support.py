@@ -1,10 +1,8 @@
 """A ledger made in the test for evidence packs: privileged and ordinary sign-ins, with and
-without MFA, enrollments, a lockout, an erasure; and a venv that has only ``cryptography``."""
+without MFA, enrollments, a lockout, an erasure."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -120,19 +118,3 @@ def reader(data_dir: Path) -> Ledger:
         master_key_file=None,
         create_keys=False,
     )
-
-
-def cryptography_only_python(root: Path) -> Path:
-    """A fresh venv with only ``cryptography`` (the project's pinned version), from the
-    local wheel cache; returns its python."""
-    from importlib.metadata import version
-
-    wheels, venv = root / "wheels", root / "venv"
-    pinned = f"cryptography=={version('cryptography')}"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", pinned, "-d", str(wheels)],
-                   check=True)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-                    str(wheels), "cryptography"], check=True)  # fmt: skip
-    return python

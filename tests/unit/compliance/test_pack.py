@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -20,19 +19,10 @@ from audit.verify import check_proof_document
 from compliance.pack import IssuedPack, PackError, issued_event, write_pack
 from compliance.periods import parse_period
 from schemas.payloads import EvidenceIssued
-from tests.unit.compliance.pack_support import (
-    ERASED_IP,
-    build_ledger,
-    cryptography_only_python,
-    reader,
-)
+from tests.offline_python import rewrite_manifest, run_verify
+from tests.unit.compliance.pack_support import ERASED_IP, build_ledger, reader
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def bare_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return cryptography_only_python(tmp_path_factory.mktemp("bare"))
 
 
 @pytest.fixture(scope="module")
@@ -57,28 +47,6 @@ def _pack(ledger_dir: Path, out: Path, framework: str = "soc2") -> IssuedPack:
 def pack(ledger_dir: Path, tmp_path: Path) -> Iterator[Path]:
     _pack(ledger_dir, tmp_path / "pack")
     yield tmp_path / "pack"
-
-
-def run_verify(python: Path, pack: Path) -> subprocess.CompletedProcess[str]:
-    """The pack's verify.py, run from an unrelated directory with a clean environment."""
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONNOUSERSITE": "1"}
-    return subprocess.run(
-        [str(python), "-I", str(pack / "verify.py"), str(pack)],
-        cwd=pack.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _rewrite_manifest(pack: Path) -> None:
-    """What a forger would do next: make the manifest agree with the edited files."""
-    manifest = json.loads((pack / "manifest.json").read_text())
-    manifest["files"] = {
-        name: hashlib.sha256((pack / name).read_bytes()).hexdigest() for name in manifest["files"]
-    }
-    (pack / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_the_venv_has_no_factorstream(bare_python: Path) -> None:
@@ -132,7 +100,7 @@ def test_a_removed_row_is_refused_even_with_a_forged_manifest(
     result = run_verify(bare_python, pack)
     assert result.returncode == 1 and "evidence/cc6-1-mfa.csv was changed" in result.stderr
 
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "CC6.1-mfa: 4 evidence rows, but the control states 5" in result.stderr
@@ -140,7 +108,7 @@ def test_a_removed_row_is_refused_even_with_a_forged_manifest(
     controls = json.loads((pack / "controls.json").read_text())
     controls[0].update(rows=4, exceptions=1)
     (pack / "controls.json").write_text(json.dumps(controls))
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "proves no evidence row" in result.stderr  # the dropped row's proof is left over
@@ -158,7 +126,7 @@ def test_a_swapped_proof_is_refused_even_with_a_forged_manifest(
     result = run_verify(bare_python, pack)
     assert result.returncode == 1 and "was changed" in result.stderr
 
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert f"is not the inclusion proof of event {first['event_id']}" in result.stderr
@@ -167,7 +135,7 @@ def test_a_swapped_proof_is_refused_even_with_a_forged_manifest(
     document = json.loads(b_text)
     document["event_id"] = first["event_id"]
     a.write_text(json.dumps(document))
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "the proven entry is not event" in result.stderr
@@ -177,7 +145,7 @@ def test_a_forged_checkpoint_is_refused(bare_python: Path, pack: Path) -> None:
     checkpoints = json.loads((pack / "checkpoints.json").read_text())
     checkpoints[0]["root_hash"] = "00" * 32
     (pack / "checkpoints.json").write_text(json.dumps(checkpoints))
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "signature of checkpoint" in result.stderr
@@ -235,7 +203,7 @@ def test_an_exception_relabelled_ok_is_refused(bare_python: Path, pack: Path) ->
     controls = json.loads((pack / "controls.json").read_text())
     controls[0].update(exceptions=controls[0]["exceptions"] - 1)
     (pack / "controls.json").write_text(json.dumps(controls))
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "a sign-in is ok or refused only with a proven MFA step" in result.stderr
@@ -245,7 +213,7 @@ def test_a_refused_sign_in_relabelled_ok_is_refused(bare_python: Path, pack: Pat
     evidence = pack / "evidence" / "cc6-1-mfa.csv"
     assert ",refused," in evidence.read_text()
     evidence.write_text(evidence.read_text().replace(",refused,", ",ok,", 1))
-    _rewrite_manifest(pack)
+    rewrite_manifest(pack)
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "the related event is not an MFA success of this login" in result.stderr
