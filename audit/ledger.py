@@ -25,7 +25,7 @@ from audit.checkpoints import Checkpoint, load_signing_key, sign
 from audit.export import ExportFilter, LedgerRow
 from audit.integrity import VerifyReport, verify_ledger
 from audit.keyring import KeyRing
-from audit.reading import read_rows
+from audit.reading import read_entry, read_rows
 from audit.shredding import KeyWrapper, load_master_key
 from audit.tables import checkpoints, entries, head, nodes, signing_keys
 from schemas import Event, decode, new_event
@@ -270,6 +270,10 @@ class Ledger:
             self._append_locked(connection, row, [event], now=now)
         database.checkpoint_wal(self.engine)  # SQLite: the old key pages leave the WAL too
         return Erasure(tenant, subject, key_ids, event)
+
+    def entry(self, sequence: int) -> LedgerRow | None:
+        """The entry at ``sequence`` (``None``: none), personal data opened as by :meth:`rows`."""
+        return read_entry(self.engine, self.keys, sequence)
 
     def rows(
         self, where: ExportFilter | None = None, *, chunk: int = 1000, newest_first: bool = False

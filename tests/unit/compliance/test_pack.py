@@ -10,7 +10,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ import pytest
 from audit.verify import check_proof_document
 from compliance.pack import IssuedPack, PackError, issued_event, write_pack
 from compliance.periods import parse_period
+from schemas import new_event
 from schemas.payloads import EvidenceIssued
 from tests.offline_python import rewrite_manifest, run_verify
 from tests.unit.compliance.pack_support import ERASED_IP, build_ledger, reader
@@ -217,3 +218,38 @@ def test_a_refused_sign_in_relabelled_ok_is_refused(bare_python: Path, pack: Pat
     result = run_verify(bare_python, pack)
     assert result.returncode == 1
     assert "the related event is not an MFA success of this login" in result.stderr
+
+
+def test_a_pack_covers_the_entries_of_the_newest_checkpoint_only(
+    bare_python: Path, tmp_path: Path
+) -> None:
+    """Entries appended after the newest checkpoint (the ledger sink signs every N entries
+    or T seconds) are left to the next pack; the pack still verifies."""
+    from schemas import payloads as p
+    from schemas.fields import Outcome, PolicyTier
+    from tests.unit.audit.ledger_support import open_test_ledger
+    from tests.unit.compliance.pack_support import T0
+
+    build_ledger(tmp_path)
+    later = open_test_ledger(
+        tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}", every=10_000, interval_s=1e9
+    )
+    covered = reader(tmp_path).size()
+    tail = new_event(  # a privileged sign-in without MFA, not yet under a checkpoint
+        p.LoginAttempted(outcome=Outcome.SUCCESS, method="password", policy_tier=PolicyTier.ADMIN),
+        source="https://login.example.com/mfa", tenant="acme", subject="admin-9",
+        correlationid="l-99", now=T0 + timedelta(days=1),
+    )  # fmt: skip
+    later.append([tail], now=T0 + timedelta(days=1))
+    built = _pack(tmp_path, tmp_path / "p")
+    assert built.checkpoint.tree_size == covered < reader(tmp_path).size()
+    assert all(row.event_id != tail.id for c in built.controls for row in c.rows)
+    assert run_verify(bare_python, tmp_path / "p").returncode == 0
+
+
+def test_a_ledger_without_a_checkpoint_gives_no_pack(tmp_path: Path) -> None:
+    from tests.unit.audit.ledger_support import open_test_ledger
+
+    open_test_ledger(tmp_path, f"sqlite:///{tmp_path / 'ledger.db'}").migrate()
+    with pytest.raises(PackError, match="no signed checkpoint yet"):
+        _pack(tmp_path, tmp_path / "p")
