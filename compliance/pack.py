@@ -10,6 +10,7 @@ Layout of a pack directory::
     checkpoints.json     the signed checkpoint(s) the proofs lead to
     keys/<key id>.pem    the public keys that signed them
     report.html          the human report (self-contained)
+    report.pdf           the same as PDF, where fpdf2 (the ``pdf`` extra) is installed
     verify.py            the offline verifier (standard library + cryptography)
 
 The pack's digest is SHA-256 of ``manifest.json``; :func:`issued_event` records it in
@@ -46,6 +47,7 @@ from compliance.controls import (
 )
 from compliance.periods import Period
 from compliance.report import render_report
+from compliance.report_pdf import render_pdf
 from schemas import Event, new_event
 from schemas.payloads import EvidenceIssued
 
@@ -228,6 +230,8 @@ def write_pack(
     (out / "report.html").write_text(
         render_report(header, controls, checkpoint, proof_name, policy), encoding="utf-8"
     )
+    if (pdf := render_pdf(header, controls, checkpoint, policy)) is not None:
+        (out / "report.pdf").write_bytes(pdf)
     shutil.copyfile(offline_verify.__file__, out / "verify.py")
     files = {
         path.relative_to(out).as_posix(): _sha256(path)

@@ -3,6 +3,8 @@ without MFA, enrollments, a lockout, an erasure."""
 
 from __future__ import annotations
 
+import re
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,15 @@ def reader(data_dir: Path) -> Ledger:
         master_key_file=None,
         create_keys=False,
     )
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The text the PDF's content streams show (Flate-compressed or not)."""
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+        try:
+            stream = zlib.decompress(stream)
+        except zlib.error:
+            pass
+        shown += re.findall(rb"\((.*?)\)\s*Tj", stream, re.DOTALL)
+    return " ".join(s.decode("latin-1").replace("\\(", "(").replace("\\)", ")") for s in shown)
