@@ -132,7 +132,11 @@ class AuditLedger:
     def controls(
         self, framework: Framework, period: Period, tenant: str | None
     ) -> list[ControlResult]:
-        return evaluate(framework, read_evidence(self.sealed, period, tenant))
+        """The controls as a pack would answer them now: over the entries the newest signed
+        checkpoint covers (none before the first checkpoint)."""
+        newest = self.latest_checkpoint()
+        covered = newest.tree_size if newest is not None else 0
+        return evaluate(framework, read_evidence(self.sealed, period, tenant, covered=covered))
 
     def evidence_pack(
         self, framework: Framework, period: Period, tenant: str | None, *, out: Path, now: datetime

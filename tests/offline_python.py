@@ -65,6 +65,13 @@ def run_verify(python: Path, pack: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def refusal(python: Path, pack: Path) -> str:
+    """What the pack's verify.py says when it refuses ``pack`` (it must refuse it)."""
+    result = run_verify(python, pack)
+    assert result.returncode == 1, result.stdout
+    return result.stderr
+
+
 def rewrite_manifest(pack: Path) -> None:
     """What a forger would do next: make the manifest agree with the edited files."""
     manifest = json.loads((pack / "manifest.json").read_text())

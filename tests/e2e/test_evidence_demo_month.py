@@ -32,9 +32,9 @@ from factorstream.stream_config import settings_topology
 from schemas import Event, encode
 from streams.replay import LogRecord, replay
 from tests.factories import CONTROL_KEY
-from tests.offline_python import rewrite_manifest, run_verify
+from tests.offline_python import refusal, rewrite_manifest, run_verify
 from tests.unit.audit.ledger_support import open_test_ledger
-from tests.unit.compliance.pack_support import reader
+from tests.unit.compliance.pack_support import drop_row, reader, swap_files
 
 UNTIL = datetime(2026, 9, 1, tzinfo=UTC)
 DEMO = SimulationPlan(until=UNTIL, seed=7, users=200, days=30, scenarios=tuple(SCENARIOS))
@@ -158,25 +158,18 @@ def test_a_changed_file_is_refused(bare_python: Path, copy_of: Path) -> None:
     evidence = copy_of / "evidence" / "164-312-d.csv"
     text = evidence.read_text()
     evidence.write_text(text.replace(",exception,", ",ok,", 1))
-    result = run_verify(bare_python, copy_of)
-    assert result.returncode == 1
-    assert "evidence/164-312-d.csv was changed" in result.stderr
+    assert "evidence/164-312-d.csv was changed" in refusal(bare_python, copy_of)
 
 
 def test_a_removed_row_is_refused_even_with_the_counts_and_manifest_forged(
     bare_python: Path, copy_of: Path
 ) -> None:
-    evidence = copy_of / "evidence" / "164-312-d.csv"
-    lines = evidence.read_text().splitlines(keepends=True)
-    dropped = next(i for i, line in enumerate(lines) if ",exception," in line)
-    evidence.write_text("".join(lines[:dropped] + lines[dropped + 1 :]))
+    drop_row(copy_of / "evidence" / "164-312-d.csv")
     controls = json.loads((copy_of / "controls.json").read_text())
     controls[0].update(rows=controls[0]["rows"] - 1, exceptions=controls[0]["exceptions"] - 1)
     (copy_of / "controls.json").write_text(json.dumps(controls))
     rewrite_manifest(copy_of)
-    result = run_verify(bare_python, copy_of)
-    assert result.returncode == 1
-    assert "proves no evidence row (a row was removed?)" in result.stderr
+    assert "proves no evidence row (a row was removed?)" in refusal(bare_python, copy_of)
 
 
 def test_a_swapped_proof_is_refused_even_with_the_manifest_forged(
@@ -185,11 +178,8 @@ def test_a_swapped_proof_is_refused_even_with_the_manifest_forged(
     with (copy_of / "evidence" / "164-312-d.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     first, last = rows[0], rows[-1]
-    a, b = copy_of / first["proof"], copy_of / last["proof"]
-    a_text, b_text = a.read_text(), b.read_text()
-    a.write_text(b_text)
-    b.write_text(a_text)
+    swap_files(copy_of / first["proof"], copy_of / last["proof"])
     rewrite_manifest(copy_of)
-    result = run_verify(bare_python, copy_of)
-    assert result.returncode == 1
-    assert f"is not the inclusion proof of event {first['event_id']}" in result.stderr
+    assert f"is not the inclusion proof of event {first['event_id']}" in refusal(
+        bare_python, copy_of
+    )

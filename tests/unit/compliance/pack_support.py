@@ -132,3 +132,18 @@ def pdf_text(pdf: bytes) -> str:
             pass
         shown += re.findall(rb"\((.*?)\)\s*Tj", stream, re.DOTALL)
     return " ".join(s.decode("latin-1").replace("\\(", "(").replace("\\)", ")") for s in shown)
+
+
+def drop_row(evidence: Path, finding: str = "exception") -> None:
+    """Remove the first evidence row with ``finding`` from a pack's CSV (as a forger would)."""
+    lines = evidence.read_text().splitlines(keepends=True)
+    dropped = next(i for i, line in enumerate(lines) if f",{finding}," in line)
+    evidence.write_text("".join(lines[:dropped] + lines[dropped + 1 :]))
+
+
+def swap_files(a: Path, b: Path) -> tuple[str, str]:
+    """Swap two files' contents (two proofs, as a forger would); their former texts."""
+    a_text, b_text = a.read_text(), b.read_text()
+    a.write_text(b_text)
+    b.write_text(a_text)
+    return a_text, b_text

@@ -21,16 +21,16 @@ from compliance.periods import parse_period
 from schemas import new_event
 from schemas.payloads import EvidenceIssued
 from tests.offline_python import rewrite_manifest, run_verify
-from tests.unit.compliance.pack_support import ERASED_IP, build_ledger, pdf_text, reader
+from tests.unit.compliance.pack_support import (
+    ERASED_IP,
+    build_ledger,
+    drop_row,
+    pdf_text,
+    reader,
+    swap_files,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("ledger")
-    build_ledger(data)
-    return data
 
 
 def _pack(ledger_dir: Path, out: Path, framework: str = "soc2") -> IssuedPack:
@@ -94,10 +94,7 @@ def test_a_changed_file_is_refused(bare_python: Path, pack: Path) -> None:
 def test_a_removed_row_is_refused_even_with_a_forged_manifest(
     bare_python: Path, pack: Path
 ) -> None:
-    evidence = pack / "evidence" / "cc6-1-mfa.csv"
-    lines = evidence.read_text().splitlines(keepends=True)
-    exception = next(i for i, line in enumerate(lines) if ",exception," in line)
-    evidence.write_text("".join(lines[:exception] + lines[exception + 1 :]))
+    drop_row(pack / "evidence" / "cc6-1-mfa.csv")
     result = run_verify(bare_python, pack)
     assert result.returncode == 1 and "evidence/cc6-1-mfa.csv was changed" in result.stderr
 
@@ -120,10 +117,8 @@ def test_a_swapped_proof_is_refused_even_with_a_forged_manifest(
 ) -> None:
     with (pack / "evidence" / "cc6-1-mfa.csv").open() as handle:
         first, second = list(csv.DictReader(handle))[:2]
-    a, b = pack / first["proof"], pack / second["proof"]
-    a_text, b_text = a.read_text(), b.read_text()
-    a.write_text(b_text)
-    b.write_text(a_text)
+    a = pack / first["proof"]
+    _, b_text = swap_files(a, pack / second["proof"])
     result = run_verify(bare_python, pack)
     assert result.returncode == 1 and "was changed" in result.stderr
 

@@ -9,23 +9,14 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from compliance.pack import write_pack
 from compliance.periods import parse_period
 from compliance.report_pdf import latin1
 from tests.offline_python import run_verify
-from tests.unit.compliance.pack_support import build_ledger, pdf_text, reader
+from tests.unit.compliance.pack_support import pdf_text, reader
 
 HAS_FPDF = importlib.util.find_spec("fpdf") is not None
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def ledger_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("ledger")
-    build_ledger(data)
-    return data
 
 
 def _pack(ledger_dir: Path, out: Path) -> Path:
