@@ -24,7 +24,7 @@ from audit.appending import build_rows
 from audit.checkpoints import Checkpoint, load_signing_key, sign
 from audit.integrity import VerifyReport, verify_ledger
 from audit.keyring import KeyRing
-from audit.reading import read_rows
+from audit.reading import read_entry, read_rows
 from audit.rows import ExportFilter, LedgerRow
 from audit.shredding import KeyWrapper, load_master_key
 from audit.tables import checkpoints, entries, head, nodes, signing_keys, subject_keys
@@ -309,6 +309,10 @@ class Ledger:
                 )
             )
         return oldest
+
+    def entry(self, sequence: int) -> LedgerRow | None:
+        """The entry at ``sequence`` (``None``: none), personal data opened as by :meth:`rows`."""
+        return read_entry(self.engine, self.keys, sequence)
 
     def rows(
         self, where: ExportFilter | None = None, *, chunk: int = 1000, newest_first: bool = False

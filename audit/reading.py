@@ -61,6 +61,20 @@ def read_rows(
         bound = int(batch[-1].seq)
 
 
+def read_entry(engine: sa.Engine, keys: KeyRing, sequence: int) -> LedgerRow | None:
+    """The entry at ``sequence`` (``None``: no such entry), personal data opened where its
+    key still exists."""
+    query = _query(ExportFilter()).where(entries.c.seq == sequence)
+    with database.reading(engine) as connection:
+        row = connection.execute(query).first()
+        if row is None:
+            return None
+        stored = canonical.decode_entry(bytes(row.entry))
+        wanted = {stored.sealed.key} if stored.sealed is not None else set()
+        ciphers = keys.readable(connection, wanted) if wanted else {}
+    return _row(int(row.seq), row.recorded_at, stored, ciphers)
+
+
 def _row(seq: int, recorded_at: Any, entry: canonical.StoredEntry, ciphers: Any) -> LedgerRow:
     event = entry.event
     sealed = entry.sealed

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Literal
 
 from analytics.columns import PHISHING_RESISTANT, PRIVILEGED_ROLES, SUCCESS_TYPES
@@ -255,41 +256,75 @@ def phishing_resistant_enrolled(evidence: Evidence) -> ControlResult:
     )
 
 
+def _lock_detail(data: Mapping[str, Any], tier: str) -> str:
+    until = ", permanent" if data.get("permanent") else f", until {data.get('locked_until')}"
+    return (
+        f"{data.get('scope')} locked after {data.get('failures')} failures "
+        f"({data.get('reason')}), tier {tier}{until}"
+    )
+
+
+def _granted(item: LedgerEvent) -> bool:
+    """A step that let the subject further in: a password step or an MFA step passed."""
+    return item.type in SUCCESS_TYPES or (
+        item.type == LOGIN_TYPE and item.data.get("outcome") == "success"
+    )
+
+
+def _in_force(lock: LedgerEvent, at: str) -> bool:
+    """Whether the subject lock ``lock`` still held at time ``at`` (RFC 3339 strings)."""
+    until = lock.data.get("locked_until")
+    if lock.data.get("permanent") or not until:
+        return True
+    return datetime.fromisoformat(at) < datetime.fromisoformat(str(until))
+
+
 def lockout_applied(evidence: Evidence) -> ControlResult:
+    """Lockouts applied and cleared (records), and as exceptions every step granted to a
+    subject while a subject lock was in force (applied, not yet expired or cleared): the
+    verifiers' gate refuses those, so each one is a lock that was not enforced."""
     rows = []
     tiers: Counter[str] = Counter()
     failures = 0
+    locks: dict[tuple[str, str], LedgerEvent] = {}
     for item in evidence.period:
+        data = item.data
         if item.type == "mfa.verification.failed":
             failures += 1
-        if item.type not in ("lockout.applied", "lockout.cleared"):
-            continue
-        data = item.data
-        tier = str(data.get("policy_tier") or "unknown")
+        subject_lock = data.get("scope") == "subject"
         if item.type == "lockout.applied":
+            tier = str(data.get("policy_tier") or "unknown")
             tiers[tier] += 1
-            detail = (
-                f"{data.get('scope')} locked after {data.get('failures')} failures "
-                f"({data.get('reason')}), tier {tier}"
-                + (
-                    ", permanent"
-                    if data.get("permanent")
-                    else f", until {data.get('locked_until')}"
+            rows.append(_row(item, evidence, "record", _lock_detail(data, tier)))
+            if subject_lock:
+                locks[item.owner] = item
+        elif item.type == "lockout.cleared":
+            rows.append(_row(item, evidence, "record", f"{data.get('scope')} lock cleared "
+                             f"({data.get('reason')})"))  # fmt: skip
+            if subject_lock:
+                locks.pop(item.owner, None)
+        elif _granted(item) and (lock := locks.get(item.owner)) is not None:
+            if _in_force(lock, str(item.event["time"])):
+                detail = (
+                    f"{item.type} while locked (lock of entry {lock.sequence}, "
+                    f"{lock.data.get('locked_until') or 'permanent'})"
                 )
-            )
-        else:
-            detail = f"{data.get('scope')} lock cleared ({data.get('reason')})"
-        rows.append(_row(item, evidence, "record", detail))
+                rows.append(_row(item, evidence, "exception", detail))
+            else:
+                locks.pop(item.owner)
     applied = sum(tiers.values())
+    bad = sum(row.finding == "exception" for row in rows)
     by_tier = ", ".join(f"{tier}: {count}" for tier, count in sorted(tiers.items())) or "none"
     return ControlResult(
         "CC6.6-lockout",
         "soc2",
         "Lockout policy in force and applied",
-        "Was the lockout policy applied to repeated failed verifications in the period?",
+        "Was the lockout policy applied to repeated failed verifications in the period, and "
+        "was no locked subject let through while the lock was in force?",
         f"{applied} lockouts applied (by policy tier: {by_tier}) after {failures} failed "
-        f"verifications; {len(rows) - applied} lockouts cleared.",
-        "informational",
+        f"verifications; {len(rows) - applied - bad} lockouts cleared; {bad} steps granted "
+        "while locked.",
+        _met(bad),
         rows,
     )
 

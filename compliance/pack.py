@@ -10,6 +10,7 @@ Layout of a pack directory::
     checkpoints.json     the signed checkpoint(s) the proofs lead to
     keys/<key id>.pem    the public keys that signed them
     report.html          the human report (self-contained)
+    report.pdf           the same as PDF, where fpdf2 (the ``pdf`` extra) is installed
     verify.py            the offline verifier (standard library + cryptography)
 
 The pack's digest is SHA-256 of ``manifest.json``; :func:`issued_event` records it in
@@ -46,6 +47,7 @@ from compliance.controls import (
 )
 from compliance.periods import Period
 from compliance.report import render_report
+from compliance.report_pdf import render_pdf
 from schemas import Event, new_event
 from schemas.payloads import EvidenceIssued
 
@@ -80,13 +82,21 @@ class IssuedPack:
         return sum(len(c.exceptions) for c in self.controls)
 
 
-def read_evidence(ledger: Ledger, period: Period, tenant: str | None) -> Evidence:
-    """The events the controls read, from a ledger opened without its master key."""
+def read_evidence(
+    ledger: Ledger, period: Period, tenant: str | None, *, covered: int | None = None
+) -> Evidence:
+    """The events the controls read, from a ledger opened without its master key;
+    ``covered``: only the first ``covered`` entries (those a signed checkpoint covers)."""
     if ledger.keys.wrapper is not None:
         raise PackError("open the ledger without its master key: a pack never unseals data")
+    limit = covered if covered is not None else float("inf")
 
     def events(where: ExportFilter) -> list[LedgerEvent]:
-        return [LedgerEvent(row.sequence, row.event) for row in ledger.rows(where)]
+        return [
+            LedgerEvent(row.sequence, row.event)
+            for row in ledger.rows(where)
+            if row.sequence < limit
+        ]
 
     erasures = events(ExportFilter(tenant=tenant, types=frozenset({ERASURE_TYPE})))
     return Evidence(
@@ -102,15 +112,16 @@ def proof_name(event_id: str) -> str:
     return f"proofs/{safe}.json"
 
 
-def _covering_checkpoint(ledger: Ledger, controls: list[ControlResult]) -> Checkpoint:
-    newest = ledger.checkpoints()
-    last = max((row.sequence for c in controls for row in c.rows), default=-1)
-    if not newest or newest[-1].tree_size <= last:
+def newest_checkpoint(ledger: Ledger) -> Checkpoint:
+    """The checkpoint a pack's proofs lead to: the ledger's newest. Entries after it are
+    left to the next pack (the CLI signs one first; the dashboard takes what the ledger
+    sink signed last)."""
+    signed = ledger.checkpoints()
+    if not signed:
         raise PackError(
-            f"entry {last} is not yet covered by a signed checkpoint "
-            "(`factorstream audit checkpoint` signs one now)"
+            "the ledger has no signed checkpoint yet (`factorstream audit checkpoint` signs one)"
         )
-    return newest[-1]
+    return max(signed, key=lambda checkpoint: checkpoint.tree_size)
 
 
 def _csv_row(control: str, row: EvidenceRow) -> dict[str, str]:
@@ -168,8 +179,9 @@ def write_pack(
     in the report (the GDPR pack's storage limitation)."""
     if out.exists() and any(out.iterdir()):
         raise PackError(f"{out} is not empty: a pack is written into a new directory")
-    controls = evaluate(framework, read_evidence(ledger, period, tenant))
-    checkpoint = _covering_checkpoint(ledger, controls)
+    checkpoint = newest_checkpoint(ledger)
+    evidence = read_evidence(ledger, period, tenant, covered=checkpoint.tree_size)
+    controls = evaluate(framework, evidence)
     keys = ledger.public_keys()
     if checkpoint.key_id not in keys:
         raise PackError(f"the ledger does not hold the public key {checkpoint.key_id}")
@@ -225,6 +237,8 @@ def write_pack(
         render_report(header, controls, checkpoint, proof_name, policy, retention),
         encoding="utf-8",
     )
+    if (pdf := render_pdf(header, controls, checkpoint, policy)) is not None:
+        (out / "report.pdf").write_bytes(pdf)
     shutil.copyfile(offline_verify.__file__, out / "verify.py")
     files = {
         path.relative_to(out).as_posix(): _sha256(path)
@@ -238,21 +252,26 @@ def write_pack(
     )
 
 
+def pack_digest(pack: IssuedPack) -> dict[str, Any]:
+    """The fields of :class:`~schemas.payloads.PackDigest` for ``pack``."""
+    return {
+        "framework": pack.framework,
+        "period": pack.period.label,
+        "since": pack.period.since,
+        "until": pack.period.until,
+        "scope_tenant": pack.tenant,
+        "manifest_sha256": pack.digest,
+        "controls": [c.control for c in pack.controls],
+        "rows": pack.rows,
+        "exceptions": pack.exceptions,
+        "checkpoint_size": pack.checkpoint.tree_size,
+    }
+
+
 def issued_event(pack: IssuedPack, *, issued_by: str, now: datetime) -> Event:
     """``audit.evidence.issued``: the pack's digest, for the ledger."""
     return new_event(
-        EvidenceIssued(
-            framework=pack.framework,
-            period=pack.period.label,
-            since=pack.period.since,
-            until=pack.period.until,
-            scope_tenant=pack.tenant,
-            manifest_sha256=pack.digest,
-            controls=[c.control for c in pack.controls],
-            rows=pack.rows,
-            exceptions=pack.exceptions,
-            checkpoint_size=pack.checkpoint.tree_size,
-        ),
+        EvidenceIssued(**pack_digest(pack)),
         source=SOURCE,
         tenant=pack.tenant or "_all",
         subject=issued_by,

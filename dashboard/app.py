@@ -22,6 +22,7 @@ from dashboard import layout
 from dashboard.config import DashboardConfig
 from dashboard.context import DashboardContext, once_opened
 from dashboard.data import LakeMetrics
+from dashboard.evidence import install_pack_downloads
 from dashboard.gate import SessionPolicy, install_gate
 from dashboard.keys import read_or_create
 from dashboard.ledger import LedgerAccess, open_ledger, pinned_keys
@@ -117,6 +118,7 @@ def create_app(
         on_sessions_expired=None if probe_metrics is None else probe_metrics.sessions_expired,
     )
     install_probes(app.server, users=directory.engine, metrics=probe_metrics)
+    install_pack_downloads(app.server, context=context, directory=directory)
 
     def shell() -> object:
         user = flask.g.get("dashboard_user") if flask.has_request_context() else None

@@ -4,18 +4,19 @@ export. A thin layer over :class:`audit.ledger.Ledger` and :func:`audit.export.w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.checkpoints import Checkpoint
+from audit.checkpoints import Checkpoint, public_pem
 from audit.export import ExportFormat, write_export
-from audit.ledger import Ledger
+from audit.ledger import Ledger, LedgerError
 from audit.rows import ExportFilter, LedgerRow
 from compliance.controls import ControlResult, Framework, evaluate
 from compliance.pack import IssuedPack, read_evidence, write_pack
@@ -30,8 +31,23 @@ class Verification:
     summary: str
 
 
+@dataclass(frozen=True)
+class EntryProof:
+    """An entry's inclusion proof (the ``audit prove`` document) as checked here."""
+
+    ok: bool
+    summary: str
+    """What was verified (leaf, path, root, the checkpoint's signature and key), or why not."""
+    document: dict[str, Any] | None = None
+    """``None`` while no signed checkpoint covers the entry yet."""
+
+
 class LedgerAccess(Protocol):
     def recent(self, where: ExportFilter, *, limit: int) -> list[LedgerRow]: ...
+
+    def entry(self, sequence: int) -> LedgerRow | None: ...
+
+    def proof(self, event_id: str) -> EntryProof: ...
 
     def latest_checkpoint(self) -> Checkpoint | None: ...
 
@@ -66,6 +82,28 @@ class AuditLedger:
         """The last ``limit`` matching rows, newest first (read from the newest end)."""
         return list(islice(self.ledger.rows(where, chunk=limit, newest_first=True), limit))
 
+    def entry(self, sequence: int) -> LedgerRow | None:
+        return self.ledger.entry(sequence)
+
+    def proof(self, event_id: str) -> EntryProof:
+        """The inclusion proof of ``event_id`` against the newest checkpoint covering it,
+        checked as ``factorstream audit check-proof`` checks it: against the pinned keys,
+        or (none pinned) the keys the ledger holds."""
+        from audit.verify import ProofRefused, check_proof_document
+
+        try:
+            document = self.ledger.prove(event_id)
+        except LedgerError as error:
+            return EntryProof(False, str(error))
+        keys = self.pinned or self.ledger.public_keys()
+        pems = [public_pem(key) for key in keys.values()]
+        try:
+            verified = check_proof_document(json.dumps(document), public_keys=pems)
+        except ProofRefused as error:
+            return EntryProof(False, f"the proof does not verify: {error}", document)
+        trusted = "a pinned key" if self.pinned else "the ledger's own key (none pinned)"
+        return EntryProof(True, f"{verified.summary}; signed by {trusted}", document)
+
     def latest_checkpoint(self) -> Checkpoint | None:
         checkpoints = self.ledger.checkpoints()
         return max(checkpoints, key=lambda c: c.tree_size) if checkpoints else None
@@ -95,7 +133,11 @@ class AuditLedger:
     def controls(
         self, framework: Framework, period: Period, tenant: str | None
     ) -> list[ControlResult]:
-        return evaluate(framework, read_evidence(self.sealed, period, tenant))
+        """The controls as a pack would answer them now: over the entries the newest signed
+        checkpoint covers (none before the first checkpoint)."""
+        newest = self.latest_checkpoint()
+        covered = newest.tree_size if newest is not None else 0
+        return evaluate(framework, read_evidence(self.sealed, period, tenant, covered=covered))
 
     def evidence_pack(
         self, framework: Framework, period: Period, tenant: str | None, *, out: Path, now: datetime

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -248,6 +249,12 @@ class UserDirectory:
                 ),
                 signer=signer,
             )
+
+    def record(self, events: Sequence[Event]) -> None:
+        """Stage ``events`` of the dashboard itself (e.g. a pack downloaded) in the store's
+        outbox, committed when this returns: the relay publishes them with the sign-ins."""
+        with self.engine.begin() as connection:
+            self.store.outbox.add(connection, events)
 
     def open_session(self, name: str, *, now: datetime, expires_at: datetime) -> str:
         """A new session id (256 random bits) for ``name``; the row keeps only its hash."""

@@ -37,6 +37,7 @@ MODULES: Final[Mapping[str, str]] = {
     "httpx": "idp",
     "prometheus_client": "metrics",
     "psycopg": "postgres",
+    "fpdf": "pdf",
 }
 """Each module (import name) beyond the core, and the extra that installs it (the first one
 that does, where several do)."""

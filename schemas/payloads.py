@@ -681,8 +681,9 @@ class SubjectErased(Payload, frozen=True, kw_only=True):
     key_id: Identifier | None = None
 
 
-class EvidenceIssued(Payload, frozen=True, kw_only=True):
-    """An evidence pack was handed out: its digest, so the pack is provable later."""
+class PackDigest(Payload, frozen=True, kw_only=True):
+    """What identifies an evidence pack: its framework, period, scope, counts and digest
+    (the fields of :class:`EvidenceIssued` and :class:`EvidenceDownloaded`)."""
 
     framework: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9]+$", max_length=16)]
     period: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -696,3 +697,12 @@ class EvidenceIssued(Payload, frozen=True, kw_only=True):
     rows: Count = 0
     exceptions: Count = 0
     checkpoint_size: Count = 0
+
+
+class EvidenceIssued(PackDigest, frozen=True, kw_only=True):
+    """An evidence pack was handed out: its digest, so the pack is provable later."""
+
+
+class EvidenceDownloaded(PackDigest, frozen=True, kw_only=True):
+    """An evidence pack was downloaded from the dashboard by the event's subject (a
+    dashboard user): its digest, so the pack handed out there is provable later."""

@@ -375,6 +375,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "An evidence pack (SOC 2, HIPAA, GDPR) was issued; its manifest's SHA-256.",
         made_by=Producer.PIPELINE,
     ),
+    EventType(
+        "audit.evidence.downloaded",
+        p.EvidenceDownloaded,
+        "A dashboard user downloaded an evidence pack; its manifest's SHA-256.",
+    ),
 )
 
 BY_NAME: Mapping[str, EventType] = {t.name: t for t in EVENT_TYPES}

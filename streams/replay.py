@@ -101,11 +101,19 @@ class _Table:
             else:
                 self.stored[key] = value
 
-    def run(self, records: list[Record], result: Replayed) -> list[Emit]:
+    def run(
+        self,
+        records: list[Record],
+        result: Replayed,
+        on_derived: Callable[[Event], None] | None = None,
+    ) -> list[Emit]:
         out = self.stage.process(records, self.cache)
         result.duplicates += out.duplicates
         result.dead_lettered += out.dead_lettered
         result.derived.update(derived_label(event) for event in out.derived)
+        if on_derived is not None:
+            for event in out.derived:
+                on_derived(event)
         return out.emits
 
 
@@ -118,13 +126,15 @@ def replay(
     control_keys: Mapping[str, Ed25519PublicKey] | None = None,
     topic: str = "events",
     on_record: Callable[[], None] | None = None,
+    on_derived: Callable[[Event], None] | None = None,
     stage_seconds: dict[str, float] | None = None,
     chunk: int = CHUNK,
 ) -> Replayed:
     """Run every stage over ``records`` (in the order given) into fresh tables.
 
-    ``stage_seconds`` (for a profile of where the time goes) adds up the seconds spent in
-    each stage.
+    ``on_derived`` is given each event a stage derives (lockouts, blocks, detections), in
+    the order derived: what the worker would produce and the ledger append. ``stage_seconds``
+    (for a profile of where the time goes) adds up the seconds spent in each stage.
     """
     result = Replayed(tables={})
     ingest = Ingest(enrich, max_ahead, control_keys or {})
@@ -145,11 +155,11 @@ def replay(
         emitted = ingest.process(incoming)
         result.dead_lettered += emitted.dead_lettered
         clock.lap("ingest")
-        forwarded = subjects.run(_records(emitted.emits, INGESTED), result)
+        forwarded = subjects.run(_records(emitted.emits, INGESTED), result, on_derived)
         clock.lap(stages.subjects.name)
-        ips.run(_records(forwarded, BY_IP), result)
+        ips.run(_records(forwarded, BY_IP), result, on_derived)
         clock.lap(stages.ips.name)
-        tenants.run(_records(forwarded, BY_TENANT), result)
+        tenants.run(_records(forwarded, BY_TENANT), result, on_derived)
         clock.lap(stages.tenants.name)
     for stage in stages.stages:
         table = tables[stage.name]

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support import IN_CI
 
-pytest_plugins = ["tests.kafka_broker", "tests.postgres"]
+pytest_plugins = ["tests.kafka_broker", "tests.postgres", "tests.offline_python"]
 
 TIERS = ("unit", "wiring", "integration", "e2e")
 

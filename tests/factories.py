@@ -245,6 +245,17 @@ PAYLOADS: dict[str, p.Payload] = {
         exceptions=1,
         checkpoint_size=40,
     ),
+    "audit.evidence.downloaded": p.EvidenceDownloaded(
+        framework="gdpr",
+        period="2026-09-01..2026-12-01",
+        since=datetime(2026, 9, 1, tzinfo=UTC),
+        until=datetime(2026, 12, 1, tzinfo=UTC),
+        scope_tenant="acme",
+        manifest_sha256="cd" * 32,
+        controls=["Art.17", "Art.30", "Art.32"],
+        rows=7,
+        checkpoint_size=90,
+    ),
 }
 
 

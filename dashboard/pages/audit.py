@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, dcc, html, no_update
 
+from audit.rows import LedgerRow
 from dashboard.context import DashboardContext
 from dashboard.exports import (
     FORMATS,
@@ -22,6 +24,7 @@ from dashboard.exports import (
 )
 from dashboard.gate import current_user
 from dashboard.layout import FILTER_INPUTS, filters_of, page_header, register_page
+from dashboard.ledger import EntryProof
 from dashboard.users import may_export
 from schemas.registry import EVENT_TYPES
 
@@ -83,8 +86,9 @@ def layout(**_: object) -> html.Div:
         [
             page_header(
                 "Audit trail",
-                "Every event in the Merkle-tree ledger, newest first; signed checkpoints "
-                "and a full verification on demand.",
+                "Every event in the Merkle-tree ledger, newest first, each with its full "
+                "event and inclusion proof on click; signed checkpoints and a full "
+                "verification on demand.",
             ),
             dbc.Row(
                 [
@@ -139,16 +143,83 @@ def layout(**_: object) -> html.Div:
                                 "filter": True,
                                 "flex": 1,
                             },
+                            getRowId="params.data.sequence",
                             dashGridOptions={"pagination": True, "paginationPageSize": 20},
                             style={"height": "520px"},
                             className="ag-theme-alpine",
+                        ),
+                        html.P(
+                            "Click an entry for its full event and its inclusion proof.",
+                            className="text-muted small mt-1 mb-0",
                         ),
                     ]
                 ),
                 class_name="chart-card shadow-sm",
             ),
+            dbc.Modal(
+                [
+                    dbc.ModalHeader(dbc.ModalTitle(id="audit-entry-title")),
+                    dbc.ModalBody(id="audit-entry"),
+                ],  # fmt: skip
+                id="audit-entry-modal",
+                size="xl",
+                scrollable=True,
+                is_open=False,
+            ),
         ]
     )
+
+
+def _json_block(value: Any, component_id: str) -> html.Pre:
+    return html.Pre(
+        json.dumps(value, indent=2, sort_keys=True, default=str),
+        id=component_id,
+        className="mono small bg-light p-2 mb-0",
+        style={"maxHeight": "60vh", "overflow": "auto"},
+    )
+
+
+def entry_view(row: LedgerRow, proof: EntryProof) -> list[Any]:
+    """An entry's full event beside its inclusion proof, the proof's check on top."""
+    status = html.Div(
+        [
+            html.Span(
+                "Proof verified" if proof.ok else "No verified proof",
+                className="status-ok" if proof.ok else "status-bad",
+            ),
+            html.Span(f" · {proof.summary}"),
+        ],
+        id="audit-proof-status",
+        className="mb-2",
+    )
+    erased = (
+        [html.P(f"Erased (subject's key destroyed): {', '.join(row.erased)}", className="small")]
+        if row.erased
+        else []
+    )
+    proof_block = (
+        _json_block(proof.document, "audit-entry-proof")
+        if proof.document is not None
+        else html.P(
+            "The ledger sink signs a checkpoint every N entries or T seconds; the proof is "
+            "available once one covers this entry.",
+            id="audit-entry-proof",
+            className="text-muted small",
+        )
+    )
+    return [
+        status,
+        *erased,
+        dbc.Row(
+            [
+                dbc.Col(
+                    [html.H4("Event", className="h6"), _json_block(row.event, "audit-entry-event")],
+                    md=6,
+                ),
+                dbc.Col([html.H4("Inclusion proof", className="h6"), proof_block], md=6),
+            ]
+        ),
+    ]
 
 
 def _checkpoint_card(context: DashboardContext) -> Any:
@@ -194,6 +265,27 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
         rows = context.ledger.recent(where, limit=GRID_LIMIT)
         count = shown_count(len(rows), context.ledger.size(), limit=GRID_LIMIT)
         return [[grid_row(r) for r in rows], _checkpoint_card(context), count]
+
+    @app.callback(
+        [
+            Output("audit-entry-modal", "is_open"),
+            Output("audit-entry-title", "children"),
+            Output("audit-entry", "children"),
+        ],
+        Input("audit-grid", "cellClicked"),
+        prevent_initial_call=True,
+    )
+    def open_entry(clicked: Any) -> list[Any]:
+        ledger = context.ledger
+        try:
+            sequence = int(str((clicked or {}).get("rowId")))
+        except (TypeError, ValueError):
+            return [no_update, no_update, no_update]
+        row = None if ledger is None else ledger.entry(sequence)
+        if ledger is None or row is None:
+            return [True, f"Entry {sequence}", html.P("No such entry.", className="text-muted")]
+        title = f"Entry {row.sequence:,} · {row.event.get('type')}"
+        return [True, title, entry_view(row, ledger.proof(str(row.event.get("id"))))]
 
     @app.callback(
         Output("audit-verify-status", "children"),

@@ -7,16 +7,15 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-import dash
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, dcc, html, no_update
+from dash import Dash, Output, html
+from dash.development.base_component import Component
 
 from compliance.controls import FRAMEWORKS
-from compliance.pack import PackError
 from dashboard import figures
 from dashboard.context import DashboardContext
-from dashboard.evidence import PackRefused, control_rows, pack_zip, period_of
-from dashboard.exports import send_bytes
+from dashboard.evidence import control_rows, pack_url, period_of
+from dashboard.filters import DashboardFilters
 from dashboard.gate import current_user
 from dashboard.layout import FILTER_INPUTS, filters_of, graph, page_header, register_page
 from dashboard.users import may_export
@@ -81,36 +80,40 @@ def _tier_table() -> dbc.Table:
 
 
 CONTROL_COLUMNS = ("Framework", "Control", "Title", "Status", "Exceptions", "Rows")
-FILTER_STATES = [State(i.component_id, i.component_property) for i in FILTER_INPUTS]
+
+
+def _pack_link(framework: str, *, allowed: bool) -> Component:
+    label = f"Download {framework.upper()} pack"
+    link: Component
+    if not allowed:  # the server refuses the URL too (403): this only says so up front
+        link = dbc.Button(label, color="primary", outline=True, size="sm", class_name="me-2",
+                          disabled=True, id=f"compliance-pack-{framework}")  # fmt: skip
+        return link
+    link = html.A(
+        label,
+        id=f"compliance-pack-{framework}",
+        href=pack_url(framework, DashboardFilters()),
+        className="btn btn-outline-primary btn-sm me-2",
+    )
+    return link
 
 
 def _packs_card() -> dbc.Card:
     allowed = may_export(current_user().role)
-    buttons = [
-        dbc.Button(
-            f"Download {framework.upper()} pack",
-            id=f"compliance-pack-{framework}",
-            color="primary",
-            outline=True,
-            size="sm",
-            class_name="me-2",
-            disabled=not allowed,
-        )
-        for framework in FRAMEWORKS
-    ]
+    note = (
+        "The controls for the period and tenant of the filters, answered from the ledger as "
+        "far as its newest signed checkpoint. A pack holds every row with its inclusion "
+        "proof and a verify.py that checks it offline; each download is recorded as an "
+        "audit.evidence.downloaded event with the pack's digest (relayed to the ledger)."
+    )
+    if not allowed:
+        note += " Packs are for auditors and admins."
     return dbc.Card(
         dbc.CardBody(
             [
                 html.H3("Evidence packs", className="h6"),
-                html.P(
-                    "The controls for the period and tenant of the filters, answered from the "
-                    "ledger. A pack holds every row with its inclusion proof and a verify.py "
-                    "that checks it offline; `factorstream evidence` also records the pack's "
-                    "digest in the ledger.",
-                    className="text-muted small",
-                ),
-                html.Div(buttons + [dcc.Download(id="compliance-pack-download")], className="mb-2"),
-                dcc.Loading(html.Div(id="compliance-pack-status")),
+                html.P(note, className="text-muted small"),
+                html.Div([_pack_link(f, allowed=allowed) for f in FRAMEWORKS], className="mb-2"),
                 html.Div(id="compliance-controls"),
             ]
         ),
@@ -207,26 +210,9 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
         return _controls_table(rows)
 
     @app.callback(
-        [Output("compliance-pack-download", "data"), Output("compliance-pack-status", "children")],
-        [Input(f"compliance-pack-{framework}", "n_clicks") for framework in FRAMEWORKS],
-        FILTER_STATES,
-        prevent_initial_call=True,
+        [Output(f"compliance-pack-{framework}", "href") for framework in FRAMEWORKS],
+        FILTER_INPUTS,
     )
-    def download(*values: Any) -> list[Any]:
-        framework = str(dash.ctx.triggered_id).removeprefix("compliance-pack-")
-        filters = filters_of(*values[len(FRAMEWORKS) :])
-        ledger = context.ledger
-        if ledger is None:
-            return [no_update, dbc.Alert("No ledger database yet.", color="warning")]
-        now = context.now()
-        try:
-            name, content, digest = pack_zip(
-                current_user(), ledger, framework, period_of(filters, now=now), filters.tenant,
-                now=now,
-            )  # fmt: skip
-        except PackRefused as refused:
-            return [no_update, dbc.Alert(str(refused), color="danger", id="compliance-refused")]
-        except (PackError, ValueError) as error:
-            return [no_update, dbc.Alert(str(error), color="warning")]
-        note = dbc.Alert(f"{name}: SHA-256 of its manifest {digest}.", color="success")
-        return [send_bytes(content, name), note]
+    def pack_links(*values: Any) -> list[str]:
+        filters = filters_of(*values)
+        return [pack_url(framework, filters) for framework in FRAMEWORKS]

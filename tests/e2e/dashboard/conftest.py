@@ -90,9 +90,10 @@ class Served:
     downloads: Path
 
 
-def _demo_ledger(settings: Settings) -> None:
+def demo_ledger(settings: Settings) -> Ledger:
+    """The served ledger, opened with its keys (as the worker's ledger sink opens it)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(
+    return Ledger(
         ledger_engine(settings.ledger_database_url()),
         signing_key=load_signing_key(
             settings.key_file(settings.ledger.signing_key_file, "ledger-signing.pem")
@@ -102,6 +103,10 @@ def _demo_ledger(settings: Settings) -> None:
         ),
         checkpoint_every=100,
     )
+
+
+def _demo_ledger(settings: Settings) -> None:
+    ledger = demo_ledger(settings)
     ledger.migrate()
     ledger.append(demo_events(start=DEMO_START), now=datetime.now(UTC))
 
@@ -182,6 +187,18 @@ def chromium(downloads: Path) -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def fill_login(driver: Any, served: Served, user: NewUser, code: str) -> None:
+    """Open the dashboard, get redirected to /login, and submit ``user``'s sign-in."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(served.url + "/")
+    wait_for(lambda: "/login" in driver.current_url, what="the redirect to /login")
+    driver.find_element(By.ID, "name").send_keys(user.user.name)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "code").send_keys(code)
+    driver.find_element(By.ID, "sign-in").click()
 
 
 @pytest.fixture(scope="module")

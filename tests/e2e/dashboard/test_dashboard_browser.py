@@ -13,20 +13,15 @@ import pytest
 import sqlalchemy as sa
 
 from dashboard.users import NewUser
-from tests.e2e.dashboard.conftest import PAGES, PASSWORD, Served, wait_for, wait_for_page_data
+from tests.e2e.dashboard.conftest import (
+    PAGES,
+    Served,
+    fill_login,
+    wait_for,
+    wait_for_page_data,
+)
 from tests.e2e.dashboard.conftest import charts as _charts
 from verifiers.tables import lockout_states
-
-
-def _fill_login(driver: Any, served: Served, user: NewUser, code: str) -> None:
-    from selenium.webdriver.common.by import By
-
-    driver.get(served.url + "/")
-    wait_for(lambda: "/login" in driver.current_url, what="the redirect to /login")
-    driver.find_element(By.ID, "name").send_keys(user.user.name)
-    driver.find_element(By.ID, "password").send_keys(PASSWORD)
-    driver.find_element(By.ID, "code").send_keys(code)
-    driver.find_element(By.ID, "sign-in").click()
 
 
 def _failures(served: Served, user: NewUser) -> int:
@@ -43,7 +38,7 @@ def test_a_wrong_totp_code_is_refused_and_counted(
     from selenium.webdriver.common.by import By
 
     wrong = pyotp.TOTP(served.victim.secret).at(time.time() + 3600)  # a real code, wrong time
-    _fill_login(browser, served, served.victim, wrong)
+    fill_login(browser, served, served.victim, wrong)
     error = wait_for(lambda: browser.find_elements(By.ID, "login-error"), what="the error")
     assert "refused" in error[0].text
     browser.save_screenshot(str(screenshots / "login.png"))
@@ -59,7 +54,7 @@ def signed_in(browser: Any, served: Served) -> Any:
     from selenium.webdriver.common.by import By
 
     browser.delete_all_cookies()
-    _fill_login(browser, served, served.auditor, pyotp.TOTP(served.auditor.secret).now())
+    fill_login(browser, served, served.auditor, pyotp.TOTP(served.auditor.secret).now())
     wait_for(lambda: browser.find_elements(By.ID, "signed-in-user"), what="the dashboard")
     cookie = browser.get_cookie("factorstream_session")
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from audit.checkpoints import public_pem
-from audit.export import ExportFilter
+from audit.rows import ExportFilter
 from audit.tables import entries
 from audit.verify import check_proof_document
 from schemas.signing import check_producer

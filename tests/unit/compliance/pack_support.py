@@ -1,10 +1,10 @@
 """A ledger made in the test for evidence packs: privileged and ordinary sign-ins, with and
-without MFA, enrollments, a lockout, an erasure; and a venv that has only ``cryptography``."""
+without MFA, enrollments, a lockout, an erasure."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import re
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -122,17 +122,28 @@ def reader(data_dir: Path) -> Ledger:
     )
 
 
-def cryptography_only_python(root: Path) -> Path:
-    """A fresh venv with only ``cryptography`` (the project's pinned version), from the
-    local wheel cache; returns its python."""
-    from importlib.metadata import version
+def pdf_text(pdf: bytes) -> str:
+    """The text the PDF's content streams show (Flate-compressed or not)."""
+    shown = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.DOTALL):
+        try:
+            stream = zlib.decompress(stream)
+        except zlib.error:
+            pass
+        shown += re.findall(rb"\((.*?)\)\s*Tj", stream, re.DOTALL)
+    return " ".join(s.decode("latin-1").replace("\\(", "(").replace("\\)", ")") for s in shown)
 
-    wheels, venv = root / "wheels", root / "venv"
-    pinned = f"cryptography=={version('cryptography')}"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", pinned, "-d", str(wheels)],
-                   check=True)  # fmt: skip
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--find-links",
-                    str(wheels), "cryptography"], check=True)  # fmt: skip
-    return python
+
+def drop_row(evidence: Path, finding: str = "exception") -> None:
+    """Remove the first evidence row with ``finding`` from a pack's CSV (as a forger would)."""
+    lines = evidence.read_text().splitlines(keepends=True)
+    dropped = next(i for i, line in enumerate(lines) if f",{finding}," in line)
+    evidence.write_text("".join(lines[:dropped] + lines[dropped + 1 :]))
+
+
+def swap_files(a: Path, b: Path) -> tuple[str, str]:
+    """Swap two files' contents (two proofs, as a forger would); their former texts."""
+    a_text, b_text = a.read_text(), b.read_text()
+    a.write_text(b_text)
+    b.write_text(a_text)
+    return a_text, b_text

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import ast
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from compliance.controls import Evidence, LedgerEvent, evaluate
+from compliance.controls import ControlResult, Evidence, LedgerEvent, evaluate
 from compliance.periods import PeriodError, between, parse_period
 from schemas import encode
-from tests.unit.compliance.pack_support import T0, scenario
+from schemas import payloads as p
+from schemas.fields import LockoutScope, Outcome, PolicyTier
+from tests.unit.compliance.pack_support import T0, Scenario, scenario
 
 
 def _evidence() -> Evidence:
@@ -99,3 +101,57 @@ def test_compliance_imports_only_analytics_audit_schemas() -> None:
             for name in names:
                 top = name.split(".")[0]
                 assert top not in ours - allowed, f"{path} imports {name}"
+
+
+def _lock(s: Scenario, subject: str, *, scope: LockoutScope, minutes: int | None) -> None:
+    s.add(
+        p.LockoutApplied(
+            scope=scope, reason="max_failures", failures=5, policy_tier=PolicyTier.CUSTOMER,
+            locked_until=None if minutes is None else s.at + timedelta(minutes=minutes),
+            permanent=minutes is None,
+        ),
+        subject, f"lock-{subject}-{len(s.events)}",
+    )  # fmt: skip
+
+
+def _lockout_control(s: Scenario) -> ControlResult:
+    rows = [LedgerEvent(i, msgspec.json.decode(encode(e))) for i, e in enumerate(s.events)]
+    (_, _, control) = evaluate("soc2", Evidence(period=rows, enrollments=[], erased=frozenset()))
+    return control
+
+
+def test_a_step_granted_while_a_subject_lock_was_in_force_is_a_cc6_6_exception() -> None:
+    s = Scenario()
+    _lock(s, "in-lock", scope=LockoutScope.SUBJECT, minutes=30)
+    s.sign_in("in-lock", "l-a", tier=PolicyTier.CUSTOMER, mfa=True)  # 7 s later: still locked
+    _lock(s, "expired", scope=LockoutScope.SUBJECT, minutes=1)
+    s.at += timedelta(minutes=5)
+    s.sign_in("expired", "l-b", tier=PolicyTier.CUSTOMER, mfa=True)  # after the lock ended
+    _lock(s, "cleared", scope=LockoutScope.SUBJECT, minutes=30)
+    s.add(p.LockoutCleared(scope=LockoutScope.SUBJECT, reason="administrator"), "cleared", "c")
+    s.sign_in("cleared", "l-c", tier=PolicyTier.CUSTOMER, mfa=True)  # unlocked by an admin
+    _lock(s, "factor", scope=LockoutScope.FACTOR, minutes=30)
+    s.sign_in("factor", "l-d", tier=PolicyTier.CUSTOMER, mfa=True)  # only one factor locked
+    _lock(s, "forever", scope=LockoutScope.SUBJECT, minutes=None)
+    s.at += timedelta(days=300)
+    s.sign_in("forever", "l-e", tier=PolicyTier.CUSTOMER, mfa=False)  # a permanent lock
+    control = _lockout_control(s)
+    found = sorted((r.subject, r.type) for r in control.exceptions)
+    assert found == [
+        ("forever", "auth.login.attempted"),
+        ("in-lock", "auth.login.attempted"),
+        ("in-lock", "mfa.verification.succeeded"),
+    ]
+    assert control.status == "not met"
+    assert "3 steps granted while locked" in control.answer
+    assert all("while locked (lock of entry" in r.detail for r in control.exceptions)
+
+
+def test_locks_enforced_meet_cc6_6() -> None:
+    s = Scenario()
+    _lock(s, "cust-9", scope=LockoutScope.SUBJECT, minutes=5)
+    s.add(p.LoginAttempted(outcome=Outcome.FAILURE, method="password", reason="locked_out"),
+          "cust-9", "l-x")  # fmt: skip
+    control = _lockout_control(s)
+    assert control.status == "met" and not control.exceptions
+    assert [r.finding for r in control.rows] == ["record"]

@@ -177,3 +177,17 @@ def test_the_signed_bytes_are_what_the_catalogue_documents() -> None:
         [raw(json.dumps(document).encode(), key=kafka_key(unsigned), headers=structured_headers())]
     )
     assert out.dead_lettered == 0, _dlq_headers(out.emits[0])
+
+
+def test_a_dashboard_s_pack_download_passes_ingest_but_an_issued_pack_is_forged() -> None:
+    """The dashboard records the packs it hands out as ``audit.evidence.downloaded`` in
+    its outbox (it holds no key); ingest forwards it to the ledger sink. The same fields
+    claimed as ``audit.evidence.issued`` (what only ``factorstream evidence`` appends to
+    the ledger itself) are refused from the topic."""
+    downloaded = sample_event("audit.evidence.downloaded", subject="dashboard-user-1")
+    out = ingest(downloaded)
+    assert out.dead_lettered == 0 and [e.role for e in out.emits] == [INGESTED]
+    assert (
+        "derived by the pipeline"
+        in refused(sample_event("audit.evidence.issued"))["factorstream.dlq.reason"]
+    )
