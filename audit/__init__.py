@@ -1,4 +1,4 @@
-"""audit: the compliance ledger — a verifiable Merkle-tree audit trail (DESIGN.md, Ledger).
+"""audit: the compliance ledger — a verifiable Merkle-tree audit trail (docs/design.md).
 
 * :mod:`audit.ledger` — :class:`~audit.ledger.Ledger` (append, checkpoints, prove,
   consistency, verify, erase, rows) and :func:`~audit.ledger.open_ledger`;

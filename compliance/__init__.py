@@ -1,5 +1,5 @@
 """compliance: evidence packs — SOC 2, HIPAA and GDPR questions answered from the ledger's
-events, every row with an inclusion proof against a signed checkpoint (DESIGN.md).
+events, every row with an inclusion proof against a signed checkpoint (docs/design.md).
 
 * :mod:`compliance.periods` — ``2026-Q3``, ``2026-11``, ``2026`` or explicit bounds;
 * :mod:`compliance.controls` — the controls, pure functions over ledger rows;

@@ -1,6 +1,6 @@
 """The Faust app: topics and tables declared once, the engine and the sinks wired, the API.
 
-Data flow (DESIGN.md; the stages: ``streams/stages.py``, the engine: ``streams/engine.py``)::
+Data flow (docs/design.md; the stages: ``streams/stages.py``, the engine: ``streams/engine.py``)::
 
     <topics.events> ──ingest──> <topics.dlq>                 (failures, with the reason)
                       │ decode once, enrich (streams/enrich.py)

@@ -13,7 +13,7 @@ Every ceremony step runs inside :meth:`VerifierStore.step`. The step
    the events together.
 
 The verifier does not publish the fold's derived ``lockout.*`` events: the stream runs
-the same fold over the same log and is their system of record (DESIGN.md, Lockout).
+the same fold over the same log and is their system of record (docs/design.md, "The guarantees").
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 from compliance.pack import write_pack
 from compliance.periods import parse_period
 from compliance.retention import StoreRetention, retention_rows
-from tests.unit.compliance.pack_support import build_ledger, cryptography_only_python, reader
-from tests.unit.compliance.test_pack import run_verify
+from tests.offline_python import run_verify
+from tests.unit.compliance.pack_support import build_ledger, reader
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -61,7 +61,9 @@ def test_the_finding_says_what_was_found() -> None:
     assert "in the future" in _store(oldest=NOW, newest=NOW + 30 * DAY).finding(NOW)
 
 
-def test_the_gdpr_pack_lists_each_store_and_verifies_offline(tmp_path: Path) -> None:
+def test_the_gdpr_pack_lists_each_store_and_verifies_offline(
+    tmp_path: Path, bare_python: Path
+) -> None:
     data = tmp_path / "ledger"
     data.mkdir()
     build_ledger(data)
@@ -93,7 +95,7 @@ def test_the_gdpr_pack_lists_each_store_and_verifies_offline(tmp_path: Path) -> 
     assert "Retention of personal data" in report and "1 exceptions" in report
     assert '<tr class="exception"><td>lake</td>' in report
     assert "retention.json" in json.loads((out / "manifest.json").read_text())["files"]
-    python = cryptography_only_python(tmp_path / "bare")
+    python = bare_python
     assert run_verify(python, out).returncode == 0
     (out / "retention.json").write_text(json.dumps([{**written[1], "status": "within policy"}]))
     assert run_verify(python, out).returncode != 0  # a retouched retention table is refused

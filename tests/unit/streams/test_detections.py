@@ -522,7 +522,7 @@ FORBIDDEN_CALLS = {"now", "utcnow", "today", "environ", "getenv"}
     ids=lambda path: path.name,
 )
 def test_folds_import_no_io_and_never_read_the_clock(path: Path) -> None:
-    """DESIGN.md, "The house": no faust, Kafka, DuckDB, Dash, os.environ or clock here."""
+    """docs/design.md, "The house": no faust, Kafka, DuckDB, Dash, os.environ or clock here."""
     tree = ast.parse(path.read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
