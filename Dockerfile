@@ -50,7 +50,7 @@ USER 10001:10001
 WORKDIR /data
 VOLUME ["/data"]
 # the worker's lockout API and probes, the MFA service, the HTTP ingest, the dashboard,
-# the relay's and the alerts' probes
-EXPOSE 6066 8070 8071 8050 9101 9102
+# the relay's, the alerts' and the sinks' probes
+EXPOSE 6066 8070 8071 8050 9101 9102 9103
 ENTRYPOINT ["factorstream"]
 CMD ["--help"]

@@ -208,6 +208,18 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
+    sink_probes_host: str = Field(
+        "127.0.0.1",
+        description="Interface of `factorstream sink ledger|lake`'s `/health`, `/ready` and "
+        "`/metrics` (docs/metrics.md).",
+    )
+    sink_probes_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of `factorstream sink ledger|lake`'s `/health`, `/ready` and "
+        "`/metrics` (docs/metrics.md); unset: not served.",
+    )
     api_token_file: Path | None = Field(
         None,
         description="File holding the bearer token the lockout API requires of every request "
