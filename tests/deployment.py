@@ -22,6 +22,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 
+ANY_INTERFACE = "0.0.0.0"  # noqa: S104 - what a process in a container must bind
 FROM_SECRET = "<from a Secret>"
 """What a Kubernetes ``valueFrom`` stands for here: a value the cluster fills in."""
 

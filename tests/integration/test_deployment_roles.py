@@ -6,14 +6,17 @@ virtualenv: its COPY lines lay out a source tree, its two ``RUN pip install`` li
 processes start through its ENTRYPOINT (``factorstream``), with its ENV, as its USER
 (uid 10001, via ``setpriv`` when the tests run as root), in its WORKDIR.
 
-Each service's command then runs with the environment the compose file gives it, against
-the session's Kafka broker and PostgreSQL server (``tests/kafka_broker.py``,
-``tests/postgres.py``). Rewritten, and only these: host names (``kafka``, ``postgres``)
-to the test servers' addresses, ``/data`` and ``/run/secrets`` to temporary directories,
-a compose port that is taken on this machine to a free one, and, so that nothing of
-another test's is read or joined on the shared broker, the consumer group (app id) and
-topic names to names of this module's own. The process must get healthy as the compose
-health check (run as Docker would) says, and stop with exit 0 on SIGTERM.
+Then ``docker compose up``: the one-shot topic set-up, then every other service at once
+(the default ones and the alerts), each with the environment the compose file gives it,
+against the session's Kafka broker and PostgreSQL server (``tests/kafka_broker.py``,
+``tests/postgres.py``), all sharing one data directory as they share the data volume.
+Rewritten, and only these: host names (``kafka``, ``postgres``, a worker's own name) to
+the test servers' addresses, ``/data`` and ``/run/secrets`` to temporary directories, a
+port another role already has (the sinks each listen on 9103 in their own container) or
+that is taken on this machine to a free one, and, so that nothing of another test's is
+read or joined on the shared broker, the consumer group (app id) and topic names to names
+of this module's own. Each role must pass its compose health check (run as Docker runs
+it) and stop with exit 0 on SIGTERM.
 
 The lock step runs in the fresh virtualenv over the packages the suite's own virtualenv
 installed from the same lock (a ``.pth`` file): pip checks that every pin is satisfied and
@@ -34,12 +37,11 @@ import sys
 import sysconfig
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import sqlalchemy as sa
@@ -48,6 +50,7 @@ from sqlalchemy.engine import make_url
 from factorstream.localkafka import admin_client, free_port
 from factorstream.settings import TopicSettings
 from tests.deployment import (
+    ANY_INTERFACE,
     ROOT,
     compose_environment,
     dockerfile_instructions,
@@ -56,7 +59,6 @@ from tests.deployment import (
     factorstream_services,
 )
 from tests.kafka_broker import KafkaBroker
-from tests.support import wait_for
 
 SOURCE = "/src"
 """Where the Dockerfile's build stage lays out the project."""
@@ -122,7 +124,8 @@ def image() -> Iterator[Image]:
         source = _lay_out_sources(root / "build")
         venv = root / "opt" / "factorstream"
         _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-        site = Path(_run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())  # fmt: skip
+        purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        site = Path(_run([str(venv / "bin" / "python"), "-c", purelib]).stdout.strip())
         (site / "suite-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         installs = [
             shlex.split(i.arguments)
@@ -162,9 +165,12 @@ def test_the_installed_image_runs_from_its_own_copy(image: Image) -> None:
     )
     assert Path(found.stdout.strip()).is_relative_to(image.venv)
     data = image.root / "help-data"
-    env = {k: v.replace("$PATH", SYSTEM_PATH).replace("/data", str(data)) for k, v in image.env.items()}  # fmt: skip
-    help_text = _run(image.command(["--help"]), cwd=image.root, env=env)
-    assert "worker" in help_text.stdout and "ingest" in help_text.stdout
+    env = {
+        key: value.replace("$PATH", SYSTEM_PATH).replace("/data", str(data))
+        for key, value in image.env.items()
+    }
+    help_text = _run(image.command(["kafka", "--help"]), cwd=image.root, env=env)
+    assert "topics" in help_text.stdout and "grant" in help_text.stdout
 
 
 # -- the roles --------------------------------------------------------------------------------
@@ -182,6 +188,8 @@ class Deployment:
     app_id: str
     topics: TopicSettings
     alerts_port: int
+    ports: set[int] = field(default_factory=set)
+    """Ports handed to the roles so far."""
 
 
 def _owned_dir(path: Path, image: Image) -> Path:
@@ -192,9 +200,7 @@ def _owned_dir(path: Path, image: Image) -> Path:
 
 
 @pytest.fixture(scope="module")
-def deployment(
-    image: Image, kafka_broker: KafkaBroker, postgres_url: str
-) -> Iterator[Deployment]:
+def deployment(image: Image, kafka_broker: KafkaBroker, postgres_url: str) -> Iterator[Deployment]:
     url = make_url(postgres_url)
     engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     init = (ROOT / "deploy" / "compose" / "postgres-init.sql").read_text()
@@ -223,12 +229,17 @@ def deployment(
     )
 
 
-def _free_or_other(port: int) -> int:
+def _free_or_other(port: int, taken: set[int]) -> int:
+    """``port``, unless another role of this test has it or it is in use on this machine
+    (the containers each have their own; here they share one): then a free one."""
     with contextlib.closing(socket.socket()) as probe:
         try:
-            probe.bind(("0.0.0.0", port))
+            probe.bind((ANY_INTERFACE, port))
         except OSError:
-            return free_port()
+            port = free_port()
+    while port in taken:
+        port = free_port()
+    taken.add(port)
     return port
 
 
@@ -250,85 +261,113 @@ def role_environment(name: str, deployment: Deployment) -> tuple[dict[str, str],
         value = value.replace("/run/secrets", str(deployment.secrets))
         if value == "kafka:9092":
             value = deployment.kafka
+        if key.endswith("__WEB_HOST") and value in factorstream_services():
+            value = "127.0.0.1"  # the name other workers reach this one by
         if value == "/data" or value.startswith("/data/"):
             value = str(deployment.data) + value[len("/data") :]
-        if key.endswith(("__PORT", "__PROBES_PORT", "__WEB_PORT")):
-            moved[int(value)] = _free_or_other(int(value))
+        if key.startswith("FACTORSTREAM_") and key.endswith("_PORT"):
+            moved[int(value)] = _free_or_other(int(value), deployment.ports)
             value = str(moved[int(value)])
         return value
 
     environment = {key: rewrite(key, value) for key, value in environment.items()}
     environment.setdefault("LANG", "C.UTF-8")
     if name.startswith("worker") and "FACTORSTREAM_STREAM__WEB_PORT" not in environment:
-        moved[6066] = _free_or_other(6066)  # the worker's default port, as the image has it
+        moved[6066] = _free_or_other(
+            6066, deployment.ports
+        )  # the worker's default port, as the image has it
         environment["FACTORSTREAM_STREAM__WEB_PORT"] = str(moved[6066])
     environment["FACTORSTREAM_STREAM__APP_ID"] = deployment.app_id  # isolation, see above
-    for field in ("events", "dlq", "lockouts", "anomalies", "checkpoints"):
-        environment[f"FACTORSTREAM_TOPICS__{field.upper()}"] = getattr(deployment.topics, field)
+    for topic in ("events", "dlq", "lockouts", "anomalies", "checkpoints"):
+        environment[f"FACTORSTREAM_TOPICS__{topic.upper()}"] = getattr(deployment.topics, topic)
     environment["FACTORSTREAM_ALERTS__DEAD_LETTER_TOPIC"] = f"{deployment.topics.events}.alerts"
     return environment, moved
 
 
+@dataclass
+class Role:
+    """One compose service's process, outside its container."""
+
+    name: str
+    process: subprocess.Popen[str]
+    environment: dict[str, str]
+    moved: dict[int, int]
+    log: IO[str]
+    healthy_after: float | None = None
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+
 @contextlib.contextmanager
-def running(name: str, deployment: Deployment) -> Iterator[tuple[subprocess.Popen[str], dict[str, str], dict[int, int]]]:  # fmt: skip
+def running(name: str, deployment: Deployment) -> Iterator[Role]:
     environment, moved = role_environment(name, deployment)
     command = deployment.image.command(factorstream_services()[name]["command"])
     workdir = deployment.data if deployment.image.workdir == "/data" else deployment.image.root
-    log = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(  # noqa: S603
-        command, env=environment, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        yield process, environment, moved
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-        log.seek(0)
-        output = log.read()
-        log.close()
-        print(f"--- {name} ---\n{output}")
+    with tempfile.TemporaryFile(mode="w+") as log:
+        process = subprocess.Popen(  # noqa: S603
+            command, env=environment, cwd=workdir, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            yield Role(name, process, environment, moved, log)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
-def _stop(process: subprocess.Popen[str]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=45)
-
-
-def _healthcheck(name: str, environment: dict[str, str], moved: dict[int, int]) -> bool:
+def _healthcheck(role: Role) -> bool:
     """The compose health check, run as Docker runs it (exec form, the container's PATH)."""
-    test = factorstream_services()[name]["healthcheck"]["test"]
+    test = factorstream_services()[role.name]["healthcheck"]["test"]
     assert test[0] == "CMD"
-    command = [re.sub(r":(\d+)/", lambda m: f":{moved.get(int(m[1]), int(m[1]))}/", w) for w in test[1:]]  # fmt: skip
-    executable = shutil.which(command[0], path=environment["PATH"])
+    command = [
+        re.sub(r":(\d+)/", lambda m: f":{role.moved.get(int(m[1]), int(m[1]))}/", word)
+        for word in test[1:]
+    ]
+    executable = shutil.which(command[0], path=role.environment["PATH"])
     assert executable, f"{command[0]} is not on the image's PATH"
     checked = subprocess.run(  # noqa: S603
-        [executable, *command[1:]], env=environment, capture_output=True, timeout=10, check=False
+        [executable, *command[1:]],
+        env=role.environment,
+        capture_output=True,
+        timeout=10,
+        check=False,
     )
     return checked.returncode == 0
 
 
 @pytest.fixture(scope="module")
-def topics_created(deployment: Deployment) -> None:
-    """The one-shot `topics` service, before every other (compose: depends_on)."""
-    with running("topics", deployment) as (process, _, _):
-        assert process.wait(timeout=90) == 0
+def pipeline(deployment: Deployment) -> Iterator[dict[str, Role]]:
+    """``docker compose up``: the one-shot topic set-up first (the others depend on it
+    completing), then every other role at once, each until its health check passes."""
+    with running("topics", deployment) as topics:
+        assert topics.process.wait(timeout=90) == 0, topics.output()
     with admin_client(deployment.kafka) as client:
-        existing = set(client.list_topics())
-    assert set(deployment.topics.partitions()) <= existing
+        assert set(deployment.topics.partitions()) <= set(client.list_topics())
+    with contextlib.ExitStack() as stack:
+        roles = {name: stack.enter_context(running(name, deployment)) for name in LONG_RUNNING}
+        started, waiting = time.monotonic(), set(roles)
+        while waiting and time.monotonic() < started + 180:
+            for name in sorted(waiting):
+                role = roles[name]
+                if role.process.poll() is None and not _healthcheck(role):
+                    continue
+                if role.process.poll() is None:
+                    role.healthy_after = time.monotonic() - started
+                waiting.discard(name)
+            time.sleep(0.5)
+        yield roles
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)
-def test_each_role_gets_healthy_and_stops_cleanly(
-    name: str, deployment: Deployment, topics_created: None
-) -> None:
-    with running(name, deployment) as (process, environment, moved):
-        started = time.monotonic()
-        wait_for(
-            lambda: process.poll() is not None or _healthcheck(name, environment, moved),
-            timeout=120,
-            what=f"{name} healthy",
-        )
-        assert process.poll() is None, f"{name} exited with {process.returncode}"
-        print(f"{name}: healthy after {time.monotonic() - started:.1f} s")
-        assert _stop(process) == 0, f"{name} did not stop cleanly on SIGTERM"
+def test_each_role_gets_healthy_and_stops_cleanly(name: str, pipeline: dict[str, Role]) -> None:
+    role = pipeline[name]
+    assert role.healthy_after is not None, (
+        f"{name} never passed its health check (exit code {role.process.poll()}):\n" + role.output()
+    )
+    print(f"{name}: healthy {role.healthy_after:.1f} s after the start of all roles")
+    role.process.send_signal(signal.SIGTERM)
+    assert role.process.wait(timeout=45) == 0, (
+        f"{name} did not stop cleanly on SIGTERM:\n{role.output()}"
+    )

@@ -24,6 +24,7 @@ from factorstream.settings import (
     unknown_environment,
 )
 from tests.deployment import (
+    ANY_INTERFACE,
     FROM_SECRET,
     ROOT,
     Container,
@@ -122,10 +123,15 @@ def test_the_image_copies_every_package_the_project_installs() -> None:
         for i in dockerfile_instructions()
         if i.keyword == "COPY" and "--from" not in i.arguments
     }
-    included = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+    included = {
+        p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    }
     assert included <= copied, f"not copied into the image: {sorted(included - copied)}"
     assert {"pyproject.toml", "requirements.lock"} <= copied | {
-        word for i in dockerfile_instructions() if i.keyword == "COPY" for word in i.arguments.split()
+        word
+        for i in dockerfile_instructions()
+        if i.keyword == "COPY"
+        for word in i.arguments.split()
     }
 
 
@@ -199,7 +205,7 @@ def test_probes_and_published_ports_are_where_the_process_listens(
         assert "healthcheck" not in service and "ports" not in service
         return
     bind, port = (setting(settings, dotted) for dotted in probed)
-    assert bind == "0.0.0.0", f"{name}: binds {bind}: unreachable from outside its container"
+    assert bind == ANY_INTERFACE, f"{name}: binds {bind}: unreachable from outside its container"
     for published in service.get("ports", []):
         host_ip, host_port, container_port = str(published).split(":")
         assert int(container_port) == port, f"{name}: publishes {container_port}, listens {port}"
@@ -321,7 +327,7 @@ def test_probes_are_where_the_process_listens(
         return
     settings = container_settings(container, monkeypatch)
     bind, port = (setting(settings, dotted) for dotted in probed)
-    assert bind == "0.0.0.0"
+    assert bind == ANY_INTERFACE
     assert [p["containerPort"] for p in container.spec["ports"]] == [port]
     ready, alive = container.spec["readinessProbe"], container.spec["livenessProbe"]
     assert ready["httpGet"] == {"path": "/ready", "port": port}
@@ -388,9 +394,10 @@ def test_the_users_have_the_grants_of_the_pipeline() -> None:
     for user in ("factorstream-worker", "factorstream-service", "factorstream-auditor"):
         mine = {g for g in expected if g.principal == f"User:{user}"}
         assert strimzi_grants(user) == mine, user
-    assert "factorstream-admin" in strimzi("Kafka")["factorstream"]["spec"]["kafka"][
-        "authorization"
-    ]["superUsers"]
+    assert (
+        "factorstream-admin"
+        in strimzi("Kafka")["factorstream"]["spec"]["kafka"]["authorization"]["superUsers"]
+    )
 
 
 @pytest.mark.parametrize("container", CONTAINERS, ids=lambda c: c.workload)
