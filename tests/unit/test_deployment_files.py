@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from factorstream.cli.worker import ROLES
 from factorstream.kafka_access import AclGrant, pipeline_acls
 from factorstream.settings import (
     ENV_PREFIX,
@@ -184,6 +185,19 @@ def test_each_service_runs_a_real_command_with_real_settings(
     assert settings.data_dir == Path("/data")
 
 
+def test_the_roles_named_are_roles() -> None:
+    """`sink NAME` and `worker --role NAME` check their NAME when they run, not when they
+    parse: a misspelled one would only show in a container that keeps restarting."""
+    commands = [s["command"] for s in factorstream_services().values()]
+    commands += [c.spec["args"] for c in CONTAINERS]
+    for command in commands:
+        if command[0] == "sink":
+            assert command[1] in set(ROLES) - {"folds"}, command
+        if command[0] == "worker":
+            named = [command[i + 1] for i, word in enumerate(command) if word == "--role"]
+            assert named and set(named) <= set(ROLES), command
+
+
 def test_a_misspelled_command_or_option_is_caught() -> None:
     with pytest.raises(NoSuchCommand, match="no-such-option"):
         cli_command(["sink", "ledger", "--no-such-option"])
@@ -257,6 +271,50 @@ def test_a_second_worker_is_a_distinct_member_of_the_same_group(
         {v.split(":")[0] for v in s["volumes"] if v.endswith(":/data/streams")} for s in (one, two)
     ]
     assert all(len(s) == 1 for s in state) and state[0] != state[1], "one state volume each"
+
+
+def test_kafka_is_the_pinned_apache_image_in_kraft_mode() -> None:
+    kafka = compose_services()["kafka"]
+    env = kafka["environment"]
+    assert kafka["image"].split("@")[0] == f"apache/kafka:{KAFKA_VERSION}"  # as `kafka up`
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # the `topics` service makes them
+    assert len(env["CLUSTER_ID"]) == 22
+    assert env["KAFKA_LOG_DIRS"] in {volume.split(":")[1] for volume in kafka["volumes"]}
+    assert kafka["healthcheck"]["test"]
+
+
+def test_postgres_is_healthchecked_persistent_and_has_every_database() -> None:
+    postgres = compose_services()["postgres"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    (init,) = [v for v in postgres["volumes"] if "docker-entrypoint-initdb.d" in v]
+    created = set(re.findall(r"CREATE DATABASE (\w+)", (ROOT / init.split(":")[0]).read_text()))
+    named = {
+        url.rsplit("/", 1)[1]
+        for service in factorstream_services().values()
+        for key, url in compose_environment(service, COMPOSE_VARIABLES).items()
+        if "postgres:5432" in url
+    }
+    assert named == created | {postgres["environment"]["POSTGRES_DB"]}
+
+
+USES_POSTGRES = [["sink", "ledger"], ["relay"], ["serve"], ["ingest", "serve"], ["dashboard"]]
+NOT_KAFKA_CLIENTS = [["serve"], ["dashboard"]]  # the service's stream view is off
+
+
+def test_each_role_waits_for_what_it_needs() -> None:
+    """A healthy PostgreSQL before a process that uses it, a completed topic set-up (after
+    a healthy Kafka) before a Kafka client."""
+    assert compose_services()["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    for name, service in factorstream_services().items():
+        needs, command = service.get("depends_on", {}), service["command"]
+        if command in USES_POSTGRES:
+            assert needs["postgres"]["condition"] == "service_healthy", name
+        if command not in NOT_KAFKA_CLIENTS and name != "topics":
+            assert needs["topics"]["condition"] == "service_completed_successfully", name
 
 
 def test_dependencies_name_services_of_the_file() -> None:
