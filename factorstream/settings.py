@@ -210,15 +210,15 @@ class StreamSettings(BaseModel):
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
     sink_probes_host: str = Field(
         "127.0.0.1",
-        description="Interface of `factorstream sink ledger|lake`'s `/health`, `/ready` and "
-        "`/metrics` (docs/metrics.md).",
+        description="Interface of the sinks' (`factorstream sink ledger`, `sink lake`) "
+        "`/health`, `/ready` and `/metrics` (docs/metrics.md).",
     )
     sink_probes_port: int | None = Field(
         None,
         ge=1,
         le=65535,
-        description="Port of `factorstream sink ledger|lake`'s `/health`, `/ready` and "
-        "`/metrics` (docs/metrics.md); unset: not served.",
+        description="Port of the sinks' (`factorstream sink ledger`, `sink lake`) `/health`, "
+        "`/ready` and `/metrics` (docs/metrics.md); unset: not served.",
     )
     api_token_file: Path | None = Field(
         None,
