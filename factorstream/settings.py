@@ -508,6 +508,11 @@ class DashboardSettings(BaseModel):
         description="Secret that signs session cookies (default: `keys/dashboard-session.key` "
         "in data_dir, created on first use).",
     )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="Key that encrypts the users' TOTP secrets in the users' database "
+        "(default: `keys/dashboard-secrets.key` in data_dir, created on first use, mode 0600).",
+    )
     session_lifetime_s: float = Field(
         8 * 3600.0, gt=0, description="A session ends this long after sign-in."
     )
