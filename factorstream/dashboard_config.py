@@ -15,7 +15,7 @@ def dashboard_config(settings: Settings) -> DashboardConfig:
     return DashboardConfig(
         data_dir=settings.data_dir,
         users_database_url=settings.dashboard_database_url(),
-        secrets_key_file=settings.key_file(None, "dashboard-secrets.key"),
+        secrets_key_file=settings.key_file(board.secrets_key_file, "dashboard-secrets.key"),
         session_secret_file=settings.key_file(board.session_secret_file, "dashboard-session.key"),
         session_lifetime=timedelta(seconds=board.session_lifetime_s),
         secure_cookies=board.secure_cookies,

@@ -201,6 +201,18 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
+    sink_probes_host: str = Field(
+        "127.0.0.1",
+        description="Interface of the sinks' (`factorstream sink ledger`, `sink lake`) "
+        "`/health`, `/ready` and `/metrics` (docs/metrics.md).",
+    )
+    sink_probes_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port of the sinks' (`factorstream sink ledger`, `sink lake`) `/health`, "
+        "`/ready` and `/metrics` (docs/metrics.md); unset: not served.",
+    )
     api_token_file: Path | None = Field(
         None,
         description="File holding the bearer token the lockout API requires of every request "
@@ -609,6 +621,11 @@ class DashboardSettings(BaseModel):
         None,
         description="Secret that signs session cookies (default: `keys/dashboard-session.key` "
         "in data_dir, created on first use).",
+    )
+    secrets_key_file: Path | None = Field(
+        None,
+        description="Key that encrypts the users' TOTP secrets in the users' database "
+        "(default: `keys/dashboard-secrets.key` in data_dir, created on first use, mode 0600).",
     )
     session_lifetime_s: float = Field(
         8 * 3600.0, gt=0, description="A session ends this long after sign-in."

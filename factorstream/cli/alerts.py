@@ -184,12 +184,14 @@ async def _run(
     only: tuple[str, ...],
     metrics: AlertMetrics | None = None,
 ) -> None:
-    from alerts.host import run_alerts
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+    # imported after: the probes already say ready, and a stop during this import (about
+    # a second) must stop cleanly, not interrupt it
+    from alerts.host import run_alerts
+
     await run_alerts(
         config,
         consumer_config=kafka_config,

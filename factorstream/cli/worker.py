@@ -90,7 +90,32 @@ def sink(
         f"sink [bold]{group}[/] on {kafka.describe()}: every event of {', '.join(topics)}"
     )
     limit_kafka_client_logs()
-    asyncio.run(_serve_sink(settings, name, group, topics))
+    with _sink_probes(settings, name):
+        asyncio.run(_serve_sink(settings, name, group, topics))
+
+
+def _sink_probes(settings: Settings, name: str) -> contextlib.AbstractContextManager[object]:
+    """``/health``, ``/ready`` (a broker answers; the ledger's database too) and
+    ``/metrics`` on ``stream.sink_probes_port`` (unset: nothing)."""
+    stream = settings.stream
+    if stream.sink_probes_port is None:
+        return contextlib.nullcontext()
+    from factorstream.metrics import ProbeServer, broker_answers, database_answers, metrics_registry
+
+    servers = settings.kafka().servers
+    database = database_answers(settings.ledger_database_url()) if name == "ledger" else None
+
+    def ready() -> dict[str, bool]:
+        checks = {"broker": broker_answers(servers)}
+        if database is not None:
+            checks["database"] = database()
+        return checks
+
+    server = ProbeServer(
+        stream.sink_probes_host, stream.sink_probes_port, ready=ready, registry=metrics_registry()
+    )
+    console.print(f"probes on http://{stream.sink_probes_host}:{server.port}/ready, /metrics")
+    return server
 
 
 async def _serve_sink(settings: Settings, name: str, group: str, topics: list[str]) -> None:

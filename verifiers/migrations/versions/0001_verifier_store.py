@@ -17,17 +17,21 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    op.create_table(
-        "outbox_events",
-        sa.Column("seq", BigId, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
-        sa.Column("partition_key", sa.String(193), nullable=False),
-        sa.Column("event_type", sa.String(64), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", Timestamp, nullable=False),
-        sa.Column("sent_at", Timestamp, nullable=True),
-    )
-    op.create_index("ix_outbox_events_unsent", "outbox_events", ["sent_at", "seq"])
+    # a relay that reached the database first made the outbox already (``Outbox.create``,
+    # the same table and index: verifiers/publish.py), as a deployment starting its
+    # processes together may have it; the store adopts it
+    if not sa.inspect(op.get_bind()).has_table("outbox_events"):
+        op.create_table(
+            "outbox_events",
+            sa.Column("seq", BigId, primary_key=True, autoincrement=True),
+            sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+            sa.Column("partition_key", sa.String(193), nullable=False),
+            sa.Column("event_type", sa.String(64), nullable=False),
+            sa.Column("value", sa.LargeBinary(), nullable=False),
+            sa.Column("created_at", Timestamp, nullable=False),
+            sa.Column("sent_at", Timestamp, nullable=True),
+        )
+        op.create_index("ix_outbox_events_unsent", "outbox_events", ["sent_at", "seq"])
     op.create_table(
         "enrollments",
         sa.Column("id", sa.String(64), primary_key=True),
