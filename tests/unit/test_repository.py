@@ -108,7 +108,7 @@ def test_the_lock_file_pins_what_pyproject_pins_each_with_hashes() -> None:
         assert match, f"{requirement}: pyproject.toml pins every dependency with =="
         name, version = match.groups()
         key = re.sub(r"[-_.]+", "-", name).lower()
-        assert key in locked, f"{name} is not in requirements.lock: run pip-compile (README)"
+        assert key in locked, f"{name} is not in requirements.lock: pip-compile (docs/security.md)"
         assert locked[key][0] == version, (
             f"{name}: pyproject pins {version}, the lock {locked[key][0]}"
         )
