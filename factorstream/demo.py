@@ -98,6 +98,40 @@ def auditor_file(settings: Settings) -> Path:
     return settings.data_dir / "demo" / "auditor.json"
 
 
+def sign_in_file(settings: Settings) -> Path:
+    """Where the demo writes the dashboard's URL and the demo auditor's sign-in."""
+    return settings.data_dir / "demo" / "sign-in.txt"
+
+
+def sign_in_lines(url: str, auditor: DemoAuditor, *, now: datetime) -> list[str]:
+    """The dashboard's URL and the demo auditor's sign-in as plain lines: for a log, a
+    file, or a terminal that is not one. The code is the one valid at ``now``."""
+    return [
+        f"dashboard: {url}",
+        f"user: {auditor.name} (auditor)",
+        f"password: {auditor.password}",
+        f"TOTP code: {auditor.code(now)} at {now:%H:%M:%S} UTC"
+        " (a new one every 30 s: `factorstream demo --code`)",
+        f"TOTP secret: {auditor.secret} (to add to an authenticator app)",
+    ]
+
+
+def write_sign_in(settings: Settings, url: str, auditor: DemoAuditor, *, now: datetime) -> Path:
+    """Write :func:`sign_in_lines` to :func:`sign_in_file` (mode 0600); return its path."""
+    path = sign_in_file(settings)
+    _write_private(path, "\n".join(sign_in_lines(url, auditor, now=now)) + "\n")
+    return path
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by this user alone (also when it existed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
 def read_demo_auditor(settings: Settings) -> DemoAuditor | None:
     try:
         return DemoAuditor(**json.loads(auditor_file(settings).read_text()))
@@ -117,9 +151,5 @@ def ensure_demo_auditor(settings: Settings, *, now: datetime) -> DemoAuditor:
     password = secrets.token_urlsafe(12)
     created = directory.add(name, role="auditor", password=password, now=now)
     auditor = DemoAuditor(name=created.user.name, password=password, secret=created.secret)
-    path = auditor_file(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(asdict(auditor), out)
+    _write_private(auditor_file(settings), json.dumps(asdict(auditor)))
     return auditor

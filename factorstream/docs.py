@@ -1,11 +1,11 @@
-"""The documentation generated from code and data: the README's settings table, CLI
-reference and benchmark table (from the figures ``factorstream bench all`` wrote to
-:data:`BENCH_RESULTS`), and the MFA service's API reference in ``docs/`` (its OpenAPI
-document, and that as Markdown).
+"""The documentation generated from code and data, all in ``docs/``: the settings table,
+the CLI reference, the benchmark table (from the figures ``factorstream bench all`` wrote
+to :data:`BENCH_RESULTS`), and the MFA service's API reference (its OpenAPI document, and
+that as Markdown) and the identity providers' mapping reference.
 
-``factorstream docs`` rewrites them between their markers; a test fails when they are
-stale, so a setting or a command cannot go undocumented, and the README's figures are
-the ones in the results file.
+``factorstream docs`` rewrites the generated sections between their markers (each page's
+hand-written text around them stays); a test fails when one is stale, so a setting or a
+command cannot go undocumented, and the published figures are the ones in the results file.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from factorstream.bench import bench_family
 from factorstream.settings import setting_fields
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+SETTINGS_REFERENCE = DOCS / "settings.md"
+CLI_REFERENCE = DOCS / "cli.md"
+BENCHMARKS = DOCS / "benchmarks.md"
 OPENAPI = ROOT / "docs" / "openapi.json"
 API_REFERENCE = ROOT / "docs" / "api.md"
 SOURCES_REFERENCE = ROOT / "docs" / "sources.md"
@@ -138,19 +141,36 @@ def bench_results(path: Path = BENCH_RESULTS) -> list[dict[str, Any]]:
     return results
 
 
-def render(readme: str, command: Any) -> str:
-    """``readme`` with its generated sections brought up to date."""
-    sections = [("settings", settings_table()), ("cli", cli_reference(command))]
+def generated_sections(command: Any) -> dict[Path, tuple[str, str]]:
+    """Each reference page, with the name of its generated section and what it should hold.
+
+    ``command`` is the CLI (see :func:`cli_reference`). The benchmark page is left out
+    when there is no results file.
+    """
+    sections = {
+        SETTINGS_REFERENCE: ("settings", settings_table()),
+        CLI_REFERENCE: ("cli", cli_reference(command)),
+    }
     if BENCH_RESULTS.exists():
-        sections.append(("bench", bench_section(bench_results())))
-    for name, body in sections:
-        start, end = _markers(name)
-        pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
-        if not pattern.search(readme):
-            raise ValueError(f"README has no {name} section markers")
-        section = f"{start}\n{body}\n{end}"
-        readme = pattern.sub(section.replace("\\", "\\\\"), readme)
-    return readme
+        sections[BENCHMARKS] = ("bench", bench_section(bench_results()))
+    return sections
+
+
+def render(page: str, name: str, body: str) -> str:
+    """``page`` with its generated section ``name`` (between its markers) set to ``body``."""
+    start, end = _markers(name)
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(page):
+        raise ValueError(f"the page has no {name} section markers: {start} … {end}")
+    return pattern.sub(lambda _: f"{start}\n{body}\n{end}", page, count=1)
+
+
+def reference_pages(command: Any) -> dict[Path, str]:
+    """The settings, CLI and benchmark pages with their generated sections up to date."""
+    return {
+        path: render(path.read_text(), name, body)
+        for path, (name, body) in generated_sections(command).items()
+    }
 
 
 def api_reference() -> dict[Path, str]:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 STAMP = VENV / ".factorstream-installed"
 LOCK = ROOT / "requirements.lock"
-"""The whole dependency tree with hashes (``pip-compile --generate-hashes``; see README)."""
+"""The whole dependency tree with hashes (``pip-compile --generate-hashes``; docs/security.md)."""
 PYTEST_NO_TESTS = 5
 
 

@@ -1,8 +1,8 @@
 """Typed settings, read once at the edge (``main()``) and passed down as values.
 
 Every setting can be given as an environment variable with the prefix ``FACTORSTREAM_``;
-nested groups use ``__`` (``FACTORSTREAM_TOPICS__EVENTS=mfa.events``). The README's
-settings table is generated from this module and checked by a test.
+nested groups use ``__`` (``FACTORSTREAM_TOPICS__EVENTS=mfa.events``). The settings
+table in ``docs/settings.md`` is generated from this module and checked by a test.
 """
 
 from __future__ import annotations

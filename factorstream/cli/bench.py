@@ -209,7 +209,7 @@ def all_benches(
     ),
 ) -> None:
     """Every benchmark in one run (one private broker and one PostgreSQL for all); the
-    figures go to a JSON file, which the README's benchmark table is written from."""
+    figures go to a JSON file, which docs/benchmarks.md's table is written from."""
     from factorstream.bench import analytics as analytics_bench
     from factorstream.bench import folds as folds_bench
     from factorstream.bench import ingest as ingest_bench
@@ -265,7 +265,7 @@ def all_benches(
             ran = runs[name]()
             results += ran
             documents += ran
-    # one time stamp for everything measured now: the README groups the figures by run
+    # one time stamp for everything measured now: docs/benchmarks.md groups the figures by run
     written = [d.as_dict() if isinstance(d, BenchResult) else d for d in documents]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(written, indent=2) + "\n")

@@ -7,7 +7,9 @@
    then a live trickle; the demo is *ready* once the worker has folded the backfill
    into the lockouts, the ledger and the lake;
 4. the dashboard's URL and the demo auditor's sign-in: name, password and the current
-   TOTP code (``factorstream demo --code`` shows it again from another terminal).
+   TOTP code (``factorstream demo --code`` shows it again from another terminal), also
+   written to ``<data_dir>/demo/sign-in.txt``; when the output is not a terminal (a log,
+   a pipe) they are printed once as plain lines.
 
 Ctrl-C stops everything it started — traffic, dashboard, worker, broker — in that order.
 """
@@ -20,8 +22,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -38,7 +41,9 @@ from factorstream.demo import (
     DemoAuditor,
     ensure_demo_auditor,
     read_demo_auditor,
+    sign_in_lines,
     start_child,
+    write_sign_in,
 )
 from factorstream.localkafka import (
     KafkaUnavailable,
@@ -127,7 +132,7 @@ def _run(settings: Settings, *, users: int, days: int, rate: float, seed: int) -
             f"[green]✓[/] ready in [bold]{time.monotonic() - started:.0f} s[/]: "
             f"{digest.count:,} events over {days} days in the ledger and the lake"
         )
-        _show_sign_in(url, auditor, children=(worker, board))
+        _announce(settings, url, auditor, children=(worker, board))
 
 
 @contextlib.contextmanager
@@ -194,7 +199,23 @@ def _wait_ready(settings: Settings, url: str, events: int, *, children: tuple[Ch
         time.sleep(1)
 
 
-def _show_sign_in(url: str, auditor: DemoAuditor, *, children: tuple[Child, ...]) -> None:
+def _announce(
+    settings: Settings, url: str, auditor: DemoAuditor, *, children: tuple[Child, ...]
+) -> None:
+    """Write the sign-in to its file and show it until Ctrl-C: refreshed in a panel on a
+    terminal, else (a log, a pipe) once, as plain lines no width cuts."""
+    saved = write_sign_in(settings, url, auditor, now=_now())
+    if console.is_terminal:
+        _show_sign_in(url, auditor, saved, children=children)
+        return
+    for line in [*sign_in_lines(url, auditor, now=_now()), f"(also in {saved})"]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    _watch(children=children)
+
+
+def _show_sign_in(
+    url: str, auditor: DemoAuditor, saved: Path, *, children: tuple[Child, ...]
+) -> None:
     """The URL and the sign-in, the code refreshed each second, until Ctrl-C."""
 
     def panel() -> Panel:
@@ -208,12 +229,18 @@ def _show_sign_in(url: str, auditor: DemoAuditor, *, children: tuple[Child, ...]
             f"[bold green]{auditor.code(now)}[/] (next in {auditor.seconds_left(now)} s; "
             f"or add secret {auditor.secret} to an authenticator app)",
         )
+        table.add_row("saved in", str(saved))
         return Panel(table, title="factorstream demo — Ctrl-C stops everything", expand=False)
 
     with Live(panel(), console=console, refresh_per_second=2) as live:
-        while True:
-            for child in children:
-                if not child.alive():
-                    raise fail(f"the {child.name} stopped:\n{child.tail()}")
-            time.sleep(0.5)
-            live.update(panel())
+        _watch(children=children, every=lambda: live.update(panel()))
+
+
+def _watch(*, children: tuple[Child, ...], every: Callable[[], None] = lambda: None) -> None:
+    """Until Ctrl-C, or fail when a child stops; ``every`` runs each half second."""
+    while True:
+        for child in children:
+            if not child.alive():
+                raise fail(f"the {child.name} stopped:\n{child.tail()}")
+        time.sleep(0.5)
+        every()

@@ -9,18 +9,17 @@ from factorstream.cli.context import console, fail
 
 
 def docs(check: bool = typer.Option(False, "--check", help="Fail if any is stale.")) -> None:
-    """Regenerate the README's settings table and CLI reference, and the service's API
-    reference in docs/, from the code."""
+    """Regenerate docs/: the settings, CLI and benchmark references, and the service's API
+    and the identity providers' references, from the code."""
     from factorstream.cli import app
 
-    current = generated.README.read_text()
-    wanted = {generated.README: generated.render(current, typer.main.get_command(app))}
+    wanted = generated.reference_pages(typer.main.get_command(app))
     wanted.update(generated.api_reference())
     wanted.update(generated.sources_reference())
     stale = [path for path, text in wanted.items() if not path.exists() or path.read_text() != text]
     if not stale:
         console.print(
-            "[green]README settings and CLI reference, API and sources references are current[/]"
+            "[green]the settings, CLI, benchmark, API and sources references are current[/]"
         )
     elif check:
         names = ", ".join(str(path.relative_to(generated.ROOT)) for path in stale)

@@ -157,9 +157,29 @@ def _sink(
 
 
 def show_backfill(simulation: Simulation, pump: driver.Pump, digest: StreamDigest) -> None:
-    """The backfill, with a rich progress bar."""
+    """The backfill, with a rich progress bar; without a terminal (a log, a pipe), a plain
+    line for each simulated day done."""
     start, end = simulation.plan.start, simulation.plan.until
     total = max((end - start).total_seconds(), 1.0)
+    if not console.is_terminal:
+        days_done = 0
+
+        def log_day(now: datetime) -> None:
+            nonlocal days_done
+            done = (now - start).total_seconds()
+            if (day := int(done // 86_400)) > days_done:
+                days_done = day
+                console.print(
+                    f"backfill: {now:%Y-%m-%d %H:%M}, {100 * done / total:.0f} %,"
+                    f" {digest.count:,} events",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+
+        driver.backfill(simulation, pump, on_progress=log_day)
+        console.print(f"backfill: done, {digest.count:,} events", markup=False, highlight=False)
+        return
     with Progress(
         TextColumn("[bold]backfill[/]"),
         BarColumn(),

@@ -47,7 +47,7 @@ def test_bench_all_quick_writes_every_figure(
     )
     assert result.returncode == 0, result.stderr
     documents: list[Document] = json.loads(result.stdout)
-    assert json.loads(output.read_text()) == documents  # the file the README table is from
+    assert json.loads(output.read_text()) == documents  # docs/benchmarks.md's source
     by_name = {str(d["bench"]): d for d in documents}
     assert list(by_name) == [
         "codec",
@@ -122,6 +122,6 @@ def test_bench_all_quick_writes_every_figure(
     notes = latency["notes"]
     assert isinstance(notes, dict) and notes["probes"] == "5 (timed out after 30 s: 0)"
 
-    table = docs.bench_section(documents)  # what `factorstream docs` puts in the README
+    table = docs.bench_section(documents)  # what `factorstream docs` puts in docs/benchmarks.md
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == list(by_name)
