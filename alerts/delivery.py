@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from alerts.config import RetryPolicy
 from alerts.model import Alert
-from alerts.transports import Outcome, Transport
+from alerts.transports import SendResult, Transport
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ class Stopped(Exception):  # noqa: N818 - a signal, not a failure
 
 @dataclass(frozen=True)
 class Result:
-    outcome: Outcome
+    outcome: SendResult
     attempts: int
 
 

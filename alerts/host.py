@@ -37,7 +37,7 @@ from alerts.formats import alert_document, json_bytes
 from alerts.grouping import EMPTY, Arrival, GroupingState, fold, holds, tick
 from alerts.model import Alert, alert_of
 from alerts.routes import routed_to
-from alerts.transports import Outcome, Transport, transport_for
+from alerts.transports import SendResult, Transport, transport_for
 from schemas import EventDecodeError, decode
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-DeadLetter = Callable[[Alert, Destination, Outcome, int], Awaitable[None]]
+DeadLetter = Callable[[Alert, Destination, SendResult, int], Awaitable[None]]
 
 
 def _utc_now() -> datetime:
@@ -219,7 +219,9 @@ def kafka_dead_letter(producer: AIOKafkaProducer, topic: str, stop: asyncio.Even
     saying where it was going and why it did not get there. Retried until the broker has
     it (the fetch is not committed before)."""
 
-    async def send(alert: Alert, destination: Destination, outcome: Outcome, attempts: int) -> None:
+    async def send(
+        alert: Alert, destination: Destination, outcome: SendResult, attempts: int
+    ) -> None:
         key = alert.dedup_key(destination.name)
         value = json_bytes(
             {

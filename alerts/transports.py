@@ -1,6 +1,6 @@
 """Sending one rendered alert: HTTP(S) POST (webhooks, Slack) and syslog (UDP, TCP).
 
-A send returns an :class:`Outcome`; it raises only for misuse. Blocking sockets and
+A send returns an :class:`SendResult`; it raises only for misuse. Blocking sockets and
 ``urllib`` run in a thread (one destination sends one alert at a time, in order).
 """
 
@@ -31,7 +31,7 @@ from alerts.signing import signed_headers
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SendResult:
     delivered: bool
     reason: str = ""
     permanent: bool = False
@@ -39,12 +39,12 @@ class Outcome:
     retry_after_s: float | None = None
 
 
-DELIVERED = Outcome(True)
+DELIVERED = SendResult(True)
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
 
 class Transport(Protocol):
-    async def send(self, alert: Alert, dedup_key: str) -> Outcome: ...
+    async def send(self, alert: Alert, dedup_key: str) -> SendResult: ...
 
     async def confirm(self) -> None:
         """Before the host commits: make sure what :meth:`send` reported delivered was."""
@@ -70,14 +70,14 @@ class HttpTransport:
             return json_bytes(ocsf_event(alert, dedup_key))
         return json_bytes(alert_document(alert, dedup_key))
 
-    async def send(self, alert: Alert, dedup_key: str) -> Outcome:
+    async def send(self, alert: Alert, dedup_key: str) -> SendResult:
         body = self.body(alert, dedup_key)
         secret = self.destination.secret if self.destination.kind == "webhook" else None
         headers = signed_headers(secret, body, dedup_key=dedup_key, now=int(self.unix_time()))
         headers["User-Agent"] = "factorstream-alerts/1"
         return await asyncio.to_thread(self._post, body, headers)
 
-    def _post(self, body: bytes, headers: dict[str, str]) -> Outcome:
+    def _post(self, body: bytes, headers: dict[str, str]) -> SendResult:
         url = self.destination.url or ""  # http(s): checked in __init__
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
         try:
@@ -89,10 +89,10 @@ class HttpTransport:
             retry_after = _seconds(error.headers.get("Retry-After"))
             error.close()
             if status >= 500 or status in RETRYABLE_STATUS:
-                return Outcome(False, f"HTTP {status}", retry_after_s=retry_after)
-            return Outcome(False, f"HTTP {status}", permanent=True)
+                return SendResult(False, f"HTTP {status}", retry_after_s=retry_after)
+            return SendResult(False, f"HTTP {status}", permanent=True)
         except (urllib.error.URLError, OSError, TimeoutError) as error:
-            return Outcome(False, f"{type(error).__name__}: {getattr(error, 'reason', error)}")
+            return SendResult(False, f"{type(error).__name__}: {getattr(error, 'reason', error)}")
 
     async def confirm(self) -> None:
         """An HTTP answer is the receipt."""
@@ -118,7 +118,7 @@ class SyslogUdp:
         self.clock = clock or (lambda: datetime.now(UTC))
         self._socket: socket.socket | None = None
 
-    async def send(self, alert: Alert, dedup_key: str) -> Outcome:
+    async def send(self, alert: Alert, dedup_key: str) -> SendResult:
         message = syslog_message(alert, self.destination, dedup_key, now=self.clock())
         try:
             if self._socket is None:
@@ -128,7 +128,7 @@ class SyslogUdp:
             return DELIVERED
         except OSError as error:
             self.close()
-            return Outcome(False, f"{type(error).__name__}: {error}")
+            return SendResult(False, f"{type(error).__name__}: {error}")
 
     async def confirm(self) -> None:
         """UDP has no receipt: sent is all it can say."""
@@ -159,14 +159,14 @@ class SyslogTcp:
         self._socket: socket.socket | None = None
         self._unconfirmed: list[bytes] = []
 
-    async def send(self, alert: Alert, dedup_key: str) -> Outcome:
+    async def send(self, alert: Alert, dedup_key: str) -> SendResult:
         frame = octet_counted(syslog_message(alert, self.destination, dedup_key, now=self.clock()))
         return await asyncio.to_thread(self._write, [*self._resend(), frame])
 
     def _resend(self) -> list[bytes]:
         return list(self._unconfirmed) if self._socket is None else []
 
-    def _write(self, frames: list[bytes]) -> Outcome:
+    def _write(self, frames: list[bytes]) -> SendResult:
         try:
             if self._socket is None:
                 self._socket = socket.create_connection(
@@ -180,7 +180,7 @@ class SyslogTcp:
             return DELIVERED
         except OSError as error:
             self._drop()
-            return Outcome(False, f"{type(error).__name__}: {error}")
+            return SendResult(False, f"{type(error).__name__}: {error}")
 
     def _drop(self) -> None:
         if self._socket is not None:

@@ -26,7 +26,7 @@ from streams.app import FoldsRole, LakeRole, LedgerRole, PipelineConfig
 from streams.enrich import open_enricher
 from streams.folds import DetectionThresholds, NetworkList
 from streams.folds.ipblock import IpBlockPolicy
-from streams.replay import LogRecord, Replayed, replay
+from streams.replay import Replayed, TopicRecord, replay
 from streams.topology import Topology, read_network_list, topology
 
 
@@ -106,7 +106,7 @@ def settings_topology(settings: Settings) -> Topology:
 
 
 def replay_settings(
-    records: Iterable[LogRecord],
+    records: Iterable[TopicRecord],
     settings: Settings,
     *,
     on_record: Callable[[], None] | None = None,

@@ -40,12 +40,12 @@ from faust.types.transports import ConsumerT, TransportT
 from mode import Service
 
 from streams.delivery import (
+    Action,
     Probe,
     Repair,
     StallWatch,
-    Step,
     Unread,
-    next_step,
+    next_action,
     read_again_from,
     repair_for,
     unread,
@@ -458,8 +458,8 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 wanted = engine is not None and engine.wants(tp.topic)
                 batch_of[tp] = batches.setdefault(tp, []) if wanted else None
             expected = due.get(tp)
-            step = next_step(expected, message.offset, self._probes.get(tp))
-            if step is Step.DELIVER and expected is not None:
+            step = next_action(expected, message.offset, self._probes.get(tp))
+            if step is Action.DELIVER and expected is not None:
                 if message.offset != expected:
                     log.warning(
                         "%s[%d]: offsets %d..%d are not in the log; going on at %d",
@@ -477,12 +477,12 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                     yield tp, message
                 else:
                     found.append(message)
-            elif step is Step.DROP:
+            elif step is Action.DROP:
                 log.info(
                     "%s[%d]: dropped offset %d, read already (%d is due)",
                     tp.topic, tp.partition, message.offset, expected
                 )  # fmt: skip
-            elif step is Step.REWIND and expected is not None:
+            elif step is Action.REWIND and expected is not None:
                 log.info(  # after each rebalance, as Faust drops the batch it had fetched
                     "%s[%d]: read offset %d while %d is due; seeking back to %d",
                     tp.topic, tp.partition, message.offset, expected, expected
@@ -490,7 +490,7 @@ class InOrderConsumer(faust_aiokafka.Consumer):
                 self._probes[tp] = Probe(expected, message.offset)
                 rewound.add(tp)
                 await self.seek_wait({tp: expected})
-            # Step.HOLD: assigned and not yet sought; the seek reads it again
+            # Action.HOLD: assigned and not yet sought; the seek reads it again
         batches = {tp: found for tp, found in batches.items() if found}
         if engine is not None and epoch is not None and batches:
             await engine.dispatch(epoch, batches)

@@ -41,7 +41,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 
-class Step(enum.Enum):
+class Action(enum.Enum):
     HOLD = "hold"
     DELIVER = "deliver"
     DROP = "drop"
@@ -56,21 +56,21 @@ class Probe:
     seen: int
 
 
-def next_step(expected: int | None, offset: int, probe: Probe | None) -> Step:
+def next_action(expected: int | None, offset: int, probe: Probe | None) -> Action:
     """What to do with the record at ``offset`` when ``expected`` is due next.
 
     ``expected`` is ``None`` while the partition has no position of ours (assigned, not
     yet sought); ``probe`` is the partition's last rewind, if any.
     """
     if expected is None:
-        return Step.HOLD
+        return Action.HOLD
     if offset == expected:
-        return Step.DELIVER
+        return Action.DELIVER
     if offset < expected:
-        return Step.DROP
+        return Action.DROP
     if probe == Probe(expected, offset):
-        return Step.DELIVER  # read twice from the same place: a real hole in the log
-    return Step.REWIND
+        return Action.DELIVER  # read twice from the same place: a real hole in the log
+    return Action.REWIND
 
 
 def read_again_from(due: int | None, start: int | None, start_acked: bool) -> int | None:

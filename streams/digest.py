@@ -2,7 +2,7 @@
 
 The digest covers each key's fold state only, not the log positions or recent ids a
 worker's stage tables keep beside it (``streams/stages.py``): those depend on where events
-sat in Kafka, not on what they were. :func:`streams.logs.read_fold_tables` reads a worker's
+sat in Kafka, not on what they were. :func:`streams.topic_reading.read_fold_tables` reads a worker's
 fold states out of its stage tables' changelogs.
 
 Canonical form, per table: for every key in byte order whose state is not null,

@@ -50,7 +50,7 @@ CHUNK = 2_000
 
 
 @dataclass(frozen=True)
-class LogRecord:
+class TopicRecord:
     """One record of the events topic."""
 
     partition: int
@@ -81,7 +81,7 @@ def derived_label(event: Event) -> str:
     return f"{event.type}/{detection}" if event.type == "risk.detected" else event.type
 
 
-def merge_partitions(partitions: Iterable[Iterable[LogRecord]]) -> Iterator[LogRecord]:
+def merge_partitions(partitions: Iterable[Iterable[TopicRecord]]) -> Iterator[TopicRecord]:
     """Partitions (each in offset order) merged by record timestamp, then partition."""
     return heapq.merge(*partitions, key=lambda r: (r.timestamp_ms, r.partition))
 
@@ -118,7 +118,7 @@ class _Table:
 
 
 def replay(
-    records: Iterable[LogRecord],
+    records: Iterable[TopicRecord],
     *,
     stages: Topology,
     enrich: Callable[[Event], Event] | None = None,

@@ -72,7 +72,7 @@ def lockout_live_fold(default_tier: PolicyTier) -> LiveFold[LockoutState]:
     return LiveFold(
         LOCKOUT,
         subject_key,
-        _LockoutStep(policies, default_tier),
+        _BoundLockout(policies, default_tier),
         LockoutState,
         LockoutState.from_dict,
         LockoutState.to_dict,
@@ -81,7 +81,7 @@ def lockout_live_fold(default_tier: PolicyTier) -> LiveFold[LockoutState]:
 
 
 @dataclass(frozen=True)
-class _LockoutStep:
+class _BoundLockout:
     policies: Mapping[PolicyTier, LockoutPolicy]
     default_tier: PolicyTier
 
@@ -91,7 +91,7 @@ class _LockoutStep:
 
 
 @dataclass(frozen=True)
-class _DetectionStep:
+class _BoundDetection:
     table: DetectionTable[Any]
     thresholds: DetectionThresholds
 
@@ -100,7 +100,7 @@ class _DetectionStep:
 
 
 @dataclass(frozen=True)
-class _IpBlockStep:
+class _BoundIpBlock:
     policy: IpBlockPolicy
 
     def __call__(self, state: IpBlockState, event: Event) -> tuple[IpBlockState, list[Event]]:
@@ -113,7 +113,7 @@ def detection_live_fold(
     return LiveFold(
         table.name,
         table.key,
-        _DetectionStep(table, thresholds),
+        _BoundDetection(table, thresholds),
         table.empty,
         table.load,
         _dump,
@@ -139,7 +139,7 @@ def topology(
     block: LiveFold[IpBlockState] = LiveFold(
         IP_BLOCK,
         ip_block_key,
-        _IpBlockStep(ip_block),
+        _BoundIpBlock(ip_block),
         IpBlockState,
         IpBlockState.from_dict,
         IpBlockState.to_dict,

@@ -62,8 +62,8 @@ from schemas import Event, decode, encode, kafka_key, new_event
 from schemas import payloads as p
 from schemas.codec import structured_headers
 from schemas.fields import Client, Outcome, PolicyTier
-from streams.logs import end_offsets, group_lag, read_to_end
-from streams.replay import LogRecord
+from streams.replay import TopicRecord
+from streams.topic_reading import end_offsets, group_lag, read_to_end
 from verifiers.kafka_connection import KafkaConnection, aiokafka_config, kafka_python_config
 
 Record = tuple[bytes, bytes]
@@ -605,7 +605,7 @@ def _failures(subject: str) -> list[Event]:
 
 def _profile(settings: Settings, events: Sequence[Event]) -> str:
     records = [
-        LogRecord(0, n, int(e.time.timestamp() * 1000), kafka_key(e), encode(e))
+        TopicRecord(0, n, int(e.time.timestamp() * 1000), kafka_key(e), encode(e))
         for n, e in enumerate(events)
     ]
     seconds: dict[str, float] = {}

@@ -34,7 +34,7 @@ from factorstream.control_keys import control_signing_key
 from factorstream.localkafka import KafkaUnavailable, topic_partitions
 from factorstream.settings import Settings
 from schemas.signing import key_id_of
-from streams.logs import read_to_end
+from streams.topic_reading import read_to_end
 from verifiers.publish import PublishFailed, publish_now
 
 app = typer.Typer(

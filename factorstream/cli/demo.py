@@ -56,7 +56,7 @@ from factorstream.simulator import driver
 from factorstream.simulator.output import StreamDigest
 from factorstream.simulator.run import SimulationPlan
 from factorstream.simulator.scenarios import SCENARIOS
-from streams.logs import group_lag
+from streams.topic_reading import group_lag
 from verifiers.publish import OutboxRelay, kafka_producer_factory
 
 

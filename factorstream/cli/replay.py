@@ -19,8 +19,8 @@ from rich.table import Table
 from factorstream.cli.context import console, fail, progress_bar, settings_of
 from factorstream.stream_config import replay_settings, settings_topology
 from streams.digest import StateDigest, state_digest
-from streams.logs import read_fold_tables, read_partitions, read_to_end
-from streams.replay import LogRecord, Replayed, merge_partitions
+from streams.replay import Replayed, TopicRecord, merge_partitions
+from streams.topic_reading import read_fold_tables, read_partitions, read_to_end
 
 
 def replay(
@@ -80,7 +80,7 @@ def replay(
         raise typer.Exit(1)
 
 
-def _counted(records: Iterable[LogRecord], advance: Callable[[], None]) -> Iterator[LogRecord]:
+def _counted(records: Iterable[TopicRecord], advance: Callable[[], None]) -> Iterator[TopicRecord]:
     for record in records:
         advance()
         yield record

@@ -59,13 +59,13 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ActionResult:
     accepted: bool
     reason: str | None = None
 
 
 class Service(Protocol):
-    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> Outcome:
+    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> ActionResult:
         """``auth.login.attempted`` (the password step; a locked subject is refused)."""
         ...
 
@@ -78,14 +78,14 @@ class Service(Protocol):
         nothing reached the person (an undelivered code)."""
         ...
 
-    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome: ...
+    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult: ...
 
     def challenge(self, visit: Visit, factor: Factor) -> Pending | None:
         """Ask for ``factor`` (send a code or a push, or a WebAuthn challenge); ``None`` when
         nothing reached the person (undelivered, or refused by the lockout)."""
         ...
 
-    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome: ...
+    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult: ...
 
     def expire(self, visit: Visit, pending: Pending) -> None:
         """A push left unanswered past its expiry (the sweeper closes it)."""
@@ -93,7 +93,7 @@ class Service(Protocol):
 
     def regenerate_recovery_codes(self, visit: Visit) -> None: ...
 
-    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> Outcome: ...
+    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> ActionResult: ...
 
     def clone_authenticator(self, person: Person) -> None:
         """Copy ``person``'s WebAuthn authenticator as it is now (for a later ``CLONED``)."""

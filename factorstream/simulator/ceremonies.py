@@ -16,7 +16,7 @@ import random
 
 import pyotp
 
-from factorstream.simulator.actions import Answer, Outcome, Pending, Visit
+from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.delivery import Inbox, receipt_word
 from factorstream.simulator.organisation import Person
 from factorstream.simulator.wallet import Wallet, recovery_guess, totp_code, typed_code
@@ -97,7 +97,7 @@ class VerifierService:
 
     # -- password and policy -------------------------------------------------------------
 
-    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> Outcome:
+    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> ActionResult:
         with self.store.step(_request(visit), factor=None) as step:
             if step.lockout.locked:
                 reason: str | None = "locked_out"
@@ -111,7 +111,7 @@ class VerifierService:
                     mfa_required=mfa_required if reason is None else None,
                 )
             )
-        return Outcome(reason is None, reason)
+        return ActionResult(reason is None, reason)
 
     def require_mfa(self, visit: Visit, decision: MfaRequired) -> None:
         with self.store.step(_request(visit), factor=None, gated=False) as step:
@@ -158,7 +158,7 @@ class VerifierService:
             return Pending(factor, pending.enrollment_id) if sent.sent else None
         raise ValueError(f"cannot enroll {factor}")
 
-    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome:
+    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult:
         request, person, wallet = _request(visit), visit.person, self.wallet(visit.person)
         factor, reference = pending.factor, pending.reference
         if factor is Factor.TOTP:
@@ -193,7 +193,7 @@ class VerifierService:
             )
         if verdict.accepted:
             wallet.enrolled.add(factor)
-        return Outcome(verdict.accepted, verdict.reason)
+        return ActionResult(verdict.accepted, verdict.reason)
 
     def _push_enrolled(self, visit: Visit, enrollment_id: str, answer: Answer) -> Verdict:
         with self.store.step(_request(visit), factor=Factor.PUSH, gated=False) as step:
@@ -237,7 +237,7 @@ class VerifierService:
             return None
         return Pending(factor, result.challenge_id, result.expires_at)
 
-    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome:
+    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult:
         request, person, wallet = _request(visit), visit.person, self.wallet(visit.person)
         factor, reference = pending.factor, pending.reference
         if factor is Factor.TOTP:
@@ -267,7 +267,7 @@ class VerifierService:
             destination = person.phone if factor is Factor.SMS else person.email
             code = typed_code(self.inbox.code_for(destination or ""), answer, self._rng)
             verdict = otp.verify_code(self.store, request, challenge_id=reference, code=code)
-        return Outcome(verdict.accepted, verdict.reason)
+        return ActionResult(verdict.accepted, verdict.reason)
 
     def _respond(self, visit: Visit, challenge_id: str, answer: Answer) -> Verdict:
         number = self.wallet(visit.person).pending.pop(challenge_id, "00")
@@ -295,14 +295,14 @@ class VerifierService:
         wallet.recovery_codes = recovery_codes.regenerate(self.store, _request(visit))
         wallet.enrolled.add(Factor.RECOVERY_CODE)
 
-    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> Outcome:
+    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> ActionResult:
         wallet = self.wallet(visit.person)
         if answer is Answer.RIGHT and wallet.recovery_codes:
             code = wallet.recovery_codes.pop(0)
         else:
             code = recovery_guess(self._rng)
         verdict = recovery_codes.redeem(self.store, _request(visit), code=code)
-        return Outcome(verdict.accepted, verdict.reason)
+        return ActionResult(verdict.accepted, verdict.reason)
 
     def clone_authenticator(self, person: Person) -> None:
         wallet = self.wallet(person)

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from factorstream.simulator.actions import Answer, Outcome, Pending, Visit
+from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
 from factorstream.simulator.delivery import FAILURES, SMS_COSTS, receipt_word
 from factorstream.simulator.entropy import SeededEntropy
@@ -96,7 +96,7 @@ class FastService:
     def enrolled(self, person: Person, factor: Factor) -> bool:
         return factor in self._holder(person).enrollments
 
-    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> Outcome:
+    def login(self, visit: Visit, *, ok: bool, mfa_required: bool | None) -> ActionResult:
         outcome = Result.SUCCESS if ok else Result.FAILURE
         reason = None if ok else "invalid_password"
         required = mfa_required if ok else None
@@ -104,7 +104,7 @@ class FastService:
             outcome=outcome, method="password", reason=reason, mfa_required=required
         )
         self._emit(visit, payload)
-        return Outcome(ok, reason)
+        return ActionResult(ok, reason)
 
     def require_mfa(self, visit: Visit, decision: p.MfaRequired) -> None:
         self._emit(visit, decision)
@@ -124,7 +124,7 @@ class FastService:
             return None
         return Pending(factor, enrollment_id)
 
-    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome:
+    def finish_enrollment(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult:
         factor, enrollment_id = pending.factor, pending.reference
         if answer is not Answer.RIGHT:
             reason = WRONG_REASONS.get(factor, "invalid_code")
@@ -132,7 +132,7 @@ class FastService:
                 visit,
                 p.EnrollmentFailed(factor=factor, enrollment_id=enrollment_id, reason=reason),
             )
-            return Outcome(False, reason)
+            return ActionResult(False, reason)
         self._holder(visit.person).enrollments[factor] = enrollment_id
         self._emit(
             visit,
@@ -140,7 +140,7 @@ class FastService:
                 factor=factor, enrollment_id=enrollment_id, channel=CHANNELS.get(factor)
             ),
         )
-        return Outcome(True)
+        return ActionResult(True)
 
     def challenge(self, visit: Visit, factor: Factor) -> Pending | None:
         if factor in (Factor.TOTP, Factor.RECOVERY_CODE):
@@ -243,7 +243,7 @@ class FastService:
             ),
         )
 
-    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> Outcome:
+    def answer(self, visit: Visit, pending: Pending, answer: Answer) -> ActionResult:
         factor, holder = pending.factor, self._holder(visit.person)
         if factor is Factor.RECOVERY_CODE:
             return self.redeem_recovery_code(visit, answer)
@@ -267,7 +267,7 @@ class FastService:
                     **(counts if factor is Factor.WEBAUTHN else {}),
                 ),
             )
-            return Outcome(True)
+            return ActionResult(True)
         reason = WRONG_REASONS.get(factor, "invalid_code")
         counts = {}
         if answer is Answer.CLONED:  # the clone's counter is behind the original's
@@ -284,9 +284,11 @@ class FastService:
                 **counts,
             ),
         )
-        return Outcome(False, reason)
+        return ActionResult(False, reason)
 
-    def _respond(self, visit: Visit, pending: Pending, answer: Answer, elapsed: int) -> Outcome:
+    def _respond(
+        self, visit: Visit, pending: Pending, answer: Answer, elapsed: int
+    ) -> ActionResult:
         person = visit.person
         phone = next((d for d in person.devices if d.kind == "mobile"), person.devices[0])
         common: dict[str, Any] = {
@@ -299,11 +301,11 @@ class FastService:
         }
         if answer is Answer.RIGHT:
             self._emit(visit, p.PushApproved(number_matched=True, **common))
-            return Outcome(True)
+            return ActionResult(True)
         reason = "user_rejected" if answer is Answer.REJECT else "number_mismatch"
         matched = None if answer is Answer.REJECT else False
         self._emit(visit, p.PushRejected(reason=reason, number_matched=matched, **common))
-        return Outcome(False, reason)
+        return ActionResult(False, reason)
 
     def expire(self, visit: Visit, pending: Pending) -> None:
         issued = self._holder(visit.person).issued.pop(pending.reference, visit.now)
@@ -316,14 +318,14 @@ class FastService:
         holder.enrollments[Factor.RECOVERY_CODE] = "recovery"
         self._emit(visit, p.RecoveryRegenerated(code_count=10, previous_codes_invalidated=previous))
 
-    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> Outcome:
+    def redeem_recovery_code(self, visit: Visit, answer: Answer) -> ActionResult:
         holder = self._holder(visit.person)
         if answer is Answer.RIGHT and holder.recovery_left > 0:
             holder.recovery_left -= 1
             self._emit(visit, p.RecoverySucceeded(codes_remaining=holder.recovery_left))
-            return Outcome(True)
+            return ActionResult(True)
         self._emit(visit, p.RecoveryFailed(reason="unknown_code"))
-        return Outcome(False, "unknown_code")
+        return ActionResult(False, "unknown_code")
 
     def clone_authenticator(self, person: Person) -> None:
         holder = self._holder(person)

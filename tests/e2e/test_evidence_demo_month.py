@@ -30,7 +30,7 @@ from factorstream.simulator.run import SimulationPlan, fast_simulation
 from factorstream.simulator.scenarios import SCENARIOS
 from factorstream.stream_config import settings_topology
 from schemas import Event, encode
-from streams.replay import LogRecord, replay
+from streams.replay import TopicRecord, replay
 from tests.factories import CONTROL_KEY
 from tests.offline_python import refusal, rewrite_manifest, run_verify
 from tests.unit.audit.ledger_support import open_test_ledger
@@ -47,7 +47,7 @@ def demo_month() -> tuple[list[Event], list[Event]]:
     simulation.backfill()
     events = sorted(service.take(), key=lambda e: e.time)
     records = (
-        LogRecord(0, offset, int(e.time.timestamp() * 1000), e.partitionkey.encode(), encode(e))
+        TopicRecord(0, offset, int(e.time.timestamp() * 1000), e.partitionkey.encode(), encode(e))
         for offset, e in enumerate(events)
     )
     derived: list[Event] = []

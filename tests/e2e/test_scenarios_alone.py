@@ -23,7 +23,7 @@ from factorstream.settings import TopicSettings
 from factorstream.simulator.run import SimulationPlan
 from factorstream.simulator.scenarios import ALSO_POSSIBLE, EXPECTED, SCENARIOS
 from schemas import decode
-from streams.logs import group_lag
+from streams.topic_reading import group_lag
 from tests.integration.test_worker import _produce, _worker_env, running_worker, topics
 from tests.kafka_broker import KafkaBroker
 from tests.unit.simulator.conftest import run_verifiers

@@ -38,7 +38,7 @@ from factorstream.localkafka import (
 from factorstream.localtls import issue_broker_tls
 from factorstream.settings import Settings, TopicSettings
 from schemas import Event, decode
-from streams.logs import read_to_end
+from streams.topic_reading import read_to_end
 from tests.factories import T0, sample_event
 from tests.integration.conftest import sqlite_outbox
 from tests.integration.test_worker import running_worker

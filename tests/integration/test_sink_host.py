@@ -20,7 +20,7 @@ from factorstream.settings import Settings, TopicSettings
 from factorstream.stream_config import ledger_of
 from schemas import Event
 from streams.app import INGESTED_SUFFIX
-from streams.logs import group_lag
+from streams.topic_reading import group_lag
 from tests.integration.test_worker import ROOT, _produce, _worker_env, running_worker, topics
 from tests.kafka_broker import KafkaBroker
 from tests.support import wait_for

@@ -27,8 +27,14 @@ from factorstream.settings import Settings, TopicSettings
 from factorstream.stream_config import replay_settings, settings_topology
 from schemas import Event, encode, kafka_key
 from streams.digest import TableContents, state_digest
-from streams.logs import end_offsets, group_lag, read_fold_tables, read_partitions, read_to_end
 from streams.replay import merge_partitions
+from streams.topic_reading import (
+    end_offsets,
+    group_lag,
+    read_fold_tables,
+    read_partitions,
+    read_to_end,
+)
 from tests.factories import T0, sample_event
 from tests.integration.records import consume, group_offsets
 from tests.integration.test_worker import (  # the worker harness, shared

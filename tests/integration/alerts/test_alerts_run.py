@@ -20,7 +20,7 @@ from factorstream.localkafka import free_port
 from factorstream.settings import TopicSettings
 from schemas import Event
 from schemas.payloads import Detection
-from streams.logs import group_lag
+from streams.topic_reading import group_lag
 from tests.factories import T0
 from tests.integration.alerts.receivers import UdpSyslog, webhook_receiver
 from tests.integration.records import consume

@@ -9,17 +9,17 @@ import pytest
 from alerts.config import GroupingPolicy, RetryPolicy
 from alerts.delivery import Stopped, deliver
 from alerts.model import Alert, alert_of
-from alerts.transports import DELIVERED, Outcome
+from alerts.transports import DELIVERED, SendResult
 from tests.unit.alerts.fixtures import risk
 
 
 class Scripted:
     """A transport answering from a script of outcomes (then delivered)."""
 
-    def __init__(self, *outcomes: Outcome) -> None:
+    def __init__(self, *outcomes: SendResult) -> None:
         self.outcomes, self.keys = list(outcomes), []
 
-    async def send(self, alert: Alert, dedup_key: str) -> Outcome:
+    async def send(self, alert: Alert, dedup_key: str) -> SendResult:
         self.keys.append(dedup_key)
         return self.outcomes.pop(0) if self.outcomes else DELIVERED
 
@@ -43,7 +43,7 @@ class Clock:
         return stop.is_set()
 
 
-DOWN = Outcome(False, "ConnectionRefusedError")
+DOWN = SendResult(False, "ConnectionRefusedError")
 ALERT = alert_of(risk(), GroupingPolicy())
 assert ALERT is not None
 
@@ -72,7 +72,7 @@ def test_backoff_doubles_up_to_the_maximum_and_every_attempt_has_the_same_key() 
 
 
 def test_retry_after_is_honoured_within_the_maximum() -> None:
-    transport, clock = Scripted(Outcome(False, "HTTP 429", retry_after_s=7)), Clock()
+    transport, clock = Scripted(SendResult(False, "HTTP 429", retry_after_s=7)), Clock()
     _run(transport, RetryPolicy(initial_s=1, max_s=30, give_up_after_s=100), clock)
     assert clock.waits == [7]
 
@@ -85,7 +85,7 @@ def test_it_gives_up_after_the_give_up_time() -> None:
 
 
 def test_a_permanent_refusal_is_not_retried() -> None:
-    transport, clock = Scripted(Outcome(False, "HTTP 400", permanent=True)), Clock()
+    transport, clock = Scripted(SendResult(False, "HTTP 400", permanent=True)), Clock()
     result = _run(transport, RetryPolicy(), clock)
     assert (result.outcome.reason, result.attempts, clock.waits) == ("HTTP 400", 1, [])
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from streams.delivery import (
+    Action,
     Probe,
     Repair,
     StallWatch,
-    Step,
     Unread,
-    next_step,
+    next_action,
     read_again_from,
     repair_for,
     unread,
@@ -18,38 +18,38 @@ from streams.delivery import (
 
 
 def test_the_due_offset_is_delivered() -> None:
-    assert next_step(7, 7, None) is Step.DELIVER
+    assert next_action(7, 7, None) is Action.DELIVER
 
 
 @pytest.mark.parametrize("offset", [0, 1234])
 def test_a_record_read_before_the_partition_is_sought_is_held_back(offset: int) -> None:
     """Between an assignment and the seek that ends the rebalance nothing is delivered:
     the seek reads it again from the committed offset."""
-    assert next_step(None, offset, None) is Step.HOLD
-    assert next_step(None, offset, Probe(expected=0, seen=offset)) is Step.HOLD
+    assert next_action(None, offset, None) is Action.HOLD
+    assert next_action(None, offset, Probe(expected=0, seen=offset)) is Action.HOLD
 
 
 @pytest.mark.parametrize("offset", [0, 5, 6])
 def test_an_offset_already_delivered_is_dropped(offset: int) -> None:
-    assert next_step(7, offset, None) is Step.DROP
+    assert next_action(7, offset, None) is Action.DROP
 
 
 @pytest.mark.parametrize("offset", [8, 20])
 def test_an_offset_past_the_due_one_sends_the_consumer_back(offset: int) -> None:
-    assert next_step(7, offset, None) is Step.REWIND
+    assert next_action(7, offset, None) is Action.REWIND
 
 
 def test_the_same_offset_again_after_going_back_is_a_real_hole() -> None:
-    assert next_step(5, 6, Probe(expected=5, seen=6)) is Step.DELIVER
+    assert next_action(5, 6, Probe(expected=5, seen=6)) is Action.DELIVER
 
 
 def test_a_different_offset_after_going_back_is_another_loss_not_a_hole() -> None:
     """Losing records twice in a row must not pass for a hole in the log."""
-    assert next_step(5, 9, Probe(expected=5, seen=6)) is Step.REWIND
+    assert next_action(5, 9, Probe(expected=5, seen=6)) is Action.REWIND
 
 
 def test_a_probe_from_another_place_proves_nothing_here() -> None:
-    assert next_step(12, 13, Probe(expected=5, seen=13)) is Step.REWIND
+    assert next_action(12, 13, Probe(expected=5, seen=13)) is Action.REWIND
 
 
 def test_a_partition_read_through_holes_and_losses_delivers_each_record_once() -> None:
@@ -67,11 +67,11 @@ def test_a_partition_read_through_holes_and_losses_delivers_each_record_once() -
             if offset in lost_once:
                 lost_once.discard(offset)
                 continue
-            step = next_step(due, offset, probe)
-            if step is Step.DELIVER:
+            step = next_action(due, offset, probe)
+            if step is Action.DELIVER:
                 delivered.append(offset)
                 due, probe = offset + 1, None
-            elif step is Step.REWIND:
+            elif step is Action.REWIND:
                 probe, position, rewinds = Probe(due, offset), due, rewinds + 1
                 break
     assert delivered == log

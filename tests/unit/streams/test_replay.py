@@ -11,7 +11,7 @@ from schemas import Event, encode, kafka_key
 from schemas.codec import structured_headers
 from schemas.fields import PolicyTier
 from streams.digest import state_digest
-from streams.replay import LogRecord, merge_partitions, stored_fold_tables
+from streams.replay import TopicRecord, merge_partitions, stored_fold_tables
 from tests.factories import T0, sample_event
 from verifiers.lockout import LockoutState, fold_lockout
 from verifiers.policy import TIERS, lockout_policy
@@ -19,9 +19,9 @@ from verifiers.policy import TIERS, lockout_policy
 BUSINESS = TIERS[PolicyTier.BUSINESS]
 
 
-def _records(events: list[Event], *, partition: int = 0) -> list[LogRecord]:
+def _records(events: list[Event], *, partition: int = 0) -> list[TopicRecord]:
     return [
-        LogRecord(
+        TopicRecord(
             partition,
             n,
             int(e.time.timestamp() * 1000),
@@ -47,7 +47,7 @@ def _failures(subject: str, n: int) -> list[Event]:
 def test_replay_folds_once_per_id_and_counts_junk() -> None:
     events = _failures("u-1", BUSINESS.max_failures)
     records = _records([events[0], *events])  # the first one twice (a relay's re-send)
-    junk = LogRecord(0, 99, 0, b"k", b"][", [])
+    junk = TopicRecord(0, 99, 0, b"k", b"][", [])
     replayed = replay_settings([*records, junk], Settings())
 
     assert (replayed.records, replayed.duplicates, replayed.dead_lettered) == (7, 1, 1)

@@ -14,7 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
 from streams.positions import JsonState
-from streams.replay import LogRecord, Tables, stored_fold_tables
+from streams.replay import Tables, TopicRecord, stored_fold_tables
 from streams.topology import Topology
 from verifiers.kafka_connection import KafkaTarget, as_connection, kafka_python_config
 
@@ -30,7 +30,7 @@ def read_to_end(
     *,
     timeout_s: float = 30.0,
     on_total: Callable[[int], None] | None = None,
-) -> Iterator[LogRecord]:
+) -> Iterator[TopicRecord]:
     """Every record of ``topic`` up to the end offsets it had when reading began, each
     partition in offset order (partitions interleaved as they arrive). ``on_total`` gets
     the number of records to read, once known."""
@@ -56,7 +56,7 @@ def read_to_end(
             for tp, records in batch.items():
                 for record in records:
                     if record.offset < ends[tp]:
-                        yield LogRecord(
+                        yield TopicRecord(
                             partition=tp.partition,
                             offset=record.offset,
                             timestamp_ms=record.timestamp,
@@ -71,9 +71,9 @@ def read_to_end(
         consumer.close()
 
 
-def read_partitions(records: Iterable[LogRecord]) -> list[list[LogRecord]]:
+def read_partitions(records: Iterable[TopicRecord]) -> list[list[TopicRecord]]:
     """``records`` split by partition, each in offset order."""
-    partitions: dict[int, list[LogRecord]] = {}
+    partitions: dict[int, list[TopicRecord]] = {}
     for record in records:
         partitions.setdefault(record.partition, []).append(record)
     return [partitions[p] for p in sorted(partitions)]
