@@ -1,8 +1,8 @@
 """HTTP ingest: ``POST /v1/events`` takes CloudEvents from any language and answers only
 once the broker has them.
 
-:func:`create_app` builds the FastAPI app from an :class:`IngestConfig` and a
-:class:`Delivery` (:class:`sources.delivery.EventDelivery` in production). Structured,
+:func:`create_app` builds the FastAPI app from an :class:`IngestConfig`, a :class:`Delivery`
+(:class:`sources.delivery.EventDelivery` in production) and the credentials. Structured,
 binary and batch modes (:mod:`sources.cloudevents_http`), each event decoded by the
 contract's codec; a per-tenant bearer credential (and, with a signing secret, an HMAC
 signature: :mod:`sources.signatures`). A request is all or nothing: with any bad event
