@@ -1,60 +1,14 @@
 """Rollups: what the dashboard's heavy queries read instead of every event.
 
-Counting distinct subjects over millions of sign-ins is what makes the device, policy-tier,
-geography, adoption and overview queries slow; a rollup per *day* would not help (a
-subject signs in about once a day), a rollup per *month* does. And the time to complete
-needs each verification's challenge, a join over every challenge. Compaction builds
-(:func:`refresh`) one rollup per month, of its days but the lake's newest, and one of the
-newest day alone (rebuilt by each compaction while that day is written, and folded into
-its month's when the next day begins). Each holds, from its days' partitions (its
-``month`` column is its first day; ``days`` bits count from there):
-
-* ``presence``: one row per subject and values of the :data:`DIMENSIONS` (tenant,
-  application, factor, policy tier, device kind and OS, country, coordinates rounded to
-  0.1°), with ``days``: a bit per day of the rollup on which the subject signed in with
-  those values. The subjects of any set of whole days are the rows with ``days & mask``
-  not zero: an exact distinct count from a fifth of the rows.
-* ``active``: the same with only tenant, subject and application: each subject's sign-in
-  days, small enough for the per-day questions (adoption).
-* ``held``: the same with the factor, and ``days`` only those on which the subject held
-  that factor at the end of the day (``analytics.spans``): adoption's enrolled subjects.
-* ``activity``: each subject's days with any event at all (tenant, subject, days).
-* ``counts``: per day and the same values, without subjects: sign-ins and failed ones.
-* ``completions``: each successful verification's time to complete, looked up as the
-  ``verifications`` view does (``analytics.views.completed``).
-* ``privileged``: per day and subject shown privileged that day
-  (``analytics.views.PRIVILEGED``), the privileged role, the policy tiers and the last such
-  event (for the privileged-role coverage).
-* ``verified``: per day, subject and factor, the successful verifications.
-* ``deliveries``: per day, each SMS challenge sent or failed that day and whether a
-  delivery of it failed (``challenge_id`` kept: a challenge's deliveries may span days).
-* ``sms``: one row per SMS challenge (tenant + id) delivered or failed on the rollup's
-  days: those days and the failed ones as bits, and the earlier days it was delivered or
-  failed on (``earlier``, ``earlier_failed``). A window's challenges, each counted once on
-  its first day in the window, are then counted without grouping by id (when the window's
-  days all come from rollups whose earlier days are unchanged).
-* ``transactions``: per day, a hash of each transaction (tenant + correlation id) with a
-  challenge or prompt that day: which days may hold the challenges of verifications whose
-  time to complete is looked up at query time (:func:`challenges_to_look_up`). A hash
-  collision only adds a day to read.
-* ``coverage``: per day, the digest of the ``events`` partition it was built from
-  (:attr:`Listing.digest`), and whether the rollup answers for it (its own days) or only
-  read it (every day before them, whose challenges and enrollments the completions and
-  held factors may have looked up).
-
-Readers take a day from a rollup only when the query's window holds the whole day and the
-partition's digest is unchanged, and its completions and held factors only when no
-earlier day changed either (:func:`plan`); every other day of the window (a day a late
-event, a micro-batch since the last compaction, a compaction or an erasure changed since;
-a day cut by ``since``/``until``) is read from the files themselves. So an answer equals
-the one from the raw files alone, whatever state the rollups are in
-(``tests/unit/analytics/test_rollups.py``).
-
-Layout: as a table's (``analytics.lake``): ``<lake>/_rollups/date=YYYY-MM-DD``, named by
-the rollup's first day, is a link to a generation directory
-``<lake>/_rollups/.generations/…`` holding these files, swapped with one ``rename``.
-Erasure removes every rollup (:func:`remove`): they name subjects and places; the next
-compaction builds them again.
+Compaction builds (:func:`refresh`) one rollup per month, of its days but the lake's
+newest, and one of the newest day alone; each holds, per subject and the
+:data:`DIMENSIONS`, a bit per day (``presence``, ``active``, ``held``, ``activity``) and
+per-day tables (``counts``, ``completions``, ``privileged``, ``verified``,
+``deliveries``, ``sms``, ``transactions``, ``coverage``). :func:`plan` says which days of
+a query's window the rollups answer (whole days whose partition digest is unchanged) and
+which are read from the files themselves, so an answer equals the one from the raw files
+alone, whatever state the rollups are in. Erasure removes every rollup (:func:`remove`).
+What each file holds, how readers use them, the layout: docs/lake.md.
 """
 
 from __future__ import annotations

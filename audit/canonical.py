@@ -1,31 +1,14 @@
 """The canonical encoding of a ledger entry: the bytes each Merkle leaf hashes.
 
-An entry is one JSON object, encoded as UTF-8 JSON with **every object's keys sorted
-by code point, no insignificant whitespace**, numbers in their shortest round-trip
-form and times as RFC 3339 UTC (``msgspec.json.encode(value, order="sorted")``)::
-
-    {
-      "event":       the CloudEvent in structured mode (attributes and "data", fields at
-                     their default left out), every personal-data field removed (or
-                     ``null`` where the schema requires the field),
-      "prev":        hex SHA-256 leaf hash of the previous entry (64 zeros for entry 0),
-      "recorded_at": when the ledger appended it, "YYYY-MM-DDTHH:MM:SS.ffffffZ",
-      "sealed":      present only when the event carried personal data:
-                     {"ct": base64(nonce || AES-256-GCM ciphertext),
-                      "key": id of the subject's data key,
-                      "paths": the dotted paths sealed, sorted},
-      "seq":         0-based position (leaf index) in the ledger,
-      "v":           1
-    }
-
-Personal-data fields are those ``schemas.registry.personal_paths`` names for the event's
-type (``x-personal-data`` in the JSON Schema). The sealed plaintext is the canonical
-JSON object ``{path: value}`` of the fields present; its associated data is
-``"<event id>\\x00<key id>"``. Encrypting *before* hashing is what lets an erasure
-destroy the key while every hash and proof stays valid.
-
-``seq`` and ``prev`` make each entry name its own position and predecessor, so a
-verifier can say exactly which entry was moved, inserted or removed.
+:func:`encode_entry` makes an entry's bytes: one JSON object (``event``, ``prev``,
+``recorded_at``, ``sealed``, ``seq``, ``v``) encoded with every object's keys sorted by
+code point and no insignificant whitespace (:func:`encode`). The event's personal-data
+fields (:func:`split_personal`) are removed before hashing and sealed per subject
+(AES-256-GCM, associated data :func:`sealed_context`): an erasure destroys the key while
+every hash and proof stays valid. ``seq`` and ``prev`` make each entry name its own
+position and predecessor. The format is a contract with every verifier, ours or an
+auditor's: changing it changes every hash. The entry in full:
+docs/auditors.md#what-each-leaf-hashes-the-canonical-entry.
 """
 
 from __future__ import annotations

@@ -3,30 +3,13 @@
 :class:`EventDelivery` is the one producer of every ingest path (HTTP ingest, the
 identity providers' pollers and webhooks): an aiokafka producer, idempotent with
 ``acks=all``, whose :meth:`~EventDelivery.deliver` returns only once the broker
-acknowledged every event it was given (key ``partitionkey``, value the structured-mode
-event, ``content-type: application/cloudevents+json``), and raises
-:class:`BrokerUnavailable` when it cannot within its timeout.
-
-**What a failure means.** The events of one call go to several partitions, as separate
-produce requests; Kafka has no atomic write across partitions for a consumer that reads
-uncommitted records (the worker does). So when :meth:`deliver` raises, *some* of the
-events may already be in the log and others not. Nothing is ever reported delivered that
-was not acknowledged, and events keep their ids: the caller retries the same events (the
-HTTP client the same batch), the ones already written become duplicates, and the
-pipeline drops duplicates by id. A failed call retried is therefore written exactly once
-in effect; a successful call is written whole.
-
-After a failure the producer is **abandoned, not flushed**: what it still holds is failed
-on the spot and its sender stopped, so events of a call already answered "unavailable"
-are not written minutes later behind the caller's back (and then again by its retry);
-the next call starts a new idempotent producer. Only a produce request already on the
-wire when the time ran out can still land (the broker was slow, not gone): that is the
-one way a retried event is in the log twice, and the pipeline's dedupe by id covers it.
-(Abandoning reaches into aiokafka's producer, pinned at 0.14.0: the accumulator's
-``fail_all`` and the sender's ``close``; the outage tests exercise it.)
-
-The configuration is a plain aiokafka keyword dict
-(:func:`verifiers.kafka_connection.aiokafka_config`, made by the front door).
+acknowledged every event it was given, and raises :class:`BrokerUnavailable` when it
+cannot within its timeout. Then *some* of the events may already be in the log: the caller
+retries the same events (same ids) and the pipeline drops duplicates by id. After a
+failure the producer is abandoned, not flushed (reaching into aiokafka 0.14.0's
+accumulator and sender), and the next call starts a new one. The configuration is a plain
+aiokafka keyword dict (:func:`verifiers.kafka_connection.aiokafka_config`, made by the
+front door). What a failure means, in full: docs/http-ingest.md#delivery-to-the-broker.
 """
 
 from __future__ import annotations
@@ -50,8 +33,8 @@ _STOP_GRACE_S: Final = 5.0
 class BrokerUnavailable(Exception):
     """The broker did not acknowledge every event in time (or could not be reached).
 
-    Some of the events may have been written (see the module docstring): retry the same
-    events, with the same ids."""
+    Some of the events may have been written (docs/http-ingest.md#delivery-to-the-broker):
+    retry the same events, with the same ids."""
 
 
 class EventDelivery:

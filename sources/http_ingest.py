@@ -1,28 +1,16 @@
 """HTTP ingest: ``POST /v1/events`` takes CloudEvents from any language and answers only
 once the broker has them.
 
-* **Modes**: the CloudEvents HTTP binding's structured, binary and batch modes
-  (:mod:`sources.cloudevents_http`); each event is decoded by the contract's codec, as the
-  worker will decode it.
-* **Who**: a per-tenant bearer credential (``Authorization: Bearer fsc_…``; hashed,
-  revocable, cached: :class:`verifiers.service.clients.ServiceClients` over the ingest's
-  own database). An event naming another tenant is refused (403), as are types the
-  pipeline derives and control events without a trusted signature. With a signing
-  secret, every request must also carry a valid, fresh, unused HMAC signature
-  (:mod:`sources.signatures`).
-* **All or nothing**: a request with any bad event is refused whole: 422 (form) or 403
-  (permission), with the index, field and reason of each bad event, and *none* of its
-  events is delivered, the good ones included. Nothing is sent before every event passed.
-* **Acknowledged**: 202 comes only after :meth:`EventDelivery.deliver` returned, i.e. the
-  broker acknowledged every event (idempotent producer, ``acks=all``). While the broker is
-  unreachable the answer is 503 with ``Retry-After``; some events of that request may
-  already be in the log (Kafka writes partitions independently), so the client retries the
-  same request, and the pipeline drops the events it already has by id.
-* **Size**: bodies over ``max_body_bytes`` and batches over ``max_batch_events`` are 413.
-
-Errors are RFC 9457 problem details with an ``error`` member (as the MFA service's);
-refused events are listed in ``errors``. Other routers (the identity providers' webhook
-receivers) can be mounted into the same app (``routers``).
+:func:`create_app` builds the FastAPI app from an :class:`IngestConfig`, a :class:`Delivery`
+(:class:`sources.delivery.EventDelivery` in production) and the credentials. Structured,
+binary and batch modes (:mod:`sources.cloudevents_http`), each event decoded by the
+contract's codec; a per-tenant bearer credential (and, with a signing secret, an HMAC
+signature: :mod:`sources.signatures`). A request is all or nothing: with any bad event
+(422 form, 403 permission) none is delivered; 202 comes only after the broker
+acknowledged every event, 503 with ``Retry-After`` while it is unreachable; 413 over the
+size limits. Errors are RFC 9457 problem details. Other routers (the identity providers'
+webhook receivers) can be mounted into the same app (``routers``).
+The answers in full: docs/http-ingest.md.
 
 (No ``from __future__ import annotations``: FastAPI reads annotations at run time.)
 """

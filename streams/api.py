@@ -1,52 +1,14 @@
 """The lockout API on the worker's web server (Faust), routed to the worker owning the key.
 
-``GET /lockouts/{tenant}/{subject}[?factor=totp][&at=2026-11-02T09:30:00Z]``
+* ``GET /lockouts/{tenant}/{subject}[?factor=totp][&at=…]``: the subject's lock, else
+  that factor's (``verifiers.lockout.lockout_status`` at ``at``);
+* ``GET /lockouts/ip/{ip}[?at=…][&tenant=…]``: the IP's block (``streams.folds.ipblock``);
+  registered before the subject route, so the tenant ``ip`` is reserved;
+* ``GET /lockouts/_owners``: which worker owns which partitions of each table.
 
-Any worker answers for any subject: a request for a key whose ``subjects``-table partition
-another worker owns is proxied to that worker (Faust table routing on the table's
-changelog partitioner, the same murmur2 partitioning the ingested topic is keyed by).
-Answer (200, JSON)::
-
-    {"tenant": "acme", "subject": "u-1001", "factor": "totp" | null,
-     "at": "2026-11-02T09:30:00+00:00",
-     "locked": true, "until": "2026-11-02T09:45:00+00:00" | null,
-     "permanent": false, "scope": "subject" | "factor" | null,
-     "reason": "max_failures" | "otp_max_failures" | ... | null}
-
-``locked`` is the gate's answer (``verifiers.lockout.lockout_status``) at ``at`` (RFC 3339;
-write UTC as ``Z``, since a bare ``+`` in a query string means a space; default: the wall
-clock now, read here at the edge): the subject's lock, else (with ``factor``) that
-factor's lock. A subject the stream never saw is not locked. A bad ``factor`` or ``at``
-is a 400 with ``{"error": ...}``; 503 while the partition owner is not known (rebalance).
-
-``GET /lockouts/ip/{ip}[?at=2026-11-02T09:30:00Z][&tenant=acme]`` — per-IP throttling
-(``streams.folds.ipblock``), routed the same way on the ``ips`` table, whose key is
-the canonical address (IPv4-mapped IPv6 as IPv4; IPv6 compressed, lower case). The
-platform's blocks hold for every tenant; a block a tenant's identity provider reported
-(reason ``idp_reported``) only when that ``tenant`` is asked for::
-
-    {"ip": "198.51.100.23", "tenant": "acme" | null, "at": "2026-11-02T09:30:00+00:00",
-     "blocked": true, "until": "2026-11-02T09:45:00+00:00" | null,
-     "since": "2026-11-02T09:30:00+00:00" | null, "reason": "credential_stuffing" | null,
-     "failures": 57 | null, "distinct_subjects": 20 | null}
-
-An IP the stream never saw failing is not blocked; a malformed IP, ``at`` or ``tenant`` is a
-400. The IP
-route is matched before the subject route, so the tenant ``ip`` is reserved: a subject of
-a tenant named ``ip`` whose id looks like an address cannot be asked for.
-
-**Who may ask.** With ``stream.api_token`` set, every request needs
-``Authorization: Bearer <token>`` (compared in constant time; a request routed to the
-owning worker carries the caller's header along) and anything else is a 401. Without a
-token the API answers anyone who reaches ``stream.web_bind``, so the worker refuses to
-start bound to anything but a loopback address (``streams.app``). ``at`` must lie within
-:data:`AT_RANGE` of the wall clock (a 400 otherwise); Faust's own pages that describe the
-worker's layout (``/router/``, ``/table/``, statistics, the graph) are not served.
-
-``GET /lockouts/_owners`` (same token) answers which worker owns which partitions of each
-table, as this worker's router knows it (``{worker URL: {changelog topic: [partitions]}}``):
-what an operator, or a test waiting for a rebalance to settle, needs from Faust's
-``/router/`` without the rest of that page.
+``at`` defaults to the wall clock, read here at the edge. With ``stream.api_token`` set,
+every request needs ``Authorization: Bearer <token>``; without one the worker must be
+bound to a loopback address. The routes and answers in full: docs/lockout.md#the-lockout-api.
 """
 
 from __future__ import annotations

@@ -1,37 +1,14 @@
 """In-order delivery: each partition's records reach the agents without holes (pure).
 
-Faust (faust-streaming 0.15) can skip records after a rebalance or a restart:
-
-* its ``getmany`` drops the rest of a fetched batch when the flow stops, the consumer
-  generation changes or a partition is paused mid-batch, although the Kafka consumer's
-  position has already moved past them, and aiokafka leaves the position of a partition
-  with no committed offset where the last fetch left it: the next record Faust reads lies
-  past the one it expects, and Faust records the offsets in between as a "gap" that its
-  commit treats as acknowledged;
-* its fetch loop remembers the last offset it handed to the agents and silently drops any
-  record below it; when the seek to the committed offsets that ends a rebalance runs while
-  a record fetched before it is still being handed over, that offset is remembered *after*
-  the seek, and the records read again from the committed offset are dropped;
-* its commit takes ``committed + 1`` for the offset due after ``committed`` (which is
-  already the offset due): one record that never reached the agents is committed over.
-
-A ``kill -9`` soon after loses those records for any agent that had not handled them yet
-(seen in the crash test: derived events missing from the ledger although their offsets
-were committed).
-
-So the worker's consumer (``streams/consumer.py``) positions every partition itself at
-the end of each rebalance, checks every record against the offset it expects next on
-that partition, and asks this module what to do:
-
-* no expected offset yet (the partition was assigned, and the seek that ends the
-  rebalance has not run) → hold it back: the seek reads it again;
-* the expected offset → deliver it;
-* an earlier one → drop it (already delivered since the last seek);
-* a later one → rewind: seek back to the expected offset and read again, dropping the
-  rest of this batch for that partition;
-* the same later offset again right after rewinding to the same place → the log has a
-  real hole there (transaction markers under ``exactly_once``, compaction, retention):
-  accept it and deliver.
+Faust (faust-streaming 0.15) can skip records after a rebalance or a restart, and a
+``kill -9`` soon after loses them (docs/faust-consumer-faults.md). So the worker's
+consumer (``streams/consumer.py``) positions every partition itself at the end of each
+rebalance, checks every record against the offset it expects next on that partition, and
+asks :func:`next_action` what to do: hold it back (not positioned yet), deliver it (the
+expected offset), drop it (an earlier one), or rewind (a later one), accepting a hole only
+when the same later offset comes back right after rewinding to the same place.
+:class:`StallWatch` and :func:`unread` decide when a partition that stopped is repaired.
+The decisions in full: docs/faust-consumer-faults.md#in-order-delivery-record-by-record.
 """
 
 from __future__ import annotations

@@ -1,44 +1,12 @@
 """Enrichment: complete an event's client location from its IP address, best effort.
 
-The ingest agent (``streams.ingest``) passes every good event through
-:meth:`Enricher.enrich` after dedupe, before the folds see it. ``data.client`` is completed,
-and so is ``data.responder`` (the device that answered a push). Only public addresses are
-looked up: private, loopback, link-local, shared, documentation, reserved and multicast
-addresses get nothing; an IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) counts as its IPv4
-address. Enrichment never raises: whatever cannot be looked up is left as it came.
-
-**Sources**, per address:
-
-* *geoip2fast* 1.2.2, bundled and offline (MaxMind GeoLite2 data of 2024-06-18): the
-  country. Its ASN data names a network's organisation (``GOOGLE``) but has no AS number,
-  and ``Geo.asn`` is the number, so it is not used for ASN.
-* the operator's *city database* (``mmdb_path``: a MaxMind-format GeoIP2/GeoLite2 City or
-  compatible ``.mmdb``, read with maxminddb): country, region (the first subdivision),
-  city, coordinates, and the AS number when a record carries one.
-* the operator's *ASN database* (``asn_mmdb_path``, GeoLite2 ASN format): the AS number.
-* ``streams/data/country_centroids.csv``: one point per country (sources in its header).
-
-**Precedence**, field by field: a value the event carries is never replaced; a missing one
-comes from the first source that has it.
-
-==============  ============================================================================
-``country``     the city database, then geoip2fast (ISO 3166-1 codes and XK only: never
-                GeoLite2's continent codes such as ``EU``)
-``region``,     the city database, when its record's country is the event's country (as
-``city``        completed above) or either is unknown
-``latitude``,   a pair, added only when both are missing: the city database when it places
-``longitude``   the address in a city (a record with a city name and an accuracy radius, if
-                any, under 500 km) and its country agrees; else the country's centroid
-``asn``         the ASN database, then the city database's record
-``source``      says where the coordinates came from: ``mmdb`` or ``centroid`` when they
-                were added here (replacing what the event had, e.g. ``client`` on a geo
-                without coordinates); kept when the event carried coordinates; with no
-                coordinates at all, kept if set, else ``mmdb`` or ``geoip`` after the
-                country's source
-==============  ============================================================================
-
-An event without a client (or whose client has no public IP, or for which nothing new was
-found) is returned as it came, the same object.
+:func:`open_enricher` builds the worker's :class:`Enricher` (geoip2fast, the packaged
+country centroids, the operator's city and ASN databases); the ingest stage passes every
+good event through :meth:`Enricher.enrich` before the folds see it. Only public addresses
+are looked up (:func:`public_address`). A value the event carries is never replaced; a
+missing one comes from the first source that has it. Enrichment never raises: whatever
+cannot be looked up is left as it came, and an event with nothing new is returned as it
+came, the same object. Sources and precedence field by field: docs/enrichment.md.
 """
 
 from __future__ import annotations
@@ -320,7 +288,7 @@ def public_address(ip: str) -> str | None:
 
 
 class Enricher:
-    """Completes ``client.geo`` from the client's IP (see the module docstring).
+    """Completes ``client.geo`` from the client's IP (the rules: docs/enrichment.md).
 
     Built once at the edge with its data sources; holds no clock and reads no environment.
     Results are kept in a least-recently-used cache of ``cache_size`` entries (0: none),

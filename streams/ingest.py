@@ -1,38 +1,12 @@
 """Ingest's record handling: decode raw records, and the dead-letter record format.
 
-The ingest stage (``streams/stages.py``) decodes every record of the events topic with our
-codec (structured or binary mode):
-
-* a record that fails goes to the dead-letter topic and the worker keeps going;
-* a good event is enriched (``streams.enrich``: country, ASN and coordinates from the
-  client's IP, best effort), re-encoded (structured mode) and forwarded to the internal
-  ``<app_id>-events-ingested`` topic keyed by its ``partitionkey``, where the per-key
-  folds read it, whatever key (or partition) the producer used, with its place in the
-  events topic in a ``factorstream.origin`` header (``streams.positions``: how the folds
-  apply each event once). Duplicate ids (a relay's re-send) are dropped by the subjects
-  stage, which keeps each subject's recent ids.
-
-**Dead-letter record format** (the Kafka Connect convention: the original record
-unchanged, the error in headers):
-
-========================================  ===============================================
-key                                       the original key (bytes, or null)
-value                                     the original value, byte for byte (null for a
-                                          tombstone); cut to ``DLQ_VALUE_LIMIT`` bytes if
-                                          longer, so a poison record cannot crash the
-                                          worker with a too-large send
-headers                                   the original headers, in order, then:
-``factorstream.dlq.reason``               ``<field>: <reason>``, e.g. ``type: unknown
-                                          event type 'x'`` (UTF-8)
-``factorstream.dlq.field``                the offending field (``event``, ``type``,
-                                          ``data.factor``, ...)
-``factorstream.dlq.topic``                source topic
-``factorstream.dlq.partition``            source partition (decimal)
-``factorstream.dlq.offset``               source offset (decimal)
-``factorstream.dlq.timestamp``            source record timestamp, Unix milliseconds
-``factorstream.dlq.value.length``         length of the original value in bytes (-1: null)
-``factorstream.dlq.value.truncated``      ``true`` only when the value was cut
-========================================  ===============================================
+:func:`decode_record` decodes a record of the events topic with our codec (structured or
+binary mode) and raises :class:`~schemas.EventDecodeError` saying what was wrong;
+:func:`dead_letter` makes the dead-letter record of one that failed, in the Kafka Connect
+convention: the original key, value (cut to :data:`DLQ_VALUE_LIMIT` bytes) and headers
+unchanged, the error in ``factorstream.dlq.*`` headers. The ingest stage
+(``streams/stages.py``) uses both. The format in full:
+docs/stream-engine.md#ingest-and-the-dead-letter-topic.
 """
 
 from __future__ import annotations
@@ -88,7 +62,7 @@ def dead_letter(
     value: bytes | None,
     headers: Headers,
 ) -> DeadLetter:
-    """The DLQ record for a record that failed with ``error`` (format: module docstring)."""
+    """The DLQ record for a record that failed with ``error`` (format: docs/stream-engine.md)."""
     length = -1 if value is None else len(value)
     truncated = value is not None and length > DLQ_VALUE_LIMIT
     ours = {

@@ -2,35 +2,13 @@
 
 The worker (``streams/engine.py``) hands each stage whole batches, one partition of one
 topic at a time, and does the I/O around it; :mod:`streams.replay` runs the same stages in
-memory. A stage never touches Kafka, Faust, the clock or the environment:
-
-=============  =============================  ==========================================
-stage          reads                          does, per batch
-=============  =============================  ==========================================
-``ingest``     the events topic               decode each record once; dead-letter the
-                                              bad; enrich; forward to the ingested topic,
-                                              keyed by ``partitionkey``, stamped with its
-                                              origin (``streams.positions``)
-``subjects``   ``<app_id>-events-ingested``   per ``partitionkey``: drop duplicate ids,
-                                              then lockout and every per-subject detection
-                                              in one pass; forward to the re-keyed topics
-``ips``        ``<app_id>-events-by-ip``      per client IP: password spray and IP blocks
-``tenants``    ``<app_id>-events-by-tenant``  per tenant: SMS pumping
-=============  =============================  ==========================================
-
-A keyed stage holds each key's state as live objects (:class:`KeyRecord`: one state per
-fold, the log positions applied, the recent event ids) in a :class:`StateCache` in front
-of its table, and returns the records to produce; the keys it changed stay dirty in the cache until
-the caller flushes them, once per commit. The caller makes the records durable first and
-writes the table after, then commits: see ``docs/stream-engine.md`` for why that order is
-the crash story.
-
-Stored form of a key (JSON builtins; one table per stage)::
-
-    {"version": 1,
-     "states": {"<fold>": <the fold state's to_dict()>, ...},   # folds never touched: absent
-     "applied": {"<channel>": <offset>, ...},                   # streams.positions
-     "recent": [["<event id>", <event time, Unix s>], ...]}     # subjects only: dedupe
+memory. A stage never touches Kafka, Faust, the clock or the environment. :class:`Ingest`
+decodes, dead-letters, enriches and forwards; a :class:`KeyedStage` (subjects, IPs,
+tenants) folds each key's state, held as live objects (:class:`KeyRecord`) in a
+:class:`StateCache` in front of its table, and returns the records to produce. The keys it
+changed stay dirty until the caller flushes them, once per commit, after the records are
+durable: that order is the crash story. The stages, their topics and a key's stored form:
+docs/stream-engine.md#the-stages.
 """
 
 from __future__ import annotations

@@ -2,60 +2,15 @@
 
 ``fold_lockout(state, event, policy) -> (state, derived events)`` runs in the stream (the
 replayable record) and in the verifier's store (the gate); ``lockout_status`` is the gate.
-No I/O and no clock: time is the event's ``time`` or the caller's ``now``.
+No I/O and no clock: time is the event's ``time`` or the caller's ``now``. An event the
+fold does not read returns the very state it was given, and no events.
 
-**Followed:** Keycloak 26.0's ``services/src/main/java/org/keycloak/services/managers/
-DefaultBruteForceProtector.java`` (``failure``/``success``; the generation with
-``BruteForceStrategy`` and ``maxTemporaryLockouts``) and its server-admin guide
-``docs/documentation/server_admin/topics/threat/brute-force.adoc``. On a failure: reset
-the count if the previous failure is older than ``failure_reset`` (never in permanent
-mode); count it; wait = ``wait_increment * (count // max_failures)`` (MULTIPLE) or
-``wait_increment * (1 + count - max_failures)`` (LINEAR); if wait <= 0 and the previous
-failure is closer than ``quick_login_check``, wait = ``min_quick_login_wait`` (a quick-login
-lock, not a temporary lockout); cap the wait at ``max_wait``; a strategy lock counts a
-temporary lockout, and more than ``max_temporary_lockouts`` of them lock permanently;
-``permanent_lockout`` locks permanently at ``max_failures``. A completed login resets the
-count and the temporary lockouts (``success``, called from ``AuthenticationManager.
-logSuccess`` when a flow completes); an administrator's unlock resets everything.
-
-**Deviations**, each deliberate:
-
-* Failures while a lock is in force are *counted* (count, last failure, the per-factor and
-  the NIST counters) but decide nothing: no new wait, no temporary lockout, no event; the
-  next failure after expiry is judged on the higher count. Keycloak never sees them (its
-  authenticators refuse a disabled user before calling ``failedLogin``; the guide: "count
-  does not increment when a temporarily disabled account commits a login failure"), but our
-  log may carry failures from a service that evaluated a code despite the lock, and each was
-  a real guess. Only the NIST cap may escalate a lock to permanent meanwhile. Attempts the
-  gate refused unseen (reason ``locked_out``) and sends refused as too soon or too often
-  (:data:`NOT_EVALUATED`) are no guesses and are not counted: counting them would let
-  anyone lock any account for good with 100 requests (the NIST cap).
-* A success the gate would refuse (subject locked, or its factor locked) changes nothing: a
-  lock is lifted by time or by an administrator, never by the credential it protects.
-* A first-factor success with ``mfa_required=True`` is not a completed login: it resets
-  nothing, so knowing the password does not buy fresh second-factor guesses.
-* A push approved with the wrong number (``push.rejected``, reason ``number_mismatch``)
-  is a failure of the push factor: it is a guess at the number an attacker's sign-in
-  screen shows. A person's plain "reject" is not counted.
-* Times keep sub-second precision (Keycloak truncates ``notBefore`` to seconds).
-* Additions: per-factor OTP counters (``OTP_FACTORS``; ``otp_max_failures`` consecutive
-  failures on one factor within ``failure_reset`` lock that factor for ``otp_lockout``; the
-  counter restarts at each factor lock; only a success on that factor resets it), and NIST
-  SP 800-63B §5.2.2: ``consecutive_failure_cap`` failures since the last completed login lock
-  the subject permanently, whatever the windows. Expiry is noticed lazily: the first
-  consumed event at or after ``locked_until`` emits ``lockout.cleared(reason="expired")``.
-* Locks an identity provider reports (``idp.lock.reported``, from ``sources``' adapters):
-  the provider locked the subject or a factor, so the pipeline locks it too, with reason
-  :data:`REPORTED_REASON`, until the provider's ``locked_until`` or, when it does not say,
-  for the tier's ``max_wait`` (subject) or ``otp_lockout`` (factor) — the pipeline's
-  decision, not a fact invented for the provider. Nothing is counted (the provider gives
-  no failure count: ``failures`` is ours); a report never shortens a lock in force, one
-  without an end does not extend it (providers repeat their lock at each attempt), and a
-  factor is locked only if it is one with a counter (:data:`OTP_FACTORS`). A reported
-  unlock (``idp.unlock.reported``) lifts only a subject lock that came from a report and
-  was applied at or before the unlock: our own locks, from our own evidence, are lifted by
-  time or an administrator (a report extending one of ours leaves it ours), and a
-  provider's stale unlock does not lift a newer lock.
+Keycloak 26.0's ``DefaultBruteForceProtector`` is followed (count, wait by strategy,
+quick-login lock, temporary then permanent lockouts, a completed login resets), with
+deliberate deviations: failures during a lock are counted but decide nothing, attempts
+the gate refused unseen are not counted, a success never lifts a lock, per-factor OTP
+counters and the NIST SP 800-63B cap are added, and locks an identity provider reports
+are taken over. The rule in full: docs/lockout.md#the-subject-and-factor-lockout.
 """
 
 from __future__ import annotations
@@ -621,7 +576,7 @@ def _reported_lock(
     policy: LockoutPolicy,
     derived: list[Event],
 ) -> LockoutState:
-    """A provider's lock as ours (see the module docstring): the subject or an OTP factor."""
+    """A provider's lock as ours (docs/lockout.md): the subject or an OTP factor."""
     now, tier = event.time, report.policy_tier
     if report.scope is LockoutScope.SUBJECT:
         if report.locked_until is None and lockout_status(state, now=now).locked:

@@ -1,34 +1,14 @@
 """One-time codes over SMS, voice and e-mail: enrollment, sending with failover, checking.
 
-* Phone numbers are normalised to E.164 with ``phonenumbers`` (numbers that cannot take
-  the factor, and premium-rate or shared-cost numbers, are refused); e-mail addresses are
-  syntax-checked. Destinations are AES-GCM ciphertexts at rest; events carry them masked
-  (``+49*********89``, ``j***@example.com``) with the destination's country.
-* A code is 6 digits drawn uniformly from the store's entropy (:mod:`secrets`), lives for
-  the tier's ``code_lifetime``, allows the tier's ``otp_max_failures`` answers, and is
-  stored only as :meth:`SecretBox.code_hash`. A new code for the subject supersedes every
-  open one of the same purpose. **The code never appears in an event, a log line, an exception or a
-  return value**; it leaves only inside the message handed to the providers.
-* Sending takes three steps: issue the challenge (gated: a locked subject gets no code,
-  nor does one asking again too soon or too often: the tier's ``code_resend``, see
-  :mod:`verifiers.resend`), deliver outside any transaction (a slow gateway must not hold
-  the subject's lock), record each provider's outcome. A challenge no provider delivered is
-  closed ``undelivered``. A send the cooldown refuses is recorded (``mfa.verification.failed``,
-  or ``mfa.enrollment.failed`` for an enrollment code, with the reason) and says when to ask
-  again (``retry_after``); it is no failure for the lockout.
-* With :class:`~verifiers.sendcaps.SendCharges`, an SMS or voice send is priced and capped:
-  charged against the tenant's daily cap for the destination's country before it is sent
-  (refused ``country_cap`` when the cap has no room, recorded like a cooldown refusal with
-  the country and what the send would have cost), and ``mfa.challenge.sent`` carries its
-  price (``cost_micros``, ``currency``). See :mod:`verifiers.sendcaps`.
-
-Reasons: ``send_code`` — ``locked_out``, ``not_enrolled``, ``unknown_enrollment``,
-``resend_cooldown``, ``send_limit``, ``country_cap``, ``delivery_failed``. ``verify_code`` and
-``confirm_enrollment`` — ``locked_out``, ``unknown_challenge`` / ``unknown_enrollment`` /
-``no_challenge``, ``expired``, ``superseded``, ``already_used``, ``undelivered``,
-``too_many_attempts``, ``malformed_code``, ``invalid_code``. Every answer to a challenge
-counts against its attempt cap, well-formed or not; the answer that uses up the cap closes
-the challenge.
+:func:`begin_enrollment` / :func:`confirm_enrollment` enrol a phone or mailbox (numbers
+normalised to E.164, destinations AES-GCM ciphertexts at rest, masked in events);
+:func:`send_code` issues a challenge (gated by the lock and the tier's resend policy),
+delivers it outside any transaction with failover, and records each provider's outcome;
+:func:`verify_code` checks an answer. A code is 6 digits from :mod:`secrets`, stored only
+as :meth:`SecretBox.code_hash`; **the code never appears in an event, a log line, an
+exception or a return value**. A refused send or answer is a result with a reason
+(:class:`SendResult`, ``Verdict``); a bad destination raises :class:`InvalidDestination`.
+Codes, sending, prices and every reason: docs/one-time-codes.md.
 """
 
 from __future__ import annotations
@@ -243,7 +223,7 @@ def send_code(
     enrollment_id: str | None = None,
     charges: SendCharges | None = None,
 ) -> SendResult:
-    """Issue a new code and deliver it (see the module docstring for the steps).
+    """Issue a new code and deliver it (the steps: docs/one-time-codes.md#sending).
 
     Without ``enrollment_id`` the subject's most recently confirmed enrollment that can
     take ``factor`` is used (a phone enrolled for SMS can also take a voice call, and the

@@ -1,35 +1,10 @@
 """The mission's policy tiers, as data, and conditional access (who must use MFA, and how).
 
-=========  ==================  ============  ========  =======  ========  =========  =======
-tier       required factors    fallbacks     failures  lockout  code      permanent  trusted
-                                                                                     device
-=========  ==================  ============  ========  =======  ========  =========  =======
-admin      webauthn, push      totp, sms     3         5 min    2 min     after 3    never
-business   totp, push          sms, email    5         3 min    5 min     never      7 days
-customer   totp                sms, email    10        15 min   10 min    never      30 days
-=========  ==================  ============  ========  =======  ========  =========  =======
-
-:func:`lockout_policy` maps a tier onto the Keycloak-style :class:`LockoutPolicy`:
-``max_failures`` as is; ``wait_increment = lockout_duration`` (so the first lockout lasts
-exactly the tier's lockout duration under either strategy); ``max_wait`` caps repeated
-lockouts (admin 30 min, business 15 min, customer 1 h); admin uses the LINEAR strategy
-(each further failure adds a lockout duration) and locks permanently after 3 temporary
-lockouts (a second administrator unlocks); business and customer use MULTIPLE and are
-never locked permanently by the strategy (a denial-of-service risk for many accounts),
-only by the NIST cap of 100 consecutive failures. Quick-login settings are Keycloak's
-defaults (1 s, 1 min); ``failure_reset`` is 24 h for admin and 12 h otherwise.
-
-Temporary access (:mod:`verifiers.override`, a code two administrators grant to a locked-out
-person) stays within each tier's limits (:class:`TemporaryAccessLimits`): admin, single use
-only, valid at most 1 h; business, single use or multi use, at most 8 h; customer, single
-use or multi use, at most 24 h.
-
-Every tier resends alike (:mod:`verifiers.resend`): codes to a phone or mailbox, and pushes,
-30 s apart, the wait doubling with each unused resend up to 10 min, at most 10 sends of
-codes (and 10 of pushes) an hour per subject.
-
-A trusted device (remember-me, :mod:`verifiers.trusted_devices`) skips the step-up for
-``trusted_device_lifetime`` after the subject trusted it; zero (the admin tier) trusts none.
+``TIERS`` holds the admin, business and customer tiers (their factors, lockout, code
+lifetime, temporary access, resends and trusted devices); :func:`tier_policy` reads one
+with overrides, :func:`lockout_policy` maps it onto the Keycloak-style
+:class:`LockoutPolicy`, and :func:`decide_mfa` says whether a sign-in must step up and
+with which factors. The tiers' table and the mapping in full: docs/lockout.md#the-policy-tiers.
 """
 
 from __future__ import annotations
@@ -254,7 +229,7 @@ def tier_policy(tier: PolicyTier | str, /, **overrides: Any) -> TierPolicy:
 
 
 def lockout_policy(tier_policy: TierPolicy) -> LockoutPolicy:
-    """The lockout fold's settings for a tier (the mapping is in the module docstring)."""
+    """The lockout fold's settings for a tier (the mapping: docs/lockout.md#the-policy-tiers)."""
     return LockoutPolicy(
         max_failures=tier_policy.max_failures,
         wait_increment=tier_policy.lockout_duration,

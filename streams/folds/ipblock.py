@@ -2,85 +2,15 @@
 
 The lockout fold (``verifiers.lockout``) protects one subject from guesses; credential
 stuffing and password spraying try one or two passwords against each of many subjects and
-never trip it. This fold runs per client IP (:func:`ip_block_key`; the stream re-keys by IP
-through an internal topic) and is part of lockout: its events go to the lockouts topic.
+never trip it. :func:`fold_ip_block` runs per client IP (:func:`ip_block_key`; the stream
+re-keys by IP through an internal topic) and is part of lockout: its events go to the
+lockouts topic. :func:`ip_block_status` answers at any time from the state.
 
-An IP's failures arrive from many partitions in an order that changes between runs, and a
-block, once applied, cannot be taken back; so the rule is stated on event time alone (the
-model: :mod:`streams.folds.slots`), and what it derives and the state it leaves do not
-depend on which failure arrived last.
-
-**Rule** (thresholds: :class:`IpBlockPolicy`):
-
-* A *counted failure* is a failed first-factor login (``auth.login.attempted`` with outcome
-  ``failure``), a failed second factor (``mfa.verification.failed``) or a failed recovery
-  code (``mfa.recovery.failed``) carrying ``client.ip`` — except attempts the gate refused
-  unseen (reason ``locked_out``, or a send refused as too soon or too often: the reasons
-  of ``schemas.payloads.NOT_EVALUATED_REASONS``, as in the lockout fold): they are no
-  guesses, and counting them would let a blocked IP's refused attempts extend its own
-  block for ever. Failures
-  from an IP in ``exempt_networks`` are not counted (an operator's NAT gateways). Nothing
-  else (successes, refusals) changes the state.
-* Each counted failure marks its subject (``tenant/subject``: subjects of different tenants
-  are different people) in its slot — a UTC minute, or a sixtieth of ``window`` when that
-  is longer than an hour. A failure's window is the slots that overlap
-  ``[time - window, time]``.
-* Blocks are decided per *bucket*: UTC-aligned periods of ``min(duration, window)``. The IP
-  is blocked for bucket ``b`` as soon as a counted failure of ``b`` has ``min_subjects``
-  distinct subjects in its window — promptly, on the failure that completes the count,
-  whichever it is: ``ip.block.applied`` with ``blocked_until`` the end of the bucket plus
-  ``duration``. Its time is the bucket's start, and ``failures`` and
-  ``distinct_subjects`` are ``min_subjects`` (the rule met: at least that many); no
-  ``trigger_event_id`` (which failure completed the count depends on arrival).
-* A bucket that meets the rule while a block is in force extends it (one more
-  ``ip.block.applied``, with a later ``blocked_until``): an IP whose failures keep being
-  counted stays blocked. The blocks of one IP that overlap or touch make one block.
-* ``ip.block.released`` (reason ``expired``, time: the block's end) is emitted once no
-  failure to come can extend the block any more: by the first counted failure of the IP
-  at least ``lateness`` after the end of the bucket the block ends in. An IP that stays
-  quiet gets none; its block ended at ``blocked_until`` all the same.
-  :func:`ip_block_status` answers at any time from the state.
-* A counted failure more than ``lateness`` older than the newest counted failure of the IP
-  is not counted: results do not depend on the order as long as no failure arrives later
-  than that (a backlog replay puts partitions tens of minutes apart).
-
-Changed from the arrival-order rule (state version 1): the window is whole slots (at most
-a minute longer than the exact window); a block lasts from the failure that met the rule
-to ``duration`` after the end of its bucket (between ``duration`` and ``duration +
-min(duration, window)``) instead of exactly ``duration``; a block no longer starts the count
-afresh (failures within the window before a block count towards the next bucket); the
-release waits for ``lateness``; ``failures`` is no longer the failures counted; and the
-events belong to the platform (:data:`TENANT`, :data:`SUBJECT`) instead of to the failure
-that completed the count.
-
-**Reported blocks**: an identity provider's block of an address (``idp.lock.reported`` with
-scope ``ip``, e.g. Auth0's ``limit_wc``/``limit_mu``) blocks it here too, **for the
-reporting tenant's sign-ins only** — a tenant's adapter or ingest credential must not block
-an address every tenant shares (a NAT, a VPN), and Auth0's ``limit_wc`` even blocks an
-address for one account only — from the report's time until the provider's
-``locked_until`` or, when it does not say, ``duration`` later — unless the address is
-exempt or the end is past, or the report names no end while the address is blocked for
-that tenant already (a provider repeats its block at each attempt; which of such repeats
-derives the block then depends on arrival). Each report that blocks derives one
-``ip.block.applied`` of the reporting tenant (reason :data:`REPORTED`, ``only_tenant``
-that tenant, ``failures`` and ``distinct_subjects`` 0: the provider gives no counts; id
-from the report's). The state keeps each tenant's reported block (overlapping or touching
-reports merged; of two apart, the later; ended ones forgotten at the next report, at most
-:data:`MAX_REPORTING_TENANTS` tenants, the soonest ending dropped first), which
-:func:`ip_block_status` answers from when asked for that tenant; a reported block gets no
-release.
-
-**Envelope**: an IP block is the platform's decision about an address and belongs to no
-tenant's subject, yet every event has both: the ``ip.block.*`` events belong to tenant
-:data:`TENANT` and subject :data:`SUBJECT`, keyed by that ``partitionkey``; the IP is in
-``data.ip``. Ids are functions of the IP, the policy and the bucket (the block's end for a
-release): every order, and every replay, derives the same events.
-
-**State** (per IP): the subjects of each slot that a failure still to come can count with
-(at most ``min_subjects - 1`` labels per slot; a slot with that many is only marked full),
-the buckets blocked whose start of block (``since``) a failure to come can still move
-earlier, and the block they extend, until its release. At most ``(lateness + window) /
-slot`` slots; no personal data but ``tenant/subject`` labels, gone within that time.
+The rule is stated on event time alone (the model: :mod:`streams.folds.slots`): what it
+derives and the state it leaves do not depend on which failure arrived last, as long as
+none arrives more than ``lateness`` behind the IP's newest. Blocks an identity provider
+reports hold for the reporting tenant's sign-ins only. The rule in full (counted failures,
+buckets, release, reported blocks, envelope, state): docs/lockout.md#per-ip-blocking.
 """
 
 from __future__ import annotations
@@ -197,7 +127,8 @@ class IpBlockState:
     """The blocks no failure to come can change, merged: the block they make, in force or
     past, until its release."""
     reported: Mapping[str, IpBlock] = field(default_factory=dict)
-    """Tenant → the latest block its identity provider reported (see the module docstring)."""
+    """Tenant → the latest block its identity provider reported
+    (docs/lockout.md#reported-blocks)."""
 
     def to_dict(self) -> JsonState:
         block = self.block
@@ -334,7 +265,7 @@ def _reported_ip(event: Event) -> IpAddress | None:
 
 
 def counted_failure(event: Event) -> bool:
-    """Does ``event`` count towards an IP block (see the module docstring)?"""
+    """Does ``event`` count towards an IP block (docs/lockout.md#the-rule)?"""
     data = event.data
     if getattr(data, "reason", None) in NOT_EVALUATED:
         return False
@@ -359,7 +290,7 @@ def fold_ip_block(
     base = state if state.grid == key else IpBlockState(grid=key)  # another policy: afresh
     slot, newest = grid.slot_of(event.time), base.newest
     if newest is not None and slot < newest - grid.late:
-        return state, []  # too late to count: see the module docstring
+        return state, []  # too late to count: more than lateness behind the newest
     subjects = base.subjects.add(slot, event.partitionkey, need)
     advanced = newest is None or slot > newest
     if base is state and subjects is base.subjects and not advanced:
@@ -400,7 +331,7 @@ def fold_ip_block(
 def _reported(
     state: IpBlockState, event: Event, report: p.IdpLockReported, policy: IpBlockPolicy
 ) -> tuple[IpBlockState, list[Event]]:
-    """A provider's block of an address as ours (see the module docstring)."""
+    """A provider's block of an address as ours (docs/lockout.md#reported-blocks)."""
     address = _reported_ip(event)
     until = report.locked_until or event.time + policy.duration
     if address is None or policy.exempt_networks.match(address) is not None:

@@ -1,46 +1,15 @@
 """SMS pumping (toll fraud): bursts of codes sent to destinations a tenant does not serve.
 
-A tenant's sends arrive from many partitions in an order that changes between runs, so the
-rules are stated on event time alone (the model: :mod:`streams.folds.slots`) and what they
-derive does not depend on which send arrived last. ``L`` below is
-:data:`~streams.folds.slots.LATENESS`: a send is judged only by what L before it already
-holds, which no later arrival can change.
-
-Rules (per tenant, :func:`~streams.folds.signals.sms_pumping_key`), over
-``mfa.challenge.sent`` on a channel in ``sms_channels``:
-
-* **Learning**: a send is a learning send while fewer than ``sms_learning_sends`` sends of
-  the tenant are older than L before it and less than ``sms_learning_period`` has passed
-  since the tenant's first send; during the tenant's first L every send is one.
-* **Usual countries**: a country is usual for a send when the tenant's first send to it
-  was L or more earlier and was a learning send (usual for good), or was
-  ``sms_adoption_period`` or more earlier (a tenant entering a new market stops alerting).
-  A send is *unusual* when its ``destination_country`` is in ``sms_premium_countries``, or
-  when it is no learning send and its country is not usual.
-* **Unusual destinations**: ``sms_unusual_count`` unusual sends within ``sms_window`` fire —
-  score 75 (high). A send's window is the slots (UTC minutes; a sixtieth of the window when
-  that is longer than an hour) that overlap ``[time - sms_window, time]``.
-* **Burst rate**: ``sms_burst_count`` sends of any destination within ``sms_window`` fire —
-  score 60 (medium), counted per whole slot: the send's and those before it,
-  ``ceil(sms_window / slot)`` in all.
-
-Each rule fires at most once per UTC-aligned period of ``cooldown`` (hours by default), when
-some send of the period meets it: one ``risk.detected`` for the tenant under the
-pseudonymous subject :data:`SUBJECT`, at the period's start. Its id and every field are
-functions of (tenant, rule, period) alone: the evidence is the rule (threshold, window,
-period), not counts or countries, which late sends could still change, and
-``related_event_ids`` is empty (the sends are in the lake).
-
-Changed from the arrival-order rules (state version 1): learning lasts L past the last
-learning send, and a country first seen less than L earlier is not yet usual; the unusual
-window is whole slots (at most a minute longer than the exact window); the cool-down is
-aligned periods; the event is the tenant's under :data:`SUBJECT` at the period's start
-instead of the trigger's, and no longer names sends or countries; a send more than L older
-than the tenant's newest is not counted.
-
-State (per tenant): the times of its earliest ``sms_learning_sends`` sends, the first send
-to each destination country (two letters: at most 676), sends and unusual sends per slot
-and the periods fired, for the slots and periods a send still to come can reach.
+:func:`fold_sms_pumping` runs per tenant (:func:`~streams.folds.signals.sms_pumping_key`)
+over ``mfa.challenge.sent`` on a channel in ``sms_channels``. Two rules, each firing at most
+once per UTC-aligned period of ``cooldown``: *unusual destinations* (sends to premium
+countries or to countries the tenant does not usually serve, once it has learnt them:
+score 75) and *burst rate* (sends of any destination: score 60), as one ``risk.detected``
+for the tenant under the pseudonymous subject :data:`SUBJECT`, at the period's start.
+The rules are stated on event time alone (the model: :mod:`streams.folds.slots`); ``L`` is
+:data:`LATENESS`: a send is judged only by what L before it already holds, and a send
+more than L older than the tenant's newest is not counted.
+The rules in full: docs/detections.md#sms-pumping.
 """
 
 from __future__ import annotations
@@ -121,7 +90,7 @@ class SmsPumpingState:
 
 
 def _learning(early: tuple[datetime, ...], at: datetime, thresholds: DetectionThresholds) -> bool:
-    """Is a send at ``at`` a learning send (see the module docstring)?"""
+    """Is a send at ``at`` a learning send (docs/detections.md#sms-pumping)?"""
     older = bisect_left(early, at - LATENESS)
     if older == 0:
         return True
@@ -148,7 +117,7 @@ def _unusual(
 def fold_sms_pumping(
     state: SmsPumpingState, event: Event, thresholds: DetectionThresholds
 ) -> tuple[SmsPumpingState, list[Event]]:
-    """Apply one event of one tenant's stream (see the module docstring for the rules)."""
+    """Apply one event of one tenant's stream (the rules: docs/detections.md#sms-pumping)."""
     data = event.data
     if not isinstance(data, p.ChallengeSent) or data.channel not in thresholds.sms_channels:
         return state, []
@@ -158,7 +127,7 @@ def fold_sms_pumping(
     at, country = event.time, data.destination_country
     slot, newest = grid.slot_of(at), base.newest
     if newest is not None and slot < newest - grid.late:
-        return state, []  # too late to count: see the module docstring
+        return state, []  # too late to count: more than L behind the newest
     unusual = _unusual(base, country, at, thresholds)
     early = base.early
     if len(early) < thresholds.sms_learning_sends or at < early[-1]:

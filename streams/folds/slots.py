@@ -1,33 +1,14 @@
 """Event-time slots and periods: rules whose results do not depend on arrival order.
 
 The folds keyed by client IP (password spray, per-IP blocking) or by tenant (SMS pumping)
-see the events of one key from many source partitions. Each subject's events keep their
-order, but different subjects' events interleave differently from one run to the next, and
-in a backlog one partition can be tens of minutes of event time ahead of another. A rule
-decided on arrival ("the 10th distinct subject fires", "quiet for an hour after firing")
-then gives different results, and what a fold emits can never be taken back. These folds
-therefore share one model, in which the final state and the set of derived events are
-functions of the set of events of the key, whatever their interleaving:
-
-* **Slots.** Event time is cut into UTC-aligned slots (:class:`Grid`: one minute, or a
-  sixtieth of the window when that is longer). The window of an event in slot ``s`` is the
-  slots ``s - span .. s``, every slot that overlaps ``[t - window, t]``: it holds whatever
-  the exact sliding window holds, and at most one slot (a minute) more.
-* **Monotone rules.** A rule holds for a window when a count over its slots reaches a
-  threshold. Counts only grow as events arrive, so once a rule holds for a window it holds
-  for good, and the window a late event joins is re-examined like any other.
-* **Periods.** A rule fires at most once per UTC-aligned period (for detections: the
-  cool-down): "some event of period ``p`` has a window meeting the rule". What it derives
-  is a function of the key, the period and, where there is one, the tenant alone (id,
-  time — the period's start —, contents: :func:`derived_event`), so whichever event
-  completes the count, the same events come out, each once.
-* **Lateness.** A bounded state cannot wait for ever. Each state remembers its newest slot
-  and does not count an event more than ``lateness`` (:data:`LATENESS` unless the rule
-  sets its own) older: results do not depend on the order as long as no event of a key
-  arrives more than ``lateness`` behind the newest one already applied for that key. All
-  a state keeps is what such events can still reach, which bounds it.
-
-A change of window or period starts a key's state afresh (its slots are numbered by them).
+see one key's events from many partitions, interleaved differently on each run. They share
+one model, in which the final state and the set of derived events are functions of the set
+of events of the key: counts in UTC-aligned slots (:class:`Grid`, :func:`make_grid`) that
+only grow, at most one firing per UTC-aligned period, derived events that depend on the
+key, the period and the tenant alone (:func:`derived_event`), and an event more than
+``lateness`` (:data:`LATENESS` unless the rule sets its own) behind the key's newest not
+counted. A change of window or period starts a key's state afresh.
+The model in full: docs/detections.md#event-time-slots-and-periods.
 """
 
 from __future__ import annotations

@@ -1,37 +1,13 @@
 """Password spray: one IP failing first-factor sign-ins against many people.
 
-The IP's failures arrive from many partitions in an order that changes between runs, so
-the rule is stated on event time alone (the model: :mod:`streams.folds.slots`) and what it
-derives does not depend on which failure arrived last.
-
-Rule (per client IP, :func:`~streams.folds.signals.spray_key`): each failed
-``auth.login.attempted`` marks its subject (``tenant/subject``: subjects of different
-tenants are different people) in its slot — a UTC minute, or a sixtieth of
-``spray_window`` when that is longer than an hour. A failure's window is the slots that
-overlap ``[time - spray_window, time]``. The rule holds for the IP in a UTC-aligned period
-of ``cooldown`` (an hour by default) when some failure of the period has
-``spray_min_subjects`` distinct subjects in its window; it fires once per period. Repeated
-failures against one subject count once (that is guessing, the lockout fold's business).
-
-What it derives, once per period it holds in: a ``risk.detected`` (score 75, high) for each
-tenant with a failure from the IP in that period or the one before (tenants do not see
-each other's events, and each learns that its people were sprayed), under the pseudonymous
-subject :data:`SUBJECT`, at the period's start, with ``client.ip`` the IP. Its id and every
-field are functions of (IP, period, tenant) alone; the evidence is the rule (threshold,
-window, period), not counts, which late failures could still change, and
-``related_event_ids`` is empty (the failures are in the lake: IP and time).
-
-Changed from the arrival-order rule (state version 1): the window is whole slots (at most
-a minute longer than the exact window); the cool-down is aligned periods ("once per hour
-from the hour", not "an hour after the last firing"); the event belongs to each tenant
-under :data:`SUBJECT` at the period's start instead of to the failure that completed the
-count, and no longer names the failures; a failure more than
-:data:`~streams.folds.slots.LATENESS` older than the IP's newest is not counted.
-
-State (per IP): the subjects of each slot that a failure still to come could count with (at
-most ``spray_min_subjects - 1`` labels per slot; a slot with that many is only marked
-full), the tenants per period and the periods fired, for the periods such a failure can
-reach; at most ``(LATENESS + spray_window) / slot`` slots.
+:func:`fold_password_spray` runs per client IP (:func:`~streams.folds.signals.spray_key`):
+``spray_min_subjects`` distinct subjects failing from the IP within ``spray_window`` fire
+once per UTC-aligned period of ``cooldown``, a ``risk.detected`` (score 75, high) for each
+tenant with a failure from the IP in that period or the one before, under the pseudonymous
+subject :data:`SUBJECT`, at the period's start. The rule is stated on event time alone
+(the model: :mod:`streams.folds.slots`): what it derives does not depend on which failure
+arrived last, and a failure more than :data:`~streams.folds.slots.LATENESS` older than
+the IP's newest is not counted. The rule in full: docs/detections.md#password-spray.
 """
 
 from __future__ import annotations
@@ -108,7 +84,7 @@ class SprayState:
 def fold_password_spray(
     state: SprayState, event: Event, thresholds: DetectionThresholds
 ) -> tuple[SprayState, list[Event]]:
-    """Apply one event of one IP's stream (see the module docstring for the rule)."""
+    """Apply one event of one IP's stream (the rule: docs/detections.md#password-spray)."""
     data = event.data  # what spray_key keys, without the address's text (made if it fires)
     if not isinstance(data, p.LoginAttempted) or data.outcome is not Outcome.FAILURE:
         return state, []
@@ -120,7 +96,7 @@ def fold_password_spray(
     base = state if state.grid == key else SprayState(grid=key)  # new numbering: afresh
     slot, newest = grid.slot_of(event.time), base.newest
     if newest is not None and slot < newest - grid.late:
-        return state, []  # too late to count: see the module docstring
+        return state, []  # too late to count: more than LATENESS behind the newest
     need, tenant = thresholds.spray_min_subjects, event.tenant
     period = grid.period_of(slot)
     subjects = base.subjects.add(slot, event.partitionkey, need)

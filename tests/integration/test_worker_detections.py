@@ -63,7 +63,8 @@ POLICY = IpBlockPolicy()
 RULES = detection_thresholds(DetectionSettings(sms_premium_countries=["CU"]))
 """The worker's detection thresholds (its environment sets only these and the Tor list)."""
 
-# Worked out by hand from T0 (09:30 UTC) and the module docstrings (checked in the test):
+# Worked out by hand from T0 (09:30 UTC) and the rules in docs/detections.md and
+# docs/lockout.md (checked in the test):
 PERIOD_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 """Spray and SMS pumping fire once per UTC-aligned period of the cool-down (1 h), as
 events at the period's start: the spray and the sends (09:30-09:31) are in 09:00-10:00."""

@@ -1,35 +1,17 @@
 """The stream's state, as the MFA service reads it: a view tailed from Kafka, and the gate.
 
-**How the service reads it.** A :class:`StreamView` tails three topics with a plain
+A :class:`StreamView` tails the events, lockouts and anomalies topics with a plain
 kafka-python consumer in a background thread (partitions assigned by hand, no consumer
-group, nothing committed, from the beginning of each log):
+group, nothing committed, from the beginning of each log) and folds each event with
+:mod:`verifiers.risk` (pure) into per-subject profiles and the platform's IP blocks, held in
+memory. It reads the derived *events*, the contract, not the worker's table changelogs
+(their codecs belong to ``streams``, a higher layer). Without Kafka the service has no view.
 
-* the events topic (``mfa.events``, or the worker's enriched ``<app_id>-events-ingested``):
-  completed sign-ins teach each subject's countries, devices, networks, hours and last
-  located sign-in;
-* the lockouts topic (``mfa.lockouts``): ``lockout.applied|cleared`` (subject, factor) and
-  ``ip.block.applied|released``, the worker's decisions;
-* the anomalies topic (``mfa.anomalies``): ``risk.detected``.
-
-An erasure on the events topic (``privacy.subject.erased``) is handed to ``on_erased``
-(the service ends the subject's trusted devices with it, whoever ran the erasure).
-
-Each event is decoded with the contract's codec and folded by :mod:`verifiers.risk` (pure)
-into per-subject profiles and the platform's IP blocks, held in memory. The view reads the
-derived *events*, not the worker's table changelogs: their codecs belong to ``streams``,
-a higher layer, and the events are the contract. Freshness: a record is applied as soon
-as the consumer's long poll returns it, a few milliseconds after the broker appended it;
-the view records how long each took (:attr:`StreamView.lag`), from the record's Kafka
-timestamp to the moment its profile changed.
-
-Without Kafka (the embedded default) the service has no view: assessments score only what
-the request says (IP lists), say ``"stream": {"mode": "none"}``, and only the verifier's own
-gate enforces lockouts.
-
-**The gate.** :func:`enforce` refuses (423) a request whose subject the stream locked or
-whose IP it blocked; factor locks reach the verifier's own gate through
-:meth:`StreamView.stream_lockouts` (the store's ``stream_lockouts`` hook), which refuses
-with ``locked_out`` and records the refused attempt.
+:func:`enforce` refuses (423) a request whose subject the stream locked or whose IP it
+blocked; factor locks reach the verifier's own gate through
+:meth:`StreamView.stream_lockouts` (the store's ``stream_lockouts`` hook).
+In full, with the staleness measured:
+docs/mfa-service.md#how-the-service-reads-the-streams-state.
 """
 
 from __future__ import annotations
