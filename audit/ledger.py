@@ -224,6 +224,12 @@ class Ledger:
         with database.reading(self.engine) as connection:
             return int(connection.scalar(sa.select(head.c.size)) or 0)
 
+    def last_checkpoint_at(self) -> datetime | None:
+        """When the newest checkpoint was signed (``None``: none yet)."""
+        with database.reading(self.engine) as connection:
+            found: datetime | None = connection.scalar(sa.select(head.c.checkpoint_at))
+        return found
+
     # -- proofs and verification -----------------------------------------------------------
 
     def prove(self, event_id: str, *, checkpoint: int | None = None) -> dict[str, Any]:
