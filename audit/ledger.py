@@ -225,9 +225,11 @@ class Ledger:
             return int(connection.scalar(sa.select(head.c.size)) or 0)
 
     def last_checkpoint_at(self) -> datetime | None:
-        """When the newest checkpoint was signed (``None``: none yet)."""
+        """When the newest checkpoint was signed (``None``: none yet; the head's
+        ``checkpoint_at`` starts with the first entries, before any checkpoint)."""
+        newest = sa.select(checkpoints.c.signed_at).order_by(checkpoints.c.tree_size.desc())
         with database.reading(self.engine) as connection:
-            found: datetime | None = connection.scalar(sa.select(head.c.checkpoint_at))
+            found: datetime | None = connection.scalar(newest.limit(1))
         return found
 
     # -- proofs and verification -----------------------------------------------------------

@@ -91,7 +91,7 @@ def test_the_dashboard_is_grafana_json_with_a_query_per_panel() -> None:
 
 
 def test_the_alert_rules_pass_promtool_and_their_unit_tests() -> None:
-    assert "SUCCESS: 6 rules found" in check_rules(RULES)
+    assert "SUCCESS: 7 rules found" in check_rules(RULES)
     done = subprocess.run(
         [promtool(), "test", "rules", RULE_TESTS.name],
         cwd=RULE_TESTS.parent,

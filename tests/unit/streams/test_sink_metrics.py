@@ -46,6 +46,10 @@ def test_no_checkpoint_timestamp_until_the_ledger_signs_one(tmp_path: Path) -> N
     asyncio.run(sink.write(_events(EVERY - 1, "a")))  # too few for a checkpoint
     assert registry.get_sample_value(TREE) == EVERY - 1
     assert registry.get_sample_value(CHECKPOINT) is None
+    restarted = CollectorRegistry()  # entries, no checkpoint yet: still absent
+    _sink(tmp_path, clock).measure_with(StreamMetrics(restarted))
+    assert restarted.get_sample_value(CHECKPOINT) is None
+    assert restarted.get_sample_value(TREE) == EVERY - 1
 
     clock[0] = T0 + timedelta(minutes=3)
     asyncio.run(sink.write(_events(1, "b")))  # the tenth entry: a checkpoint
