@@ -90,7 +90,7 @@ class SinkProgress:
                 yield tp.topic, tp.partition, log_end, committed
 
 
-class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, sink: BatchSink, progress: SinkProgress) -> None:
         self.sink, self.progress = sink, progress
 
@@ -132,7 +132,7 @@ async def run_sink(
         heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
         **aiokafka_config(kafka),
     )
-    consumer.subscribe(list(topics), listener=_Forget(sink, progress))
+    consumer.subscribe(list(topics), listener=_Rebalance(sink, progress))
     await consumer.start()
     noted = 0.0
     try:
