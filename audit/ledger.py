@@ -224,6 +224,14 @@ class Ledger:
         with database.reading(self.engine) as connection:
             return int(connection.scalar(sa.select(head.c.size)) or 0)
 
+    def last_checkpoint_at(self) -> datetime | None:
+        """When the newest checkpoint was signed (``None``: none yet; the head's
+        ``checkpoint_at`` starts with the first entries, before any checkpoint)."""
+        newest = sa.select(checkpoints.c.signed_at).order_by(checkpoints.c.tree_size.desc())
+        with database.reading(self.engine) as connection:
+            found: datetime | None = connection.scalar(newest.limit(1))
+        return found
+
     # -- proofs and verification -----------------------------------------------------------
 
     def prove(self, event_id: str, *, checkpoint: int | None = None) -> dict[str, Any]:

@@ -187,7 +187,7 @@ class StreamSettings(BaseModel):
         min_length=1,
         description="What this worker process runs: `folds` (ingest, every fold, the lockout "
         "API; consumer group `<app_id>`), `ledger`, `lake` (the sinks). A worker without "
-        "`folds` runs its sinks in consumer group `<app_id>-<roles>`, without web server. "
+        "`folds` runs its sinks in consumer group `<app_id>-<roles>`, without the lockout API. "
         "`factorstream sink ledger|lake` runs a sink in a process of its own without Faust "
         "(group `<app_id>-ledger` or `-lake`; do not run it beside a worker with that role "
         'alone: one group, two protocols). In the environment a JSON list: `["folds"]`.',
@@ -201,17 +201,19 @@ class StreamSettings(BaseModel):
         "lockout API requests).",
     )
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the lockout API.")
-    sink_probes_host: str = Field(
+    probes_host: str = Field(
         "127.0.0.1",
-        description="Interface of the sinks' (`factorstream sink ledger`, `sink lake`) "
-        "`/health`, `/ready` and `/metrics` (docs/metrics.md).",
+        description="Interface of `/health`, `/ready` and `/metrics` of a process without "
+        "the `folds` role: a worker of sinks only, `factorstream sink ledger|lake` "
+        "(docs/metrics.md). A worker with `folds` serves them beside the lockout API.",
     )
-    sink_probes_port: int | None = Field(
+    probes_port: int | None = Field(
         None,
         ge=1,
         le=65535,
-        description="Port of the sinks' (`factorstream sink ledger`, `sink lake`) `/health`, "
-        "`/ready` and `/metrics` (docs/metrics.md); unset: not served.",
+        description="Port of `/health`, `/ready` and `/metrics` of a process without the "
+        "`folds` role (docs/metrics.md); unset: not served. Each process on one host needs "
+        "its own.",
     )
     api_token_file: Path | None = Field(
         None,

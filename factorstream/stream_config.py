@@ -206,4 +206,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         folds=folds,
         ledger=ledger,
         lake=lake,
+        probes_bind=stream.probes_host,
+        probes_port=stream.probes_port,
     )

@@ -197,6 +197,10 @@ class PipelineConfig:
     folds: FoldsRole | None = None
     ledger: LedgerRole | None = None
     lake: LakeRole | None = None
+    probes_bind: str = "127.0.0.1"
+    probes_port: int | None = None
+    """Without the folds: where ``/health``, ``/ready`` and ``/metrics`` are served
+    (``None``: not served). With them, on the lockout API's web server."""
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -269,6 +273,7 @@ def create_pipeline(
         log.warning(warning)
     partitions = config.events_partitions
     folds = config.folds is not None
+    probes = folds or config.probes_port is not None  # a web server for the probes
     group = config.app_id if folds else f"{config.app_id}-{'-'.join(sorted(config.roles))}"
     app = App(
         group,
@@ -288,10 +293,10 @@ def create_pipeline(
         # worth of a partition's records instead of aiokafka's 16 KiB
         producer_max_batch_size=RECORD_BATCH_BYTES,
         table_standby_replicas=config.standby_replicas,
-        web_enabled=folds,  # a sink process serves nothing
-        web_bind=config.web_bind,
+        web_enabled=probes,  # a process of sinks serves its probes alone, if any
+        web_bind=config.web_bind if folds else config.probes_bind,
         web_host=config.web_host,
-        web_port=config.web_port,
+        web_port=config.web_port if folds else (config.probes_port or config.web_port),
         canonical_url=f"http://{config.web_host}:{config.web_port}",
         # Faust's own pages would serve raw table values (/table/) and the worker's layout
         # (/router/, statistics, the graph) to anyone who reaches the lockout API
@@ -373,7 +378,7 @@ def create_pipeline(
             keep=config.lake.keep,
             on_expired=expired,
         )
-    if folds:
+    if probes:
         register_probes(app, engine, config.kafka, registry=registry)
     return Pipeline(app, engine, events, ingested, dlq, lockouts, anomalies, rekeyed, tables)
 
@@ -385,7 +390,7 @@ def _add_metrics(app: faust.App, engine: Engine, registry: CollectorRegistry) ->
     metrics.consumer(lambda: partition_offsets(app), lambda: held_commits(app))
     for runner in engine.runners.values():
         if isinstance(runner, LedgerRunner | LakeRunner):
-            runner.sink.metrics = metrics
+            runner.sink.measure_with(metrics)
 
 
 def _add_folds(

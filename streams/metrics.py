@@ -90,11 +90,8 @@ class StreamMetrics:
             "Entries in the ledger's Merkle tree after the last append.",
             registry=registry,
         )
-        self.ledger_checkpoint_time = Gauge(
-            "factorstream_ledger_last_checkpoint_timestamp_seconds",
-            "When the newest checkpoint this process signed was signed (Unix time).",
-            registry=registry,
-        )
+        self.ledger_checkpoint = LastCheckpoint()
+        registry.register(self.ledger_checkpoint)
         self.lake_write_seconds = Histogram(
             "factorstream_lake_write_duration_seconds",
             "Time to write one chunk of events into the lake's Parquet files.",
@@ -147,13 +144,29 @@ class StreamMetrics:
         self.ledger_tree_size.set(size)
 
     def checkpoint_signed(self, at: datetime) -> None:
-        self.ledger_checkpoint_time.set(max(at.timestamp(), self._checkpoint_s()))
+        self.ledger_checkpoint.signed(at)
 
-    def _checkpoint_s(self) -> float:
-        value = self.registry.get_sample_value(
-            "factorstream_ledger_last_checkpoint_timestamp_seconds"
-        )
-        return 0.0 if value is None else value
+
+class LastCheckpoint(Collector):
+    """When the ledger's newest checkpoint was signed: absent until there is one (a
+    timestamp of 0 would read as a checkpoint 56 years old, or hide a ledger that never
+    signed one; the alert rules tell both cases apart)."""
+
+    NAME = "factorstream_ledger_last_checkpoint_timestamp_seconds"
+    HELP = "When the ledger's newest checkpoint was signed (Unix time); absent until one is."
+
+    def __init__(self) -> None:
+        self.at_s: float | None = None
+
+    def signed(self, at: datetime) -> None:
+        self.at_s = max(at.timestamp(), self.at_s or 0.0)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return [GaugeMetricFamily(self.NAME, self.HELP)]
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.at_s is not None:
+            yield GaugeMetricFamily(self.NAME, self.HELP, value=self.at_s)
 
 
 class ConsumerCollector(Collector):

@@ -13,6 +13,10 @@ new owner, and taken once the same way. After each new assignment the sink forge
 it cached (the lake's erased subjects). Timers (the ledger's time-based checkpoints, the
 lake's compaction) run between batches.
 
+What the process is doing is kept in a :class:`SinkProgress` its probes read from their
+own thread (``/ready``: partitions assigned; ``/metrics``: each partition's lag), and
+each batch written is reported to ``on_batch`` (records by topic, for the metrics).
+
 Why not the worker's engine: a sink needs none of the folds' machinery (tables, state
 written before a commit, table routing), and hosted by Faust's consumer the lake sink
 took the same CPU per event but reached about half the events per second of this loop
@@ -25,8 +29,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -40,6 +44,11 @@ errors = logging.getLogger(f"{__name__}.errors")
 errors.addFilter(RepeatLimit())  # with its broker gone, every fetch fails
 
 Tick = Callable[[], Awaitable[None]]
+BatchDone = Callable[[dict[str, int], float, float | None], None]
+"""A batch written and committed: records by topic, when the batch started
+(:func:`time.perf_counter`), its oldest record's Kafka timestamp (Unix seconds)."""
+OFFSETS_EVERY_S = 1.0
+"""How often the partitions' offsets are noted for the probes (between batches)."""
 
 
 class BatchSink(Protocol):
@@ -57,15 +66,42 @@ class Timer:
     due: float = 0.0
 
 
-class _Forget(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, sink: BatchSink) -> None:
-        self.sink = sink
+@dataclass
+class SinkProgress:
+    """What a sink process is doing, as its probes see it: written by the loop, read from
+    the probes' thread (whole values replaced, never mutated in place)."""
+
+    assigned: frozenset[TopicPartition] = frozenset()
+    rebalancing: bool = True
+    offsets: dict[TopicPartition, tuple[int, int]] = field(default_factory=dict)
+    """(log end offset, committed offset) of each assigned partition fetched from."""
+
+    @property
+    def partitions_assigned(self) -> bool:
+        return bool(self.assigned) and not self.rebalancing
+
+    def partition_offsets(self) -> Iterator[tuple[str, int, int, int]]:
+        """(topic, partition, log end offset, committed offset) of each assigned partition
+        (``streams.metrics.PartitionOffsets``)."""
+        offsets, assigned = self.offsets, self.assigned
+        for tp in sorted(offsets):
+            if tp in assigned:
+                log_end, committed = offsets[tp]
+                yield tp.topic, tp.partition, log_end, committed
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, sink: BatchSink, progress: SinkProgress) -> None:
+        self.sink, self.progress = sink, progress
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        """Nothing to do: a batch is committed right after it is written."""
+        """Nothing to write: a batch is committed right after it is written."""
+        self.progress.rebalancing = True
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self.sink.forget()
+        self.progress.assigned = frozenset(assigned)
+        self.progress.rebalancing = False
 
 
 async def run_sink(
@@ -79,10 +115,14 @@ async def run_sink(
     timers: Sequence[Timer] = (),
     grace_s: float = 10.0,
     session_timeout_s: float = 15.0,
+    progress: SinkProgress | None = None,
+    on_batch: BatchDone | None = None,
 ) -> None:
     """Run ``sink`` over ``topics`` in consumer ``group`` until ``stop`` is set: the batch
     in hand is written and committed first, unless its write takes ``grace_s`` more (a
-    database that is down, retried with backoff): then it is left uncommitted."""
+    database that is down, retried with backoff): then it is left uncommitted.
+    ``progress`` is kept up to date; ``on_batch`` hears of each batch committed."""
+    progress = progress if progress is not None else SinkProgress()
     consumer = AIOKafkaConsumer(
         group_id=group,
         enable_auto_commit=False,
@@ -92,8 +132,9 @@ async def run_sink(
         heartbeat_interval_ms=int(session_timeout_s * 1000 / 3),
         **aiokafka_config(kafka),
     )
-    consumer.subscribe(list(topics), listener=_Forget(sink))
+    consumer.subscribe(list(topics), listener=_Rebalance(sink, progress))
     await consumer.start()
+    noted = 0.0
     try:
         while not stop.is_set():
             await _run_due(timers)
@@ -103,16 +144,49 @@ async def run_sink(
                 errors.warning("sink %s: fetch failed (%r); trying again", group, error)
                 await asyncio.sleep(1)
                 continue
-            if not fetched:
-                continue
-            values = [r.value for records in fetched.values() for r in records if r.value]
-            if not await write_unless_stopped(sink.write(values), stop, grace_s=grace_s):
-                log.warning("sink %s: stopped in the middle of a batch; it is read again", group)
-                break
-            offsets = {tp: records[-1].offset + 1 for tp, records in fetched.items() if records}
-            await _commit(consumer, offsets, group)
+            if fetched:
+                started = time.perf_counter()
+                values = [r.value for records in fetched.values() for r in records if r.value]
+                if not await write_unless_stopped(sink.write(values), stop, grace_s=grace_s):
+                    log.warning("sink %s: stopped in the middle of a batch; read again", group)
+                    break
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in fetched.items() if rs}
+                if await _commit(consumer, offsets, group) and on_batch is not None:
+                    on_batch(_counts(fetched), started, _oldest_s(fetched))
+            if time.monotonic() >= noted + OFFSETS_EVERY_S:
+                await _note_offsets(consumer, progress)
+                noted = time.monotonic()
     finally:
         await consumer.stop()
+
+
+def _counts(fetched: dict[TopicPartition, list[Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for tp, records in fetched.items():
+        counts[tp.topic] = counts.get(tp.topic, 0) + len(records)
+    return counts
+
+
+def _oldest_s(fetched: dict[TopicPartition, list[Any]]) -> float | None:
+    stamps = [r.timestamp for records in fetched.values() for r in records if r.timestamp]
+    return min(stamps) / 1000 if stamps else None
+
+
+async def _note_offsets(consumer: AIOKafkaConsumer, progress: SinkProgress) -> None:
+    """Each assigned partition's log end offset and committed offset, between batches:
+    every batch fetched is committed by now, so the consumer's position is the committed
+    offset (a commit refused at a rebalance leaves the partition to another member)."""
+    offsets: dict[TopicPartition, tuple[int, int]] = {}
+    for tp in consumer.assignment():
+        log_end = consumer.highwater(tp)  # known once a fetch answered for the partition
+        if log_end is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), timeout=0.1)
+        except (IllegalStateError, TimeoutError):  # revoked, or not positioned yet
+            continue
+        offsets[tp] = (int(log_end), int(position))
+    progress.offsets = offsets
 
 
 async def write_unless_stopped(
@@ -140,13 +214,16 @@ async def _commit(
     consumer: AIOKafkaConsumer,
     offsets: dict[TopicPartition, int],
     group: str,
-) -> None:
+) -> bool:
+    """Whether the group took the commit."""
     try:
         await consumer.commit(offsets)
     except (CommitFailedError, IllegalStateError) as error:  # a rebalance took the partitions
         log.info(
             "sink %s: commit refused at a rebalance (%s); the batch is read again", group, error
         )
+        return False
+    return True
 
 
 async def _run_due(timers: Sequence[Timer]) -> None:

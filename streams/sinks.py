@@ -79,6 +79,15 @@ class LedgerSink:
         self.shredded = 0
         self.metrics: StreamMetrics | None = None
 
+    def measure_with(self, metrics: StreamMetrics) -> None:
+        """Count into ``metrics`` from now on, starting from the ledger as it stands (its
+        tree size, and its newest checkpoint, if any, signed by an earlier process)."""
+        self.metrics = metrics
+        metrics.ledger_tree_size.set(self.ledger.size())
+        signed = self.ledger.last_checkpoint_at()
+        if signed is not None:
+            metrics.checkpoint_signed(signed)
+
     @property
     def tick_every_s(self) -> float | None:
         """How often :meth:`tick` signs time-based checkpoints (``None``: never)."""
@@ -152,6 +161,10 @@ class LakeSink:
         self._erased: ErasedSubjects | None = None
         self.reports: list[WriteReport] = []
         self.metrics: StreamMetrics | None = None
+
+    def measure_with(self, metrics: StreamMetrics) -> None:
+        """Count into ``metrics`` from now on."""
+        self.metrics = metrics
 
     async def _open(self) -> tuple[LakeWriter, ErasedSubjects]:
         if self._writer is None or self._erased is None:

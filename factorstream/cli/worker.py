@@ -35,6 +35,8 @@ from verifiers.kafka_connection import KafkaConnection
 
 if TYPE_CHECKING:
     from streams.app import TopicSpec
+    from streams.sink_host import BatchDone, SinkProgress
+    from streams.sinks import LakeSink, LedgerSink
 
 _TOPIC_ALREADY_EXISTS = 36
 
@@ -88,34 +90,57 @@ def sink(
     group = f"{settings.stream.app_id}-{name}"
     console.print(
         f"sink [bold]{group}[/] on {kafka.describe()}: every event of {', '.join(topics)}"
+        f"{_probes_note(settings)}"
     )
     limit_kafka_client_logs()
-    with _sink_probes(settings, name):
-        asyncio.run(_serve_sink(settings, name, group, topics))
+    asyncio.run(_serve_sink(settings, name, group, topics))
 
 
-def _sink_probes(settings: Settings, name: str) -> contextlib.AbstractContextManager[object]:
-    """``/health``, ``/ready`` (a broker answers; the ledger's database too) and
-    ``/metrics`` on ``stream.sink_probes_port`` (unset: nothing)."""
-    stream = settings.stream
-    if stream.sink_probes_port is None:
-        return contextlib.nullcontext()
+def _probes_note(settings: Settings) -> str:
+    port = settings.stream.probes_port
+    if port is None:
+        return " (no probes: stream.probes_port unset)"
+    return f"; probes and metrics at http://{settings.stream.probes_host}:{port}/ready, /metrics"
+
+
+def _sink_probes(
+    settings: Settings, name: str, sink: LedgerSink | LakeSink, progress: SinkProgress
+) -> tuple[contextlib.AbstractContextManager[object], BatchDone | None]:
+    """``/health``, ``/ready`` and ``/metrics`` of ``factorstream sink NAME`` on
+    ``stream.probes_port`` (unset: nothing served, nothing counted), and what counts each
+    batch. Ready: a broker answers, partitions are assigned, and the ledger's database
+    answers (sink ``ledger``)."""
     from factorstream.metrics import ProbeServer, broker_answers, database_answers, metrics_registry
+
+    port = settings.stream.probes_port
+    if port is None:
+        return contextlib.nullcontext(), None
+    registry = metrics_registry()
+    on_batch: BatchDone | None = None
+    if registry is not None:
+        from streams.metrics import StreamMetrics
+
+        metrics = StreamMetrics(registry)
+        metrics.consumer(progress.partition_offsets, lambda: ())  # it never holds a commit
+        sink.measure_with(metrics)
+
+        def on_batch(counts: dict[str, int], started: float, oldest_s: float | None) -> None:
+            metrics.batch_done(name, counts, started, oldest_s)
 
     servers = settings.kafka().servers
     database = database_answers(settings.ledger_database_url()) if name == "ledger" else None
 
     def ready() -> dict[str, bool]:
-        checks = {"broker": broker_answers(servers)}
+        checks = {
+            "broker": broker_answers(servers),
+            "partitions_assigned": progress.partitions_assigned,
+        }
         if database is not None:
             checks["database"] = database()
         return checks
 
-    server = ProbeServer(
-        stream.sink_probes_host, stream.sink_probes_port, ready=ready, registry=metrics_registry()
-    )
-    console.print(f"probes on http://{stream.sink_probes_host}:{server.port}/ready, /metrics")
-    return server
+    server = ProbeServer(settings.stream.probes_host, port, ready=ready, registry=registry)
+    return server, on_batch
 
 
 async def _serve_sink(settings: Settings, name: str, group: str, topics: list[str]) -> None:
@@ -124,7 +149,7 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
     from analytics.sink import COMPACTION_INTERVAL_S, maintain_lake
     from factorstream.retention_config import days
     from factorstream.stream_config import ledger_of
-    from streams.sink_host import BatchSink, Timer, run_sink
+    from streams.sink_host import SinkProgress, Timer, run_sink
     from streams.sinks import RETENTION_INTERVAL_S, LakeSink, LedgerSink
     from verifiers.kafka_connection import aiokafka_config
 
@@ -134,7 +159,7 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
         loop.add_signal_handler(signum, stop.set)
     kafka = settings.kafka()
     async with contextlib.AsyncExitStack() as stack:
-        sink: BatchSink
+        sink: LedgerSink | LakeSink
         if name == "ledger":
             producer = AIOKafkaProducer(
                 acks="all", enable_idempotence=True, **aiokafka_config(kafka)
@@ -173,6 +198,9 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
                 lake.batch_rows,
             )
             timers = [Timer(COMPACTION_INTERVAL_S, compaction, due=time.monotonic() + 60)]
+        progress = SinkProgress()
+        probes, on_batch = _sink_probes(settings, name, sink, progress)
+        stack.enter_context(probes)
         await run_sink(
             sink,
             kafka=kafka,
@@ -182,6 +210,8 @@ async def _serve_sink(settings: Settings, name: str, group: str, topics: list[st
             stop=stop,
             timers=timers,
             session_timeout_s=settings.stream.session_timeout_s,
+            progress=progress,
+            on_batch=on_batch,
         )
 
 
@@ -219,7 +249,7 @@ def _run(settings: Settings, loglevel: str) -> None:
         console.print(
             f"sink [bold]{pipeline.app.conf.id}[/] ({roles}) on {settings.kafka().describe()}: "
             f"every event of {pipeline.ingested.get_topic_name()}, {names.lockouts} and "
-            f"{names.anomalies}"
+            f"{names.anomalies}{_probes_note(settings)}"
         )
     (settings.data_dir / "streams").mkdir(parents=True, exist_ok=True)  # Faust makes one level
     runner = faust.Worker(pipeline.app, loglevel=loglevel)

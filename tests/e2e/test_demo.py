@@ -92,7 +92,9 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
         }
         assert not missing, (missing, sorted(seen), sorted(types))
 
-        # the SRE's view: the worker's /metrics counts what went through (docs/metrics.md)
+        # the SRE's view: the worker's /metrics counts what went through (docs/metrics.md),
+        # at least every event the lake holds by now
+        in_lake = int(fetch(con, "SELECT count(*) AS n FROM events")["n"][0])
         worker = f"http://127.0.0.1:{env['FACTORSTREAM_STREAM__WEB_PORT']}/metrics"
         scraped = scrape(worker)
         check_metrics(scraped)
@@ -104,6 +106,7 @@ def test_the_demo_runs_the_pipeline_and_sigint_stops_everything(tmp_path: Path) 
         derived = total(scraped, "factorstream_worker_derived_events_total", type="risk.detected")
         assert derived >= len(seen), "the worker counted its detections"
         assert total(scraped, "factorstream_ledger_appended_events_total") >= ingested
+        assert total(scraped, "factorstream_lake_written_events_total") >= in_lake > 0
 
         # every page shows data to the demo auditor, signed in with password and TOTP
         auditor = read_demo_auditor(Settings(data_dir=data_dir))

@@ -63,7 +63,7 @@ PROBED = {
     ("dashboard",): ("dashboard.host", "dashboard.port"),
     ("relay",): ("relay.probes_host", "relay.probes_port"),
     ("alerts", "run"): ("alerts.probes_host", "alerts.probes_port"),
-    ("sink",): ("stream.sink_probes_host", "stream.sink_probes_port"),
+    ("sink",): ("stream.probes_host", "stream.probes_port"),
 }
 """Every role with probes (docs/metrics.md); `kafka topics` (a one-shot) has none."""
 SECRET_SAMPLES = {"FACTORSTREAM_ALERTS__DESTINATIONS": ALERTS}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -44,6 +45,7 @@ def _registries() -> dict[str, CollectorRegistry]:
         metrics = make(registry)
         if isinstance(metrics, StreamMetrics):
             metrics.consumer(lambda: [("mfa.events", 0, 10, 7)], lambda: [("mfa.events", 0, 3)])
+            metrics.checkpoint_signed(datetime(2026, 1, 1, tzinfo=UTC))  # absent until then
         found[part] = registry
     return found
 
@@ -89,7 +91,7 @@ def test_the_dashboard_is_grafana_json_with_a_query_per_panel() -> None:
 
 
 def test_the_alert_rules_pass_promtool_and_their_unit_tests() -> None:
-    assert "SUCCESS: 6 rules found" in check_rules(RULES)
+    assert "SUCCESS: 7 rules found" in check_rules(RULES)
     done = subprocess.run(
         [promtool(), "test", "rules", RULE_TESTS.name],
         cwd=RULE_TESTS.parent,
