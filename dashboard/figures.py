@@ -331,6 +331,27 @@ def distribution(
     return figure
 
 
+_GRANTED_STEPS = frozenset({"approved", "granted", "used", "trusted", "imported"})
+_ASKED_STEPS = frozenset({"requested", "invited"})
+_REFUSED_COLOURS = ("#dc2626", "#ea580c", "#9333ea", "#ca8a04", "#be185d", "#7c2d12")
+
+
+def _step_colours(steps: list[str]) -> dict[str, str]:
+    """Green for what was granted, blue for what was asked, warm colours (one per reason)
+    for what was refused or revoked."""
+    colours, refused = {}, 0
+    for step in steps:
+        kind = step.split(" · ")[0]
+        if kind in _GRANTED_STEPS:
+            colours[step] = OUTCOME_COLOURS["succeeded"]
+        elif kind in _ASKED_STEPS:
+            colours[step] = PALETTE[0]
+        else:
+            colours[step] = _REFUSED_COLOURS[refused % len(_REFUSED_COLOURS)]
+            refused += 1
+    return colours
+
+
 def steps_over_time(frame: pd.DataFrame, *, title: str, unit: str) -> go.Figure:
     """Account-lifecycle steps per day, stacked by step (``refused · self_approval``, …).
 
@@ -340,8 +361,14 @@ def steps_over_time(frame: pd.DataFrame, *, title: str, unit: str) -> go.Figure:
     figure = base(title)
     if frame.empty:
         return empty(figure)
+    colours = _step_colours(sorted(str(s) for s in frame["step"].unique()))
     for step, group in frame.sort_values("day").groupby("step", sort=True):
-        figure.add_bar(name=str(step), x=series(group, "day"), y=series(group, "count"))
+        figure.add_bar(
+            name=str(step),
+            x=series(group, "day"),
+            y=series(group, "count"),
+            marker_color=colours[str(step)],
+        )
     figure.update_layout(barmode="stack", yaxis_title=unit)
     figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
     return figure

@@ -49,15 +49,15 @@ STEPS = (
     ),
 )
 REQUEST_COLUMNS = (
-    "requested_at",
-    "tenant",
-    "subject",
-    "action",
-    "requested_by",
-    "approved_by",
-    "ticket",
-    "outcome",
-    "refusal_reasons",
+    ("requested_at", "Requested (UTC)", 2),
+    ("tenant", "Tenant", 1),
+    ("subject", "Subject", 1),
+    ("action", "Action", 1.5),
+    ("requested_by", "Requested by", 1),
+    ("approved_by", "Approved by", 1),
+    ("ticket", "Ticket", 1),
+    ("outcome", "Outcome", 1),
+    ("refusal_reasons", "Refused attempts", 1.5),
 )
 
 
@@ -68,7 +68,10 @@ def _requests_grid() -> dbc.Card:
                 html.H3("Override requests (two-person rule)", className="h6"),
                 dag.AgGrid(
                     id="lifecycle-requests",
-                    columnDefs=[{"field": c, "flex": 1} for c in REQUEST_COLUMNS],
+                    columnDefs=[
+                        {"field": field, "headerName": header, "flex": flex}
+                        for field, header, flex in REQUEST_COLUMNS
+                    ],
                     rowData=[],
                     defaultColDef={"sortable": True, "resizable": True, "filter": True},
                     style={"height": "320px"},
