@@ -43,7 +43,7 @@ def account_lifecycle(world: World, at: datetime) -> Episode:
     """The lifecycle steps (see the module docstring), a few minutes apart."""
     yield at  # nothing before the start: the scheduler runs this much when adding it
     rng, service = world.rng, world.service
-    customers = _people(world, CONSUMER, 3)
+    customers = _people(world, CONSUMER, 3) or _people(world, WORKFORCE, 3)
     t = at
     desk = home_session(world, customers[0])
     for source, count in IMPORTS:
@@ -77,12 +77,13 @@ def _trusted_devices(world: World, customers: list[Person], t: datetime) -> Epis
         tokens.append((session, service.trust_device(session.at(t))))
         t += think(world.rng)
     t += 30 * MINUTE
-    (first, first_token), (second, second_token) = tokens[0], tokens[1]
+    first, first_token = tokens[0]
     if first_token is not None:
         yield t
         service.revoke_trusted_devices(first.at(t))
         t += 5 * MINUTE
-    if second_token is not None:
+    second, second_token = tokens[-1]
+    if second_token is not None and len(tokens) > 1:
         stolen = msgspec.structs.replace(
             second.client,
             device=Device(id=f"dev-{world.rng.getrandbits(40):010x}", kind="desktop", os="Linux"),
