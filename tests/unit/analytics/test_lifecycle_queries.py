@@ -3,6 +3,7 @@ docstrings below), as written and compacted; and the ``lifecycle`` table's colum
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -320,3 +321,18 @@ def test_the_lifecycle_table_keeps_no_personal_data_and_survives_an_erasure(tmp_
         data = fetch(connection, "SELECT data FROM events WHERE subject = 'dave'")["data"]
         assert not any("Work laptop" in text for text in data)
         assert rows(q.active_trusted_devices(connection, NOV_4)) == before
+
+
+def test_a_lake_made_before_the_lifecycle_table_gains_it_when_opened(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    LakeWriter(lake).write_events(migration())
+    shutil.rmtree(lake / "lifecycle")  # as a lake of the previous version has it
+    with connect(lake) as connection:
+        assert q.active_trusted_devices(connection, ALL).empty
+        assert q.lifecycle_over_time(connection, ALL).empty
+    LakeWriter(lake).write_events(devices())
+    with connect(lake) as connection:
+        assert rows(q.active_trusted_devices(connection, NOV_4)) == [
+            ("acme", 5, 3, 0, 2, 1),
+            ("globex", 1, 0, 0, 1, 1),
+        ]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from dash import Dash
 
-from dashboard import data
+from dashboard import data, figures
 from dashboard.data import LakeMetrics
 from dashboard.filters import DashboardFilters
 from tests.unit.dashboard.conftest import DEMO_START, AddUser, Clock, callback_body, sign_in
@@ -131,3 +131,26 @@ def test_the_lifecycle_page_renders_through_its_callback(
     else:
         overrides = answer["lifecycle-overrides"]["figure"]["data"]
         assert overrides == []
+
+
+def test_refusals_are_drawn_apart_from_grants_and_an_empty_period_says_so() -> None:
+    day = pd.Timestamp("2026-11-02")
+    frame = pd.DataFrame(
+        {
+            "day": [day] * 4,
+            "step": ["approved", "requested", "refused · self_approval", "refused · not_admin"],
+            "count": [1, 2, 1, 1],
+        }
+    )
+    figure = figures.steps_over_time(frame, title="Overrides", unit="events")
+    colours = {trace.name: trace.marker.color for trace in figure.data}
+    assert colours["approved"] == "#16a34a"
+    refusals = {colours["refused · self_approval"], colours["refused · not_admin"]}
+    assert len(refusals) == 2 and colours["approved"] not in refusals
+    assert colours["requested"] not in refusals
+    empty = figures.steps_over_time(
+        data.lifecycle_steps(pd.DataFrame(), "override"), title="x", unit="y"
+    )
+    assert not empty.data and empty.layout.annotations[0].text == "No data for these filters"
+    with pytest.raises(ValueError, match="missing"):
+        figures.trusted_devices_in_force(pd.DataFrame({"tenant": []}))
