@@ -102,6 +102,8 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
             ("channel", _S),
             ("reason", _S),
             ("removed_by", _S),
+            ("imported_from", _S),
+            ("invited", _B),
         ]
     ),
     "lockouts": pa.schema(
@@ -132,6 +134,31 @@ SCHEMAS: Final[Mapping[str, pa.Schema]] = {
             *GEO,
         ]
     ),
+    "lifecycle": pa.schema(
+        [
+            *ENVELOPE,
+            ("ceremony", _S),
+            ("status", _S),
+            ("application", _S),
+            ("policy_tier", _S),
+            ("reason", _S),
+            ("action", _S),
+            ("stage", _S),
+            ("request_id", _S),
+            ("trust_id", _S),
+            ("grant_id", _S),
+            ("requested_by", _S),
+            ("approved_by", _S),
+            ("attempted_by", _S),
+            ("revoked_by", _S),
+            ("ticket", _S),
+            ("approve_before", _TS),
+            ("expires_at", _TS),
+            ("single_use", _B),
+            ("uses", _I),
+            ("devices_revoked", _I),
+        ]
+    ),
 }
 TABLES: Final = tuple(SCHEMAS)
 
@@ -158,6 +185,16 @@ VERIFICATION_TYPES: Final = frozenset(
         "mfa.recovery.failed",
     }
 )
+LIFECYCLE_CEREMONIES: Final[Mapping[str, str]] = {
+    "device.": "trusted_device",
+    "admin.override.": "override",
+    "access.temporary.": "temporary_access",
+}
+"""The ``lifecycle`` table's ceremonies, by the prefix of their event types: trusted devices
+(``device.trusted|revoked|trust_refused``), the two-person override
+(``admin.override.requested|approved|refused``) and its temporary-access codes
+(``access.temporary.granted|used|refused``). Their personal fields (a device's name, an
+override's justification) stay in ``events.data`` only, which erasure redacts."""
 SUCCESS_TYPES: Final = frozenset(
     {"mfa.verification.succeeded", "mfa.push.approved", "mfa.recovery.succeeded"}
 )

@@ -13,9 +13,15 @@ table                event types
                      ``mfa.required`` (the prompt, ``status = 'required'``: TOTP has no
                      challenge event); a send's price (``cost_micros``, ``currency``) and a
                      receipt's ``delivery_status``
-``enrollments``      ``mfa.enrollment.*``
+``enrollments``      ``mfa.enrollment.*`` (``imported_from``: a migrated seed; ``invited``: a
+                     bulk invitation)
 ``lockouts``         ``lockout.applied|cleared``, ``ip.block.applied|released``
 ``risk_detections``  ``risk.detected``
+``lifecycle``        ``device.*``, ``admin.override.*``, ``access.temporary.*``: trusted
+                     devices, the two-person override and its temporary-access codes
+                     (``ceremony``, ``status`` = the type's last part; who asked, approved,
+                     tried or revoked, the ticket, the deadlines). No personal column: a
+                     device's name and an override's justification stay in ``events.data``
 ===================  ==================================================================
 
 Time to complete is not stored: the ``verifications`` *view* computes it from
@@ -34,7 +40,14 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analytics.columns import DEVICE, GEO, SCHEMAS, SUCCESS_TYPES, VERIFICATION_TYPES
+from analytics.columns import (
+    DEVICE,
+    GEO,
+    LIFECYCLE_CEREMONIES,
+    SCHEMAS,
+    SUCCESS_TYPES,
+    VERIFICATION_TYPES,
+)
 from schemas import Event
 from schemas import payloads as p
 from schemas.fields import Client
@@ -44,6 +57,22 @@ _FIXED_REASONS: Final = {
     "mfa.push.reported_fraud": "reported_fraud",
     "mfa.push.rejected": "rejected",
 }
+
+_LIFECYCLE_FIELDS: Final = (
+    "request_id",
+    "trust_id",
+    "grant_id",
+    "requested_by",
+    "attempted_by",
+    "revoked_by",
+    "ticket",
+    "approve_before",
+    "expires_at",
+    "single_use",
+    "uses",
+    "devices_revoked",
+)
+"""Payload fields the ``lifecycle`` table keeps as they are (each null where absent)."""
 
 Row = dict[str, Any]
 _TIME: Final = pa.timestamp("us", tz="UTC")
@@ -185,6 +214,8 @@ def _typed_row(event: Event, events_row: Row) -> tuple[str, Row] | None:
             "channel": events_row["channel"],
             "reason": events_row["reason"],
             "removed_by": _field(data, "removed_by"),
+            "imported_from": _field(data, "imported_from"),
+            "invited": _field(data, "invited"),
         }
     if kind.startswith(("lockout.", "ip.block.")):
         applied = kind.endswith(".applied")
@@ -212,6 +243,22 @@ def _typed_row(event: Event, events_row: Row) -> tuple[str, Row] | None:
             "evidence": msgspec.json.encode(data.evidence).decode(),
             "related_event_ids": list(data.related_event_ids),
             **{name: events_row[name] for name, _ in GEO},
+        }
+    ceremony = next(
+        (c for prefix, c in LIFECYCLE_CEREMONIES.items() if kind.startswith(prefix)), None
+    )
+    if ceremony is not None:
+        return "lifecycle", {
+            **base,
+            "ceremony": ceremony,
+            "status": kind.rsplit(".", 1)[1],
+            "application": events_row["application"],
+            "policy_tier": events_row["policy_tier"],
+            "reason": events_row["reason"],
+            "action": _text(_field(data, "action")),
+            "stage": _text(_field(data, "stage")),
+            **{name: _field(data, name) for name in _LIFECYCLE_FIELDS},
+            "approved_by": _field(data, "approved_by") or _field(data, "granted_by"),
         }
     return None
 

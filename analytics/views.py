@@ -8,7 +8,8 @@ copy of it can be queried. Only a new lake gets its empty seed files first.
 
 Views (one per table, all columns of the files plus ``date`` from the partition):
 
-* ``events``, ``challenges``, ``enrollments``, ``lockouts``, ``risk_detections``;
+* ``events``, ``challenges``, ``enrollments``, ``lockouts``, ``risk_detections``,
+  ``lifecycle``;
 * ``verifications``: its rows plus ``challenged_at`` and ``time_to_complete_ms``, the time
   from the first ``mfa.challenge.issued`` of the same factor in the same transaction
   (tenant + correlation id) to the verification, else from the transaction's first

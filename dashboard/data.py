@@ -228,6 +228,58 @@ def pumping_spend(frame: pd.DataFrame) -> pd.DataFrame:
     return rolled[columns]
 
 
+def lifecycle_steps(frame: pd.DataFrame, ceremony: str) -> pd.DataFrame:
+    """``lifecycle_over_time`` of one ceremony: ``day``, ``step`` (the status, with the
+    reason of a refusal or revocation: ``refused · self_approval``), ``count`` (events;
+    devices ended, for a revocation)."""
+    columns = ["day", "step", "count"]
+    rows = frame[frame["ceremony"] == ceremony] if not frame.empty else frame
+    if rows.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    steps = [
+        str(status) if pd.isna(reason) else f"{status} · {reason}"
+        for status, reason in zip(rows["status"], rows["reason"], strict=True)
+    ]
+    counts = rows["devices"].where(rows["status"] == "revoked", rows["events"])
+    shaped = pd.DataFrame({"day": rows["day"], "step": steps, "count": counts})
+    return shaped.groupby(["day", "step"])["count"].sum().reset_index()
+
+
+def override_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """``override_requests`` for the grid: times as text, missing values empty."""
+    columns = [
+        "requested_at",
+        "tenant",
+        "subject",
+        "action",
+        "requested_by",
+        "approved_by",
+        "ticket",
+        "outcome",
+        "refusal_reasons",
+        "request_id",
+    ]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    shown = frame[columns].copy()
+    shown["requested_at"] = [t.strftime("%Y-%m-%d %H:%M:%S") for t in shown["requested_at"]]
+    return shown
+
+
+def migration_steps(frame: pd.DataFrame) -> pd.DataFrame:
+    """``migration_over_time`` per day: ``day``, ``step`` (``imported · <source>`` or
+    ``invited``), ``count``."""
+    columns = ["day", "step", "count"]
+    if frame.empty:
+        return pd.DataFrame({c: [] for c in columns})
+    steps = [
+        f"imported · {source}" if kind == "imported" else str(kind)
+        for kind, source in zip(frame["kind"], frame["source"], strict=True)
+    ]
+    shaped = frame.assign(step=steps)
+    return shaped.groupby(["day", "step"])["count"].sum().reset_index()
+
+
 OPTIONS_TTL_S: Final = 60.0
 """How long the filter dropdowns' values (tenants, applications) are reused."""
 
@@ -259,6 +311,16 @@ METRICS: Final[Mapping[str, tuple[str, Shape | None]]] = {
     "sms_spend_provider": ("sms_spend", lambda f: spend_over_time(f, "provider")),
     "sms_delivery_health": ("sms_delivery_health", delivery_health),
     "sms_pumping_spend": ("sms_pumping_spend", pumping_spend),
+    "override_steps": ("lifecycle_over_time", lambda f: lifecycle_steps(f, "override")),
+    "temporary_access_steps": (
+        "lifecycle_over_time",
+        lambda f: lifecycle_steps(f, "temporary_access"),
+    ),
+    "device_steps": ("lifecycle_over_time", lambda f: lifecycle_steps(f, "trusted_device")),
+    "override_requests": ("override_requests", override_table),
+    "trusted_devices_in_force": ("active_trusted_devices", None),
+    "migration": ("migration_over_time", migration_steps),
+    "invitations": ("invitation_conversion", None),
 }
 """Each dashboard metric: the query it runs (analytics' or a local one) and its reshaping."""
 

@@ -329,3 +329,91 @@ def distribution(
         labels=labels, values=series(frame, "count"), hole=0.5, marker={"colors": palette}
     )
     return figure
+
+
+_GRANTED_STEPS = frozenset({"approved", "granted", "used", "trusted", "imported"})
+_ASKED_STEPS = frozenset({"requested", "invited"})
+_REFUSED_COLOURS = ("#dc2626", "#ea580c", "#9333ea", "#ca8a04", "#be185d", "#7c2d12")
+
+
+def _step_colours(steps: list[str]) -> dict[str, str]:
+    """Green for what was granted, blue for what was asked, warm colours (one per reason)
+    for what was refused or revoked."""
+    colours, refused = {}, 0
+    for step in steps:
+        kind = step.split(" · ")[0]
+        if kind in _GRANTED_STEPS:
+            colours[step] = OUTCOME_COLOURS["succeeded"]
+        elif kind in _ASKED_STEPS:
+            colours[step] = PALETTE[0]
+        else:
+            colours[step] = _REFUSED_COLOURS[refused % len(_REFUSED_COLOURS)]
+            refused += 1
+    return colours
+
+
+def steps_over_time(frame: pd.DataFrame, *, title: str, unit: str) -> go.Figure:
+    """Account-lifecycle steps per day, stacked by step (``refused · self_approval``, …).
+
+    Columns: ``day``, ``step``, ``count``.
+    """
+    require(frame, ("day", "step", "count"))
+    figure = base(title)
+    if frame.empty:
+        return empty(figure)
+    colours = _step_colours(sorted(str(s) for s in frame["step"].unique()))
+    for step, group in frame.sort_values("day").groupby("step", sort=True):
+        figure.add_bar(
+            name=str(step),
+            x=series(group, "day"),
+            y=series(group, "count"),
+            marker_color=colours[str(step)],
+        )
+    figure.update_layout(barmode="stack", yaxis_title=unit)
+    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    return figure
+
+
+def trusted_devices_in_force(frame: pd.DataFrame) -> go.Figure:
+    """Trusted devices per tenant as of the period's end: in force, revoked, expired.
+
+    Columns: ``tenant``, ``active``, ``revoked``, ``expired``, ``subjects``.
+    """
+    require(frame, ("tenant", "active", "revoked", "expired", "subjects"))
+    figure = base("Trusted devices as of the period's end")
+    if frame.empty:
+        return empty(figure)
+    ordered = frame.sort_values("tenant")
+    tenants = [str(t) for t in ordered["tenant"]]
+    for column, colour in (("active", PALETTE[1]), ("revoked", PALETTE[2]), ("expired", "#64748b")):
+        figure.add_bar(
+            name="in force" if column == "active" else column,
+            x=tenants,
+            y=series(ordered, column),
+            marker_color=colour,
+            customdata=series(ordered, "subjects"),
+            hovertemplate=f"%{{x}}: %{{y}} {column}"
+            + (" (%{customdata} subjects)" if column == "active" else "")
+            + "<extra></extra>",
+        )
+    figure.update_layout(barmode="group", yaxis_title="devices")
+    return figure
+
+
+def invitations(frame: pd.DataFrame) -> go.Figure:
+    """Subjects invited to enrol vs enrolled since, per tenant and factor.
+
+    Columns: ``tenant``, ``factor``, ``invited``, ``enrolled``.
+    """
+    require(frame, ("tenant", "factor", "invited", "enrolled"))
+    figure = base("Invitations sent vs enrolled")
+    if frame.empty:
+        return empty(figure)
+    ordered = frame.sort_values(["tenant", "factor"])
+    labels = [f"{t} · {f}" for t, f in zip(ordered["tenant"], ordered["factor"], strict=True)]
+    figure.add_bar(name="invited", x=labels, y=series(ordered, "invited"), marker_color=PALETTE[0])
+    figure.add_bar(
+        name="enrolled", x=labels, y=series(ordered, "enrolled"), marker_color=PALETTE[1]
+    )
+    figure.update_layout(barmode="group", yaxis_title="subjects")
+    return figure

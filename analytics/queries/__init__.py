@@ -22,6 +22,13 @@ from analytics.columns import PHISHING_RESISTANT, PRIVILEGED_ROLES
 from analytics.queries.adoption import mfa_adoption
 from analytics.queries.compliance import privileged_role_coverage
 from analytics.queries.filters import FEED_LIMIT, Filters, Query
+from analytics.queries.lifecycle import (
+    active_trusted_devices,
+    invitation_conversion,
+    lifecycle_over_time,
+    migration_over_time,
+    override_requests,
+)
 from analytics.queries.overview import overview_kpis
 from analytics.queries.risk import (
     anomalies,
@@ -45,12 +52,17 @@ __all__ = [
     "QUERIES",
     "Filters",
     "Query",
+    "active_trusted_devices",
     "anomalies",
     "device_distribution",
     "failure_reasons",
     "impossible_travel_arcs",
+    "invitation_conversion",
+    "lifecycle_over_time",
     "lockouts_over_time",
     "mfa_adoption",
+    "migration_over_time",
+    "override_requests",
     "overview_kpis",
     "policy_tiers",
     "privileged_role_coverage",
@@ -84,6 +96,11 @@ QUERIES: Final[Mapping[str, Query]] = {
         push_fatigue_incidents,
         privileged_role_coverage,
         policy_tiers,
+        lifecycle_over_time,
+        override_requests,
+        active_trusted_devices,
+        migration_over_time,
+        invitation_conversion,
     )
 }
 """Every metric query by name, in the order the dashboard shows them."""

@@ -45,7 +45,10 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Same seed, same organisation and events.")] = 7,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help=f"An attack to include (repeatable): {', '.join(SCENARIOS)}."),
+        typer.Option(
+            help=f"A scenario to include (repeatable): {', '.join(SCENARIOS)} "
+            "(each an attack, but account_lifecycle)."
+        ),
     ] = None,
     scenarios: Annotated[
         str, typer.Option(help="`all` or `none`, when no --scenario is given.")

@@ -107,7 +107,7 @@ def sql(
     ctx: typer.Context, statement: str = Statement, output_format: OutputFormat = Format
 ) -> None:
     """Query the lake with DuckDB SQL (views: events, verifications, challenges, enrollments,
-    lockouts, risk_detections)."""
+    lockouts, risk_detections, lifecycle)."""
     lake = settings_of(ctx).lake_path()
     con = connect(lake, analyst=True)
     try:

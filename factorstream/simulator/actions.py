@@ -100,3 +100,44 @@ class Service(Protocol):
         ...
 
     def enrolled(self, person: Person, factor: Factor) -> bool: ...
+
+    # -- the account lifecycle (factorstream.simulator.lifecycle_services) ---------------
+
+    def trust_device(self, visit: Visit) -> str | None:
+        """``device.trusted``: the visit's device remembered; its token (``None``: the
+        subject's tier trusts no device)."""
+        ...
+
+    def present_trusted_device(self, visit: Visit, token: str) -> Outcome:
+        """A remembered device's token shown at sign-in from the visit's device (from
+        another device: refused as stolen, and the trust revoked)."""
+        ...
+
+    def revoke_trusted_devices(self, visit: Visit) -> int:
+        """The subject ends trust in every device of theirs; how many ended."""
+        ...
+
+    def request_override(
+        self, visit: Visit, *, action: str, requester: str, ticket: str
+    ) -> str | None:
+        """An administrator asks to unlock the visit's subject (``unlock``) or to give it a
+        temporary-access code (``temporary_access``); the request id (``None``: refused)."""
+        ...
+
+    def approve_override(
+        self, visit: Visit, request_id: str, *, approver: str
+    ) -> tuple[Outcome, str | None]:
+        """A second administrator approves, or is refused (``self_approval``, …); the
+        temporary-access code an approval makes."""
+        ...
+
+    def redeem_temporary_access(self, visit: Visit, code: str) -> Outcome: ...
+
+    def import_totp_seeds(self, visit: Visit, subjects: list[str], *, source: str) -> None:
+        """TOTP seeds migrated from another system (``source``) for ``subjects`` of the
+        visit's tenant."""
+        ...
+
+    def invite(self, visit: Visit, subjects: list[str], factor: Factor) -> None:
+        """``subjects`` of the visit's tenant invited to enrol ``factor``."""
+        ...

@@ -18,6 +18,7 @@ import pyotp
 
 from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.delivery import Inbox, receipt_word
+from factorstream.simulator.lifecycle_services import VerifierLifecycle, administrators_key
 from factorstream.simulator.organisation import Person
 from factorstream.simulator.wallet import Wallet, recovery_guess, totp_code, typed_code
 from factorstream.softauthn import SoftAuthenticator
@@ -44,7 +45,7 @@ PUSH_APP = Authenticator(name="Northwind Authenticator")
 OTP_FACTORS = (Factor.SMS, Factor.EMAIL)
 
 
-class VerifierService:
+class VerifierService(VerifierLifecycle):
     """Steps carried out by the real verifiers (see the module docstring)."""
 
     def __init__(
@@ -63,6 +64,8 @@ class VerifierService:
         self._rng = random.Random(f"ceremonies/{seed}")  # noqa: S311 - a reproducible simulation
         self._receipts = random.Random(f"receipts/{seed}")  # noqa: S311 - likewise
         self._wallets: dict[str, Wallet] = {}
+        self._lifecycle_rng = random.Random(f"lifecycle/{seed}")  # noqa: S311 - likewise
+        self._admins = administrators_key(seed)
 
     def _send_code(
         self, request: Request, factor: Factor, enrollment_id: str | None = None

@@ -23,6 +23,7 @@ from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
 from factorstream.simulator.delivery import FAILURES, SMS_COSTS, receipt_word
 from factorstream.simulator.entropy import SeededEntropy
+from factorstream.simulator.lifecycle_services import FastLifecycle
 from factorstream.simulator.organisation import Person
 from schemas import Event, new_event
 from schemas import payloads as p
@@ -54,7 +55,7 @@ class _Holder:
     issued: dict[str, datetime] = field(default_factory=dict)
 
 
-class FastService:
+class FastService(FastLifecycle):
     """Events of the ceremonies, without performing them (see the module docstring)."""
 
     def __init__(self, *, seed: int) -> None:
@@ -73,7 +74,9 @@ class FastService:
     def _holder(self, person: Person) -> _Holder:
         return self._holders.setdefault(person.subject, _Holder())
 
-    def _emit(self, visit: Visit, payload: p.Payload) -> None:
+    def _emit(self, visit: Visit, payload: p.Payload, *, subject: str | None = None) -> None:
+        """``payload`` as an event of the visit (of ``subject``, another subject of the
+        visit's tenant, when given: a bulk enrolment's)."""
         if isinstance(payload, p.Activity):
             payload = msgspec.structs.replace(
                 payload,
@@ -86,7 +89,7 @@ class FastService:
             payload,
             source=SOURCE,
             tenant=person.tenant,
-            subject=person.subject,
+            subject=subject or person.subject,
             correlationid=visit.correlationid,
             now=visit.now,
             event_id=self.entropy.event_id(visit.now),

@@ -1,7 +1,9 @@
 """The attack scenarios, each an episode that starts at a given time and can be switched on
 alone. :data:`EXPECTED` says what the stream must derive from each (the detections of
 ``streams.folds`` and the lockout and IP-block folds, at their default thresholds); the
-unit tests replay every scenario through those folds and check it.
+unit tests replay every scenario through those folds and check it. One is no attack: the
+account lifecycle (:mod:`factorstream.simulator.lifecycle`: imports, invitations, trusted
+devices, the two-person override), which must set off nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from factorstream.simulator.attackers import (
 from factorstream.simulator.behaviour import think
 from factorstream.simulator.episodes import Episode, Session, World
 from factorstream.simulator.geography import COUNTRIES, PUMPING_COUNTRIES, address_in
+from factorstream.simulator.lifecycle import account_lifecycle
 from factorstream.simulator.organisation import CONSUMER
 from schemas.fields import Factor
 from verifiers.policy import Location
@@ -210,6 +213,7 @@ SCENARIOS: dict[str, Scenario] = {
     "recovery_code_abuse": recovery_code_abuse,
     "cloned_authenticator": cloned_authenticator,
     "factor_reset": factor_reset,
+    "account_lifecycle": account_lifecycle,
 }
 EXPECTED: dict[str, frozenset[str]] = {
     "otp_brute_force": frozenset({"risk.detected/otp_guessing", "lockout.applied"}),
@@ -220,6 +224,7 @@ EXPECTED: dict[str, frozenset[str]] = {
     "recovery_code_abuse": frozenset({"risk.detected/recovery_code_abuse", "lockout.applied"}),
     "cloned_authenticator": frozenset({"risk.detected/cloned_authenticator"}),
     "factor_reset": frozenset({"risk.detected/factor_reset_after_risk"}),
+    "account_lifecycle": frozenset(),
 }
 """What the stream derives from each scenario: ``risk.detected/<detection>`` or a type."""
 _GOT_IN_FROM_ABROAD = frozenset(

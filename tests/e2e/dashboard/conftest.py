@@ -40,6 +40,7 @@ PAGES = {  # path: (screenshot name, charts expected)
     "/geo": ("geo", 2),
     "/lockouts": ("lockouts", 2),
     "/sms": ("sms", 5),
+    "/lifecycle": ("lifecycle", 6),
     "/audit": ("audit", 0),
     "/compliance": ("compliance", 2),
 }

@@ -50,6 +50,7 @@ def test_every_event_type_lands_in_events_and_its_typed_table(tmp_path: Path) ->
         "verifications": 8,
         "lockouts": 4,
         "risk_detections": 1,
+        "lifecycle": 9,  # device.* 3, admin.override.* 3, access.temporary.* 3
     }
     con = connect(tmp_path)
     types = dict(con.execute("SELECT type, factor FROM events").fetchall())

@@ -78,6 +78,11 @@ def test_every_query_is_registered_by_its_name() -> None:
         "push_fatigue_incidents",
         "privileged_role_coverage",
         "policy_tiers",
+        "lifecycle_over_time",
+        "override_requests",
+        "active_trusted_devices",
+        "migration_over_time",
+        "invitation_conversion",
     }
     assert all(q.QUERIES[name].__name__ == name for name in q.QUERIES)
 

@@ -4,7 +4,8 @@ Two tenants (``acme`` has three times the traffic of ``globex``), two applicatio
 days; sign-ins from four cities; push challenges with time to complete; TOTP, SMS and
 WebAuthn enrollments; lockouts; an impossible-travel detection whose arc joins two of
 the sign-ins; privileged administrators, one without phishing-resistant MFA; priced SMS
-sends with delivery receipts, and each day an SMS-pumping burst the country cap stopped.
+sends with delivery receipts, and each day an SMS-pumping burst the country cap stopped;
+the account lifecycle: imported seeds, invitations, trusted devices, two-person overrides.
 """
 
 from __future__ import annotations
@@ -99,6 +100,115 @@ def _pumping_burst(emit: Callable[..., Event], when: datetime) -> None:
                 currency="EUR",
             )
             emit(refused, "acme", subject, at, tx)
+
+
+def _lifecycle(emit: Callable[..., Event], start: datetime) -> None:
+    """The account lifecycle, mostly on acme: on the first day, two TOTP seeds imported from
+    otpauth URIs and one from a CSV, two subjects invited to WebAuthn (one enrols the next
+    day); four devices trusted (one on globex), one revoked by its subject, a stolen token
+    refused (its trust revoked); an unlock under the two-person rule (ann's self-approval
+    refused, ben approves) and a temporary access granted and used once, then refused as
+    used."""
+    day1, day2 = start + timedelta(hours=6), start + timedelta(days=1, hours=6)
+    for i, source in enumerate(("otpauth", "otpauth", "csv")):
+        seed = p.EnrollmentCompleted(
+            factor=Factor.TOTP, enrollment_id=f"imp-{i}", imported_from=source
+        )
+        emit(seed, "acme", f"acme-m{i}", day1 + timedelta(minutes=i), f"import-{i}")
+    for subject in ("acme-m3", "acme-m4"):
+        invite = p.EnrollmentStarted(
+            factor=Factor.WEBAUTHN, enrollment_id=f"inv-{subject}", invited=True
+        )
+        emit(invite, "acme", subject, day1, f"invite-{subject}")
+    emit(
+        p.EnrollmentCompleted(factor=Factor.WEBAUTHN, enrollment_id="inv-acme-m3"),
+        "acme",
+        "acme-m3",
+        day2,
+        "invite-acme-m3",
+    )
+    for i, subject in enumerate(("acme-u4", "acme-u5", "acme-u6", "gx-u1")):
+        tenant = "globex" if subject.startswith("gx") else "acme"
+        trust = p.DeviceTrusted(trust_id=f"trust-{i}", expires_at=start + timedelta(days=30))
+        emit(trust, tenant, subject, day1 + timedelta(hours=i), f"trust-{i}")
+    emit(
+        p.DeviceRevoked(reason="subject_request", trust_id="trust-0", revoked_by="acme-u4"),
+        "acme",
+        "acme-u4",
+        day2,
+        "untrust-0",
+    )
+    emit(
+        p.DeviceTrustRefused(reason="wrong_device", trust_id="trust-1"),
+        "acme",
+        "acme-u5",
+        day2,
+        "stolen",
+    )
+    emit(
+        p.DeviceRevoked(reason="presented_from_other_device", trust_id="trust-1"),
+        "acme",
+        "acme-u5",
+        day2,
+        "stolen",
+    )
+    deadline = day1 + timedelta(hours=1)
+    steps: list[p.Payload] = [
+        p.AdminOverrideRequested(
+            request_id="ovr-1",
+            requested_by="ann",
+            action="unlock",
+            justification="locked out",
+            ticket="SEC-101",
+            approve_before=deadline,
+        ),
+        p.AdminOverrideRefused(
+            attempted_by="ann",
+            stage="approve",
+            reason="self_approval",
+            request_id="ovr-1",
+            action="unlock",
+            requested_by="ann",
+            ticket="SEC-101",
+        ),
+        p.AdminOverrideApproved(
+            request_id="ovr-1",
+            approved_by="ben",
+            action="unlock",
+            requested_by="ann",
+            ticket="SEC-101",
+        ),
+        p.AdminOverrideRequested(
+            request_id="ovr-2",
+            requested_by="ben",
+            action="temporary_access",
+            justification="lost phone",
+            ticket="SEC-102",
+            approve_before=deadline,
+            single_use=True,
+        ),
+        p.AdminOverrideApproved(
+            request_id="ovr-2",
+            approved_by="ann",
+            action="temporary_access",
+            requested_by="ben",
+            ticket="SEC-102",
+        ),
+        p.TemporaryAccessGranted(
+            grant_id="tac-1",
+            granted_by="ann",
+            expires_at=deadline + timedelta(hours=4),
+            justification="lost phone",
+            request_id="ovr-2",
+            single_use=True,
+            requested_by="ben",
+            ticket="SEC-102",
+        ),
+        p.TemporaryAccessUsed(grant_id="tac-1", single_use=True, uses=1, request_id="ovr-2"),
+        p.TemporaryAccessRefused(reason="used_code", grant_id="tac-1"),
+    ]
+    for i, step in enumerate(steps):
+        emit(step, "acme", "acme-u7", day1 + timedelta(minutes=5 * i), f"override-{i}")
 
 
 def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]:
@@ -313,6 +423,7 @@ def demo_events(*, start: datetime, days: int = 5, seed: int = 7) -> list[Event]
             when,
             f"flock-{day}",
         )
+    _lifecycle(emit, start)
     # impossible travel: Berlin then Tokyo 40 minutes later
     t1 = start + timedelta(days=1, hours=21)
     first = emit(

@@ -35,7 +35,7 @@ DASH_ENDPOINTS = ("/_dash-layout", "/_dash-dependencies", "/_reload-hash", "/_fa
 
 def _page_paths(app: Dash) -> list[str]:
     paths = [page["relative_path"] for page in dash.page_registry.values()]
-    assert len(paths) == 8, paths
+    assert len(paths) == 9, paths
     return paths
 
 
