@@ -108,7 +108,7 @@ class Service(Protocol):
         subject's tier trusts no device)."""
         ...
 
-    def present_trusted_device(self, visit: Visit, token: str) -> Outcome:
+    def present_trusted_device(self, visit: Visit, token: str) -> ActionResult:
         """A remembered device's token shown at sign-in from the visit's device (from
         another device: refused as stolen, and the trust revoked)."""
         ...
@@ -126,12 +126,12 @@ class Service(Protocol):
 
     def approve_override(
         self, visit: Visit, request_id: str, *, approver: str
-    ) -> tuple[Outcome, str | None]:
+    ) -> tuple[ActionResult, str | None]:
         """A second administrator approves, or is refused (``self_approval``, …); the
         temporary-access code an approval makes."""
         ...
 
-    def redeem_temporary_access(self, visit: Visit, code: str) -> Outcome: ...
+    def redeem_temporary_access(self, visit: Visit, code: str) -> ActionResult: ...
 
     def import_totp_seeds(self, visit: Visit, subjects: list[str], *, source: str) -> None:
         """TOTP seeds migrated from another system (``source``) for ``subjects`` of the

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from factorstream.simulator.actions import Outcome, Visit
+from factorstream.simulator.actions import ActionResult, Visit
 from schemas import payloads as p
 from schemas.fields import Factor
 from verifiers import bulk_enrollment, override, temporary_access, trusted_devices
@@ -73,14 +73,14 @@ class VerifierLifecycle:
         )
         return done.token
 
-    def present_trusted_device(self, visit: Visit, token: str) -> Outcome:
+    def present_trusted_device(self, visit: Visit, token: str) -> ActionResult:
         """The token shown at sign-in from ``visit``'s device: trusted, or refused (from
         another device: a stolen token, its trust revoked)."""
         with self.store.step(_request(visit), factor=None) as step:
             found = trusted_devices.check(
                 self.store, step, token=token, device_id=_device_id(visit)
             )
-        return Outcome(found.trusted, found.reason)
+        return ActionResult(found.trusted, found.reason)
 
     def revoke_trusted_devices(self, visit: Visit) -> int:
         """The subject ends trust in every device of theirs; how many ended."""
@@ -115,7 +115,7 @@ class VerifierLifecycle:
 
     def approve_override(
         self, visit: Visit, request_id: str, *, approver: str
-    ) -> tuple[Outcome, str | None]:
+    ) -> tuple[ActionResult, str | None]:
         """A second administrator approves (or is refused: e.g. ``self_approval``); the
         temporary-access code an approval makes, if any."""
         done = override.approve_override(
@@ -126,11 +126,11 @@ class VerifierLifecycle:
             signer=self._admins,
         )
         code = done.grant.code if done.grant is not None else None
-        return Outcome(done.accepted, done.reason), code
+        return ActionResult(done.accepted, done.reason), code
 
-    def redeem_temporary_access(self, visit: Visit, code: str) -> Outcome:
+    def redeem_temporary_access(self, visit: Visit, code: str) -> ActionResult:
         verdict = temporary_access.redeem(self.store, _request(visit), code=code)
-        return Outcome(verdict.accepted, verdict.reason)
+        return ActionResult(verdict.accepted, verdict.reason)
 
     def import_totp_seeds(self, visit: Visit, subjects: list[str], *, source: str) -> None:
         """Seeds migrated from another system for ``subjects`` of the visit's tenant."""
@@ -201,18 +201,18 @@ class FastLifecycle:
         self._emit(visit, p.DeviceTrusted(trust_id=trust_id, expires_at=visit.now + lifetime))
         return trust_id
 
-    def present_trusted_device(self, visit: Visit, token: str) -> Outcome:
+    def present_trusted_device(self, visit: Visit, token: str) -> ActionResult:
         found = self._lifecycle.trusts.get(token)
         if found is None or found[0] != visit.person.subject:
             self._emit(visit, p.DeviceTrustRefused(reason=trusted_devices.UNKNOWN_TOKEN))
-            return Outcome(False, trusted_devices.UNKNOWN_TOKEN)
+            return ActionResult(False, trusted_devices.UNKNOWN_TOKEN)
         if found[1] == _device_id(visit):
-            return Outcome(True)
+            return ActionResult(True)
         del self._lifecycle.trusts[token]
         reason = trusted_devices.WRONG_DEVICE
         self._emit(visit, p.DeviceRevoked(reason=STOLEN, trust_id=token))
         self._emit(visit, p.DeviceTrustRefused(reason=reason, trust_id=token))
-        return Outcome(False, reason)
+        return ActionResult(False, reason)
 
     def revoke_trusted_devices(self, visit: Visit) -> int:
         trusts = self._lifecycle.trusts
@@ -244,7 +244,7 @@ class FastLifecycle:
 
     def approve_override(
         self, visit: Visit, request_id: str, *, approver: str
-    ) -> tuple[Outcome, str | None]:
+    ) -> tuple[ActionResult, str | None]:
         requester, action, ticket = self._lifecycle.requests[request_id]
         if approver.strip().lower() == requester.strip().lower():
             refused = p.AdminOverrideRefused(
@@ -257,7 +257,7 @@ class FastLifecycle:
                 ticket=ticket,
             )
             self._emit(visit, refused)
-            return Outcome(False, "self_approval"), None
+            return ActionResult(False, "self_approval"), None
         approved = p.AdminOverrideApproved(
             request_id=request_id,
             approved_by=approver,
@@ -267,7 +267,7 @@ class FastLifecycle:
         )
         self._emit(visit, approved)
         if action != override.OverrideAction.TEMPORARY_ACCESS:
-            return Outcome(True), None
+            return ActionResult(True), None
         grant_id = self._id("grant")
         granted = p.TemporaryAccessGranted(
             grant_id=grant_id,
@@ -281,16 +281,16 @@ class FastLifecycle:
         )
         self._emit(visit, granted)
         self._lifecycle.codes[grant_id] = request_id
-        return Outcome(True), grant_id
+        return ActionResult(True), grant_id
 
-    def redeem_temporary_access(self, visit: Visit, code: str) -> Outcome:
+    def redeem_temporary_access(self, visit: Visit, code: str) -> ActionResult:
         request_id = self._lifecycle.codes.pop(code, None)
         if request_id is None:
             self._emit(visit, p.TemporaryAccessRefused(reason="used_code", grant_id=code))
-            return Outcome(False, "used_code")
+            return ActionResult(False, "used_code")
         used = p.TemporaryAccessUsed(grant_id=code, single_use=True, uses=1, request_id=request_id)
         self._emit(visit, used)
-        return Outcome(True)
+        return ActionResult(True)
 
     def import_totp_seeds(self, visit: Visit, subjects: list[str], *, source: str) -> None:
         for subject in subjects:
