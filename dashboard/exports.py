@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import tempfile
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -92,8 +92,8 @@ def grid_row(row: LedgerRow) -> dict[str, Any]:
     event = row.event
     return {
         "sequence": row.sequence,
-        "recorded_at": row.recorded_at.isoformat(timespec="seconds"),
-        "time": str(event.get("time", "")),
+        "recorded_at": readable_time(row.recorded_at),
+        "time": readable_time(event.get("time")),
         "type": event.get("type"),
         "tenant": event.get("tenant"),
         "subject": event.get("subject"),
@@ -101,6 +101,24 @@ def grid_row(row: LedgerRow) -> dict[str, Any]:
         "source": event.get("source"),
         "erased": ", ".join(row.erased),
     }
+
+
+def readable_time(value: object) -> str:
+    """A time as the grids show it, ``2026-11-20 08:15:02`` (UTC, to the second; their
+    headers say UTC), from a datetime or an ISO 8601 text; anything else as it is (pure)."""
+    if value is None or value == "":
+        return ""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def shown_count(shown: int, entries: int, *, limit: int) -> str:

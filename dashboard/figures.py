@@ -186,7 +186,7 @@ def detections_by_kind(frame: pd.DataFrame) -> go.Figure:
     Columns: ``detection``, ``severity``, ``count``.
     """
     require(frame, ("detection", "severity", "count"))
-    figure = base("Anomalies by detection")
+    figure = base("Anomalies by detection", height=460)  # beside the map
     if frame.empty:
         return empty(figure)
     for severity, group in frame.groupby("severity", sort=True):

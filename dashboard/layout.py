@@ -45,19 +45,10 @@ INDEX_PAGE = """<!DOCTYPE html>
 """Dash's index page, in English (``lang``: screen readers and axe need it)."""
 
 
-UTC_TIME = {"function": "params.value ? String(params.value).slice(0, 19).replace('T', ' ') : ''"}
-"""A grid cell's ISO time shown as ``YYYY-MM-DD HH:MM:SS`` (UTC: its header says so); the
-whole value stays in the row (hover, detail panel, sort)."""
-
-
-def grid_column(
-    field: str, header: str, *, time: bool = False, flex: int = 0, min_width: int = 0
-) -> dict[str, Any]:
+def grid_column(field: str, header: str, *, flex: int = 0, min_width: int = 0) -> dict[str, Any]:
     """A grid column: the whole value on hover; ``flex``: takes the width the sized-to-content
     columns leave (at least ``min_width``), cut with an ellipsis."""
     column: dict[str, Any] = {"field": field, "headerName": header, "tooltipField": field}
-    if time:
-        column["valueFormatter"] = UTC_TIME
     if flex:
         column.update(flex=flex, minWidth=min_width or 120)
     return column
@@ -68,12 +59,16 @@ ROW_PICK = {"mode": "singleRow", "checkboxes": False, "enableClickSelection": Tr
 
 
 def sized_grid(columns: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
-    """``dag.AgGrid`` arguments sizing every column without ``flex`` to its content."""
-    grid_options = {"enableBrowserTooltips": True, **options.pop("dashGridOptions", {})}
+    """``dag.AgGrid`` arguments sizing every column without ``flex`` to its content when the
+    first rows show (AG Grid's ``fitCellContents``; later rows keep those widths)."""
+    fitted = [c["field"] for c in columns if not c.get("flex")]
+    grid_options = {
+        "enableBrowserTooltips": True,
+        "autoSizeStrategy": {"type": "fitCellContents", "colIds": fitted},
+        **options.pop("dashGridOptions", {}),
+    }
     return {
         "columnDefs": columns,
-        "columnSize": "autoSize",
-        "columnSizeOptions": {"keys": [c["field"] for c in columns if not c.get("flex")]},
         "dashGridOptions": grid_options,
         "className": "ag-theme-alpine",
         **options,

@@ -20,9 +20,11 @@ from dashboard.exports import (
     event_types,
     export_filter,
     grid_row,
+    readable_time,
     send_bytes,
     shown_count,
 )
+from dashboard.filters import ALL
 from dashboard.gate import current_user
 from dashboard.layout import (
     FILTER_INPUTS,
@@ -43,13 +45,13 @@ register_page(
 
 GRID_COLUMNS = [
     grid_column("sequence", "#"),
-    grid_column("recorded_at", "Recorded (UTC)", time=True),
-    grid_column("time", "Event time (UTC)", time=True),
+    grid_column("recorded_at", "Recorded (UTC)"),
+    grid_column("time", "Event time (UTC)"),
     grid_column("type", "Type"),
     grid_column("tenant", "Tenant"),
     grid_column("subject", "Subject"),
-    grid_column("correlationid", "Correlation id", flex=1, min_width=110),
-    grid_column("source", "Source", flex=1, min_width=110),
+    grid_column("correlationid", "Correlation id", flex=1, min_width=90),
+    grid_column("source", "Source", flex=1, min_width=90),
     grid_column("erased", "Erased"),
 ]
 GRID_LIMIT = 500
@@ -62,7 +64,7 @@ def type_options(selected: frozenset[str]) -> list[dict[str, str]]:
     joined = ",".join(sorted(selected))
     several = [{"label": " or ".join(sorted(selected)), "value": joined}] if len(selected) > 1 else []
     return [
-        {"label": "Any event type", "value": ""},
+        {"label": "Any event type", "value": ALL},
         *several,
         *({"label": t.name, "value": t.name} for t in EVENT_TYPES),
     ]
@@ -99,7 +101,7 @@ def _controls(selected: frozenset[str]) -> dbc.Row:
                     dbc.Select(
                         id="audit-type",
                         options=type_options(selected),
-                        value=",".join(sorted(selected)),
+                        value=",".join(sorted(selected)) or ALL,
                     ),
                 ],
                 md=3,
@@ -166,7 +168,7 @@ def layout(type: str | None = None, **_: object) -> html.Div:  # noqa: A002 - th
                         dag.AgGrid(
                             id="audit-grid",
                             rowData=[],
-                            defaultColDef={"sortable": True, "resizable": True, "filter": True},
+                            defaultColDef={"sortable": True, "resizable": True},
                             getRowId="params.data.sequence",
                             style={"height": "520px"},
                             **sized_grid(
@@ -269,7 +271,7 @@ def _checkpoint_card(context: DashboardContext) -> Any:
             html.Dt("Root hash"),
             html.Dd(checkpoint.root_hash.hex(), className="mono"),
             html.Dt("Signed at"),
-            html.Dd(checkpoint.time.isoformat(timespec="seconds")),
+            html.Dd(f"{readable_time(checkpoint.time)} UTC"),
             html.Dt("Key id"),
             html.Dd(checkpoint.key_id, className="mono"),
         ],

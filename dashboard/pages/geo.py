@@ -26,7 +26,7 @@ register_page(
 )
 
 FEED_COLUMNS = [
-    grid_column("time", "Time (UTC)", time=True),
+    grid_column("time", "Time (UTC)"),
     grid_column("tenant", "Tenant"),
     grid_column("subject", "Subject"),
     grid_column("detection", "Detection"),
@@ -60,37 +60,32 @@ def layout(**_: object) -> html.Div:
                 "Where sign-ins come from; red arcs join the two sign-ins of an impossible "
                 "travel detection.",
             ),
-            graph("geo-map"),
             dbc.Row(
                 [
-                    dbc.Col(graph("geo-detections"), md=4),
-                    dbc.Col(
-                        dbc.Card(
-                            dbc.CardBody(
-                                [
-                                    html.H2("Anomaly feed", className="h6", id="anomaly-feed"),
-                                    dag.AgGrid(
-                                        id="geo-feed",
-                                        rowData=[],
-                                        defaultColDef={"sortable": True, "resizable": True},
-                                        style={"height": "300px"},
-                                        **sized_grid(
-                                            FEED_COLUMNS, dashGridOptions={"rowSelection": ROW_PICK}
-                                        ),
-                                    ),
-                                    html.Section(
-                                        feed_detail(None),
-                                        id="geo-feed-detail",
-                                        className="feed-detail mt-2",
-                                        **{"aria-live": "polite", "aria-label": "The detection"},
-                                    ),
-                                ]
-                            ),
-                            class_name="chart-card shadow-sm mb-3",
-                        ),
-                        md=8,
-                    ),
+                    dbc.Col(graph("geo-map"), md=7),
+                    dbc.Col(graph("geo-detections"), md=5),
                 ]
+            ),
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.H2("Anomaly feed", className="h6", id="anomaly-feed"),
+                        dag.AgGrid(
+                            id="geo-feed",
+                            rowData=[],
+                            defaultColDef={"sortable": True, "resizable": True},
+                            style={"height": "300px"},
+                            **sized_grid(FEED_COLUMNS, dashGridOptions={"rowSelection": ROW_PICK}),
+                        ),
+                        html.Section(
+                            feed_detail(None),
+                            id="geo-feed-detail",
+                            className="feed-detail mt-2",
+                            **{"aria-live": "polite", "aria-label": "The detection"},
+                        ),
+                    ]
+                ),
+                class_name="chart-card shadow-sm mb-3",
             ),
         ]
     )

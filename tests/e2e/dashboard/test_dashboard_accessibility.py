@@ -75,3 +75,50 @@ def test_every_registered_page_passes_axe_without_console_errors(
         problems += [str(v) for v in run_axe(signed_in, axe, path)]
         problems += [f"{path}: console error: {m}" for m in console_errors(signed_in)]
     assert not problems, "\n".join(problems)
+
+
+def test_a_tile_s_number_opens_the_rows_behind_it(signed_in: Any, served: Served) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
+
+    signed_in.get(served.url + "/")
+    wait_for_page_data(signed_in, "/")
+    signed_in.find_element(By.ID, "kpi-lockouts-rows").click()
+    wait_for(lambda: "/audit?type=" in signed_in.current_url, what="the audit trail")
+    wait_for(lambda: signed_in.find_elements(By.CSS_SELECTOR, "#audit-grid .ag-row"), what="rows")
+    chosen = Select(signed_in.find_element(By.ID, "audit-type")).first_selected_option
+    assert chosen.text == "ip.block.applied or lockout.applied"
+    types = {
+        cell.text
+        for cell in signed_in.find_elements(By.CSS_SELECTOR, "#audit-grid [col-id='type']")
+    }
+    assert types - {"Type"} == {"lockout.applied"}  # the demo's lockouts, nothing else
+
+
+def _tab_until(driver: Any, found: Any, *, presses: int = 80) -> Any:
+    from selenium.webdriver.common.keys import Keys
+
+    for _ in range(presses):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if element := found(driver.switch_to.active_element):
+            return element
+    raise AssertionError(f"{presses} presses of Tab did not reach it")
+
+
+def test_the_keyboard_skips_to_the_content_and_opens_a_grid_entry(
+    signed_in: Any, served: Served
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    signed_in.get(served.url + "/audit")
+    settle(signed_in, "/audit")
+    skip = _tab_until(signed_in, lambda e: e.text == "Skip to the content" and e, presses=1)
+    skip.send_keys(Keys.ENTER)
+    assert signed_in.switch_to.active_element.get_attribute("id") == "content"
+    cell = _tab_until(signed_in, lambda e: "ag-cell" in (e.get_attribute("class") or "") and e)
+    cell.send_keys(Keys.SPACE)  # pick the focused row: its full event opens
+    title = wait_for(
+        lambda: signed_in.find_elements(By.ID, "audit-entry-title"), what="the entry's panel"
+    )
+    assert title[0].text.startswith("Entry ")

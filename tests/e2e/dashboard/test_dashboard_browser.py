@@ -39,9 +39,13 @@ def test_a_wrong_totp_code_is_refused_and_counted(
     from selenium.webdriver.common.by import By
 
     wrong = pyotp.TOTP(served.victim.secret).at(time.time() + 3600)  # a real code, wrong time
+    console_errors(browser)
     fill_login(browser, served, served.victim, wrong)
     error = wait_for(lambda: browser.find_elements(By.ID, "login-error"), what="the error")
     assert "refused" in error[0].text
+    # the one console error is this test's own: the refused sign-in is answered 401
+    (refused,) = console_errors(browser)
+    assert refused.startswith(served.url + "/login ") and "status of 401" in refused, refused
     browser.save_screenshot(str(screenshots / "login.png"))
     assert "/login" in browser.current_url
     assert browser.get_cookie("factorstream_session") is None
