@@ -65,14 +65,22 @@ def sized_grid(columns: list[dict[str, Any]], **options: Any) -> dict[str, Any]:
     grid_options = {
         "enableBrowserTooltips": True,
         "autoSizeStrategy": {"type": "fitCellContents", "colIds": fitted},
+        "autoSizePadding": 2,  # beyond the cells' own padding (AG Grid's default: 20 px)
         **options.pop("dashGridOptions", {}),
     }
     return {
         "columnDefs": columns,
+        "defaultColDef": {"sortable": True, "resizable": True, "suppressHeaderMenuButton": True},
         "dashGridOptions": grid_options,
         "className": "ag-theme-alpine",
         **options,
     }
+
+
+def aria_label(text: str, *, live: bool = False) -> dict[str, Any]:
+    """``aria-label`` (and ``aria-live``: read out when it changes) for a Dash html
+    component: ``**aria_label("…")``."""
+    return {"aria-label": text, **({"aria-live": "polite"} if live else {})}
 
 
 def register_page(module: str, **options: Any) -> None:
@@ -111,6 +119,7 @@ def _filter_day(component_id: str) -> dbc.Input:
 
 def filter_bar(*, tenants: list[str], applications: list[str]) -> dbc.Card:
     """The shared filters; the callbacks take them as :data:`FILTER_INPUTS`."""
+
     def labelled(label: str, control: Any, width: int) -> dbc.Col:
         return dbc.Col(
             [dbc.Label(label, html_for=control.id, class_name="filter-label"), control], md=width
@@ -123,7 +132,9 @@ def filter_bar(*, tenants: list[str], applications: list[str]) -> dbc.Card:
                     labelled("Tenant", _filter_select("filter-tenant", tenants, "All tenants"), 3),
                     labelled("From (UTC)", _filter_day("filter-since"), 2),
                     labelled("Until (UTC, inclusive)", _filter_day("filter-until"), 2),
-                    labelled("Factor", _filter_select("filter-factor", list(FACTORS), "All factors"), 2),
+                    labelled(
+                        "Factor", _filter_select("filter-factor", list(FACTORS), "All factors"), 2
+                    ),
                     labelled(
                         "Application",
                         _filter_select("filter-application", applications, "All applications"),
@@ -180,7 +191,7 @@ def sidebar() -> html.Nav:
             pills=True,
         ),
         className="sidebar",
-        **{"aria-label": "Pages"},
+        **aria_label("Pages"),
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -40,7 +41,7 @@ DAY_TICKS = 8
 chart at 1440 px, and more overlap."""
 
 
-def days_axis(figure: go.Figure, days: object) -> go.Figure:
+def days_axis(figure: go.Figure, days: Iterable[Any]) -> go.Figure:
     """A per-day x axis labelled "Nov 20", one label every few days so that at most
     :data:`DAY_TICKS` labels show, never overlapping (``days``: the plotted days)."""
     stamps = pd.to_datetime(pd.Series(list(days)), utc=True)

@@ -16,8 +16,8 @@ from dashboard.context import DashboardContext
 from dashboard.exports import (
     FORMATS,
     ExportRefused,
-    export_bytes,
     event_types,
+    export_bytes,
     export_filter,
     grid_row,
     readable_time,
@@ -28,8 +28,8 @@ from dashboard.filters import ALL
 from dashboard.gate import current_user
 from dashboard.layout import (
     FILTER_INPUTS,
-    filters_of,
     ROW_PICK,
+    filters_of,
     grid_column,
     page_header,
     register_page,
@@ -50,9 +50,9 @@ GRID_COLUMNS = [
     grid_column("type", "Type"),
     grid_column("tenant", "Tenant"),
     grid_column("subject", "Subject"),
-    grid_column("correlationid", "Correlation id", flex=1, min_width=90),
-    grid_column("source", "Source", flex=1, min_width=90),
     grid_column("erased", "Erased"),
+    grid_column("correlationid", "Correlation id", flex=1, min_width=80),
+    grid_column("source", "Source", flex=1, min_width=80),
 ]
 GRID_LIMIT = 500
 FILTER_STATES = [State(i.component_id, i.component_property) for i in FILTER_INPUTS]
@@ -62,7 +62,9 @@ def type_options(selected: frozenset[str]) -> list[dict[str, str]]:
     """The type filter's choices: any, each event type, and ``selected`` when it is several
     (a tile's link asks for the rows of several types) (pure)."""
     joined = ",".join(sorted(selected))
-    several = [{"label": " or ".join(sorted(selected)), "value": joined}] if len(selected) > 1 else []
+    several = (
+        [{"label": " or ".join(sorted(selected)), "value": joined}] if len(selected) > 1 else []
+    )
     return [
         {"label": "Any event type", "value": ALL},
         *several,
@@ -168,7 +170,6 @@ def layout(type: str | None = None, **_: object) -> html.Div:  # noqa: A002 - th
                         dag.AgGrid(
                             id="audit-grid",
                             rowData=[],
-                            defaultColDef={"sortable": True, "resizable": True},
                             getRowId="params.data.sequence",
                             style={"height": "520px"},
                             **sized_grid(

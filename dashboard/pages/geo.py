@@ -13,6 +13,7 @@ from dashboard.context import DashboardContext
 from dashboard.layout import (
     FILTER_INPUTS,
     ROW_PICK,
+    aria_label,
     filters_of,
     graph,
     grid_column,
@@ -34,10 +35,12 @@ FEED_COLUMNS = [
     grid_column("score", "Score"),
     grid_column("summary", "Summary", flex=1, min_width=220),
 ]
-FEED_HINT = "Click a detection (or move to it with the arrow keys and press Space) to read it whole."
+FEED_HINT = (
+    "Click a detection (or move to it with the arrow keys and press Space) to read it whole."
+)
 
 
-def feed_detail(row: dict[str, Any] | None) -> html.Div:
+def feed_detail(row: dict[str, Any] | None) -> html.P | html.Dl:
     """The picked detection, every field in full (pure)."""
     if not row:
         return html.P(FEED_HINT, className="text-muted small mb-0")
@@ -73,7 +76,6 @@ def layout(**_: object) -> html.Div:
                         dag.AgGrid(
                             id="geo-feed",
                             rowData=[],
-                            defaultColDef={"sortable": True, "resizable": True},
                             style={"height": "300px"},
                             **sized_grid(FEED_COLUMNS, dashGridOptions={"rowSelection": ROW_PICK}),
                         ),
@@ -81,7 +83,7 @@ def layout(**_: object) -> html.Div:
                             feed_detail(None),
                             id="geo-feed-detail",
                             className="feed-detail mt-2",
-                            **{"aria-live": "polite", "aria-label": "The detection"},
+                            **aria_label("The detection", live=True),
                         ),
                     ]
                 ),
@@ -111,5 +113,5 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
         ]
 
     @app.callback(Output("geo-feed-detail", "children"), Input("geo-feed", "selectedRows"))
-    def detail(selected: Any) -> html.Div:
+    def detail(selected: Any) -> html.P | html.Dl:
         return feed_detail(selected[0] if selected else None)

@@ -24,8 +24,9 @@ from factorstream.settings import Settings
 from tests.support import missing
 
 AXE_VERSION = "4.14.1"
-AXE_INTEGRITY = (
-    "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
+AXE_INTEGRITY = (  # npm's dist.integrity of that version
+    "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5q"
+    "b2S4r76ASyFNNtuFooJpZe37OgudVGtQ=="
 )
 FAILING_IMPACTS = frozenset({"serious", "critical"})
 

@@ -16,7 +16,7 @@ from tests.e2e.dashboard.conftest import PAGES, Served, fill_login, wait_for_pag
 from tests.support import wait_for
 
 SETTLED = """
-return !!document.querySelector('.page-header')
+return !!document.querySelector('#_pages_content h1')
   && !document.querySelector('[data-dash-is-loading="true"]')
   && !document.querySelector('._dash-loading');
 """

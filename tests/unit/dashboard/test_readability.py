@@ -121,7 +121,8 @@ def test_the_picked_detection_is_shown_whole(app: Dash) -> None:
     geo = _page("/geo")
     summary = "codes sent to unusual destinations " * 8
     row = {"time": "2026-11-24 03:00:00", "tenant": "acme", "subject": "acme-u1",
-           "detection": "sms_pumping", "severity": "high", "score": 75, "summary": summary}  # fmt: skip
+           "detection": "sms_pumping", "severity": "high", "score": 75,
+           "summary": summary}  # fmt: skip
     shown = json.dumps(geo.feed_detail(row).to_plotly_json(), default=str)
     assert summary.strip() in shown and "sms_pumping" in shown and "75" in shown
     assert "press Space" in json.dumps(geo.feed_detail(None).to_plotly_json())
