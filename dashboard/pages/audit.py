@@ -196,6 +196,7 @@ def layout(type: str | None = None, **_: object) -> html.Div:  # noqa: A002 - th
                     dbc.ModalBody(id="audit-entry"),
                 ],  # fmt: skip
                 id="audit-entry-modal",
+                labelledby="audit-entry-title",  # the dialog's name for screen readers
                 size="xl",
                 scrollable=True,
                 is_open=False,

@@ -48,6 +48,23 @@ def test_the_sign_in_page_passes_axe_without_console_errors(
     assert console_errors(browser) == []
 
 
+def test_the_checks_catch_a_planted_violation_and_console_error(
+    browser: Any, served: Served, axe: str
+) -> None:
+    """The harness can fail: an unlabelled input, grey-on-grey text and a console error
+    planted in the sign-in page are each reported."""
+    browser.get(served.url + "/login")
+    console_errors(browser)
+    browser.execute_script(
+        "var f = document.createElement('div');"
+        "f.innerHTML = '<input type=text><p style=\"color:#ddd;background:#fff\">faint</p>';"
+        "document.querySelector('main').appendChild(f); console.error('planted');"
+    )
+    rules = {v.rule for v in run_axe(browser, axe, "/login")}
+    assert {"label", "color-contrast"} <= rules
+    assert any("planted" in m for m in console_errors(browser))
+
+
 @pytest.fixture(scope="module")
 def signed_in(browser: Any, served: Served) -> Any:
     from selenium.webdriver.common.by import By
@@ -106,7 +123,7 @@ def _tab_until(driver: Any, found: Any, *, presses: int = 80) -> Any:
 
 
 def test_the_keyboard_skips_to_the_content_and_opens_a_grid_entry(
-    signed_in: Any, served: Served
+    signed_in: Any, served: Served, axe: str
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -122,3 +139,28 @@ def test_the_keyboard_skips_to_the_content_and_opens_a_grid_entry(
         lambda: signed_in.find_elements(By.ID, "audit-entry-title"), what="the entry's panel"
     )
     assert title[0].text.startswith("Entry ")
+    wait_for(lambda: signed_in.find_elements(By.ID, "audit-proof-status"), what="the proof")
+    violations = run_axe(signed_in, axe, "/audit, an entry open")  # the dialog too
+    assert not violations, "\n".join(str(v) for v in violations)
+
+
+def test_a_picked_detection_reads_whole_beside_the_feed(
+    signed_in: Any, served: Served, axe: str
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    signed_in.get(served.url + "/geo")
+    settle(signed_in, "/geo")
+    summary = wait_for(
+        lambda: signed_in.find_elements(By.CSS_SELECTOR, "#geo-feed .ag-row [col-id='summary']"),
+        what="the feed's rows",
+    )[0]
+    whole = summary.get_attribute("title")  # the value on hover
+    assert whole and whole.startswith(summary.text.rstrip("…").rstrip("."))
+    summary.click()
+    wait_for(
+        lambda: whole in signed_in.find_element(By.ID, "geo-feed-detail").text,
+        what="the detection in the detail panel",
+    )
+    violations = run_axe(signed_in, axe, "/geo, a detection picked")
+    assert not violations, "\n".join(str(v) for v in violations)
