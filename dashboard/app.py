@@ -105,6 +105,7 @@ def create_app(
         update_title="",
         suppress_callback_exceptions=True,
         serve_locally=True,
+        index_string=layout.INDEX_PAGE,
     )
     app.server.extensions["factorstream_dashboard"] = context
     probe_metrics = None if registry is None else DashboardMetrics(registry)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 import tempfile
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +18,9 @@ from audit.rows import ExportFilter, LedgerRow
 from dashboard.filters import DashboardFilters
 from dashboard.ledger import LedgerAccess
 from dashboard.users import User, may_export
+from schemas.registry import EVENT_TYPES
+
+KNOWN_TYPES: Final = frozenset(t.name for t in EVENT_TYPES)
 
 FORMATS: Final[Mapping[ExportFormat, str]] = {
     "jsonl": "jsonl",
@@ -35,14 +38,28 @@ class ExportRefused(PermissionError):
 def export_filter(
     filters: DashboardFilters, *, subject: str | None = None, event_type: str | None = None
 ) -> ExportFilter:
-    """The ledger filter of the page's controls (pure)."""
+    """The ledger filter of the page's controls (pure); ``event_type``: one type or several
+    joined by commas (see :func:`event_types`)."""
     return ExportFilter(
         since=filters.start,
         until=filters.end,
         tenant=filters.tenant,
         subject=(subject or "").strip()[:128] or None,
-        types=frozenset({event_type}) if event_type else frozenset(),
+        types=event_types(event_type),
     )
+
+
+def event_types(choice: str | None) -> frozenset[str]:
+    """The event types of the type filter's ``choice`` (``"a,b"``: either), unknown names
+    dropped (pure). Empty: any type."""
+    names = {name.strip() for name in str(choice or "")[:2048].split(",")}
+    return frozenset(names & KNOWN_TYPES)
+
+
+def rows_href(types: Iterable[str]) -> str:
+    """The audit trail's address showing the ledger rows of ``types`` (under the shared
+    filters, which the page keeps): where a tile's number links to (pure)."""
+    return "/audit?type=" + ",".join(sorted(types))
 
 
 def export_bytes(
@@ -75,8 +92,8 @@ def grid_row(row: LedgerRow) -> dict[str, Any]:
     event = row.event
     return {
         "sequence": row.sequence,
-        "recorded_at": row.recorded_at.isoformat(timespec="seconds"),
-        "time": str(event.get("time", "")),
+        "recorded_at": readable_time(row.recorded_at),
+        "time": readable_time(event.get("time")),
         "type": event.get("type"),
         "tenant": event.get("tenant"),
         "subject": event.get("subject"),
@@ -84,6 +101,24 @@ def grid_row(row: LedgerRow) -> dict[str, Any]:
         "source": event.get("source"),
         "erased": ", ".join(row.erased),
     }
+
+
+def readable_time(value: object) -> str:
+    """A time as the grids show it, ``2026-11-20 08:15:02`` (UTC, to the second; their
+    headers say UTC), from a datetime or an ISO 8601 text; anything else as it is (pure)."""
+    if value is None or value == "":
+        return ""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(moment, datetime):
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def shown_count(shown: int, entries: int, *, limit: int) -> str:

@@ -18,6 +18,7 @@ from dashboard.theme import (
     PALETTE,
     SEVERITY_COLOURS,
     base,
+    days_axis,
     empty,
     require,
     series,
@@ -38,7 +39,7 @@ def daily_outcomes(frame: pd.DataFrame) -> go.Figure:
             marker_color=OUTCOME_COLOURS.get(str(outcome)),
         )
     figure.update_layout(barmode="stack", yaxis_title="verifications")
-    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    days_axis(figure, frame["day"])
     return figure
 
 
@@ -59,7 +60,7 @@ def adoption_over_time(frame: pd.DataFrame) -> go.Figure:
             mode="lines+markers",
         )
     figure.update_layout(yaxis={"tickformat": ".0%", "rangemode": "tozero"})
-    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    days_axis(figure, frame["day"])
     return figure
 
 
@@ -185,17 +186,19 @@ def detections_by_kind(frame: pd.DataFrame) -> go.Figure:
     Columns: ``detection``, ``severity``, ``count``.
     """
     require(frame, ("detection", "severity", "count"))
-    figure = base("Anomalies by detection")
+    figure = base("Anomalies by detection", height=460)  # beside the map
     if frame.empty:
         return empty(figure)
     for severity, group in frame.groupby("severity", sort=True):
-        figure.add_bar(
+        figure.add_bar(  # horizontal: a detection's name reads whole, however long
             name=str(severity),
-            x=[str(v) for v in group["detection"]],
-            y=series(group, "count"),
+            y=[str(v) for v in group["detection"]],
+            x=series(group, "count"),
+            orientation="h",
             marker_color=SEVERITY_COLOURS.get(str(severity)),
         )
-    figure.update_layout(barmode="stack")
+    figure.update_layout(barmode="stack", xaxis_title="detections")
+    figure.update_yaxes(categoryorder="total ascending")
     return figure
 
 
@@ -211,7 +214,7 @@ def lockouts_over_time(frame: pd.DataFrame) -> go.Figure:
     for scope, group in frame.sort_values("day").groupby("scope", sort=True):
         figure.add_bar(name=str(scope), x=series(group, "day"), y=series(group, "count"))
     figure.update_layout(barmode="stack", yaxis_title="lockouts")
-    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    days_axis(figure, frame["day"])
     return figure
 
 
@@ -229,7 +232,7 @@ def spend_over_time(frame: pd.DataFrame, *, by: str, title: str) -> go.Figure:
         label = f"{name} ({currency})" if len(currencies) > 1 else str(name)
         figure.add_bar(name=label, x=series(group, "day"), y=series(group, "cost"))
     figure.update_layout(barmode="stack", yaxis_title=f"spend ({', '.join(currencies)})")
-    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    days_axis(figure, frame["day"])
     return figure
 
 
@@ -271,7 +274,7 @@ def pumping_spend(frame: pd.DataFrame) -> go.Figure:
         )
     currencies = ", ".join(sorted(str(c) for c in frame["currency"].unique()))
     figure.update_layout(barmode="group", yaxis_title=f"spend ({currencies})")
-    figure.update_xaxes(tickformat="%b %d", dtick=86_400_000)
+    days_axis(figure, frame["day"])
     return figure
 
 

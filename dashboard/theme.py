@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,8 +28,26 @@ def base(title: str, *, height: int = 340) -> go.Figure:
         height=height,
         margin={"l": 48, "r": 16, "t": 48, "b": 40},
         legend={"orientation": "h", "y": -0.18},
+        xaxis={"automargin": True},  # long tick labels grow the margin, never get cut
+        yaxis={"automargin": True},
         font={"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
     )
+    return figure
+
+
+DAY_MS = 86_400_000
+DAY_TICKS = 8
+"""At most this many day labels on a per-day axis: "Nov 20" fits ~8 times in a half-width
+chart at 1440 px, and more overlap."""
+
+
+def days_axis(figure: go.Figure, days: Iterable[Any]) -> go.Figure:
+    """A per-day x axis labelled "Nov 20", one label every few days so that at most
+    :data:`DAY_TICKS` labels show, never overlapping (``days``: the plotted days)."""
+    stamps = pd.to_datetime(pd.Series(list(days)), utc=True)
+    span = 1 if stamps.empty else (stamps.max() - stamps.min()).days + 1
+    step = max(1, -(-span // DAY_TICKS))
+    figure.update_xaxes(tickformat="%b %d", dtick=DAY_MS * step, tickangle=0)
     return figure
 
 

@@ -16,14 +16,25 @@ from dashboard.context import DashboardContext
 from dashboard.exports import (
     FORMATS,
     ExportRefused,
+    event_types,
     export_bytes,
     export_filter,
     grid_row,
+    readable_time,
     send_bytes,
     shown_count,
 )
+from dashboard.filters import ALL
 from dashboard.gate import current_user
-from dashboard.layout import FILTER_INPUTS, filters_of, page_header, register_page
+from dashboard.layout import (
+    FILTER_INPUTS,
+    ROW_PICK,
+    filters_of,
+    grid_column,
+    page_header,
+    register_page,
+    sized_grid,
+)
 from dashboard.ledger import EntryProof
 from dashboard.users import may_export
 from schemas.registry import EVENT_TYPES
@@ -32,22 +43,36 @@ register_page(
     __name__, path="/audit", name="Audit trail", order=5, title="Audit trail · factorstream"
 )
 
-GRID_COLUMNS = (
-    "sequence",
-    "recorded_at",
-    "time",
-    "type",
-    "tenant",
-    "subject",
-    "correlationid",
-    "source",
-    "erased",
-)
+GRID_COLUMNS = [
+    grid_column("sequence", "#"),
+    grid_column("recorded_at", "Recorded (UTC)"),
+    grid_column("time", "Event time (UTC)"),
+    grid_column("type", "Type"),
+    grid_column("tenant", "Tenant"),
+    grid_column("subject", "Subject"),
+    grid_column("erased", "Erased"),
+    grid_column("correlationid", "Correlation id", flex=1, min_width=80),
+    grid_column("source", "Source", flex=1, min_width=80),
+]
 GRID_LIMIT = 500
 FILTER_STATES = [State(i.component_id, i.component_property) for i in FILTER_INPUTS]
 
 
-def _controls() -> dbc.Row:
+def type_options(selected: frozenset[str]) -> list[dict[str, str]]:
+    """The type filter's choices: any, each event type, and ``selected`` when it is several
+    (a tile's link asks for the rows of several types) (pure)."""
+    joined = ",".join(sorted(selected))
+    several = (
+        [{"label": " or ".join(sorted(selected)), "value": joined}] if len(selected) > 1 else []
+    )
+    return [
+        {"label": "Any event type", "value": ALL},
+        *several,
+        *({"label": t.name, "value": t.name} for t in EVENT_TYPES),
+    ]
+
+
+def _controls(selected: frozenset[str]) -> dbc.Row:
     can_export = may_export(current_user().role)
     buttons = [
         dbc.Button(
@@ -64,15 +89,23 @@ def _controls() -> dbc.Row:
     return dbc.Row(
         [
             dbc.Col(
-                dbc.Input(id="audit-subject", placeholder="Subject", debounce=True, type="text"),
+                [
+                    dbc.Label("Subject", html_for="audit-subject", class_name="visually-hidden"),
+                    dbc.Input(
+                        id="audit-subject", placeholder="Subject", debounce=True, type="text"
+                    ),
+                ],
                 md=3,
             ),
             dbc.Col(
-                dcc.Dropdown(
-                    id="audit-type",
-                    options=[{"label": t.name, "value": t.name} for t in EVENT_TYPES],
-                    placeholder="Any event type",
-                ),
+                [
+                    dbc.Label("Event type", html_for="audit-type", class_name="visually-hidden"),
+                    dbc.Select(
+                        id="audit-type",
+                        options=type_options(selected),
+                        value=",".join(sorted(selected)) or ALL,
+                    ),
+                ],
                 md=3,
             ),
             dbc.Col(buttons + [dcc.Download(id="audit-download")], md=6),
@@ -81,7 +114,8 @@ def _controls() -> dbc.Row:
     )
 
 
-def layout(**_: object) -> html.Div:
+def layout(type: str | None = None, **_: object) -> html.Div:  # noqa: A002 - the query
+    """The page; ``?type=a,b`` (a tile's link) opens it on the rows of those types."""
     return html.Div(
         [
             page_header(
@@ -96,7 +130,7 @@ def layout(**_: object) -> html.Div:
                         dbc.Card(
                             dbc.CardBody(
                                 [
-                                    html.H3("Latest signed checkpoint", className="h6"),
+                                    html.H2("Latest signed checkpoint", className="h6"),
                                     html.Div(id="audit-checkpoint"),
                                 ]
                             ),
@@ -108,7 +142,7 @@ def layout(**_: object) -> html.Div:
                         dbc.Card(
                             dbc.CardBody(
                                 [
-                                    html.H3("Verification", className="h6"),
+                                    html.H2("Verification", className="h6"),
                                     dbc.Button(
                                         "Verify the ledger now",
                                         id="audit-verify",
@@ -130,26 +164,26 @@ def layout(**_: object) -> html.Div:
             dbc.Card(
                 dbc.CardBody(
                     [
-                        _controls(),
+                        _controls(event_types(type)),
                         html.Div(id="audit-export-status"),
                         html.Div(id="audit-count", className="text-muted small mb-1"),
                         dag.AgGrid(
                             id="audit-grid",
-                            columnDefs=[{"field": c} for c in GRID_COLUMNS],
                             rowData=[],
-                            defaultColDef={
-                                "sortable": True,
-                                "resizable": True,
-                                "filter": True,
-                                "flex": 1,
-                            },
                             getRowId="params.data.sequence",
-                            dashGridOptions={"pagination": True, "paginationPageSize": 20},
                             style={"height": "520px"},
-                            className="ag-theme-alpine",
+                            **sized_grid(
+                                GRID_COLUMNS,
+                                dashGridOptions={
+                                    "pagination": True,
+                                    "paginationPageSize": 20,
+                                    "rowSelection": ROW_PICK,
+                                },
+                            ),
                         ),
                         html.P(
-                            "Click an entry for its full event and its inclusion proof.",
+                            "Click an entry (or move to it with the arrow keys and press Space) "
+                            "for its full event and its inclusion proof.",
                             className="text-muted small mt-1 mb-0",
                         ),
                     ]
@@ -162,6 +196,7 @@ def layout(**_: object) -> html.Div:
                     dbc.ModalBody(id="audit-entry"),
                 ],  # fmt: skip
                 id="audit-entry-modal",
+                labelledby="audit-entry-title",  # the dialog's name for screen readers
                 size="xl",
                 scrollable=True,
                 is_open=False,
@@ -238,7 +273,7 @@ def _checkpoint_card(context: DashboardContext) -> Any:
             html.Dt("Root hash"),
             html.Dd(checkpoint.root_hash.hex(), className="mono"),
             html.Dt("Signed at"),
-            html.Dd(checkpoint.time.isoformat(timespec="seconds")),
+            html.Dd(f"{readable_time(checkpoint.time)} UTC"),
             html.Dt("Key id"),
             html.Dd(checkpoint.key_id, className="mono"),
         ],
@@ -272,13 +307,15 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
             Output("audit-entry-title", "children"),
             Output("audit-entry", "children"),
         ],
-        Input("audit-grid", "cellClicked"),
+        [Input("audit-grid", "cellClicked"), Input("audit-grid", "selectedRows")],
         prevent_initial_call=True,
     )
-    def open_entry(clicked: Any) -> list[Any]:
+    def open_entry(clicked: Any, selected: Any) -> list[Any]:
         ledger = context.ledger
+        by_keyboard = "audit-grid.selectedRows" in dash.ctx.triggered_prop_ids
+        picked = (selected or [{}])[0] if by_keyboard else (clicked or {})
         try:
-            sequence = int(str((clicked or {}).get("rowId")))
+            sequence = int(str(picked.get("sequence" if by_keyboard else "rowId")))
         except (TypeError, ValueError):
             return [no_update, no_update, no_update]
         row = None if ledger is None else ledger.entry(sequence)

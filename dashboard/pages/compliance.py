@@ -111,7 +111,7 @@ def _packs_card() -> dbc.Card:
     return dbc.Card(
         dbc.CardBody(
             [
-                html.H3("Evidence packs", className="h6"),
+                html.H2("Evidence packs", className="h6"),
                 html.P(note, className="text-muted small"),
                 html.Div([_pack_link(f, allowed=allowed) for f in FRAMEWORKS], className="mb-2"),
                 html.Div(id="compliance-controls"),
@@ -167,7 +167,7 @@ def layout(**_: object) -> html.Div:
                     dbc.Col(
                         dbc.Card(
                             dbc.CardBody(
-                                [html.H3("Policy tiers in force", className="h6"), _tier_table()]
+                                [html.H2("Policy tiers in force", className="h6"), _tier_table()]
                             ),
                             class_name="chart-card shadow-sm mb-3",
                         ),

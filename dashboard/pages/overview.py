@@ -6,22 +6,29 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Dash, Output, html
+from dash import Dash, Output, dcc, html
 
 from dashboard import figures
 from dashboard.context import DashboardContext
+from dashboard.exports import rows_href
 from dashboard.layout import FILTER_INPUTS, filters_of, graph, page_header, register_page
 
 register_page(__name__, path="/", name="Overview", order=0, title="Overview · factorstream")
 
-KPIS = (
-    ("verifications", "Verifications"),
-    ("success_rate", "Success rate"),
-    ("p50", "Time to complete (p50)"),
-    ("lockouts", "Lockouts applied"),
-    ("anomalies", "Anomalies (high risk)"),
-    ("sms", "SMS delivery failures"),
+VERIFICATIONS = ("mfa.verification.succeeded", "mfa.verification.failed")
+KPIS = (  # key, label, the event types of the rows behind the number
+    ("verifications", "Verifications", VERIFICATIONS),
+    ("success_rate", "Success rate", VERIFICATIONS),
+    ("p50", "Time to complete (p50)", ("mfa.verification.succeeded",)),
+    ("lockouts", "Lockouts applied", ("lockout.applied", "ip.block.applied")),
+    ("anomalies", "Anomalies (high risk)", ("risk.detected",)),
+    (
+        "sms",
+        "SMS delivery failures",
+        ("mfa.challenge.delivery_failed", "mfa.challenge.delivery_reported"),
+    ),
 )
+"""Each tile links to its rows in the audit trail (under the same shared filters)."""
 
 
 def _number(value: Any) -> float | None:
@@ -48,16 +55,23 @@ def kpi_values(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _card(key: str, label: str) -> dbc.Col:
+def _card(key: str, label: str, types: tuple[str, ...]) -> dbc.Col:
     return dbc.Col(
-        dbc.Card(
-            dbc.CardBody(
-                [
-                    html.Div(label, className="kpi-label"),
-                    html.Div("…", id=f"kpi-{key}", className="kpi-value"),
-                ]
+        dcc.Link(
+            dbc.Card(
+                dbc.CardBody(
+                    [
+                        html.Div(label, className="kpi-label"),
+                        html.Div("…", id=f"kpi-{key}", className="kpi-value"),
+                        html.Div("Show the rows →", className="kpi-more"),
+                    ]
+                ),
+                class_name="kpi-card shadow-sm h-100",
             ),
-            class_name="kpi-card shadow-sm",
+            href=rows_href(types),
+            id=f"kpi-{key}-rows",
+            className="kpi-link h-100",
+            title=f"{label}: the {', '.join(types)} events in the audit trail",
         ),
         md=2,
     )
@@ -67,7 +81,7 @@ def layout(**_: object) -> html.Div:
     return html.Div(
         [
             page_header("Overview", "Verifications, adoption and incidents under the filters."),
-            dbc.Row([_card(key, label) for key, label in KPIS], class_name="g-3 mb-3"),
+            dbc.Row([_card(*kpi) for kpi in KPIS], class_name="g-3 mb-3"),
             dbc.Row(
                 [
                     dbc.Col(graph("overview-daily"), md=8),
@@ -79,7 +93,7 @@ def layout(**_: object) -> html.Div:
 
 
 def register_callbacks(app: Dash, context: DashboardContext) -> None:
-    outputs = [Output(f"kpi-{key}", "children") for key, _ in KPIS]
+    outputs = [Output(f"kpi-{key}", "children") for key, *_ in KPIS]
 
     @app.callback(
         [*outputs, Output("overview-daily", "figure"), Output("overview-devices", "figure")],
@@ -90,7 +104,7 @@ def register_callbacks(app: Dash, context: DashboardContext) -> None:
         kpis = context.metrics.frame("kpis", filters)
         texts = kpi_values(kpis.iloc[0].to_dict() if not kpis.empty else {})
         return [
-            *(texts[key] for key, _ in KPIS),
+            *(texts[key] for key, *_ in KPIS),
             figures.daily_outcomes(context.metrics.frame("daily_outcomes", filters)),
             figures.distribution(
                 context.metrics.frame("devices", filters),

@@ -31,6 +31,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PASSWORD = "e2e passphrase, long enough"
 DEMO_START = datetime(2026, 11, 20, tzinfo=UTC)
+WIDTH, HEIGHT = 1440, 900
+"""The auditor's screen (issue 22): every screenshot and check is taken at this size."""
 
 
 PAGES = {  # path: (screenshot name, charts expected)
@@ -163,10 +165,11 @@ def chromium(downloads: Path) -> Iterator[Any]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1400,900",
+        f"--window-size={WIDTH},{HEIGHT}",
         "--force-device-scale-factor=1",
     ):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors
     options.add_experimental_option(
         "prefs",
         {"download.default_directory": str(downloads), "download.prompt_for_download": False},
@@ -179,7 +182,7 @@ def chromium(downloads: Path) -> Iterator[Any]:
         missing("chromium", f"chromedriver did not start: {error.msg}")
     driver.execute_cdp_cmd(  # the screenshots' size, whatever the window decorations take
         "Emulation.setDeviceMetricsOverride",
-        {"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+        {"width": WIDTH, "height": HEIGHT, "deviceScaleFactor": 1, "mobile": False},
     )
     driver.execute_cdp_cmd(
         "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}

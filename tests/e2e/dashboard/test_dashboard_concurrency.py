@@ -36,8 +36,8 @@ KPIS = {
     ],
     "inputs": [
         {"id": "filter-tenant", "property": "value", "value": "__all__"},
-        {"id": "filter-dates", "property": "start_date", "value": None},
-        {"id": "filter-dates", "property": "end_date", "value": None},
+        {"id": "filter-since", "property": "value", "value": None},
+        {"id": "filter-until", "property": "value", "value": None},
         {"id": "filter-factor", "property": "value", "value": "__all__"},
         {"id": "filter-application", "property": "value", "value": "__all__"},
     ],

@@ -164,8 +164,8 @@ def test_the_page_links_follow_the_filters(
             "compliance-pack-soc2.href",
             {
                 "filter-tenant.value": "acme",
-                "filter-dates.start_date": "2026-11-01",
-                "filter-dates.end_date": "2026-11-30",
+                "filter-since.value": "2026-11-01",
+                "filter-until.value": "2026-11-30",
             },
         )
     hrefs = json.dumps(answer)
