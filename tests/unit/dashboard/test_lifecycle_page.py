@@ -111,7 +111,7 @@ def test_the_lifecycle_page_renders_through_its_callback(
         body = callback_body(
             app,
             "lifecycle-requests",
-            {"filter-tenant.value": tenant, "filter-dates.end_date": str(DEMO.until)},
+            {"filter-tenant.value": tenant, "filter-until.value": str(DEMO.until)},
         )
         response = client.post("/_dash-update-component", json=body)
     assert response.status_code == 200, response.data
