@@ -50,7 +50,13 @@ def show(ctx: typer.Context, kafka_timeout: float = Timeout) -> None:
             else escape(row["finding"]),
         )
     console.print(table)
-    if any(row["status"] == "exception" for row in rows):
+    exceptions = [row for row in rows if row["status"] == "exception"]
+    for row in exceptions:  # whole, on one line each, however narrow the table came out
+        console.print(
+            f"[bold red]exception[/]: {escape(row['store'])}: {escape(row['finding'])}",
+            soft_wrap=True,
+        )
+    if exceptions:
         raise typer.Exit(1)
 
 

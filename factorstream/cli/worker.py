@@ -17,6 +17,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from schemas.extras import require_extra
+
+require_extra("streams")  # the worker's part first: its other imports need the same extra
+
 import typer
 from kafka.errors import KafkaError
 from rich.markup import escape

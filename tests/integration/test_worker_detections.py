@@ -300,6 +300,7 @@ def test_worker_detects_risks_blocks_the_sprayer_and_shows_locks(
     n = POLICY.min_subjects
     in_force = {
         "ip": SPRAYER,
+        "tenant": None,  # asked for no tenant: the platform's blocks
         "blocked": True,
         "until": BLOCKED_UNTIL.isoformat(),
         "since": BLOCK_SINCE.isoformat(),
@@ -344,6 +345,7 @@ def _free(ip: str, at: datetime) -> dict[str, object]:
     """The API's answer for an IP not blocked at ``at``."""
     return {
         "ip": ip,
+        "tenant": None,
         "at": at.isoformat(),
         "blocked": False,
         "until": None,
