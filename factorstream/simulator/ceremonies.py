@@ -18,7 +18,11 @@ import pyotp
 
 from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.delivery import Inbox, receipt_word
-from factorstream.simulator.lifecycle_services import VerifierLifecycle, administrators_key
+from factorstream.simulator.lifecycle_services import (
+    VerifierLifecycle,
+    administrators_key,
+)
+from factorstream.simulator.lifecycle_services import ceremony_request as _request
 from factorstream.simulator.organisation import Person
 from factorstream.simulator.wallet import Wallet, recovery_guess, totp_code, typed_code
 from factorstream.softauthn import SoftAuthenticator
@@ -311,19 +315,6 @@ class VerifierService(VerifierLifecycle):
         wallet = self.wallet(person)
         credentials = list(wallet.authenticator.credentials.values())
         wallet.clone = copy.deepcopy(credentials[-1]) if credentials else None
-
-
-def _request(visit: Visit) -> Request:
-    person = visit.person
-    return Request(
-        tenant=person.tenant,
-        subject=person.subject,
-        correlationid=visit.correlationid,
-        now=visit.now,
-        tier=person.tier,
-        application=visit.application,
-        client=visit.client,
-    )
 
 
 def _client(ip: str, device_id: str, kind: str, os: str) -> Client:

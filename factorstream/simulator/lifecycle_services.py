@@ -41,7 +41,8 @@ def administrators_key(seed: int) -> Ed25519PrivateKey:
     )
 
 
-def _request(visit: Visit) -> Request:
+def ceremony_request(visit: Visit) -> Request:
+    """The verifiers' request of a visit: who, when, from where."""
     person = visit.person
     return Request(
         tenant=person.tenant,
@@ -69,14 +70,14 @@ class VerifierLifecycle:
     def trust_device(self, visit: Visit) -> str | None:
         """``device.trusted``: the visit's device remembered; its token (``None``: refused)."""
         done = trusted_devices.trust(
-            self.store, _request(visit), device_id=_device_id(visit), device_name="My phone"
+            self.store, ceremony_request(visit), device_id=_device_id(visit), device_name="My phone"
         )
         return done.token
 
     def present_trusted_device(self, visit: Visit, token: str) -> ActionResult:
         """The token shown at sign-in from ``visit``'s device: trusted, or refused (from
         another device: a stolen token, its trust revoked)."""
-        with self.store.step(_request(visit), factor=None) as step:
+        with self.store.step(ceremony_request(visit), factor=None) as step:
             found = trusted_devices.check(
                 self.store, step, token=token, device_id=_device_id(visit)
             )
@@ -86,7 +87,7 @@ class VerifierLifecycle:
         """The subject ends trust in every device of theirs; how many ended."""
         return trusted_devices.revoke(
             self.store,
-            _request(visit),
+            ceremony_request(visit),
             trust_id=None,
             reason="subject_request",
             revoked_by=visit.person.subject,
@@ -129,7 +130,7 @@ class VerifierLifecycle:
         return ActionResult(done.accepted, done.reason), code
 
     def redeem_temporary_access(self, visit: Visit, code: str) -> ActionResult:
-        verdict = temporary_access.redeem(self.store, _request(visit), code=code)
+        verdict = temporary_access.redeem(self.store, ceremony_request(visit), code=code)
         return ActionResult(verdict.accepted, verdict.reason)
 
     def import_totp_seeds(self, visit: Visit, subjects: list[str], *, source: str) -> None:

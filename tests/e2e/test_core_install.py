@@ -110,28 +110,23 @@ def test_the_core_alone_verifies_a_totp_code_without_the_heavy_parts(
 
 
 def test_a_command_whose_extra_is_missing_names_it(core: Path, tmp_path: Path) -> None:
-    command = core / "bin" / "factorstream"
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "NO_COLOR": "1"}
-    helped = subprocess.run(  # noqa: S603
-        [str(command), "--help"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+
+    def factorstream(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - the venv's own command, fixed arguments
+            [str(core / "bin" / "factorstream"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    helped = factorstream("--help")
     assert helped.returncode == 0, helped.stderr
     assert "worker" in helped.stdout and "not installed" in helped.stdout
-    ran = subprocess.run(  # noqa: S603
-        [str(command), "worker"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    ran = factorstream("worker")
     assert ran.returncode == 2
     assert "pip install 'factorstream[worker]'" in ran.stderr
     assert "Traceback" not in ran.stderr
