@@ -1,28 +1,13 @@
 """Writing the lake: hive-partitioned Parquet, complete files only, idempotent by event id.
 
-Layout, as every reader sees it::
-
-    <lake>/<table>/date=YYYY-MM-DD/<name>.parquet
-
-``date=YYYY-MM-DD`` is a symbolic link to a *generation* directory
-``<lake>/<table>/.generations/date=YYYY-MM-DD.<token>/``. Writers add files to the current
-generation; compaction (``analytics/compaction.py``) writes the merged file into a new
-generation and swaps the link with one ``rename``, so a reader lists either the small files
-or the merged one, never both (no double counting, no view-level dedupe needed).
-
-Complete files only: a file is written under a dot-prefixed temporary name (``.x.tmp``,
-which the readers' ``*.parquet`` glob never matches) and renamed into place.
-
-Idempotent by event id: before writing, a partition's rows whose ``id`` is already in that
-partition are dropped. The writer remembers each partition's ids and file names; files it
-did not write itself (another worker's, a compaction's, or a previous run's) are read
-(``id`` column only) the first time they are seen. So a batch Kafka re-delivers after a
-crash or a rebalance, however differently it is cut, adds no row twice. Remembered
-partitions are evicted least-recently-used (``max_partitions``), bounding memory.
-
-Writers and compaction coordinate with ``flock`` on ``<lake>/.lake.lock``: writers share
-it, a compaction of a partition holds it exclusively (a local file system is assumed;
-object storage would need a table format with a manifest instead).
+Readers see ``<lake>/<table>/date=YYYY-MM-DD/<name>.parquet``; each ``date=`` is a
+symbolic link to a generation directory that compaction (``analytics/compaction.py``)
+swaps with one ``rename``, so a reader never counts a row twice. A file is written under
+a dot-prefixed temporary name and renamed into place. Before writing, a partition's rows
+whose ``id`` it already holds are dropped (the writer remembers each partition's ids, at
+most ``max_partitions`` partitions, least-recently-used out), so a re-delivered batch adds
+no row twice. Writers share ``flock`` on ``<lake>/.lake.lock``; a compaction holds it
+exclusively. The design in full: docs/lake.md#how-the-tables-are-written.
 """
 
 from __future__ import annotations

@@ -2,32 +2,11 @@
 
 Every event becomes one row of ``events`` (the envelope, the payload fields the metrics
 use, and the whole payload as JSON in ``data``) and, by its type, at most one row of a
-typed table:
-
-===================  ==================================================================
-table                event types
-===================  ==================================================================
-``verifications``    ``mfa.verification.*``, ``mfa.push.approved|rejected|expired|
-                     reported_fraud``, ``mfa.recovery.succeeded|failed``
-``challenges``       ``mfa.challenge.issued|sent|delivery_failed|delivery_reported`` and
-                     ``mfa.required`` (the prompt, ``status = 'required'``: TOTP has no
-                     challenge event); a send's price (``cost_micros``, ``currency``) and a
-                     receipt's ``delivery_status``
-``enrollments``      ``mfa.enrollment.*`` (``imported_from``: a migrated seed; ``invited``: a
-                     bulk invitation)
-``lockouts``         ``lockout.applied|cleared``, ``ip.block.applied|released``
-``risk_detections``  ``risk.detected``
-``lifecycle``        ``device.*``, ``admin.override.*``, ``access.temporary.*``: trusted
-                     devices, the two-person override and its temporary-access codes
-                     (``ceremony``, ``status`` = the type's last part; who asked, approved,
-                     tried or revoked, the ticket, the deadlines). No personal column: a
-                     device's name and an override's justification stay in ``events.data``
-===================  ==================================================================
-
-Time to complete is not stored: the ``verifications`` *view* computes it from
-``challenges`` by correlation id (``analytics/views.py``), so it is right whatever order
-events arrive in, across restarts and re-deliveries. The hive partition column ``date``
-comes from the directory (``date=YYYY-MM-DD``), never from the files. Pure: no I/O.
+typed table: ``verifications``, ``challenges``, ``enrollments``, ``lockouts``,
+``risk_detections`` or ``lifecycle``. Time to complete is not stored (the
+``verifications`` view computes it, ``analytics/views.py``), and the hive partition
+column ``date`` comes from the directory, never from the files. Pure: no I/O. Which
+event types fill which table: docs/lake.md#the-tables.
 """
 
 from __future__ import annotations

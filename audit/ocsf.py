@@ -1,28 +1,12 @@
 """Ledger rows as OCSF 1.1.0 Authentication (3002) and Account Change (3001) events.
 
 The class and activity of each event type come from ``schemas.registry`` (``ocsf``);
-this module only knows how to fill the attributes of those two classes. Events the
-registry maps elsewhere (User Access Management 3005, Detection Finding 2004) or nowhere
-are not exported. ``audit/data/ocsf-1.1.0-iam.schema.json`` holds the 1.1.0 definitions
-of both classes as a JSON Schema; it is also the list of activities 1.1.0 defines: an
-activity the registry names but 1.1.0 lacks (Preauth, 6, arrives in 1.2.0) is written
-as OCSF prescribes for unmapped activities, ``activity_id`` 99 (Other) with the
-activity's name in ``activity_name``.
-
-Filled: classification (category, class, activity, type), ``time`` (ms), severity,
-status (Success/Failure, ``status_detail`` = the payload's reason), ``message`` (the
-registry's summary), ``metadata`` (version, product, event id, original and logged
-time, ledger sequence, correlation id, event type as ``event_code``), ``user`` (the
-subject, its tenant as ``org``, ``type_id`` from the policy tier), ``actor`` (an
-administrator named in the payload), ``src_endpoint`` (IP; location only with both
-coordinates, which 1.1.0 requires), ``http_request.user_agent``; for Authentication
-also ``service`` (the application), ``is_mfa`` and the factor as ``auth_protocol``
-(99, Other: 1.1.0 lists no MFA protocols).
-
-Erased personal data stays erased: no OCSF attribute is filled from an erased path;
-each erased path appears in ``unmapped`` with the value ``[erased]``, and
-``unmapped["erased"]`` lists them. Every other ``data`` field no attribute takes lands
-in ``unmapped`` under its dotted path.
+this module only knows how to fill the attributes of those two classes, and exports no
+other. ``audit/data/ocsf-1.1.0-iam.schema.json`` holds both classes' 1.1.0 definitions:
+an activity 1.1.0 lacks is written as ``activity_id`` 99 (Other) with its name in
+``activity_name``. Erased personal data stays erased (each erased path appears in
+``unmapped`` as ``[erased]``); every other ``data`` field no attribute takes lands in
+``unmapped`` under its dotted path. The attributes filled: docs/auditors.md#the-ocsf-export.
 """
 
 from __future__ import annotations

@@ -2,29 +2,13 @@
 
 The official Apache Kafka jars are provisioned from Maven Central with the machine's
 ``mvn`` into a cache shared by every data dir, and the broker runs on the machine's JDK
-(17+) as a detached process that outlives the command that started it. The broker's
-state (KRaft metadata, topic logs, its pid file and its logs) lives in one data dir, so
-stopping (even with ``kill -9``) and starting again on the same data dir keeps the data.
-
-Layout of a data dir::
-
-    server.properties   broker + controller configuration (rewritten on every start)
-    log4j2.properties   broker logging configuration
-    broker.pid          pid of the running broker (absent when stopped)
-    cluster.id          the KRaft cluster id the storage was formatted with
-    data/               KRaft metadata log and topic partitions (``log.dirs``)
-    logs/server.log     broker log; logs/stdout.log is the JVM's own output
-    tls/                with SASL_SSL only: the CA clients trust (ca.pem), the broker's
-                        key and certificate (broker.pem)
-
-A broker started with a :class:`BrokerSecurity` listens with SASL_SSL only: clients sign in
-with SCRAM over TLS (the broker's certificate issued by a CA of the data dir's own,
-``factorstream.localtls``), and the StandardAuthorizer denies whatever no ACL allows; the
-admin user (created when the storage is formatted) and the broker itself are super users.
-The controller listener asks for TLS client certificates: only the broker has one.
-
-Everything here is plain functions and one class; the CLI (``factorstream kafka``) and
-the test fixture (``tests/kafka_broker.py``) drive the same code.
+(17+) as a detached process that outlives the command that started it. Its state lives
+in one data dir, so stopping (even with ``kill -9``) and starting again keeps the data. A
+broker started with a :class:`BrokerSecurity` listens with SASL_SSL only (SCRAM over TLS,
+every ACL explicit). Everything here is plain functions and one class; the CLI
+(``factorstream kafka``) and the test fixture (``tests/kafka_broker.py``) drive the same
+code. The data dir's layout and the security model:
+docs/deployment.md#without-docker-a-local-broker.
 """
 
 from __future__ import annotations

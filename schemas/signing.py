@@ -1,27 +1,13 @@
 """Signed control events: who may erase a subject, lift a lock or grant access.
 
-Most events say what happened at a sign-in, and any service allowed to write the events
-topic may say it. A few change what the pipeline holds about a person: an erasure blanks
-their personal data, an administrator's override lifts their lock, temporary access lets
-them in without a factor. The registry marks them :attr:`~schemas.registry.Producer.CONTROL`,
-and the worker accepts one only when it carries a valid Ed25519 signature by a key it
-trusts (``control.trusted_key_files``). Events the pipeline derives itself (lockouts,
-detections, checkpoints) are never accepted from the events topic at all.
-
-Two extension attributes carry the signature::
-
-    signedby    key id: lower-case hex SHA-256 of the raw 32-byte Ed25519 public key
-    signature   base64 Ed25519 signature of the signed bytes
-
-The **signed bytes** are ``factorstream-control-event/v1`` and a newline, then the event
-in structured mode without ``signature`` (``signedby`` included), encoded as JSON with
-every object's keys sorted by code point, no insignificant whitespace, attributes and
-fields at their default left out, numbers in shortest round-trip form and times as
-RFC 3339 UTC: the ledger's canonical form. The signature binds every attribute and the
-whole payload: the id (so a signature cannot be moved to another event), the subject, the
-tenant, the time and, through ``signedby``, the key. Re-sending a signed event unchanged
-is possible; its id is the same, consumers drop it as a duplicate, and the lockout fold
-ignores an unlock older than the failures it would clear.
+Events the registry marks :attr:`~schemas.registry.Producer.CONTROL` (an erasure, an
+administrator's override, temporary access) change what the pipeline holds about a
+person; the worker accepts one only when it carries a valid Ed25519 signature by a key it
+trusts (``control.trusted_key_files``). Two extension attributes carry it: ``signedby``
+(lower-case hex SHA-256 of the raw public key) and ``signature`` (base64). The signed
+bytes are ``factorstream-control-event/v1``, a newline, then the event without
+``signature`` in the ledger's canonical form, so the signature binds every attribute and
+the whole payload. The format in full: docs/contract.md#signed-control-events.
 """
 
 from __future__ import annotations

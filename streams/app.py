@@ -1,30 +1,13 @@
 """The Faust app: topics and tables declared once, the engine and the sinks wired, the API.
 
-Data flow (docs/design.md; the stages: ``streams/stages.py``, the engine: ``streams/engine.py``)::
-
-    <topics.events> ──ingest──> <topics.dlq>                 (failures, with the reason)
-                      │ decode once, enrich (streams/enrich.py)
-                      └──> <app_id>-events-ingested           (internal, key = partitionkey)
-                               │ subjects: dedupe by id, lockout + every per-subject
-                               │ detection in one pass (table "subjects")
-                               │     ──> <topics.lockouts>, <topics.anomalies>
-                               ├──> <app_id>-events-by-ip      (key = client IP)
-                               │      ips: password spray, IP blocks (table "ips")
-                               ├──> <app_id>-events-by-tenant  (key = tenant)
-                               │      tenants: SMS pumping (table "tenants")
-                               └── with <topics.lockouts> and <topics.anomalies>:
-                                   ledger sink (streams/sinks.py, audit/) ──> ledger
-                                       database, signed checkpoints ──> <topics.checkpoints>
-                                   lake sink (streams/sinks.py, analytics/) ──> <lake>/…
-
 Every topic carries raw bytes: our codec (``schemas``) encodes and decodes events, never
-Faust's models. The stages and the sinks run in the engine, a fetched batch at a time, one
-batch per runner at once (``streams/engine.py``); the roles of :class:`PipelineConfig`
-pick what a process runs (a sink alone is its own consumer group). Every table and
-internal topic has the events topic's partition count, so a key's table partition is its
-topic partition. The app's Kafka consumer (``streams/consumer.py``) delivers each
-partition without holes, hands the engine its batches, and never commits over a record not
-yet acknowledged.
+Faust's models. The stages and the sinks run in the engine, a fetched batch at a time
+(``streams/engine.py``); the roles of :class:`PipelineConfig` pick what a process runs (a
+sink alone is its own consumer group). Every table and internal topic has the events
+topic's partition count, so a key's table partition is its topic partition. The app's
+Kafka consumer (``streams/consumer.py``) delivers each partition without holes and never
+commits over a record not yet acknowledged. The data flow, topic by topic:
+docs/stream-engine.md#the-app-topics-and-tables.
 """
 
 from __future__ import annotations

@@ -1,29 +1,15 @@
 """The stream engine: whole batches from Faust's consumer to the stages, and back to Kafka.
 
-Faust hands an agent one record at a time (a queue put, a task switch and its stream
-machinery per record: ~80 µs here). The engine takes the records of its source topics out
-of the worker's consumer (``streams/consumer.py``) as whole fetched batches, one
-partition at a time, and runs them through a :class:`Runner` per source topic:
-
-1. a stage (``streams/stages.py``) processes the batch over its cache of live state,
-   under the batch partition's table context (``streams/faust_fence.py``);
-2. the records it made (forwards, derived events, dead letters) are produced and the
-   runner waits until the broker has every one of them (``acks=all``);
-3. the batch's records are acknowledged to Faust's consumer.
-
-Each offset commit runs inside :meth:`Engine.committing`: every runner is held still
-(after its batch in flight), each writes the keys its batches changed since the last
-commit to its table, once (the changelog first, then the local store), and Faust commits
-while they stay still. So when an offset is
-committed, everything the records before it caused is durable: produced records first,
-table state next. A runner that is idle after a batch writes its changed keys at once
-(its records are durable by then), so commits stay short unless the worker is behind.
-The full crash story is in ``docs/stream-engine.md``.
-
-On a rebalance the engine drops the batches it has not started (the consumer reads them
-again from the committed offsets), lets the batch in flight finish, flushes through the
-commit Faust makes while revoking, and forgets every cached key once the new assignment
-is known.
+The engine takes the records of its source topics out of the worker's consumer
+(``streams/consumer.py``) as whole fetched batches, one partition at a time, instead of
+Faust's record-at-a-time agents, and runs them through a :class:`Runner` per source
+topic: a stage (``streams/stages.py``) processes the batch, its records are produced and
+awaited (``acks=all``), then the batch is acknowledged to Faust's consumer. Each offset
+commit runs inside :meth:`Engine.committing`, which holds every runner still while it
+writes the keys its batches changed to its table, so what the records before a committed
+offset caused is durable. On a rebalance unstarted batches are dropped and every cached
+key forgotten. Each step, and what survives a crash at each point:
+docs/stream-engine.md#one-batch-step-by-step.
 """
 
 from __future__ import annotations

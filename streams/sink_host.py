@@ -1,27 +1,13 @@
 """A sink in a process of its own: a plain Kafka consumer group, without Faust.
 
 ``factorstream sink ledger|lake`` runs one sink (``streams/sinks.py``) over every event
-(the ingested, lockouts and anomalies topics) in consumer group ``<app_id>-<sink>``::
-
-    fetch at most ``max_records`` -> sink.write(values): durable when it returns
-                                  -> commit the offsets after the records written
-
-Nothing is committed before the sink has the batch, so a crash or a kill reads it again;
-both sinks take events idempotently by id, so every event is held once. A rebalance in
-the middle of a batch makes its commit fail: the batch is read again by the partitions'
-new owner, and taken once the same way. After each new assignment the sink forgets what
-it cached (the lake's erased subjects). Timers (the ledger's time-based checkpoints, the
-lake's compaction) run between batches.
-
-What the process is doing is kept in a :class:`SinkProgress` its probes read from their
-own thread (``/ready``: partitions assigned; ``/metrics``: each partition's lag), and
-each batch written is reported to ``on_batch`` (records by topic, for the metrics).
-
-Why not the worker's engine: a sink needs none of the folds' machinery (tables, state
-written before a commit, table routing), and hosted by Faust's consumer the lake sink
-took the same CPU per event but reached about half the events per second of this loop
-over the same backlog (Faust's consumer thread and the per-record messages and acks
-between the fetch and the sink).
+(the ingested, lockouts and anomalies topics) in consumer group ``<app_id>-<sink>``:
+fetch at most ``max_records``, ``sink.write`` them (durable when it returns), then commit
+the offsets after the records written. Nothing is committed before the sink has the
+batch, and both sinks take events idempotently by id, so every event is held once.
+Timers run between batches. Progress is kept in a :class:`SinkProgress` its probes read
+from their own thread; each batch written is reported to ``on_batch``. Rebalances, and
+why not the worker's engine: docs/stream-engine.md#a-sink-in-a-process-of-its-own.
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """The ledger and lake sinks: a fetched batch at a time, acknowledged once durable.
 
-Both read every event, raw and derived (the ingested, lockouts and anomalies topics), in
-the engine (``streams/engine.py``): a fetch's records reach the sink as one batch, the
-runner acknowledges them only after the sink made them durable, and a crash re-delivers
-whatever was not acknowledged, which both sinks take idempotently by event id.
-
-* **Ledger** (``audit/``): ``append_durably`` in transactions of at most ``batch_size``
-  events (database errors retried with backoff, nothing acknowledged meanwhile), then the
-  signed checkpoints are published to the
-  checkpoints topic; a timer signs time-based checkpoints when no events arrive, another
-  (hourly) shreds the personal data of entries past retention (``keep_personal``).
-* **Lake** (``analytics/``): each batch flattened into the lake's tables and written as
-  files of at most ``batch_rows`` rows (``LakeWriter``: complete files, idempotent by
-  event id); a ``privacy.subject.erased`` redacts the subject in the whole lake, and rows
-  of erased subjects are redacted before they are written. Compaction runs on a timer on
-  the leader.
-
-Each is a transport-free :class:`LedgerSink` / :class:`LakeSink` (``write`` a batch of
-record values, ``tick`` on a timer, ``forget`` after a rebalance), hosted either by an
-engine runner in the worker (:class:`LedgerRunner`, :class:`LakeRunner`, roles of
-``factorstream worker``) or by a plain Kafka consumer group in a process of its own
-(``factorstream sink ledger|lake``: ``streams/sink_host.py``), so it scales and fails apart
-from the folds.
+Both read every event, raw and derived (the ingested, lockouts and anomalies topics); a
+fetch's records reach a sink as one batch, acknowledged only after the sink made them
+durable, and a crash re-delivers whatever was not, which both take idempotently by event
+id. Each is a transport-free :class:`LedgerSink` / :class:`LakeSink` (``write`` a batch of
+record values, ``tick`` on a timer, ``forget`` after a rebalance), hosted by an engine
+runner in the worker (:class:`LedgerRunner`, :class:`LakeRunner`) or by a consumer group
+in a process of its own (``factorstream sink ledger|lake``: ``streams/sink_host.py``).
+What each sink does with a batch, and its timers: docs/stream-engine.md#the-sinks.
 """
 
 from __future__ import annotations

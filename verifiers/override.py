@@ -1,27 +1,14 @@
 """Administrators' overrides under the two-person rule: unlock a subject, or grant it a
 temporary-access code.
 
-One administrator *requests* an override of one subject (tenant, subject, action, a
-justification and a ticket); a second, different administrator *approves* it before its
-deadline (``approve_before``, :attr:`OverrideRules.approval_window` after the request).
-Then, in the approval's own transaction:
-
-* ``unlock``: the signed ``admin.override.approved`` is folded by the lockout fold of the
-  store's gate (:mod:`verifiers.lockout`), which lifts every lock and counter, as the
-  stream does when it reads the event;
-* ``temporary_access``: a code is made (:mod:`verifiers.temporary_access`), valid for the
-  requested time within the subject's tier limits
-  (:class:`~verifiers.policy.TemporaryAccessLimits`), single use or not; the approver is
-  shown it once and hands it to the person.
-
-Refused, each recorded as a signed ``admin.override.refused`` (so it reaches the ledger):
-a requester or approver who did not sign in or is no administrator, a self-approval, an
-approval after the deadline, a second approval, a temporary access beyond the tier's
-limits. Who is an administrator, and whether they proved it, is the caller's to say
-(:class:`Admin`): the verifiers know no administrators; the front door signs them in.
-
+One administrator *requests* an override of one subject; a second, different
+administrator *approves* it before ``approve_before`` (:attr:`OverrideRules.approval_window`
+after the request). In the approval's own transaction an ``unlock`` is folded by the
+store's gate (:mod:`verifiers.lockout`) and a ``temporary_access`` makes a code
+(:mod:`verifiers.temporary_access`) within the tier's limits. Every refusal is a signed
+``admin.override.refused``. Who is an administrator is the caller's to say (:class:`Admin`).
 The decisions (:func:`refuse_request`, :func:`refuse_approval`) are pure; ``now`` is a
-parameter everywhere.
+parameter everywhere. The rule in full: docs/admin-override.md#what-an-approval-does.
 """
 
 from __future__ import annotations

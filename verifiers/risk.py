@@ -3,26 +3,11 @@
 Pure: no I/O, no clock (``now`` and the sign-in's time are parameters), nothing of the
 stream engine. The MFA service keeps the profiles current from Kafka
 (:mod:`verifiers.service.stream_view`); anything else may fold a log with
-:func:`fold_profile` and score with :func:`assess_risk`.
-
-**Profile** (per ``tenant/subject``), from the events the stream writes:
-
-* completed sign-ins (an accepted second factor, a recovery code, an approved push, a
-  password success that needed no MFA; the stream's own notion) teach the subject's
-  countries, devices, networks (IPv4 /24, IPv6 /48), the UTC hours it signs in at, and
-  the last located sign-in (for impossible travel). What the completing event leaves out
-  (device, place, IP) comes from the login it completes (``auth.login.attempted`` or
-  ``mfa.required`` of the same ``correlationid``): ``/v1/assess`` records the device and
-  place, the verification that follows only the IP;
-* ``lockout.applied`` / ``lockout.cleared`` (subject or factor scope) set and clear locks;
-* ``risk.detected`` keeps the subject's recent detections.
-
-IP blocks (``ip.block.applied`` / ``released``) belong to no subject: :class:`IpBlocks`.
-
-**Score**: the points of every factor that applies, capped at 100 (table in
-:data:`POINTS`); the level is ``high`` from 60, ``medium`` from 30, else ``low``. New
-country, new device and unusual hour need a history first (``learning_sign_ins`` completed
-sign-ins): a subject without one gets no points for them, but no familiarity either.
+:func:`fold_profile` and score with :func:`assess_risk`. A profile (per
+``tenant/subject``) learns from completed sign-ins, locks and detections; IP blocks
+belong to no subject (:class:`IpBlocks`). The score is the points of every factor that
+applies (:data:`POINTS`), capped at 100. What a profile learns, and the levels:
+docs/mfa-service.md#the-subjects-risk-profile.
 """
 
 from __future__ import annotations

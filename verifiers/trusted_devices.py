@@ -1,29 +1,14 @@
 """Trusted devices (remember-me): a device the subject stepped up on skips MFA for a while.
 
-**Trust.** After a successful step-up the caller asks to trust the device the person used
-(:func:`trust`), naming its *device binding*: the device identifier or fingerprint the
-caller sees on every sign-in from that device. The subject gets an opaque token, 256 bits
-from the store's entropy (``fsdt_`` + base64url), shown once and kept by the device (a
-cookie, the app's keychain). Neither is stored in clear: a keyed HMAC of the token finds
-its row, a keyed HMAC of the binding under a salt of its own checks it, and the device's
-name is AES-GCM sealed to its row. The trust lasts the tier's ``trusted_device_lifetime``
-(:mod:`verifiers.policy`: admin never, business 7 days, customer 30 days). Trusting the
-same device again replaces the earlier token; a locked subject trusts nothing.
-
-**Use.** At sign-in the caller presents the token with the binding it sees now
-(:func:`check`, inside the assessment's step). :func:`judge` (pure) refuses, in order:
-``unknown_token``; ``wrong_subject`` (another subject's or another tenant's token);
-``wrong_device`` (another binding: a stolen token, revoked on the spot); ``revoked``;
-``tier_not_trusted`` (the subject's tier trusts no device now); ``expired`` (at the
-earlier of the trust's own end and its start plus the tier's lifetime now); ``locked_out``
-(the verifier's gate or the stream locked the subject); ``ip_blocked``. Each refusal is a
-``device.trust_refused`` event, which no lockout counts: the token is no guessable secret,
-and counting it would let whoever holds a stolen token lock its owner out.
-
-**Revocation** ends a trust at once (the next check refuses it), each a ``device.revoked``
-event: by the subject through the service, by an administrator (``factorstream devices
-revoke``), and by an erasure (:func:`forget`, which deletes the rows: nothing of the
-device remains).
+:func:`trust` stores a trust after a successful step-up, naming the device binding the
+caller sees on every sign-in, and gives the subject an opaque token (``fsdt_`` +
+base64url, shown once); token and binding are kept only as keyed HMACs, the device's name
+AES-GCM sealed. :func:`check` (inside the assessment's step) judges a presented token with
+:func:`judge` (pure), each refusal a ``device.trust_refused`` event that no lockout counts;
+a token presented from another device is revoked on the spot. Revocation (by the subject,
+an administrator, or an erasure: :func:`forget`) is a ``device.revoked`` event. The
+lifetime is the tier's ``trusted_device_lifetime`` (:mod:`verifiers.policy`). The
+ceremony in full: docs/trusted-devices.md#trusting-a-device.
 """
 
 from __future__ import annotations

@@ -5,23 +5,9 @@ No faust, Kafka, DuckDB, ``os.environ`` or clock here: a fold is
 are frozen dataclasses with ``to_dict``/``from_dict`` (JSON builtins, for Faust tables).
 Every detection emits ``risk.detected`` with a deterministic id (``schemas.derive_event``).
 
-=========================  ==========  ===============================================
-detection                  key         module
-=========================  ==========  ===============================================
-impossible_travel          subject     :mod:`streams.folds.travel`
-new_country, new_device    subject     :mod:`streams.folds.familiarity`
-anonymous_ip, malicious_ip subject     :mod:`streams.folds.reputation`
-push_fatigue               subject     :mod:`streams.folds.fatigue`
-otp_guessing               subject     :mod:`streams.folds.guessing`
-recovery_code_abuse        subject     :mod:`streams.folds.guessing`
-cloned_authenticator       subject     :mod:`streams.folds.cloning`
-factor_reset_after_risk    subject     :mod:`streams.folds.reset`
-password_spray             client IP   :mod:`streams.folds.spray`
-sms_pumping                tenant      :mod:`streams.folds.pumping`
-=========================  ==========  ===============================================
-
 Thresholds: :class:`~streams.folds.thresholds.DetectionThresholds`. Wiring:
-:data:`~streams.folds.detections.DETECTION_TABLES` (one table per key).
+:data:`~streams.folds.detections.DETECTION_TABLES` (one table per key). Each detection,
+its key and its module: docs/detections.md#the-detections-their-keys-and-modules.
 """
 
 from streams.folds.cloning import CloningState, fold_cloned_authenticator

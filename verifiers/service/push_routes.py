@@ -1,25 +1,12 @@
 """Push approval over HTTP: enrol a device key, send a number-matching push, relay the
 device's signed answer (:mod:`verifiers.push`, :mod:`verifiers.device_keys`).
 
-**Enrolment.** The app makes an Ed25519 key pair and sends the public key as a JWK
-(``{"kty": "OKP", "crv": "Ed25519", "x": …}``); the answer names the enrollment and the key's
-RFC 7638 thumbprint (``key_id``). The app then signs, with the private key, the canonical
-JSON ``{"enrollment_id", "key_id", "purpose": "factorstream.push.enrollment.v1", "subject",
-"tenant"}`` (keys sorted, no spaces, ASCII) and confirms with that signature (base64url):
-only a device holding the key can activate the enrollment.
-
-**Sign-in.** ``send`` starts a push to the subject's latest device and returns the number
-to show on the sign-in screen. The device signs its answer, the canonical JSON
-``{"challenge_id", "decision", "number", "purpose": "factorstream.push.answer.v1",
-"subject", "tenant"}`` (``number`` is what the person typed, ``null`` if nothing), and the
-caller relays it to ``respond``. An approval with the right number returns a signed
-assertion (``amr``: ``pop``, ``mfa``). Refusals, each recorded as an event:
-``unsigned_answer``, ``unknown_device_key`` (signed by another key, as its ``key_id``
-says), ``bad_signature`` (forged, or a signed field altered) are 403; ``replayed_answer``
-(a good signature for a challenge already answered) and ``challenge_closed`` (closed by a
-lock before any answer) are 409; then the library's
-``number_mismatch``, ``user_rejected``, ``reported_fraud``, ``expired`` (403) and
-``locked_out`` (423).
+Enrolment: the app sends an Ed25519 public key as a JWK and confirms with a signature
+over the canonical enrolment JSON, so only a device holding the key activates it.
+Sign-in: ``send`` returns the number to show; the caller relays the device's signed
+answer to ``respond``, and an approval with the right number returns a signed assertion
+(``amr``: ``pop``, ``mfa``). Every refusal is recorded as an event. The signed bytes and
+the refusals with their statuses: docs/mfa-service.md#push-approval.
 
 (No ``from __future__ import annotations``: FastAPI reads the annotations at run time.)
 """

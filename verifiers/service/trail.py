@@ -1,28 +1,13 @@
 """The event trail of refused requests: every 4xx the service answers outside a ceremony
 becomes a ``service.request.refused`` event in the outbox, next to the ceremonies' own.
 
-A ceremony records its refusals itself (a wrong or replayed code, a lock its gate applied:
-``mfa.verification.failed`` and the like); what it never sees is recorded here: bodies that
-are too large, not JSON or malformed, requests without a valid credential, unknown routes
-and subjects, invalid fields, a factor the tier does not accept, a lock or IP block the
-stream applied. The event names the status, the ``error`` the caller got, the operation
-(method and route template: never the raw path, which a stranger writes), the service
-client and the caller's IP.
-
-**Whose event.** A request with a valid credential is filed under the client's tenant and
-the subject its path names (when the path names a well-formed one; else
-:data:`UNKNOWN_SUBJECT`). A subject that does not exist (``unknown_subject``) gets no
-events of its own — names a caller makes up would each become a subject of the pipeline —
-so that refusal is filed under :data:`UNKNOWN_SUBJECT`, the name kept in
-``named_subject`` (personal data, like a login's ``attempted_name``). A request without a
-valid credential belongs to no tenant: it is filed under :data:`TENANT` /
-:data:`UNKNOWN_SUBJECT`, and — since anyone can send those — at most
-:data:`UNAUTHENTICATED_BURST` of them per caller IP (IPv6: its /64) are recorded, then
-:data:`UNAUTHENTICATED_PER_S` a second; beyond that a stranger's junk costs us no row.
-Rate-limit refusals (429) are not recorded: they are the flood control itself.
-
+A ceremony records its refusals itself; what it never sees is recorded here, naming the
+status, the ``error``, the operation (method and route template, never the raw path), the
+service client and the caller's IP. A refusal without a valid credential is filed under
+:data:`TENANT` / :data:`UNKNOWN_SUBJECT` and rate-limited per caller IP
+(:data:`UNAUTHENTICATED_BURST`, :data:`UNAUTHENTICATED_PER_S`); 429s are not recorded.
 Recording never changes the answer: a failure to record is logged, and the caller still
-gets its 4xx.
+gets its 4xx. Whose event it is, in full: docs/mfa-service.md#the-trail-of-refused-requests.
 """
 
 from __future__ import annotations
