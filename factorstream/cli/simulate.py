@@ -18,6 +18,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from factorstream.cli.context import console, fail, settings_of
+from factorstream.control_keys import control_signing_key
 from factorstream.localkafka import KafkaUnavailable, ensure_pipeline_topics
 from factorstream.settings import Settings
 from factorstream.simulator import driver
@@ -96,7 +97,9 @@ def simulate(
         if sink is not None:
             stack.callback(sink.close)
         if fast:
-            simulation, service = fast_simulation(plan)
+            # published: signed with the key this data dir's pipeline trusts
+            key = None if sink is None or jsonl else control_signing_key(settings)
+            simulation, service = fast_simulation(plan, admins_key=key)
             pump = driver.fast_pump(service, digest, sink)
         elif jsonl is None:
             simulation, pump = stack.enter_context(
@@ -126,7 +129,8 @@ def published_traffic(
     data_dir), its outbox published to the events topic by a relay thread; what is left
     is drained on leaving."""
     store = verifier_store(settings.data_dir / "simulator" / "verifiers.db", seed=plan.seed)
-    simulation = verifier_simulation(plan, store)
+    # the administrators sign with the key this data dir's pipeline trusts
+    simulation = verifier_simulation(plan, store, admins_key=control_signing_key(settings))
     relay = OutboxRelay(
         store.outbox,
         topic=settings.topics.events,

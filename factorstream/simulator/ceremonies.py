@@ -15,6 +15,7 @@ import copy
 import random
 
 import pyotp
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.delivery import Inbox, receipt_word
@@ -60,7 +61,10 @@ class VerifierService(VerifierLifecycle):
         inbox: Inbox,
         seed: int,
         charges: SendCharges | None = None,
+        admins_key: Ed25519PrivateKey | None = None,
     ) -> None:
+        """``admins_key`` signs the administrators' control events (default: one drawn
+        from the seed; a pipeline that should accept them needs the key it trusts)."""
         self.store = store
         self.delivery = delivery
         self.inbox = inbox
@@ -69,7 +73,7 @@ class VerifierService(VerifierLifecycle):
         self._receipts = random.Random(f"receipts/{seed}")  # noqa: S311 - likewise
         self._wallets: dict[str, Wallet] = {}
         self._lifecycle_rng = random.Random(f"lifecycle/{seed}")  # noqa: S311 - likewise
-        self._admins = administrators_key(seed)
+        self._admins = admins_key or administrators_key(seed)
 
     def _send_code(
         self, request: Request, factor: Factor, enrollment_id: str | None = None

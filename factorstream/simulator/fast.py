@@ -18,18 +18,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from factorstream.simulator.actions import ActionResult, Answer, Pending, Visit
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
 from factorstream.simulator.delivery import FAILURES, SMS_COSTS, receipt_word
 from factorstream.simulator.entropy import SeededEntropy
-from factorstream.simulator.lifecycle_services import FastLifecycle
+from factorstream.simulator.lifecycle_services import FastLifecycle, administrators_key
 from factorstream.simulator.organisation import Person
 from schemas import Event, new_event
 from schemas import payloads as p
 from schemas.fields import Channel, Device, Factor
 from schemas.fields import Client as ClientInfo
 from schemas.fields import Outcome as Result
+from schemas.registry import BY_PAYLOAD, Producer
+from schemas.signing import sign_event
 from verifiers.policy import TIERS
 from verifiers.receipts import receipt_status
 from verifiers.sendcaps import load_send_charges
@@ -58,8 +61,11 @@ class _Holder:
 class FastService(FastLifecycle):
     """Events of the ceremonies, without performing them (see the module docstring)."""
 
-    def __init__(self, *, seed: int) -> None:
+    def __init__(self, *, seed: int, admins_key: Ed25519PrivateKey | None = None) -> None:
+        """``admins_key`` signs the administrators' control events (default: one drawn
+        from the seed; a pipeline that should accept them needs the key it trusts)."""
         self.entropy = SeededEntropy(seed)
+        self._admins = admins_key or administrators_key(seed)
         self._rng = random.Random(f"fast/{seed}")  # noqa: S311 - a reproducible simulation
         self._receipts = random.Random(f"receipts/{seed}")  # noqa: S311 - likewise
         self._prices = load_send_charges(SMS_COSTS).prices
@@ -94,6 +100,8 @@ class FastService(FastLifecycle):
             now=visit.now,
             event_id=self.entropy.event_id(visit.now),
         )
+        if BY_PAYLOAD[type(payload)].made_by is Producer.CONTROL:
+            event = sign_event(event, self._admins)
         self.events.append(event)
 
     def enrolled(self, person: Person, factor: Factor) -> bool:

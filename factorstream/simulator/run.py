@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from factorstream.simulator.actions import Service
 from factorstream.simulator.behaviour import EMAIL_FAILURE_RATES, SMS_FAILURE_RATES
 from factorstream.simulator.ceremonies import VerifierService
@@ -130,8 +132,11 @@ def verifier_store(path: Path, *, seed: int) -> VerifierStore:
     return store
 
 
-def verifier_simulation(plan: SimulationPlan, store: VerifierStore) -> Simulation:
-    """The plan played through the real ceremonies on ``store``."""
+def verifier_simulation(
+    plan: SimulationPlan, store: VerifierStore, *, admins_key: Ed25519PrivateKey | None = None
+) -> Simulation:
+    """The plan played through the real ceremonies on ``store`` (``admins_key``: what the
+    simulated administrators sign with; default: a key drawn from the seed)."""
     inbox = Inbox()
     delivery = simulated_delivery(
         inbox=inbox,
@@ -145,11 +150,14 @@ def verifier_simulation(plan: SimulationPlan, store: VerifierStore) -> Simulatio
         inbox=inbox,
         seed=plan.seed,
         charges=load_send_charges(SMS_COSTS),
+        admins_key=admins_key,
     )
     return Simulation(plan, service)
 
 
-def fast_simulation(plan: SimulationPlan) -> tuple[Simulation, FastService]:
+def fast_simulation(
+    plan: SimulationPlan, *, admins_key: Ed25519PrivateKey | None = None
+) -> tuple[Simulation, FastService]:
     """The plan's events built directly (no ceremonies); drain them with ``service.take()``."""
-    service = FastService(seed=plan.seed)
+    service = FastService(seed=plan.seed, admins_key=admins_key)
     return Simulation(plan, service), service

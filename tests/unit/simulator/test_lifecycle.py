@@ -7,11 +7,17 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from analytics import queries as q
 from analytics.lake import LakeWriter
 from analytics.views import connect
 from factorstream.simulator.run import SimulationPlan, fast_simulation
 from schemas import Event
+from schemas.errors import EventDecodeError
+from schemas.registry import BY_NAME, Producer
+from schemas.signing import check_signature, key_id_of
 from tests.unit.simulator.conftest import UNTIL, Simulate
 
 LIFECYCLE = ("device.", "admin.override.", "access.temporary.")
@@ -82,3 +88,21 @@ def test_fast_mode_records_the_same_lifecycle() -> None:
     simulation, service = fast_simulation(plan)
     simulation.backfill()
     assert _steps(service.take()) == EXPECTED
+
+
+def test_the_administrators_control_events_are_signed_by_the_key_the_pipeline_trusts() -> None:
+    """The demo's worker accepts control events signed by its data dir's key alone: the
+    simulated administrators must sign with the key they are given (unsigned or foreign
+    ones go to the dead-letter topic)."""
+    trusted = Ed25519PrivateKey.generate()
+    plan = SimulationPlan(until=UNTIL, seed=3, users=8, days=1, scenarios=("account_lifecycle",))
+    simulation, service = fast_simulation(plan, admins_key=trusted)
+    simulation.backfill()
+    control = [e for e in service.take() if BY_NAME[e.type].made_by is Producer.CONTROL]
+    assert {e.type for e in control} >= {"admin.override.approved", "access.temporary.granted"}
+    keys = {key_id_of(trusted.public_key()): trusted.public_key()}
+    for event in control:
+        check_signature(event, keys)  # raises unless the trusted key signed exactly this
+    stranger = {key_id_of(Ed25519PrivateKey.generate().public_key()): trusted.public_key()}
+    with pytest.raises(EventDecodeError):
+        check_signature(control[0], stranger)
