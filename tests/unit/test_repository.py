@@ -149,3 +149,64 @@ def test_every_relative_link_points_to_a_file_in_the_repository(page: Path) -> N
         if not (page.parent / target.split("#")[0]).exists()
     ]
     assert not missing, f"{page.relative_to(ROOT)} links to missing files: {missing}"
+
+
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation but ``-`` and
+    ``_`` dropped, spaces as ``-``; a repeated heading gets ``-1``, ``-2``, …"""
+    found: set[str] = set()
+    for heading in HEADING.findall(FENCED_CODE.sub("", page.read_text())):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in found:
+            n += 1
+            anchor = f"{slug}-{n}"
+        found.add(anchor)
+    return found
+
+
+def test_anchors_are_made_as_github_makes_them(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("# The `sql` command: SQL\n## Per-IP blocks (reported)\n## Notes\n## Notes\n")
+    assert _anchors(page) == {"the-sql-command-sql", "per-ip-blocks-reported", "notes", "notes-1"}
+
+
+CODE_DOC_LINK = re.compile(r"docs/([\w-]+\.md)#([\w-]+)")
+
+
+@pytest.mark.parametrize(
+    "page",
+    [ROOT / "README.md", ROOT / "schemas" / "README.md", *sorted((ROOT / "docs").glob("*.md"))],
+    ids=lambda page: str(page.relative_to(ROOT)),
+)
+def test_every_anchor_a_page_links_to_exists(page: Path) -> None:
+    broken = []
+    for target in _relative_links(page):
+        path, _, anchor = target.partition("#")
+        goal = page if not path else page.parent / path
+        if anchor and goal.suffix == ".md" and goal.exists() and anchor not in _anchors(goal):
+            broken.append(target)
+    assert not broken, f"{page.relative_to(ROOT)} links to missing anchors: {broken}"
+
+
+def test_every_docs_anchor_the_code_cites_exists() -> None:
+    broken = []
+    for module in sorted(ROOT.glob("*/**/*.py")):
+        if ".venv" in module.parts or "tests" in module.parts:
+            continue
+        for name, anchor in CODE_DOC_LINK.findall(module.read_text()):
+            page = ROOT / "docs" / name
+            if not page.exists() or anchor not in _anchors(page):
+                broken.append(f"{module.relative_to(ROOT)}: docs/{name}#{anchor}")
+    assert not broken, broken
+
+
+def test_the_soc_page_names_every_table_of_the_lake() -> None:
+    from analytics.columns import SCHEMAS
+
+    page = (ROOT / "docs" / "soc.md").read_text()
+    missing = [name for name in SCHEMAS if f"`{name}`" not in page]
+    assert not missing, f"docs/soc.md does not name the lake's tables {missing}"
