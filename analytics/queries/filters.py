@@ -23,9 +23,12 @@ class Filters:
     until: datetime | None = None
     factor: str | None = None
     application: str | None = None
+    as_of: datetime | None = None
+    """The moment a query that says *as of* answers for when no ``until`` is set (the
+    caller's clock, read at the edge; unset: the newest event the query reads)."""
 
     def __post_init__(self) -> None:
-        for name in ("since", "until"):
+        for name in ("since", "until", "as_of"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware (UTC), got {value!r}")

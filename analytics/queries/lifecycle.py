@@ -3,7 +3,8 @@ migration and bulk enrolment, from the ``lifecycle`` and ``enrollments`` tables.
 
 An override or a trust is the subject's, not an application's or a factor's: these queries
 filter by tenant and period only. Where a query says *as of*, it means the end of the
-period (``until``), else the moment it runs: what the events up to then tell.
+period (``until``), else the caller's ``as_of`` (its clock, read at the edge), else the
+newest lifecycle event: what the events up to then tell. No query reads the clock.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from analytics.views import fetch
 _TENANT = "($tenant IS NULL OR tenant = $tenant)"
 _PERIOD = "($since IS NULL OR time >= $since) AND ($until IS NULL OR time < $until)"
 _UP_TO = "($until IS NULL OR time < $until)"
-_AS_OF = "coalesce($until, now())"
+_AS_OF = "coalesce($until, $as_of, (SELECT max(time) FROM lake_lifecycle))"
+AS_OF: tuple[str, ...] = (*WHEN, "as_of")
 
 
 def lifecycle_over_time(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -88,7 +90,7 @@ def override_requests(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.Da
     ORDER BY requested_at DESC, request_id
     LIMIT {FEED_LIMIT}
     """  # noqa: S608 - constant text: the filter values are bound
-    return fetch(con, sql, filters.bind(*WHEN))
+    return fetch(con, sql, filters.bind(*AS_OF))
 
 
 def active_trusted_devices(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:
@@ -121,7 +123,7 @@ def active_trusted_devices(con: duckdb.DuckDBPyConnection, filters: Filters) -> 
             AS subjects
     FROM trusts GROUP BY ALL ORDER BY tenant
     """  # noqa: S608 - constant text: the filter values are bound
-    return fetch(con, sql, filters.bind(*WHEN))
+    return fetch(con, sql, filters.bind(*AS_OF))
 
 
 def migration_over_time(con: duckdb.DuckDBPyConnection, filters: Filters) -> pd.DataFrame:

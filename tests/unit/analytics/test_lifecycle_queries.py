@@ -289,6 +289,25 @@ def test_active_trusted_devices_as_of_the_period_end(con: duckdb.DuckDBPyConnect
     assert rows(q.active_trusted_devices(con, d1_end)) == [("acme", 5, 0, 0, 5, 4)]
 
 
+def test_without_an_end_the_answer_is_as_of_the_callers_clock_never_the_querys(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """No query reads the clock: without ``until`` it answers as of the caller's ``as_of``,
+    and without that as of the newest lifecycle event."""
+    nov_20 = q.Filters(tenant="acme", as_of=at("2026-11-20", "00:00:00"))
+    assert rows(q.active_trusted_devices(con, nov_20)) == [("acme", 5, 3, 1, 1, 1)]
+    assert rows(q.active_trusted_devices(con, q.Filters(tenant="acme"))) == rows(
+        q.active_trusted_devices(con, q.Filters(tenant="acme", as_of=_newest(con)))
+    )
+
+
+def _newest(con: duckdb.DuckDBPyConnection) -> datetime:
+    newest = con.execute("SELECT max(time) FROM lake_lifecycle").fetchone()
+    assert newest is not None
+    value: datetime = newest[0]
+    return value
+
+
 def test_seeds_imported_by_source_and_invitations(con: duckdb.DuckDBPyConnection) -> None:
     assert rows(q.migration_over_time(con, ALL)) == [
         (DAY1, "acme", "imported", "csv", "totp", 1),
