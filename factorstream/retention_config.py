@@ -50,16 +50,17 @@ def _ms(value: float | None) -> int:
 
 def topic_days(settings: Settings) -> dict[str, float | None]:
     """Each topic the pipeline keeps records in, with its period in days: the raw events
-    and the worker's copies of them (enriched, re-keyed by IP and tenant), the dead-letter
+    and the worker's copies of them (enriched, re-keyed by subject, IP and tenant), the dead-letter
     topics, the derived topics and the checkpoints. (The worker's table changelogs are
     compacted state, Faust's, and left alone.)"""
     from streams.app import INGESTED_SUFFIX, REKEYED_INFIX
-    from streams.stages import BY_IP, BY_TENANT
+    from streams.stages import BY_IP, BY_SUBJECT, BY_TENANT
 
     policy, topics, app_id = settings.retention, settings.topics, settings.stream.app_id
     return {
         topics.events: policy.events_topic_days,
         f"{app_id}-{INGESTED_SUFFIX}": policy.events_topic_days,
+        f"{app_id}-{REKEYED_INFIX}{BY_SUBJECT}": policy.events_topic_days,
         f"{app_id}-{REKEYED_INFIX}{BY_IP}": policy.events_topic_days,
         f"{app_id}-{REKEYED_INFIX}{BY_TENANT}": policy.events_topic_days,
         topics.dlq: policy.dlq_topic_days,

@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from faust.types import TableT, TopicT
 from faust.types.auth import CredentialsT
@@ -32,13 +33,14 @@ from audit.ledger import Ledger
 from schemas import Event
 from streams.api import register_ip_block_api, register_lockout_api, register_owners_api
 from streams.consumer import App
-from streams.engine import Engine, IngestRunner, KeyedRunner
+from streams.engine import Engine, KeyedRunner, SubjectsRunner
 from streams.faust_fence import check_faust
 from streams.probes import held_commits, partition_offsets, register_probes
 from streams.sinks import LakeRunner, LedgerRunner
 from streams.stages import (
     ANOMALIES,
     BY_IP,
+    BY_SUBJECT,
     BY_TENANT,
     DLQ,
     INGESTED,
@@ -74,7 +76,8 @@ class Pipeline:
     lockouts: TopicT
     anomalies: TopicT
     rekeyed: Mapping[str, TopicT]
-    """Internal topics re-keyed by IP and by tenant, by kind of key (``ip``, ``tenant``)."""
+    """Internal topics re-keyed by subject (events keyed otherwise by their producer), by IP
+    and by tenant, by kind of key (``subject``, ``ip``, ``tenant``)."""
     tables: Mapping[str, TableT[bytes, JsonState]]
     """The stage tables (``subjects``, ``ips``, ``tenants``; none in a sink process)."""
 
@@ -301,7 +304,7 @@ def create_pipeline(
     ingested = topic(f"{config.app_id}-{INGESTED_SUFFIX}", count=partitions, internal=folds)
     rekeyed = {
         role: topic(f"{config.app_id}-{REKEYED_INFIX}{role}", count=partitions, internal=True)
-        for role in (BY_IP, BY_TENANT)
+        for role in (BY_SUBJECT, BY_IP, BY_TENANT)
         if folds
     }
     dlq, lockouts = topic(config.dlq, count=derived), topic(config.lockouts, count=derived)
@@ -316,7 +319,7 @@ def create_pipeline(
             ANOMALIES: config.anomalies,
             **{role: t.get_topic_name() for role, t in rekeyed.items()},
         }
-        tables = _add_folds(app, config.folds, engine, events, ingested, rekeyed, outputs)
+        tables = _add_folds(app, config.folds, engine, events, rekeyed, outputs)
     # -- sinks: every event, raw and derived, into the ledger and the lake -----------------
     everything = app.topic(
         ingested.get_topic_name(),
@@ -381,16 +384,28 @@ def _add_folds(
     role: FoldsRole,
     engine: Engine,
     events: TopicT,
-    ingested: TopicT,
     rekeyed: Mapping[str, TopicT],
     outputs: Mapping[str, str],
 ) -> dict[str, TableT[bytes, JsonState]]:
-    """Ingest, then every keyed stage over its own table, and the lockout API."""
-    ingest = Ingest(role.enrich, max_ahead=role.max_ahead, control_keys=role.control_keys)
-    engine.add(IngestRunner(app, name="ingest", stage=ingest, source=events, topics=outputs))
+    """Ingest with the subjects stage, every other keyed stage over its own table, and the
+    lockout API."""
+    partitioner, partitions = DefaultPartitioner(), list(range(events.partitions or 1))
+    ingest = Ingest(
+        role.enrich,
+        max_ahead=role.max_ahead,
+        control_keys=role.control_keys,
+        # the partition the engine's producer and Faust's table router give a key
+        partition_of=lambda key: int(partitioner(key, partitions, partitions)),
+    )
     stages = role.stages
+    events_name = events.get_topic_name()
     sources = {
-        stages.subjects.name: ingested,
+        stages.subjects.name: app.topic(
+            events_name,
+            rekeyed[BY_SUBJECT].get_topic_name(),
+            key_type=bytes,
+            value_type=bytes,
+        ),
         stages.ips.name: rekeyed[BY_IP],
         stages.tenants.name: rekeyed[BY_TENANT],
     }
@@ -401,8 +416,7 @@ def _add_folds(
         table = tables[stage.name] = app.Table(
             stage.name, default=None, key_type=bytes, partitions=events.partitions
         )
-        runner = KeyedRunner(
-            app,
+        keyed: dict[str, Any] = dict(
             name=stage.name,
             stage=stage,
             table=table,
@@ -410,7 +424,10 @@ def _add_folds(
             source=sources[stage.name],
             topics=outputs,
         )
-        engine.add(runner)
+        if stage is stages.subjects:
+            engine.add(SubjectsRunner(app, ingest=ingest, events=events_name, **keyed))
+        else:
+            engine.add(KeyedRunner(app, **keyed))
     token = role.api_token
     register_owners_api(app, token=token)  # routes match in the order they were added
     register_ip_block_api(app, engine.keyed(stages.ips.name), token=token)

@@ -2,9 +2,10 @@
 
 The engine takes the records of its source topics out of the worker's consumer
 (``streams/consumer.py``) as whole fetched batches, one partition at a time, instead of
-Faust's record-at-a-time agents, and runs them through a :class:`Runner` per source
-topic: a stage (``streams/stages.py``) processes the batch, its records are produced and
-awaited (``acks=all``), then the batch is acknowledged to Faust's consumer. Each offset
+Faust's record-at-a-time agents, and runs them through a :class:`Runner` per stage (the
+:class:`SubjectsRunner` runs ingest in front of the subjects stage, in the same batch): a
+stage (``streams/stages.py``) processes the batch, its records are produced and awaited
+(``acks=all``), then the batch is acknowledged to Faust's consumer. Each offset
 commit runs inside :meth:`Engine.committing`, which holds every runner still while it
 writes the keys its batches changed to its table, so what the records before a committed
 offset caused is durable. On a rebalance unstarted batches are dropped and every cached
@@ -79,10 +80,6 @@ class Runner:
         self.records = 0
         self.task: asyncio.Task[Any] | None = None
         """The task running :meth:`run` (its stack is logged when it seems stuck)."""
-
-    @property
-    def source_name(self) -> str:
-        return self.source.get_topic_name()
 
     @property
     def source_names(self) -> tuple[str, ...]:
@@ -234,23 +231,6 @@ def records_of(messages: Sequence[Message], handoff: Handoff | None = None) -> l
     ]
 
 
-class IngestRunner(Runner):
-    """The ingest stage: decode, dead-letter, enrich, forward (stateless)."""
-
-    def __init__(self, app: faust.App, *, stage: Ingest, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.stage = stage
-        self.dead_lettered = 0
-
-    async def handle(self, fetched: Fetched) -> None:
-        emits: list[Emit] = []
-        for messages in fetched.values():
-            out = self.stage.process(records_of(messages))
-            self.dead_lettered += out.dead_lettered
-            emits += out.emits
-        await self.produce(emits)
-
-
 class KeyedRunner(Runner):
     """A keyed stage over its table, with a write-back cache of live state."""
 
@@ -274,12 +254,17 @@ class KeyedRunner(Runner):
         found: JsonState | None = self.table.get(key)
         return found
 
+    def stage_records(self, tp: TP, messages: Sequence[Message], emits: list[Emit]) -> list[Record]:
+        """The records of one partition's batch as the stage reads them (records the
+        runner must produce for them go to ``emits``)."""
+        return records_of(messages, self.engine.handoff if self.engine else None)
+
     async def handle(self, fetched: Fetched) -> None:
         emits: list[Emit] = []
         for tp, messages in fetched.items():
-            with table_context(self.app, self.source_name, tp.partition):
+            with table_context(self.app, self.source_names[0], tp.partition):
                 self.cache.partition = tp.partition
-                records = records_of(messages, self.engine.handoff if self.engine else None)
+                records = self.stage_records(tp, messages, emits)
                 out: StageOutput = self.stage.process(records, self.cache)
             self.duplicates += out.duplicates
             self.skipped += out.skipped
@@ -325,6 +310,32 @@ class KeyedRunner(Runner):
     def stored(self, key: bytes) -> JsonState | None:
         """A key's freshest stored form: the live record if cached, else the table's."""
         return self.cache.peek(key) or self.table.get(key)
+
+
+class SubjectsRunner(KeyedRunner):
+    """The subjects stage with ingest in front, reading the events topic and the
+    :data:`~streams.stages.BY_SUBJECT` topic.
+
+    A batch of the events topic is ingested (decode, dead-letter, enrich, forward to the
+    ingested topic for the sinks) and the events whose subject lives in the batch's own
+    partition (all of them when producers key by ``partitionkey``) are folded in the same
+    batch: no hop through Kafka between ingest and the folds. Every table and topic has the
+    events topic's partition count and Faust assigns a partition number of all of them to
+    one worker, so that partition of the subjects table is here. An event keyed otherwise
+    is forwarded to the by-subject topic and folded where it comes out."""
+
+    def __init__(self, app: faust.App, *, ingest: Ingest, events: str, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.ingest, self.events = ingest, events
+        self.dead_lettered = 0
+
+    def stage_records(self, tp: TP, messages: Sequence[Message], emits: list[Emit]) -> list[Record]:
+        if tp.topic != self.events:
+            return super().stage_records(tp, messages, emits)
+        out = self.ingest.process(records_of(messages))
+        self.dead_lettered += out.dead_lettered
+        emits += out.emits
+        return out.local
 
 
 def tune_collector() -> None:

@@ -37,6 +37,9 @@ LOCKOUTS: Final = "lockouts"
 ANOMALIES: Final = "anomalies"
 BY_IP: Final = "ip"
 BY_TENANT: Final = "tenant"
+BY_SUBJECT: Final = "subject"
+"""Ingest's forwards that belong to another partition's subjects (a producer that keyed
+its record otherwise than by ``partitionkey``): the subjects stage reads them there."""
 
 _STRUCTURED: Final = tuple(structured_headers())
 
@@ -79,6 +82,9 @@ class StageOutput:
     skipped: int = 0
     """Records applied already (read again after a crash or rebalance)."""
     derived: list[Event] = field(default_factory=list)
+    local: list[Record] = field(default_factory=list)
+    """Ingest's forwards whose subject lives in the partition the batch came from, as the
+    subjects stage reads them: that stage takes them in the same batch (no hop)."""
 
 
 # -- ingest -----------------------------------------------------------------------------
@@ -98,17 +104,25 @@ class Ingest:
     ``control_keys``: the keys (by key id) whose signature makes a control event
     (erasure, override, temporary access) acceptable; events the pipeline derives itself
     are refused whatever they carry (:func:`schemas.signing.check_producer`).
+
+    ``partition_of`` (the worker's; ``None`` in a replay): the partition of the subjects
+    table a ``partitionkey`` lives in. Every event is forwarded to the ingested topic (the
+    sinks read it); one whose subject lives in the partition its record came from is also
+    handed to the subjects stage in the same batch (:attr:`StageOutput.local`), any other
+    is forwarded to the :data:`BY_SUBJECT` topic, where the subjects stage of its own
+    partition reads it.
     """
 
     enrich: Callable[[Event], Event] | None = None
     max_ahead: timedelta | None = None
     control_keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
+    partition_of: Callable[[bytes], int] | None = None
 
     def process(self, records: Iterable[Record]) -> StageOutput:
         out = StageOutput()
         emits, enrich = out.emits, self.enrich
         ahead_ms = None if self.max_ahead is None else self.max_ahead / timedelta(milliseconds=1)
-        control_keys = self.control_keys
+        control_keys, partition_of, local = self.control_keys, self.partition_of, out.local
         for record in records:
             try:
                 event = decode_record(record.value, record.headers)
@@ -123,7 +137,25 @@ class Ingest:
             if enrich is not None:
                 event = enrich(event)
             headers: Headers = [*_STRUCTURED, origin_header(record.partition, record.offset)]
-            emits.append(Emit(INGESTED, kafka_key(event), encode(event), headers, event))
+            key, value = kafka_key(event), encode(event)
+            emits.append(Emit(INGESTED, key, value, headers, event))
+            if partition_of is None:
+                continue
+            if partition_of(key) == record.partition:
+                local.append(
+                    Record(
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                        record.timestamp_ms,
+                        key,
+                        value,
+                        headers,
+                        event,
+                    )
+                )
+            else:
+                emits.append(Emit(BY_SUBJECT, key, value, headers, event))
         return out
 
 

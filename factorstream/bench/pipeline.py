@@ -273,7 +273,7 @@ def _worker_round(settings: Settings, records: Sequence[Record]) -> float:
     app_id, names = settings.stream.app_id, settings.topics
     sources = [
         names.events,
-        f"{app_id}-events-ingested",
+        f"{app_id}-events-by-subject",
         f"{app_id}-events-by-ip",
         f"{app_id}-events-by-tenant",
     ]

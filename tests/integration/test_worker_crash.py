@@ -126,6 +126,7 @@ def test_kill_9_three_times_loses_nothing_and_counts_nothing_twice(
     sources = [
         topics.events,
         f"{app_id}-events-ingested",
+        f"{app_id}-events-by-subject",
         f"{app_id}-events-by-ip",
         topics.lockouts,  # the ledger and lake sinks read the derived topics too
         topics.anomalies,

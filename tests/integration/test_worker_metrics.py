@@ -99,13 +99,21 @@ def test_the_worker_exports_what_went_through_and_says_when_it_is_ready(
 
     check_metrics(text)
     events = len(locked) + len(others) + len(junk)
-    assert total(text, "factorstream_worker_records_consumed_total", runner="ingest") == events
+    assert (
+        total(
+            text,
+            "factorstream_worker_records_consumed_total",
+            runner="subjects",
+            topic=topics.events,
+        )
+        == events
+    )
     assert total(text, "factorstream_worker_records_produced_total", topic=topics.dlq) == 2
     assert total(text, "factorstream_worker_dead_letters_total") == 2
     assert total(text, "factorstream_worker_dead_letters_total", field="event") == 1
     assert total(text, "factorstream_worker_records_produced_total", topic=topics.lockouts) == 1
     assert total(text, "factorstream_worker_derived_events_total", type="lockout.applied") == 1
-    assert total(text, "factorstream_worker_batch_duration_seconds_count", runner="ingest") >= 1
+    assert total(text, "factorstream_worker_batch_duration_seconds_count", runner="subjects") >= 1
     assert has(text, "factorstream_worker_consumer_lag_records")
     lag = total(text, "factorstream_worker_consumer_lag_records", topic=topics.events)
     assert 0 <= lag <= events

@@ -28,7 +28,7 @@ from factorstream.stream_config import pipeline_config
 from schemas import Event, decode, encode, kafka_key
 from schemas.codec import structured_headers
 from streams.app import Pipeline, create_pipeline
-from streams.engine import Runner
+from streams.engine import Runner, SubjectsRunner
 
 Headers = list[tuple[str, bytes | None]]
 
@@ -243,6 +243,28 @@ def event_messages(
     records = [(kafka_key(e), encode(e), list(structured_headers())) for e in events]
     times = [e.time.timestamp() for e in events]
     return messages(topic, records, partition=partition, first_offset=first_offset, times=times)
+
+
+def as_fetched(
+    pipeline: Pipeline, events: Sequence[Event], *, first_offset: int = 0
+) -> dict[TP, list[Message]]:
+    """``events`` as the subjects runner fetches them from the events topic: each in the
+    partition its ``partitionkey`` lives in, where a producer keyed by it puts it (offsets
+    from ``first_offset`` in each partition)."""
+    runner = pipeline.engine.runners["subjects"]
+    assert isinstance(runner, SubjectsRunner)
+    partition_of = runner.ingest.partition_of
+    assert partition_of is not None
+    topic = pipeline.events.get_topic_name()
+    by_partition: dict[int, list[Event]] = {}
+    for event in events:
+        by_partition.setdefault(partition_of(kafka_key(event)), []).append(event)
+    return {
+        TP(topic, partition): event_messages(
+            topic, listed, partition=partition, first_offset=first_offset
+        )
+        for partition, listed in by_partition.items()
+    }
 
 
 def produced_as_read(

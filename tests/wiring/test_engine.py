@@ -25,6 +25,7 @@ from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
 from tests.support import until
 from tests.wiring.fixtures import (
+    as_fetched,
     event_messages,
     folds_pipeline,
     journal_of,
@@ -48,16 +49,11 @@ def login_failures(n: int, *, subject: str = "u-1") -> list[Event]:
     ]
 
 
-async def ingested(pipeline: Pipeline, events: list[Event]) -> tuple[TP, list[Message]]:
-    """``events`` through the ingest runner; its forwards as the subjects runner reads them
-    (the journal is cleared after)."""
-    journal = journal_of(pipeline)
-    source = pipeline.events.get_topic_name()
-    await pipeline.engine.runners["ingest"].handle({TP(source, 0): event_messages(source, events)})
-    topic = pipeline.ingested.get_topic_name()
-    batch = produced_as_read(journal, topic)
-    journal.entries.clear()
-    return TP(topic, 0), batch
+def fetched(pipeline: Pipeline, events: list[Event]) -> tuple[TP, list[Message]]:
+    """``events`` (one subject's) as the subjects runner fetches them from the events
+    topic (ingest runs in front of its stage)."""
+    ((tp, batch),) = as_fetched(pipeline, events).items()
+    return tp, batch
 
 
 def subjects_of(pipeline: Pipeline) -> KeyedRunner:
@@ -74,11 +70,13 @@ async def test_a_batch_is_produced_at_once_and_its_state_written_at_the_flush_on
 ) -> None:
     journal, subjects = journal_of(pipeline), subjects_of(pipeline)
     table = pipeline.tables["subjects"]
-    events = login_failures(BUSINESS.max_failures) + login_failures(2, subject="u-2")
-    tp, batch = await ingested(pipeline, events)
+    ones, twos = login_failures(BUSINESS.max_failures), login_failures(2, subject="u-2")
+    events = ones + twos
+    tp, batch = fetched(pipeline, ones)
 
     await subjects.handle({tp: batch[:3]})
     await subjects.handle({tp: batch[3:]})
+    await subjects.handle(as_fetched(pipeline, twos))
 
     assert journal.of("write") == []  # nothing in the table before the commit
     assert table.get(b"acme/u-1") is None
@@ -104,7 +102,7 @@ async def test_a_batch_is_acked_once_its_records_are_durable_and_the_flush_waits
     pipeline: Pipeline,
 ) -> None:
     journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
-    tp, batch = await ingested(pipeline, login_failures(BUSINESS.max_failures))
+    tp, batch = fetched(pipeline, login_failures(BUSINESS.max_failures))
     journal.hold = True  # the broker has not confirmed the records yet
     running = asyncio.create_task(subjects.run())
     try:
@@ -134,7 +132,7 @@ async def test_a_batch_fetched_before_a_rebalance_is_dropped_without_ack(
     pipeline: Pipeline,
 ) -> None:
     journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
-    tp, batch = await ingested(pipeline, login_failures(2))
+    tp, batch = fetched(pipeline, login_failures(2))
     fetched_in = engine.epoch
     running = asyncio.create_task(subjects.run())
     try:
@@ -164,7 +162,7 @@ async def test_a_new_assignment_forgets_queued_batches_and_cached_keys(
     pipeline: Pipeline,
 ) -> None:
     journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
-    tp, batch = await ingested(pipeline, login_failures(2))
+    tp, batch = fetched(pipeline, login_failures(2))
     await subjects.handle({tp: batch[:1]})
     await engine.dispatch(engine.epoch, {tp: batch[1:]})
     assert subjects.cache.dirty and not subjects.queue.empty()
@@ -184,7 +182,7 @@ async def test_the_state_of_a_batch_whose_records_failed_is_never_written(
     records read again are skipped as applied and what they caused is lost for good."""
     journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
     table = pipeline.tables["subjects"]
-    tp, batch = await ingested(pipeline, login_failures(BUSINESS.max_failures))
+    tp, batch = fetched(pipeline, login_failures(BUSINESS.max_failures))
     journal.fail = ConnectionError("broker gone")
     running = asyncio.create_task(subjects.run())
     await engine.dispatch(engine.epoch, {tp: batch})
@@ -208,11 +206,29 @@ async def test_the_state_of_a_batch_whose_records_failed_is_never_written(
     ]
 
 
-async def test_the_subjects_stage_takes_the_events_ingest_produced_instead_of_decoding_them(
+async def test_an_event_keyed_otherwise_is_folded_in_its_subjects_partition_without_decoding(
     pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A producer that keyed its records otherwise put a subject's events in a partition
+    whose subjects table does not hold it: ingest forwards them to the by-subject topic
+    instead of folding them there, the subjects stage of the right partition folds them
+    (taking the events ingest decoded, not decoding them again), with the same result as
+    the events read where they belong."""
     events = login_failures(3)
-    tp, batch = await ingested(pipeline, events)
+    subjects = subjects_of(pipeline)
+    journal, key = journal_of(pipeline), b"acme/u-1"
+    home, in_place = fetched(pipeline, events)
+    source = pipeline.events.get_topic_name()
+    elsewhere = TP(source, (home.partition + 1) % 6)
+
+    misplaced = event_messages(source, events, partition=elsewhere.partition)
+    await subjects.handle({elsewhere: misplaced})
+
+    assert subjects.stored(key) is None  # not folded in a partition that does not hold it
+    assert len(journal.events(pipeline.ingested.get_topic_name())) == len(events)  # sinks
+    by_subject = pipeline.rekeyed["subject"].get_topic_name()
+    forwarded = produced_as_read(journal, by_subject)  # (the fake broker: one partition)
+    assert {m.key for m in forwarded} == {key}
     handoff = pipeline.engine.handoff
     assert len(handoff) == len(events)
     decoded: list[bytes] = []
@@ -222,19 +238,16 @@ async def test_the_subjects_stage_takes_the_events_ingest_produced_instead_of_de
         return decode(value, headers)
 
     monkeypatch.setattr(stages, "decode", counted)
-    await subjects_of(pipeline).handle({tp: batch})
+    await subjects.handle({TP(by_subject, 0): forwarded})
     assert decoded == []  # taken, not decoded
-    assert all(handoff.take(tp.topic, tp.partition, m.offset) is None for m in batch)
-    key = b"acme/u-1"
-    taken = lockout_in(subjects_of(pipeline).stored(key))
-
-    other = folds_pipeline(tmp_path / "other")  # the same records read by another worker
-    tp, batch = await ingested(other, events)
-    other.engine.handoff = Handoff()
-    await subjects_of(other).handle({tp: batch})
-    assert len(decoded) == len(events)
-    assert lockout_in(subjects_of(other).stored(key)) == taken
+    assert all(handoff.take(by_subject, 0, m.offset) is None for m in forwarded)
+    taken = lockout_in(subjects.stored(key))
     assert taken.failures == len(events)
+
+    other = folds_pipeline(tmp_path / "other")  # read where they belong, by another worker
+    await subjects_of(other).handle({home: in_place})
+    assert lockout_in(subjects_of(other).stored(key)) == taken
+    assert journal_of(other).of("produce", other.rekeyed["subject"].get_topic_name()) == []
 
 
 def test_the_handoff_forgets_its_oldest_events_beyond_its_capacity() -> None:

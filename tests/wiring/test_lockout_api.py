@@ -20,7 +20,7 @@ from streams.app import Pipeline
 from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
 from tests.unit.streams import SECOND, Log, client
-from tests.wiring.fixtures import event_messages, folds_pipeline, journal_of, produced_as_read
+from tests.wiring.fixtures import as_fetched, folds_pipeline, journal_of, produced_as_read
 from verifiers.lockout import LockoutState
 from verifiers.policy import TIERS
 
@@ -34,15 +34,9 @@ def pipeline(tmp_path: Path) -> Pipeline:
 
 
 async def through_subjects(pipeline: Pipeline, events: list[Event], *, first: int = 0) -> None:
-    """``events`` through the ingest and subjects runners (no commit: nothing flushed)."""
-    journal, engine = journal_of(pipeline), pipeline.engine
-    source, ingested = pipeline.events.get_topic_name(), pipeline.ingested.get_topic_name()
-    journal.entries.clear()
-    await engine.runners["ingest"].handle(
-        {TP(source, 0): event_messages(source, events, first_offset=first)}
-    )
-    batch = produced_as_read(journal, ingested, first_offset=first)
-    await engine.keyed("subjects").handle({TP(ingested, 0): batch})
+    """``events`` through ingest and the subjects stage (no commit: nothing flushed)."""
+    journal_of(pipeline).entries.clear()
+    await pipeline.engine.keyed("subjects").handle(as_fetched(pipeline, events, first_offset=first))
 
 
 def login_failures(n: int, *, subject: str, start: datetime = T0) -> list[Event]:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from faust.types import TP
 from msgspec.structs import replace
 
 from factorstream.settings import EnrichSettings, Settings, StreamSettings
@@ -20,7 +19,7 @@ from streams.consumer import InOrderConsumer
 from tests.factories import sample_event
 from tests.unit.streams.test_enrich import build_city_mmdb
 from tests.unit.streams.test_stages import geo_of
-from tests.wiring.fixtures import event_messages, folds_pipeline, journal_of
+from tests.wiring.fixtures import as_fetched, folds_pipeline, journal_of
 
 
 def _pipeline(tmp_path: Path, **stream: Any) -> Pipeline:
@@ -37,6 +36,7 @@ def test_internal_topics_are_listed_with_fausts_configs(tmp_path: Path) -> None:
     stages = ("subjects", "ips", "tenants")
     assert set(specs) == {
         f"{app_id}-events-ingested",
+        f"{app_id}-events-by-subject",
         f"{app_id}-events-by-ip",
         f"{app_id}-events-by-tenant",
         *(f"{app_id}-{stage}-changelog" for stage in stages),
@@ -59,15 +59,23 @@ def test_the_worker_reads_through_the_in_order_consumer_into_the_engine(tmp_path
         assert pipeline.engine.wants(topic.get_topic_name())
 
 
+def test_only_the_sinks_read_the_ingested_topic(tmp_path: Path) -> None:
+    """The subjects stage folds what ingest forwards in the same batch (no hop): a worker
+    running the folds alone does not read the ingested topic back."""
+    folds = folds_pipeline(tmp_path)
+    assert not folds.engine.wants(folds.ingested.get_topic_name())
+    assert folds.engine.wants(folds.events.get_topic_name())
+
+
 def _from(ip: str) -> Event:
     event = sample_event("mfa.verification.succeeded")
     return replace(event, data=replace(event.data, client=Client(ip=ip, geo=None)))
 
 
 async def _ingested(pipeline: Pipeline, event: Event) -> Event:
-    """``event`` through the pipeline's ingest runner: what it forwarded."""
-    source = pipeline.events.get_topic_name()
-    await pipeline.engine.runners["ingest"].handle({TP(source, 0): event_messages(source, [event])})
+    """``event`` through the pipeline's ingest (in front of the subjects stage): what it
+    forwarded to the ingested topic."""
+    await pipeline.engine.keyed("subjects").handle(as_fetched(pipeline, [event]))
     (forwarded,) = journal_of(pipeline).of("produce", pipeline.ingested.get_topic_name())
     return decode(forwarded.value, forwarded.headers)
 

@@ -33,6 +33,7 @@ from streams.positions import Position, origin_header, position_of, via_header
 from streams.stages import (
     ANOMALIES,
     BY_IP,
+    BY_SUBJECT,
     BY_TENANT,
     DLQ,
     INGESTED,
@@ -270,6 +271,40 @@ def test_good_events_are_forwarded_keyed_by_partitionkey_and_the_stage_goes_on()
         Position("3", 7),
         Position("3", 9),
     ]
+
+
+def test_ingest_hands_the_subjects_stage_what_lives_in_its_partition_forwards_the_rest() -> None:
+    """Every event goes to the ingested topic (the sinks); one whose subject's partition is
+    the record's own also goes straight to the subjects stage (no hop), any other to the
+    by-subject topic, where the subjects stage of its partition reads it."""
+    home = {b"acme/u-1": 3, b"acme/u-2": 5}
+    events = [sample_event(subject="u-1"), sample_event(subject="u-2", now=T0 + SECOND)]
+    records = [structured(e, partition=3, offset=10 + n) for n, e in enumerate(events)]
+
+    out = Ingest(partition_of=home.__getitem__).process(records)
+
+    assert [(e.role, e.key) for e in out.emits] == [
+        (INGESTED, b"acme/u-1"),
+        (INGESTED, b"acme/u-2"),
+        (BY_SUBJECT, b"acme/u-2"),
+    ]
+    (local,) = out.local
+    assert (local.event, local.key) == (events[0], b"acme/u-1")
+    assert (local.partition, local.offset) == (3, 10)
+    assert position_of(local.headers, via=False) == Position("3", 10)
+    forwarded = out.emits[2]
+    assert forwarded.event == events[1] and position_of(forwarded.headers, via=False) == Position(
+        "3", 11
+    )
+    # folded where it lives, or forwarded and folded there: the same state
+    elsewhere = Ingest(partition_of=lambda key: 4).process(records[:1])
+    assert elsewhere.local == [] and [e.role for e in elsewhere.emits] == [INGESTED, BY_SUBJECT]
+    in_place, moved = Table(stages().subjects), Table(stages().subjects)
+    in_place.run(out.local)
+    moved.run(next_stage(elsewhere.emits, BY_SUBJECT, partition=4))
+    assert in_place.flush() == moved.flush() == [b"acme/u-1"]
+    assert in_place.stored == moved.stored
+    assert Ingest().process(records).local == []  # a replay: one process, no partitions
 
 
 def geo_of(event: Event) -> Geo | None:
