@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from faust.types import TableT, TopicT
 from faust.types.auth import CredentialsT
@@ -36,6 +35,7 @@ from streams.consumer import App
 from streams.engine import Engine, KeyedRunner, SubjectsRunner
 from streams.faust_fence import check_faust
 from streams.probes import held_commits, partition_offsets, register_probes
+from streams.produce import partition_for
 from streams.sinks import LakeRunner, LedgerRunner
 from streams.stages import (
     ANOMALIES,
@@ -389,13 +389,13 @@ def _add_folds(
 ) -> dict[str, TableT[bytes, JsonState]]:
     """Ingest with the subjects stage, every other keyed stage over its own table, and the
     lockout API."""
-    partitioner, partitions = DefaultPartitioner(), list(range(events.partitions or 1))
+    partitions = events.partitions or 1
     ingest = Ingest(
         role.enrich,
         max_ahead=role.max_ahead,
         control_keys=role.control_keys,
         # the partition the engine's producer and Faust's table router give a key
-        partition_of=lambda key: int(partitioner(key, partitions, partitions)),
+        partition_of=lambda key: partition_for(key, partitions),
     )
     stages = role.stages
     events_name = events.get_topic_name()
