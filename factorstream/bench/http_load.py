@@ -23,6 +23,17 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of this machine spent busy so far (Linux: ``/proc/stat``;
+    0 elsewhere): what a run left to processes beside the one measured."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_port(port: int, server: multiprocessing.process.BaseProcess, what: str) -> None:
     """Return once ``port`` takes connections; fail if ``server`` exits or a minute passes."""
     deadline = time.monotonic() + 60

@@ -54,7 +54,7 @@ from audit.ledger import open_ledger
 from factorstream.bench import BenchResult, Measurement, percentile
 from factorstream.bench.broker import broker_for
 from factorstream.bench.events import START, synthetic_events
-from factorstream.bench.http_load import cpu_seconds
+from factorstream.bench.http_load import cpu_seconds, machine_cpu_seconds
 from factorstream.localkafka import ensure_pipeline_topics, free_port
 from factorstream.settings import Settings, StreamSettings, TopicSettings, environment
 from factorstream.stream_config import replay_settings, settings_topology
@@ -99,9 +99,13 @@ def run(
             say("starting the worker (folds)")
             _wait_for_api(one.stream.web_port, log)
             say(f"producing {len(records):,} events; waiting for the worker to commit them all")
-            before = cpu_seconds(process.pid)
+            before, machine = cpu_seconds(process.pid), machine_cpu_seconds()
+            started = time.perf_counter()
             worker_rate = _worker_round(one, records)
-            cpu_us = (cpu_seconds(process.pid) - before) / len(records) * 1e6
+            elapsed = time.perf_counter() - started
+            worker_cpu = cpu_seconds(process.pid) - before
+            cpu_us = worker_cpu / len(records) * 1e6
+            busy = (machine_cpu_seconds() - machine) / elapsed
             hops = _records_written(broker, one) / len(records)
             say(f"worker: {worker_rate:,.0f} events/s; latency probes under background traffic")
             probed = [
@@ -143,6 +147,10 @@ def run(
             f"{max(1, sizes.events // 40):,} subjects (40 events each)",
             "worker CPU": f"{cpu_us:,.0f} µs/event (the fold floor: {floor_us:,.0f})",
             "worker ≥ 5,000 events/s": "yes" if worker_rate >= 5_000 else "no",
+            "cores busy during the one-worker round": f"{busy:.2f} of {os.cpu_count()} "
+            f"(the worker {worker_cpu / elapsed:.2f}; the rest: the broker, this benchmark's "
+            "producer and polling, anything else on the machine): what is left is all a "
+            "second worker can add",
             "records the worker wrote per event": f"{hops:.2f} (forwards, re-keys, "
             "changelogs, derived events, dead letters)",
             "profile (the stages in one process, no Kafka)": stages,
