@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 import faust
 from faust import transport
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
 from faust.types.transports import ConsumerT, TransportT
@@ -128,8 +129,12 @@ class InOrderConsumer(faust_aiokafka.Consumer):
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
-        """Faust's commit, after the engine wrote the state of every batch it processed
-        (whose produced records are durable already): see ``streams/engine.py``."""
+        """Faust's commit (``Consumer.force_commit``), after the engine wrote the state of
+        every batch it processed, whose produced records are durable already
+        (``streams/engine.py``). The offsets to commit are fixed while the runners are held
+        still, just after that write: the batches acknowledged so far, whose state is
+        written. The runners go on while the broker takes the commit (tens of ms here): a
+        batch acknowledged meanwhile is committed next time."""
         engine = self._engine
         if engine is None:
             done: bool = await super().force_commit(
@@ -138,12 +143,23 @@ class InOrderConsumer(faust_aiokafka.Consumer):
             return done
         try:
             async with engine.committing():
-                done = await super().force_commit(
-                    topics, start_new_transaction=start_new_transaction
-                )
+                sensor_state = self.app.sensors.on_commit_initiated(self)
+                tps = list(self._filter_tps_with_pending_acks(topics))
+                offsets = self._filter_committable_offsets(tps)
         except EngineFailed as error:
             log.warning("commit skipped: %s", error)
             return False
+        done = False
+        if offsets:
+            try:
+                await self._handle_attached(offsets)  # (as Faust: records sent on commit)
+            except ProducerSendError as error:
+                await self.crash(error)
+            else:
+                done = await self._commit_offsets(
+                    offsets, start_new_transaction=start_new_transaction
+                )
+        self.app.sensors.on_commit_completed(self, sensor_state)
         return done
 
     async def perform_seek(self) -> None:

@@ -460,9 +460,10 @@ class Engine:
     @asynccontextmanager
     async def committing(self) -> AsyncIterator[None]:
         """Hold every runner still, write the state their batches changed, and keep them
-        still until the block (Faust's offset commit) ends: an offset is never committed
-        for a record whose state is not written (a batch acknowledged between a runner's
-        write and the commit would be)."""
+        still until the block ends, in which the consumer fixes the offsets it commits
+        (``streams/consumer.py``): an offset is never committed for a record whose state
+        is not written (a batch acknowledged between a runner's write and that moment
+        would be)."""
         if self.failed is not None:
             raise EngineFailed(f"a batch failed ({self.failed!r}): no commit") from self.failed
         async with AsyncExitStack() as stack:
