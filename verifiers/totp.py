@@ -148,21 +148,28 @@ def confirm_enrollment(
 
 
 # Built once (statement construction costs more than execution on the hot path).
-_ACTIVE = sa.select(enrollments).where(
+_ACTIVE = sa.select(enrollments.c.id, enrollments.c.secret, enrollments.c.settings).where(
     enrollments.c.tenant == sa.bindparam("tenant"),
     enrollments.c.subject == sa.bindparam("subject"),
     enrollments.c.factor == Factor.TOTP.value,
     enrollments.c.status == "active",
 )
+"""The subject's active TOTP enrollments: read with the subject's lock (``Step.rows``)."""
 _ADVANCE_STEP = (
     enrollments.update()
     .where(
         enrollments.c.id == sa.bindparam("b_id"),
+        enrollments.c.status == "active",
         sa.or_(enrollments.c.last_step.is_(None), enrollments.c.last_step < sa.bindparam("step")),
     )
     .values(last_step=sa.bindparam("step"))
 )
-"""The replay guard: the stored step only ever moves forward, in one conditional UPDATE."""
+"""The replay guard: the stored step only ever moves forward, in one conditional UPDATE
+(with the success event it decides, :meth:`Step.emit_if`), and only while the enrollment
+is active; PostgreSQL re-checks it against the newest row, whatever the read saw."""
+_STILL_ACTIVE = sa.select(enrollments.c.status == "active").where(
+    enrollments.c.id == sa.bindparam("b_id")
+)
 
 
 def verify(
@@ -176,10 +183,8 @@ def verify(
     this step's transaction rather than in one of its own). Without it such a subject is
     ``not_enrolled``, recorded as a failed verification.
     """
-    with store.step(request, factor=Factor.TOTP) as step:
-        rows = step.connection.execute(
-            _ACTIVE, {"tenant": request.tenant, "subject": request.subject}
-        ).all()
+    with store.step(request, factor=Factor.TOTP, read=_ACTIVE) as step:
+        rows = step.rows
         if (
             not rows
             and refuse_unknown_subject
@@ -198,11 +203,17 @@ def verify(
             matched = _match(store, row, code, request)
             if matched is None:
                 continue
-            moved = step.connection.execute(_ADVANCE_STEP, {"b_id": row.id, "step": matched})
-            if moved.rowcount == 1:
-                event = step.emit(VerificationSucceeded(factor=Factor.TOTP, enrollment_id=row.id))
+            event = step.emit_if(
+                _ADVANCE_STEP,
+                {"b_id": row.id, "step": matched},
+                VerificationSucceeded(factor=Factor.TOTP, enrollment_id=row.id),
+            )
+            if event is not None:
                 return Verdict(True, None, event)
-            replayed_id = row.id
+            # refused by the guard: the step was used, or (a concurrent removal the read
+            # did not see) the enrollment is no longer active
+            if step.connection.execute(_STILL_ACTIVE, {"b_id": row.id}).scalar_one():
+                replayed_id = row.id
         if replayed_id is not None:
             return _failed(step, "replayed", replayed_id)
         return _failed(step, "invalid_code", None)
