@@ -13,12 +13,11 @@ from datetime import timedelta
 import pyotp
 import sqlalchemy as sa
 
-from schemas import decode
 from schemas.fields import Factor
 from schemas.payloads import VerificationFailed, VerificationSucceeded
 from tests.integration.test_verifier_races import START, _request, _store, enrolled, store_url
+from tests.unit.verifiers.test_totp import _events as _outbox
 from verifiers import totp
-from verifiers.publish import outbox_events
 from verifiers.store import Verdict, VerifierStore
 from verifiers.tables import enrollments, lockout_states
 
@@ -34,15 +33,6 @@ _GUARDED = (
     .where(enrollments.c.id == sa.bindparam("b_id"), enrollments.c.last_step < sa.bindparam("s"))
     .values(last_step=sa.bindparam("s"))
 )
-
-
-def _outbox(store: VerifierStore) -> list[tuple[str, str | None]]:
-    with store.engine.connect() as connection:
-        values = connection.execute(
-            sa.select(outbox_events.c.value).order_by(outbox_events.c.seq)
-        ).scalars()
-        events = [decode(value) for value in values]
-    return [(e.type, getattr(e.data, "reason", None)) for e in events]
 
 
 def _enrollment_id(store: VerifierStore) -> str:
