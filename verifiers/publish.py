@@ -21,10 +21,11 @@ of the first, so it cannot reorder events).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -59,6 +60,35 @@ outbox_events = sa.Table(
 
 
 _INSERT = outbox_events.insert()
+_IF = "outbox_"
+"""The prefix of the outbox row's bind parameters in :meth:`Outbox.add_if`'s statement."""
+
+
+def _row(event: Event) -> dict[str, Any]:
+    """The outbox row of ``event``; validated against its schema first, so a bad event
+    fails here, in the service, with :class:`schemas.EventDecodeError` naming the field."""
+    value = encode(event)
+    decode(value)  # refuse what consumers would refuse, before it is committed
+    return {
+        "event_id": event.id,
+        "partition_key": event.partitionkey,
+        "event_type": event.type,
+        "value": value,
+        "created_at": event.time,
+    }
+
+
+@functools.cache
+def _insert_if(change: sa.Update) -> sa.Insert:
+    """PostgreSQL: ``change`` and an outbox row that exists only if it changed a row."""
+    changed = change.returning(sa.literal_column("1")).cte("changed")
+    columns = ["event_id", "partition_key", "event_type", "value", "created_at"]
+    row = sa.select(
+        *(sa.bindparam(f"{_IF}{name}", type_=outbox_events.c[name].type) for name in columns)
+    )
+    insert = outbox_events.insert().from_select(columns, row.select_from(changed).limit(1))
+    # an INSERT's rowcount is kept only when asked for (SQLAlchemy 2)
+    return insert.add_cte(changed).execution_options(preserve_rowcount=True)
 
 
 def outbox_engine(url: str) -> sa.Engine:
@@ -90,27 +120,40 @@ class Outbox:
     def add(self, connection: sa.Connection, events: Iterable[Event]) -> int:
         """Stage ``events`` in the caller's transaction; they publish once it commits.
 
-        Each event is validated against its schema first, so a bad event fails here, in
-        the service, with :class:`schemas.EventDecodeError` naming the field.
+        Each event is validated against its schema first (:func:`_row`).
         """
-        rows = []
-        for event in events:
-            value = encode(event)
-            decode(value)  # refuse what consumers would refuse, before it is committed
-            rows.append(
-                {
-                    "event_id": event.id,
-                    "partition_key": event.partitionkey,
-                    "event_type": event.type,
-                    "value": value,
-                    "created_at": event.time,
-                }
-            )
+        rows = [_row(event) for event in events]
         if len(rows) == 1:  # the common case: one plain statement, no executemany pipeline
             connection.execute(_INSERT, rows[0])
         elif rows:
             connection.execute(_INSERT, rows)
         return len(rows)
+
+    def add_if(
+        self,
+        connection: sa.Connection,
+        change: sa.Update,
+        params: Mapping[str, Any],
+        event: Callable[[], Event],
+    ) -> Event | None:
+        """Run ``change`` (an UPDATE of at most one row, guarded by its WHERE) and stage
+        the ``event()`` only if it changed the row; the event, or ``None``.
+
+        PostgreSQL does both in one statement: ``WITH changed AS (UPDATE … RETURNING 1)
+        INSERT INTO outbox_events … SELECT … FROM changed`` (the event is built first, so
+        a refused change has drawn an event id it does not use). SQLite has no
+        data-modifying WITH, and no round trip to save: the change, then the insert.
+        """
+        if connection.dialect.name != "postgresql":
+            if connection.execute(change, params).rowcount == 0:
+                return None
+            staged = event()
+            self.add(connection, [staged])
+            return staged
+        staged = event()
+        values = {f"{_IF}{name}": value for name, value in _row(staged).items()}
+        inserted = connection.execute(_insert_if(change), {**params, **values}).rowcount
+        return staged if inserted == 1 else None
 
     def pending(self) -> int:
         with self.engine.connect() as connection:

@@ -2,13 +2,16 @@
 
 Every ceremony step runs inside :meth:`VerifierStore.step`. The step
 
-1. takes the subject's row lock (``SELECT … FOR UPDATE`` on PostgreSQL; on SQLite every
-   transaction begins ``IMMEDIATE``, which serialises writers), so concurrent attempts
-   for one subject are evaluated one after another and cannot outrun the lockout;
+1. takes the subject's row lock (an upsert of its lockout row on PostgreSQL; on SQLite
+   every transaction begins ``IMMEDIATE``, which serialises writers), so concurrent
+   attempts for one subject are evaluated one after another and cannot outrun the
+   lockout; the ceremony's own first read (``read``) comes back with it, in the same
+   statement on PostgreSQL;
 2. asks the pure lockout fold (:mod:`verifiers.lockout`) whether the subject or factor
    is locked at ``now``, and whether the stream has locked it (``stream_lockouts``);
 3. lets the ceremony change its tables and emit events; each event is folded into the
-   subject's lockout state and staged in the outbox;
+   subject's lockout state and staged in the outbox (:meth:`Step.emit_if`: a guarded
+   change and its event in one statement);
 4. commits the state change, the new lockout state (written only when it changed) and
    the events together.
 
@@ -111,7 +114,12 @@ class Step:
     lockout_policy: LockoutPolicy
     gated: bool
     factor: Factor | None
+    outbox: Outbox
+    rows: Sequence[Any] = ()
+    """What the step's ``read`` returned (:meth:`VerifierStore.step`)."""
     events: list[Event] = field(default_factory=list)
+    staged: int = 0
+    """How many of ``events`` are in the outbox already (the rest go at commit)."""
     entropy: Entropy = SYSTEM
     abandoned: bool = False
     """Set by :meth:`abandon`: the step's transaction rolls back, nothing is recorded."""
@@ -129,6 +137,28 @@ class Step:
     def emit(self, payload: Payload, *, signer: Ed25519PrivateKey | None = None) -> Event:
         """Record ``payload`` as an event of this step (request context filled in);
         ``signer``: sign it, as a control event must be (``schemas.signing``)."""
+        return self._record(self._event(payload, signer))
+
+    def emit_if(
+        self, change: sa.Update, params: Mapping[str, Any], payload: Payload
+    ) -> Event | None:
+        """Run ``change``, an UPDATE of at most one row that its WHERE may refuse (a guard),
+        and record ``payload`` only if it changed the row; ``None`` if it did not.
+
+        The change and the event's outbox row are one statement where the database can
+        (:meth:`Outbox.add_if`), so the guard decides both at once.
+        """
+        self.outbox.add(self.connection, self.events[self.staged :])  # in emission order
+        self.staged = len(self.events)
+        event = self.outbox.add_if(
+            self.connection, change, params, lambda: self._event(payload, None)
+        )
+        if event is None:
+            return None
+        self.staged += 1
+        return self._record(event)
+
+    def _event(self, payload: Payload, signer: Ed25519PrivateKey | None) -> Event:
         request = self.request
         if isinstance(payload, Activity):
             payload = _with_context(payload, request)
@@ -143,6 +173,9 @@ class Step:
         )
         if signer is not None:
             event = sign_event(event, signer)
+        return event
+
+    def _record(self, event: Event) -> Event:
         if self.gated:
             self.state, _ = fold_lockout(self.state, event, self.lockout_policy)
         self.events.append(event)
@@ -224,6 +257,48 @@ _SAVE_STATE = (
 )
 
 
+_FOUND = "_found"
+"""A marker column of a ``read`` joined to the claim: NULL where the read found no row."""
+_CLAIM_AND_READ: dict[sa.Select[Any], sa.Select[Any]] = {}
+
+
+def _claim_and_read(read: sa.Select[Any]) -> sa.Select[Any]:
+    """PostgreSQL: the claim and ``read`` in one statement (a data-modifying WITH and a
+    lateral join), built once per ``read``."""
+    combined = _CLAIM_AND_READ.get(read)
+    if combined is None:
+        claim = _CLAIM["postgresql"].cte("claim")
+        found = read.add_columns(sa.true().label(_FOUND)).lateral("found")
+        combined = sa.select(claim.c.state.label("_lockout_state"), found).select_from(
+            claim.outerjoin(found, sa.true())
+        )
+        _CLAIM_AND_READ[read] = combined
+    return combined
+
+
+def _locked_state(
+    connection: sa.Connection, request: Request, read: sa.Select[Any] | None
+) -> tuple[LockoutState, Sequence[Any]]:
+    """The subject's lockout state, its row created if need be and locked until commit,
+    and the rows of ``read``.
+
+    The claim is an upsert that returns the stored state: on PostgreSQL it takes the row
+    lock and returns the newest state even after waiting for another step's commit; on
+    SQLite the transaction already holds the write lock. With a ``read``, PostgreSQL runs
+    both in one statement (one round trip less); SQLite runs them in turn.
+    """
+    keys = {"tenant": request.tenant, "subject": request.subject}
+    claim = {"k_tenant": request.tenant, "k_subject": request.subject, "fresh": _FRESH}
+    dialect = connection.dialect.name
+    if read is not None and dialect == "postgresql":
+        result = connection.execute(_claim_and_read(read), {**claim, **keys}).all()
+        found = [row for row in result if getattr(row, _FOUND) is not None]
+        return LockoutState.from_dict(result[0]._lockout_state), found
+    stored = connection.execute(_CLAIM[dialect], claim).scalar_one()
+    rows = () if read is None else connection.execute(read, keys).all()
+    return LockoutState.from_dict(stored), rows
+
+
 class VerifierStore:
     """The service database of the verifiers, with its lockout gate and outbox."""
 
@@ -267,16 +342,34 @@ class VerifierStore:
 
     @contextmanager
     def step(
-        self, request: Request, *, factor: Factor | None, gated: bool = True
+        self,
+        request: Request,
+        *,
+        factor: Factor | None,
+        gated: bool = True,
+        read: sa.Select[Any] | None = None,
     ) -> Iterator[Step]:
         """One ceremony step in one transaction (see the module docstring).
 
         ``gated`` steps lock the subject's lockout row and fold every event they emit;
         enrollment bookkeeping that is not an authentication attempt passes ``False``.
+
+        ``read``: the ceremony's first query, taking the bind parameters ``tenant`` and
+        ``subject`` (a module-level statement: its combined form is built once); its rows
+        are :attr:`Step.rows`. On PostgreSQL a gated step runs it in the statement that
+        takes the lock, so it sees the database as of that statement's start: a row that
+        a concurrent step changed while this one waited for the lock may come back as it
+        was. Change such rows only with a guard that PostgreSQL re-checks against the
+        newest version (``UPDATE … WHERE last_step < :step``, :meth:`Step.emit_if`).
         """
         policy, locking = self.tiers[request.tier], self._lockout_policies[request.tier]
+        keys = {"tenant": request.tenant, "subject": request.subject}
         with self.engine.connect() as connection, connection.begin() as transaction:
-            state = self._locked_state(connection, request) if gated else LockoutState()
+            if gated:
+                state, rows = _locked_state(connection, request, read)
+            else:
+                state = LockoutState()
+                rows = () if read is None else connection.execute(read, keys).all()
             status = lockout_status(state, now=request.now, factor=factor)
             if gated and not status.locked and self.stream_lockouts is not None:
                 status = self.stream_lockouts(request.tenant, request.subject, factor) or status
@@ -290,6 +383,8 @@ class VerifierStore:
                 locking,
                 gated,
                 factor,
+                self.outbox,
+                rows,
                 entropy=self.entropy,
             )
             yield step
@@ -309,21 +404,9 @@ class VerifierStore:
                         "updated_at": request.now,
                     },
                 )
-            self.outbox.add(connection, step.events)
+            self.outbox.add(connection, step.events[step.staged :])
         if self.on_committed is not None and step.events:
             self.on_committed(step.events)
-
-    def _locked_state(self, connection: sa.Connection, request: Request) -> LockoutState:
-        """The subject's lockout state, its row created if need be and locked until commit.
-
-        One statement: an upsert that returns the stored state (on PostgreSQL the upsert
-        takes the row lock; on SQLite the transaction already holds the write lock).
-        """
-        claim = _CLAIM[connection.dialect.name]
-        stored = connection.execute(
-            claim, {"k_tenant": request.tenant, "k_subject": request.subject, "fresh": _FRESH}
-        ).scalar_one()
-        return LockoutState.from_dict(stored)
 
     def lockout(self, request: Request, *, factor: Factor | None = None) -> LockoutStatus:
         """The lockout status of a subject at ``request.now`` (read only)."""

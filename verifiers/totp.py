@@ -5,13 +5,14 @@
 * A code is accepted within ±1 time step; the matched step is stored and **a step
   accepted once is never accepted again** (RFC 6238 §5.2): the store only moves
   ``last_step`` forward, in one conditional UPDATE, inside the subject's locked step.
-* Codes are compared in constant time (pyotp's ``strings_equal``) and never recorded.
+* Codes are compared in constant time (``hmac.compare_digest``) and never recorded.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,6 @@ from typing import Any
 import pyotp
 import segno
 import sqlalchemy as sa
-from pyotp.utils import strings_equal
 
 from schemas.fields import Channel, Factor
 from schemas.payloads import (
@@ -148,21 +148,28 @@ def confirm_enrollment(
 
 
 # Built once (statement construction costs more than execution on the hot path).
-_ACTIVE = sa.select(enrollments).where(
+_ACTIVE = sa.select(enrollments.c.id, enrollments.c.secret, enrollments.c.settings).where(
     enrollments.c.tenant == sa.bindparam("tenant"),
     enrollments.c.subject == sa.bindparam("subject"),
     enrollments.c.factor == Factor.TOTP.value,
     enrollments.c.status == "active",
 )
+"""The subject's active TOTP enrollments: read with the subject's lock (``Step.rows``)."""
 _ADVANCE_STEP = (
     enrollments.update()
     .where(
         enrollments.c.id == sa.bindparam("b_id"),
+        enrollments.c.status == "active",
         sa.or_(enrollments.c.last_step.is_(None), enrollments.c.last_step < sa.bindparam("step")),
     )
     .values(last_step=sa.bindparam("step"))
 )
-"""The replay guard: the stored step only ever moves forward, in one conditional UPDATE."""
+"""The replay guard: the stored step only ever moves forward, in one conditional UPDATE
+(with the success event it decides, :meth:`Step.emit_if`), and only while the enrollment
+is active; PostgreSQL re-checks it against the newest row, whatever the read saw."""
+_STILL_ACTIVE = sa.select(enrollments.c.status == "active").where(
+    enrollments.c.id == sa.bindparam("b_id")
+)
 
 
 def verify(
@@ -176,10 +183,8 @@ def verify(
     this step's transaction rather than in one of its own). Without it such a subject is
     ``not_enrolled``, recorded as a failed verification.
     """
-    with store.step(request, factor=Factor.TOTP) as step:
-        rows = step.connection.execute(
-            _ACTIVE, {"tenant": request.tenant, "subject": request.subject}
-        ).all()
+    with store.step(request, factor=Factor.TOTP, read=_ACTIVE) as step:
+        rows = step.rows
         if (
             not rows
             and refuse_unknown_subject
@@ -198,11 +203,17 @@ def verify(
             matched = _match(store, row, code, request)
             if matched is None:
                 continue
-            moved = step.connection.execute(_ADVANCE_STEP, {"b_id": row.id, "step": matched})
-            if moved.rowcount == 1:
-                event = step.emit(VerificationSucceeded(factor=Factor.TOTP, enrollment_id=row.id))
+            event = step.emit_if(
+                _ADVANCE_STEP,
+                {"b_id": row.id, "step": matched},
+                VerificationSucceeded(factor=Factor.TOTP, enrollment_id=row.id),
+            )
+            if event is not None:
                 return Verdict(True, None, event)
-            replayed_id = row.id
+            # refused by the guard: the step was used, or (a concurrent removal the read
+            # did not see) the enrollment is no longer active
+            if step.connection.execute(_STILL_ACTIVE, {"b_id": row.id}).scalar_one():
+                replayed_id = row.id
         if replayed_id is not None:
             return _failed(step, "replayed", replayed_id)
         return _failed(step, "invalid_code", None)
@@ -230,15 +241,26 @@ def _totp(secret: str, settings: dict[str, Any]) -> pyotp.TOTP:
 
 def _match(store: VerifierStore, row: Any, code: str, request: Request) -> int | None:
     """The time step ``code`` matches within the window, or ``None``."""
-    if not _well_formed(code, {row.settings["digits"]}):
+    settings = row.settings
+    digits = settings["digits"]
+    if not _well_formed(code, {digits}):
         return None
-    secret = store.open_enrollment(row.id, row.secret).decode()
-    totp = _totp(secret, row.settings)
-    now_step = totp.timecode(request.now)
+    key = _decoded(store.open_enrollment(row.id, row.secret).decode())
+    digest = ALGORITHMS[settings["algorithm"]]
+    now_step = int(request.now.timestamp()) // settings["period"]
     for step in range(now_step - VALID_WINDOW, now_step + VALID_WINDOW + 1):
-        if strings_equal(code, totp.generate_otp(step)):
+        if hmac.compare_digest(code, _hotp(key, step, digits, digest)):
             return step
     return None
+
+
+def _hotp(key: bytes, counter: int, digits: int, digest: Callable[..., Any]) -> str:
+    """RFC 4226 §5.3: HMAC the counter, truncate dynamically, keep ``digits`` digits (what
+    pyotp computes, with the key decoded once per verification rather than per step)."""
+    mac = hmac.digest(key, counter.to_bytes(8, "big"), digest)
+    offset = mac[-1] & 0x0F
+    value = int.from_bytes(mac[offset : offset + 4], "big") & 0x7FFFFFFF
+    return str(value % 10**digits).zfill(digits)
 
 
 def _failed(step: Step, reason: str, enrollment_id: str | None) -> Verdict:
