@@ -303,7 +303,7 @@ def _timed_until_committed(
     ``sources``. Polled every 0.5 s: each poll opens clients, which costs CPU the broker
     and the worker share on this machine."""
     started = time.perf_counter()
-    asyncio.run(_produce(kafka, topic, records))
+    asyncio.run(produce_records(kafka, topic, records))
     last, progressed = None, time.monotonic()
     while (lag := group_lag(kafka, group, sources)) != 0:
         if lag != last:
@@ -476,7 +476,8 @@ def fold_floor(settings: Settings, records: Sequence[Record]) -> tuple[float, fl
     return len(records) / cpu, cpu / len(records) * 1e6
 
 
-async def _produce(kafka: KafkaConnection, topic: str, records: Sequence[Record]) -> None:
+async def produce_records(kafka: KafkaConnection, topic: str, records: Sequence[Record]) -> None:
+    """``records`` (key, value) to ``topic`` in structured mode, every one acknowledged."""
     producer = AIOKafkaProducer(**aiokafka_config(kafka), linger_ms=20, max_batch_size=262144)
     await producer.start()
     try:

@@ -122,6 +122,29 @@ def pipeline(
 
 
 @app.command()
+def replay(
+    ctx: typer.Context,
+    quick: bool = Quick,
+    as_json: bool = AsJson,
+    events: int | None = typer.Option(None, help="Events to replay (default 1,000,000)."),
+    bootstrap: str | None = typer.Option(
+        None, help="Broker to use; default: start a private local broker for the run."
+    ),
+) -> None:
+    """factorstream replay over 1,000,000 events (goal: under 5 minutes)."""
+    from factorstream.bench import replay as replay_bench
+
+    result = replay_bench.run(
+        settings=settings_of(ctx),
+        quick=quick,
+        events=events,
+        bootstrap=bootstrap,
+        say=lambda text: errors.log(text),
+    )
+    show_all([result], as_json=as_json)
+
+
+@app.command()
 def ledger(
     quick: bool = Quick,
     as_json: bool = AsJson,
@@ -174,6 +197,7 @@ BENCHES = (
     "ledger",
     "analytics",
     "pipeline",
+    "replay",
 )
 
 
@@ -216,6 +240,7 @@ def all_benches(
     from factorstream.bench import ledger as ledger_bench
     from factorstream.bench import pipeline as pipeline_bench
     from factorstream.bench import publish as publish_bench
+    from factorstream.bench import replay as replay_bench
     from factorstream.bench import service as service_bench
     from factorstream.bench import verifiers as verifiers_bench
     from factorstream.bench.broker import broker_for
@@ -256,6 +281,14 @@ def all_benches(
                 events=pipeline_events,
                 bootstrap=on_broker.kafka_bootstrap,
             ),
+            "replay": lambda: [
+                replay_bench.run(
+                    settings=on_broker,
+                    quick=quick,
+                    events=None,
+                    bootstrap=on_broker.kafka_bootstrap,
+                )
+            ],
         }
         for name in BENCHES:
             if name in skip:

@@ -71,6 +71,7 @@ def test_bench_all_quick_writes_every_figure(
         "pipeline-sink-ledger",
         "pipeline-sink-lake",
         "pipeline-latency",
+        "replay",
     ]
     _check(by_name["codec"], 3.0, events=2_000)
     _check(by_name["folds"], 1.0, events=4_000)  # CPU µs/event as a rate, beside the goal's
@@ -122,6 +123,9 @@ def test_bench_all_quick_writes_every_figure(
     _check(latency, 1.0)
     notes = latency["notes"]
     assert isinstance(notes, dict) and notes["probes"] == "5 (timed out after 30 s: 0)"
+    replay = by_name["replay"]  # factorstream replay read every event back
+    _check(replay, 1.0, events=2_000)
+    assert "0 dead-lettered, 0 duplicates" in replay["notes"]["replay"]  # type: ignore[index]
 
     table = docs.bench_section(documents)  # what `factorstream docs` puts in docs/benchmarks.md
     rows = [line for line in table.splitlines() if line.startswith("| `")]
