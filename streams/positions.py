@@ -8,15 +8,16 @@ log position of the last event it applied from each *channel*:
 
 * ingest stamps each forwarded event with its place in the events topic
   (``factorstream.origin: <partition>:<offset>``);
-* the subjects stage, forwarding to a re-keyed topic, adds the ingested partition it read
-  the event from (``factorstream.via: <partition>``).
+* the subjects stage, forwarding to a re-keyed topic, adds the partition of the subjects
+  table it folded the event in (``factorstream.via: <partition>``).
 
 A channel is the origin partition for the folds keyed by ``partitionkey`` (a key's events
-all cross one ingested partition), and ``<via>:<origin partition>`` for the re-keyed folds
-(each such pair is one FIFO path into a re-keyed partition). Offsets only grow along a
-channel, so an event at or below the remembered offset was applied already and is
-skipped. That also drops ingest's own re-forwards after a crash (same origin, new offset
-in the ingested topic).
+all reach one partition of the subjects stage: in the batch they were read in, or over
+the by-subject topic), and ``<via>:<origin partition>`` for the re-keyed folds (each such
+pair is one FIFO path into a re-keyed partition). Offsets only grow along a channel, so
+an event at or below the remembered offset was applied already and is skipped. That also
+drops ingest's own re-forwards after a crash (same origin, new offset in the by-subject
+topic).
 
 The stages keep them in each key's stored value (``"applied": {<channel>: <offset>}``,
 ``streams/stages.py``), written with a state change or derived events: applying a no-op
