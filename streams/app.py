@@ -95,9 +95,8 @@ def internal_topics(pipeline: Pipeline) -> dict[str, TopicSpec]:
 
     The ingested and re-keyed topics and every table's changelog. Create them *before*
     the worker: Faust declares them just before its consumer subscribes, and the first
-    group assignment
-    then skips a topic missing from the consumer's (stale) metadata, for up to
-    ``metadata.max.age.ms`` (5 minutes) — seen on a local Kafka 4.1 broker.
+    group assignment then skips a topic missing from the consumer's (stale) metadata, for
+    up to ``metadata.max.age.ms`` (5 minutes) — seen on a local Kafka 4.1 broker.
     """
     topics = [
         pipeline.ingested,
