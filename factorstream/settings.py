@@ -267,6 +267,16 @@ class StreamSettings(BaseModel):
         "larger batches cost less per event, smaller ones keep the worker responsive (a batch "
         "is processed without a pause; the lockout API waits for it).",
     )
+    fetch_max_wait_ms: int = Field(
+        20,
+        ge=1,
+        le=10_000,
+        description="How long the broker may hold a fetch of the worker's consumer while none "
+        "of its partitions has new records. The consumer sends each broker one fetch at a "
+        "time, for the partitions it has nothing buffered of: a busy partition drained "
+        "meanwhile waits behind a fetch held for quiet ones (Faust sets 1,500 ms; "
+        "docs/faust-consumer-faults.md). Lower: less waiting, more empty fetches when idle.",
+    )
     cache_keys: int = Field(
         100_000,
         ge=100,

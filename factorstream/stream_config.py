@@ -199,6 +199,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         session_timeout_s=stream.session_timeout_s,
         stall_s=stream.stall_s,
         max_poll_records=stream.max_poll_records,
+        fetch_max_wait_ms=stream.fetch_max_wait_ms,
         standby_replicas=stream.standby_replicas,
         web_bind=stream.web_bind,
         web_host=stream.web_host,

@@ -176,6 +176,7 @@ class PipelineConfig:
     session_timeout_s: float
     max_poll_records: int
     stall_s: float
+    fetch_max_wait_ms: int
     standby_replicas: int
     web_bind: str
     web_host: str
@@ -348,6 +349,7 @@ def create_pipeline(
             )
         )
     app.stall_s = config.stall_s  # the consumer's stall watch (InOrderConsumer.heal)
+    app.fetch_max_wait_ms = config.fetch_max_wait_ms  # (StoppingConsumerThread)
     if registry is not None:
         _add_metrics(app, engine, registry)
     if config.lake is not None:

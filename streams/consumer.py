@@ -52,6 +52,7 @@ from streams.delivery import (
     unread,
 )
 from streams.engine import Engine, EngineFailed
+from streams.faust_fence import set_fetch_max_wait
 from streams.noise import RepeatLimit
 from streams.watchdog import LoopWatchdog
 
@@ -513,10 +514,26 @@ class InOrderConsumer(faust_aiokafka.Consumer):
 
 
 class StoppingConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Faust's consumer thread, whose stop always completes. With its broker gone,
-    aiokafka's ``consumer.stop()`` ends in ``CancelledError`` (closing the fetcher awaits
-    its own fetch task, cancelled while it backed off); the thread then never said it had
-    stopped, and the worker waited mode's shutdown timeout, a full minute, on SIGTERM."""
+    """Faust's consumer thread, whose stop always completes, and whose fetches the broker
+    holds for ``App.fetch_max_wait_ms`` at most.
+
+    With its broker gone, aiokafka's ``consumer.stop()`` ends in ``CancelledError`` (closing
+    the fetcher awaits its own fetch task, cancelled while it backed off); the thread then
+    never said it had stopped, and the worker waited mode's shutdown timeout, a full
+    minute, on SIGTERM.
+
+    Faust fixes the fetch's wait at 1,500 ms. aiokafka sends a broker one fetch at a time,
+    for the partitions it has nothing buffered of; a busy partition drained while that
+    fetch waits for records of quiet ones (the worker's own re-keyed topics, between two
+    batches) waits as long: measured, a worker's runners sat idle a third of a 200,000-event
+    backlog this way (docs/faust-consumer-faults.md)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms: int | None = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            set_fetch_max_wait(consumer, wait_ms)
+        return consumer
 
     async def on_thread_stop(self) -> None:
         try:
@@ -536,6 +553,8 @@ class App(faust.App):
     engine: Engine | None = None
     stall_s: float | None = None
     """How long the consumer lets a stall last before it repairs it (None: never)."""
+    fetch_max_wait_ms: int | None = None
+    """How long the broker may hold a fetch with no new records (None: Faust's 1,500 ms)."""
 
     def _new_transport(self) -> TransportT:
         if transport.by_url(self.conf.broker_consumer[0]) is faust_aiokafka.Transport:

@@ -16,6 +16,7 @@ docs/stream-engine.md#one-batch-step-by-step.
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import io
 import itertools
@@ -54,6 +55,9 @@ _json = msgspec.json.Encoder().encode
 
 QUEUED_BATCHES = 4
 """Fetched batches a runner holds before the consumer waits (back-pressure)."""
+UNACKED_BATCHES = 4
+"""Processed batches whose produced records a runner lets the broker take while it goes on
+with the next batch; it waits for the oldest beyond these."""
 
 Fetched = dict[TP, list[Message]]
 """One fetch's records of a runner's source topics, by partition, each in offset order."""
@@ -78,6 +82,12 @@ class Runner:
         self.engine: Engine | None = None
         self.batches = 0
         self.records = 0
+        self.unacked: collections.deque[tuple[asyncio.Future[Any] | None, Fetched, float]] = (
+            collections.deque()
+        )
+        """Batches processed whose records may not have landed yet, in fetch order: the
+        future of their produced records (``None``: nothing produced), the batch and when
+        it started."""
         self.task: asyncio.Task[Any] | None = None
         """The task running :meth:`run` (its stack is logged when it seems stuck)."""
 
@@ -86,7 +96,7 @@ class Runner:
         return tuple(self.source.topics)
 
     async def run(self) -> None:
-        engine, consumer = self.engine, self.app.consumer
+        engine = self.engine
         if engine is None:
             raise RuntimeError(f"{self.name}: run by no engine (Engine.add starts runners)")
         self.task = asyncio.current_task()
@@ -98,19 +108,36 @@ class Runner:
                 fetched = self.take_queued(fetched)
                 started = time.perf_counter()
                 try:
-                    await self.handle(fetched)
-                    for messages in fetched.values():
-                        for message in messages:
-                            message.ack(consumer)  # acked once every runner of its topic did
-                        self.records += len(messages)
-                    self.batches += 1
-                    if engine.metrics is not None:
-                        self.count(engine.metrics, fetched, started)
-                    if self.queue.empty() and engine.failed is None:  # idle: write the
-                        await self.write_state()  # state now, a commit has less to do
+                    landed = await self.handle(fetched)
+                    self.unacked.append((landed, fetched, started))
+                    await self.settle(keep=UNACKED_BATCHES)
+                    if self.queue.empty():  # idle: acknowledge everything and write the
+                        await self.settle()  # state now, a commit has less to do
+                        if engine.failed is None:
+                            await self.write_state()
                 except BaseException as error:  # cancelled too: its state may be half done
                     engine.fail(self, error)
                     raise
+
+    async def settle(self, keep: int = 0) -> None:
+        """Acknowledge to Faust's consumer, in fetch order, the batches whose produced
+        records the broker has: every one whose records landed already, and, waiting for
+        them, as many more as leave at most ``keep`` unacknowledged. The caller holds this
+        runner's lock. A failed send raises here (and again at each call: the batch stays
+        unacknowledged)."""
+        unacked, consumer, engine = self.unacked, self.app.consumer, self.engine
+        while unacked and (len(unacked) > keep or unacked[0][0] is None or unacked[0][0].done()):
+            landed, fetched, started = unacked[0]
+            if landed is not None:
+                await asyncio.shield(landed)  # a cancelled caller leaves it to the next
+            unacked.popleft()
+            for messages in fetched.values():
+                for message in messages:
+                    message.ack(consumer)  # acked once every runner of its topic did
+                self.records += len(messages)
+            self.batches += 1
+            if engine is not None and engine.metrics is not None:
+                self.count(engine.metrics, fetched, started)
 
     def count(self, metrics: StreamMetrics, fetched: Fetched, started: float) -> None:
         counts: dict[str, int] = {}
@@ -144,34 +171,47 @@ class Runner:
             dropped += 1
         return dropped
 
-    async def handle(self, fetched: Fetched) -> None:
+    async def handle(self, fetched: Fetched) -> asyncio.Future[Any] | None:
+        """Process one batch; the future of the records it produced (``None``: nothing
+        left to wait for)."""
         raise NotImplementedError
 
     async def write_state(self) -> int:
         """Write what the batches changed since the last call (stateless: nothing); the
-        caller holds this runner's lock."""
+        caller holds this runner's lock and has settled every batch."""
         return 0
 
     def forget(self) -> None:
         """Forget cached state (after a rebalance)."""
 
-    async def produce(self, emits: Sequence[Emit]) -> None:
-        """Send every record and wait until the broker has them all."""
+    async def produce(self, emits: Sequence[Emit]) -> asyncio.Future[Any] | None:
+        """Hand every record to the producer; the future that is done once the broker has
+        them all (``None``: nothing to produce). A record produced to a topic this worker
+        reads is kept in the :class:`Handoff` as soon as it landed."""
         if not emits:
-            return
+            return None
         if self.engine is None:
             raise RuntimeError(f"{self.name}: produces through an engine (Engine.add)")
         topics, engine = self.topics, self.engine
-        placed = await engine.producer.send(
+        landed = await engine.producer.enqueue(
             Outgoing(topics[e.role], None, e.key, e.value, e.headers) for e in emits
         )
         wants = engine.wants
-        engine.handoff.keep(placed, [e.event if wants(topics[e.role]) else None for e in emits])
+        events = [e.event if wants(topics[e.role]) else None for e in emits]
+        if any(event is not None for event in events):
+            handoff = engine.handoff
+
+            def keep(placed: asyncio.Future[list[tuple[str, int, int]]]) -> None:
+                if not placed.cancelled() and placed.exception() is None:
+                    handoff.keep(placed.result(), events)
+
+            landed.add_done_callback(keep)
         if engine.metrics is not None:
             engine.metrics.produced(
                 [topics[e.role] for e in emits],
                 [_dead_letter_field(e) for e in emits if e.role == DLQ],
             )
+        return landed
 
 
 _DLQ_FIELD = DLQ_HEADER_PREFIX + "field"
@@ -259,7 +299,7 @@ class KeyedRunner(Runner):
         runner must produce for them go to ``emits``)."""
         return records_of(messages, self.engine.handoff if self.engine else None)
 
-    async def handle(self, fetched: Fetched) -> None:
+    async def handle(self, fetched: Fetched) -> asyncio.Future[Any] | None:
         emits: list[Emit] = []
         for tp, messages in fetched.items():
             with table_context(self.app, self.source_names[0], tp.partition):
@@ -274,7 +314,7 @@ class KeyedRunner(Runner):
                 for event in out.derived:
                     metrics.derived.labels(self.name, event.type).inc()
             await asyncio.sleep(0)  # let the API and the heartbeats in between partitions
-        await self.produce(emits)
+        return await self.produce(emits)
 
     async def write_state(self) -> int:
         """Each changed key into the local store and, as one record batch per partition,
@@ -389,8 +429,10 @@ class Engine:
 
     @property
     def idle(self) -> bool:
-        """No batch queued and none being processed."""
-        return all(r.queue.empty() and not r.lock.locked() for r in self.runners.values())
+        """No batch queued, none being processed and none waiting for its records."""
+        return all(
+            r.queue.empty() and not r.lock.locked() and not r.unacked for r in self.runners.values()
+        )
 
     def stuck(self, now: float, after_s: float) -> list[str]:
         """Where each runner that has held its lock on one batch for ``after_s`` seconds
@@ -437,7 +479,10 @@ class Engine:
             log.info("engine: dropped %d fetched batches at a rebalance", dropped)
         for runner in self.runners.values():
             async with runner.lock:
-                pass
+                try:
+                    await runner.settle()
+                except Exception as error:  # the records of a batch it processed failed
+                    self.fail(runner, error)
 
     def assigned(self) -> None:
         """A new assignment: every cached key may have changed elsewhere."""
@@ -473,6 +518,12 @@ class Engine:
                 raise EngineFailed(f"a batch failed ({self.failed!r}): no commit")
             self._committing = asyncio.current_task()
             stack.callback(setattr, self, "_committing", None)
+            for runner in self.runners.values():  # the records of every batch processed
+                try:
+                    await runner.settle()
+                except Exception as error:
+                    self.fail(runner, error)
+                    raise EngineFailed(f"a batch failed ({error!r}): no commit") from error
             written = {runner.name: await runner.write_state() for runner in self.runners.values()}
             log.debug("engine: state written before a commit: %s", written)
             yield

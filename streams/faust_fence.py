@@ -52,6 +52,11 @@ PRIVATE_PARTS: Final[tuple[tuple[object, str, str], ...]] = (
     (faust_aiokafka.Producer, "_ensure_producer", "the aiokafka producer under Faust's"),
     (faust_aiokafka.Consumer, "_new_consumer_thread", "a consumer thread whose stop completes"),
     (faust_aiokafka.AIOKafkaConsumerThread, "on_thread_stop", "stopping aiokafka's consumer"),
+    (
+        faust_aiokafka.AIOKafkaConsumerThread,
+        "_create_worker_consumer",
+        "the consumer, its fetch's wait set before it starts (set_fetch_max_wait)",
+    ),
     (SerializedStore, "apply_changelog_batch", "the engine's own changelog records applied"),
     (Recovery, "active_remaining_total", "the stall watch: a recovery that reads on"),
     (Recovery, "in_recovery", "the stall watch's report of a rebalance without progress"),
@@ -104,6 +109,18 @@ def check_consumer(consumer: object) -> None:
             f"faust-streaming {faust.__version__}: the consumer lacks {', '.join(missing)}"
             " (streams/faust_fence.py)"
         )
+
+
+def set_fetch_max_wait(consumer: Any, wait_ms: int) -> None:
+    """How long the broker may hold a fetch of aiokafka's ``consumer`` (not yet started)
+    while none of its partitions has new records: Faust creates it with a fixed 1,500 ms,
+    and aiokafka hands its ``_fetch_max_wait_ms`` to the fetcher it creates at start."""
+    if not hasattr(consumer, "_fetch_max_wait_ms"):
+        raise FaustChanged(
+            f"aiokafka's consumer lacks _fetch_max_wait_ms ({type(consumer).__module__}): "
+            "the fetch's wait cannot be set (streams/faust_fence.py)"
+        )
+    consumer._fetch_max_wait_ms = wait_ms
 
 
 def aiokafka_producer(app: faust.App) -> Any:

@@ -9,7 +9,8 @@ partition (partitioned exactly as the producer would: aiokafka's murmur2
 router use), fills one aiokafka ``BatchBuilder`` per partition and sends each batch
 whole, on the very producer Faust runs (``streams/faust_fence.py``: its ``acks``,
 idempotence and connection). :meth:`BatchProducer.send` returns once the broker has them
-all, with where each one was written.
+all, with where each one was written; :meth:`BatchProducer.enqueue` returns as soon as
+they are handed over, with a future for that.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from aiokafka.partitioner import murmur2
 from streams.faust_fence import aiokafka_producer
 
 Headers = Sequence[tuple[str, bytes | None]]
+Placed = list[tuple[str, int, int]]
+"""Where each record of a send was written: topic, partition, offset."""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -70,6 +73,14 @@ class BatchProducer:
         """Produce ``records`` (each partition's in the order given) and wait until the
         broker acknowledged all of them; each record's topic, partition and offset, in the
         order given."""
+        return await (await self.enqueue(records))
+
+    async def enqueue(self, records: Iterable[Outgoing]) -> asyncio.Future[Placed]:
+        """Hand ``records`` to the producer (each partition's in the order given, after
+        those of every earlier call: aiokafka keeps a partition's batches in order and
+        sends a broker one request at a time) and return at once: the future is done when
+        the broker acknowledged all of them, with each record's topic, partition and
+        offset in the order given, or failed with the first error."""
         producer = aiokafka_producer(self.app)
         listed = list(records)
         groups: dict[tuple[str, int], list[int]] = {}
@@ -103,11 +114,30 @@ class BatchProducer:
                     raise ValueError(f"a record for {topic} is larger than a whole batch")
             future = await producer.send_batch(batch, topic, partition=partition)
             pending.append((topic, partition, taken, future))
-        placed: list[tuple[str, int, int]] = [("", -1, -1)] * len(listed)
-        results = await asyncio.gather(*(future for *_, future in pending))
-        for (topic, partition, taken, _), metadata in zip(pending, results, strict=True):
-            for position, index in enumerate(taken):
-                placed[index] = (topic, partition, metadata.offset + position)
         self.records += len(listed)
         self.batches += len(pending)
+        placed: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
+        if not pending:
+            placed.set_result([])
+            return placed
+
+        def landed(gathered: asyncio.Future[list[Any]]) -> None:
+            if placed.done():
+                return
+            if gathered.cancelled():
+                placed.cancel()
+                return
+            error = gathered.exception()
+            if error is not None:
+                placed.set_exception(error)
+                return
+            where: Placed = [("", -1, -1)] * len(listed)
+            for (topic, partition, taken, _), metadata in zip(
+                pending, gathered.result(), strict=True
+            ):
+                for position, index in enumerate(taken):
+                    where[index] = (topic, partition, metadata.offset + position)
+            placed.set_result(where)
+
+        asyncio.gather(*(future for *_, future in pending)).add_done_callback(landed)
         return placed

@@ -119,7 +119,7 @@ def run(
         output = _worker_output(broker, one)
         say("two workers in one group")
         two = _bench_settings(on_broker, work / "two", "two")
-        two_rate = _two_workers_round(two, records, work)
+        two_rate, two_busy = _two_workers_round(two, records, work)
         say("bare aiokafka consume + decode, 3 rounds")
         bare_rate = max(
             asyncio.run(
@@ -163,6 +163,10 @@ def run(
         contenders=[Measurement("two workers, one group", two_rate, 1, len(records))],
         goal_ratio=1.4,
         goal_text="two workers ≥ 1.4× one (2 cores, shared with the broker and the producer)",
+        notes={
+            "cores busy": f"{two_busy:.2f} of {os.cpu_count()} during the two-worker round, "
+            f"{busy:.2f} during the one-worker round",
+        },
     )
     sink_results = [
         BenchResult(
@@ -332,8 +336,11 @@ def _records_written(kafka: KafkaConnection, settings: Settings) -> int:
 # -- two workers, the sinks apart --------------------------------------------------------
 
 
-def _two_workers_round(settings: Settings, records: Sequence[Record], work: Path) -> float:
-    """Events/s of two worker processes in one group (each its own port and data)."""
+def _two_workers_round(
+    settings: Settings, records: Sequence[Record], work: Path
+) -> tuple[float, float]:
+    """Events/s of two worker processes in one group (each its own port and data), and
+    how many of the machine's cores were busy meanwhile."""
     second = settings.model_copy(
         update={
             "data_dir": settings.data_dir / "b",
@@ -354,7 +361,9 @@ def _two_workers_round(settings: Settings, records: Sequence[Record], work: Path
                 raise RuntimeError("the two workers never shared the partitions")
             time.sleep(0.5)
         try:
-            return _worker_round(settings, records)
+            machine, started = machine_cpu_seconds(), time.perf_counter()
+            rate = _worker_round(settings, records)
+            return rate, (machine_cpu_seconds() - machine) / (time.perf_counter() - started)
         except RuntimeError as error:  # a stall: what each worker said is the evidence
             tails = "\n".join(
                 f"--- {log.name} ---\n{log.read_text(errors='replace')[-4000:]}"

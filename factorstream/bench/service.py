@@ -8,6 +8,11 @@
   run (what no durable verifier can beat; see ``bench verifiers``).
 * ``POST /v1/assess`` (score, decision, two events recorded in one transaction; no stream
   view) with 32 clients: requests/s, p50, p99.
+* Both again as an open loop, at a quarter and at half of the rate the 32 clients reached:
+  each request is due at its own moment whether or not the others were answered, and its
+  latency counts from then. 32 clients sending back to back keep the service saturated,
+  so their p99 is mostly queueing (Little's law: 32 clients / requests per second); an
+  open loop below capacity shows what one request costs at a load.
 
 The service runs in a process of its own (uvicorn, as ``factorstream serve`` runs it, rate
 limits off) whose clock is fixed, so every subject's code is fresh once; the clients run
@@ -18,6 +23,7 @@ TOTP p99 ≤ 25 ms; assess p99 ≤ 10 ms.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import multiprocessing
 import tempfile
@@ -29,7 +35,13 @@ from pathlib import Path
 import pyotp
 
 from factorstream.bench import BenchResult, Measurement, percentile
-from factorstream.bench.http_load import HOST, cpu_seconds, post_all, wait_for_port
+from factorstream.bench.http_load import (
+    HOST,
+    cpu_seconds,
+    post_all,
+    post_at_rate,
+    wait_for_port,
+)
 from factorstream.bench.verifiers import _floor_measurement, _postgres
 from factorstream.localkafka import free_port
 from schemas.fields import PolicyTier
@@ -39,6 +51,10 @@ from verifiers.service.config import RateLimits, ServiceConfig
 from verifiers.store import Request, VerifierStore
 
 CLIENTS = 32
+LOADS = (0.25, 0.5)
+"""The open loop's rates, as fractions of the rate the 32 clients reached."""
+OPEN_LOOP_S = 12
+"""How long each open-loop run lasts at most (fewer requests in the quick run)."""
 
 
 def run(*, quick: bool, postgres_url: str | None = None) -> list[BenchResult]:
@@ -77,7 +93,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
     moment = datetime.now(UTC).replace(microsecond=0)
     enrolled = moment - timedelta(minutes=5)
     generators = {}
-    for index in range(count):
+    for index in range(count * (1 + len(LOADS))):  # a fresh code each: one set a run
         subject = f"u-{index:05d}"
         request = _request(subject, enrolled)
         enrollment = totp.begin_enrollment(store, request, account_name=subject, issuer="Bench")
@@ -99,7 +115,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
     # the library path, in-process, a step before the HTTP run's moment
     library_at = moment - timedelta(seconds=60)
     started = time.perf_counter()
-    for subject, generator in generators.items():
+    for subject, generator in itertools.islice(generators.items(), count):
         verdict = totp.verify(store, _request(subject, library_at), code=generator.at(library_at))
         if not verdict.accepted:
             raise AssertionError(f"the library refused a valid code: {verdict.reason}")
@@ -123,8 +139,15 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             for subject, generator in generators.items()
         ]
         cpu = cpu_seconds(server.pid)
-        http_s, http_latencies = asyncio.run(_load(port, token, verify))
+        http_s, http_latencies = asyncio.run(_load(port, token, verify[:count]))
         http_cpu, cpu = cpu_seconds(server.pid) - cpu, cpu_seconds(server.pid)
+        http_open = [
+            _open_loop(
+                port, token, verify[count * (n + 1) : count * (n + 2)], load * count / http_s
+            )
+            for n, load in enumerate(LOADS)
+        ]
+        cpu = cpu_seconds(server.pid)
         assess = [
             (
                 "/v1/assess",
@@ -137,10 +160,11 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
                     }
                 ).encode(),
             )
-            for index, subject in enumerate(generators)
+            for index, subject in enumerate(itertools.islice(generators, count))
         ]
         assess_s, assess_latencies = asyncio.run(_load(port, token, assess))
         assess_cpu = cpu_seconds(server.pid) - cpu
+        assess_open = [_open_loop(port, token, assess, load * count / assess_s) for load in LOADS]
     finally:
         server.terminate()
         server.join(timeout=30)
@@ -165,6 +189,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             "HTTP vs floor": f"{http.events_per_s / floor.events_per_s:.2f}×",
             "library per verification": f"{library_s / count * 1e3:.2f} ms",
             "service CPU per HTTP verification": f"{http_cpu / count * 1e3:.2f} ms",
+            **_open_notes(http_open),
         },
     )
     assess_result = BenchResult(
@@ -180,9 +205,39 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
         notes={
             "latency": f"p50 {assess_p50:.1f} ms, p99 {assess_p99:.1f} ms ({CLIENTS} clients)",
             "service CPU per assessment": f"{assess_cpu / count * 1e3:.2f} ms",
+            **_open_notes(assess_open),
         },
     )
     return [totp_result, assess_result]
+
+
+def _open_loop(
+    port: int, token: str, requests: Sequence[tuple[str, bytes]], per_s: float
+) -> tuple[float, float, list[float]]:
+    """The first :data:`OPEN_LOOP_S` seconds' worth of ``requests`` as an open loop at
+    ``per_s``: the rate asked, the rate achieved and each request's latency (s)."""
+    achieved, latencies = asyncio.run(
+        post_at_rate(
+            port,
+            token,
+            requests[: max(1, int(per_s * OPEN_LOOP_S))],
+            per_s=per_s,
+            connections=CLIENTS,
+            content_type="application/json",
+            expect=200,
+        )
+    )
+    return per_s, achieved, latencies
+
+
+def _open_notes(runs: Sequence[tuple[float, float, list[float]]]) -> dict[str, str]:
+    notes = {}
+    for load, (asked, achieved, latencies) in zip(LOADS, runs, strict=True):
+        p50, p99 = _percentiles(latencies)
+        notes[f"open loop at {load:.0%} of that rate"] = (
+            f"{asked:,.0f}/s asked, {achieved:,.0f}/s achieved: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        )
+    return notes
 
 
 def _request(subject: str, moment: datetime) -> Request:

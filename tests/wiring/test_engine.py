@@ -20,7 +20,8 @@ from schemas.codec import Headers
 from schemas.fields import PolicyTier
 from streams import stages
 from streams.app import Pipeline
-from streams.engine import EngineFailed, Handoff, KeyedRunner
+from streams.engine import UNACKED_BATCHES, EngineFailed, Handoff, KeyedRunner
+from streams.stages import Emit, Record
 from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
 from tests.support import until
@@ -128,6 +129,83 @@ async def test_a_batch_is_acked_once_its_records_are_durable_and_the_flush_waits
     assert [w.key for w in journal.of("write")] == [b"acme/u-1"]
 
 
+async def test_the_next_batch_is_folded_while_the_broker_takes_the_records_of_the_one_before(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner does not wait for the broker between batches: the second batch is folded
+    (its lock visible) while the first batch's records are unconfirmed; nothing is acked
+    until they land, then both batches in fetch order, and the commit writes the state
+    only after both landed."""
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    events = login_failures(BUSINESS.max_failures)
+    tp, batch = fetched(pipeline, events)
+    first, second = batch[:2], batch[2:]
+    records_of = subjects.stage_records
+
+    def fetched_meanwhile(at: TP, messages: list[Message], emits: list[Emit]) -> list[Record]:
+        if subjects.queue.empty() and subjects.batches == 0 and not subjects.unacked:
+            subjects.queue.put_nowait((engine.epoch, {tp: second}))  # while the first is folded
+        return records_of(at, messages, emits)
+
+    monkeypatch.setattr(subjects, "stage_records", fetched_meanwhile)
+    journal.hold = True  # the broker confirms nothing yet
+    running = asyncio.create_task(subjects.run())
+    try:
+        await engine.dispatch(engine.epoch, {tp: first})
+        await until(lambda: len(subjects.unacked) == 2)  # both processed, none landed
+        assert lockout_in(subjects.stored(b"acme/u-1")).locked_until is not None
+        assert journal.of("ack") == [] and journal.of("write") == []
+        flushing = asyncio.create_task(engine.flush())
+        await asyncio.sleep(0.05)
+        assert not flushing.done()  # the commit waits for both batches' records
+        journal.hold = False
+        journal.settle()
+        await asyncio.wait_for(flushing, 5)
+    finally:
+        running.cancel()
+
+    kinds = journal.kinds()
+    last_produce = max(i for i, k in enumerate(kinds) if k == "produce")
+    acks = [i for i, k in enumerate(kinds) if k == "ack"]
+    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]  # fetch order
+    assert min(acks) > last_produce
+    assert kinds.index("write") > max(acks)
+    assert (subjects.batches, list(subjects.unacked)) == (2, [])
+
+
+async def test_a_runner_waits_for_the_broker_beyond_its_unacked_batches(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Back-pressure: with the broker confirming nothing, a runner processes at most
+    ``UNACKED_BATCHES`` + 1 batches, then waits."""
+    journal, subjects, engine = journal_of(pipeline), subjects_of(pipeline), pipeline.engine
+    events = login_failures(UNACKED_BATCHES + 3)
+    tp, batch = fetched(pipeline, events)
+    records_of = subjects.stage_records
+
+    def one_more_meanwhile(at: TP, messages: list[Message], emits: list[Emit]) -> list[Record]:
+        done = subjects.batches + len(subjects.unacked)
+        if done + 1 < len(batch) and subjects.queue.empty():
+            subjects.queue.put_nowait((engine.epoch, {tp: batch[done + 1 : done + 2]}))
+        return records_of(at, messages, emits)
+
+    monkeypatch.setattr(subjects, "stage_records", one_more_meanwhile)
+    journal.hold = True
+    running = asyncio.create_task(subjects.run())
+    try:
+        await engine.dispatch(engine.epoch, {tp: batch[:1]})
+        await until(lambda: len(subjects.unacked) == UNACKED_BATCHES + 1)
+        await asyncio.sleep(0.05)
+        assert len(subjects.unacked) == UNACKED_BATCHES + 1  # and no further
+        assert journal.of("ack") == []
+        journal.hold = False
+        journal.settle()
+        await until(lambda: subjects.batches == len(batch))
+    finally:
+        running.cancel()
+    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]
+
+
 async def test_a_batch_fetched_before_a_rebalance_is_dropped_without_ack(
     pipeline: Pipeline,
 ) -> None:
@@ -222,7 +300,9 @@ async def test_an_event_keyed_otherwise_is_folded_in_its_subjects_partition_with
     elsewhere = TP(source, (home.partition + 1) % 6)
 
     misplaced = event_messages(source, events, partition=elsewhere.partition)
-    await subjects.handle({elsewhere: misplaced})
+    landed = await subjects.handle({elsewhere: misplaced})
+    assert landed is not None
+    await landed  # kept in the handoff once the broker has them
 
     assert subjects.stored(key) is None  # not folded in a partition that does not hold it
     assert len(journal.events(pipeline.ingested.get_topic_name())) == len(events)  # sinks
