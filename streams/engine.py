@@ -4,12 +4,13 @@ The engine takes the records of its source topics out of the worker's consumer
 (``streams/consumer.py``) as whole fetched batches, one partition at a time, instead of
 Faust's record-at-a-time agents, and runs them through a :class:`Runner` per stage (the
 :class:`SubjectsRunner` runs ingest in front of the subjects stage, in the same batch): a
-stage (``streams/stages.py``) processes the batch, its records are produced and awaited
-(``acks=all``), then the batch is acknowledged to Faust's consumer. Each offset
-commit runs inside :meth:`Engine.committing`, which holds every runner still while it
-writes the keys its batches changed to its table, so what the records before a committed
-offset caused is durable. On a rebalance unstarted batches are dropped and every cached
-key forgotten. Each step, and what survives a crash at each point:
+stage (``streams/stages.py``) processes the batch, its records are handed to the producer
+and the runner goes on with its next batch; once the broker has them (``acks=all``) the
+batch is acknowledged to Faust's consumer, batches in fetch order. Each offset commit
+runs inside :meth:`Engine.committing`, which holds every runner still while it waits for
+their records and writes the keys its batches changed to its table, so what the records
+before a committed offset caused is durable. On a rebalance unstarted batches are dropped
+and every cached key forgotten. Each step, and what survives a crash at each point:
 docs/stream-engine.md#one-batch-step-by-step.
 """
 
