@@ -275,7 +275,8 @@ class StreamSettings(BaseModel):
         "of its partitions has new records. The consumer sends each broker one fetch at a "
         "time, for the partitions it has nothing buffered of: a busy partition drained "
         "meanwhile waits behind a fetch held for quiet ones (Faust sets 1,500 ms; "
-        "docs/faust-consumer-faults.md). Lower: less waiting, more empty fetches when idle.",
+        "docs/faust-consumer-faults.md). Lower: less waiting, more empty fetches when idle "
+        "(an idle worker here: about 5 % of a core at 20 ms, 0.5 % at 1,500 ms).",
     )
     cache_keys: int = Field(
         100_000,
