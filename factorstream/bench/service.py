@@ -43,7 +43,7 @@ from factorstream.bench.http_load import (
     post_at_rate,
     wait_for_port,
 )
-from factorstream.bench.verifiers import DurableFloor, _postgres
+from factorstream.bench.verifiers import DurableFloor, _postgres, floor_name
 from factorstream.localkafka import free_port
 from schemas.fields import PolicyTier
 from verifiers import totp
@@ -136,9 +136,7 @@ def _run(tmp: Path, url: str, count: int) -> list[BenchResult]:
             floor_s += floor_writer.commit(len(chunk))
     finally:
         floor_writer.close()
-    floor = Measurement(
-        "durable floor: one one-row commit each (PostgreSQL)", count / floor_s, 1, count
-    )
+    floor = Measurement(floor_name(commits=1, backend="PostgreSQL"), count / floor_s, 1, count)
     store.engine.dispose()
 
     port = free_port()

@@ -128,10 +128,15 @@ def _durable_floor(engine: sa.Engine, count: int, *, commits: int) -> float:
         floor.close()
 
 
-def _floor_measurement(engine: sa.Engine, count: int, *, commits: int, backend: str) -> Measurement:
+def floor_name(*, commits: int, backend: str) -> str:
+    """The durable floor's name in a result, ``commits`` one-row commits an operation."""
     what = "one one-row commit" if commits == 1 else f"{commits} one-row commits"
+    return f"durable floor: {what} each ({backend})"
+
+
+def _floor_measurement(engine: sa.Engine, count: int, *, commits: int, backend: str) -> Measurement:
     rate = _durable_floor(engine, count, commits=commits)
-    return Measurement(f"durable floor: {what} each ({backend})", rate, 1, count)
+    return Measurement(floor_name(commits=commits, backend=backend), rate, 1, count)
 
 
 def _rate(count: int, seconds: float) -> float:

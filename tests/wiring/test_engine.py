@@ -26,6 +26,7 @@ from streams.topology import LOCKOUT
 from tests.factories import T0, sample_event
 from tests.support import until
 from tests.wiring.fixtures import (
+    Journal,
     as_fetched,
     event_messages,
     folds_pipeline,
@@ -59,6 +60,17 @@ def fetched(pipeline: Pipeline, events: list[Event]) -> tuple[TP, list[Message]]
 
 def subjects_of(pipeline: Pipeline) -> KeyedRunner:
     return pipeline.engine.keyed("subjects")
+
+
+def assert_acked_once_durable_then_written(journal: Journal, batch: list[Message]) -> None:
+    """Every record of ``batch`` acked in fetch order, after every produced record was
+    durable, and the state written after the last ack (at the commit)."""
+    kinds = journal.kinds()
+    last_produce = max(i for i, k in enumerate(kinds) if k == "produce")
+    acks = [i for i, k in enumerate(kinds) if k == "ack"]
+    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]
+    assert min(acks) > last_produce
+    assert kinds.index("write") > max(acks)
 
 
 def lockout_in(stored: object) -> LockoutState:
@@ -120,12 +132,7 @@ async def test_a_batch_is_acked_once_its_records_are_durable_and_the_flush_waits
     finally:
         running.cancel()
 
-    kinds = journal.kinds()
-    last_produce = max(i for i, k in enumerate(kinds) if k == "produce")
-    acks = [i for i, k in enumerate(kinds) if k == "ack"]
-    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]
-    assert min(acks) > last_produce  # acked after every record is durable
-    assert kinds.index("write") > max(acks)  # the state is written after, at the commit
+    assert_acked_once_durable_then_written(journal, batch)
     assert [w.key for w in journal.of("write")] == [b"acme/u-1"]
 
 
@@ -164,12 +171,7 @@ async def test_the_next_batch_is_folded_while_the_broker_takes_the_records_of_th
     finally:
         running.cancel()
 
-    kinds = journal.kinds()
-    last_produce = max(i for i, k in enumerate(kinds) if k == "produce")
-    acks = [i for i, k in enumerate(kinds) if k == "ack"]
-    assert [e.offset for e in journal.of("ack")] == [m.offset for m in batch]  # fetch order
-    assert min(acks) > last_produce
-    assert kinds.index("write") > max(acks)
+    assert_acked_once_durable_then_written(journal, batch)
     assert (subjects.batches, list(subjects.unacked)) == (2, [])
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
 from factorstream.settings import Settings, StreamSettings
 from factorstream.stream_config import pipeline_config
@@ -36,6 +37,15 @@ async def test_the_worker_consumer_asks_the_broker_to_hold_a_fetch_as_long_as_co
         assert consumer._fetch_max_wait_ms == 37  # what aiokafka's fetcher is created with
     finally:
         await consumer.stop()
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "20000", "20ms", ""])
+def test_a_fetch_wait_out_of_range_or_not_a_number_is_refused_naming_the_setting(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACTORSTREAM_STREAM__FETCH_MAX_WAIT_MS", value)
+    with pytest.raises(ValidationError, match="fetch_max_wait_ms"):
+        Settings()
 
 
 def test_a_consumer_without_the_attribute_is_a_changed_dependency_not_a_silent_default() -> None:
